@@ -1,0 +1,3 @@
+from orbitstore.cli import main
+
+raise SystemExit(main())

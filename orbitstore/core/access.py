@@ -1,0 +1,67 @@
+"""Access control: who may write to a database.
+
+An access controller answers one question about an entry: may its writer write it?
+Controllers are values described in the manifest, so every replica evaluates the same
+rule. ``static`` is a fixed list of writer ids (``did:key`` strings) or ``"*"`` for
+anyone; the list is part of the manifest, and so part of the database address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from orbitstore.core.identity import public_key_from_did
+from orbitstore.errors import InvalidDataError, InvalidValueError
+
+ANYONE = "*"
+
+
+class AccessController(Protocol):
+    def can_write(self, writer: str) -> bool:
+        """Whether ``writer`` may append entries."""
+        ...
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The description stored in the manifest."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaticAccess:
+    """A fixed set of writers, or everyone (``"*"``)."""
+
+    writers: frozenset[str]
+
+    @classmethod
+    def of(cls, writers: Iterable[str]) -> StaticAccess:
+        ws = frozenset(writers)
+        if not ws:
+            raise InvalidValueError("a static access list needs at least one writer (or '*')")
+        for w in ws:
+            if w != ANYONE:
+                try:
+                    public_key_from_did(w)
+                except InvalidDataError as exc:
+                    raise InvalidValueError(f"not a writer id: {w!r:.80}") from exc
+        return cls(ws)
+
+    def can_write(self, writer: str) -> bool:
+        return ANYONE in self.writers or writer in self.writers
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"type": "static", "write": sorted(self.writers)}
+
+
+def access_from_manifest(desc: object) -> AccessController:
+    """Rebuild the controller a manifest describes; InvalidDataError if it is malformed."""
+    if not isinstance(desc, dict) or desc.get("type") != "static":
+        raise InvalidDataError(f"unknown access controller {desc!r:.80}")
+    write = desc.get("write")
+    if not isinstance(write, list) or not all(isinstance(w, str) for w in write):
+        raise InvalidDataError("static access 'write' must be a list of writer ids")
+    try:
+        return StaticAccess.of(write)
+    except InvalidValueError as exc:
+        raise InvalidDataError(str(exc)) from exc

@@ -1,0 +1,419 @@
+"""The operation log: a sans-IO state machine over a synchronous store.
+
+How it works
+============
+
+A log is a set of entries closed under ancestry: an entry is stored only once every
+entry in its ``next`` is stored. The *heads* are the stored entries that no stored entry
+names as a parent. Everything in this module is a pure function of the entries it is
+given and what the injected :class:`LogStore` answers; it never waits, never fetches, and
+never reads a clock or a random source.
+
+Rule 1 — validity. An entry is applied only when (a) it decoded and its signature
+verified (an :class:`~orbitstore.core.entry.Entry` object guarantees that), (b) it names
+this log's database, (c) its writer may write according to the access controller, (d)
+all of its parents are stored, and (e) its clock is exactly one more than its largest
+parent clock. Anything that fails (a)-(c) or (e) is *rejected* with a typed error and
+never stored; descendants of a rejected entry are rejected too.
+
+Rule 2 — order of arrival does not matter. An entry whose parents are missing is held
+in a bounded in-memory *pending* set and the log reports the missing CIDs in
+``ReceiveResult.needed``; when the parents arrive, held entries are applied in causal
+order. Receiving the same entry twice is a no-op. Hence joining logs is commutative,
+associative and idempotent: the stored set is the union of the valid entries.
+
+Rule 3 — heads. When an entry is applied, its parents stop being heads and it becomes
+one. Because the store is closed under ancestry, an entry applied now can never be the
+ancestor of one already stored, so this update is exact.
+
+Rule 4 — writes. :meth:`OpLog.append` builds an entry on the current heads (clock = max
+head clock + 1) and signs it with the log's identity, if the access controller allows
+that identity to write.
+
+The log writes to the store with ``add_entries`` and ``set_heads``; the caller decides
+the transaction around those calls (so a view can be updated in the same one). If the
+caller rolls a transaction back, it must call :meth:`OpLog.reload`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from orbitstore.core.access import AccessController
+from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
+from orbitstore.core.identity import Identity
+from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
+from orbitstore.core.order import next_clock
+from orbitstore.errors import (
+    ClockError,
+    InvalidDataError,
+    InvalidParentsError,
+    UnauthorizedWriterError,
+    UsageError,
+    WriteNotAllowedError,
+    WrongDatabaseError,
+)
+
+# Entries held while their parents are missing. 100k entries of ~600 bytes is ~60 MB in
+# the worst case; a replica catching up receives parents first, so this rarely fills.
+DEFAULT_MAX_PENDING = 100_000
+# CIDs remembered as invalid so their descendants are rejected without re-checking.
+_MAX_INVALID_REMEMBERED = 10_000
+
+
+class LogStore(Protocol):
+    """What the op-log needs from storage, for one log. All calls are synchronous."""
+
+    def get_clock(self, cid: Cid) -> int | None:
+        """The clock of a stored entry of this log, or None if it is not stored."""
+        ...
+
+    def get_block(self, cid: Cid) -> bytes | None:
+        """The bytes of a stored entry of this log, or None."""
+        ...
+
+    def get_heads(self) -> dict[Cid, int]:
+        """The persisted heads, with their clocks."""
+        ...
+
+    def add_entries(self, entries: Sequence[Entry]) -> None:
+        """Store entries (parents before children). Idempotent."""
+        ...
+
+    def set_heads(self, heads: Mapping[Cid, int]) -> None:
+        """Replace the persisted heads."""
+        ...
+
+    def count(self) -> int:
+        """How many entries are stored."""
+        ...
+
+    def iter_entries(
+        self, *, reverse: bool = False, limit: int | None = None
+    ) -> Iterator[tuple[Cid, bytes]]:
+        """Every stored entry, in total order ``(clock, writer, cid)`` (or reversed)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    cid: Cid
+    error: InvalidDataError
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveResult:
+    """What one call to :meth:`OpLog.receive_entries` did."""
+
+    added: tuple[Entry, ...] = ()
+    """Entries applied, parents before children."""
+    rejected: tuple[Rejection, ...] = ()
+    """Entries refused as invalid, with the reason. They were not stored."""
+    needed: frozenset[Cid] = field(default_factory=frozenset)
+    """Parents the log is missing (after this call) to apply the entries it holds."""
+    dropped: tuple[Cid, ...] = ()
+    """Entries not held because the pending set was full; offer them again later."""
+
+
+class OpLog:
+    """One database's log. See the module docstring for the rules it keeps."""
+
+    def __init__(
+        self,
+        *,
+        db: Cid,
+        access: AccessController,
+        store: LogStore,
+        identity: Identity | None = None,
+        limits: EntryLimits = DEFAULT_LIMITS,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
+        self.db = db
+        self.access = access
+        self.identity = identity
+        self.limits = limits
+        self._store = store
+        self._max_pending = max_pending
+        self._heads: dict[Cid, int] = store.get_heads()
+        self._pending: dict[Cid, Entry] = {}
+        self._waiting: dict[Cid, set[Cid]] = {}  # missing parent -> pending children
+        self._invalid: dict[Cid, None] = {}  # insertion-ordered, bounded
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def heads(self) -> frozenset[Cid]:
+        return frozenset(self._heads)
+
+    @property
+    def head_clocks(self) -> Mapping[Cid, int]:
+        return dict(self._heads)
+
+    @property
+    def clock(self) -> int:
+        """The largest clock among the heads (0 for an empty log)."""
+        return max(self._heads.values(), default=0)
+
+    @property
+    def needed(self) -> frozenset[Cid]:
+        """Missing parents of held entries (not themselves held)."""
+        return frozenset(c for c in self._waiting if c not in self._pending)
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def __len__(self) -> int:
+        return self._store.count()
+
+    def has(self, cid: Cid) -> bool:
+        return self._store.get_clock(cid) is not None
+
+    def get(self, cid: Cid) -> Entry | None:
+        block = self._store.get_block(cid)
+        return None if block is None else Entry.from_trusted_block(cid, block)
+
+    def reload(self) -> None:
+        """Re-read the heads after the caller rolled back a transaction."""
+        self._heads = self._store.get_heads()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def append(self, payload: Any, *, ts: int | None = None) -> Entry:
+        """Sign and store a new entry on the current heads."""
+        return self.append_many([payload], ts=ts)[0]
+
+    def append_many(self, payloads: Iterable[Any], *, ts: int | None = None) -> list[Entry]:
+        """Append several entries as a chain (each on the previous one)."""
+        identity = self.identity
+        if identity is None:
+            raise UsageError("this log was opened without an identity and is read-only")
+        if not self.access.can_write(identity.id):
+            raise WriteNotAllowedError(
+                f"{identity.id} is not in this database's write access list",
+                writer=identity.id,
+            )
+        heads = self._heads
+        created: list[Entry] = []
+        for payload in payloads:
+            entry = Entry.create(
+                identity,
+                db=self.db,
+                clock=next_clock(heads.values()),
+                next=list(heads),
+                payload=payload,
+                ts=ts,
+                limits=self.limits,
+            )
+            created.append(entry)
+            heads = {entry.cid: entry.clock}
+        if created:
+            self._store.add_entries(created)
+            self._store.set_heads(heads)
+            self._heads = heads
+        return created
+
+    # -- receiving --------------------------------------------------------------------
+
+    def receive(self, blocks: Iterable[tuple[Cid, bytes]]) -> ReceiveResult:
+        """Decode, verify and apply blocks received from elsewhere."""
+        entries: list[Entry] = []
+        rejected: list[Rejection] = []
+        for cid, block in blocks:
+            if cid in self._pending or self._store.get_clock(cid) is not None:
+                continue
+            try:
+                entries.append(Entry.from_block(cid, block, limits=self.limits))
+            except InvalidDataError as exc:
+                rejected.append(Rejection(cid, exc))
+        result = self.receive_entries(entries)
+        if rejected:
+            return ReceiveResult(
+                added=result.added,
+                rejected=tuple(rejected) + result.rejected,
+                needed=result.needed,
+                dropped=result.dropped,
+            )
+        return result
+
+    def receive_entries(self, entries: Iterable[Entry]) -> ReceiveResult:
+        """Apply entries that already decoded and verified (e.g. in a worker thread)."""
+        store = self._store
+        batch: dict[Cid, int] = {}  # applied in this call -> clock
+        added: list[Entry] = []
+        rejected: list[Rejection] = []
+        dropped: list[Cid] = []
+        queue: deque[Entry] = deque()
+
+        for entry in entries:
+            cid = entry.cid
+            if cid in batch or cid in self._pending or store.get_clock(cid) is not None:
+                continue
+            if cid in self._invalid:
+                continue
+            error = self._static_check(entry)
+            if error is not None:
+                self._reject(entry.cid, error, rejected)
+                continue
+            queue.append(entry)
+
+        def clock_of(c: Cid) -> int | None:
+            got = batch.get(c)
+            return got if got is not None else store.get_clock(c)
+
+        while queue:
+            entry = queue.popleft()
+            cid = entry.cid
+            if cid in batch:
+                continue
+            clocks: list[int] = []
+            missing: list[Cid] = []
+            bad_parent: Cid | None = None
+            for parent in entry.next:
+                c = clock_of(parent)
+                if c is not None:
+                    clocks.append(c)
+                elif parent in self._invalid:
+                    bad_parent = parent
+                    break
+                else:
+                    missing.append(parent)
+            if bad_parent is not None:
+                self._pending.pop(cid, None)
+                self._reject(cid, InvalidParentsError(f"parent {bad_parent} is invalid"), rejected)
+                continue
+            if missing:
+                if cid not in self._pending:
+                    if len(self._pending) >= self._max_pending:
+                        dropped.append(cid)
+                        continue
+                    self._pending[cid] = entry
+                for parent in missing:
+                    self._waiting.setdefault(parent, set()).add(cid)
+                continue
+            self._pending.pop(cid, None)
+            expected = next_clock(clocks)
+            if entry.clock != expected:
+                self._reject(
+                    cid,
+                    ClockError(f"entry has clock {entry.clock}; its parents give {expected}"),
+                    rejected,
+                )
+                continue
+            batch[cid] = entry.clock
+            added.append(entry)
+            for child in self._waiting.pop(cid, ()):
+                held = self._pending.get(child)
+                if held is not None:
+                    queue.append(held)
+
+        if added:
+            heads = dict(self._heads)
+            for entry in added:
+                for parent in entry.next:
+                    heads.pop(parent, None)
+                heads[entry.cid] = entry.clock
+            store.add_entries(added)
+            store.set_heads(heads)
+            self._heads = heads
+        return ReceiveResult(
+            added=tuple(added),
+            rejected=tuple(rejected),
+            needed=self.needed,
+            dropped=tuple(dropped),
+        )
+
+    def join(self, other: OpLog) -> ReceiveResult:
+        """Receive every entry of ``other`` (a log of the same database)."""
+        return self.receive_entries(other.traverse())
+
+    def _static_check(self, entry: Entry) -> InvalidDataError | None:
+        if entry.db != self.db:
+            return WrongDatabaseError(f"entry belongs to database {entry.db}, not {self.db}")
+        if not self.access.can_write(entry.writer):
+            return UnauthorizedWriterError(
+                f"writer {entry.writer} is not allowed to write to this database",
+                writer=entry.writer,
+            )
+        return None
+
+    def _reject(self, cid: Cid, error: InvalidDataError, out: list[Rejection]) -> None:
+        out.append(Rejection(cid, error))
+        self._invalid[cid] = None
+        if len(self._invalid) > _MAX_INVALID_REMEMBERED:
+            self._invalid.pop(next(iter(self._invalid)))
+        for child in self._waiting.pop(cid, ()):
+            if self._pending.pop(child, None) is not None:
+                self._reject(child, InvalidParentsError(f"parent {cid} is invalid"), out)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def traverse(
+        self,
+        heads: Iterable[Cid] | None = None,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Entry]:
+        """Entries in total order (oldest first), or newest first with ``reverse``.
+
+        With ``heads``, only those entries and their ancestors; otherwise the whole log.
+        """
+        if limit is not None and limit <= 0:
+            return
+        if heads is None:
+            for cid, block in self._store.iter_entries(reverse=reverse, limit=limit):
+                yield Entry.from_trusted_block(cid, block)
+            return
+        if reverse:
+            yield from self._walk_back(heads, limit)
+        else:
+            found = list(self._walk_back(heads, None))
+            found.reverse()
+            yield from found[:limit] if limit is not None else found
+
+    def _walk_back(self, heads: Iterable[Cid], limit: int | None) -> Iterator[Entry]:
+        # A max-heap on the total order: a parent always sorts before its children, so
+        # popping the largest key yields the ancestors in exact reverse total order.
+        heap: list[tuple[tuple[int, str, bytes], Entry]] = []
+        seen: set[Cid] = set()
+        for cid in heads:
+            if cid in seen:
+                continue
+            seen.add(cid)
+            entry = self.get(cid)
+            if entry is None:
+                raise UsageError(f"{cid} is not an entry of this log")
+            heapq.heappush(heap, (_neg(entry), entry))
+        emitted = 0
+        while heap and (limit is None or emitted < limit):
+            _, entry = heapq.heappop(heap)
+            yield entry
+            emitted += 1
+            for parent in entry.next:
+                if parent not in seen:
+                    seen.add(parent)
+                    p = self.get(parent)
+                    if p is not None:
+                        heapq.heappush(heap, (_neg(p), p))
+
+
+class _Neg:
+    """Wraps an order key so that heapq (a min-heap) pops the largest first."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: tuple[int, str, bytes]) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Neg) -> bool:
+        return self.key > other.key
+
+
+def _neg(entry: Entry) -> Any:
+    return _Neg(entry.order_key)

@@ -1,0 +1,248 @@
+"""The one exception hierarchy of orbitstore.
+
+Every error carries a stable ``code`` (a short string that never changes between
+releases, fit for logs, HTTP bodies and ``match`` statements) and sits under one of
+four branches that say who is to blame::
+
+    OrbitstoreError                     base of everything we raise
+    ├── UsageError                      the caller misused the API (fix your code)
+    │   ├── InvalidValueError           a value DAG-CBOR cannot hold, or of the wrong type
+    │   ├── PayloadTooLargeError        a write over the configured size limits
+    │   ├── InvalidAddressError         not an /orbitstore/<cid> address
+    │   ├── WrongDatabaseTypeError      opened an address as another type than its manifest
+    │   ├── WriteNotAllowedError        the local identity may not write to this database
+    │   ├── ClosedError                 used after close()
+    │   ├── NotFoundError               no database, key or entry by that name
+    │   └── QueryError                  bad or refused SQL (has line/column)
+    ├── InvalidDataError                bytes from elsewhere are wrong (a peer, a file)
+    │   ├── DecodeError                 not canonical DAG-CBOR
+    │   ├── InvalidCidError             not a CIDv1/sha2-256 CID
+    │   ├── HashMismatchError           block bytes do not hash to the CID they came with
+    │   ├── InvalidEntryError           structurally wrong entry
+    │   │   ├── UnsupportedVersionError
+    │   │   ├── EntryTooLargeError      over a size or count limit
+    │   │   ├── InvalidParentsError     unsorted/duplicate/self-referencing next or refs
+    │   │   ├── ClockError              clock is not max(parent clocks) + 1
+    │   │   └── WrongDatabaseError      entry belongs to another database
+    │   ├── InvalidWriterError          writer is not an Ed25519 did:key
+    │   ├── BadSignatureError           signature does not verify under the writer's key
+    │   ├── UnauthorizedWriterError     writer not allowed by the access controller
+    │   └── ProtocolError               a peer broke the sync protocol
+    ├── StorageError                    our own disk failed us
+    │   ├── StorageCorruptedError       stored bytes no longer verify
+    │   └── KeystoreError               key file missing, unreadable or too permissive
+    └── NetworkError                    transport-level failure talking to a peer
+        └── PeerUnavailableError
+
+Foreign exceptions (sqlite3, libp2p, sqlglot, cbrrr) are translated where they are
+caught, with ``raise ... from exc`` so the cause is kept.
+"""
+
+from __future__ import annotations
+
+
+class OrbitstoreError(Exception):
+    """Base class of every error orbitstore raises."""
+
+    code: str = "error"
+
+    def __init__(self, message: str = "", **details: object) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.code)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-friendly description (for the CLI and the HTTP API)."""
+        return {
+            "code": self.code,
+            "message": str(self),
+            **{k: str(v) for k, v in self.details.items()},
+        }
+
+
+# --- the caller's fault ---------------------------------------------------------
+
+
+class UsageError(OrbitstoreError):
+    """The API was used in a way it does not allow."""
+
+    code = "usage"
+
+
+class InvalidValueError(UsageError):
+    """A value that DAG-CBOR cannot encode, or of a type the operation does not take."""
+
+    code = "invalid_value"
+
+
+class PayloadTooLargeError(UsageError):
+    """A write exceeds the configured size limits."""
+
+    code = "payload_too_large"
+
+
+class InvalidAddressError(UsageError):
+    """A string that is not an ``/orbitstore/<cid>`` database address."""
+
+    code = "invalid_address"
+
+
+class WrongDatabaseTypeError(UsageError):
+    """The database was opened as a type other than the one its manifest declares."""
+
+    code = "wrong_database_type"
+
+
+class WriteNotAllowedError(UsageError):
+    """The local identity is not allowed to write to this database."""
+
+    code = "write_not_allowed"
+
+
+class ClosedError(UsageError):
+    """The object was used after it was closed."""
+
+    code = "closed"
+
+
+class NotFoundError(UsageError):
+    """No such database, key or entry."""
+
+    code = "not_found"
+
+
+class QueryError(UsageError):
+    """A query that is malformed or not allowed. ``line`` and ``column`` say where."""
+
+    code = "query"
+
+    def __init__(
+        self, message: str = "", *, line: int | None = None, column: int | None = None
+    ) -> None:
+        where = f" (line {line}, column {column})" if line is not None else ""
+        super().__init__(message + where, line=line, column=column)
+        self.line = line
+        self.column = column
+
+
+# --- bad data from elsewhere ------------------------------------------------------
+
+
+class InvalidDataError(OrbitstoreError):
+    """Bytes received from a peer or read from a file are not acceptable."""
+
+    code = "invalid_data"
+
+
+class DecodeError(InvalidDataError):
+    """The bytes are not canonical DAG-CBOR."""
+
+    code = "decode"
+
+
+class InvalidCidError(InvalidDataError):
+    """Not a CIDv1 with a sha2-256 multihash."""
+
+    code = "invalid_cid"
+
+
+class HashMismatchError(InvalidDataError):
+    """A block's bytes do not hash to the CID it was given under."""
+
+    code = "hash_mismatch"
+
+
+class InvalidEntryError(InvalidDataError):
+    """A block that is not a well-formed v1 entry."""
+
+    code = "invalid_entry"
+
+
+class UnsupportedVersionError(InvalidEntryError):
+    """An entry of a format version this implementation does not know."""
+
+    code = "unsupported_version"
+
+
+class EntryTooLargeError(InvalidEntryError):
+    """An entry over a size or count limit."""
+
+    code = "entry_too_large"
+
+
+class InvalidParentsError(InvalidEntryError):
+    """``next`` or ``refs`` are unsorted, duplicated, or reference the entry itself."""
+
+    code = "invalid_parents"
+
+
+class ClockError(InvalidEntryError):
+    """The entry's clock is not one more than the largest clock of its parents."""
+
+    code = "clock"
+
+
+class WrongDatabaseError(InvalidEntryError):
+    """The entry names another database than the log it was offered to."""
+
+    code = "wrong_database"
+
+
+class InvalidWriterError(InvalidDataError):
+    """The writer field is not an Ed25519 ``did:key``."""
+
+    code = "invalid_writer"
+
+
+class BadSignatureError(InvalidDataError):
+    """The signature does not verify under the key the writer field names."""
+
+    code = "bad_signature"
+
+
+class UnauthorizedWriterError(InvalidDataError):
+    """The writer is not allowed to write by the database's access controller."""
+
+    code = "unauthorized_writer"
+
+
+class ProtocolError(InvalidDataError):
+    """A peer broke the sync protocol (bad frame, over a limit, out of order)."""
+
+    code = "protocol"
+
+
+# --- our own storage ----------------------------------------------------------------
+
+
+class StorageError(OrbitstoreError):
+    """The storage backend failed."""
+
+    code = "storage"
+
+
+class StorageCorruptedError(StorageError):
+    """Stored data no longer verifies."""
+
+    code = "storage_corrupted"
+
+
+class KeystoreError(StorageError):
+    """The keystore file is missing, unreadable, malformed or readable by others."""
+
+    code = "keystore"
+
+
+# --- the network ----------------------------------------------------------------------
+
+
+class NetworkError(OrbitstoreError):
+    """A transport-level failure while talking to a peer."""
+
+    code = "network"
+
+
+class PeerUnavailableError(NetworkError):
+    """The peer could not be reached."""
+
+    code = "peer_unavailable"

@@ -1,0 +1,6 @@
+"""Composition root: identity, storage, network and open databases."""
+
+from orbitstore.node.config import NodeConfig as NodeConfig
+from orbitstore.node.database import Database as Database
+from orbitstore.node.node import Node as Node
+from orbitstore.node.node import open_node as open_node

@@ -1,0 +1,18 @@
+"""Node configuration: one frozen object, read once at the top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
+from orbitstore.storage.sqlite import SqliteConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    limits: EntryLimits = DEFAULT_LIMITS
+    sqlite: SqliteConfig = field(default_factory=SqliteConfig)
+    # Name of the key in the keystore that signs this node's writes.
+    identity_name: str = "default"
+    # Record the writer's wall clock in each entry (display only, never merged on).
+    timestamps: bool = True

@@ -1,0 +1,164 @@
+"""The node: composition root that wires identity, storage and databases together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from orbitstore.core.access import StaticAccess
+from orbitstore.core.cid import Cid
+from orbitstore.core.identity import Identity
+from orbitstore.core.manifest import Manifest, is_address, parse_address
+from orbitstore.core.oplog import OpLog
+from orbitstore.errors import (
+    ClosedError,
+    InvalidDataError,
+    NotFoundError,
+    StorageCorruptedError,
+    WrongDatabaseTypeError,
+)
+from orbitstore.node.config import NodeConfig
+from orbitstore.node.database import Database
+from orbitstore.storage.base import NodeStore
+from orbitstore.storage.keystore import Keystore
+from orbitstore.storage.memory import MemoryStore
+from orbitstore.storage.sqlite import SqliteStore
+
+STORE_FILE = "orbitstore.sqlite"
+KEYSTORE_FILE = "keystore.json"
+
+
+class Node:
+    """Owns one store and one identity, and the databases opened on them."""
+
+    def __init__(self, *, store: NodeStore, identity: Identity, config: NodeConfig) -> None:
+        self.store = store
+        self.identity = identity
+        self.config = config
+        self._open: dict[Cid, Database] = {}
+        self._closed = False
+
+    @property
+    def id(self) -> str:
+        """This node's writer id (``did:key``)."""
+        return self.identity.id
+
+    async def open(
+        self,
+        name_or_address: str,
+        *,
+        type: str = "log",
+        write: Iterable[str] | None = None,
+        meta: dict[str, object] | None = None,
+    ) -> Database:
+        """Open a database by local name (created if new) or by ``/orbitstore/<cid>``.
+
+        A new database is writable by ``write`` (writer ids, or ``["*"]`` for anyone;
+        default: only this node). Opening an address whose manifest declares another
+        ``type`` raises WrongDatabaseTypeError.
+        """
+        if self._closed:
+            raise ClosedError("the node is closed")
+        if is_address(name_or_address):
+            db = parse_address(name_or_address)
+            manifest = self._load_manifest(db)
+        else:
+            found = self.store.get_name(name_or_address)
+            if found is not None:
+                db, manifest = found, self._load_manifest(found)
+            else:
+                manifest = Manifest(
+                    name=name_or_address,
+                    type=type,
+                    access=StaticAccess.of(write if write is not None else [self.id]),
+                    meta=dict(meta or {}),
+                )
+                db, block = manifest.to_block()
+                with self.store.transaction():
+                    self.store.blocks.put(db, block)
+                    self.store.set_name(name_or_address, db)
+        if manifest.type != type:
+            raise WrongDatabaseTypeError(
+                f"{name_or_address!r} is a {manifest.type} database, not a {type}",
+                expected=type,
+                actual=manifest.type,
+            )
+        existing = self._open.get(db)
+        if existing is not None:
+            return existing
+        log = OpLog(
+            db=db,
+            access=manifest.access,
+            store=self.store.log_store(db),
+            identity=self.identity,
+            limits=self.config.limits,
+        )
+        database = Database(
+            manifest=manifest,
+            db=db,
+            log=log,
+            store=self.store,
+            timestamps=self.config.timestamps,
+        )
+        self._open[db] = database
+        return database
+
+    def _load_manifest(self, db: Cid) -> Manifest:
+        block = self.store.blocks.get(db)
+        if block is None:
+            raise NotFoundError(
+                f"the manifest of /orbitstore/{db} is not in this node's store;"
+                " open it on a node connected to a peer that has it"
+            )
+        try:
+            return Manifest.from_block(db, block)
+        except InvalidDataError as exc:
+            raise StorageCorruptedError(f"stored manifest {db} is invalid: {exc}") from exc
+
+    def databases(self) -> dict[str, str]:
+        """Local names and their addresses."""
+        return {name: f"/orbitstore/{cid}" for name, cid in self.store.names().items()}
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        for database in self._open.values():
+            await database.close()
+        self._open.clear()
+        self._closed = True
+        self.store.close()
+
+
+@asynccontextmanager
+async def open_node(
+    path: str | Path | None = None,
+    *,
+    config: NodeConfig | None = None,
+    identity: Identity | None = None,
+) -> AsyncIterator[Node]:
+    """Open a node whose data lives in the directory ``path``.
+
+    ``path=None`` keeps everything in memory (tests). Otherwise the directory holds
+    ``orbitstore.sqlite`` (blocks, logs, views) and ``keystore.json`` (the node's key,
+    created on first use, mode 0600).
+    """
+    config = config or NodeConfig()
+    store: NodeStore
+    if path is None:
+        store = MemoryStore()
+        if identity is None:
+            import os
+
+            identity = Identity(os.urandom(32))
+    else:
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        if identity is None:
+            identity = Keystore(root / KEYSTORE_FILE).get_or_create(config.identity_name)
+        store = SqliteStore(root / STORE_FILE, config.sqlite)
+    node = Node(store=store, identity=identity, config=config)
+    try:
+        yield node
+    finally:
+        await node.aclose()
