@@ -39,4 +39,4 @@ async def test_memory_node() -> None:
     async with orbitstore.open_node() as node:
         db = await node.open("m")
         await db.append_many(["a", "b", "c"])
-        assert [e.payload for e in db] == ["a", "b", "c"]
+        assert [e.payload for e in db.entries()] == ["a", "b", "c"]

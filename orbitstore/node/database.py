@@ -1,11 +1,19 @@
-"""A database handle: one op-log, its manifest, and the node's storage around it."""
+"""Database handles: one op-log, its manifest, its view, and the storage around them.
+
+Every write runs in one storage transaction: the log appends (or receives) entries, the
+view folds them in, and the view's checkpoint moves — all committed together, so view
+and log never disagree, even after a crash. Changes are published to subscribers after
+the commit.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import trio
 
@@ -13,16 +21,79 @@ from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import OpLog, ReceiveResult
-from orbitstore.errors import ClosedError
+from orbitstore.errors import ClosedError, InvalidValueError
 from orbitstore.storage.base import NodeStore
+from orbitstore.views.base import Change, Lagged, View, change_for
+
+# A subscriber that falls this many changes behind gets a Lagged marker instead of more
+# changes: a slow reader must never block writers or grow memory without bound.
+DEFAULT_SUBSCRIPTION_BUFFER = 10_000
+
+
+class Subscription:
+    """An async iterator of :class:`Change` (and :class:`Lagged` on overflow)."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise InvalidValueError("a subscription buffer holds at least one change")
+        self._queue: deque[Change] = deque()
+        self._capacity = capacity
+        self._missed = 0
+        self._closed = False
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def _push(self, changes: Sequence[Change]) -> None:
+        for change in changes:
+            if len(self._queue) < self._capacity and not self._missed:
+                self._queue.append(change)
+            else:
+                self._missed += 1
+        self._lot.unpark_all()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._lot.unpark_all()
+
+    def receive_nowait(self) -> Change | Lagged | None:
+        """The next change if one is buffered, else None."""
+        if self._queue:
+            return self._queue.popleft()
+        if self._missed:
+            missed, self._missed = self._missed, 0
+            return Lagged(missed)
+        return None
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Change | Lagged:
+        while True:
+            item = self.receive_nowait()
+            if item is not None:
+                return item
+            if self._closed:
+                raise StopAsyncIteration
+            await self._lot.park()
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStatistics:
+    entries: int
+    heads: int
+    pending: int
+    reapplied_on_open: int
+    subscribers: int
 
 
 class Database:
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
-    read the local SQLite file and never wait on the network.
+    read the local store and never wait on the network.
     """
+
+    #: The database type this class handles (the manifest's ``type``).
+    type_name: ClassVar[str] = "log"
 
     def __init__(
         self,
@@ -31,15 +102,19 @@ class Database:
         db: Cid,
         log: OpLog,
         store: NodeStore,
+        view: View | None = None,
         timestamps: bool = True,
     ) -> None:
         self.manifest = manifest
         self.cid = db
         self._log = log
         self._store = store
+        self._view = view
         self._timestamps = timestamps
         self._lock = trio.Lock()
         self._closed = False
+        self._subscribers: set[Subscription] = set()
+        self._reapplied = self._catch_up()
 
     # -- identity -------------------------------------------------------------------------
 
@@ -60,6 +135,43 @@ class Database:
     def log(self) -> OpLog:
         return self._log
 
+    # -- views and checkpoints -----------------------------------------------------------
+
+    def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
+        """Fold entries into the view (inside the caller's transaction)."""
+        if self._view is None:
+            return [
+                change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
+            ]
+        changes = self._view.apply(entries, local=local)
+        self._store.set_checkpoint(
+            self.cid, self._view.name, self._store.log_store(self.cid).last_seq()
+        )
+        return changes
+
+    def _catch_up(self) -> int:
+        """Apply entries that arrived after the view's checkpoint. Returns how many."""
+        if self._view is None:
+            return 0
+        log_store = self._store.log_store(self.cid)
+        since = self._store.get_checkpoint(self.cid, self._view.name)
+        if since >= log_store.last_seq():
+            return 0
+        count = 0
+        with self._store.transaction():
+            batch: list[Entry] = []
+            for _, cid, block in log_store.iter_since(since):
+                batch.append(Entry.from_trusted_block(cid, block))
+                if len(batch) >= 1000:
+                    self._view.apply(batch, local=False)
+                    count += len(batch)
+                    batch = []
+            if batch:
+                self._view.apply(batch, local=False)
+                count += len(batch)
+            self._store.set_checkpoint(self.cid, self._view.name, log_store.last_seq())
+        return count
+
     # -- writing --------------------------------------------------------------------------
 
     def _ts(self) -> int | None:
@@ -74,27 +186,36 @@ class Database:
         self._check()
         async with self._lock:
             with self._transaction():
-                return self._log.append_many(payloads, ts=self._ts())
+                entries = self._log.append_many(payloads, ts=self._ts())
+                changes = self._apply(entries, local=True)
+        self._publish(changes)
+        return entries
 
     async def receive(self, blocks: Iterable[tuple[Cid, bytes]]) -> ReceiveResult:
         """Verify and apply entry blocks from elsewhere (a peer, a file)."""
         self._check()
         async with self._lock:
             with self._transaction():
-                return self._log.receive(blocks)
+                result = self._log.receive(blocks)
+                changes = self._apply(result.added, local=False)
+        self._publish(changes)
+        return result
 
     async def receive_entries(self, entries: Iterable[Entry]) -> ReceiveResult:
         """Apply entries already verified by :meth:`Entry.from_block`."""
         self._check()
         async with self._lock:
             with self._transaction():
-                return self._log.receive_entries(entries)
+                result = self._log.receive_entries(entries)
+                changes = self._apply(result.added, local=False)
+        self._publish(changes)
+        return result
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
         """Group many writes into one transaction, committed when the block exits."""
         self._check()
-        with self._store.transaction():
+        with self._transaction():
             yield
 
     @contextmanager
@@ -106,6 +227,35 @@ class Database:
             self._log.reload()  # the rollback undid what the log thinks it stored
             raise
 
+    # -- change notifications ------------------------------------------------------------
+
+    @asynccontextmanager
+    async def subscribe(
+        self, *, buffer: int = DEFAULT_SUBSCRIPTION_BUFFER
+    ) -> AsyncIterator[Subscription]:
+        """Changes from now on, local and remote::
+
+            async with db.subscribe() as changes:
+                async for change in changes:
+                    ...
+
+        A subscriber more than ``buffer`` changes behind receives one :class:`Lagged`
+        marker (with the count it missed) instead of blocking writers.
+        """
+        self._check()
+        sub = Subscription(buffer)
+        self._subscribers.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscribers.discard(sub)
+            sub._close()
+
+    def _publish(self, changes: Sequence[Change]) -> None:
+        if changes:
+            for sub in self._subscribers:
+                sub._push(changes)
+
     # -- reading --------------------------------------------------------------------------
 
     @property
@@ -115,7 +265,7 @@ class Database:
     def __len__(self) -> int:
         return len(self._log)
 
-    def get(self, cid: Cid | str) -> Entry | None:
+    def get_entry(self, cid: Cid | str) -> Entry | None:
         """The entry with this CID, if this log holds it."""
         return self._log.get(Cid.parse(cid) if isinstance(cid, str) else cid)
 
@@ -124,13 +274,21 @@ class Database:
         self._check()
         return self._log.traverse(reverse=reverse, limit=limit)
 
-    def __iter__(self) -> Iterator[Entry]:
-        return self.entries()
+    def statistics(self) -> DatabaseStatistics:
+        return DatabaseStatistics(
+            entries=len(self._log),
+            heads=len(self._log.heads),
+            pending=self._log.pending_count,
+            reapplied_on_open=self._reapplied,
+            subscribers=len(self._subscribers),
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def close(self) -> None:
         self._closed = True
+        for sub in list(self._subscribers):
+            sub._close()
 
     def _check(self) -> None:
         if self._closed:

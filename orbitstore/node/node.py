@@ -20,6 +20,7 @@ from orbitstore.errors import (
 )
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
+from orbitstore.node.types import database_class
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.keystore import Keystore
 from orbitstore.storage.memory import MemoryStore
@@ -53,6 +54,9 @@ class Node:
         meta: dict[str, object] | None = None,
     ) -> Database:
         """Open a database by local name (created if new) or by ``/orbitstore/<cid>``.
+
+        ``type`` is one of ``log``, ``feed``, ``keyvalue``, ``documents``, ``counter``,
+        ``ydoc``; the handle returned is of the matching class.
 
         A new database is writable by ``write`` (writer ids, or ``["*"]`` for anyone;
         default: only this node). Opening an address whose manifest declares another
@@ -94,11 +98,13 @@ class Node:
             identity=self.identity,
             limits=self.config.limits,
         )
-        database = Database(
+        cls, make_view = database_class(manifest.type)
+        database = cls(
             manifest=manifest,
             db=db,
             log=log,
             store=self.store,
+            view=make_view(self.store, db, manifest) if make_view is not None else None,
             timestamps=self.config.timestamps,
         )
         self._open[db] = database

@@ -32,13 +32,25 @@ class BlockStore(Protocol):
     def __iter__(self) -> Iterator[Cid]: ...
 
 
+class SeqLogStore(LogStore, Protocol):
+    """A log store that also numbers entries in local arrival order (``seq`` from 1)."""
+
+    def last_seq(self) -> int:
+        """The arrival number of the newest entry (0 when empty)."""
+        ...
+
+    def iter_since(self, seq: int) -> Iterator[tuple[int, Cid, bytes]]:
+        """Entries that arrived after ``seq``, in arrival order (a causal order)."""
+        ...
+
+
 class NodeStore(Protocol):
     """All a node keeps: blocks, and per database its entries, heads and local name."""
 
     @property
     def blocks(self) -> BlockStore: ...
 
-    def log_store(self, db: Cid) -> LogStore: ...
+    def log_store(self, db: Cid) -> SeqLogStore: ...
 
     def transaction(self) -> AbstractContextManager[None]:
         """Group writes: all of them are committed together, or none is. Nestable."""
@@ -49,6 +61,12 @@ class NodeStore(Protocol):
     def get_name(self, name: str) -> Cid | None: ...
 
     def names(self) -> dict[str, Cid]: ...
+
+    def get_checkpoint(self, db: Cid, view: str) -> int:
+        """The ``seq`` up to which ``view`` of ``db`` reflects the log (0: nothing)."""
+        ...
+
+    def set_checkpoint(self, db: Cid, view: str, seq: int) -> None: ...
 
     def databases(self) -> list[Cid]:
         """Every database that has a log here."""

@@ -53,6 +53,7 @@ class MemoryLogStore:
         self._clocks: dict[Cid, int] = {}
         self._order: list[tuple[int, str, bytes]] = []
         self._heads: dict[Cid, int] = {}
+        self._arrivals: list[Cid] = []  # index + 1 = seq
 
     def get_clock(self, cid: Cid) -> int | None:
         return self._clocks.get(cid)
@@ -69,6 +70,7 @@ class MemoryLogStore:
                 continue
             self._blocks._blocks[e.cid] = e.block
             self._clocks[e.cid] = e.clock
+            self._arrivals.append(e.cid)
             bisect.insort(self._order, e.order_key)
 
     def set_heads(self, heads: Mapping[Cid, int]) -> None:
@@ -76,6 +78,16 @@ class MemoryLogStore:
 
     def count(self) -> int:
         return len(self._clocks)
+
+    def last_seq(self) -> int:
+        return len(self._arrivals)
+
+    def iter_since(self, seq: int) -> Iterator[tuple[int, Cid, bytes]]:
+        for n in range(seq, len(self._arrivals)):
+            cid = self._arrivals[n]
+            block = self._blocks.get(cid)
+            assert block is not None
+            yield n + 1, cid, block
 
     def iter_entries(
         self, *, reverse: bool = False, limit: int | None = None
@@ -98,6 +110,7 @@ class MemoryStore:
         self._blocks = MemoryBlockStore()
         self._logs: dict[Cid, MemoryLogStore] = {}
         self._names: dict[str, Cid] = {}
+        self._checkpoints: dict[tuple[Cid, str], int] = {}
         self._closed = False
 
     @property
@@ -124,6 +137,12 @@ class MemoryStore:
 
     def names(self) -> dict[str, Cid]:
         return dict(self._names)
+
+    def get_checkpoint(self, db: Cid, view: str) -> int:
+        return self._checkpoints.get((db, view), 0)
+
+    def set_checkpoint(self, db: Cid, view: str, seq: int) -> None:
+        self._checkpoints[(db, view)] = seq
 
     def databases(self) -> list[Cid]:
         return list(self._logs)

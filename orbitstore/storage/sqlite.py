@@ -10,6 +10,8 @@ Schema (version 1)::
         seq is the local arrival order (views checkpoint on it)
     heads(log, cid, clock) PRIMARY KEY (log, cid)
     names(name TEXT PRIMARY KEY, db BLOB)                  local names of databases
+    view_checkpoints(log, view, seq)                       the seq each view reflects
+    view_*                                                 view tables (storage/views/)
 
 Durability: every write runs inside a transaction that is committed before the call
 returns. With ``synchronous="normal"`` (the default) a committed transaction survives
@@ -48,6 +50,9 @@ CREATE TABLE IF NOT EXISTS heads(
     log INTEGER NOT NULL, cid BLOB NOT NULL, clock INTEGER NOT NULL,
     PRIMARY KEY(log, cid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS names(name TEXT PRIMARY KEY, db BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS view_checkpoints(
+    log INTEGER NOT NULL, view TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY(log, view)) WITHOUT ROWID;
 """
 
 
@@ -179,6 +184,21 @@ class SqliteLogStore:
         )
         return int(row[0] or 0)
 
+    def iter_since(self, seq: int) -> Iterator[tuple[int, Cid, bytes]]:
+        """Entries that arrived after local arrival number ``seq``, in arrival order
+        (which is a causal order: an entry is stored only after its parents)."""
+        cur = self._s._conn_().execute(
+            "SELECT e.seq, e.cid, b.data FROM entries e JOIN blocks b ON b.cid = e.cid"
+            " WHERE e.log=? AND e.seq>? ORDER BY e.seq",
+            (self._id, seq),
+        )
+        while True:
+            rows = cur.fetchmany(512)
+            if not rows:
+                return
+            for n, cid, data in rows:
+                yield int(n), Cid(bytes(cid)), bytes(data)
+
     def iter_entries(
         self, *, reverse: bool = False, limit: int | None = None
     ) -> Iterator[tuple[Cid, bytes]]:
@@ -308,6 +328,23 @@ class SqliteStore:
     def names(self) -> dict[str, Cid]:
         rows = self._conn_().execute("SELECT name, db FROM names ORDER BY name").fetchall()
         return {n: Cid(bytes(d)) for n, d in rows}
+
+    def get_checkpoint(self, db: Cid, view: str) -> int:
+        log = self.log_store(db).log_id
+        row = (
+            self._conn_()
+            .execute("SELECT seq FROM view_checkpoints WHERE log=? AND view=?", (log, view))
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def set_checkpoint(self, db: Cid, view: str, seq: int) -> None:
+        log = self.log_store(db).log_id
+        with self.transaction():
+            self._conn_().execute(
+                "INSERT OR REPLACE INTO view_checkpoints(log, view, seq) VALUES (?, ?, ?)",
+                (log, view, seq),
+            )
 
     def databases(self) -> list[Cid]:
         rows = self._conn_().execute("SELECT db FROM logs ORDER BY id").fetchall()

@@ -1,0 +1,41 @@
+"""Which handle class and view serve each database type (the one registry, used by
+:meth:`Node.open`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from orbitstore.core.cid import Cid
+from orbitstore.core.manifest import Manifest
+from orbitstore.errors import InvalidValueError
+from orbitstore.node.counter import Counter
+from orbitstore.node.database import Database
+from orbitstore.storage.base import NodeStore
+from orbitstore.storage.views import open_view_state
+from orbitstore.views.base import View
+from orbitstore.views.counter import CounterView
+
+ViewFactory = Callable[[NodeStore, Cid, Manifest], View]
+
+
+def _counter_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+    return CounterView(open_view_state(store, "counter", db))
+
+
+_TYPES: dict[str, tuple[type[Database], ViewFactory | None]] = {
+    "log": (Database, None),
+    "counter": (Counter, _counter_view),
+}
+
+
+def database_class(type_name: str) -> tuple[type[Database], ViewFactory | None]:
+    try:
+        return _TYPES[type_name]
+    except KeyError:
+        raise InvalidValueError(
+            f"database type {type_name!r} is not available; one of {sorted(_TYPES)}"
+        ) from None
+
+
+def available_types() -> list[str]:
+    return sorted(_TYPES)

@@ -1,0 +1,84 @@
+"""Views: state derived from the set of valid entries.
+
+How it works
+============
+
+A view is a deterministic function of the set of valid entries of one log. It is kept
+*materialized*: every entry the log applies (local or remote) is handed to the view's
+:meth:`View.apply` in the same storage transaction, in an order in which parents come
+before children (the log's apply order). The view updates its state through an injected
+*state* object (a protocol each view defines; SQLite and memory implementations live in
+:mod:`orbitstore.storage.views`) and returns the :class:`Change` values that describe what
+became visible.
+
+Because entries arrive in any order that respects causality, a view must give the same
+state whatever that order is. The views do this with CRDT rules keyed on the total order
+``(clock, writer, cid)`` of :mod:`orbitstore.core.order`: a register keeps the value of
+the greatest entry that wrote it, so a late entry that sorts before the current winner
+changes nothing, and one that sorts after it wins.
+
+Checkpoints: after applying, the database records the log's local arrival number
+(``seq``) the view reflects. On open, only entries that arrived after the checkpoint are
+applied (normally none), so reopening costs nothing like a replay.
+
+Views do no I/O: no files, no clock, no randomness. Their state objects do the storing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """One visible change, as delivered to subscribers of a database.
+
+    ``kind`` is one of ``"append"`` (log), ``"add"`` (feed), ``"put"``/``"delete"``
+    (keyvalue, documents), ``"increment"`` (counter), ``"update"`` (ydoc).
+    """
+
+    kind: str
+    key: Any = None
+    value: Any = None
+    cid: Cid
+    writer: str
+    clock: int
+    local: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Lagged:
+    """Delivered to a subscriber whose buffer overflowed: ``missed`` changes were
+    dropped for it (never for the database). Re-read the state to catch up."""
+
+    missed: int
+
+
+class View(Protocol):
+    """The interface every view implements."""
+
+    #: The name under which the view's checkpoint is stored.
+    name: str
+
+    def apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
+        """Fold newly valid entries (parents first) into the state; say what changed."""
+        ...
+
+
+def change_for(
+    entry: Entry, kind: str, *, key: Any = None, value: Any = None, local: bool
+) -> Change:
+    return Change(
+        kind=kind,
+        key=key,
+        value=value,
+        cid=entry.cid,
+        writer=entry.writer,
+        clock=entry.clock,
+        local=local,
+    )
