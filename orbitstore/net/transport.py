@@ -1,0 +1,83 @@
+"""The transport interface the node's replication service runs on.
+
+Two implementations: :mod:`orbitstore.net.libp2p_transport` (py-libp2p: TCP, Noise,
+Yamux, GossipSub) and :mod:`orbitstore.testing.network` (in-memory, with scripted
+latency, loss and partitions, for deterministic tests under trio's virtual clock).
+
+The replication service (in ``node/``) only ever sees these protocols, so the same code
+is exercised over memory in the simulation tests and over libp2p in the integration
+tests. Byte streams are reliable and ordered while they last; gossip is best effort (a
+hint, never the only path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+PeerId = str
+"""A transport-level peer id (for libp2p: the base58 peer id string)."""
+
+
+class Stream(Protocol):
+    """A reliable, ordered, bidirectional byte stream to one peer."""
+
+    @property
+    def remote_peer(self) -> PeerId: ...
+
+    async def send_all(self, data: bytes) -> None:
+        """Write all of ``data``. Raises orbitstore.errors.NetworkError if the stream broke."""
+        ...
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        """Some bytes, at most ``max_bytes``; ``b""`` at end of stream. Raises
+        NetworkError if the stream broke (a reset is not an EOF)."""
+        ...
+
+    async def close(self) -> None:
+        """Close our side; idempotent."""
+        ...
+
+
+StreamHandler = Callable[[Stream], Awaitable[None]]
+GossipHandler = Callable[[PeerId, bytes], Awaitable[None]]
+PeerHandler = Callable[[PeerId], Awaitable[None]]
+
+
+class Transport(Protocol):
+    """One node's presence on a network."""
+
+    @property
+    def peer_id(self) -> PeerId: ...
+
+    def listen_addresses(self) -> list[str]:
+        """Addresses other nodes can dial (multiaddrs for libp2p)."""
+        ...
+
+    async def connect(self, address: str) -> PeerId:
+        """Dial ``address``; returns the peer id. Raises PeerUnavailableError."""
+        ...
+
+    def connected_peers(self) -> set[PeerId]: ...
+
+    async def open_stream(self, peer: PeerId) -> Stream:
+        """A new stream to ``peer`` speaking the sync protocol."""
+        ...
+
+    def set_stream_handler(self, handler: StreamHandler) -> None:
+        """Called (in its own task) for every inbound sync stream."""
+        ...
+
+    def set_peer_handlers(self, *, connected: PeerHandler, disconnected: PeerHandler) -> None:
+        """Called when a peer connects or disconnects."""
+        ...
+
+    async def subscribe(self, topic: str, handler: GossipHandler) -> None:
+        """Receive gossip on ``topic`` (never our own messages)."""
+        ...
+
+    async def unsubscribe(self, topic: str) -> None: ...
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Best-effort broadcast to subscribers of ``topic``."""
+        ...
