@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -236,27 +235,33 @@ _field_value = st.one_of(
 )
 
 
-@given(
-    st.lists(st.one_of(st.just(None), _field_value), max_size=12),
-    st.sampled_from(["=", "!=", "<", "<=", ">", ">="]),
-    st.one_of(st.integers(-5, 5), st.sampled_from(["", "a", "b", "10"]), st.just(1.5)),
-)
-def test_where_matches_python_filter_in_sqlite_and_memory(
-    values: list[Any], op: str, value: Any
-) -> None:
-    docs = [{"_id": f"d{i:02}"} | ({} if v is None else {"f": v}) for i, v in enumerate(values)]
-    for i, v in enumerate(values):
-        if v is None and i % 2:
-            docs[i]["f"] = None  # JSON null, not missing
-    expected = _python_where(docs, op, value)
-    with tempfile.TemporaryDirectory() as tmp, SqliteStore(Path(tmp) / "s.sqlite") as store:
-        for state in (_sqlite_state(store), MemoryDocumentsState()):
-            view = DocumentsView(state, DocumentsOptions(indexes=("f",)))
-            log = _log(MemoryStore(), 1)
-            view.apply(
-                log.append_many([batch_op([put_op(d, id_field="_id") for d in docs])]), local=True
+def test_where_matches_python_filter_in_sqlite_and_memory(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        names = iter(range(10**6))
+
+        @given(
+            st.lists(st.one_of(st.just(None), _field_value), max_size=12),
+            st.sampled_from(["=", "!=", "<", "<=", ">", ">="]),
+            st.one_of(st.integers(-5, 5), st.sampled_from(["", "a", "b", "10"]), st.just(1.5)),
+        )
+        def check(values: list[Any], op: str, value: Any) -> None:
+            docs = [
+                {"_id": f"d{i:02}"} | ({} if v is None else {"f": v}) for i, v in enumerate(values)
+            ]
+            for i, v in enumerate(values):
+                if v is None and i % 2:
+                    docs[i]["f"] = None  # JSON null, not missing
+            expected = _python_where(docs, op, value)
+            entries = _log(MemoryStore(), 1).append_many(
+                [batch_op([put_op(d, id_field="_id") for d in docs])]
             )
-            assert view.where("f", op, value) == expected
+            for state in (_sqlite_state(store, f"w{next(names)}"), MemoryDocumentsState()):
+                view = DocumentsView(state, DocumentsOptions(indexes=("f",)))
+                with store.transaction():
+                    view.apply(entries, local=True)
+                assert view.where("f", op, value) == expected
+
+        check()
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -362,8 +367,8 @@ def _log(store: MemoryStore, seed: int) -> OpLog:
     )
 
 
-def _sqlite_state(store: SqliteStore) -> SqliteDocumentsState:
-    db = Manifest(name="docs", type="documents", access=StaticAccess.of(["*"])).cid
+def _sqlite_state(store: SqliteStore, name: str) -> SqliteDocumentsState:
+    db = Manifest(name=name, type="documents", access=StaticAccess.of(["*"])).cid
     state = open_view_state(store, "documents", db)
     assert isinstance(state, SqliteDocumentsState)
     return state
@@ -448,45 +453,49 @@ def _model(entries: list[Entry], merge: str) -> list[Row]:
 
 
 @pytest.mark.parametrize("merge", ["document", "field"])
-@given(
-    n=st.integers(2, 4),
-    steps=st.lists(_step, max_size=25),
-    rnd=st.randoms(use_true_random=False),
-)
-def test_replicas_converge_to_the_model(
-    merge: str, n: int, steps: list[Any], rnd: random.Random
-) -> None:
+def test_replicas_converge_to_the_model(merge: str, tmp_path: Path) -> None:
     options = DocumentsOptions(merge=merge)  # type: ignore[arg-type]
-    replicas = [
-        (_log(MemoryStore(), i + 1), DocumentsView(MemoryDocumentsState(), options))
-        for i in range(n)
-    ]
-    written: list[Entry] = []
-    for step in steps:
-        if step[0] == "sync":
-            (src, _), (dst_log, dst_view) = replicas[step[1] % n], replicas[step[2] % n]
-            dst_view.apply(dst_log.receive_entries(list(src.traverse())).added, local=False)
-            continue
-        log, view = replicas[step[0] % n]
-        entries = log.append_many([step[1]])
-        view.apply(entries, local=True)
-        written.extend(entries)
-    for log, view in replicas:
-        delivery = written + rnd.sample(written, k=min(5, len(written)))  # with duplicates
-        rnd.shuffle(delivery)
-        for e in delivery:
-            view.apply(log.receive_entries([e]).added, local=False)
-    rows = [view.state.rows() for _, view in replicas]
-    assert all(r == rows[0] for r in rows)
-    assert rows[0] == _model(written, merge)
-    # a rebuild from scratch, on SQLite, in total order, gives the same rows and documents
-    with tempfile.TemporaryDirectory() as tmp, SqliteStore(Path(tmp) / "s.sqlite") as store:
-        fresh = DocumentsView(_sqlite_state(store), options)
-        with store.transaction():
-            fresh.apply(list(replicas[0][0].traverse()), local=False)
-        assert fresh.state.rows() == rows[0]
-        assert fresh.all() == replicas[0][1].all()
-        assert fresh.count() == replicas[0][1].count()
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        names = iter(range(10**6))
+
+        @given(
+            n=st.integers(2, 4),
+            steps=st.lists(_step, max_size=25),
+            rnd=st.randoms(use_true_random=False),
+        )
+        def check(n: int, steps: list[Any], rnd: random.Random) -> None:
+            replicas = [
+                (_log(MemoryStore(), i + 1), DocumentsView(MemoryDocumentsState(), options))
+                for i in range(n)
+            ]
+            written: list[Entry] = []
+            for step in steps:
+                if step[0] == "sync":
+                    (src, _), (dst_log, dst_view) = replicas[step[1] % n], replicas[step[2] % n]
+                    added = dst_log.receive_entries(list(src.traverse())).added
+                    dst_view.apply(added, local=False)
+                    continue
+                log, view = replicas[step[0] % n]
+                entries = log.append_many([step[1]])
+                view.apply(entries, local=True)
+                written.extend(entries)
+            for log, view in replicas:
+                delivery = written + rnd.sample(written, k=min(5, len(written)))  # duplicates
+                rnd.shuffle(delivery)
+                for e in delivery:
+                    view.apply(log.receive_entries([e]).added, local=False)
+            rows = [view.state.rows() for _, view in replicas]
+            assert all(r == rows[0] for r in rows)
+            assert rows[0] == _model(written, merge)
+            # a rebuild from scratch, on SQLite, in total order: the same rows and documents
+            fresh = DocumentsView(_sqlite_state(store, f"r{next(names)}"), options)
+            with store.transaction():
+                fresh.apply(list(replicas[0][0].traverse()), local=False)
+            assert fresh.state.rows() == rows[0]
+            assert fresh.all() == replicas[0][1].all()
+            assert fresh.count() == replicas[0][1].count()
+
+        check()
 
 
 def test_public_name() -> None:
