@@ -49,21 +49,19 @@ def _check_path(path: str) -> str:
     return path
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+def _json_default(value: object) -> Any:
     if isinstance(value, bytes):
         return {"/": {"bytes": base64.b64encode(value).decode("ascii").rstrip("=")}}
     if isinstance(value, Cid):
         return {"/": str(value)}
-    return value
+    raise TypeError(f"{type(value).__name__} is not in the DAG-CBOR data model")
 
 
 def _to_json(value: Any) -> str:
-    """DAG-JSON rendering (to be replaced by ``orbitstore.core.dagjson.to_json``)."""
-    return json.dumps(_jsonable(value), separators=(",", ":"), sort_keys=True)
+    """DAG-JSON rendering (to be replaced by ``orbitstore.core.dagjson.to_json``): compact,
+    keys sorted, bytes as ``{"/": {"bytes": <base64, no padding>}}``, links as
+    ``{"/": <cid>}``."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=_json_default)
 
 
 def _check_where(path: str, op: str) -> None:
