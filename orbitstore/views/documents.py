@@ -278,6 +278,16 @@ class DocumentsState(Protocol):
         """Write a row; ``doc`` is the decoded ``value`` (for the JSON column)."""
         ...
 
+    def get_rows(self, doc_ids: Iterable[str]) -> dict[str, tuple[OrderKey, bytes | None]]:
+        """:meth:`get_row` for many ids at once (absent ids are left out)."""
+        ...
+
+    def set_rows(
+        self, rows: Iterable[tuple[str, OrderKey, bytes | None, dict[str, Any] | None]]
+    ) -> None:
+        """:meth:`set_row` for many rows at once."""
+        ...
+
     # field mode registers
     def get_fields(self, doc_id: str) -> tuple[OpKey | None, FieldRegisters]:
         """The latest clear of a document and its field registers."""
@@ -331,31 +341,41 @@ class DocumentsView:
         field_mode = self.options.merge == "field"
         for entry in entries:
             ops = parse_ops(entry.payload, self.options.id_field)
-            for index, op in enumerate(ops):
-                key: OpKey = (entry.clock, entry.writer, bytes(entry.cid), index)
-                apply = self._apply_field if field_mode else self._apply_document
-                change = apply(op, key)
-                if change is not None:
-                    doc_id, doc = change
-                    kind = "delete" if doc is None else "put"
-                    changes.append(change_for(entry, kind, key=doc_id, value=doc, local=local))
+            if not ops:
+                continue
+            if field_mode:
+                for index, op in enumerate(ops):
+                    key: OpKey = (entry.clock, entry.writer, bytes(entry.cid), index)
+                    done = self._apply_field(op, key)
+                    if done is not None:
+                        changes.append(_change(entry, *done, local=local))
+            else:
+                for doc_id, doc in self._apply_document(entry, ops):
+                    changes.append(_change(entry, doc_id, doc, local=local))
         return changes
 
     # Rule 1
-    def _apply_document(self, op: _Op, key: OpKey) -> tuple[str, Any] | None:
-        if isinstance(op, _Patch):
-            return None
-        row = self._state.get_row(op.id)
+    def _apply_document(self, entry: Entry, ops: list[_Op]) -> list[tuple[str, Any]]:
+        key = entry.order_key
+        rows = self._state.get_rows({op.id for op in ops})
+        written: dict[str, tuple[str, OrderKey, bytes | None, dict[str, Any] | None]] = {}
+        changed: list[tuple[str, Any]] = []
         # Ops of one entry are applied in index order, so an equal (clock, writer, cid)
         # is an earlier op of the same batch: the later op wins.
-        if row is not None and row[0] > _order(key):
-            return None
-        doc = op.doc if isinstance(op, _Put) else None
-        value = None if doc is None else codec.encode(doc)
-        self._state.set_row(op.id, _order(key), value, doc)
-        if (None if row is None else row[1]) == value:
-            return None
-        return op.id, doc
+        for op in ops:
+            if isinstance(op, _Patch):
+                continue
+            row = rows.get(op.id)
+            if row is not None and row[0] > key:
+                continue
+            doc = op.doc if isinstance(op, _Put) else None
+            value = None if doc is None else codec.encode(doc)
+            rows[op.id] = (key, value)
+            written[op.id] = (op.id, key, value, doc)
+            if (None if row is None else row[1]) != value:
+                changed.append((op.id, doc))
+        self._state.set_rows(written.values())
+        return changed
 
     # Rule 2
     def _apply_field(self, op: _Op, key: OpKey) -> tuple[str, Any] | None:
@@ -423,6 +443,11 @@ class DocumentsView:
         if path not in self._state.indexes() and len(self._state.indexes()) >= MAX_INDEXES:
             raise InvalidValueError(f"a documents database has at most {MAX_INDEXES} indexes")
         self._state.create_index(path)
+
+
+def _change(entry: Entry, doc_id: str, doc: Any, *, local: bool) -> Change:
+    kind = "delete" if doc is None else "put"
+    return change_for(entry, kind, key=doc_id, value=doc, local=local)
 
 
 def _check_limit(limit: object) -> int | None:

@@ -24,6 +24,7 @@ import base64
 import json
 import re
 import sqlite3
+from collections.abc import Iterable
 from typing import Any, Final, TypeAlias
 
 from orbitstore.core import codec
@@ -40,6 +41,7 @@ Row: TypeAlias = tuple[str, OrderKey, bytes | None]
 # Paths are spliced into SQL (index expressions cannot take parameters), so storage checks
 # them itself, whatever its caller checked.
 _SAFE_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_CHUNK: Final = 500  # ids per IN (...) query; SQLite allows 32766 parameters
 _OPS: Final = frozenset({"=", "!=", "<", "<=", ">", ">="})
 
 
@@ -136,6 +138,40 @@ class SqliteDocumentsState:
                 cid,
                 int(value is None),
             ),
+        )
+
+    def get_rows(self, doc_ids: Iterable[str]) -> dict[str, tuple[OrderKey, bytes | None]]:
+        ids = list(doc_ids)
+        found: dict[str, tuple[OrderKey, bytes | None]] = {}
+        conn = self._s.connection
+        for lo in range(0, len(ids), _CHUNK):
+            chunk = ids[lo : lo + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for i, clock, writer, cid, value in conn.execute(
+                "SELECT id, clock, writer, cid, value FROM view_documents"
+                f" WHERE log=? AND id IN ({marks})",
+                (self._log, *chunk),
+            ):
+                found[i] = (clock, writer, bytes(cid)), None if value is None else bytes(value)
+        return found
+
+    def set_rows(
+        self, rows: Iterable[tuple[str, OrderKey, bytes | None, dict[str, Any] | None]]
+    ) -> None:
+        self._s.connection.executemany(
+            "INSERT OR REPLACE INTO view_documents"
+            "(log, id, doc, value, clock, writer, cid, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    self._log,
+                    doc_id,
+                    None if doc is None else _to_json(doc),
+                    value,
+                    *key,
+                    int(value is None),
+                )
+                for doc_id, key, value, doc in rows
+            ],
         )
 
     # -- field registers ----------------------------------------------------------------
@@ -326,6 +362,15 @@ class MemoryDocumentsState:
         self, doc_id: str, key: OrderKey, value: bytes | None, doc: dict[str, Any] | None
     ) -> None:
         self._rows[doc_id] = (key, value)
+
+    def get_rows(self, doc_ids: Iterable[str]) -> dict[str, tuple[OrderKey, bytes | None]]:
+        return {i: self._rows[i] for i in doc_ids if i in self._rows}
+
+    def set_rows(
+        self, rows: Iterable[tuple[str, OrderKey, bytes | None, dict[str, Any] | None]]
+    ) -> None:
+        for doc_id, key, value, _ in rows:
+            self._rows[doc_id] = (key, value)
 
     def get_fields(self, doc_id: str) -> tuple[OpKey | None, FieldRegisters]:
         clear, fields = self._fields.get(doc_id, (None, {}))
