@@ -17,6 +17,7 @@ from orbitstore.core.manifest import Manifest as Manifest
 from orbitstore.core.oplog import OpLog as OpLog
 from orbitstore.core.oplog import ReceiveResult as ReceiveResult
 from orbitstore.node import Database as Database
+from orbitstore.node import Documents as Documents
 from orbitstore.node import Node as Node
 from orbitstore.node import NodeConfig as NodeConfig
 from orbitstore.node import open_node as open_node

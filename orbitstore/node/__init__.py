@@ -2,5 +2,6 @@
 
 from orbitstore.node.config import NodeConfig as NodeConfig
 from orbitstore.node.database import Database as Database
+from orbitstore.node.documents import Documents as Documents
 from orbitstore.node.node import Node as Node
 from orbitstore.node.node import open_node as open_node

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -115,6 +115,11 @@ class Database:
         self._closed = False
         self._subscribers: set[Subscription] = set()
         self._reapplied = self._catch_up()
+
+    @classmethod
+    def check_meta(cls, meta: Mapping[str, Any]) -> None:
+        """Raise a UsageError if ``meta`` is not valid for this type (checked before a
+        new database's manifest is written)."""
 
     # -- identity -------------------------------------------------------------------------
 

@@ -72,6 +72,7 @@ class Node:
             if found is not None:
                 db, manifest = found, self._load_manifest(found)
             else:
+                database_class(type)[0].check_meta(meta or {})
                 manifest = Manifest(
                     name=name_or_address,
                     type=type,

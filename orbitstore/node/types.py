@@ -10,10 +10,12 @@ from orbitstore.core.manifest import Manifest
 from orbitstore.errors import InvalidValueError
 from orbitstore.node.counter import Counter
 from orbitstore.node.database import Database
+from orbitstore.node.documents import Documents
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.views import open_view_state
 from orbitstore.views.base import View
 from orbitstore.views.counter import CounterView
+from orbitstore.views.documents import DocumentsOptions, DocumentsView
 
 ViewFactory = Callable[[NodeStore, Cid, Manifest], View]
 
@@ -22,9 +24,15 @@ def _counter_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
     return CounterView(open_view_state(store, "counter", db))
 
 
+def _documents_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+    options = DocumentsOptions.from_meta(manifest.meta)
+    return DocumentsView(open_view_state(store, "documents", db), options)
+
+
 _TYPES: dict[str, tuple[type[Database], ViewFactory | None]] = {
     "log": (Database, None),
     "counter": (Counter, _counter_view),
+    "documents": (Documents, _documents_view),
 }
 
 
