@@ -4,3 +4,4 @@ from orbitstore.node.config import NodeConfig as NodeConfig
 from orbitstore.node.database import Database as Database
 from orbitstore.node.node import Node as Node
 from orbitstore.node.node import open_node as open_node
+from orbitstore.node.verify import verify_blocks as verify_blocks

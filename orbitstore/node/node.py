@@ -100,6 +100,7 @@ class Node:
             log=log,
             store=self.store,
             timestamps=self.config.timestamps,
+            verify_threads=self.config.verify_threads,
         )
         self._open[db] = database
         return database
