@@ -33,7 +33,7 @@ class Database:
         log: OpLog,
         store: NodeStore,
         timestamps: bool = True,
-        verify_threads: int = 2,
+        verify_threads: int = 1,
     ) -> None:
         self.manifest = manifest
         self.cid = db
