@@ -92,3 +92,21 @@ def test_counter_converges_under_any_delivery_order(
     expected = sum(by for _, by in ops)
     assert [view.value for _, view in replicas] == [expected] * 3
     assert len({log.heads for log, _ in replicas}) == 1
+
+
+@pytest.mark.parametrize("n", [3, 100])  # below and above the threaded-verify threshold
+async def test_database_receive_applies_the_view(n: int) -> None:
+    async with orbitstore.open_node() as a, orbitstore.open_node() as b:
+        ca = await a.open("shared", type="counter", write=["*"])
+        for _ in range(n):
+            await ca.increment(2)
+        a_manifest = a.store.blocks.get(ca.cid)
+        assert a_manifest is not None
+        b.store.blocks.put(ca.cid, a_manifest)
+        cb = await b.open(ca.address, type="counter")
+        assert isinstance(cb, Counter)
+        async with cb.subscribe() as changes:
+            result = await cb.receive((e.cid, e.block) for e in ca.entries())
+            assert len(result.added) == n
+            assert cb.value == 2 * n
+            assert sum(1 for _ in range(n) if changes.receive_nowait() is not None) == n

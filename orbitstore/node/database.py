@@ -22,6 +22,7 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import OpLog, ReceiveResult
 from orbitstore.errors import ClosedError, InvalidValueError
+from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
 from orbitstore.storage.base import NodeStore
 from orbitstore.views.base import Change, Lagged, View, change_for
 
@@ -104,6 +105,7 @@ class Database:
         store: NodeStore,
         view: View | None = None,
         timestamps: bool = True,
+        verify_threads: int = 1,
     ) -> None:
         self.manifest = manifest
         self.cid = db
@@ -111,6 +113,7 @@ class Database:
         self._store = store
         self._view = view
         self._timestamps = timestamps
+        self._verify_threads = verify_threads
         self._lock = trio.Lock()
         self._closed = False
         self._subscribers: set[Subscription] = set()
@@ -197,14 +200,38 @@ class Database:
         return entries
 
     async def receive(self, blocks: Iterable[tuple[Cid, bytes]]) -> ReceiveResult:
-        """Verify and apply entry blocks from elsewhere (a peer, a file)."""
+        """Verify and apply entry blocks from elsewhere (a peer, a file).
+
+        Batches of :data:`~orbitstore.node.verify.MIN_BLOCKS_FOR_THREADS` or more are
+        verified on ``NodeConfig.verify_threads`` worker threads; the result is the same
+        as verifying them one by one.
+        """
         self._check()
+        blocks = list(blocks)
         async with self._lock:
+            if len(blocks) < MIN_BLOCKS_FOR_THREADS:
+                with self._transaction():
+                    result = self._log.receive(blocks)
+                    changes = self._apply(result.added, local=False)
+                self._publish(changes)
+                return result
+            log = self._log
+            fresh = [(cid, block) for cid, block in blocks if not log.has(cid)]
+            entries, rejected = await verify_blocks(
+                fresh, threads=self._verify_threads, limits=log.limits
+            )
             with self._transaction():
-                result = self._log.receive(blocks)
+                result = log.receive_entries(entries)
                 changes = self._apply(result.added, local=False)
         self._publish(changes)
-        return result
+        if not rejected:
+            return result
+        return ReceiveResult(
+            added=result.added,
+            rejected=tuple(rejected) + result.rejected,
+            needed=result.needed,
+            dropped=result.dropped,
+        )
 
     async def receive_entries(self, entries: Iterable[Entry]) -> ReceiveResult:
         """Apply entries already verified by :meth:`Entry.from_block`."""

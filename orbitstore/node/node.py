@@ -107,6 +107,7 @@ class Node:
             store=self.store,
             view=make_view(self.store, db, manifest) if make_view is not None else None,
             timestamps=self.config.timestamps,
+            verify_threads=self.config.verify_threads,
         )
         self._open[db] = database
         return database
