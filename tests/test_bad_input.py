@@ -412,3 +412,36 @@ def test_create_refuses_bad_arguments(changes: dict[str, Any]) -> None:
     args: dict[str, Any] = {"db": DB, "clock": 1, "next": [], "payload": None, **changes}
     with pytest.raises(InvalidValueError):
         Entry.create(ALICE, **args)
+
+
+_ANYONE = {"type": "static", "write": ["*"]}
+
+
+@pytest.mark.parametrize(
+    "desc",
+    [
+        {"name": "x", "type": ["log"], "access": _ANYONE, "meta": {}},
+        {"name": "x", "type": {}, "access": _ANYONE, "meta": {}},
+        {"name": "x", "type": "nosuchtype", "access": _ANYONE, "meta": {}},
+        {"name": 5, "type": "log", "access": _ANYONE, "meta": {}},
+        {"name": "a/b", "type": "log", "access": _ANYONE, "meta": {}},
+        {"name": "x", "type": "log", "access": _ANYONE, "meta": []},
+        {"name": "x", "type": "log", "access": {"type": "static", "write": []}, "meta": {}},
+        {"name": "x", "type": "log", "access": {"type": "static", "write": ["me"]}, "meta": {}},
+        {"name": "x", "type": "log", "access": {"type": "acl"}, "meta": {}},
+        {"name": "x", "type": "log", "access": [], "meta": {}},
+        {"name": "x", "type": "log", "access": _ANYONE},
+        ["not", "a", "map"],
+    ],
+    ids=repr,
+)
+def test_malformed_manifest(desc: object) -> None:
+    block = codec.encode(desc)
+    with pytest.raises(InvalidDataError):
+        Manifest.from_block(Cid.for_block(block), block)
+
+
+def test_manifest_hash_mismatch() -> None:
+    cid, block = Manifest(name="m", type="log", access=ACCESS).to_block()
+    with pytest.raises(HashMismatchError):
+        Manifest.from_block(cid, block + b"\x00")
