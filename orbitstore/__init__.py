@@ -16,6 +16,7 @@ from orbitstore.core.limits import EntryLimits as EntryLimits
 from orbitstore.core.manifest import Manifest as Manifest
 from orbitstore.core.oplog import OpLog as OpLog
 from orbitstore.core.oplog import ReceiveResult as ReceiveResult
+from orbitstore.node import Counter as Counter
 from orbitstore.node import Database as Database
 from orbitstore.node import Documents as Documents
 from orbitstore.node import Node as Node

@@ -7,13 +7,18 @@ non-minimal integers, indefinite lengths, tags other than 42, floats other than 
 NaN and infinities, non-string map keys, invalid UTF-8, trailing bytes, malformed CIDs —
 with :class:`~orbitstore.errors.DecodeError`.
 
+Nesting is limited to :data:`MAX_DEPTH` levels both ways. ``cbrrr`` has no limit of its
+own: it encodes a list that contains itself until memory runs out, and decodes any depth,
+handing recursive consumers (``==``, ``repr``, ``json``, views) values that blow Python's
+recursion limit.
+
 The data model: ``None``, ``bool``, ``int`` (-2**64 .. 2**64-1), ``float`` (finite),
 ``str``, ``bytes``, ``list``, ``dict`` with ``str`` keys, and :class:`Cid` links.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import cbrrr
 
@@ -23,6 +28,28 @@ from orbitstore.errors import DecodeError, InvalidCidError, InvalidValueError
 Value: TypeAlias = Any
 """A value of the DAG-CBOR data model (see module docstring)."""
 
+# Far past any real document, and far enough under Python's default recursion limit
+# (1000 frames) that recursive code walking a decoded value stays safe.
+MAX_DEPTH: Final = 256
+
+
+def _within_depth(value: Value) -> bool:
+    """Whether lists and maps in ``value`` nest at most MAX_DEPTH deep (False on a cycle)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth > MAX_DEPTH:
+            return False
+        for child in item:
+            if isinstance(child, (list, dict)):
+                push((child, depth + 1))
+    return True
+
 
 def _cid_from_tag(raw: bytes) -> Cid:
     return Cid(raw)
@@ -30,6 +57,8 @@ def _cid_from_tag(raw: bytes) -> Cid:
 
 def encode(value: Value) -> bytes:
     """Encode ``value`` as canonical DAG-CBOR, or raise InvalidValueError."""
+    if not _within_depth(value):
+        raise InvalidValueError(f"value nests deeper than {MAX_DEPTH} levels (or is cyclic)")
     try:
         return bytes(cbrrr.encode_dag_cbor(value, cid_type=Cid))
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
@@ -38,9 +67,14 @@ def encode(value: Value) -> bytes:
 
 def decode(data: bytes) -> Value:
     """Decode canonical DAG-CBOR, or raise DecodeError."""
+    data = bytes(data)
     try:
-        return cbrrr.decode_dag_cbor(bytes(data), cid_ctor=_cid_from_tag)
+        value = cbrrr.decode_dag_cbor(data, cid_ctor=_cid_from_tag)
     except InvalidCidError as exc:
         raise DecodeError(f"malformed CID link: {exc}") from exc
     except (cbrrr.CbrrrDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
         raise DecodeError(f"not canonical DAG-CBOR: {exc}") from exc
+    # Each level of nesting takes at least one byte, so short blocks need no walk.
+    if len(data) > MAX_DEPTH and not _within_depth(value):
+        raise DecodeError(f"value nests deeper than {MAX_DEPTH} levels")
+    return value

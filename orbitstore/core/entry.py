@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from orbitstore.core import codec
-from orbitstore.core.cid import _PREFIX_DAG_CBOR, Cid
+from orbitstore.core.cid import _PREFIX_DAG_CBOR, DAG_CBOR, Cid
 from orbitstore.core.identity import Identity, public_key_from_did, verify
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.core.order import OrderKey
@@ -61,7 +61,7 @@ def _check_links(name: str, value: object, limit: int) -> tuple[Cid, ...]:
     for link in value:
         if not isinstance(link, Cid):
             raise InvalidEntryError(f"entry field {name!r} must hold only CID links")
-        if link.codec != 0x71:
+        if link.codec != DAG_CBOR:
             raise InvalidParentsError(f"entry field {name!r} links a non-dag-cbor block")
         raw = bytes(link)
         if raw <= prev:
@@ -134,6 +134,11 @@ class Entry:
         """Build and sign a new entry. Raises UsageError subclasses on bad arguments."""
         if not isinstance(clock, int) or isinstance(clock, bool) or not 1 <= clock < _MAX_CLOCK:
             raise InvalidValueError("clock must be an integer >= 1")
+        if not isinstance(db, Cid) or db.codec != DAG_CBOR:
+            raise InvalidValueError("db must be the CID of a manifest block")
+        for link in (*next, *refs):
+            if not isinstance(link, Cid) or link.codec != DAG_CBOR:
+                raise InvalidValueError(f"parents and refs must be entry CIDs, not {link!r:.80}")
         fields: dict[str, Any] = {
             "v": VERSION,
             "db": db,
@@ -189,7 +194,7 @@ class Entry:
         if not isinstance(fields, dict):
             raise InvalidEntryError("an entry is a DAG-CBOR map")
         v = fields.get("v")
-        if v != VERSION or isinstance(v, bool):
+        if type(v) is not int or v != VERSION:  # not 1.0, not True
             raise UnsupportedVersionError(f"unsupported entry version {v!r:.20}")
         keys = fields.keys()
         if not keys >= _REQUIRED:

@@ -45,7 +45,7 @@ class Manifest:
                 f"database name must be 1-200 characters without '/' or control characters:"
                 f" {self.name!r:.80}"
             )
-        if self.type not in DATABASE_TYPES:
+        if not isinstance(self.type, str) or self.type not in DATABASE_TYPES:
             raise InvalidValueError(
                 f"unknown database type {self.type!r}; one of {sorted(DATABASE_TYPES)}"
             )

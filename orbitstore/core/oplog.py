@@ -230,7 +230,12 @@ class OpLog:
             try:
                 entries.append(Entry.from_block(cid, block, limits=self.limits))
             except InvalidDataError as exc:
-                rejected.append(Rejection(cid, exc))
+                if Cid.for_block(block) == cid:
+                    # These bytes are what `cid` names, so `cid` is invalid for good: its
+                    # held and future descendants are rejected too.
+                    self._reject(cid, exc, rejected)
+                else:  # anyone can send junk under a CID; that says nothing about it
+                    rejected.append(Rejection(cid, exc))
         result = self.receive_entries(entries)
         if rejected:
             return ReceiveResult(
@@ -284,7 +289,7 @@ class OpLog:
                 else:
                     missing.append(parent)
             if bad_parent is not None:
-                self._pending.pop(cid, None)
+                self._unhold(cid)
                 self._reject(cid, InvalidParentsError(f"parent {bad_parent} is invalid"), rejected)
                 continue
             if missing:
@@ -343,13 +348,31 @@ class OpLog:
         return None
 
     def _reject(self, cid: Cid, error: InvalidDataError, out: list[Rejection]) -> None:
-        out.append(Rejection(cid, error))
-        self._invalid[cid] = None
-        if len(self._invalid) > _MAX_INVALID_REMEMBERED:
-            self._invalid.pop(next(iter(self._invalid)))
-        for child in self._waiting.pop(cid, ()):
-            if self._pending.pop(child, None) is not None:
-                self._reject(child, InvalidParentsError(f"parent {cid} is invalid"), out)
+        """Refuse ``cid`` for good, and every held entry that descends from it."""
+        work = [(cid, error)]
+        while work:  # a worklist, not recursion: a held chain can be 100k entries long
+            cid, error = work.pop()
+            out.append(Rejection(cid, error))
+            self._invalid[cid] = None
+            if len(self._invalid) > _MAX_INVALID_REMEMBERED:
+                self._invalid.pop(next(iter(self._invalid)))
+            for child in self._waiting.pop(cid, ()):
+                if child in self._pending:
+                    self._unhold(child)
+                    work.append((child, InvalidParentsError(f"parent {cid} is invalid")))
+
+    def _unhold(self, cid: Cid) -> None:
+        """Drop a held entry, and its place in the lists of entries waiting on parents
+        (else ``needed`` would keep asking for parents nobody needs any more)."""
+        entry = self._pending.pop(cid, None)
+        if entry is None:
+            return
+        for parent in entry.next:
+            waiters = self._waiting.get(parent)
+            if waiters is not None:
+                waiters.discard(cid)
+                if not waiters:
+                    del self._waiting[parent]
 
     # -- reading ------------------------------------------------------------------------
 

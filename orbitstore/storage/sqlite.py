@@ -248,26 +248,35 @@ class SqliteStore:
             conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=0
             )
-            conn.execute(f"PRAGMA busy_timeout={int(self.config.busy_timeout_ms)}")
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StorageError(f"could not put {self.path} in WAL mode (got {mode})")
-            conn.execute(f"PRAGMA synchronous={self.config.synchronous.upper()}")
-            conn.execute(f"PRAGMA cache_size=-{int(self.config.cache_kib)}")
-            conn.execute("PRAGMA temp_store=MEMORY")
-            conn.executescript(_SCHEMA)
-            row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StorageError(
-                    f"{self.path} has schema version {row[0]}; this orbitstore reads"
-                    f" version {SCHEMA_VERSION}"
-                )
-        except sqlite3.DatabaseError as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            self._setup(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open {self.path}: {exc}") from exc
+            raise
         self._conn: sqlite3.Connection | None = conn
         self._blocks = SqliteBlockStore(self)
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout={int(self.config.busy_timeout_ms)}")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StorageError(f"could not put {self.path} in WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous={self.config.synchronous.upper()}")
+        conn.execute(f"PRAGMA cache_size=-{int(self.config.cache_kib)}")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.path} has schema version {row[0]!r}; this orbitstore reads"
+                f" version {SCHEMA_VERSION}"
+            )
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -296,13 +305,15 @@ class SqliteStore:
             yield
         except BaseException:
             self._depth = 0
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may already have rolled back on its own
+                conn.execute("ROLLBACK")
             raise
         self._depth = 0
         try:
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StorageError(f"commit failed on {self.path}: {exc}") from exc
 
     def check(self) -> None:
