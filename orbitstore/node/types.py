@@ -10,10 +10,14 @@ from orbitstore.core.manifest import Manifest
 from orbitstore.errors import InvalidValueError
 from orbitstore.node.counter import Counter
 from orbitstore.node.database import Database
+from orbitstore.node.feed import Feed
+from orbitstore.node.keyvalue import KeyValue
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.views import open_view_state
 from orbitstore.views.base import View
 from orbitstore.views.counter import CounterView
+from orbitstore.views.feed import FeedView
+from orbitstore.views.keyvalue import KeyValueView
 
 ViewFactory = Callable[[NodeStore, Cid, Manifest], View]
 
@@ -22,9 +26,19 @@ def _counter_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
     return CounterView(open_view_state(store, "counter", db))
 
 
+def _feed_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+    return FeedView(open_view_state(store, "feed", db))
+
+
+def _keyvalue_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+    return KeyValueView(open_view_state(store, "keyvalue", db))
+
+
 _TYPES: dict[str, tuple[type[Database], ViewFactory | None]] = {
     "log": (Database, None),
     "counter": (Counter, _counter_view),
+    "feed": (Feed, _feed_view),
+    "keyvalue": (KeyValue, _keyvalue_view),
 }
 
 
