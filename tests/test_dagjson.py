@@ -24,8 +24,10 @@ scalars = (
 )
 dag_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=4) | st.just("/") | st.just("bytes"), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=4) | st.just("/") | st.just("bytes"), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -55,7 +57,10 @@ def test_round_trip_keeps_the_dag_cbor_bytes(value: Any) -> None:
     text = to_json(value)
     assert codec.encode(from_json(text)) == codec.encode(value)
     # It is plain JSON: compact, keys sorted, and stable.
-    assert json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False) == text
+    assert (
+        json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        == text
+    )
     assert to_json(from_json(text)) == text
 
 

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
+import itertools
 import random
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +71,10 @@ async def test_ranges_cross_pages(tmp_path: Path) -> None:
         assert list(kv.keys()) == live
         assert list(kv.keys(reverse=True)) == live[::-1]
         assert list(kv.keys(limit=300)) == live[:300]
-        assert list(kv.keys(start="k0100", stop="k0650", reverse=True, limit=400)) == [
-            k for k in live[::-1] if "k0100" <= k < "k0650"
-        ][:400]
+        assert (
+            list(kv.keys(start="k0100", stop="k0650", reverse=True, limit=400))
+            == [k for k in live[::-1] if "k0100" <= k < "k0650"][:400]
+        )
         assert list(kv.keys(prefix="k05")) == [k for k in live if k.startswith("k05")]
         assert kv.count() == len(live)
 
@@ -163,9 +163,9 @@ async def test_reopen_without_replay(tmp_path: Path) -> None:
 # --- the view: convergence under any delivery order ----------------------------------
 
 
-def _replica(seed: int) -> tuple[OpLog, MemoryStore]:
+def _replica(seed: int, name: str = "kv") -> tuple[OpLog, MemoryStore]:
     access = StaticAccess.of(["*"])
-    db, _ = Manifest(name="kv", type="keyvalue", access=access).to_block()
+    db, _ = Manifest(name=name, type="keyvalue", access=access).to_block()
     store = MemoryStore()
     log = OpLog(
         db=db, access=access, store=store.log_store(db), identity=Identity(bytes([seed]) * 32)
@@ -173,15 +173,24 @@ def _replica(seed: int) -> tuple[OpLog, MemoryStore]:
     return log, store
 
 
-@contextmanager
-def _sqlite_replica(seed: int) -> Iterator[tuple[OpLog, SqliteStore, KeyValueView]]:
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]:
+    # One file for every Hypothesis example (each gets its own database in it): creating
+    # and closing a SQLite file per example would cost more than the example itself.
+    with SqliteStore(tmp_path_factory.mktemp("keyvalue") / "s.sqlite") as store:
+        yield store
+
+
+_databases = itertools.count()
+
+
+def _sqlite_replica(store: SqliteStore, seed: int, name: str) -> tuple[OpLog, KeyValueView]:
     access = StaticAccess.of(["*"])
-    db, _ = Manifest(name="kv", type="keyvalue", access=access).to_block()
-    with tempfile.TemporaryDirectory() as tmp, SqliteStore(Path(tmp) / "s.sqlite") as store:
-        log = OpLog(
-            db=db, access=access, store=store.log_store(db), identity=Identity(bytes([seed]) * 32)
-        )
-        yield log, store, KeyValueView(open_view_state(store, "keyvalue", db))
+    db, _ = Manifest(name=name, type="keyvalue", access=access).to_block()
+    log = OpLog(
+        db=db, access=access, store=store.log_store(db), identity=Identity(bytes([seed]) * 32)
+    )
+    return log, KeyValueView(open_view_state(store, "keyvalue", db))
 
 
 KEYS = ["a", "b", "c", "d"]
@@ -235,49 +244,51 @@ def _fold_changes(into: dict[str, Any], changes: list[Change]) -> None:
 
 @given(steps, st.integers(2, 4), st.randoms(use_true_random=False))
 def test_replicas_converge_to_the_reference_model(
-    plan: list[tuple[Any, ...]], n: int, rnd: random.Random
+    shared_store: SqliteStore, plan: list[tuple[Any, ...]], n: int, rnd: random.Random
 ) -> None:
-    with _sqlite_replica(1) as (sql_log, sql_store, sql_view):
-        replicas: list[tuple[OpLog, KeyValueView]] = [(sql_log, sql_view)]
-        replicas += [
-            (_replica(i + 1)[0], KeyValueView(MemoryKeyValueState())) for i in range(1, n)
-        ]
-        seen: list[dict[str, Any]] = [{} for _ in replicas]  # state folded from changes
+    sql_store = shared_store
+    name = f"kv{next(_databases)}"  # a new database for each example
+    sql_log, sql_view = _sqlite_replica(sql_store, 1, name)
+    replicas: list[tuple[OpLog, KeyValueView]] = [(sql_log, sql_view)]
+    replicas += [
+        (_replica(i + 1, name)[0], KeyValueView(MemoryKeyValueState())) for i in range(1, n)
+    ]
+    seen: list[dict[str, Any]] = [{} for _ in replicas]  # state folded from changes
 
-        def deliver(to: int, entries: list[Entry]) -> None:
-            log, view = replicas[to]
-            batch = entries + rnd.sample(entries, k=min(3, len(entries)))  # duplicates
-            rnd.shuffle(batch)
-            for e in batch:
-                with sql_store.transaction():
-                    _fold_changes(seen[to], view.apply(log.receive_entries([e]).added, local=False))
+    def deliver(to: int, entries: list[Entry]) -> None:
+        log, view = replicas[to]
+        batch = entries + rnd.sample(entries, k=min(3, len(entries)))  # duplicates
+        rnd.shuffle(batch)
+        for e in batch:
+            with sql_store.transaction():
+                _fold_changes(seen[to], view.apply(log.receive_entries([e]).added, local=False))
 
-        written: list[Entry] = []
-        for step in plan:
-            if step[0] == "write":
-                who = step[1] % n
-                log, view = replicas[who]
-                with sql_store.transaction():
-                    entries = log.append_many([_payload(step[2])])
-                    _fold_changes(seen[who], view.apply(entries, local=True))
-                written.extend(entries)
-            else:
-                src, dst = step[1] % n, step[2] % n
-                deliver(dst, list(replicas[src][0].traverse()))
-        for i in range(n):
-            deliver(i, written)
+    written: list[Entry] = []
+    for step in plan:
+        if step[0] == "write":
+            who = step[1] % n
+            log, view = replicas[who]
+            with sql_store.transaction():
+                entries = log.append_many([_payload(step[2])])
+                _fold_changes(seen[who], view.apply(entries, local=True))
+            written.extend(entries)
+        else:
+            src, dst = step[1] % n, step[2] % n
+            deliver(dst, list(replicas[src][0].traverse()))
+    for i in range(n):
+        deliver(i, written)
 
-        expected = _model(written)
-        for (log, view), folded in zip(replicas, seen, strict=True):
-            assert dict(view.items()) == expected
-            assert list(view.keys()) == list(expected)
-            assert view.count() == len(expected)
-            assert folded == expected
-            rebuilt = KeyValueView(MemoryKeyValueState())
-            rebuilt.apply(list(log.traverse()), local=False)
-            assert list(rebuilt.items()) == list(view.items())
-            assert [view.record(k) for k in KEYS] == [rebuilt.record(k) for k in KEYS]
-        assert len({log.heads for log, _ in replicas}) == 1
+    expected = _model(written)
+    for (log, view), folded in zip(replicas, seen, strict=True):
+        assert dict(view.items()) == expected
+        assert list(view.keys()) == list(expected)
+        assert view.count() == len(expected)
+        assert folded == expected
+        rebuilt = KeyValueView(MemoryKeyValueState())
+        rebuilt.apply(list(log.traverse()), local=False)
+        assert list(rebuilt.items()) == list(view.items())
+        assert [view.record(k) for k in KEYS] == [rebuilt.record(k) for k in KEYS]
+    assert len({log.heads for log, _ in replicas}) == 1
 
 
 def test_tombstone_beats_an_older_put_that_arrives_later() -> None:

@@ -29,7 +29,7 @@ class Feed(Database):
         InvalidValueError (nothing written) for a value DAG-CBOR/DAG-JSON cannot hold.
         """
         entry = await self.append(add_op(value))
-        return self._feed.item_of(entry, 0)
+        return self._feed.items_of(entry)[0]
 
     async def add_many(self, values: Iterable[Any]) -> list[FeedItem]:
         """Append several items in one entry (one signature, one commit), in this order.
@@ -38,7 +38,7 @@ class Feed(Database):
         if not values:
             return []
         entry = await self.append(add_many_op(values))
-        return [self._feed.item_of(entry, i) for i in range(len(values))]
+        return self._feed.items_of(entry)
 
     # -- reading ------------------------------------------------------------------------
 

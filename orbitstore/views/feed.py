@@ -204,20 +204,22 @@ class FeedView:
 
     # -- reading ----------------------------------------------------------------------
 
-    def item_of(self, entry: Entry, index: int) -> FeedItem:
-        """The item ``index`` of an entry this view applied (for the handle's returns)."""
-        items = parse_payload(entry.payload)
-        if items is None or not 0 <= index < len(items):
-            raise NotFoundError(f"entry {entry.cid} has no feed item {index}")
-        return FeedItem(
-            id=item_id(entry.cid, index),
-            cid=entry.cid,
-            index=index,
-            writer=entry.writer,
-            clock=entry.clock,
-            ts=entry.ts,
-            value=items[index][0],
-        )
+    def items_of(self, entry: Entry) -> list[FeedItem]:
+        """The items of an entry this view applied (what the handle's writes return)."""
+        payload = entry.payload
+        values = [payload["value"]] if "value" in payload else payload["values"]
+        return [
+            FeedItem(
+                id=item_id(entry.cid, index),
+                cid=entry.cid,
+                index=index,
+                writer=entry.writer,
+                clock=entry.clock,
+                ts=entry.ts,
+                value=value,
+            )
+            for index, value in enumerate(values)
+        ]
 
     def get(self, ident: str) -> FeedItem | None:
         cid, index = parse_item_id(ident)
