@@ -7,7 +7,8 @@ Schema (version 1)::
     logs(id INTEGER PRIMARY KEY, db BLOB UNIQUE, count)    one row per database log
     entries(seq INTEGER PRIMARY KEY, log, cid, clock, writer)
         UNIQUE (log, cid); INDEX (log, clock, writer, cid) = the total order
-        seq is the local arrival order (views checkpoint on it)
+        seq is the local arrival order (views checkpoint on it); INDEX (log, seq) makes
+        last_seq() and iter_since() a seek, not a scan of the log
     heads(log, cid, clock) PRIMARY KEY (log, cid)
     names(name TEXT PRIMARY KEY, db BLOB)                  local names of databases
     view_checkpoints(log, view, seq)                       the seq each view reflects
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS entries(
     clock INTEGER NOT NULL, writer TEXT NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS entries_cid ON entries(log, cid);
 CREATE INDEX IF NOT EXISTS entries_order ON entries(log, clock, writer, cid);
+CREATE INDEX IF NOT EXISTS entries_seq ON entries(log, seq);
 CREATE TABLE IF NOT EXISTS heads(
     log INTEGER NOT NULL, cid BLOB NOT NULL, clock INTEGER NOT NULL,
     PRIMARY KEY(log, cid)) WITHOUT ROWID;
