@@ -9,6 +9,7 @@ Prints one JSON object per line: {"name", "value", "unit", "n", ...}.
   and new must cost the same (one indexed row read, no log walk).
 - ``kv_open_large``: ``open_node`` + ``node.open`` + reading the first item, on a fresh
   node over the file (no replay: the view is checkpointed). Target < 200 ms.
+- ``kv_open_view``: the same without ``open_node`` (node.open + first item only).
 - ``kv_build``: entries per second while writing the database (one put per entry,
   1000 entries per transaction), for context.
 """
@@ -56,13 +57,17 @@ async def build(path: Path, n: int) -> None:
 async def measure(path: Path, n: int, samples: int) -> None:
     started = time.perf_counter()
     async with orbitstore.open_node(path) as node:
+        node_opened = time.perf_counter()
         kv = await node.open("bench-kv", type="keyvalue")
         assert isinstance(kv, KeyValue)
         first = next(kv.items(limit=1))
-        opened = time.perf_counter() - started
+        done = time.perf_counter()
         assert first[0] == key(0)
         assert kv.statistics().reapplied_on_open == 0
-        emit("kv_open_large", opened * 1000, "ms", n, target="< 200")
+        emit("kv_open_large", (done - started) * 1000, "ms", n, target="< 200")
+        # The part that is the view's: node.open (checkpoint check, no replay) + first
+        # read. The rest is open_node, dominated by the store's PRAGMA quick_check.
+        emit("kv_open_view", (done - node_opened) * 1000, "ms", n)
 
         rnd = random.Random(1)
         tenth = max(1, n // 10)
