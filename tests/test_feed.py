@@ -286,3 +286,38 @@ def test_malformed_payloads_are_ignored() -> None:
     view = FeedView(MemoryFeedState())
     assert view.apply(log.append_many(bad), local=True) == []
     assert view.count() == 0 and list(view.items()) == []
+
+
+class _PlanRecorder:
+    """Stands in for a SqliteStore: runs each query, and records SQLite's plan for it."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._conn = store.connection
+        self.plans: list[str] = []
+
+    @property
+    def connection(self) -> _PlanRecorder:
+        return self
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        rows = self._conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+        self.plans.append(" | ".join(r[3] for r in rows))
+        return self._conn.execute(sql, params)
+
+
+async def test_reads_are_index_seeks_not_scans(tmp_path: Path) -> None:
+    async with orbitstore.open_node(tmp_path) as node:
+        feed = await _feed(node)
+        items = await feed.add_many(list(range(10)))
+        store = node.store
+        assert isinstance(store, SqliteStore)
+        state = open_view_state(store, "feed", feed.cid)
+        recorder = _PlanRecorder(store)
+        state._s = recorder
+        view = FeedView(state)
+        assert view.get(items[3].id) == items[3]
+        assert list(view.items(gt=items[1], lte=items[8], reverse=True, limit=3)) == items[8:5:-1]
+        get_plan, range_plan = recorder.plans
+        assert "USING INDEX view_feed_cid (log=? AND cid=? AND idx=?)" in get_plan
+        assert "USING PRIMARY KEY (log=? AND (clock,writer,cid,idx)>" in range_plan
+        assert all("SCAN" not in p and "TEMP B-TREE" not in p for p in recorder.plans)

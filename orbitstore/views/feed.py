@@ -98,9 +98,14 @@ class FeedItem:
         return (self.clock, self.writer, bytes(self.cid), self.index)
 
 
-def _item(row: FeedRow) -> FeedItem:
+def _item(row: FeedRow, cids: dict[bytes, Cid] | None = None) -> FeedItem:
     clock, writer, cid, index, ts, data = row
-    c = Cid(cid)
+    # Items of one entry share their Cid object, so its text form is computed once.
+    c = None if cids is None else cids.get(cid)
+    if c is None:
+        c = Cid(cid)
+        if cids is not None:
+            cids[cid] = c
     return FeedItem(
         id=item_id(c, index),
         cid=c,
@@ -291,8 +296,9 @@ class FeedView:
                 limit=size,
                 reverse=reverse,
             )
+            cids: dict[bytes, Cid] = {}
             for row in page:
-                yield _item(row)
+                yield _item(row, cids)
             if len(page) < size:
                 return
             if left is not None:

@@ -72,8 +72,11 @@ class SqliteFeedState:
             )
 
     def get(self, cid: bytes, index: int) -> FeedRow | None:
+        # INDEXED BY: without statistics SQLite would pick the primary key prefix (log)
+        # and scan the whole feed.
         row = self._s.connection.execute(
-            f"SELECT {_COLUMNS} FROM view_feed WHERE log=? AND cid=? AND idx=?",
+            f"SELECT {_COLUMNS} FROM view_feed INDEXED BY view_feed_cid"
+            " WHERE log=? AND cid=? AND idx=?",
             (self._log, cid, index),
         ).fetchone()
         return None if row is None else _row(row)
