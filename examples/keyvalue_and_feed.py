@@ -1,6 +1,6 @@
 """A keyvalue of user profiles and a chat feed, on a node kept in a temporary directory.
 
-    python examples/keyvalue_and_feed.py
+Run: python examples/keyvalue_and_feed.py
 """
 
 from __future__ import annotations
