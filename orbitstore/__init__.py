@@ -22,6 +22,9 @@ from orbitstore.node import Documents as Documents
 from orbitstore.node import Node as Node
 from orbitstore.node import NodeConfig as NodeConfig
 from orbitstore.node import open_node as open_node
+from orbitstore.node.feed import Feed as Feed
+from orbitstore.node.keyvalue import KeyValue as KeyValue
 from orbitstore.storage.sqlite import SqliteConfig as SqliteConfig
+from orbitstore.views.feed import FeedItem as FeedItem
 
 __version__ = "0.1.0"

@@ -11,11 +11,15 @@ from orbitstore.errors import InvalidValueError
 from orbitstore.node.counter import Counter
 from orbitstore.node.database import Database
 from orbitstore.node.documents import Documents
+from orbitstore.node.feed import Feed
+from orbitstore.node.keyvalue import KeyValue
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.views import open_view_state
 from orbitstore.views.base import View
 from orbitstore.views.counter import CounterView
 from orbitstore.views.documents import DocumentsOptions, DocumentsView
+from orbitstore.views.feed import FeedView
+from orbitstore.views.keyvalue import KeyValueView
 
 ViewFactory = Callable[[NodeStore, Cid, Manifest], View]
 
@@ -29,10 +33,20 @@ def _documents_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
     return DocumentsView(open_view_state(store, "documents", db), options)
 
 
+def _feed_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+    return FeedView(open_view_state(store, "feed", db))
+
+
+def _keyvalue_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+    return KeyValueView(open_view_state(store, "keyvalue", db))
+
+
 _TYPES: dict[str, tuple[type[Database], ViewFactory | None]] = {
     "log": (Database, None),
     "counter": (Counter, _counter_view),
     "documents": (Documents, _documents_view),
+    "feed": (Feed, _feed_view),
+    "keyvalue": (KeyValue, _keyvalue_view),
 }
 
 

@@ -8,12 +8,14 @@ from typing import Any
 from orbitstore.core.cid import Cid
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.sqlite import SqliteStore
-from orbitstore.storage.views import counter, documents
+from orbitstore.storage.views import counter, documents, feed, keyvalue
 
 # kind -> (SQLite state class, memory state class); each takes (store, log_id | None).
 _KINDS: dict[str, tuple[Any, Any]] = {
     "counter": (counter.SqliteCounterState, counter.MemoryCounterState),
     "documents": (documents.SqliteDocumentsState, documents.MemoryDocumentsState),
+    "feed": (feed.SqliteFeedState, feed.MemoryFeedState),
+    "keyvalue": (keyvalue.SqliteKeyValueState, keyvalue.MemoryKeyValueState),
 }
 
 

@@ -1,0 +1,170 @@
+"""Keyvalue state: one record per key (tombstones included), and a live-key count.
+
+Schema::
+
+    view_kv(log INTEGER, key TEXT, value BLOB, json TEXT, clock INTEGER, writer TEXT,
+            cid BLOB, idx INTEGER, deleted INTEGER, PRIMARY KEY(log, key)) WITHOUT ROWID
+        value: DAG-CBOR, NULL when deleted; json: dagjson.to_json(value), NULL when deleted
+        (clock, writer, cid, idx): the stamp of the winning operation
+    view_kv_stats(log INTEGER PRIMARY KEY, live INTEGER)   number of live keys
+
+Keys compare with SQLite's BINARY collation (UTF-8 bytes), which is the code point order
+Python uses, so both implementations list keys in the same order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sqlite3
+from typing import TypeAlias
+
+from orbitstore.storage.sqlite import SqliteStore
+
+# The shapes of orbitstore.views.keyvalue.Stamp and KeyValueState (storage cannot
+# import views): a stamp is (clock, writer, cid bytes, index in entry).
+_Stamp: TypeAlias = tuple[int, str, bytes, int]
+_Record: TypeAlias = tuple[_Stamp, bytes | None]
+
+
+class SqliteKeyValueState:
+    @staticmethod
+    def create_tables(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS view_kv(log INTEGER NOT NULL, key TEXT NOT NULL,"
+            " value BLOB, json TEXT, clock INTEGER NOT NULL, writer TEXT NOT NULL,"
+            " cid BLOB NOT NULL, idx INTEGER NOT NULL, deleted INTEGER NOT NULL,"
+            " PRIMARY KEY(log, key)) WITHOUT ROWID"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS view_kv_stats("
+            "log INTEGER PRIMARY KEY, live INTEGER NOT NULL)"
+        )
+
+    def __init__(self, store: SqliteStore, log_id: int) -> None:
+        self._s = store
+        self._log = log_id
+
+    def get_record(self, key: str) -> _Record | None:
+        row = self._s.connection.execute(
+            "SELECT clock, writer, cid, idx, value FROM view_kv WHERE log=? AND key=?",
+            (self._log, key),
+        ).fetchone()
+        if row is None:
+            return None
+        clock, writer, cid, idx, value = row
+        return (clock, writer, bytes(cid), idx), None if value is None else bytes(value)
+
+    def put_record(
+        self,
+        key: str,
+        stamp: _Stamp,
+        value: bytes | None,
+        json: str | None,
+        *,
+        live_delta: int,
+    ) -> None:
+        conn = self._s.connection
+        clock, writer, cid, idx = stamp
+        conn.execute(
+            "INSERT OR REPLACE INTO view_kv(log, key, value, json, clock, writer, cid, idx,"
+            " deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self._log, key, value, json, clock, writer, cid, idx, int(value is None)),
+        )
+        if live_delta:
+            conn.execute(
+                "INSERT INTO view_kv_stats(log, live) VALUES (?, ?)"
+                " ON CONFLICT(log) DO UPDATE SET live = live + excluded.live",
+                (self._log, live_delta),
+            )
+
+    def get_value(self, key: str) -> bytes | None:
+        row = self._s.connection.execute(
+            "SELECT value FROM view_kv WHERE log=? AND key=? AND deleted=0", (self._log, key)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def scan(
+        self,
+        *,
+        low: str | None,
+        low_inclusive: bool,
+        high: str | None,
+        limit: int,
+        reverse: bool,
+    ) -> list[tuple[str, bytes]]:
+        sql = "SELECT key, value FROM view_kv WHERE log=?"
+        params: list[object] = [self._log]
+        if low is not None:
+            sql += " AND key >= ?" if low_inclusive else " AND key > ?"
+            params.append(low)
+        if high is not None:
+            sql += " AND key < ?"
+            params.append(high)
+        sql += " AND deleted=0 ORDER BY key" + (" DESC" if reverse else "") + " LIMIT ?"
+        params.append(limit)
+        rows = self._s.connection.execute(sql, params).fetchall()
+        return [(str(k), bytes(v)) for k, v in rows]
+
+    def count(self) -> int:
+        row = self._s.connection.execute(
+            "SELECT live FROM view_kv_stats WHERE log=?", (self._log,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+
+class MemoryKeyValueState:
+    def __init__(self) -> None:
+        self._records: dict[str, _Record] = {}
+        self._sorted: list[str] = []  # every key with a record, tombstones included
+        self._live = 0
+
+    def get_record(self, key: str) -> _Record | None:
+        return self._records.get(key)
+
+    def put_record(
+        self,
+        key: str,
+        stamp: _Stamp,
+        value: bytes | None,
+        json: str | None,
+        *,
+        live_delta: int,
+    ) -> None:
+        if key not in self._records:
+            bisect.insort(self._sorted, key)
+        self._records[key] = (stamp, value)
+        self._live += live_delta
+
+    def get_value(self, key: str) -> bytes | None:
+        record = self._records.get(key)
+        return None if record is None else record[1]
+
+    def scan(
+        self,
+        *,
+        low: str | None,
+        low_inclusive: bool,
+        high: str | None,
+        limit: int,
+        reverse: bool,
+    ) -> list[tuple[str, bytes]]:
+        keys = self._sorted
+        if low is None:
+            lo = 0
+        elif low_inclusive:
+            lo = bisect.bisect_left(keys, low)
+        else:
+            lo = bisect.bisect_right(keys, low)
+        hi = len(keys) if high is None else bisect.bisect_left(keys, high)
+        span = range(hi - 1, lo - 1, -1) if reverse else range(lo, hi)
+        out: list[tuple[str, bytes]] = []
+        for i in span:
+            if len(out) >= limit:
+                break
+            value = self._records[keys[i]][1]
+            if value is not None:
+                out.append((keys[i], value))
+        return out
+
+    def count(self) -> int:
+        return self._live

@@ -1,0 +1,349 @@
+"""The keyvalue view: a last-writer-wins register per key, with tombstones.
+
+Operations (entry payloads)::
+
+    {"op": "put", "key": <str>, "value": <any DAG-CBOR value>}
+    {"op": "del", "key": <str>}
+    {"op": "batch", "ops": [<put or del without nesting>, ...]}   # several ops, one entry
+
+How it works
+============
+
+Every operation has a *stamp*: ``(clock, writer, cid bytes, index)`` — the total order of
+its entry (:mod:`orbitstore.core.order`), then its index inside the entry (0 for a single
+put or del, the position in ``ops`` for a batch). Stamps are unique and totally ordered,
+and every replica computes the same ones.
+
+Rule 1 — the greatest stamp wins. For each key the state keeps one record: the stamp of
+the greatest operation seen on that key and what it did (a value, or a tombstone for a
+delete). An operation is applied only if its stamp is greater than the record's, so the
+record is the same whatever order operations arrive in: a late put that sorts before a
+delete stays deleted, and a late entry that sorts before the current winner changes
+nothing.
+
+Rule 2 — tombstones are kept. A delete writes a record without a value; it must stay, or
+an older put arriving later would resurrect the key. Live keys are those whose record
+holds a value.
+
+Rule 3 — a malformed operation is ignored, deterministically. A key that is not a
+non-empty string of at most 1024 UTF-8 bytes, a value with no DAG-JSON form (see
+:mod:`orbitstore.core.dagjson`), or an unknown ``op`` makes the *whole entry* a no-op for
+this view on every replica (a batch is all or nothing). The handle refuses such writes
+before anything is stored, so only another implementation can produce them.
+
+Changes: ``put`` (key, new value) or ``delete`` (key, value None), emitted only when the
+visible value of a key changed: re-putting the same value, deleting an absent key or
+losing to a newer stamp is silent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, TypeAlias
+
+from orbitstore.core import codec
+from orbitstore.core.dagjson import to_json
+from orbitstore.core.entry import Entry
+from orbitstore.errors import InvalidValueError
+from orbitstore.views.base import Change, change_for
+
+MAX_KEY_BYTES: Final = 1024
+# Rows fetched per storage round trip while iterating a range: big enough to amortize the
+# query, small enough that a short ``limit`` or an abandoned iterator costs little.
+_PAGE: Final = 256
+
+
+def check_key(key: object) -> str:
+    """Return ``key`` if it is a valid key, else raise InvalidValueError."""
+    if not isinstance(key, str):
+        raise InvalidValueError(f"a key is a str, not {type(key).__name__}")
+    if not key:
+        raise InvalidValueError("a key is a non-empty string")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError("a key must be valid Unicode (no lone surrogates)") from exc
+    if size > MAX_KEY_BYTES:
+        raise InvalidValueError(f"a key is at most {MAX_KEY_BYTES} UTF-8 bytes, not {size}")
+    return key
+
+
+def _encode_value(value: Any) -> tuple[bytes, str]:
+    """The DAG-CBOR bytes and DAG-JSON text of a value; InvalidValueError if it has none."""
+    return codec.encode(value), to_json(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Put:
+    """Set ``key`` to ``value`` (one operation of :meth:`KeyValue.apply_batch`)."""
+
+    key: str
+    value: Any
+
+    def __post_init__(self) -> None:
+        check_key(self.key)
+        _encode_value(self.value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delete:
+    """Delete ``key`` (one operation of :meth:`KeyValue.apply_batch`)."""
+
+    key: str
+
+    def __post_init__(self) -> None:
+        check_key(self.key)
+
+
+def put_op(key: str, value: Any) -> dict[str, Any]:
+    """The payload of one put; InvalidValueError for a bad key or value."""
+    Put(key=key, value=value)
+    return {"op": "put", "key": key, "value": value}
+
+
+def delete_op(key: str) -> dict[str, Any]:
+    """The payload of one delete; InvalidValueError for a bad key."""
+    check_key(key)
+    return {"op": "del", "key": key}
+
+
+def batch_op(ops: Iterable[Put | Delete]) -> dict[str, Any]:
+    """The payload of a batch (one entry, several operations, applied in order)."""
+    out: list[dict[str, Any]] = []
+    for op in ops:
+        if isinstance(op, Put):
+            out.append({"op": "put", "key": op.key, "value": op.value})
+        elif isinstance(op, Delete):
+            out.append({"op": "del", "key": op.key})
+        else:
+            raise InvalidValueError(f"a batch holds Put and Delete, not {type(op).__name__}")
+    return {"op": "batch", "ops": out}
+
+
+Stamp: TypeAlias = tuple[int, str, bytes, int]
+"""``(clock, writer, cid bytes, index in entry)``: the order in which operations win."""
+
+KvRecord: TypeAlias = tuple[Stamp, bytes | None]
+"""The state of one key: the winning stamp, and the DAG-CBOR value (None: a tombstone)."""
+
+
+class KeyValueState(Protocol):
+    """Where the view keeps its records (SQLite table ``view_kv``, or memory)."""
+
+    def get_record(self, key: str) -> KvRecord | None:
+        """The record of ``key`` (live or tombstone), or None if no op ever touched it."""
+        ...
+
+    def put_record(
+        self,
+        key: str,
+        stamp: Stamp,
+        value: bytes | None,
+        json: str | None,
+        *,
+        live_delta: int,
+    ) -> None:
+        """Insert or replace the record of ``key``: ``value`` DAG-CBOR and ``json`` its
+        :func:`~orbitstore.core.dagjson.to_json` text, both None for a tombstone.
+        ``live_delta`` (-1, 0, +1) is the change in the number of live keys."""
+        ...
+
+    def get_value(self, key: str) -> bytes | None:
+        """The DAG-CBOR value of a live key, or None (one indexed read)."""
+        ...
+
+    def scan(
+        self,
+        *,
+        low: str | None,
+        low_inclusive: bool,
+        high: str | None,
+        limit: int,
+        reverse: bool,
+    ) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` live ``(key, value)`` with ``low <(=) key < high`` (None: open),
+        in key order (descending with ``reverse``)."""
+        ...
+
+    def count(self) -> int:
+        """How many keys are live."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    key: str
+    value: Any  # the value as it sits in the payload (unused for a delete)
+    data: bytes | None  # DAG-CBOR, None for a delete
+    json: str | None
+
+
+def _parse_one(op: Any) -> _Op | None:
+    if not isinstance(op, dict):
+        return None
+    kind = op.get("op")
+    try:
+        key = check_key(op.get("key"))
+        if kind == "put" and "value" in op:
+            data, text = _encode_value(op["value"])
+            return _Op(key, op["value"], data, text)
+    except InvalidValueError:
+        return None
+    if kind == "del":
+        return _Op(key, None, None, None)
+    return None
+
+
+def parse_payload(payload: Any) -> list[_Op] | None:
+    """The operations of an entry's payload, or None if any part is malformed (Rule 3)."""
+    if not isinstance(payload, dict):
+        return None
+    if payload.get("op") == "batch":
+        ops = payload.get("ops")
+        if not isinstance(ops, list):
+            return None
+        parsed: list[_Op] = []
+        for op in ops:
+            one = _parse_one(op)
+            if one is None:
+                return None
+            parsed.append(one)
+        return parsed
+    one = _parse_one(payload)
+    return None if one is None else [one]
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The least string greater than every string that starts with ``prefix`` (None if
+    there is none: the prefix is all U+10FFFF)."""
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop())
+        if last < 0x10FFFF:
+            nxt = last + 1
+            if 0xD800 <= nxt <= 0xDFFF:  # surrogates cannot be stored as text
+                nxt = 0xE000
+            return "".join(chars) + chr(nxt)
+    return None
+
+
+class KeyValueView:
+    """Folds keyvalue operations into a :class:`KeyValueState` (see module docstring)."""
+
+    name = "keyvalue"
+
+    def __init__(self, state: KeyValueState) -> None:
+        self._state = state
+
+    # -- applying ---------------------------------------------------------------------
+
+    def apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
+        state = self._state
+        changes: list[Change] = []
+        for entry in entries:
+            ops = parse_payload(entry.payload)
+            if ops is None:
+                continue
+            cid = bytes(entry.cid)
+            for idx, op in enumerate(ops):
+                stamp: Stamp = (entry.clock, entry.writer, cid, idx)
+                current = state.get_record(op.key)
+                if current is not None and current[0] >= stamp:
+                    continue  # Rule 1: an older op loses
+                old = None if current is None else current[1]
+                state.put_record(
+                    op.key,
+                    stamp,
+                    op.data,
+                    op.json,
+                    live_delta=(op.data is not None) - (old is not None),
+                )
+                if op.data is not None:
+                    if old != op.data:
+                        changes.append(
+                            change_for(entry, "put", key=op.key, value=op.value, local=local)
+                        )
+                elif old is not None:
+                    changes.append(change_for(entry, "delete", key=op.key, local=local))
+        return changes
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        data = self._state.get_value(check_key(key))
+        return default if data is None else codec.decode(data)
+
+    def contains(self, key: str) -> bool:
+        return self._state.get_value(key) is not None
+
+    def record(self, key: str) -> KvRecord | None:
+        """The raw record of a key, tombstones included (for tests and tools)."""
+        return self._state.get_record(check_key(key))
+
+    def count(self) -> int:
+        return self._state.count()
+
+    def items(
+        self,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        stop: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[str, Any]]:
+        for key, data in self._scan(prefix, start, stop, limit, reverse):
+            yield key, codec.decode(data)
+
+    def keys(
+        self,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        stop: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> Iterator[str]:
+        for key, _ in self._scan(prefix, start, stop, limit, reverse):
+            yield key
+
+    def _scan(
+        self,
+        prefix: str | None,
+        start: str | None,
+        stop: str | None,
+        limit: int | None,
+        reverse: bool,
+    ) -> Iterator[tuple[str, bytes]]:
+        for name, bound in (("prefix", prefix), ("start", start), ("stop", stop)):
+            if bound is not None and not isinstance(bound, str):
+                raise InvalidValueError(f"{name} is a str, not {type(bound).__name__}")
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise InvalidValueError("limit is a non-negative integer")
+        low, high = start, stop
+        if prefix:
+            low = prefix if low is None else max(low, prefix)
+            end = prefix_end(prefix)
+            if end is not None:
+                high = end if high is None else min(high, end)
+        if low is not None and high is not None and low >= high:
+            return
+        # Keyset pagination: each page is a fresh indexed range read that starts after
+        # the last key seen, so writes between pages cannot confuse the iteration.
+        low_inclusive = True
+        left = limit
+        while left is None or left > 0:
+            size = _PAGE if left is None else min(_PAGE, left)
+            page = self._state.scan(
+                low=low, low_inclusive=low_inclusive, high=high, limit=size, reverse=reverse
+            )
+            yield from page
+            if len(page) < size:
+                return
+            if left is not None:
+                left -= len(page)
+            if reverse:
+                high = page[-1][0]
+            else:
+                low, low_inclusive = page[-1][0], False
