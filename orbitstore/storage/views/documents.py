@@ -20,8 +20,6 @@ The JSON column is DAG-JSON-like: compact, keys sorted, bytes as
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -29,6 +27,7 @@ from typing import Any, Final, TypeAlias
 
 from orbitstore.core import codec
 from orbitstore.core.cid import Cid
+from orbitstore.core.dagjson import to_json
 from orbitstore.core.order import OrderKey
 from orbitstore.errors import InvalidValueError, StorageError
 from orbitstore.storage.sqlite import SqliteStore
@@ -49,21 +48,6 @@ def _check_path(path: str) -> str:
     if not isinstance(path, str) or not _SAFE_PATH.match(path):
         raise InvalidValueError(f"not a field path: {path!r:.80}")
     return path
-
-
-def _json_default(value: object) -> Any:
-    if isinstance(value, bytes):
-        return {"/": {"bytes": base64.b64encode(value).decode("ascii").rstrip("=")}}
-    if isinstance(value, Cid):
-        return {"/": str(value)}
-    raise TypeError(f"{type(value).__name__} is not in the DAG-CBOR data model")
-
-
-def _to_json(value: Any) -> str:
-    """DAG-JSON rendering (to be replaced by ``orbitstore.core.dagjson.to_json``): compact,
-    keys sorted, bytes as ``{"/": {"bytes": <base64, no padding>}}``, links as
-    ``{"/": <cid>}``."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=_json_default)
 
 
 def _check_where(path: str, op: str) -> None:
@@ -131,7 +115,7 @@ class SqliteDocumentsState:
             (
                 self._log,
                 doc_id,
-                None if doc is None else _to_json(doc),
+                None if doc is None else to_json(doc),
                 value,
                 clock,
                 writer,
@@ -165,7 +149,7 @@ class SqliteDocumentsState:
                 (
                     self._log,
                     doc_id,
-                    None if doc is None else _to_json(doc),
+                    None if doc is None else to_json(doc),
                     value,
                     *key,
                     int(value is None),
@@ -314,7 +298,7 @@ def _sql_value(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, dict | list | bytes | Cid):
-        return _to_json(value)
+        return to_json(value)
     return value
 
 
