@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
+from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from orbitstore.storage.sqlite import SqliteConfig
 
 
@@ -16,3 +17,5 @@ class NodeConfig:
     identity_name: str = "default"
     # Record the writer's wall clock in each entry (display only, never merged on).
     timestamps: bool = True
+    # Bounds on SQL queries (rows, time, nesting, cache); see QueryLimits for defaults.
+    query: QueryLimits = DEFAULT_QUERY_LIMITS

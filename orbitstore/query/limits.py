@@ -1,0 +1,38 @@
+"""Bounds on what one query may cost. One frozen object, passed in; never global."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orbitstore.errors import InvalidValueError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryLimits:
+    # Result size: a query returning more rows fails rather than filling memory. 10,000
+    # rows of small documents is a few MB, enough for a page of UI or an export batch.
+    max_rows: int = 10_000
+    # Wall-clock budget of one execution. Indexed queries take well under 1 ms; a full
+    # scan of 100,000 documents takes ~50 ms; 1 s leaves room for joins without letting
+    # one query stall a node.
+    timeout_s: float = 1.0
+    # Expression nesting depth (parentheses, AND/OR chains count one level per operator
+    # level): real queries stay under 20; deeper ones are generated abuse.
+    max_depth: int = 48
+    # Length of the SQL text: parsing costs grow with it; 20,000 characters is pages.
+    max_sql_length: int = 20_000
+    # Tables in one query (joins): each join multiplies the work.
+    max_tables: int = 8
+    # How many compiled queries the LRU cache keeps (by SQL text).
+    cache_size: int = 512
+
+    def __post_init__(self) -> None:
+        for name in ("max_rows", "max_depth", "max_sql_length", "max_tables", "cache_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidValueError(f"QueryLimits.{name} must be a positive integer")
+        if not isinstance(self.timeout_s, int | float) or not self.timeout_s > 0:
+            raise InvalidValueError("QueryLimits.timeout_s must be a positive number")
+
+
+DEFAULT_QUERY_LIMITS = QueryLimits()
