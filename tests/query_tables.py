@@ -81,9 +81,7 @@ class Tables:
             (log, k, encode(v), json.dumps(v), i + 1, WRITER, bytes(fake_cid(k)), 0, 0)
             for i, (k, v) in enumerate(items.items())
         ]
-        rows += [
-            (log, k, None, None, 99, WRITER, bytes(fake_cid(k)), 0, 1) for k in deleted
-        ]
+        rows += [(log, k, None, None, 99, WRITER, bytes(fake_cid(k)), 0, 1) for k in deleted]
         with self.store.transaction():
             self.conn.executemany(
                 "INSERT OR REPLACE INTO view_kv VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
@@ -111,11 +109,9 @@ class Tables:
     def snapshot(self) -> list[Any]:
         """Every row of every table (to prove a refused query changed nothing)."""
         out: list[Any] = []
-        names = self.conn.execute(
-            "SELECT name, sql FROM sqlite_master ORDER BY name"
-        ).fetchall()
+        names = self.conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
         out.append(names)
-        for (name, _) in names:
+        for name, _ in names:
             if not name.startswith("sqlite_") and _ and _.upper().startswith("CREATE TABLE"):
                 out.append(self.conn.execute(f'SELECT * FROM "{name}" ORDER BY 1').fetchall())
         return out

@@ -86,7 +86,9 @@ class SqliteQueryExecutor:
             conn.set_authorizer(_authorize)
             conn.set_progress_handler(self._progress, _PROGRESS_STEPS)
         except sqlite3.DatabaseError as exc:
-            raise StorageError(f"cannot open a read connection to {self._store.path}: {exc}") from exc
+            raise StorageError(
+                f"cannot open a read connection to {self._store.path}: {exc}"
+            ) from exc
         self._conn = conn
         return conn
 
