@@ -54,8 +54,11 @@ _ANONYMOUS = {"total": (1, 1), "ltrim": (1, 2), "rtrim": (1, 2), "json_array_len
 _BINARY: dict[type[exp.Expression], str] = {
     exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<=",
     exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%", exp.DPipe: "||",
-    exp.Like: "LIKE", exp.Glob: "GLOB", exp.Is: "IS",
+    exp.Like: "LIKE", exp.Glob: "GLOB", exp.Is: "IS", exp.NullSafeEQ: "IS",
+    exp.NullSafeNEQ: "IS NOT",
 }  # fmt: skip
+# Flags sqlglot sets that do not change what SQLite computes.
+_HARMLESS = frozenset({"big_int", "safe", "typed", "only_json_types", "scalar_only"})
 _CASTS = {
     "INT": "INTEGER", "BIGINT": "INTEGER", "SMALLINT": "INTEGER", "TINYINT": "INTEGER",
     "DOUBLE": "REAL", "FLOAT": "REAL", "TEXT": "TEXT", "VARCHAR": "TEXT", "CHAR": "TEXT",
@@ -278,21 +281,29 @@ class ExpressionEmitter:
             like = node.this
             if not isinstance(like, exp.Like):
                 raise _fail("ESCAPE goes with LIKE", node)
-            return f"({e(like.this)} LIKE {e(like.expression)} ESCAPE {e(node.expression)})"
+            self._only(like, ("this", "expression", "negate"))
+            self._only(node, ("this", "expression"))
+            sql = f"({e(like.this)} LIKE {e(like.expression)} ESCAPE {e(node.expression)})"
+            return f"(NOT {sql})" if like.args.get("negate") else sql
         op = _BINARY.get(type(node))
         if op is not None:
-            self._only(node, ("this", "expression"))
-            return f"({e(node.this)} {op} {e(node.expression)})"
+            self._only(node, ("this", "expression", "negate"))
+            sql = f"({e(node.this)} {op} {e(node.expression)})"
+            return f"(NOT {sql})" if node.args.get("negate") else sql
+        if isinstance(node, exp.Not | exp.Neg | exp.Paren):
+            self._only(node, ("this",))
         if isinstance(node, exp.Not):
             return f"(NOT {e(node.this)})"
         if isinstance(node, exp.Neg):
             return f"(-{e(node.this)})"
         if isinstance(node, exp.In):
-            self._only(node, ("this", "expressions"))
-            return f"({e(node.this)} IN ({', '.join(e(x) for x in node.expressions)}))"
+            self._only(node, ("this", "expressions", "negate"))
+            sql = f"({e(node.this)} IN ({', '.join(e(x) for x in node.expressions)}))"
+            return f"(NOT {sql})" if node.args.get("negate") else sql
         if isinstance(node, exp.Between):
-            self._only(node, ("this", "low", "high"))
-            return f"({e(node.this)} BETWEEN {e(node.args['low'])} AND {e(node.args['high'])})"
+            self._only(node, ("this", "low", "high", "negate"))
+            sql = f"({e(node.this)} BETWEEN {e(node.args['low'])} AND {e(node.args['high'])})"
+            return f"(NOT {sql})" if node.args.get("negate") else sql
         if isinstance(node, exp.Case):
             self._only(node, ("this", "ifs", "default"))
             words = ["CASE"]
@@ -317,9 +328,14 @@ class ExpressionEmitter:
         return self._function(node, outer)
 
     def _only(self, node: exp.Expression, allowed: Sequence[str]) -> None:
+        """Refuse any argument we would not emit (an unknown flag could change meaning)."""
         for key, value in node.args.items():
-            if key not in allowed and isinstance(value, exp.Expression | list) and value:
-                raise _fail(f"{node.key.upper()} with {key.upper()} is not supported", node)
+            if key in allowed or key in _HARMLESS or value is None or value is False:
+                continue
+            if value == [] or value == "":
+                continue
+            raise _fail(f"{node.key.upper()} with {key.upper()} is not supported", node)
+        for value in node.args.values():
             if isinstance(value, exp.Subquery | exp.Select) or (
                 isinstance(value, list)
                 and any(isinstance(v, exp.Subquery | exp.Select) for v in value)

@@ -1,5 +1,6 @@
-"""Test support: the fixed view tables of keyvalue, feed and documents, created and
-filled directly in a SqliteStore (the views that maintain them are built elsewhere)."""
+"""Test and benchmark kit: the view tables of keyvalue, feed, documents and counter,
+created and filled directly in a :class:`SqliteStore` exactly as the views lay them out,
+so the query layer can be exercised without writing entries."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ class Tables:
 
     def put_kv(self, name: str, items: dict[str, Any], *, deleted: Iterable[str] = ()) -> None:
         log = self.sources[name].log_id
-        rows = [
+        rows: list[tuple[Any, ...]] = [
             (log, k, encode(v), json.dumps(v), i + 1, WRITER, bytes(fake_cid(k)), 0, 0)
             for i, (k, v) in enumerate(items.items())
         ]
