@@ -55,6 +55,8 @@ from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 __all__ = ["CompiledQuery", "QueryCompiler", "compile_select", "parse", "parse_path", "path_text"]
 
 _DIALECT = sqlglot.Dialect.get_or_raise("sqlite")
+# Operators that nest without parentheses (NOT NOT NOT ... x, - - - x).
+_PREFIX_OPS = frozenset({TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE})
 _SELECT_ARGS = {
     "expressions", "distinct", "from_", "joins", "where", "group", "having", "order",
     "limit", "offset",
@@ -135,18 +137,18 @@ def parse(sql: str, limits: QueryLimits) -> exp.Select:
         tokens = _DIALECT.tokenize(sql)
     except TokenError as exc:
         raise QueryError(f"cannot read the query: {exc}") from exc
-    depth = 0
+    depth = prefix = 0
     for tok in tokens:
-        if tok.token_type == TokenType.L_PAREN:
+        kind = tok.token_type
+        prefix = prefix + 1 if kind in _PREFIX_OPS else 0
+        if kind == TokenType.L_PAREN:
             depth += 1
-            if depth > limits.max_depth:
-                raise QueryError(
-                    f"parentheses nested deeper than {limits.max_depth}",
-                    line=tok.line,
-                    column=tok.col,
-                )
-        elif tok.token_type == TokenType.R_PAREN:
+        elif kind == TokenType.R_PAREN:
             depth -= 1
+        if depth > limits.max_depth or prefix > limits.max_depth:
+            raise QueryError(
+                f"expression nested deeper than {limits.max_depth}", line=tok.line, column=tok.col
+            )
     try:
         statements = [s for s in _DIALECT.parser().parse(tokens, sql) if s is not None]
     except ParseError as exc:
@@ -155,8 +157,10 @@ def parse(sql: str, limits: QueryLimits) -> exp.Select:
         raise QueryError(
             f"syntax error: {desc}", line=first.get("line"), column=first.get("col")
         ) from exc
-    except (TokenError, RecursionError) as exc:
-        raise QueryError(f"cannot parse the query: {type(exc).__name__}") from exc
+    except TokenError as exc:
+        raise QueryError(f"cannot parse the query: {exc}") from exc
+    except RecursionError as exc:
+        raise QueryError("expression nested too deeply for the parser") from exc
     if len(statements) != 1:
         raise QueryError(f"one statement per query ({len(statements)} given)")
     stmt = statements[0]
@@ -165,7 +169,7 @@ def parse(sql: str, limits: QueryLimits) -> exp.Select:
             word = stmt.key.upper()
             raise _fail(f"{word} is not allowed: queries are read-only SELECTs", stmt)
         raise QueryError("only SELECT is allowed: queries are read-only")
-    _check_depth(stmt, limits.max_depth)
+    _check_depth(stmt, 2 * limits.max_depth)  # tree levels: ~2 per nesting level
     return stmt
 
 
@@ -177,7 +181,7 @@ def _check_depth(root: exp.Expression, max_depth: int) -> None:
             raise _fail(f"expression nested deeper than {max_depth}", node)
         for child in node.iter_expressions():
             # a chain of one operator (a AND b AND c ...) counts as one level
-            same = type(child) is type(node) and isinstance(node, exp.Connector | exp.DPipe)
+            same = type(child) is type(node) and isinstance(node, exp.Connector)
             stack.append((child, depth if same else depth + 1))
 
 

@@ -329,18 +329,18 @@ class ExpressionEmitter:
 
     def _only(self, node: exp.Expression, allowed: Sequence[str]) -> None:
         """Refuse any argument we would not emit (an unknown flag could change meaning)."""
+        for value in node.args.values():
+            if isinstance(value, exp.Subquery | exp.Query) or (
+                isinstance(value, list)
+                and any(isinstance(v, exp.Subquery | exp.Query) for v in value)
+            ):
+                raise _fail("subqueries are not supported", node)
         for key, value in node.args.items():
             if key in allowed or key in _HARMLESS or value is None or value is False:
                 continue
             if value == [] or value == "":
                 continue
             raise _fail(f"{node.key.upper()} with {key.upper()} is not supported", node)
-        for value in node.args.values():
-            if isinstance(value, exp.Subquery | exp.Select) or (
-                isinstance(value, list)
-                and any(isinstance(v, exp.Subquery | exp.Select) for v in value)
-            ):
-                raise _fail("subqueries are not supported", node)
 
     def _placeholder(self, node: exp.Placeholder) -> str:
         label = node.args.get("this") or ""

@@ -16,9 +16,11 @@ class QueryLimits:
     # scan of 100,000 documents takes ~50 ms; 1 s leaves room for joins without letting
     # one query stall a node.
     timeout_s: float = 1.0
-    # Expression nesting depth (parentheses, AND/OR chains count one level per operator
-    # level): real queries stay under 20; deeper ones are generated abuse.
-    max_depth: int = 48
+    # Expression nesting depth (parentheses, prefix operators, nested calls; a chain of
+    # one operator such as a AND b AND c counts once). Real queries stay well under 10;
+    # sqlglot's recursive parser needs ~20 Python frames per level, so 24 levels stay far
+    # from Python's recursion limit.
+    max_depth: int = 24
     # Length of the SQL text: parsing costs grow with it; 20,000 characters is pages.
     max_sql_length: int = 20_000
     # Tables in one query (joins): each join multiplies the work.
