@@ -283,20 +283,41 @@ class _Emitter(ExpressionEmitter):
             else:
                 continue
             for operand in operands:
-                ref = self._ref_or_none(operand)
-                if ref is None or ref.table is not table:
-                    continue
                 others = [c for c in consts if c is not None and c is not operand]
                 if not others or not all(self._constant(c) for c in others):
                     continue
-                if ref.column.name == table.source.kind.key_column and rank == 0:
-                    return None
-                if ref.column.kind != ColumnKind.JSON:
+                path = self._indexable_path(operand, table)
+                if path is None:
+                    if rank == 0 and self._is_key(operand, table):
+                        return None
                     continue
-                name = table.source.index_for(path_text(ref.path))
+                name = table.source.index_for(path)
                 if name is not None and (best is None or rank < best[0]):
                     best = (rank, name)
         return best[1] if best is not None else None
+
+    def _indexable_path(self, node: exp.Expression, table: _Table) -> str | None:
+        """The JSON path text if ``node`` is a JSON field of ``table``."""
+        if isinstance(node, exp.JSONExtract | exp.JSONExtractScalar):
+            if not isinstance(node.this, exp.Column | exp.Dot):
+                return None  # (emitting anything else could register parameters twice)
+            target, text = self._json_target(node)
+            json_cols = [c for c in table.source.kind.columns if c.kind == ColumnKind.JSON]
+            if any(target == c.physical.format(t=table.alias) for c in json_cols):
+                return text
+            return None
+        ref = self._ref_or_none(node)
+        if ref is None or ref.table is not table or ref.column.kind != ColumnKind.JSON:
+            return None
+        return path_text(ref.path)
+
+    def _is_key(self, node: exp.Expression, table: _Table) -> bool:
+        ref = self._ref_or_none(node) if isinstance(node, exp.Column | exp.Dot) else None
+        return (
+            ref is not None
+            and ref.table is table
+            and ref.column.name == table.source.kind.key_column
+        )
 
     @staticmethod
     def _constant(node: exp.Expression) -> bool:
