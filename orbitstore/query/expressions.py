@@ -338,7 +338,7 @@ class ExpressionEmitter:
         for key, value in node.args.items():
             if key in allowed or key in _HARMLESS or value is None or value is False:
                 continue
-            if value == [] or value == "":
+            if value in ([], ""):
                 continue
             raise _fail(f"{node.key.upper()} with {key.upper()} is not supported", node)
 
