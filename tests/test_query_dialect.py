@@ -272,3 +272,13 @@ def test_query_result_shape() -> None:
     assert list(result) == [{"a": 1, "b": 2}, {"a": 3, "b": 4}] and len(result) == 2
     cat = Catalog.of([])
     assert compile_select("SELECT 1 + 1 AS two", cat).columns == ("two",)
+
+
+def test_limit_errors_are_query_limit_errors(env: Any) -> None:
+    from orbitstore.errors import QueryLimitError
+
+    with pytest.raises(QueryLimitError) as info:
+        q(env, "SELECT id FROM users LIMIT 10001")
+    assert info.value.code == "query_limit" and info.value.column is not None
+    with pytest.raises(QueryLimitError):
+        q(env, "SELECT id FROM users LIMIT ?", [10001])

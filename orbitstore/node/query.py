@@ -132,7 +132,9 @@ class QueryService:
         m = _DETAIL.match(line)
         if m is None:
             return PlanStep(None, "other", None, None, line)
-        table = compiled.aliases.get(m["table"], m["table"])
+        table = compiled.aliases.get(m["table"])
+        if table is None:  # SQLite's own rows (CONSTANT ROW) or the counter's subquery
+            return PlanStep(None, "other", None, None, line)
         if m["index"]:
             path = executor.index_path(m["index"])
             return PlanStep(table, "index", m["index"], path, line)

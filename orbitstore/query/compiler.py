@@ -38,7 +38,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import TokenType
 
-from orbitstore.errors import QueryError
+from orbitstore.errors import QueryError, QueryLimitError
 from orbitstore.query.catalog import Catalog, ColumnKind
 from orbitstore.query.expressions import (
     ExpressionEmitter,
@@ -108,7 +108,7 @@ class CompiledQuery:
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
                 raise QueryError("LIMIT takes a non-negative integer")
             if n > self.max_rows:
-                raise QueryError(f"LIMIT {n} is above the maximum of {self.max_rows} rows")
+                raise QueryLimitError(f"LIMIT {n} is above the maximum of {self.max_rows} rows")
         return tuple(values)
 
 
@@ -476,7 +476,9 @@ class _Emitter(ExpressionEmitter):
             else:
                 n = self._int_literal(value, "LIMIT")
                 if n > cap:
-                    raise _fail(f"LIMIT {n} is above the maximum of {cap} rows", limit)
+                    raise _fail(
+                        f"LIMIT {n} is above the maximum of {cap} rows", limit, QueryLimitError
+                    )
                 text = f" LIMIT {n}"
         if offset is not None:
             value = offset.args.get("expression") if isinstance(offset, exp.Offset) else offset

@@ -77,8 +77,10 @@ def _pos(node: exp.Expression | None) -> dict[str, int | None]:
     return {"line": None, "column": None}
 
 
-def _fail(message: str, node: exp.Expression | None = None) -> QueryError:
-    return QueryError(message, **_pos(node))
+def _fail(
+    message: str, node: exp.Expression | None = None, cls: type[QueryError] = QueryError
+) -> QueryError:
+    return cls(message, **_pos(node))
 
 
 # -- emission ----------------------------------------------------------------------------

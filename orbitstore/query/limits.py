@@ -13,8 +13,8 @@ class QueryLimits:
     # rows of small documents is a few MB, enough for a page of UI or an export batch.
     max_rows: int = 10_000
     # Wall-clock budget of one execution. Indexed queries take well under 1 ms; a full
-    # scan of 100,000 documents takes ~50 ms; 1 s leaves room for joins without letting
-    # one query stall a node.
+    # scan of 100,000 documents takes ~120 ms (benchmarks/bench_query.py); 1 s leaves room
+    # for joins and bigger databases without letting one query stall a node.
     timeout_s: float = 1.0
     # Expression nesting depth (parentheses, prefix operators, nested calls; a chain of
     # one operator such as a AND b AND c counts once). Real queries stay well under 10;

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from orbitstore.errors import QueryError, StorageError
+from orbitstore.errors import QueryError, QueryLimitError, StorageError
 from orbitstore.storage.sqlite import SqliteStore
 
 # VM instructions between two looks at the clock: ~100 µs of work, so a query overruns
@@ -107,12 +107,14 @@ class SqliteQueryExecutor:
             cur.close()
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
-                raise QueryError(f"the query ran longer than its {timeout_s:g} s budget") from exc
+                raise QueryLimitError(
+                    f"the query ran longer than its {timeout_s:g} s budget"
+                ) from exc
             raise QueryError(f"the query cannot run: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise QueryError(f"the query failed: {exc}") from exc
         if len(rows) > max_rows:
-            raise QueryError(
+            raise QueryLimitError(
                 f"the result has more than {max_rows} rows; add a LIMIT or narrow the WHERE"
             )
         return rows
