@@ -282,3 +282,17 @@ def test_limit_errors_are_query_limit_errors(env: Any) -> None:
     assert info.value.code == "query_limit" and info.value.column is not None
     with pytest.raises(QueryLimitError):
         q(env, "SELECT id FROM users LIMIT ?", [10001])
+
+
+def test_trim_family_and_whitelisted_aggregates(env: Any) -> None:
+    rows = q(
+        env,
+        "SELECT ltrim('  x') l, rtrim('x  ') r, trim('..x..', '.') t, total(doc.age) tot,"
+        " group_concat(id) g, json_array_length(doc.tags) n FROM users WHERE id = 'a'",
+    )
+    assert rows == [{"l": "x", "r": "x", "t": "x", "tot": 31.0, "g": "a", "n": 2}]
+
+
+def test_brackets_are_not_array_indexes(env: Any) -> None:
+    with pytest.raises(QueryError, match="not an array index"):
+        q(env, "SELECT doc.tags[0] FROM users")

@@ -186,6 +186,8 @@ def _check_depth(root: exp.Expression, max_depth: int) -> None:
 
 
 class _Emitter(ExpressionEmitter):
+    text = ""  # the SQL as written (for positions)
+
     # -- statement ---------------------------------------------------------------------
 
     def select(self, sel: exp.Select) -> CompiledQuery:
@@ -399,6 +401,13 @@ class _Emitter(ExpressionEmitter):
             node = item
             if isinstance(item, exp.Alias):
                 alias, node = item.alias, item.this
+                start = item.args["alias"].meta.get("start")
+                if isinstance(start, int) and self.text[start : start + 1] == "[":
+                    raise _fail(
+                        "[...] after a column is a SQLite alias, not an array index:"
+                        " write value->>'$.list[0]'",
+                        item,
+                    )
             found = self._ref_or_none(node)
             if found is not None:
                 sql, dec, typ = self._output(found)
@@ -499,7 +508,9 @@ def compile_select(
     sql: str, catalog: Catalog, limits: QueryLimits = DEFAULT_QUERY_LIMITS
 ) -> CompiledQuery:
     """Parse, check and compile one query (no cache)."""
-    return _Emitter(catalog, limits).select(parse(sql, limits))
+    emitter = _Emitter(catalog, limits)
+    emitter.text = sql
+    return emitter.select(parse(sql, limits))
 
 
 class QueryCompiler:

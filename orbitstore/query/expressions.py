@@ -47,10 +47,10 @@ _SIMPLE_FUNCS: dict[type[exp.Expression], tuple[str, tuple[str, ...]]] = {
     exp.StrPosition: ("instr", ("this", "substr")),
     exp.Replace: ("replace", ("this", "expression", "replacement")),
     exp.Typeof: ("typeof", ("this",)),
-    exp.Trim: ("trim", ("this", "expression")),
     exp.GroupConcat: ("group_concat", ("this", "separator")),
 }
-_ANONYMOUS = {"total": (1, 1), "ltrim": (1, 2), "rtrim": (1, 2), "json_array_length": (1, 2)}
+_ANONYMOUS = {"total": (1, 1), "json_array_length": (1, 2)}
+_TRIMS = {None: "trim", "LEADING": "ltrim", "TRAILING": "rtrim"}
 _BINARY: dict[type[exp.Expression], str] = {
     exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<=",
     exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%", exp.DPipe: "||",
@@ -397,6 +397,14 @@ class ExpressionEmitter:
             if ref is not None and ref.column.kind == ColumnKind.JSON:
                 return f"json_type({ref.physical}, {_quote(path_text(ref.path + path))})"
             return f"json_type({e(node.this)}, {_quote(path_text(path))})"
+        if isinstance(node, exp.Trim):
+            self._only(node, ("this", "expression", "position"))
+            position = node.args.get("position")
+            fname = _TRIMS.get(str(position).upper() if position else None)
+            if fname is None:
+                raise _fail(f"TRIM {position} is not supported", node)
+            args = [node.this] + ([node.expression] if node.expression is not None else [])
+            return f"{fname}({', '.join(e(a) for a in args)})"
         spec = _SIMPLE_FUNCS.get(type(node))
         if spec is not None:
             fname, keys = spec
