@@ -110,6 +110,8 @@ def test_keyvalue_columns_and_deleted_rows_hidden(env: Any) -> None:
     assert q(env, "SELECT key FROM settings WHERE key = 'old'") == []
     by_cid = q(env, "SELECT key FROM settings WHERE cid = ?", [rows[1]["cid"]])
     assert by_cid == [{"key": "size"}]
+    as_cid = q(env, "SELECT key FROM settings WHERE cid = ?", [Cid.parse(rows[1]["cid"])])
+    assert as_cid == [{"key": "size"}]
 
 
 def test_deleted_documents_disappear(env: Any) -> None:

@@ -144,3 +144,12 @@ async def test_watch_refuses_a_bad_query_at_once(tmp_path: Path) -> None:
         with pytest.raises(QueryError):
             async for _ in c.watch("DELETE FROM this"):
                 pass
+
+
+async def test_node_query_skips_closed_databases(tmp_path: Path) -> None:
+    async with orbitstore.open_node(tmp_path) as node:
+        c = await node.open("c", type="counter")
+        assert node.query("SELECT value FROM c").dicts() == [{"value": 0}]
+        await c.close()
+        with pytest.raises(QueryError, match="unknown table 'c'"):
+            node.query("SELECT value FROM c")

@@ -132,27 +132,30 @@ class Node:
 
     # -- SQL ---------------------------------------------------------------------------
 
+    def _live(self) -> list[Database]:
+        return [d for d in self._open.values() if not d._closed]
+
     def _handles(self) -> dict[str, Database]:
-        return {d.name.lower(): d for d in self._open.values()}
+        return {d.name.lower(): d for d in self._live()}
 
     def query(self, sql: str, params: Params = None) -> QueryResult:
         """Run a SELECT over the open databases, each named by its local name as a
         table (joins allowed). See docs/query.md."""
         if self._closed:
             raise ClosedError("the node is closed")
-        return self.queries.query(sql, params, self.queries.catalog_of(list(self._open.values())))
+        return self.queries.query(sql, params, self.queries.catalog_of(self._live()))
 
     def explain(self, sql: str, params: Params = None) -> QueryPlan:
         """Which declared index (or scan) serves each table of the query."""
         if self._closed:
             raise ClosedError("the node is closed")
-        return self.queries.explain(sql, params, self.queries.catalog_of(list(self._open.values())))
+        return self.queries.explain(sql, params, self.queries.catalog_of(self._live()))
 
     def watch(self, sql: str, params: Params = None) -> AsyncIterator[QueryResult]:
         """A live query over the open databases: ``async for result in node.watch(sql)``."""
         if self._closed:
             raise ClosedError("the node is closed")
-        catalog = self.queries.catalog_of(list(self._open.values()))
+        catalog = self.queries.catalog_of(self._live())
         return self.queries.watch(sql, params, catalog, self._handles())
 
     async def aclose(self) -> None:

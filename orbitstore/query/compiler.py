@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokenizer_core import TokenType
 
+from orbitstore.core.cid import Cid
 from orbitstore.errors import QueryError, QueryLimitError
 from orbitstore.query.catalog import Catalog, ColumnKind
 from orbitstore.query.expressions import (
@@ -56,7 +56,12 @@ __all__ = ["CompiledQuery", "QueryCompiler", "compile_select", "parse", "parse_p
 
 _DIALECT = sqlglot.Dialect.get_or_raise("sqlite")
 # Operators that nest without parentheses (NOT NOT NOT ... x, - - - x).
-_PREFIX_OPS = frozenset({TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE})
+# (TILDE was spelled TILDA before sqlglot 26.)
+_PREFIX_OPS = frozenset(
+    getattr(TokenType, name)
+    for name in ("NOT", "DASH", "PLUS", "TILDE", "TILDA")
+    if hasattr(TokenType, name)
+)
 _SELECT_ARGS = {
     "expressions", "distinct", "from_", "joins", "where", "group", "having", "order",
     "limit", "offset",
@@ -115,7 +120,7 @@ class CompiledQuery:
 def _param_value(value: Any) -> Any:
     if value is None or isinstance(value, int | float | str | bytes):
         return int(value) if isinstance(value, bool) else value
-    if type(value).__name__ == "Cid":
+    if isinstance(value, Cid):
         return str(value)
     raise QueryError(f"a parameter must be None, bool, int, float, str or bytes, not {value!r:.60}")
 
