@@ -14,6 +14,7 @@ four branches that say who is to blame::
     │   ├── ClosedError                 used after close()
     │   ├── NotFoundError               no database, key or entry by that name
     │   └── QueryError                  bad or refused SQL (has line/column)
+    │       └── QueryLimitError         over a QueryLimits bound (rows, time, LIMIT)
     ├── InvalidDataError                bytes from elsewhere are wrong (a peer, a file)
     │   ├── DecodeError                 not canonical DAG-CBOR
     │   ├── InvalidCidError             not a CIDv1/sha2-256 CID
@@ -123,6 +124,12 @@ class QueryError(UsageError):
         super().__init__(message + where, line=line, column=column)
         self.line = line
         self.column = column
+
+
+class QueryLimitError(QueryError):
+    """A query over a configured bound: too many rows, too long, or a LIMIT above the cap."""
+
+    code = "query_limit"
 
 
 # --- bad data from elsewhere ------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
+from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from orbitstore.storage.sqlite import SqliteConfig
 
 
@@ -22,3 +23,5 @@ class NodeConfig:
     # measured slower than 1 (0.74x). 1 is the safe default; raise it on a machine with
     # cores to spare (benchmarks/bench_receive.py measures both).
     verify_threads: int = 1
+    # Bounds on SQL queries (rows, time, nesting, cache); see QueryLimits for defaults.
+    query: QueryLimits = DEFAULT_QUERY_LIMITS

@@ -22,6 +22,7 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import OpLog, ReceiveResult
 from orbitstore.errors import ClosedError, InvalidValueError
+from orbitstore.node.query import QueryMethods
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
 from orbitstore.storage.base import NodeStore
 from orbitstore.views.base import Change, Lagged, View, change_for
@@ -86,7 +87,7 @@ class DatabaseStatistics:
     subscribers: int
 
 
-class Database:
+class Database(QueryMethods):
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError, NotFoundError
 from orbitstore.node.database import Database
+from orbitstore.node.query import FindMethods
 from orbitstore.views.documents import (
     DocumentsOptions,
     DocumentsView,
@@ -20,7 +21,7 @@ from orbitstore.views.documents import (
 )
 
 
-class Documents(Database):
+class Documents(FindMethods, Database):
     """JSON-like documents keyed by an id field (``_id`` by default).
 
     Options live in the manifest's ``meta`` when the database is created::

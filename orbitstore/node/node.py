@@ -20,7 +20,9 @@ from orbitstore.errors import (
 )
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
+from orbitstore.node.query import Params, QueryService
 from orbitstore.node.types import database_class
+from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.keystore import Keystore
 from orbitstore.storage.memory import MemoryStore
@@ -39,6 +41,7 @@ class Node:
         self.config = config
         self._open: dict[Cid, Database] = {}
         self._closed = False
+        self.queries = QueryService(store, config.query)
 
     @property
     def id(self) -> str:
@@ -109,6 +112,7 @@ class Node:
             timestamps=self.config.timestamps,
             verify_threads=self.config.verify_threads,
         )
+        database._queries = self.queries
         self._open[db] = database
         return database
 
@@ -128,6 +132,34 @@ class Node:
         """Local names and their addresses."""
         return {name: f"/orbitstore/{cid}" for name, cid in self.store.names().items()}
 
+    # -- SQL ---------------------------------------------------------------------------
+
+    def _live(self) -> list[Database]:
+        return [d for d in self._open.values() if not d._closed]
+
+    def _handles(self) -> dict[str, Database]:
+        return {d.name.lower(): d for d in self._live()}
+
+    def query(self, sql: str, params: Params = None) -> QueryResult:
+        """Run a SELECT over the open databases, each named by its local name as a
+        table (joins allowed). See docs/query.md."""
+        if self._closed:
+            raise ClosedError("the node is closed")
+        return self.queries.query(sql, params, self.queries.catalog_of(self._live()))
+
+    def explain(self, sql: str, params: Params = None) -> QueryPlan:
+        """Which declared index (or scan) serves each table of the query."""
+        if self._closed:
+            raise ClosedError("the node is closed")
+        return self.queries.explain(sql, params, self.queries.catalog_of(self._live()))
+
+    def watch(self, sql: str, params: Params = None) -> AsyncIterator[QueryResult]:
+        """A live query over the open databases: ``async for result in node.watch(sql)``."""
+        if self._closed:
+            raise ClosedError("the node is closed")
+        catalog = self.queries.catalog_of(self._live())
+        return self.queries.watch(sql, params, catalog, self._handles())
+
     async def aclose(self) -> None:
         if self._closed:
             return
@@ -135,6 +167,7 @@ class Node:
             await database.close()
         self._open.clear()
         self._closed = True
+        self.queries.close()
         self.store.close()
 
 

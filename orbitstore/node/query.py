@@ -1,0 +1,263 @@
+"""SQL over the node's databases: the query service, and the query methods of handles.
+
+The :class:`QueryService` (one per node) joins the pure compiler of
+:mod:`orbitstore.query` to the read-only executor of :mod:`orbitstore.storage.query_exec`.
+Database handles get ``query``/``explain``/``watch`` from :class:`QueryMethods` (their
+own name, and ``this``, are the table); the node's ``query`` sees every open database by
+its local name. ``find`` (Mongo-style filters) is provided by :class:`FindMethods` for the
+documents handle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from orbitstore.core.cid import Cid
+from orbitstore.errors import UsageError
+from orbitstore.query.catalog import KINDS, Catalog, Source, queryable
+from orbitstore.query.compiler import CompiledQuery, QueryCompiler
+from orbitstore.query.filters import Filter, SortSpec, compile_find
+from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
+from orbitstore.query.results import PlanStep, QueryPlan, QueryResult, shape_rows
+from orbitstore.storage.base import NodeStore
+from orbitstore.storage.query_exec import SqliteQueryExecutor
+from orbitstore.storage.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from orbitstore.node.database import Subscription
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+# A live query waits this long after a change before re-running, so a burst of writes
+# (a batch, a sync catch-up) costs one re-run instead of one per entry.
+DEFAULT_WATCH_DEBOUNCE_S = 0.05
+
+_DETAIL = re.compile(
+    r"^(?P<op>SCAN|SEARCH) (?P<table>\w+)"
+    r"(?: USING (?:(?P<covering>COVERING )?INDEX (?P<index>\S+)"
+    r"|(?P<pk>(?:INTEGER )?PRIMARY KEY)))?(?: \((?P<cond>.*)\))?"
+)
+
+
+class _Handle(Protocol):
+    """What the query service needs of a database handle."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    cid: Cid
+
+    def subscribe(self, *, buffer: int = ...) -> Any: ...
+
+
+class QueryService:
+    """Compiles (with a cache), runs within :class:`QueryLimits`, explains and watches."""
+
+    def __init__(self, store: NodeStore, limits: QueryLimits = DEFAULT_QUERY_LIMITS) -> None:
+        self._store = store
+        self.limits = limits
+        self.compiler = QueryCompiler(limits)
+        self._executor = SqliteQueryExecutor(store) if isinstance(store, SqliteStore) else None
+        self._sources: dict[Cid, Source] = {}
+
+    # -- catalogs ------------------------------------------------------------------------
+
+    def source(self, db: _Handle) -> Source:
+        """The table ``db`` is, with the declared indexes on it right now."""
+        if not isinstance(self._store, SqliteStore):
+            raise UsageError("SQL queries need a node that stores to disk (open_node(path))")
+        found = self._sources.get(db.cid)
+        log_id = found.log_id if found is not None else self._store.log_store(db.cid).log_id
+        fresh = self.table_source(db.name, db.type, log_id)
+        if fresh != found:
+            self._sources[db.cid] = found = fresh
+        return found
+
+    def table_source(self, name: str, type_name: str, log_id: int) -> Source:
+        """A :class:`Source` for log ``log_id`` with the indexes declared right now."""
+        table = KINDS[type_name].table if type_name in KINDS else None
+        indexes = self._exec().json_indexes(table) if table else ()
+        return Source(name, type_name, log_id, indexes)
+
+    def catalog_for(self, db: _Handle) -> Catalog:
+        if not queryable(db.type):
+            raise UsageError(f"a {db.type} database has no SQL table")
+        src = self.source(db)
+        return Catalog.of([("this", src), (db.name, src)])
+
+    def catalog_of(self, dbs: Sequence[_Handle]) -> Catalog:
+        return Catalog.of([(d.name, self.source(d)) for d in dbs if queryable(d.type)])
+
+    # -- running -------------------------------------------------------------------------
+
+    def compile(self, sql: str, catalog: Catalog) -> CompiledQuery:
+        return self.compiler.compile(sql, catalog)
+
+    def _exec(self) -> SqliteQueryExecutor:
+        if self._executor is None:
+            raise UsageError("SQL queries need a node that stores to disk (open_node(path))")
+        return self._executor
+
+    def run(self, compiled: CompiledQuery, params: Params) -> QueryResult:
+        bound = compiled.bind(params)
+        rows = self._exec().execute(
+            compiled.sql, bound, max_rows=self.limits.max_rows, timeout_s=self.limits.timeout_s
+        )
+        return QueryResult(compiled.columns, shape_rows(rows, compiled.decoders))
+
+    def query(self, sql: str, params: Params, catalog: Catalog) -> QueryResult:
+        return self.run(self.compile(sql, catalog), params)
+
+    def explain(self, sql: str, params: Params, catalog: Catalog) -> QueryPlan:
+        compiled = self.compile(sql, catalog)
+        executor = self._exec()
+        details = executor.explain(compiled.sql, compiled.bind(params))
+        steps = []
+        for line in details:
+            steps.append(self._step(line, compiled, executor))
+        return QueryPlan(tuple(steps), compiled.sql)
+
+    @staticmethod
+    def _step(line: str, compiled: CompiledQuery, executor: SqliteQueryExecutor) -> PlanStep:
+        if line.startswith("USE TEMP B-TREE"):
+            return PlanStep(None, "sort", None, None, line)
+        m = _DETAIL.match(line)
+        if m is None:
+            return PlanStep(None, "other", None, None, line)
+        table = compiled.aliases.get(m["table"])
+        if table is None:  # SQLite's own rows (CONSTANT ROW) or the counter's subquery
+            return PlanStep(None, "other", None, None, line)
+        if m["index"]:
+            path = executor.index_path(m["index"])
+            return PlanStep(table, "index", m["index"], path, line)
+        cond = m["cond"] or ""
+        if m["pk"] and [c for c in cond.split(" AND ") if c and not c.startswith("log")]:
+            return PlanStep(table, "key", None, None, line)
+        return PlanStep(table, "scan", None, None, line)
+
+    # -- live queries --------------------------------------------------------------------
+
+    async def watch(
+        self,
+        sql: str,
+        params: Params,
+        catalog: Catalog,
+        handles: Mapping[str, _Handle],
+        *,
+        debounce_s: float = DEFAULT_WATCH_DEBOUNCE_S,
+    ) -> AsyncIterator[QueryResult]:
+        """The current result, then each *different* result after changes to the
+        databases the query reads (debounced)."""
+        compiled = self.compile(sql, catalog)
+        compiled.bind(params)  # refuse bad parameters before subscribing
+        async with AsyncExitStack() as stack:
+            subs: list[Subscription] = []
+            for table in compiled.tables:
+                subs.append(await stack.enter_async_context(handles[table].subscribe()))
+            last = self.run(compiled, params)
+            yield last
+            while subs:
+                if not await _wait_any(subs):
+                    return
+                await trio.sleep(debounce_s)
+                for sub in subs:
+                    while sub.receive_nowait() is not None:
+                        pass
+                result = self.run(compiled, params)
+                if result != last:
+                    last = result
+                    yield result
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+
+
+async def _wait_any(subs: Sequence[Subscription]) -> bool:
+    """Wait until one subscription has something; False when one of them closed."""
+    if len(subs) == 1:
+        try:
+            await subs[0].__anext__()
+        except StopAsyncIteration:
+            return False
+        return True
+    alive = True
+
+    async def one(sub: Subscription, cancel: trio.CancelScope) -> None:
+        nonlocal alive
+        try:
+            await sub.__anext__()
+        except StopAsyncIteration:
+            alive = False
+        cancel.cancel()
+
+    async with trio.open_nursery() as nursery:
+        for sub in subs:
+            nursery.start_soon(one, sub, nursery.cancel_scope)
+    return alive
+
+
+class QueryMethods:
+    """``query``/``explain``/``watch`` for database handles (mixed into ``Database``).
+
+    The handle's own local name and the word ``this`` are its table.
+    """
+
+    _queries: QueryService | None = None
+
+    def _query_service(self) -> QueryService:
+        service = self._queries
+        if service is None:
+            raise UsageError("this database handle is not attached to a node's query service")
+        return service
+
+    def query(self, sql: str, params: Params = None) -> QueryResult:
+        """Run a SELECT over this database; see docs/query.md for the dialect."""
+        handle: Any = self
+        handle._check()
+        service = self._query_service()
+        return service.query(sql, params, service.catalog_for(handle))
+
+    def explain(self, sql: str, params: Params = None) -> QueryPlan:
+        """How the query would run: which declared index serves it, or a scan."""
+        handle: Any = self
+        handle._check()
+        service = self._query_service()
+        return service.explain(sql, params, service.catalog_for(handle))
+
+    def watch(
+        self, sql: str, params: Params = None, *, debounce_s: float = DEFAULT_WATCH_DEBOUNCE_S
+    ) -> AsyncIterator[QueryResult]:
+        """A live query: ``async for result in db.watch(sql): ...``."""
+        handle: Any = self
+        handle._check()
+        service = self._query_service()
+        catalog = service.catalog_for(handle)
+        handles = {key: handle for key in catalog.sources}
+        return service.watch(sql, params, catalog, handles, debounce_s=debounce_s)
+
+
+class FindMethods:
+    """``find`` with Mongo-style filters, for the documents handle (needs QueryMethods)."""
+
+    def find(
+        self,
+        filter: Filter | None = None,
+        *,
+        sort: SortSpec = (),
+        limit: int | None = None,
+        skip: int = 0,
+    ) -> list[Any]:
+        """Documents matching ``filter`` (see docs/query.md), as decoded values."""
+        sql, params = compile_find(filter or {}, sort=sort, limit=limit, skip=skip)
+        handle: Any = self
+        result: QueryResult = handle.query(sql, params)
+        return [row[0] for row in result.rows]

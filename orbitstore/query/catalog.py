@@ -1,0 +1,168 @@
+"""What a query can name: user-facing tables (databases by local name) and, for each
+database type, the columns it exposes and how they map onto the view tables.
+
+The physical view tables are fixed (see ``docs/query.md``)::
+
+    view_kv(log, key, value, json, clock, writer, cid, idx, deleted)
+    view_feed(log, clock, writer, cid, idx, ts, value, json)
+    view_documents(log, id, doc, value, clock, writer, cid, deleted)
+    view_counter(log, total)
+
+Every physical reference is qualified by the table alias the compiler gives each table
+(``t0``, ``t1`` ...), and every table is restricted to its own log (``log = <id>``) and to
+live rows (``deleted = 0``) before the user's conditions are looked at.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+from orbitstore.errors import InvalidValueError
+
+
+class ColumnKind(Enum):
+    PLAIN = "plain"  # a SQL value as stored
+    JSON = "json"  # JSON text: exposed as its value, JSON paths go into it
+    CID = "cid"  # binary CID, exposed as its text form
+    BIGINT = "bigint"  # integer stored as text (may exceed 64 bits)
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    name: str
+    kind: ColumnKind
+    #: SQL over the alias ``{t}``: the physical column(s).
+    physical: str
+
+
+@dataclass(frozen=True, slots=True)
+class TableKind:
+    type_name: str
+    #: SQL for the FROM item, with ``{t}`` the alias and ``{log}`` the log id.
+    source: str
+    #: Condition making only this log's live rows visible.
+    visible: str
+    columns: tuple[ColumnSpec, ...]
+    #: Physical table whose expression indexes serve JSON paths, and its key column.
+    table: str | None = None
+    key_column: str | None = None
+
+    def column(self, name: str) -> ColumnSpec | None:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        return None
+
+
+def _c(name: str, kind: ColumnKind, physical: str) -> ColumnSpec:
+    return ColumnSpec(name, kind, physical)
+
+
+_P, _J, _C, _B = ColumnKind.PLAIN, ColumnKind.JSON, ColumnKind.CID, ColumnKind.BIGINT
+
+KINDS: Final[Mapping[str, TableKind]] = {
+    "keyvalue": TableKind(
+        "keyvalue",
+        "view_kv AS {t}",
+        "{t}.log = {log} AND {t}.deleted = 0",
+        (
+            _c("key", _P, "{t}.key"),
+            _c("value", _J, "{t}.json"),
+            _c("writer", _P, "{t}.writer"),
+            _c("clock", _P, "{t}.clock"),
+            _c("cid", _C, "{t}.cid"),
+        ),
+        "view_kv",
+        "key",
+    ),
+    "documents": TableKind(
+        "documents",
+        "view_documents AS {t}",
+        "{t}.log = {log} AND {t}.deleted = 0",
+        (
+            _c("id", _P, "{t}.id"),
+            _c("doc", _J, "{t}.doc"),
+            _c("writer", _P, "{t}.writer"),
+            _c("clock", _P, "{t}.clock"),
+            _c("cid", _C, "{t}.cid"),
+        ),
+        "view_documents",
+        "id",
+    ),
+    "feed": TableKind(
+        "feed",
+        "view_feed AS {t}",
+        "{t}.log = {log}",
+        (
+            _c("id", _P, "(os_cid({t}.cid) || iif({t}.idx = 0, '', '/' || {t}.idx))"),
+            _c("cid", _C, "{t}.cid"),
+            _c("writer", _P, "{t}.writer"),
+            _c("clock", _P, "{t}.clock"),
+            _c("ts", _P, "{t}.ts"),
+            _c("value", _J, "{t}.json"),
+        ),
+        "view_feed",
+    ),
+    "counter": TableKind(
+        "counter",
+        # Always one row, also before the first increment.
+        "(SELECT coalesce((SELECT total FROM view_counter WHERE log = {log}), '0') AS total)"
+        " AS {t}",
+        "1",
+        (_c("value", _B, "{t}.total"),),
+    ),
+}
+
+_NAME = re.compile(r"[^\x00]{1,200}")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One queryable database: its local ``name``, its ``type``, its log id, and the
+    declared expression indexes on its view table as (JSON path, index name) pairs."""
+
+    name: str
+    type_name: str
+    log_id: int
+    indexes: tuple[tuple[str, str], ...] = ()
+
+    def index_for(self, path: str) -> str | None:
+        for p, name in self.indexes:
+            if p == path:
+                return name
+        return None
+
+    @property
+    def kind(self) -> TableKind:
+        return KINDS[self.type_name]
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """The tables a query may name (case-insensitive, as SQL names are)."""
+
+    sources: Mapping[str, Source]
+    key: tuple[object, ...] = field(compare=False)
+
+    @classmethod
+    def of(cls, named: Iterable[tuple[str, Source]]) -> Catalog:
+        sources: dict[str, Source] = {}
+        for name, source in named:
+            if not _NAME.fullmatch(name):
+                raise InvalidValueError(f"{name!r} cannot name a table")
+            if source.type_name not in KINDS:
+                continue  # types without a SQL view (log, ydoc) are not tables
+            sources[name.lower()] = source
+        key = tuple(sorted((n, s.type_name, s.log_id, s.indexes) for n, s in sources.items()))
+        return cls(sources, key)
+
+    def get(self, name: str) -> Source | None:
+        return self.sources.get(name.lower())
+
+
+def queryable(type_name: str) -> bool:
+    return type_name in KINDS

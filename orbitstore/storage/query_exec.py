@@ -1,0 +1,164 @@
+"""Runs compiled queries on the node's SQLite file, read-only and within limits.
+
+A dedicated connection opened with ``mode=ro`` and ``PRAGMA query_only`` serves every
+query, with an authorizer that allows only SELECT, reads of view tables (``view_*``) and
+the functions the dialect whitelists — a second wall behind the compiler, which already
+refuses everything else. A progress handler enforces the time budget; the row cap is
+checked while fetching. sqlite3 errors become :class:`~orbitstore.errors.QueryError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from orbitstore.errors import QueryError, QueryLimitError, StorageError
+from orbitstore.storage.sqlite import SqliteStore
+
+# VM instructions between two looks at the clock: ~100 µs of work, so a query overruns
+# its budget by well under a millisecond.
+_PROGRESS_STEPS = 10_000
+
+_FUNCTIONS = frozenset(
+    {
+        "abs", "avg", "coalesce", "count", "group_concat", "ifnull", "iif", "instr",
+        "json_array_length", "json_extract", "json_type", "length", "lower", "ltrim", "max",
+        "min", "nullif", "replace", "round", "rtrim", "substr", "sum", "total", "trim",
+        "typeof", "upper", "like", "glob", "os_cid",
+    }
+)  # fmt: skip
+_INDEX_PATH = re.compile(r"json_extract\(\s*\"?\w+\"?\s*,\s*'([^']*)'\s*\)", re.IGNORECASE)
+# An index a query can use for one log: ON <table>(log, json_extract(<col>, '<path>'))
+_LOG_INDEX = re.compile(
+    r"\(\s*\"?log\"?\s*,\s*json_extract\(\s*\"?\w+\"?\s*,\s*'([^']*)'\s*\)\s*\)\s*$",
+    re.IGNORECASE,
+)
+
+
+def cid_text(raw: bytes | None) -> str | None:
+    """SQL function ``os_cid``: a binary CID as its base32 text form."""
+    if raw is None:
+        return None
+    return "b" + base64.b32encode(bytes(raw)).decode("ascii").lower().rstrip("=")
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
+    if action == sqlite3.SQLITE_SELECT:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_READ:
+        # arg1 is the table; subquery columns come with no table
+        if not arg1 or arg1.startswith("view_"):
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_OK if (arg2 or "").lower() in _FUNCTIONS else sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_DENY
+
+
+class SqliteQueryExecutor:
+    """Executes (SQL, parameters) on a read-only connection to ``store``'s file."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._conn: sqlite3.Connection | None = None
+        self._deadline = 0.0
+        self._index_paths: dict[str, str | None] = {}
+        self._indexes: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._schema_version = -1
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        self._store.connection  # noqa: B018 - raises ClosedError if the store is closed
+        uri = "file:" + quote(str(self._store.path.resolve())) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False, cached_statements=512
+            )
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute(f"PRAGMA cache_size=-{int(self._store.config.cache_kib)}")
+            conn.create_function("os_cid", 1, cid_text, deterministic=True)
+            conn.set_authorizer(_authorize)
+            conn.set_progress_handler(self._progress, _PROGRESS_STEPS)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(
+                f"cannot open a read connection to {self._store.path}: {exc}"
+            ) from exc
+        self._conn = conn
+        return conn
+
+    def _progress(self) -> int:
+        return 1 if time.monotonic() > self._deadline else 0
+
+    def execute(
+        self, sql: str, params: Sequence[Any], *, max_rows: int, timeout_s: float
+    ) -> list[tuple[Any, ...]]:
+        """All rows (at most ``max_rows``); QueryError past a limit or on a SQL error."""
+        conn = self._connection()
+        self._deadline = time.monotonic() + timeout_s
+        try:
+            cur = conn.execute(sql, tuple(params))
+            rows = cur.fetchmany(max_rows + 1)
+            cur.close()
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise QueryLimitError(
+                    f"the query ran longer than its {timeout_s:g} s budget"
+                ) from exc
+            raise QueryError(f"the query cannot run: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise QueryError(f"the query failed: {exc}") from exc
+        if len(rows) > max_rows:
+            raise QueryLimitError(
+                f"the result has more than {max_rows} rows; add a LIMIT or narrow the WHERE"
+            )
+        return rows
+
+    def explain(self, sql: str, params: Sequence[Any]) -> list[str]:
+        """SQLite's ``EXPLAIN QUERY PLAN`` detail lines, in order."""
+        rows = self.execute("EXPLAIN QUERY PLAN " + sql, params, max_rows=10_000, timeout_s=5.0)
+        return [str(r[3]) for r in rows]
+
+    def index_path(self, index: str) -> str | None:
+        """The JSON path a declared expression index covers (``$.a.b``), if it is one."""
+        if index not in self._index_paths:
+            row = self._store.connection.execute(
+                "SELECT sql FROM sqlite_master WHERE type='index' AND name=?", (index,)
+            ).fetchone()
+            m = _INDEX_PATH.search(row[0]) if row and row[0] else None
+            self._index_paths[index] = m.group(1) if m else None
+        return self._index_paths[index]
+
+    def json_indexes(self, table: str) -> tuple[tuple[str, str], ...]:
+        """Expression indexes ``(log, json_extract(col, path))`` on ``table``, as
+        (path, index name) pairs; cached until the schema changes."""
+        conn = self._store.connection
+        version = int(conn.execute("PRAGMA schema_version").fetchone()[0])
+        if version != self._schema_version:
+            self._schema_version = version
+            self._indexes = {}
+            self._index_paths = {}
+        found = self._indexes.get(table)
+        if found is None:
+            rows = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name=?"
+                " AND sql IS NOT NULL ORDER BY name",
+                (table,),
+            ).fetchall()
+            pairs = []
+            for name, sql in rows:
+                m = _LOG_INDEX.search(sql)
+                if m:
+                    pairs.append((m.group(1), str(name)))
+            found = self._indexes[table] = tuple(pairs)
+        return found
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
