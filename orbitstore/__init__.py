@@ -20,6 +20,7 @@ from orbitstore.node import Database as Database
 from orbitstore.node import Node as Node
 from orbitstore.node import NodeConfig as NodeConfig
 from orbitstore.node import open_node as open_node
+from orbitstore.node.ydoc import YDocument as YDocument
 from orbitstore.storage.sqlite import SqliteConfig as SqliteConfig
 
 __version__ = "0.1.0"

@@ -10,10 +10,12 @@ from orbitstore.core.manifest import Manifest
 from orbitstore.errors import InvalidValueError
 from orbitstore.node.counter import Counter
 from orbitstore.node.database import Database
+from orbitstore.node.ydoc import YDocument, new_client_id
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.views import open_view_state
 from orbitstore.views.base import View
 from orbitstore.views.counter import CounterView
+from orbitstore.views.ydoc import YDocView
 
 ViewFactory = Callable[[NodeStore, Cid, Manifest], View]
 
@@ -22,9 +24,14 @@ def _counter_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
     return CounterView(open_view_state(store, "counter", db))
 
 
+def _ydoc_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+    return YDocView(open_view_state(store, "ydoc", db), client_id=new_client_id())
+
+
 _TYPES: dict[str, tuple[type[Database], ViewFactory | None]] = {
     "log": (Database, None),
     "counter": (Counter, _counter_view),
+    "ydoc": (YDocument, _ydoc_view),
 }
 
 

@@ -8,11 +8,12 @@ from typing import Any
 from orbitstore.core.cid import Cid
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.sqlite import SqliteStore
-from orbitstore.storage.views import counter
+from orbitstore.storage.views import counter, ydoc
 
 # kind -> (SQLite state class, memory state class); each takes (store, log_id | None).
 _KINDS: dict[str, tuple[Any, Any]] = {
     "counter": (counter.SqliteCounterState, counter.MemoryCounterState),
+    "ydoc": (ydoc.SqliteYDocState, ydoc.MemoryYDocState),
 }
 
 
