@@ -198,8 +198,10 @@ class YDocView:
         self._applied = 0
         self._ignored = 0
         loaded = state.load()
-        stored = None if loaded is None else StoredSnapshot(
-            seq=loaded[0], updates=loaded[1], update=loaded[2]
+        stored = (
+            None
+            if loaded is None
+            else StoredSnapshot(seq=loaded[0], updates=loaded[1], update=loaded[2])
         )
         self._snapshot = stored or StoredSnapshot(seq=0, update=EMPTY_UPDATE, updates=0)
         if stored is not None and self._integrate(stored.update) is not True:

@@ -29,8 +29,7 @@ class SqliteYDocState:
     def save(self, seq: int, updates: int, snapshot: bytes) -> None:
         with self._s.transaction():
             self._s.connection.execute(
-                "INSERT OR REPLACE INTO view_ydoc(log, seq, updates, snapshot)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO view_ydoc(log, seq, updates, snapshot) VALUES (?, ?, ?, ?)",
                 (self._log, seq, updates, snapshot),
             )
 
