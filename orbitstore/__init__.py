@@ -24,6 +24,7 @@ from orbitstore.node import NodeConfig as NodeConfig
 from orbitstore.node import open_node as open_node
 from orbitstore.node.feed import Feed as Feed
 from orbitstore.node.keyvalue import KeyValue as KeyValue
+from orbitstore.node.ydoc import YDocument as YDocument
 from orbitstore.storage.sqlite import SqliteConfig as SqliteConfig
 from orbitstore.views.feed import FeedItem as FeedItem
 

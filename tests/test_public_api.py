@@ -25,6 +25,7 @@ PUBLIC = {
     "OpLog",
     "ReceiveResult",
     "SqliteConfig",
+    "YDocument",
     "open_node",
 }
 

@@ -25,7 +25,7 @@ from orbitstore.errors import ClosedError, InvalidValueError
 from orbitstore.node.query import QueryMethods
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
 from orbitstore.storage.base import NodeStore
-from orbitstore.views.base import Change, Lagged, View, change_for
+from orbitstore.views.base import Change, Lagged, SnapshotView, View, change_for
 
 # A subscriber that falls this many changes behind gets a Lagged marker instead of more
 # changes: a slow reader must never block writers or grow memory without bound.
@@ -113,6 +113,8 @@ class Database(QueryMethods):
         self._log = log
         self._store = store
         self._view = view
+        # A view that keeps its own checkpoint (snapshots); None for the others.
+        self._snapshots = view if isinstance(view, SnapshotView) else None
         self._timestamps = timestamps
         self._verify_threads = verify_threads
         self._lock = trio.Lock()
@@ -153,17 +155,27 @@ class Database(QueryMethods):
                 change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
             ]
         changes = self._view.apply(entries, local=local)
-        self._store.set_checkpoint(
-            self.cid, self._view.name, self._store.log_store(self.cid).last_seq()
-        )
+        self._checkpoint(self._store.log_store(self.cid).last_seq())
         return changes
+
+    def _checkpoint(self, seq: int) -> None:
+        """Record that the view reflects the log up to ``seq`` (a snapshotting view
+        decides itself when to store that)."""
+        assert self._view is not None
+        if self._snapshots is not None:
+            self._snapshots.save(seq)
+        else:
+            self._store.set_checkpoint(self.cid, self._view.name, seq)
 
     def _catch_up(self) -> int:
         """Apply entries that arrived after the view's checkpoint. Returns how many."""
         if self._view is None:
             return 0
         log_store = self._store.log_store(self.cid)
-        since = self._store.get_checkpoint(self.cid, self._view.name)
+        if self._snapshots is not None:
+            since = self._snapshots.checkpoint()
+        else:
+            since = self._store.get_checkpoint(self.cid, self._view.name)
         if since >= log_store.last_seq():
             return 0
         count = 0
@@ -178,7 +190,7 @@ class Database(QueryMethods):
             if batch:
                 self._view.apply(batch, local=False)
                 count += len(batch)
-            self._store.set_checkpoint(self.cid, self._view.name, log_store.last_seq())
+            self._checkpoint(log_store.last_seq())
         return count
 
     # -- writing --------------------------------------------------------------------------
@@ -319,7 +331,12 @@ class Database(QueryMethods):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
+        if self._snapshots is not None:
+            with self._store.transaction():
+                self._snapshots.save(self._store.log_store(self.cid).last_seq(), force=True)
         for sub in list(self._subscribers):
             sub._close()
 

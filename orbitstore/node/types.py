@@ -13,6 +13,7 @@ from orbitstore.node.database import Database
 from orbitstore.node.documents import Documents
 from orbitstore.node.feed import Feed
 from orbitstore.node.keyvalue import KeyValue
+from orbitstore.node.ydoc import YDocument, new_client_id
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.views import open_view_state
 from orbitstore.views.base import View
@@ -20,6 +21,7 @@ from orbitstore.views.counter import CounterView
 from orbitstore.views.documents import DocumentsOptions, DocumentsView
 from orbitstore.views.feed import FeedView
 from orbitstore.views.keyvalue import KeyValueView
+from orbitstore.views.ydoc import YDocView
 
 ViewFactory = Callable[[NodeStore, Cid, Manifest], View]
 
@@ -41,12 +43,17 @@ def _keyvalue_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
     return KeyValueView(open_view_state(store, "keyvalue", db))
 
 
+def _ydoc_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+    return YDocView(open_view_state(store, "ydoc", db), client_id=new_client_id())
+
+
 _TYPES: dict[str, tuple[type[Database], ViewFactory | None]] = {
     "log": (Database, None),
     "counter": (Counter, _counter_view),
     "documents": (Documents, _documents_view),
     "feed": (Feed, _feed_view),
     "keyvalue": (KeyValue, _keyvalue_view),
+    "ydoc": (YDocument, _ydoc_view),
 }
 
 

@@ -21,6 +21,11 @@ Checkpoints: after applying, the database records the log's local arrival number
 (``seq``) the view reflects. On open, only entries that arrived after the checkpoint are
 applied (normally none), so reopening costs nothing like a replay.
 
+A view whose state lives in memory and is persisted as a snapshot (ydoc) cannot afford a
+snapshot per write. Such a view implements :class:`SnapshotView`: it owns its checkpoint
+(the ``seq`` its last snapshot reflects), the database offers it the log's last ``seq``
+after every apply and on close, and on open replays the entries after its checkpoint.
+
 Views do no I/O: no files, no clock, no randomness. Their state objects do the storing.
 """
 
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
@@ -67,6 +72,20 @@ class View(Protocol):
 
     def apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
         """Fold newly valid entries (parents first) into the state; say what changed."""
+        ...
+
+
+@runtime_checkable
+class SnapshotView(View, Protocol):
+    """A view that persists its state in snapshots and so owns its checkpoint."""
+
+    def checkpoint(self) -> int:
+        """The ``seq`` its stored state reflects; entries after it are replayed on open."""
+        ...
+
+    def save(self, seq: int, *, force: bool = False) -> None:
+        """Offered after each apply (inside its transaction) and, with ``force``, on
+        close: store a snapshot reflecting ``seq`` if the view judges it due."""
         ...
 
 

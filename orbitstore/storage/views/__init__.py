@@ -8,7 +8,7 @@ from typing import Any
 from orbitstore.core.cid import Cid
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.sqlite import SqliteStore
-from orbitstore.storage.views import counter, documents, feed, keyvalue
+from orbitstore.storage.views import counter, documents, feed, keyvalue, ydoc
 
 # kind -> (SQLite state class, memory state class); each takes (store, log_id | None).
 _KINDS: dict[str, tuple[Any, Any]] = {
@@ -16,6 +16,7 @@ _KINDS: dict[str, tuple[Any, Any]] = {
     "documents": (documents.SqliteDocumentsState, documents.MemoryDocumentsState),
     "feed": (feed.SqliteFeedState, feed.MemoryFeedState),
     "keyvalue": (keyvalue.SqliteKeyValueState, keyvalue.MemoryKeyValueState),
+    "ydoc": (ydoc.SqliteYDocState, ydoc.MemoryYDocState),
 }
 
 
