@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,7 +21,7 @@ from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import OpLog, ReceiveResult
-from orbitstore.errors import ClosedError, InvalidValueError
+from orbitstore.errors import ClosedError, InvalidValueError, UsageError
 from orbitstore.storage.base import NodeStore
 from orbitstore.views.base import Change, Lagged, View, change_for
 
@@ -115,6 +115,8 @@ class Database:
         self._closed = False
         self._subscribers: set[Subscription] = set()
         self._reapplied = self._catch_up()
+        # Set by the node when it replicates this database (see node/replication.py).
+        self._sync_waiter: Callable[[Database, str | None, float], Awaitable[None]] | None = None
 
     # -- identity -------------------------------------------------------------------------
 
@@ -282,6 +284,15 @@ class Database:
             reapplied_on_open=self._reapplied,
             subscribers=len(self._subscribers),
         )
+
+    async def wait_synced(self, *, peer: str | None = None, timeout: float = 30.0) -> None:
+        """Return once this node holds everything the connected peers (or ``peer``, a
+        transport peer id) have announced for this database. Raises SyncTimeoutError
+        after ``timeout`` seconds, UsageError on a node without a transport."""
+        self._check()
+        if self._sync_waiter is None:
+            raise UsageError("this node has no transport: there is nothing to sync with")
+        await self._sync_waiter(self, peer, timeout)
 
     # -- lifecycle ------------------------------------------------------------------------
 
