@@ -208,9 +208,7 @@ async def open_node(
         finally:
             await node.aclose()
         return
-    replication = Replication(
-        transport=transport, config=config.replication, limits=config.limits
-    )
+    replication = Replication(transport=transport, config=config.replication, limits=config.limits)
     async with trio.open_nursery() as nursery:
         await nursery.start(replication.run)
         node = Node(

@@ -20,7 +20,7 @@ frame is stored. See ``docs/replication.md``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -274,7 +274,9 @@ class Replication:
         )
 
     @asynccontextmanager
-    async def progress(self, *, buffer: int = 1000) -> AsyncIterator[trio.MemoryReceiveChannel[SyncProgress]]:
+    async def progress(
+        self, *, buffer: int = 1000
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[SyncProgress]]:
         """Progress events from now on (dropped for this subscriber when it lags)."""
         send, recv = trio.open_memory_channel[SyncProgress](buffer)
         self._progress.add(send)
@@ -511,19 +513,15 @@ class Replication:
             st = self._dbs.get(hello.db) if isinstance(hello, Hello) else None
             if st is None:
                 with trio.move_on_after(self.config.idle_timeout):
-                    try:
+                    with suppress(NetworkError):
                         await stream.send_all(
                             encode_frame(Error(code="not_found", message="database not open"))
                         )
-                    except NetworkError:
-                        pass
                 return
             await self._run_session(st, stream, decoder, first)
         finally:
-            try:
+            with suppress(NetworkError):
                 await stream.close()
-            except NetworkError:
-                pass
             done.set()
 
     async def _run_session(
@@ -643,10 +641,8 @@ class Replication:
             state.last_error = f"{error.code}: {error}"
             if isinstance(error, InvalidDataError) and "peer_code" not in error.details:
                 with trio.move_on_after(1.0):
-                    try:
+                    with suppress(NetworkError):
                         await stream.send_all(encode_frame(session.fail(error.code, str(error))))
-                    except NetworkError:
-                        pass
             self._emit(SyncProgress("failed", db.cid, peer, error=state.last_error))
         elif not errors:
             state.heard = True
@@ -662,10 +658,8 @@ class Replication:
                 )
             )
         st.notify()
-        try:
+        with suppress(NetworkError):
             await stream.close()
-        except NetworkError:
-            pass
 
     # -- peers ----------------------------------------------------------------------------
 
@@ -704,4 +698,3 @@ class Replication:
                         self._addresses[address] = await self.transport.connect(address)
                 except (NetworkError, trio.TooSlowError):
                     pass
-

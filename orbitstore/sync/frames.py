@@ -335,8 +335,7 @@ class FrameDecoder:
                     raise ProtocolError("frame length varint is not minimal")
                 if value > self.limits.max_frame_bytes:
                     raise ProtocolError(
-                        f"frame of {value} bytes is over the limit of"
-                        f" {self.limits.max_frame_bytes}"
+                        f"frame of {value} bytes is over the limit of {self.limits.max_frame_bytes}"
                     )
                 if value == 0:
                     raise ProtocolError("empty frame")

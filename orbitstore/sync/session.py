@@ -226,9 +226,7 @@ class SyncSession:
     def receiving_done(self) -> bool:
         """Nothing more will arrive from the peer."""
         return (
-            self._peer_satisfied
-            and self._we_satisfied
-            and self._peer_dones == self._dones_expected
+            self._peer_satisfied and self._we_satisfied and self._peer_dones == self._dones_expected
         )
 
     @property
@@ -435,4 +433,3 @@ class SyncSession:
         else:
             self._we_satisfied = True
             self._outbox.append(Want(cids=()))
-

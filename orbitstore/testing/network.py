@@ -20,6 +20,7 @@ partition; when that stops being true every operation on them raises NetworkErro
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -193,10 +194,9 @@ class MemoryTransport:
             self._nursery.start_soon(self._guard, fn, *args)
 
     async def _guard(self, fn: object, *args: object) -> None:
-        try:
+        # A handler's peer going away is the handler's own business.
+        with contextlib.suppress(NetworkError):
             await fn(*args)  # type: ignore[operator]
-        except NetworkError:
-            pass  # a handler's peer went away: the handler's own business
 
 
 class MemoryNetwork:
