@@ -21,7 +21,8 @@ from orbitstore.storage.memory import MemoryStore
 from orbitstore.sync.frames import Entries, FrameLimits, Hello, encode_frame, encode_varint
 from orbitstore.testing.network import MemoryNetwork, MemoryTransport
 
-SEEDS = int(os.environ.get("ORBITSTORE_SIM_SEEDS", "24"))
+_NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
+SEEDS = int(os.environ.get("ORBITSTORE_SIM_SEEDS", "300" if _NIGHTLY else "24"))
 CONFIG = NodeConfig(
     timestamps=False,
     replication=ReplicationConfig(
