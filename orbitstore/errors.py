@@ -33,7 +33,8 @@ four branches that say who is to blame::
     │   ├── StorageCorruptedError       stored bytes no longer verify
     │   └── KeystoreError               key file missing, unreadable or too permissive
     └── NetworkError                    transport-level failure talking to a peer
-        └── PeerUnavailableError
+        ├── PeerUnavailableError
+        └── SyncTimeoutError            wait_synced ran out of time before we caught up
 
 Foreign exceptions (sqlite3, libp2p, sqlglot, cbrrr) are translated where they are
 caught, with ``raise ... from exc`` so the cause is kept.
@@ -253,3 +254,9 @@ class PeerUnavailableError(NetworkError):
     """The peer could not be reached."""
 
     code = "peer_unavailable"
+
+
+class SyncTimeoutError(NetworkError):
+    """``wait_synced`` timed out before we held everything the peers announced."""
+
+    code = "sync_timeout"

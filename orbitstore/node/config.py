@@ -5,8 +5,53 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
+from orbitstore.errors import InvalidValueError
 from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from orbitstore.storage.sqlite import SqliteConfig
+from orbitstore.sync.frames import DEFAULT_FRAME_LIMITS, FrameLimits
+from orbitstore.sync.session import SessionLimits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicationConfig:
+    """How the node replicates over its transport (see docs/replication.md)."""
+
+    # Announcements are coalesced: at most one per database per this many seconds, so a
+    # burst of writes costs one gossip message (the libp2p notes advise 50-100 ms).
+    announce_interval: float = 0.05
+    # Entries small enough to ride along in an announcement (gossip drops > 1 MiB; small
+    # messages keep the mesh fast), newest first, up to this many bytes in total.
+    announce_inline_bytes: int = 16 * 1024
+    # Announcements waiting to be published; more are dropped (gossip is only a hint).
+    announce_queue: int = 64
+    # Anti-entropy: a full sync with every connected peer this often, repairing lost
+    # gossip. 30 s is what the libp2p notes recommend.
+    anti_entropy_interval: float = 30.0
+    # Try to reconnect to peers given to connect() this often while they are away.
+    reconnect_interval: float = 5.0
+    # A sync session that takes longer than this is abandoned (and retried later).
+    session_timeout: float = 300.0
+    # Waiting this long for a peer's next bytes (or for it to take ours) ends the session.
+    idle_timeout: float = 30.0
+    # Dialling and opening a stream.
+    connect_timeout: float = 10.0
+    frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS
+    session_limits: SessionLimits = field(default_factory=SessionLimits)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "announce_interval",
+            "anti_entropy_interval",
+            "reconnect_interval",
+            "session_timeout",
+            "idle_timeout",
+            "connect_timeout",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise InvalidValueError(f"replication {name} must be a positive number")
+        if self.announce_inline_bytes < 0 or self.announce_queue < 1:
+            raise InvalidValueError("announce_inline_bytes >= 0 and announce_queue >= 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,3 +70,5 @@ class NodeConfig:
     verify_threads: int = 1
     # Bounds on SQL queries (rows, time, nesting, cache); see QueryLimits for defaults.
     query: QueryLimits = DEFAULT_QUERY_LIMITS
+    # Used only when the node is opened with a transport.
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)

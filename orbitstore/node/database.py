@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,7 +29,7 @@ from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import OpLog, ReceiveResult
-from orbitstore.errors import ClosedError, InvalidValueError
+from orbitstore.errors import ClosedError, InvalidValueError, UsageError
 from orbitstore.node.query import QueryMethods
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
 from orbitstore.storage.base import NodeStore
@@ -121,6 +129,8 @@ class Database(QueryMethods):
         self._closed = False
         self._subscribers: set[Subscription] = set()
         self._reapplied = self._catch_up()
+        # Set by the node when it replicates this database (see node/replication.py).
+        self._sync_waiter: Callable[[Database, str | None, float], Awaitable[None]] | None = None
 
     @classmethod
     def check_meta(cls, meta: Mapping[str, Any]) -> None:
@@ -327,6 +337,15 @@ class Database(QueryMethods):
             reapplied_on_open=self._reapplied,
             subscribers=len(self._subscribers),
         )
+
+    async def wait_synced(self, *, peer: str | None = None, timeout: float = 30.0) -> None:
+        """Return once this node holds everything the connected peers (or ``peer``, a
+        transport peer id) have announced for this database. Raises SyncTimeoutError
+        after ``timeout`` seconds, UsageError on a node without a transport."""
+        self._check()
+        if self._sync_waiter is None:
+            raise UsageError("this node has no transport: there is nothing to sync with")
+        await self._sync_waiter(self, peer, timeout)
 
     # -- lifecycle ------------------------------------------------------------------------
 

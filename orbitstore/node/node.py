@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import trio
+
 from orbitstore.core.access import StaticAccess
 from orbitstore.core.cid import Cid
 from orbitstore.core.identity import Identity
@@ -16,11 +18,14 @@ from orbitstore.errors import (
     InvalidDataError,
     NotFoundError,
     StorageCorruptedError,
+    UsageError,
     WrongDatabaseTypeError,
 )
+from orbitstore.net.transport import Transport
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.query import Params, QueryService
+from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
@@ -35,10 +40,21 @@ KEYSTORE_FILE = "keystore.json"
 class Node:
     """Owns one store and one identity, and the databases opened on them."""
 
-    def __init__(self, *, store: NodeStore, identity: Identity, config: NodeConfig) -> None:
+    def __init__(
+        self,
+        *,
+        store: NodeStore,
+        identity: Identity,
+        config: NodeConfig,
+        replication: Replication | None = None,
+        owns_store: bool = True,
+    ) -> None:
         self.store = store
         self.identity = identity
         self.config = config
+        #: The replication service, when the node was opened with a transport.
+        self.replication = replication
+        self._owns_store = owns_store
         self._open: dict[Cid, Database] = {}
         self._closed = False
         self.queries = QueryService(store, config.query)
@@ -114,6 +130,14 @@ class Node:
         )
         database._queries = self.queries
         self._open[db] = database
+        if self.replication is not None:
+            replication = self.replication
+
+            async def waiter(d: Database, peer: str | None, timeout: float) -> None:
+                await replication.wait_synced(d, peer=peer, timeout=timeout)
+
+            database._sync_waiter = waiter
+            await replication.add_database(database)
         return database
 
     def _load_manifest(self, db: Cid) -> Manifest:
@@ -168,7 +192,8 @@ class Node:
         self._open.clear()
         self._closed = True
         self.queries.close()
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
 
 @asynccontextmanager
@@ -177,16 +202,28 @@ async def open_node(
     *,
     config: NodeConfig | None = None,
     identity: Identity | None = None,
+    transport: Transport | None = None,
+    store: NodeStore | None = None,
 ) -> AsyncIterator[Node]:
     """Open a node whose data lives in the directory ``path``.
 
     ``path=None`` keeps everything in memory (tests). Otherwise the directory holds
     ``orbitstore.sqlite`` (blocks, logs, views) and ``keystore.json`` (the node's key,
     created on first use, mode 0600).
+
+    With a ``transport`` (libp2p, or :mod:`orbitstore.testing.network`), the node
+    replicates every database it opens; see ``node.replication``. The transport's own
+    lifetime belongs to the caller. A ``store`` passed in (instead of ``path``) is used
+    as is and left open on exit, so a test can reopen a node on it after a "crash".
     """
     config = config or NodeConfig()
-    store: NodeStore
-    if path is None:
+    owns_store = store is None
+    if store is not None:
+        if path is not None:
+            raise UsageError("pass either path or store, not both")
+        if identity is None:
+            raise UsageError("a node opened on a store needs its identity")
+    elif path is None:
         store = MemoryStore()
         if identity is None:
             import os
@@ -198,8 +235,26 @@ async def open_node(
         if identity is None:
             identity = Keystore(root / KEYSTORE_FILE).get_or_create(config.identity_name)
         store = SqliteStore(root / STORE_FILE, config.sqlite)
-    node = Node(store=store, identity=identity, config=config)
-    try:
-        yield node
-    finally:
-        await node.aclose()
+    assert identity is not None
+    if transport is None:
+        node = Node(store=store, identity=identity, config=config, owns_store=owns_store)
+        try:
+            yield node
+        finally:
+            await node.aclose()
+        return
+    replication = Replication(transport=transport, config=config.replication, limits=config.limits)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(replication.run)
+        node = Node(
+            store=store,
+            identity=identity,
+            config=config,
+            replication=replication,
+            owns_store=owns_store,
+        )
+        try:
+            yield node
+        finally:
+            nursery.cancel_scope.cancel()
+            await node.aclose()

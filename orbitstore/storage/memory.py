@@ -111,6 +111,8 @@ class MemoryStore:
         self._logs: dict[Cid, MemoryLogStore] = {}
         self._names: dict[str, Cid] = {}
         self._checkpoints: dict[tuple[Cid, str], int] = {}
+        #: View states by (kind, db), kept for nodes reopened on this store.
+        self.view_states: dict[tuple[str, Cid], object] = {}
         self._closed = False
 
     @property

@@ -26,4 +26,9 @@ def open_view_state(store: NodeStore, kind: str, db: Cid) -> Any:
         log = store.log_store(db)
         sqlite_cls.create_tables(store.connection)
         return sqlite_cls(store, log.log_id)
-    return memory_cls()
+    # A memory store keeps its view states, so a node reopened on the same store object
+    # finds them next to the checkpoints it left (crash/restart tests).
+    states = getattr(store, "view_states", None)
+    if states is None:
+        return memory_cls()
+    return states.setdefault((kind, db), memory_cls())

@@ -1,0 +1,435 @@
+"""One sync exchange between two peers about one database, as a sans-IO state machine.
+
+How it works
+============
+
+Both sides run the same machine; there is no client or server once the stream is open.
+The caller moves bytes (see :mod:`orbitstore.node.replication`); this module only decides
+what to say. It never awaits, never reads a clock, and never writes to the log: entries
+received are handed out as :class:`ApplyEntries` events for the caller to apply through
+``Database.receive``; the caller then tells the session what the log still ``needed``.
+
+Rule 1 — hello first. Each side starts by sending ``Hello{v, db, heads, have}``: our
+heads, plus ``have``, a sample of older entries we hold (the entries at positions 1, 2,
+4, 8, ... back from our heads in reverse total order). Anything before the peer's Hello,
+a second Hello, another version or another database is a :class:`ProtocolError`.
+
+Rule 2 — send what the peer lacks, parents first, in bulk. On the peer's Hello we walk
+back from our heads in reverse total order — a max-heap on ``(clock, writer, cid)``;
+parents always sort before their children — with each CID marked *known* (the peer holds
+it) or not. The peer's heads and ``have`` CIDs that we hold start out known; a popped
+known entry marks its parents known; a popped unknown entry is queued for sending. Since
+every descendant of an entry sorts after it, an entry's mark is final when it is popped.
+The walk stops as soon as the heap holds only known entries. The queue is reversed
+(oldest first) and sent in :class:`~orbitstore.sync.frames.Entries` frames of about
+``target_frame_bytes``, then ``Done``. A fresh replica of N entries therefore catches up
+in a constant number of round trips, never one per DAG level.
+
+Rule 3 — wants. Once the peer's round ended (its ``Done``) and what it sent has been
+applied, we send ``Want{cids}`` with what the log still needs and we have not asked this
+peer for yet, or ``Want{}`` (empty) when we need nothing more from it. A non-empty want
+opens a new round on the peer's side: it walks back from the wanted CIDs (marking
+everything it already sent as known) and answers with ``Entries*`` and ``Done``. At most
+``max_want_rounds`` non-empty wants are sent; after that we declare ourselves done.
+
+Rule 4 — the end. The exchange is over when both sides have sent their empty ``Want``
+and every round either side opened has been closed by a ``Done``. From then on nothing
+more may arrive; the caller closes the stream. ``Error{code, message}`` from the peer
+ends the exchange at once with a ProtocolError; any message that does not fit the rules
+above is a ProtocolError too (the caller drops the peer's session).
+
+Everything that affects the state of an exchange lives in this file.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
+from orbitstore.errors import InvalidValueError, ProtocolError, UsageError
+from orbitstore.sync.frames import (
+    DEFAULT_FRAME_LIMITS,
+    PROTOCOL_VERSION,
+    Done,
+    Entries,
+    Error,
+    FrameLimits,
+    Hello,
+    Message,
+    Want,
+    entries_overhead,
+)
+
+
+class LogReader(Protocol):
+    """What a session reads from the local log (an :class:`~orbitstore.core.oplog.OpLog`
+    satisfies it)."""
+
+    @property
+    def heads(self) -> frozenset[Cid]: ...
+
+    def get(self, cid: Cid) -> Entry | None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionLimits:
+    # Sample size of ``have``: 2**12 entries back covers histories that diverged by
+    # thousands of entries, while the walk to build it stays a few milliseconds.
+    have_samples: int = 12
+    # Non-empty wants per session. Honest peers need one, rarely two.
+    max_want_rounds: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.have_samples <= 30:
+            raise InvalidValueError("have_samples must be between 0 and 30")
+        if self.max_want_rounds < 0:
+            raise InvalidValueError("max_want_rounds must be >= 0")
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyEntries:
+    """Blocks the peer sent: verify and apply them, then call ``entries_applied``."""
+
+    blocks: tuple[tuple[Cid, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerHeads:
+    """The peer's heads, from its Hello."""
+
+    heads: frozenset[Cid]
+
+
+Event = ApplyEntries | PeerHeads
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    entries_sent: int
+    bytes_sent: int
+    entries_received: int
+    bytes_received: int
+    frames_sent: int
+    frames_received: int
+    want_rounds: int
+    unresolved: frozenset[Cid]
+
+
+# --- the machine -----------------------------------------------------------------------
+
+
+def _key(entry: Entry) -> Any:
+    return _Neg(entry.order_key)
+
+
+class _Neg:
+    __slots__ = ("key",)
+
+    def __init__(self, key: tuple[int, str, bytes]) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Neg) -> bool:
+        return self.key > other.key
+
+
+class SyncSession:
+    """The state of one exchange; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        *,
+        reader: LogReader,
+        db: Cid,
+        frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+        limits: SessionLimits | None = None,
+    ) -> None:
+        self._reader = reader
+        self.db = db
+        self.frame_limits = frame_limits
+        self.limits = limits or SessionLimits()
+        self._started = False
+        self._outbox: deque[Message] = deque()
+        self._send_queue: deque[Cid] = deque()
+        self._rounds_to_close = 0  # Done messages we still owe the peer
+        self._peer_hello: Hello | None = None
+        self._known: set[Cid] = set()  # entries the peer holds (or we sent it)
+        self._peer_dones = 0
+        self._dones_expected = 1  # the peer's first round, plus one per non-empty Want
+        self._needed: frozenset[Cid] = frozenset()
+        self._wanted: set[Cid] = set()
+        self._want_rounds = 0
+        self._we_satisfied = False  # our empty Want is queued
+        self._peer_satisfied = False
+        self._failed = False
+        self._stats = {"es": 0, "bs": 0, "er": 0, "br": 0, "fs": 0, "fr": 0}
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Queue our Hello. Call once, before anything else."""
+        if self._started:
+            raise UsageError("the session was already started")
+        self._started = True
+        heads = sorted(self._reader.heads)
+        self._outbox.append(
+            Hello(v=PROTOCOL_VERSION, db=self.db, heads=tuple(heads), have=self._sample(heads))
+        )
+
+    def receive(self, message: Message) -> list[Event]:
+        """Take one message from the peer; returns what the caller must do about it."""
+        if not self._started:
+            raise UsageError("start() the session before feeding it messages")
+        if self._failed:
+            raise ProtocolError("the session already failed")
+        try:
+            return self._receive(message)
+        except ProtocolError:
+            self._failed = True
+            raise
+
+    def entries_applied(self, needed: Iterable[Cid]) -> None:
+        """After applying an :class:`ApplyEntries`: what the log still misses (the CIDs
+        the caller wants from this peer)."""
+        self._needed = frozenset(needed)
+
+    def fail(self, code: str, message: str) -> Error:
+        """Abort: the Error message to send the peer (best effort)."""
+        self._failed = True
+        self._outbox.clear()
+        self._send_queue.clear()
+        return Error(code=code, message=message[:1024])
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def next_message(self) -> Message | None:
+        """The next message to send, or None when there is nothing to send right now."""
+        if self._failed:
+            return None
+        if self._outbox:
+            return self._count_out(self._outbox.popleft())
+        if self._send_queue:
+            return self._count_out(self._next_entries())
+        if self._rounds_to_close:
+            self._rounds_to_close -= 1
+            return self._count_out(Done())
+        return None
+
+    @property
+    def receiving_done(self) -> bool:
+        """Nothing more will arrive from the peer."""
+        return (
+            self._peer_satisfied and self._we_satisfied and self._peer_dones == self._dones_expected
+        )
+
+    @property
+    def sending_done(self) -> bool:
+        """We have nothing more to send, ever."""
+        return (
+            self._peer_satisfied
+            and self._we_satisfied
+            and not self._outbox
+            and not self._send_queue
+            and not self._rounds_to_close
+        )
+
+    @property
+    def complete(self) -> bool:
+        return self.receiving_done and self.sending_done
+
+    @property
+    def peer_heads(self) -> frozenset[Cid] | None:
+        return None if self._peer_hello is None else frozenset(self._peer_hello.heads)
+
+    def statistics(self) -> SessionStatistics:
+        s = self._stats
+        return SessionStatistics(
+            entries_sent=s["es"],
+            bytes_sent=s["bs"],
+            entries_received=s["er"],
+            bytes_received=s["br"],
+            frames_sent=s["fs"],
+            frames_received=s["fr"],
+            want_rounds=self._want_rounds,
+            unresolved=self._needed if self._we_satisfied else frozenset(),
+        )
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _count_out(self, message: Message) -> Message:
+        self._stats["fs"] += 1
+        if isinstance(message, Entries):
+            self._stats["es"] += len(message.blocks)
+            self._stats["bs"] += message.size
+        return message
+
+    def _receive(self, message: Message) -> list[Event]:
+        self._stats["fr"] += 1
+        if isinstance(message, Error):
+            raise ProtocolError(
+                f"peer aborted the sync: {message.code}: {message.message}",
+                peer_code=message.code,
+            )
+        hello = self._peer_hello
+        if hello is None:
+            if not isinstance(message, Hello):
+                raise ProtocolError(f"expected hello, got {type(message).__name__.lower()}")
+            if message.v != PROTOCOL_VERSION:
+                raise ProtocolError(f"peer speaks sync protocol v{message.v}, we speak v1")
+            if message.db != self.db:
+                raise ProtocolError(f"peer said hello for database {message.db}, not {self.db}")
+            self._peer_hello = message
+            self._on_hello(message)
+            return [PeerHeads(frozenset(message.heads))]
+        if isinstance(message, Hello):
+            raise ProtocolError("peer sent a second hello")
+        if isinstance(message, Entries):
+            if self._peer_dones >= self._dones_expected:
+                raise ProtocolError("peer sent entries outside of a round")
+            self._stats["er"] += len(message.blocks)
+            self._stats["br"] += message.size
+            return [ApplyEntries(message.blocks)] if message.blocks else []
+        if isinstance(message, Done):
+            if self._peer_dones >= self._dones_expected:
+                raise ProtocolError("peer sent done without an open round")
+            self._peer_dones += 1
+            if self._peer_dones == self._dones_expected:
+                self._decide_want()
+            return []
+        if isinstance(message, Want):
+            if self._peer_satisfied:
+                raise ProtocolError("peer sent a want after saying it wants nothing more")
+            if not message.cids:
+                self._peer_satisfied = True
+                return []
+            self._answer_want(message.cids)
+            return []
+        raise ProtocolError(f"unexpected message {type(message).__name__}")  # pragma: no cover
+
+    def _sample(self, heads: list[Cid]) -> tuple[Cid, ...]:
+        if not self.limits.have_samples or not heads:
+            return ()
+        want = {(1 << i) for i in range(self.limits.have_samples)}
+        last = max(want)
+        out: list[Cid] = []
+        for position, entry in enumerate(self._walk(heads), start=0):
+            if position in want:
+                out.append(entry.cid)
+            if position >= last:
+                break
+        return tuple(sorted(out))
+
+    def _walk(self, starts: Iterable[Cid]) -> Iterable[Entry]:
+        heap: list[tuple[Any, Entry]] = []
+        seen: set[Cid] = set()
+        for cid in starts:
+            if cid not in seen:
+                seen.add(cid)
+                entry = self._reader.get(cid)
+                if entry is not None:
+                    heapq.heappush(heap, (_key(entry), entry))
+        while heap:
+            _, entry = heapq.heappop(heap)
+            yield entry
+            for parent in entry.next:
+                if parent not in seen:
+                    seen.add(parent)
+                    p = self._reader.get(parent)
+                    if p is not None:
+                        heapq.heappush(heap, (_key(p), p))
+
+    def _on_hello(self, hello: Hello) -> None:
+        for cid in (*hello.heads, *hello.have):
+            self._known.add(cid)
+        self._plan(sorted(self._reader.heads))
+        self._rounds_to_close += 1
+
+    def _answer_want(self, cids: tuple[Cid, ...]) -> None:
+        self._plan(sorted(set(cids)), wanted=True)
+        self._rounds_to_close += 1
+
+    def _plan(self, starts: list[Cid], *, wanted: bool = False) -> None:
+        """Queue, oldest first, every ancestor of ``starts`` the peer is not known to
+        hold (the walk of Rule 2)."""
+        reader = self._reader
+        known = self._known
+        heap: list[tuple[Any, Entry]] = []
+        mark: dict[Cid, bool] = {}  # cid -> known to the peer
+        forced = set(starts) if wanted else set()  # the peer says it lacks these
+        unknown = 0
+
+        def push(entry: Entry, is_known: bool) -> None:
+            nonlocal unknown
+            mark[entry.cid] = is_known
+            heapq.heappush(heap, (_key(entry), entry))
+            if not is_known:
+                unknown += 1
+
+        for cid in (*starts, *(c for c in known if c not in starts)):
+            if cid in mark:
+                continue
+            entry = reader.get(cid)
+            if entry is not None:
+                push(entry, cid in known and cid not in forced)
+        found: list[Cid] = []
+        while heap and unknown:
+            _, entry = heapq.heappop(heap)
+            is_known = mark[entry.cid]
+            if not is_known:
+                unknown -= 1
+                found.append(entry.cid)
+                known.add(entry.cid)  # we are sending it
+            for parent in entry.next:
+                state = mark.get(parent)
+                if state is None:
+                    p = reader.get(parent)
+                    if p is not None:
+                        push(p, is_known or parent in known)
+                elif is_known and not state and parent not in forced:
+                    mark[parent] = True
+                    unknown -= 1
+        found.reverse()
+        self._send_queue.extend(found)
+
+    def _next_entries(self) -> Entries:
+        limits = self.frame_limits
+        blocks: list[tuple[Cid, bytes]] = []
+        size = 0
+        while self._send_queue:
+            cid = self._send_queue[0]
+            entry = self._reader.get(cid)
+            if entry is None:  # pragma: no cover - entries are never deleted
+                self._send_queue.popleft()
+                continue
+            cost = entries_overhead(len(entry.block))
+            if blocks and (
+                size + cost > limits.target_frame_bytes
+                or size + cost + 16 > limits.max_frame_bytes
+                or len(blocks) >= limits.max_blocks_per_frame
+            ):
+                break
+            self._send_queue.popleft()
+            blocks.append((cid, entry.block))
+            size += cost
+        return Entries(blocks=tuple(blocks))
+
+    def _decide_want(self) -> None:
+        if self._we_satisfied:  # pragma: no cover - guarded by the Done count
+            return
+        fresh = sorted(self._needed - self._wanted)
+        if fresh and self._want_rounds < self.limits.max_want_rounds:
+            fresh = fresh[: self.frame_limits.max_cids_per_message]
+            self._wanted.update(fresh)
+            self._want_rounds += 1
+            self._dones_expected += 1
+            self._outbox.append(Want(cids=tuple(fresh)))
+        else:
+            self._we_satisfied = True
+            self._outbox.append(Want(cids=()))

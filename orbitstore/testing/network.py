@@ -1,0 +1,349 @@
+"""An in-memory network for deterministic replication tests.
+
+:class:`MemoryNetwork` hands out :class:`MemoryTransport` objects that implement
+:class:`orbitstore.net.transport.Transport` over trio memory channels, with scripted
+latency, gossip loss, partitions and heals, and peer crashes. All randomness comes from
+the ``random.Random`` passed in, and all waiting is on trio's clock, so a test run under
+``autojump_clock`` is fast and repeatable::
+
+    net = MemoryNetwork(rng=random.Random(7), latency=(0.001, 0.02), gossip_loss=0.1)
+    async with net.open_transport("a") as ta, net.open_transport("b") as tb:
+        await ta.connect("mem/b")
+        net.partition({"a"}, {"b"})   # streams between them break, gossip is dropped
+        net.heal()
+
+Streams are reliable and ordered while both ends are up and on the same side of any
+partition; when that stops being true every operation on them raises NetworkError
+(a broken stream is never a clean EOF). Gossip is best effort: lost with probability
+``gossip_loss``, and dropped silently across partitions or above 1 MiB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import trio
+
+from orbitstore.errors import InvalidValueError, NetworkError, PeerUnavailableError
+from orbitstore.net.transport import (
+    GossipHandler,
+    PeerHandler,
+    PeerId,
+    StreamHandler,
+)
+
+ADDRESS_PREFIX = "mem/"
+MAX_GOSSIP_BYTES = 1024 * 1024  # py-libp2p drops larger messages; so do we
+_PIPE_CAPACITY = 64  # chunks in flight per direction before the writer waits
+
+
+class _Pipe:
+    """One direction of a stream."""
+
+    def __init__(self) -> None:
+        self.send, self.recv = trio.open_memory_channel[tuple[float, bytes]](_PIPE_CAPACITY)
+        self.broken = False
+        self.last_delivery = 0.0
+
+    def break_(self) -> None:
+        self.broken = True
+        self.send.close()
+        self.recv.close()
+
+
+class MemoryStream:
+    """One end of an in-memory stream."""
+
+    def __init__(
+        self, *, network: MemoryNetwork, local: PeerId, remote: PeerId, out: _Pipe, inp: _Pipe
+    ) -> None:
+        self._net = network
+        self._local = local
+        self._remote = remote
+        self._out = out
+        self._in = inp
+        self._buffer = b""
+        self._closed = False
+
+    @property
+    def remote_peer(self) -> PeerId:
+        return self._remote
+
+    def _break(self) -> None:
+        self._out.break_()
+        self._in.break_()
+
+    async def send_all(self, data: bytes) -> None:
+        if self._out.broken:
+            raise NetworkError(f"stream to {self._remote} is broken")
+        if self._closed:
+            raise NetworkError(f"stream to {self._remote} was closed by us")
+        await trio.lowlevel.checkpoint()
+        if not data:
+            return
+        pipe = self._out
+        at = max(trio.current_time() + self._net._sample_latency(), pipe.last_delivery)
+        pipe.last_delivery = at
+        try:
+            await pipe.send.send((at, bytes(data)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise NetworkError(f"stream to {self._remote} is broken") from exc
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        if max_bytes < 1:
+            raise InvalidValueError("max_bytes must be positive")
+        if not self._buffer:
+            pipe = self._in
+            if pipe.broken:
+                raise NetworkError(f"stream from {self._remote} is broken")
+            try:
+                at, data = await pipe.recv.receive()
+            except trio.EndOfChannel:
+                if pipe.broken:
+                    raise NetworkError(f"stream from {self._remote} is broken") from None
+                return b""
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise NetworkError(f"stream from {self._remote} is broken") from exc
+            await trio.sleep_until(at)
+            if pipe.broken:
+                raise NetworkError(f"stream from {self._remote} is broken")
+            self._buffer = data
+        out, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
+        return out
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._out.send.close()
+        await trio.lowlevel.checkpoint()
+
+
+class MemoryTransport:
+    """One node's presence on a :class:`MemoryNetwork`. Make with
+    :meth:`MemoryNetwork.open_transport`."""
+
+    def __init__(self, network: MemoryNetwork, peer_id: PeerId, nursery: trio.Nursery) -> None:
+        self._net = network
+        self._peer_id = peer_id
+        self._nursery = nursery
+        self._stream_handler: StreamHandler | None = None
+        self._on_connect: PeerHandler | None = None
+        self._on_disconnect: PeerHandler | None = None
+        self._topics: dict[str, GossipHandler] = {}
+        self._streams: set[MemoryStream] = set()
+        self.alive = True
+
+    # -- Transport --------------------------------------------------------------------
+
+    @property
+    def peer_id(self) -> PeerId:
+        return self._peer_id
+
+    def listen_addresses(self) -> list[str]:
+        return [ADDRESS_PREFIX + self._peer_id]
+
+    async def connect(self, address: str) -> PeerId:
+        self._check()
+        await trio.lowlevel.checkpoint()
+        if not address.startswith(ADDRESS_PREFIX):
+            raise PeerUnavailableError(f"not a memory address: {address!r}")
+        peer = address[len(ADDRESS_PREFIX) :]
+        self._net._connect(self._peer_id, peer)
+        return peer
+
+    def connected_peers(self) -> set[PeerId]:
+        return self._net._peers_of(self._peer_id)
+
+    async def open_stream(self, peer: PeerId) -> MemoryStream:
+        self._check()
+        await trio.lowlevel.checkpoint()
+        return self._net._open_stream(self._peer_id, peer)
+
+    def set_stream_handler(self, handler: StreamHandler) -> None:
+        self._stream_handler = handler
+
+    def set_peer_handlers(self, *, connected: PeerHandler, disconnected: PeerHandler) -> None:
+        self._on_connect = connected
+        self._on_disconnect = disconnected
+
+    async def subscribe(self, topic: str, handler: GossipHandler) -> None:
+        self._check()
+        self._topics[topic] = handler
+        await trio.lowlevel.checkpoint()
+
+    async def unsubscribe(self, topic: str) -> None:
+        self._topics.pop(topic, None)
+        await trio.lowlevel.checkpoint()
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        self._check()
+        await trio.lowlevel.checkpoint()
+        self._net._publish(self._peer_id, topic, bytes(data))
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if not self.alive:
+            raise NetworkError(f"transport {self._peer_id} is down")
+
+    def _spawn(self, fn: object, *args: object) -> None:
+        if self.alive:
+            self._nursery.start_soon(self._guard, fn, *args)
+
+    async def _guard(self, fn: object, *args: object) -> None:
+        # A handler's peer going away is the handler's own business.
+        with contextlib.suppress(NetworkError):
+            await fn(*args)  # type: ignore[operator]
+
+
+class MemoryNetwork:
+    """A set of in-memory peers. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        rng: random.Random,
+        latency: tuple[float, float] = (0.0, 0.0),
+        gossip_loss: float = 0.0,
+    ) -> None:
+        if not 0 <= latency[0] <= latency[1]:
+            raise InvalidValueError("latency is a (min, max) pair of seconds")
+        if not 0.0 <= gossip_loss <= 1.0:
+            raise InvalidValueError("gossip_loss is a probability")
+        self.rng = rng
+        self.latency = latency
+        self.gossip_loss = gossip_loss
+        self._transports: dict[PeerId, MemoryTransport] = {}
+        self._links: set[frozenset[PeerId]] = set()
+        self._groups: list[frozenset[PeerId]] | None = None
+        self.gossip_sent = 0
+        self.gossip_dropped = 0
+
+    def _sample_latency(self) -> float:
+        lo, hi = self.latency
+        return lo if lo == hi else self.rng.uniform(lo, hi)
+
+    @asynccontextmanager
+    async def open_transport(self, peer_id: PeerId) -> AsyncIterator[MemoryTransport]:
+        """A transport for ``peer_id`` (which may be a restarted, crashed peer)."""
+        old = self._transports.get(peer_id)
+        if old is not None and old.alive:
+            raise InvalidValueError(f"peer {peer_id!r} is already on the network")
+        async with trio.open_nursery() as nursery:
+            transport = MemoryTransport(self, peer_id, nursery)
+            self._transports[peer_id] = transport
+            try:
+                yield transport
+            finally:
+                self.crash(peer_id)
+                nursery.cancel_scope.cancel()
+
+    # -- scripting ------------------------------------------------------------------------
+
+    def reachable(self, a: PeerId, b: PeerId) -> bool:
+        ta, tb = self._transports.get(a), self._transports.get(b)
+        if ta is None or tb is None or not ta.alive or not tb.alive:
+            return False
+        if self._groups is None:
+            return True
+        return any(a in g and b in g for g in self._groups)
+
+    def partition(self, *groups: Iterable[PeerId]) -> None:
+        """Only peers in the same group can talk; links across groups break. Peers in no
+        group are isolated."""
+        self._groups = [frozenset(g) for g in groups]
+        for link in list(self._links):
+            a, b = tuple(link)
+            if not self.reachable(a, b):
+                self._drop_link(a, b)
+
+    def heal(self) -> None:
+        """Remove every partition. Peers reconnect by themselves (or by the test)."""
+        self._groups = None
+
+    def crash(self, peer_id: PeerId) -> None:
+        """The peer dies: all its streams break, its links drop, it stops receiving."""
+        transport = self._transports.get(peer_id)
+        if transport is None or not transport.alive:
+            return
+        transport.alive = False
+        for stream in list(transport._streams):
+            stream._break()
+        for link in list(self._links):
+            if peer_id in link:
+                (other,) = link - {peer_id}
+                self._drop_link(peer_id, other)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _peers_of(self, peer: PeerId) -> set[PeerId]:
+        return {p for link in self._links if peer in link for p in link if p != peer}
+
+    def _connect(self, a: PeerId, b: PeerId) -> None:
+        if a == b:
+            raise PeerUnavailableError("cannot connect to ourselves")
+        if not self.reachable(a, b):
+            raise PeerUnavailableError(f"peer {b} is unreachable from {a}")
+        link = frozenset((a, b))
+        if link in self._links:
+            return
+        self._links.add(link)
+        for me, other in ((a, b), (b, a)):
+            t = self._transports[me]
+            if t._on_connect is not None:
+                t._spawn(t._on_connect, other)
+
+    def _drop_link(self, a: PeerId, b: PeerId) -> None:
+        self._links.discard(frozenset((a, b)))
+        for me, other in ((a, b), (b, a)):
+            t = self._transports.get(me)
+            if t is None:
+                continue
+            for stream in list(t._streams):
+                if stream.remote_peer == other:
+                    stream._break()
+                    t._streams.discard(stream)
+            if t.alive and t._on_disconnect is not None:
+                t._spawn(t._on_disconnect, other)
+
+    def _open_stream(self, a: PeerId, b: PeerId) -> MemoryStream:
+        if frozenset((a, b)) not in self._links or not self.reachable(a, b):
+            raise PeerUnavailableError(f"{a} is not connected to {b}")
+        tb = self._transports[b]
+        if tb._stream_handler is None:
+            raise PeerUnavailableError(f"{b} does not speak the sync protocol")
+        ab, ba = _Pipe(), _Pipe()
+        ours = MemoryStream(network=self, local=a, remote=b, out=ab, inp=ba)
+        theirs = MemoryStream(network=self, local=b, remote=a, out=ba, inp=ab)
+        self._transports[a]._streams.add(ours)
+        tb._streams.add(theirs)
+        tb._spawn(tb._stream_handler, theirs)
+        return ours
+
+    def _publish(self, sender: PeerId, topic: str, data: bytes) -> None:
+        if len(data) > MAX_GOSSIP_BYTES:
+            self.gossip_dropped += 1
+            return
+        for peer in sorted(self._peers_of(sender)):
+            t = self._transports[peer]
+            handler = t._topics.get(topic)
+            if handler is None:
+                continue
+            self.gossip_sent += 1
+            if self.gossip_loss and self.rng.random() < self.gossip_loss:
+                self.gossip_dropped += 1
+                continue
+            t._spawn(self._deliver, t, sender, topic, data, self._sample_latency())
+
+    async def _deliver(
+        self, t: MemoryTransport, sender: PeerId, topic: str, data: bytes, delay: float
+    ) -> None:
+        await trio.sleep(delay)
+        handler = t._topics.get(topic)
+        if handler is None or not self.reachable(sender, t.peer_id):
+            self.gossip_dropped += 1
+            return
+        await handler(sender, data)
