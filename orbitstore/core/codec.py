@@ -35,6 +35,8 @@ MAX_DEPTH: Final = 256
 
 def _within_depth(value: Value) -> bool:
     """Whether lists and maps in ``value`` nest at most MAX_DEPTH deep (False on a cycle)."""
+    if not isinstance(value, (dict, list)):
+        return True
     stack: list[tuple[Any, int]] = [(value, 1)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -55,18 +57,32 @@ def _cid_from_tag(raw: bytes) -> Cid:
     return Cid(raw)
 
 
-def encode(value: Value) -> bytes:
-    """Encode ``value`` as canonical DAG-CBOR, or raise InvalidValueError."""
+def check_depth(value: Value) -> None:
+    """Raise InvalidValueError if ``value`` nests deeper than MAX_DEPTH or is cyclic."""
     if not _within_depth(value):
         raise InvalidValueError(f"value nests deeper than {MAX_DEPTH} levels (or is cyclic)")
+
+
+def encode(value: Value) -> bytes:
+    """Encode ``value`` as canonical DAG-CBOR, or raise InvalidValueError."""
+    check_depth(value)
+    return encode_checked(value)
+
+
+def encode_checked(value: Value) -> bytes:
+    """:func:`encode` for a value whose nested parts already passed :func:`check_depth`
+    (the entry envelope around a checked payload): skips the walk on the hot path."""
     try:
         return bytes(cbrrr.encode_dag_cbor(value, cid_type=Cid))
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise InvalidValueError(f"value cannot be encoded as DAG-CBOR: {exc}") from exc
 
 
-def decode(data: bytes) -> Value:
-    """Decode canonical DAG-CBOR, or raise DecodeError."""
+def decode(data: bytes, *, check_nesting: bool = True) -> Value:
+    """Decode canonical DAG-CBOR, or raise DecodeError.
+
+    ``check_nesting=False`` skips the depth walk; the caller must then check the parts
+    whose shape it does not validate itself (an entry checks only its payload)."""
     data = bytes(data)
     try:
         value = cbrrr.decode_dag_cbor(data, cid_ctor=_cid_from_tag)
@@ -75,6 +91,11 @@ def decode(data: bytes) -> Value:
     except (cbrrr.CbrrrDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
         raise DecodeError(f"not canonical DAG-CBOR: {exc}") from exc
     # Each level of nesting takes at least one byte, so short blocks need no walk.
-    if len(data) > MAX_DEPTH and not _within_depth(value):
+    if check_nesting and len(data) > MAX_DEPTH and not _within_depth(value):
         raise DecodeError(f"value nests deeper than {MAX_DEPTH} levels")
     return value
+
+
+def payload_within_depth(value: Value) -> bool:
+    """Whether a decoded payload nests at most MAX_DEPTH deep."""
+    return _within_depth(value)

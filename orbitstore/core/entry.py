@@ -157,9 +157,10 @@ class Entry:
             if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < _MAX_TS:
                 raise InvalidValueError("ts must be milliseconds since the epoch")
             fields["ts"] = ts
-        unsigned = codec.encode(fields)
+        codec.check_depth(payload)
+        unsigned = codec.encode_checked(fields)
         fields["sig"] = identity.sign(unsigned)
-        block = codec.encode(fields)
+        block = codec.encode_checked(fields)
         if len(block) > limits.max_entry_bytes:
             raise PayloadTooLargeError(
                 f"entry would be {len(block)} bytes; the limit is {limits.max_entry_bytes}",
@@ -178,13 +179,13 @@ class Entry:
             )
         if bytes(cid) != _PREFIX_DAG_CBOR + hashlib.sha256(block).digest():
             raise HashMismatchError(f"block does not hash to {cid}")
-        return cls._verify(cid, block, codec.decode(block), limits)
+        return cls._verify(cid, block, codec.decode(block, check_nesting=False), limits)
 
     @classmethod
     def from_trusted_block(cls, cid: Cid, block: bytes) -> Entry:
         """Decode a block our own store verified before it stored it (no signature check)."""
         try:
-            fields = codec.decode(block)
+            fields = codec.decode(block, check_nesting=False)
         except DecodeError as exc:  # pragma: no cover - storage corruption
             raise InvalidEntryError(f"stored entry {cid} no longer decodes") from exc
         return cls._build(cid, block, fields)
@@ -226,10 +227,12 @@ class Entry:
         if not isinstance(writer, str) or len(writer) > limits.max_writer_chars:
             raise InvalidEntryError("entry field 'writer' must be a did:key string")
         public_key_from_did(writer)  # InvalidWriterError
+        if not codec.payload_within_depth(fields["payload"]):
+            raise DecodeError(f"entry payload nests deeper than {codec.MAX_DEPTH} levels")
         sig = fields.pop("sig")
         if not isinstance(sig, bytes):
             raise InvalidEntryError("entry field 'sig' must be bytes")
-        verify(writer, sig, codec.encode(fields))
+        verify(writer, sig, codec.encode_checked(fields))
         fields["sig"] = sig
         return cls._build(cid, block, fields)
 
