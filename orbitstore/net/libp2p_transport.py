@@ -284,8 +284,14 @@ class Libp2pTransport:
     async def wait_connected(self, peer: PeerId) -> None:
         """Return once ``peer`` is connected (wrap it in ``trio.fail_after``)."""
         pid = parse_peer_id(peer)
-        while peer not in self.connected_peers():
+        while pid not in self._connection_counts:
             await self._connect_waiters.setdefault(pid, trio.Event()).wait()
+
+    async def wait_disconnected(self, peer: PeerId) -> None:
+        """Return once ``peer`` is not connected (wrap it in ``trio.fail_after``)."""
+        pid = parse_peer_id(peer)
+        while pid in self._connection_counts:
+            await self._disconnect_events.setdefault(pid, trio.Event()).wait()
 
     # --- peer events -------------------------------------------------------------------------
 

@@ -339,9 +339,11 @@ async def check_gossip_unsubscribe(factory: TransportFactory) -> None:
         for round_ in (1, 2):
             await a.publish(topic, b"after-%d" % round_)
             seen = len(fence_inbox.messages)
-            await _publish_until(
-                a, fence, fence_inbox, lambda: len(fence_inbox.messages) > seen, b"f%d" % round_
-            )
+
+            def fence_passed(seen: int = seen) -> bool:
+                return len(fence_inbox.messages) > seen
+
+            await _publish_until(a, fence, fence_inbox, fence_passed, b"f%d" % round_)
         assert len(inbox.messages) == count, f"got {inbox.messages[count:]} after unsubscribe"
 
 
