@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import stat
 import subprocess
@@ -34,6 +35,7 @@ from orbitstore.errors import (
 from orbitstore.net._peer_key import load_or_create_peer_key
 from orbitstore.net.libp2p_config import GossipConfig, Libp2pConfig, RelayConfig
 from orbitstore.net.libp2p_transport import Libp2pTransport, open_libp2p_transport
+from orbitstore.net.transport import Stream
 from orbitstore.testing.transport_conformance import CHECKS, Check
 
 
@@ -365,3 +367,89 @@ async def test_keep_connected_redials_a_restarted_peer(tmp_path: Path) -> None:
         async with peer_process("echo", key=key, listen=listen):
             with trio.fail_after(DEADLINE):
                 await transport.wait_connected(peer_id)
+
+
+# --- discovery: DHT and relay -----------------------------------------------------------------
+
+
+async def test_dht_provide_and_find_providers() -> None:
+    config = Libp2pConfig(dht=True)
+    async with (
+        open_libp2p_transport(config, key_path=None) as a,
+        open_libp2p_transport(config, key_path=None) as hub,
+        open_libp2p_transport(config, key_path=None) as c,
+    ):
+        await a.connect(hub.listen_addresses()[0])
+        await c.connect(hub.listen_addresses()[0])
+        key = "/orbitstore/bafyreiexampledatabase"
+        with trio.fail_after(DEADLINE):
+            assert await c.provide(key)
+            providers = await a.find_providers(key)
+            assert await a.find_providers("/orbitstore/nobody-has-this") == []
+        assert [p.peer_id for p in providers] == [c.peer_id]  # once, though several answer
+        (address,) = providers[0].dial_addresses()
+        assert address in c.listen_addresses()
+
+
+async def test_relayed_connection_and_stream() -> None:
+    """D reserves a slot at relay R; S, which knows no direct address of D, reaches D
+    through R and speaks the sync protocol with it."""
+    async with open_libp2p_transport(
+        Libp2pConfig(relay=RelayConfig(hop=True)), key_path=None
+    ) as relay:
+        relay_address = relay.listen_addresses()[0]
+        behind_nat = Libp2pConfig(relay=RelayConfig(client=True, relays=(relay_address,)))
+        async with (
+            open_libp2p_transport(behind_nat, key_path=None) as d,
+            open_libp2p_transport(Libp2pConfig(relay=RelayConfig(client=True)), key_path=None) as s,
+        ):
+
+            async def echo(stream: Stream) -> None:
+                while data := await stream.receive_some():
+                    await stream.send_all(data)
+                await stream.close()
+
+            d.set_stream_handler(echo)
+            with trio.fail_after(DEADLINE):
+                await d.wait_relay_reservation(relay.peer_id)
+            assert d.has_relay_reservation(relay.peer_id)
+            (circuit,) = d.relay_addresses()
+            assert circuit == f"{relay_address}/p2p-circuit/p2p/{d.peer_id}"
+            with trio.fail_after(DEADLINE):
+                assert await s.connect(circuit) == d.peer_id
+                network = s.host.get_network()
+                assert isinstance(network, Swarm)
+                (conn,) = network.get_connections(d.host.get_id())
+                assert "p2p-circuit" in str(conn.get_transport_addresses())
+                stream = await s.open_stream(d.peer_id)
+                await stream.send_all(b"through the relay")
+                await stream.close()
+                assert await stream.receive_some() == b"through the relay"
+
+
+def _can_unshare_network() -> str | None:
+    """None if we may create a network namespace, else why not."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "needs the unshare and ip commands"
+    probe = subprocess.run(
+        ["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        return f"cannot create a network namespace: {probe.stderr.decode().strip()}"
+    return None
+
+
+@pytest.mark.slow
+async def test_mdns_discovers_and_connects_in_a_private_network_namespace() -> None:
+    """mDNS multicasts on every interface, so this runs in a namespace with only lo."""
+    reason = _can_unshare_network()
+    if reason is not None:
+        pytest.skip(reason)
+    helper = Path(__file__).parent / "helpers" / "mdns_pair.py"
+    script = f'ip link set lo up && exec "{sys.executable}" "{helper}" {DEADLINE}'
+    with trio.fail_after(DEADLINE + 15):
+        result = await trio.run_process(
+            ["unshare", "-n", "sh", "-c", script], capture_stdout=True, check=False
+        )
+    assert result.returncode == 0
+    assert result.stdout.strip() == b"FOUND"

@@ -137,8 +137,10 @@ class _PeerEvents(INotifee):
     def _post(self, up: bool, conn: INetConn) -> None:
         try:
             self._send.send_nowait((up, conn.muxed_conn.peer_id))
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-            logger.warning("peer event lost (dispatcher behind or closed)")
+        except trio.WouldBlock:
+            logger.warning("peer event lost: the peer handlers are far behind")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the transport is shutting down; nobody listens any more
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
         await trio.lowlevel.checkpoint()
