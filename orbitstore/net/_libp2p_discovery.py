@@ -147,6 +147,7 @@ class RelayService:
         # Scans run at start and then every 300 s; we trigger reservations ourselves.
         self._discovery = RelayDiscovery(host, auto_reserve=False)
         self._transport.discovery = self._discovery
+        self._reserved: dict[ID, trio.Event] = {}
 
     async def start(self, stack: AsyncExitStack) -> None:
         await stack.enter_async_context(background_trio_service(self._protocol))
@@ -164,13 +165,25 @@ class RelayService:
             logger.warning("peer %s does not offer circuit relay v2", relay)
             return False
         ok = bool(await self._discovery.make_reservation(relay))
-        if not ok:
+        if ok:
+            self._reserved_event(relay).set()
+        else:
             logger.warning("relay %s refused our reservation", relay)
         return ok
 
     def has_reservation(self, relay: ID) -> bool:
         info = self._discovery.get_relay_info(relay)
         return bool(info is not None and info.has_reservation)
+
+    async def wait_reservation(self, relay: ID) -> None:
+        while not self.has_reservation(relay):
+            event = self._reserved_event(relay)
+            await event.wait()
+            if not self.has_reservation(relay):
+                self._reserved.pop(relay, None)
+
+    def _reserved_event(self, relay: ID) -> trio.Event:
+        return self._reserved.setdefault(relay, trio.Event())
 
     def _peer_protocols(self, peer: ID) -> list[str]:
         try:

@@ -80,6 +80,9 @@ logger = logging.getLogger("orbitstore.net.libp2p")
 # Closing the host closes connections one by one (each up to 1 s in libp2p); bound it.
 _CLOSE_TIMEOUT = 5.0
 
+# Relays keep a reservation for an hour (RelayLimits.reservation_ttl); renew at half.
+_RESERVATION_RENEWAL = 1800.0
+
 # Failures a dial or a stream negotiation can end in, besides our own timeout.
 _DIAL_ERRORS = (BaseLibp2pError, OSError, MuxedConnError, trio.BrokenResourceError)
 
@@ -279,9 +282,17 @@ class Libp2pTransport:
                     delay = min(delay * 2, self._config.reconnect_max_delay)
                     continue
             if reserve and self._relay is not None:
-                await self._relay.reserve(info.peer_id)
-            delay = self._config.reconnect_initial_delay
-            await event.wait()
+                reserved = await self._relay.reserve(info.peer_id)
+                # Renew a reservation well before the relay lets it expire; retry a
+                # refused one with back-off.
+                wait = _RESERVATION_RENEWAL if reserved else delay
+                delay = self._config.reconnect_initial_delay if reserved else delay * 2
+                delay = min(delay, self._config.reconnect_max_delay)
+                with trio.move_on_after(wait):
+                    await event.wait()
+            else:
+                delay = self._config.reconnect_initial_delay
+                await event.wait()
 
     async def wait_connected(self, peer: PeerId) -> None:
         """Return once ``peer`` is connected (wrap it in ``trio.fail_after``)."""
@@ -432,8 +443,9 @@ class Libp2pTransport:
     async def wait_relay_reservation(self, relay: PeerId) -> None:
         """Return once ``relay`` holds a reservation for us (wrap in ``trio.fail_after``)."""
         pid = parse_peer_id(relay)
-        while not (self._relay is not None and self._relay.has_reservation(pid)):
-            await trio.sleep(0.05)
+        if self._relay is None:
+            raise UsageError("relays are off; enable them with Libp2pConfig(relay=...)")
+        await self._relay.wait_reservation(pid)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
