@@ -34,23 +34,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import trio
-from libp2p import create_yamux_muxer_option, new_host
-from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
-from libp2p.crypto.keys import KeyPair
-from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
-from libp2p.network.config import ConnectionConfig
 from libp2p.network.stream.exceptions import StreamError
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
-from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
-from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.peer.peerinfo import PeerInfo
 from libp2p.stream_muxer.exceptions import MuxedConnError
 from multiaddr import Multiaddr
 
@@ -64,9 +58,16 @@ from orbitstore.errors import (
 )
 from orbitstore.net._libp2p_discovery import DhtService, MdnsListener, Provider, RelayService
 from orbitstore.net._libp2p_gossip import GossipService, GossipStatistics
+from orbitstore.net._libp2p_host import (
+    PeerEvents,
+    build_host,
+    parse_peer_address,
+    parse_peer_id,
+    quiet_libp2p_logging,
+)
 from orbitstore.net._libp2p_stream import Libp2pStream
 from orbitstore.net._peer_key import load_or_create_peer_key
-from orbitstore.net.libp2p_config import SYNC_PROTOCOL_ID, Libp2pConfig
+from orbitstore.net.libp2p_config import SYNC_PROTOCOL_ID, GossipConfig, Libp2pConfig, RelayConfig
 from orbitstore.net.transport import (
     GossipHandler,
     PeerHandler,
@@ -85,77 +86,6 @@ _RESERVATION_RENEWAL = 1800.0
 
 # Failures a dial or a stream negotiation can end in, besides our own timeout.
 _DIAL_ERRORS = (BaseLibp2pError, OSError, MuxedConnError, trio.BrokenResourceError)
-
-
-class _ForwardToDebug(logging.Handler):
-    """Re-log libp2p's records on our logger at DEBUG (they are noise at WARNING)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s: %s", record.name, record.getMessage())
-
-
-def _quiet_libp2p_logging() -> None:
-    lib = logging.getLogger("libp2p")
-    if not any(isinstance(h, _ForwardToDebug) for h in lib.handlers):
-        lib.addHandler(_ForwardToDebug())
-    lib.propagate = False
-
-
-def parse_peer_id(peer: PeerId) -> ID:
-    """A libp2p ``ID`` from its base58 text; InvalidValueError if it is not one."""
-    if not isinstance(peer, str) or not peer:
-        raise InvalidValueError(f"not a peer id: {peer!r}")
-    try:
-        return ID.from_base58(peer)
-    except Exception as exc:  # base58 and multihash errors of several kinds
-        raise InvalidValueError(f"not a peer id: {peer!r}") from exc
-
-
-def parse_peer_address(address: str) -> PeerInfo:
-    """Peer id and address from a full multiaddr (``.../p2p/<peer id>``)."""
-    if not isinstance(address, str):
-        raise InvalidValueError(f"a peer address is a multiaddr string, got {address!r}")
-    try:
-        info = info_from_p2p_addr(Multiaddr(address))
-    except Exception as exc:  # multiaddr and peer-id parse errors of several kinds
-        raise InvalidValueError(
-            f"{address!r} is not a dialable peer address (/ip4/.../tcp/.../p2p/<id>): {exc}"
-        ) from exc
-    return info
-
-
-class _PeerEvents(INotifee):
-    """Turns the swarm's per-connection callbacks into per-peer events on a channel."""
-
-    def __init__(self, send: trio.MemorySendChannel[tuple[bool, ID]]) -> None:
-        self._send = send
-
-    async def connected(self, network: INetwork, conn: INetConn) -> None:
-        self._post(True, conn)
-
-    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        self._post(False, conn)
-
-    def _post(self, up: bool, conn: INetConn) -> None:
-        try:
-            self._send.send_nowait((up, conn.muxed_conn.peer_id))
-        except trio.WouldBlock:
-            logger.warning("peer event lost: the peer handlers are far behind")
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass  # the transport is shutting down; nobody listens any more
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        await trio.lowlevel.checkpoint()
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        await trio.lowlevel.checkpoint()
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        await trio.lowlevel.checkpoint()
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        await trio.lowlevel.checkpoint()
 
 
 async def _ignore_peer(_peer: PeerId) -> None:
@@ -456,7 +386,7 @@ class Libp2pTransport:
     async def _start(self, stack: AsyncExitStack) -> None:
         send, receive = trio.open_memory_channel[tuple[bool, ID]](1024)
         stack.callback(send.close)
-        self._host.get_network().register_notifee(_PeerEvents(send))
+        self._host.get_network().register_notifee(PeerEvents(send))
         self._nursery.start_soon(self._dispatch_peer_events, receive)
         await stack.enter_async_context(self._gossip.run())
         if self._dht is not None:
@@ -471,32 +401,6 @@ class Libp2pTransport:
             self.keep_connected(address)
 
 
-def build_host(config: Libp2pConfig, key_pair: KeyPair) -> IHost:
-    """A py-libp2p host with Noise only, Yamux only and no dial stall."""
-    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
-    host = new_host(
-        key_pair=key_pair,
-        sec_opt={NOISE_PROTOCOL_ID: noise},
-        muxer_opt=create_yamux_muxer_option(),
-        connection_config=ConnectionConfig(max_connections_per_peer=1),
-        enable_mDNS=config.mdns,
-        announce_addrs=[Multiaddr(a) for a in config.announce_addresses] or None,
-    )
-    network = host.get_network()
-    if isinstance(network, Swarm):
-        # The library's auto-connector dials up to 200 peers from the peerstore whenever
-        # we have fewer than 50 connections, marking each failure in the negative dial
-        # cache. orbitstore chooses its peers (bootstrap, relays, mDNS, DHT providers)
-        # and redials them with its own back-off.
-        network.auto_connector.maybe_connect = _no_auto_connect  # type: ignore[method-assign]
-    return host
-
-
-async def _no_auto_connect() -> None:
-    await trio.lowlevel.checkpoint()
-
-
-@asynccontextmanager
 async def open_libp2p_transport(
     config: Libp2pConfig | None = None, *, key_path: Path | None
 ) -> AsyncIterator[Libp2pTransport]:
@@ -507,7 +411,7 @@ async def open_libp2p_transport(
     config = config if config is not None else Libp2pConfig()
     if not isinstance(config, Libp2pConfig):
         raise InvalidValueError("config must be a Libp2pConfig")
-    _quiet_libp2p_logging()
+    quiet_libp2p_logging()
     key_pair = load_or_create_peer_key(key_path)
     host = build_host(config, key_pair)
     listen = [Multiaddr(a) for a in config.listen_addresses]
@@ -531,3 +435,15 @@ async def open_libp2p_transport(
             # open: without this, an exited node still accepts connections.
             with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT):
                 await host.close()
+
+
+__all__ = [
+    "SYNC_PROTOCOL_ID",
+    "GossipConfig",
+    "GossipStatistics",
+    "Libp2pConfig",
+    "Libp2pTransport",
+    "Provider",
+    "RelayConfig",
+    "open_libp2p_transport",
+]
