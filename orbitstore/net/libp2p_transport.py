@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -401,6 +401,7 @@ class Libp2pTransport:
             self.keep_connected(address)
 
 
+@asynccontextmanager
 async def open_libp2p_transport(
     config: Libp2pConfig | None = None, *, key_path: Path | None
 ) -> AsyncIterator[Libp2pTransport]:
