@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import stat
@@ -453,3 +454,51 @@ async def test_mdns_discovers_and_connects_in_a_private_network_namespace() -> N
         )
     assert result.returncode == 0
     assert result.stdout.strip() == b"FOUND"
+
+
+def _run(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True)
+
+
+@pytest.mark.slow
+async def test_peers_in_two_network_namespaces_over_veth() -> None:
+    """Two processes in separate network namespaces, joined by a veth pair, replicate
+    over a real (non-loopback) interface."""
+    if shutil.which("ip") is None:
+        pytest.skip("needs the ip command")
+    tag = f"{os.getpid() % 100000}"
+    ns_a, ns_b = f"osnet{tag}a", f"osnet{tag}b"
+    probe = subprocess.run(["ip", "netns", "add", ns_a], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot create network namespaces: {probe.stderr.decode().strip()}")
+    try:
+        _run("ip", "netns", "add", ns_b)
+        _run("ip", "link", "add", f"vos{tag}a", "type", "veth", "peer", "name", f"vos{tag}b")
+        for ns, side, ip in ((ns_a, "a", "10.231.7.1"), (ns_b, "b", "10.231.7.2")):
+            _run("ip", "link", "set", f"vos{tag}{side}", "netns", ns)
+            _run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", f"vos{tag}{side}")
+            _run("ip", "-n", ns, "link", "set", f"vos{tag}{side}", "up")
+            _run("ip", "-n", ns, "link", "set", "lo", "up")
+        server_cmd = ["ip", "netns", "exec", ns_a, sys.executable, str(HELPER)]
+        server_cmd += ["--mode", "echo", "--listen", "/ip4/10.231.7.1/tcp/0"]
+        server = await trio.lowlevel.open_process(server_cmd, stdout=subprocess.PIPE)
+        peer = PeerProcess(server)
+        try:
+            address = await peer.expect("ADDR ")
+            assert address.startswith("/ip4/10.231.7.1/tcp/")
+            client_cmd = ["ip", "netns", "exec", ns_b, sys.executable, str(HELPER)]
+            client_cmd += ["--mode", "client", "--connect", address]
+            client_cmd += ["--listen", "/ip4/10.231.7.2/tcp/0"]
+            with trio.fail_after(DEADLINE):
+                result = await trio.run_process(client_cmd, capture_stdout=True, check=False)
+            assert result.returncode == 0
+            assert b"ECHO across namespaces" in result.stdout
+            assert await peer.expect("STREAM") == ""
+        finally:
+            server.kill()
+            with trio.CancelScope(shield=True):
+                await server.wait()
+                await peer._stdout.aclose()
+    finally:
+        for ns in (ns_a, ns_b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)

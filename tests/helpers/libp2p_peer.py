@@ -1,9 +1,11 @@
 """A libp2p transport in its own OS process, for crash and restart tests.
 
 Usage: python libp2p_peer.py --mode {echo,flood,sink} [--key PATH] [--listen MULTIADDR]
+       python libp2p_peer.py --mode client --connect MULTIADDR [--listen MULTIADDR]
 
 Prints ``ADDR <multiaddr>`` once it listens, then ``STREAM`` whenever a sync stream
-opens, and runs until it is killed.
+opens, and runs until it is killed. In client mode it dials ``--connect``, sends a
+message over a sync stream, prints ``ECHO <reply>`` and exits.
 """
 
 from __future__ import annotations
@@ -45,12 +47,23 @@ async def main(args: argparse.Namespace) -> None:
 
         transport.set_stream_handler(handler)
         say("ADDR " + transport.listen_addresses()[0])
-        await trio.sleep_forever()
+        if args.mode != "client":
+            await trio.sleep_forever()
+        with trio.fail_after(30):
+            peer = await transport.connect(args.connect)
+            stream = await transport.open_stream(peer)
+            await stream.send_all(b"across namespaces")
+            await stream.close()
+            reply = b""
+            while data := await stream.receive_some():
+                reply += data
+        say("ECHO " + reply.decode())
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["echo", "flood", "sink"], default="echo")
+    parser.add_argument("--mode", choices=["echo", "flood", "sink", "client"], default="echo")
     parser.add_argument("--key")
+    parser.add_argument("--connect")
     parser.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
     trio.run(main, parser.parse_args())
