@@ -10,7 +10,7 @@ asks for it, inside the transport's ``async with`` (an ``AsyncExitStack`` owned 
 * **mDNS** (``mdns=True``): the library's discovery callback runs in a zeroconf thread
   and is registered in a process-global list; we forward each discovery to a trio channel
   (``trio.from_thread``) and unregister on exit. Discovered peers are dialled (discovery
-  alone does not connect) and kept connected.
+  alone does not connect; a failed dial is retried when the peer is announced again).
 * **Relay** (``relay.hop`` / ``relay.client``): circuit relay v2. A client connects to
   each configured relay, waits until identify has told us the relay's protocols (the
   library's relay discovery caches "not a relay" forever if asked too early), then makes

@@ -273,14 +273,18 @@ class Libp2pTransport:
             logger.info("peer handler failed for %s: %s", peer, exc)
 
     async def _on_mdns_peer(self, info: PeerInfo) -> None:
-        if info.peer_id == self._host.get_id() or not info.addrs:
+        """Dial a peer mDNS found (zeroconf re-announces it, so a failure is retried)."""
+        if info.peer_id == self._host.get_id() or self._closed:
             return
-        for addr in info.addrs:
-            text = str(addr)
-            if "/p2p/" not in text:
-                text += f"/p2p/{info.peer_id.to_base58()}"
-            self.keep_connected(text)
+        if info.peer_id.to_base58() in self.connected_peers():
             return
+        self._nursery.start_soon(self._dial_discovered, info)
+
+    async def _dial_discovered(self, info: PeerInfo) -> None:
+        try:
+            await self._dial(info)
+        except PeerUnavailableError as exc:
+            logger.info("cannot connect to mDNS peer %s: %s", info.peer_id, exc)
 
     # --- streams -------------------------------------------------------------------------------
 
