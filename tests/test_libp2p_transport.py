@@ -326,48 +326,32 @@ async def test_sigkill_while_we_write_raises_network_error_in_time() -> None:
 
 @pytest.mark.slow
 async def test_reconnect_after_restart_with_same_key_and_port(tmp_path: Path) -> None:
-    """A failed dial puts the peer in libp2p's 60 s negative cache; we lift it."""
-    key = tmp_path / "peer.key"
-    async with loopback_transport() as transport:
-        async with peer_process("echo", key=key) as peer:
-            address = peer.address
-            assert await transport.connect(address) == peer.peer_id
-            peer.kill()
-            with trio.fail_after(DEADLINE):
-                await transport.wait_disconnected(peer.peer_id)
-        with pytest.raises(PeerUnavailableError):  # marks the negative cache
-            await transport.connect(address)
-        network = transport.host.get_network()
-        assert isinstance(network, Swarm)
-        assert network._negative_peer_cache.is_blocked(address.rsplit("/p2p/", 1)[1])
-        listen = address.split("/p2p/")[0]
-        async with peer_process("echo", key=key, listen=listen) as restarted:
-            assert restarted.address == address
-            with trio.fail_after(DEADLINE):
-                assert await transport.connect(address) == restarted.peer_id
-                stream = await transport.open_stream(restarted.peer_id)
-                await stream.send_all(b"ping")
-                await stream.close()
-                assert await stream.receive_some() == b"ping"
-
-
-@pytest.mark.slow
-async def test_keep_connected_redials_a_restarted_peer(tmp_path: Path) -> None:
+    """A failed dial puts the peer in libp2p's 60 s negative cache; our dials lift it, and
+    keep_connected() brings the restarted peer back by itself."""
     key = tmp_path / "peer.key"
     config = Libp2pConfig(reconnect_initial_delay=0.1, reconnect_max_delay=0.5)
     async with open_libp2p_transport(config, key_path=None) as transport:
         async with peer_process("echo", key=key) as peer:
             address, peer_id = peer.address, peer.peer_id
-            transport.keep_connected(address)
-            with trio.fail_after(DEADLINE):
-                await transport.wait_connected(peer_id)
+            assert await transport.connect(address) == peer_id
             peer.kill()
-        with trio.fail_after(DEADLINE):
-            await transport.wait_disconnected(peer_id)
+            with trio.fail_after(DEADLINE):
+                await transport.wait_disconnected(peer_id)
+        with pytest.raises(PeerUnavailableError):  # marks the negative cache
+            await transport.connect(address)
+        network = transport.host.get_network()
+        assert isinstance(network, Swarm)
+        assert network._negative_peer_cache.is_blocked(peer_id)
+        transport.keep_connected(address)  # keeps failing while the peer is down
         listen = address.split("/p2p/")[0]
-        async with peer_process("echo", key=key, listen=listen):
+        async with peer_process("echo", key=key, listen=listen) as restarted:
+            assert restarted.address == address
             with trio.fail_after(DEADLINE):
                 await transport.wait_connected(peer_id)
+                stream = await transport.open_stream(peer_id)
+                await stream.send_all(b"ping")
+                await stream.close()
+                assert await stream.receive_some() == b"ping"
 
 
 # --- discovery: DHT and relay -----------------------------------------------------------------
