@@ -26,17 +26,21 @@ from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTr
 from multiaddr import Multiaddr
 
 from orbitstore.errors import (
+    InvalidDataError,
     InvalidValueError,
     KeystoreError,
     NetworkError,
     PayloadTooLargeError,
     PeerUnavailableError,
+    ProtocolError,
+    StreamResetError,
     UsageError,
 )
 from orbitstore.net._peer_key import load_or_create_peer_key
 from orbitstore.net.libp2p_config import GossipConfig, Libp2pConfig, RelayConfig
 from orbitstore.net.libp2p_transport import Libp2pTransport, open_libp2p_transport
 from orbitstore.net.transport import Stream
+from orbitstore.testing import transport_conformance
 from orbitstore.testing.transport_conformance import CHECKS, Check
 
 
@@ -486,3 +490,57 @@ async def test_peers_in_two_network_namespaces_over_veth() -> None:
     finally:
         for ns in (ns_a, ns_b):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
+# --- handler failures ---------------------------------------------------------------
+
+
+async def test_handler_blaming_the_peer_resets_the_stream() -> None:
+    """A stream handler that raises ProtocolError (the peer's fault) is logged, its stream
+    is reset (the peer sees StreamResetError) and the transport carries on."""
+
+    async def strict(stream: Stream) -> None:
+        await stream.receive_some()
+        raise ProtocolError("bad frame")
+
+    async with loopback_transport() as a, loopback_transport() as b:
+        b.set_stream_handler(strict)
+        await a.connect(b.listen_addresses()[0])
+        for _ in range(2):
+            with trio.fail_after(DEADLINE):
+                stream = await a.open_stream(b.peer_id)
+                await stream.send_all(b"garbage")
+                with pytest.raises(StreamResetError):
+                    while await stream.receive_some():
+                        pass
+
+
+async def test_gossip_handler_blaming_the_sender_keeps_the_subscription() -> None:
+    topic = "strict"
+    async with loopback_transport() as a, loopback_transport() as b:
+        good: list[bytes] = []
+        changed = trio.Event()
+
+        async def strict(peer: str, data: bytes) -> None:
+            nonlocal changed
+            changed.set()
+            changed = trio.Event()
+            if data.startswith(b"bad"):
+                raise InvalidDataError("not an announcement")
+            good.append(data)
+
+        await b.subscribe(topic, strict)
+        await a.connect(b.listen_addresses()[0])
+        with trio.fail_after(DEADLINE):
+            sent = 0
+            while not good:
+                sent += 1
+                await a.publish(topic, b"bad-%d" % sent)
+                await a.publish(topic, b"good-%d" % sent)
+                with trio.move_on_after(0.25):
+                    await changed.wait()
+
+
+def test_conformance_checks_are_all_listed() -> None:
+    defined = {name for name in dir(transport_conformance) if name.startswith("check_")}
+    assert {check.__name__ for check in CHECKS} == defined

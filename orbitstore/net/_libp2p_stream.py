@@ -2,10 +2,11 @@
 
 Error mapping (libp2p 0.8.1 raises subclasses of ``StreamError`` for everything):
 
-* ``StreamEOF`` on read → ``b""`` (end of stream). **An abrupt peer death on the
-  reading side looks exactly like this** (Yamux closes every stream of a dead
-  connection with EOF); the sync protocol's explicit end marker is what tells a
-  finished exchange from a dead peer.
+* ``StreamEOF`` on read → ``b""`` (end of stream), unless the Yamux stream recorded a
+  reset (py-libp2p reports a reset that arrives while we wait as EOF; we check).
+  **An abrupt peer death on the reading side looks exactly like an EOF** (Yamux ends
+  every stream of a dead connection with EOF); the sync protocol's explicit end marker
+  is what tells a finished exchange from a dead peer.
 * ``StreamReset`` → :class:`~orbitstore.errors.StreamResetError`.
 * any other ``StreamError`` (broken pipe, closed for writing by the peer, ...) →
   :class:`~orbitstore.errors.NetworkError`.
@@ -62,7 +63,13 @@ class Libp2pStream:
             return b""
         try:
             data = await self._stream.read(max_bytes)
-        except StreamEOF:
+        except StreamEOF as exc:
+            # py-libp2p 0.8.1 forgets a Yamux stream as soon as a RST arrives, so a reader
+            # waiting on it gets EOF; the stream object still remembers the reset.
+            if getattr(self._stream.muxed_stream, "reset_received", False):
+                raise StreamResetError(
+                    f"receive_some: stream to {self._peer} was reset", peer=self._peer
+                ) from exc
             self._eof = True
             return b""
         except (StreamError, MuxedConnUnavailable) as exc:
