@@ -66,7 +66,8 @@ class Libp2pStream:
         except StreamEOF as exc:
             # py-libp2p 0.8.1 forgets a Yamux stream as soon as a RST arrives, so a reader
             # waiting on it gets EOF; the stream object still remembers the reset.
-            if getattr(self._stream.muxed_stream, "reset_received", False):
+            muxed = getattr(self._stream, "muxed_stream", None)
+            if getattr(muxed, "reset_received", False):
                 raise StreamResetError(
                     f"receive_some: stream to {self._peer} was reset", peer=self._peer
                 ) from exc
