@@ -26,6 +26,7 @@ from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTr
 from multiaddr import Multiaddr
 
 from orbitstore.errors import (
+    ClosedError,
     InvalidDataError,
     InvalidValueError,
     KeystoreError,
@@ -544,3 +545,39 @@ async def test_gossip_handler_blaming_the_sender_keeps_the_subscription() -> Non
 def test_conformance_checks_are_all_listed() -> None:
     defined = {name for name in dir(transport_conformance) if name.startswith("check_")}
     assert {check.__name__ for check in CHECKS} == defined
+
+
+# --- lifecycle ----------------------------------------------------------------------
+
+
+async def test_port_in_use_is_refused() -> None:
+    """py-libp2p listens with SO_REUSEPORT: without our check a second node would share
+    the port and the kernel would split incoming connections between the two."""
+    async with loopback_transport() as first:
+        listen = first.listen_addresses()[0].split("/p2p/")[0]
+        config = Libp2pConfig(listen_addresses=(listen,))
+        with pytest.raises(NetworkError, match="in use"):
+            async with open_libp2p_transport(config, key_path=None):
+                pass
+
+
+async def test_address_we_do_not_have_is_refused() -> None:
+    config = Libp2pConfig(listen_addresses=("/ip4/192.0.2.1/tcp/0",))  # TEST-NET-1
+    with pytest.raises(NetworkError, match="cannot listen"):
+        async with open_libp2p_transport(config, key_path=None):
+            pass
+
+
+async def test_errors_from_the_body_come_out_unwrapped() -> None:
+    with pytest.raises(KeyError, match="mine"):
+        async with loopback_transport():
+            raise KeyError("mine")
+
+
+async def test_closed_transport_refuses_use() -> None:
+    async with loopback_transport() as transport:
+        pass
+    with pytest.raises(ClosedError):
+        await transport.publish("t", b"x")
+    with pytest.raises(ClosedError):
+        await transport.connect("/ip4/127.0.0.1/tcp/1/p2p/" + transport.peer_id)

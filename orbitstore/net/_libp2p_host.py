@@ -6,6 +6,7 @@ See :mod:`orbitstore.net.libp2p_transport` for why the host is configured this w
 from __future__ import annotations
 
 import logging
+import socket
 
 import trio
 from libp2p import create_yamux_muxer_option, new_host
@@ -20,7 +21,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from multiaddr import Multiaddr
 
-from orbitstore.errors import InvalidValueError
+from orbitstore.errors import InvalidValueError, NetworkError
 from orbitstore.net.libp2p_config import Libp2pConfig
 from orbitstore.net.transport import PeerId
 
@@ -121,3 +122,27 @@ def build_host(config: Libp2pConfig, key_pair: KeyPair) -> IHost:
 
 async def _no_auto_connect() -> None:
     await trio.lowlevel.checkpoint()
+
+
+def check_ports_free(config: Libp2pConfig) -> None:
+    """Refuse fixed TCP ports that another socket already listens on.
+
+    py-libp2p listens with SO_REUSEPORT (for hole punching), so a second node on the same
+    port would start happily and the kernel would hand each incoming connection to one of
+    the two at random. A plain bind (SO_REUSEADDR only, which tolerates TIME_WAIT) fails
+    with EADDRINUSE while another socket listens there."""
+    for text in config.listen_addresses:
+        addr = Multiaddr(text)
+        names = [p.name for p in addr.protocols()]
+        if "tcp" not in names or names[0] not in ("ip4", "ip6"):
+            continue
+        port = int(addr.value_for_protocol("tcp"))
+        if port == 0:
+            continue
+        family = socket.AF_INET if names[0] == "ip4" else socket.AF_INET6
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((str(addr.value_for_protocol(names[0])), port))
+            except OSError as exc:
+                raise NetworkError(f"cannot listen on {text}: {exc.strerror}") from exc

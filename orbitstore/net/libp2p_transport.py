@@ -61,6 +61,7 @@ from orbitstore.net._libp2p_gossip import GossipService, GossipStatistics
 from orbitstore.net._libp2p_host import (
     PeerEvents,
     build_host,
+    check_ports_free,
     parse_peer_address,
     parse_peer_id,
     quiet_libp2p_logging,
@@ -418,28 +419,55 @@ async def open_libp2p_transport(
         raise InvalidValueError("config must be a Libp2pConfig")
     quiet_libp2p_logging()
     key_pair = load_or_create_peer_key(key_path)
+    check_ports_free(config)
     host = build_host(config, key_pair)
     listen = [Multiaddr(a) for a in config.listen_addresses]
-    async with AsyncExitStack() as outer:
-        try:
-            await outer.enter_async_context(host.run(listen_addrs=listen))
-        except OSError as exc:
-            raise NetworkError(f"cannot listen on {list(config.listen_addresses)}: {exc}") from exc
-        try:
-            async with trio.open_nursery() as nursery:
-                transport = Libp2pTransport(host, config, nursery)
-                try:
-                    async with AsyncExitStack() as stack:
-                        await transport._start(stack)
-                        yield transport
-                finally:
-                    transport._closed = True
-                    nursery.cancel_scope.cancel()
-        finally:
-            # Leaving host.run() stops the swarm's tasks but leaves its listening socket
-            # open: without this, an exited node still accepts connections.
-            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT):
-                await host.close()
+    try:
+        async with AsyncExitStack() as outer:
+            try:
+                await outer.enter_async_context(host.run(listen_addrs=listen))
+            except OSError as exc:
+                addrs = list(config.listen_addresses)
+                raise NetworkError(f"cannot listen on {addrs}: {exc}") from exc
+            if not host.get_transport_addrs():  # the library logs a listen failure, no more
+                raise NetworkError(f"cannot listen on any of {list(config.listen_addresses)}")
+            try:
+                async with trio.open_nursery() as nursery:
+                    transport = Libp2pTransport(host, config, nursery)
+                    try:
+                        async with AsyncExitStack() as stack:
+                            await transport._start(stack)
+                            yield transport
+                    finally:
+                        transport._closed = True
+                        nursery.cancel_scope.cancel()
+            finally:
+                # Leaving host.run() stops the swarm's tasks but leaves its listening
+                # socket open: without this, an exited node still accepts connections.
+                with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT):
+                    await host.close()
+    except BaseExceptionGroup as group:
+        # py-libp2p nests every service in its own nursery, so one error (ours, or the
+        # caller's from the body of the ``async with``) comes out wrapped several levels
+        # deep. Hand back the error itself when there is exactly one.
+        leaf = _single_error(group)
+        if leaf is None:
+            raise
+        raise leaf from None
+
+
+def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    errors: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            errors.append(exc)
+    if len(errors) != 1 or isinstance(errors[0], trio.Cancelled):
+        return None
+    return errors[0]
 
 
 __all__ = [
