@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -276,6 +276,54 @@ async def test_gossip_burst_is_delivered_in_full_with_back_pressure() -> None:
             while len({d for d in got if d.startswith(b"m-")}) < count:
                 await changed.wait()
         assert a.gossip_statistics().published >= count
+
+
+async def test_gossip_is_forwarded_and_oversized_messages_stop_at_the_validator() -> None:
+    """A - B - C in a line: B forwards A's messages to C, but B's validator refuses (and
+    does not forward) a message over B's size limit, even though A allowed it."""
+    topic = "line"
+    small_limit = Libp2pConfig(gossip=GossipConfig(max_message_size=1000))
+    async with (
+        loopback_transport() as a,
+        open_libp2p_transport(small_limit, key_path=None) as b,
+        loopback_transport() as c,
+    ):
+        inbox_b: list[bytes] = []
+        inbox_c: list[bytes] = []
+        changed = trio.Event()
+
+        def recorder(inbox: list[bytes]) -> Callable[[str, bytes], Awaitable[None]]:
+            async def record(peer: str, data: bytes) -> None:
+                nonlocal changed
+                assert peer == a.peer_id  # the origin, not the forwarding peer
+                inbox.append(data)
+                changed.set()
+                changed = trio.Event()
+
+            return record
+
+        await b.subscribe(topic, recorder(inbox_b))
+        await c.subscribe(topic, recorder(inbox_c))
+        await a.connect(b.listen_addresses()[0])
+        await c.connect(b.listen_addresses()[0])
+        assert a.peer_id not in c.connected_peers()
+        with trio.fail_after(DEADLINE):
+            sent = 0
+            while not inbox_c:
+                sent += 1
+                await a.publish(topic, b"small-%d" % sent)
+                with trio.move_on_after(0.25):
+                    await changed.wait()
+        big = b"B" * 2000
+        await a.publish(topic, big)
+        fence = b"fence"
+        await a.publish(topic, fence)
+        with trio.fail_after(DEADLINE):
+            while fence not in inbox_c or fence not in inbox_b:
+                await changed.wait()
+        assert big not in inbox_b
+        assert big not in inbox_c
+        assert b.gossip_statistics().refused_oversized >= 1
 
 
 async def test_oversized_gossip_is_refused_locally() -> None:
