@@ -33,7 +33,8 @@ four branches that say who is to blame::
     │   ├── StorageCorruptedError       stored bytes no longer verify
     │   └── KeystoreError               key file missing, unreadable or too permissive
     └── NetworkError                    transport-level failure talking to a peer
-        ├── PeerUnavailableError
+        ├── PeerUnavailableError        dialling failed or timed out
+        ├── StreamResetError            the peer (or its death) reset a stream
         └── SyncTimeoutError            wait_synced ran out of time before we caught up
 
 Foreign exceptions (sqlite3, libp2p, sqlglot, cbrrr) are translated where they are
@@ -260,3 +261,12 @@ class SyncTimeoutError(NetworkError):
     """``wait_synced`` timed out before we held everything the peers announced."""
 
     code = "sync_timeout"
+
+
+class StreamResetError(NetworkError):
+    """The stream was reset: the peer aborted it, or its connection died.
+
+    A peer that dies abruptly may instead look like a clean end of stream on the reading
+    side; protocols must frame their messages and treat an early EOF as a failure too."""
+
+    code = "stream_reset"
