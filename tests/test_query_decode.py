@@ -95,3 +95,15 @@ def test_maps_that_only_look_like_links_stay_maps() -> None:
     assert from_dag_json({"/": "not a cid"}) == {"/": "not a cid"}
     assert from_dag_json({"/": {"bytes": "!!"}}) == {"/": {"bytes": "!!"}}
     assert decode_json_text(None) is None
+
+
+def test_strings_with_nul_survive_a_path_projection(env: Any) -> None:
+    # SQLite 3.40's json_extract truncates text at NUL; projections decode exact JSON text.
+    t, service = env
+    put(t, "z", {"inner": {"v": "a\x00b", "t": True, "n": None}})
+    got = service.query(
+        "SELECT value.inner.v, value.inner.t, value->>'$.inner.n' FROM kv WHERE key = 'z'",
+        None,
+        t.catalog(service),
+    )
+    assert got.rows == (("a\x00b", True, None),)

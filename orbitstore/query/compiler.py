@@ -75,7 +75,10 @@ class CompiledQuery:
     sql: str
     columns: tuple[str, ...]
     #: Per output column: ("plain"|"json"|"jsontext"|"cid"|"bigint", index of the hidden
-    #: ``json_type`` column for "json").
+    #: column for "json" that holds the same path as JSON text: ``col -> '$.p'``. The value
+    #: is decoded from that text, because SQLite 3.40's ``json_extract`` truncates strings
+    #: at an embedded NUL; the visible ``json_extract`` column keeps SQL semantics for
+    #: ORDER BY and comparisons on the alias.)
     decoders: tuple[tuple[str, int | None], ...]
     #: Per ``?`` in ``sql``: an int (user's positional index), a str (user's name).
     slots: tuple[int | str, ...]
@@ -420,7 +423,7 @@ class _Emitter(ExpressionEmitter):
             elif isinstance(node, exp.JSONExtract | exp.JSONExtractScalar):
                 target, path = self._json_target(node)
                 sql = f"json_extract({target}, {_quote(path)})"
-                dec, typ = "json", f"json_type({target}, {_quote(path)})"
+                dec, typ = "json", f"{target} -> {_quote(path)}"
                 label = alias or node.sql(dialect="sqlite", normalize_functions="lower")
             else:
                 sql, dec, typ = self.expr(node), "plain", None
@@ -454,11 +457,7 @@ class _Emitter(ExpressionEmitter):
             if not ref.path:
                 return ref.physical, "jsontext", None
             p = _quote(path_text(ref.path))
-            return (
-                f"json_extract({ref.physical}, {p})",
-                "json",
-                f"json_type({ref.physical}, {p})",
-            )
+            return f"json_extract({ref.physical}, {p})", "json", f"{ref.physical} -> {p}"
         if kind == ColumnKind.CID:
             return ref.physical, "cid", None
         if kind == ColumnKind.BIGINT:

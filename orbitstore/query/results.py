@@ -93,15 +93,13 @@ def decode_json_text(text: Any) -> Any:
         raise StorageCorruptedError(f"a view holds JSON that does not parse: {exc}") from exc
 
 
-def decode_json_value(raw: Any, json_type: Any) -> Any:
-    """Decode a ``json_extract`` result given the ``json_type`` of the same path."""
-    if json_type in ("object", "array"):
-        return decode_json_text(raw)
-    if json_type == "true":
-        return True
-    if json_type == "false":
-        return False
-    return raw
+def decode_json_value(raw: Any, json_text: Any) -> Any:
+    """Decode a ``json_extract`` result from the JSON text of the same path (``col -> p``),
+    which is exact where ``json_extract``'s SQL value is not (booleans, objects, strings
+    holding NUL)."""
+    if json_text is None:
+        return raw
+    return decode_json_text(json_text)
 
 
 def shape_rows(

@@ -30,6 +30,7 @@ _FUNCTIONS = frozenset(
         "json_array_length", "json_extract", "json_type", "length", "lower", "ltrim", "max",
         "min", "nullif", "replace", "round", "rtrim", "substr", "sum", "total", "trim",
         "typeof", "upper", "like", "glob", "os_cid",
+        "->",  # emitted only by the compiler, to read a projected path as exact JSON text
     }
 )  # fmt: skip
 _INDEX_PATH = re.compile(r"json_extract\(\s*\"?\w+\"?\s*,\s*'([^']*)'\s*\)", re.IGNORECASE)
