@@ -24,11 +24,11 @@ async def main() -> None:
     ):
         chat = await alice.open("chat", write=["*"])
         await chat.append_many(f"message {i}" for i in range(100))
-        # Bob needs the manifest to open by address (manifest exchange is not built yet).
-        bob.store.blocks.put(chat.cid, alice.store.blocks.get(chat.cid) or b"")
-        replica = await bob.open(chat.address)
+        # Bob has never seen the database: opening its address asks the connected peers
+        # for the manifest, verifies it, and starts replicating.
         assert bob.replication is not None
         await bob.replication.connect("mem/alice")
+        replica = await bob.open(chat.address)
         await replica.wait_synced(timeout=10)
         print(f"bob holds {len(replica)} entries; heads equal: {replica.heads == chat.heads}")
         print(bob.replication.statistics().databases[0].peers[0])

@@ -19,7 +19,9 @@ async def main() -> None:
         async with a.edit() as doc:
             doc.get("body", type=pycrdt.Text).insert(0, "Hello from Alice.")
 
-        bob.store.blocks.put(a.cid, a.manifest.to_block()[1])  # normally fetched from a peer
+        # These nodes have no transport, so the manifest is copied by hand (a node with
+        # one fetches it from its peers; see examples/replication_demo.py).
+        bob.store.blocks.put(a.cid, a.manifest.to_block()[1])
         b = await bob.open(a.address, type="ydoc")
         assert isinstance(b, YDocument)
         await b.receive((e.cid, e.block) for e in a.entries())

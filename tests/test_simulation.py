@@ -73,7 +73,9 @@ async def run_peer(
 
 
 def seed_stores(peers: list[Peer]) -> list[str]:
-    """Create the two shared databases on peer 0 and give every store their manifests."""
+    """Create the two shared databases and put their manifests in every store: peers here
+    open their databases before they connect, so there is nobody to fetch them from
+    (tests/test_open_by_address.py covers fetching)."""
     from orbitstore.core.access import StaticAccess
     from orbitstore.core.manifest import Manifest, format_address
 

@@ -15,8 +15,11 @@ from orbitstore.sync.frames import (
     Error,
     FrameDecoder,
     FrameLimits,
+    GetManifest,
     Hello,
+    ManifestBlock,
     Message,
+    NotFound,
     Want,
     encode_frame,
     encode_varint,
@@ -39,7 +42,11 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Want, cids=st.lists(cids, max_size=5).map(tuple)),
     st.just(Done()),
     st.builds(Error, code=st.text(min_size=1, max_size=10), message=st.text(max_size=20)),
+    st.builds(GetManifest, v=st.integers(min_value=0, max_value=3), db=cids),
+    st.builds(ManifestBlock, db=cids, block=st.binary(max_size=64)),
+    st.builds(NotFound, db=cids),
 )
+MESSAGE_TYPES = (Hello, Entries, Want, Done, Error, GetManifest, ManifestBlock, NotFound)
 
 
 @given(st.lists(messages, max_size=6), st.integers(min_value=1, max_value=50))
@@ -60,7 +67,7 @@ def test_fuzz_bytes_give_messages_or_protocol_error(data: bytes) -> None:
         out = decoder.feed(data)
     except ProtocolError:
         return
-    assert all(isinstance(m, (Hello, Entries, Want, Done, Error)) for m in out)
+    assert all(isinstance(m, MESSAGE_TYPES) for m in out)
 
 
 @given(messages, st.integers(min_value=0, max_value=200), st.binary(min_size=1, max_size=4))
@@ -122,3 +129,40 @@ def test_messages_validate() -> None:
         Entries(blocks=((Cid.for_block(b"x"), "str"),))  # type: ignore[arg-type]
     with pytest.raises(InvalidValueError):
         FrameLimits(max_frame_bytes=0)
+
+
+def test_manifest_messages_bytes() -> None:
+    """The frames of docs/sync-protocol.md, byte for byte."""
+    db = Cid(b"\x01\x71\x12\x20" + bytes(32))
+    link = b"\xd8\x2a\x58\x25\x00" + bytes(db)  # tag 42, bytes(37): 0x00 ‖ CID
+    assert encode_frame(NotFound(db=db)) == (b"\x39\xa2\x61t\x69not_found\x62db" + link)
+    assert encode_frame(GetManifest(db=db)) == (
+        b"\x3f\xa3\x61t\x6cget_manifest\x61v\x01\x62db" + link
+    )
+    assert encode_frame(ManifestBlock(db=db, block=b"\xa0")) == (
+        b"\x40\xa3\x61t\x68manifest\x62db" + link + b"\x65block\x41\xa0"
+    )
+
+
+def test_manifest_messages_validate_and_limit() -> None:
+    from orbitstore.core import codec
+    from orbitstore.core.manifest import MAX_MANIFEST_BYTES
+
+    db = Cid.for_block(b"x")
+    with pytest.raises(InvalidValueError):
+        ManifestBlock(db=db, block=b"x" * (MAX_MANIFEST_BYTES + 1))
+    with pytest.raises(InvalidValueError):
+        GetManifest(db=db, v=-1)
+    with pytest.raises(InvalidValueError):
+        NotFound(db="x")  # type: ignore[arg-type]
+    for body in (
+        {"t": "manifest", "db": db, "block": b"x" * (MAX_MANIFEST_BYTES + 1)},
+        {"t": "manifest", "db": db, "block": "text"},
+        {"t": "get_manifest", "db": db},
+        {"t": "get_manifest", "v": True, "db": db},
+        {"t": "not_found", "db": db, "x": 1},
+        {"t": "not_found", "db": b"raw"},
+    ):
+        data = codec.encode(body)
+        with pytest.raises(ProtocolError):
+            FrameDecoder().feed(encode_varint(len(data)) + data)

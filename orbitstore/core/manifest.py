@@ -83,14 +83,20 @@ class Manifest:
         if not isinstance(desc, dict) or set(desc) != {"name", "type", "access", "meta"}:
             raise InvalidDataError("a manifest is a map of name, type, access and meta")
         try:
-            return cls(
+            manifest = cls(
                 name=desc["name"],
                 type=desc["type"],
                 access=access_from_manifest(desc["access"]),
                 meta=desc["meta"],
             )
+            canonical = manifest.to_block()[1]
         except InvalidValueError as exc:
             raise InvalidDataError(f"invalid manifest: {exc}") from exc
+        if canonical != block:
+            # e.g. unsorted or duplicate writers: the address would not be the CID that
+            # this manifest re-encodes to, so two addresses would name one database.
+            raise InvalidDataError("manifest is not in its canonical form")
+        return manifest
 
 
 def format_address(cid: Cid) -> str:

@@ -35,6 +35,10 @@ class ReplicationConfig:
     idle_timeout: float = 30.0
     # Dialling and opening a stream.
     connect_timeout: float = 10.0
+    # open() of an address whose manifest we lack asks the connected peers for it and
+    # waits this long for a verified answer. An answer is one round trip; 10 s, like
+    # connect_timeout, leaves room for a slow but live peer.
+    manifest_timeout: float = 10.0
     frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS
     session_limits: SessionLimits = field(default_factory=SessionLimits)
 
@@ -46,6 +50,7 @@ class ReplicationConfig:
             "session_timeout",
             "idle_timeout",
             "connect_timeout",
+            "manifest_timeout",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value <= 0:

@@ -11,7 +11,7 @@ import trio
 from orbitstore.core.access import StaticAccess
 from orbitstore.core.cid import Cid
 from orbitstore.core.identity import Identity
-from orbitstore.core.manifest import Manifest, is_address, parse_address
+from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
 from orbitstore.core.oplog import OpLog
 from orbitstore.errors import (
     ClosedError,
@@ -80,12 +80,19 @@ class Node:
         A new database is writable by ``write`` (writer ids, or ``["*"]`` for anyone;
         default: only this node). Opening an address whose manifest declares another
         ``type`` raises WrongDatabaseTypeError.
+
+        Opening an address whose manifest this node's store lacks asks every connected
+        peer for it (``ReplicationConfig.manifest_timeout``), verifies and stores the
+        first answer, then opens and replicates as usual. With no transport, no peer, or
+        no valid answer it raises NotFoundError saying how many peers were asked.
         """
         if self._closed:
             raise ClosedError("the node is closed")
         if is_address(name_or_address):
             db = parse_address(name_or_address)
-            manifest = self._load_manifest(db)
+            manifest = await self._find_manifest(db)
+            if self._closed:
+                raise ClosedError("the node was closed while the manifest was fetched")
         else:
             found = self.store.get_name(name_or_address)
             if found is not None:
@@ -140,13 +147,37 @@ class Node:
             await replication.add_database(database)
         return database
 
+    async def _find_manifest(self, db: Cid) -> Manifest:
+        """The manifest from the store, or else from the connected peers (then stored)."""
+        if self.store.blocks.has(db):
+            return self._load_manifest(db)
+        if self.replication is None:
+            raise NotFoundError(
+                f"the manifest of {format_address(db)} is not in this node's store, and the"
+                " node has no transport to ask peers for it; open the node with a transport"
+                " and connect to a peer that has the database open",
+                address=format_address(db),
+                asked=0,
+            )
+        report = await self.replication.fetch_manifest(db)
+        if report.fetched is None:
+            raise NotFoundError(
+                report.explain(),
+                address=format_address(db),
+                asked=report.asked,
+                not_found=report.not_found,
+                invalid=report.invalid,
+                failed=report.failed,
+                unanswered=report.unanswered,
+            )
+        with self.store.transaction():
+            self.store.blocks.put(db, report.fetched.block)
+        return report.fetched.manifest
+
     def _load_manifest(self, db: Cid) -> Manifest:
         block = self.store.blocks.get(db)
         if block is None:
-            raise NotFoundError(
-                f"the manifest of /orbitstore/{db} is not in this node's store;"
-                " open it on a node connected to a peer that has it"
-            )
+            raise NotFoundError(f"the manifest of {format_address(db)} is not in this node's store")
         try:
             return Manifest.from_block(db, block)
         except InvalidDataError as exc:

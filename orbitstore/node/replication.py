@@ -9,7 +9,9 @@ One :class:`Replication` per node opened with a transport. For every open databa
   the announced heads are still unknown (gossip is a hint, never the only path);
 - runs a sync session (:mod:`orbitstore.sync.session`) over a stream when a peer
   connects, when a database is opened, after reconnects and every
-  ``anti_entropy_interval`` (anti-entropy).
+  ``anti_entropy_interval`` (anti-entropy);
+- answers peers' manifest requests for the databases it replicates, and asks its peers
+  for a manifest the node lacks (:mod:`orbitstore.node.fetch`).
 
 Everything a peer sends is verified before it is stored. A peer that breaks the protocol,
 sends an invalid entry (anything the log would reject), an entry of another database or
@@ -41,7 +43,16 @@ from orbitstore.errors import (
 from orbitstore.net.transport import PeerId, Stream, Transport
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
-from orbitstore.sync.frames import Done, Error, FrameDecoder, Hello, Message, encode_frame
+from orbitstore.node.fetch import ManifestFetchReport, fetch_manifest, serve_manifest_request
+from orbitstore.sync.frames import (
+    Done,
+    Error,
+    FrameDecoder,
+    GetManifest,
+    Hello,
+    Message,
+    encode_frame,
+)
 from orbitstore.sync.session import ApplyEntries, PeerHeads, SyncSession
 from orbitstore.views.base import Lagged
 
@@ -97,6 +108,12 @@ class ReplicationStatistics:
     announcements_sent: int
     announcements_received: int
     announcements_dropped: int
+    manifests_fetched: int
+    """Manifests this node fetched from peers (to open an address)."""
+    manifests_served: int
+    """Manifests this node sent to peers that asked."""
+    manifest_answers_refused: int
+    """Peers' answers to our manifest requests that did not verify."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +198,14 @@ class Replication:
             config.announce_queue
         )
         self._progress: set[trio.MemorySendChannel[SyncProgress]] = set()
-        self._counts = {"sent": 0, "received": 0, "dropped": 0}
+        self._counts = {
+            "sent": 0,
+            "received": 0,
+            "dropped": 0,
+            "fetched": 0,
+            "served": 0,
+            "refused": 0,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -228,6 +252,15 @@ class Replication:
         for peer in sorted(self.transport.connected_peers()):
             self.request_sync(database, peer)
 
+    async def fetch_manifest(self, db: Cid) -> ManifestFetchReport:
+        """Ask every connected peer for the manifest block ``db`` (first verified answer
+        wins, within ``manifest_timeout``). The caller stores it."""
+        report = await fetch_manifest(self.transport, self.config, db)
+        self._counts["refused"] += report.invalid
+        if report.fetched is not None:
+            self._counts["fetched"] += 1
+        return report
+
     def _require_nursery(self) -> trio.Nursery:
         if self._nursery is None:
             raise UsageError("the replication service is not running")
@@ -244,6 +277,9 @@ class Replication:
             announcements_sent=self._counts["sent"],
             announcements_received=self._counts["received"],
             announcements_dropped=self._counts["dropped"],
+            manifests_fetched=self._counts["fetched"],
+            manifests_served=self._counts["served"],
+            manifest_answers_refused=self._counts["refused"],
         )
 
     def _db_status(self, st: _Db, connected: set[PeerId]) -> DatabaseSyncStatus:
@@ -510,6 +546,9 @@ class Replication:
             except (ProtocolError, NetworkError, trio.TooSlowError):
                 return
             hello = first[0]
+            if isinstance(hello, GetManifest):
+                await self._answer_manifest(stream, hello)
+                return
             st = self._dbs.get(hello.db) if isinstance(hello, Hello) else None
             if st is None:
                 with trio.move_on_after(self.config.idle_timeout):
@@ -523,6 +562,16 @@ class Replication:
             with suppress(NetworkError):
                 await stream.close()
             done.set()
+
+    async def _answer_manifest(self, stream: Stream, request: GetManifest) -> None:
+        """Only the manifests of databases we replicate, never other blocks."""
+        st = self._dbs.get(request.db)
+        block = None
+        if st is not None:
+            cid, data = st.database.manifest.to_block()
+            block = data if cid == request.db else None
+        if await serve_manifest_request(stream, request, block, self.config):
+            self._counts["served"] += 1
 
     async def _run_session(
         self, st: _Db, stream: Stream, decoder: FrameDecoder, first: list[Message]

@@ -9,6 +9,10 @@ the body, then the body: one canonical DAG-CBOR map whose ``"t"`` key names the 
     {"t": "done"}                                   end of our sending for this round
     {"t": "error",   "code": <str>, "message": <str>}
 
+    {"t": "get_manifest", "v": 1, "db": <link>}     first and only message of a fetch
+    {"t": "manifest",  "db": <link>, "block": <bytes>}   the answer: the manifest block
+    {"t": "not_found", "db": <link>}                 the answer: "I do not hold it"
+
 Messages are frozen values with keyword-only validating constructors, so an invalid one
 cannot be built; :class:`FrameDecoder` turns bytes into messages and raises
 :class:`~orbitstore.errors.ProtocolError` for anything malformed or over a limit.
@@ -23,6 +27,7 @@ from typing import Any, Final, TypeAlias
 
 from orbitstore.core import codec
 from orbitstore.core.cid import DAG_CBOR, Cid
+from orbitstore.core.manifest import MAX_MANIFEST_BYTES
 from orbitstore.errors import DecodeError, InvalidValueError, ProtocolError
 
 PROTOCOL_VERSION: Final = 1
@@ -90,10 +95,8 @@ class Hello:
     have: tuple[Cid, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.v, int) or isinstance(self.v, bool) or self.v < 0:
-            raise InvalidValueError("hello.v must be a non-negative integer")
-        if not isinstance(self.db, Cid) or self.db.codec != DAG_CBOR:
-            raise InvalidValueError("hello.db must be a dag-cbor CID")
+        _check_version("hello", self.v)
+        _check_db("hello", self.db)
         object.__setattr__(self, "heads", _check_cids("hello.heads", self.heads))
         object.__setattr__(self, "have", _check_cids("hello.have", self.have))
 
@@ -153,7 +156,57 @@ class Error:
             raise InvalidValueError("error.message must be a string of at most 1024 characters")
 
 
-Message: TypeAlias = Hello | Entries | Want | Done | Error
+def _check_version(name: str, v: object) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise InvalidValueError(f"{name}.v must be a non-negative integer")
+
+
+def _check_db(name: str, db: object) -> None:
+    if not isinstance(db, Cid) or db.codec != DAG_CBOR:
+        raise InvalidValueError(f"{name}.db must be a dag-cbor CID")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetManifest:
+    """First and only message of a manifest fetch: send me the manifest of ``db``."""
+
+    v: int = PROTOCOL_VERSION
+    db: Cid
+
+    def __post_init__(self) -> None:
+        _check_version("get_manifest", self.v)
+        _check_db("get_manifest", self.db)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestBlock:
+    """The answer to :class:`GetManifest`: the manifest block of ``db`` (at most
+    ``MAX_MANIFEST_BYTES``). The asker verifies that it hashes to ``db``."""
+
+    db: Cid
+    block: bytes
+
+    def __post_init__(self) -> None:
+        _check_db("manifest", self.db)
+        if not isinstance(self.block, bytes):
+            raise InvalidValueError("manifest.block must be bytes")
+        if len(self.block) > MAX_MANIFEST_BYTES:
+            raise InvalidValueError(
+                f"manifest.block has {len(self.block)} bytes (limit {MAX_MANIFEST_BYTES})"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotFound:
+    """The answer to :class:`GetManifest` from a peer that does not hold ``db``."""
+
+    db: Cid
+
+    def __post_init__(self) -> None:
+        _check_db("not_found", self.db)
+
+
+Message: TypeAlias = Hello | Entries | Want | Done | Error | GetManifest | ManifestBlock | NotFound
 
 
 # --- encoding --------------------------------------------------------------------------
@@ -190,6 +243,12 @@ def _to_map(message: Message) -> dict[str, Any]:
         return {"t": "done"}
     if isinstance(message, Error):
         return {"t": "error", "code": message.code, "message": message.message}
+    if isinstance(message, GetManifest):
+        return {"t": "get_manifest", "v": message.v, "db": message.db}
+    if isinstance(message, ManifestBlock):
+        return {"t": "manifest", "db": message.db, "block": message.block}
+    if isinstance(message, NotFound):
+        return {"t": "not_found", "db": message.db}
     raise InvalidValueError(f"not a sync message: {type(message).__name__}")
 
 
@@ -266,6 +325,15 @@ def decode_body(body: bytes, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> Mess
         if kind == "error":
             _keys(msg, {"t", "code", "message"})
             return Error(code=msg["code"], message=msg["message"])
+        if kind == "get_manifest":
+            _keys(msg, {"t", "v", "db"})
+            return GetManifest(v=msg["v"], db=msg["db"])
+        if kind == "manifest":
+            _keys(msg, {"t", "db", "block"})
+            return ManifestBlock(db=msg["db"], block=msg["block"])
+        if kind == "not_found":
+            _keys(msg, {"t", "db"})
+            return NotFound(db=msg["db"])
     except InvalidValueError as exc:
         raise ProtocolError(f"invalid {kind} message: {exc.message}") from exc
     raise ProtocolError(f"unknown message type {kind!r:.40}")
@@ -382,8 +450,11 @@ __all__: Sequence[str] = [
     "Error",
     "FrameDecoder",
     "FrameLimits",
+    "GetManifest",
     "Hello",
+    "ManifestBlock",
     "Message",
+    "NotFound",
     "Want",
     "batch_entries",
     "decode_body",

@@ -311,7 +311,7 @@ class SyncSession:
                 return []
             self._answer_want(message.cids)
             return []
-        raise ProtocolError(f"unexpected message {type(message).__name__}")  # pragma: no cover
+        raise ProtocolError(f"unexpected {type(message).__name__} message in a sync exchange")
 
     def _sample(self, heads: list[Cid]) -> tuple[Cid, ...]:
         if not self.limits.have_samples or not heads:
