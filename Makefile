@@ -24,7 +24,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
-test: lint unit
+test: lint docs unit
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir .site
