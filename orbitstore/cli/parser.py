@@ -70,7 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     create = sub.add_parser("create", help="create a database of any type")
     create.add_argument("name", help="local name of the new database")
-    create.add_argument("--type", required=True, choices=DATABASE_TYPES, help="the database type")
+    create.add_argument(
+        "--type",
+        required=True,
+        choices=DATABASE_TYPES,
+        metavar="TYPE",
+        help=f"the database type: {', '.join(DATABASE_TYPES)}",
+    )
     create.add_argument(
         "--write",
         action="append",
