@@ -206,6 +206,8 @@ def test_docs_put_get_find_index_rm(cli: Cli) -> None:
     assert [d["_id"] for d in found] == ["cy", "ann"]
     found = cli.json("docs", "find", "people", "{}", "--sort", "age", "--limit", "2")
     assert [d["_id"] for d in found] == ["bob", "ann"]
+    found = cli.json("docs", "find", "people", "{}", "--sort", "age", "--skip", "1")
+    assert [d["_id"] for d in found] == ["ann", "cy"]
     older = cli.lines("docs", "find", "people", '{"age": {"$gte": 31}}')
     assert [json.loads(line)["_id"] for line in older] == ["ann", "cy"]
     assert cli.ok("docs", "index", "people", "age") == "indexes of 'people': age\n"

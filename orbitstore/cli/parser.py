@@ -196,6 +196,7 @@ def _documents(sub: _Sub[_Parser]) -> None:
         help="sort by a (dotted) field, descending with :desc; repeat for ties",
     )
     find.add_argument("--limit", metavar="N", type=_count, help="at most N documents")
+    find.add_argument("--skip", metavar="N", type=_count, default=0, help="skip the first N")
     find.set_defaults(handler="docs_find")
     index = docs.add_parser("index", help="declare an index on a (dotted) field of this node")
     index.add_argument("name", help=_NAME)

@@ -182,7 +182,7 @@ async def cmd_docs_find(args: argparse.Namespace, home: Path, out: Output) -> in
     sort = _sort_spec(args.sort)
     async with open_node(home) as node:
         docs = await open_as(node, args.name, Documents, create=False, out=out)
-        for doc in docs.find(spec, sort=sort, limit=args.limit):
+        for doc in docs.find(spec, sort=sort, limit=args.limit, skip=args.skip):
             out.emit(render(doc), jsonable(doc))
     return 0
 
