@@ -1,6 +1,7 @@
 """The ``orbitstore`` command line: a thin layer over the public API.
 
-Every command prints human-readable text, or JSON with ``--json``. A user mistake prints
+Every command prints human-readable text, or JSON lines with ``--json``. A user mistake
+(a bad argument, bad JSON, an unknown database, the wrong type, bad SQL) prints
 ``error: <message> [<code>]`` and exits with status 2; nothing shows a traceback unless
 ``ORBITSTORE_DEBUG=1`` is set.
 """
@@ -16,9 +17,13 @@ from pathlib import Path
 
 import trio
 
+from orbitstore.cli.output import Output
+from orbitstore.cli.parser import DEFAULT_HOME_ENV, CommandLineError
+from orbitstore.cli.parser import build_parser as build_parser
 from orbitstore.errors import OrbitstoreError
 
-DEFAULT_HOME_ENV = "ORBITSTORE_HOME"
+#: The exit status of a user mistake.
+EXIT_USAGE = 2
 
 
 def default_home() -> Path:
@@ -29,42 +34,16 @@ def default_home() -> Path:
     return Path(base) / "orbitstore"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="orbitstore",
-        description="orbitstore: a decentralized database of signed, replicated logs.",
-    )
-    parser.add_argument(
-        "--home",
-        type=Path,
-        default=None,
-        help=f"node directory (default: ${DEFAULT_HOME_ENV} or ~/.local/share/orbitstore)",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON lines for scripts")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    demo = sub.add_parser(
-        "demo", help="create a log, write, close, reopen and read back (the `make run` job)"
-    )
-    demo.add_argument("--count", type=int, default=5, help="entries to append (default 5)")
-
-    sub.add_parser("id", help="print this node's writer id (did:key)")
-    sub.add_parser("ls", help="list the databases this node knows by name")
-
-    append = sub.add_parser("append", help="append a JSON value to a log database")
-    append.add_argument("name", help="local name or /orbitstore/<cid> address")
-    append.add_argument("value", help='a JSON value, e.g. \'{"text": "hi"}\'')
-
-    show = sub.add_parser("log", help="print the entries of a log database in total order")
-    show.add_argument("name", help="local name or /orbitstore/<cid> address")
-    show.add_argument("--limit", type=int, default=None, help="at most this many entries")
-    show.add_argument("--reverse", action="store_true", help="newest first")
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except CommandLineError as exc:
+        sys.stderr.write(exc.usage)
+        return _fail("usage", str(exc), json_lines="--json" in argv)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         return trio.run(_run, args)
     except OrbitstoreError as exc:
@@ -72,16 +51,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if args.json:
             print(json.dumps({"error": exc.to_dict()}), file=sys.stderr)
-        else:
-            print(f"error: {exc} [{exc.code}]", file=sys.stderr)
-        return 2
+            return EXIT_USAGE
+        return _fail(exc.code, str(exc), json_lines=False)
+    except OSError as exc:  # the node directory cannot be created or read, a closed pipe
+        if os.environ.get("ORBITSTORE_DEBUG"):
+            raise
+        if isinstance(exc, BrokenPipeError):  # `orbitstore kv ls big | head`
+            _silence_stdout()
+            return 0
+        return _fail("os", str(exc), json_lines=args.json)
     except KeyboardInterrupt:
         return 130
 
 
-async def _run(args: argparse.Namespace) -> int:
-    from orbitstore.cli import commands
+def _fail(code: str, message: str, *, json_lines: bool) -> int:
+    if json_lines:
+        error = {"code": code, "message": message}
+        print(json.dumps({"error": error}), file=sys.stderr)
+    else:
+        print(f"error: {message} [{code}]", file=sys.stderr)
+    return EXIT_USAGE
 
-    handler = getattr(commands, "cmd_" + args.command)
-    result: int = await handler(args, args.home or default_home())
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured in tests)
+        pass
+    finally:
+        os.close(devnull)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from orbitstore.cli import commands, typed  # imported late: `--help` stays quick
+
+    name = "cmd_" + args.handler
+    handler = getattr(commands, name, None) or getattr(typed, name)
+    result: int = await handler(args, args.home or default_home(), Output(json_lines=args.json))
     return result

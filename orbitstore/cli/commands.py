@@ -1,103 +1,191 @@
-"""Command implementations (each ``cmd_<name>(args, home)``)."""
+"""Command implementations: ``cmd_<handler>(args, home, out)``, one node per command.
+
+The node-wide commands live here; the per-type ones (``kv``, ``feed``, ``docs``,
+``counter``, ``ydoc``) in :mod:`orbitstore.cli.typed`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-from orbitstore.core.codec import Value
-from orbitstore.core.entry import Entry
-from orbitstore.errors import InvalidValueError
-from orbitstore.node import open_node
+from orbitstore.cli.output import Output, entry_dict, jsonable, parse_object, parse_value, render
+from orbitstore.cli.typed import open_as, open_existing
+from orbitstore.core.manifest import is_address
+from orbitstore.errors import InvalidValueError, NotFoundError, UsageError
+from orbitstore.node import Counter, Documents, open_node
+from orbitstore.node.database import Database
+from orbitstore.node.feed import Feed
+from orbitstore.node.keyvalue import KeyValue
+from orbitstore.node.ydoc import YDocument
+from orbitstore.query.catalog import queryable
+from orbitstore.query.results import QueryResult
 
 
-def _out(args: argparse.Namespace, text: str, obj: dict[str, Any]) -> None:
-    print(json.dumps(obj, default=str) if args.json else text)
-
-
-def _entry_dict(e: Entry) -> dict[str, Any]:
-    return {
-        "cid": str(e.cid),
-        "clock": e.clock,
-        "writer": e.writer,
-        "ts": e.ts,
-        "payload": _jsonable(e.payload),
-    }
-
-
-def _jsonable(v: Value) -> Any:
-    if isinstance(v, bytes):
-        return {"$bytes": v.hex()}
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_jsonable(x) for x in v]
-    if hasattr(v, "codec"):
-        return {"$link": str(v)}
-    return v
-
-
-async def cmd_demo(args: argparse.Namespace, home: Path) -> int:
+async def cmd_demo(args: argparse.Namespace, home: Path, out: Output) -> int:
     if args.count < 1:
         raise InvalidValueError("--count must be at least 1")
-    _out(args, f"node directory: {home}", {"home": str(home)})
+    out.emit(f"node directory: {home}", {"home": str(home)})
     async with open_node(home) as node:
-        _out(args, f"writer id: {node.id}", {"id": node.id})
-        db = await node.open("demo")
+        out.emit(f"writer id: {node.id}", {"id": node.id})
+        db = await open_as(node, "demo", Database, create=True, out=None)
         before = len(db)
         async with db.batch():
             for i in range(args.count):
                 await db.append({"n": before + i, "text": f"hello #{before + i}"})
-        _out(
-            args,
+        out.emit(
             f"appended {args.count} entries to {db.name!r} ({db.address}); heads: "
             + ", ".join(str(h)[:20] + "..." for h in sorted(db.heads)),
             {"appended": args.count, "address": db.address},
         )
         address = db.address
-    _out(args, "closed the node; reopening from disk...", {"reopened": True})
+    out.emit("closed the node; reopening from disk...", {"reopened": True})
     async with open_node(home) as node:
         db = await node.open(address)
-        _out(args, f"{len(db)} entries in total order (last {args.count}):", {"count": len(db)})
+        out.emit(f"{len(db)} entries in total order (last {args.count}):", {"count": len(db)})
         for e in reversed(list(db.entries(reverse=True, limit=args.count))):
-            _out(
-                args,
-                f"  clock={e.clock:<5} {str(e.cid)[:24]}...  {json.dumps(_jsonable(e.payload))}",
-                _entry_dict(e),
+            out.emit(
+                f"  clock={e.clock:<5} {str(e.cid)[:24]}...  {render(e.payload)}",
+                entry_dict(e),
+            )
+        # The same node, other types: a keyvalue database and SQL over it.
+        kv = await open_as(node, "demo_settings", KeyValue, create=True, out=None)
+        await kv.put_many({"theme": "dark", "language": "en", "runs": kv.get("runs", 0) + 1})
+        out.emit(
+            f"keyvalue {kv.name!r}: " + ", ".join(f"{k}={render(v)}" for k, v in kv.items()),
+            {"keyvalue": kv.name, "items": {k: jsonable(v) for k, v in kv.items()}},
+        )
+        sql = "SELECT key, value, clock FROM demo_settings WHERE key <> ? ORDER BY key"
+        out.emit(f"SQL: {sql}  -- with ? = 'language'", {"sql": sql})
+        out.table(*_columns_rows(node.query(sql, ["language"])))
+    return 0
+
+
+async def cmd_id(args: argparse.Namespace, home: Path, out: Output) -> int:
+    async with open_node(home) as node:
+        out.emit(node.id, {"id": node.id})
+    return 0
+
+
+async def cmd_ls(args: argparse.Namespace, home: Path, out: Output) -> int:
+    async with open_node(home) as node:
+        for name, address in node.databases().items():
+            type_name = node.manifest(name).type
+            out.emit(
+                f"{name}\t{type_name}\t{address}",
+                {"name": name, "type": type_name, "address": address},
             )
     return 0
 
 
-async def cmd_id(args: argparse.Namespace, home: Path) -> int:
+async def cmd_create(args: argparse.Namespace, home: Path, out: Output) -> int:
+    if is_address(args.name):
+        raise UsageError("a new database needs a local name, not an address")
+    meta = parse_object(args.meta, "--meta") if args.meta is not None else None
     async with open_node(home) as node:
-        _out(args, node.id, {"id": node.id})
+        try:
+            existing = node.manifest(args.name)
+        except NotFoundError:
+            pass
+        else:
+            raise UsageError(
+                f"this node already has a {existing.type} database named {args.name!r}"
+                f" ({existing.address})"
+            )
+        db = await node.open(args.name, type=args.type, write=args.write, meta=meta)
+        writers = db.manifest.access.to_manifest().get("write", [])
+        out.emit(
+            db.address,
+            {"name": db.name, "type": db.type, "address": db.address, "writers": writers},
+        )
     return 0
 
 
-async def cmd_ls(args: argparse.Namespace, home: Path) -> int:
+async def cmd_info(args: argparse.Namespace, home: Path, out: Output) -> int:
     async with open_node(home) as node:
-        for name, address in node.databases().items():
-            _out(args, f"{name}\t{address}", {"name": name, "address": address})
+        db = await open_existing(node, args.name)
+        info = _info(db)
+        if out.json:
+            out.emit("", info)
+            return 0
+        for key, value in info.items():
+            if isinstance(value, list):
+                print(f"{key}:" if value else f"{key}: -")
+                for item in value:
+                    print(f"  {item}")
+            elif isinstance(value, dict):
+                print(f"{key}:")
+                for k, v in value.items():
+                    print(f"  {k}: {v if isinstance(v, str) else render(v)}")
+            else:
+                print(f"{key}: {value}")
     return 0
 
 
-async def cmd_append(args: argparse.Namespace, home: Path) -> int:
-    try:
-        value = json.loads(args.value)
-    except json.JSONDecodeError as exc:
-        raise InvalidValueError(f"not valid JSON: {exc}") from exc
+def _info(db: Database) -> dict[str, Any]:
+    access = db.manifest.access.to_manifest()
+    info: dict[str, Any] = {
+        "name": db.name,
+        "type": db.type,
+        "address": db.address,
+        "entries": len(db),
+        "heads": sorted(str(h) for h in db.heads),
+        "access": access.get("type", "?"),
+        "writers": access.get("write", []),
+    }
+    if db.manifest.meta:
+        info["meta"] = jsonable(db.manifest.meta)
+    stats = dataclasses.asdict(db.statistics())
+    if isinstance(db, KeyValue):
+        stats["keys"] = db.count()
+    elif isinstance(db, Feed):
+        stats["items"] = db.count()
+    elif isinstance(db, Documents):
+        stats["documents"] = db.count()
+        stats["indexes"] = db.indexes()
+    elif isinstance(db, Counter):
+        stats["value"] = db.value
+    elif isinstance(db, YDocument):
+        stats.update(dataclasses.asdict(db.ydoc_statistics()))
+    info["statistics"] = stats
+    return info
+
+
+async def cmd_append(args: argparse.Namespace, home: Path, out: Output) -> int:
+    value = parse_value(args.value)
     async with open_node(home) as node:
-        db = await node.open(args.name)
+        db = await open_as(node, args.name, Database, create=True, out=out)
         entry = await db.append(value)
-        _out(args, str(entry.cid), _entry_dict(entry))
+        out.emit(str(entry.cid), entry_dict(entry))
     return 0
 
 
-async def cmd_log(args: argparse.Namespace, home: Path) -> int:
+async def cmd_log(args: argparse.Namespace, home: Path, out: Output) -> int:
     async with open_node(home) as node:
-        db = await node.open(args.name)
+        db = await open_existing(node, args.name)
         for e in db.entries(reverse=args.reverse, limit=args.limit):
-            _out(args, f"{e.clock}\t{e.cid}\t{json.dumps(_jsonable(e.payload))}", _entry_dict(e))
+            out.emit(f"{e.clock}\t{e.cid}\t{render(e.payload)}", entry_dict(e))
     return 0
+
+
+async def cmd_query(args: argparse.Namespace, home: Path, out: Output) -> int:
+    params = [parse_value(p, "--param") for p in args.param or []]
+    async with open_node(home) as node:
+        # node.query sees the open databases, each as the table of its local name.
+        for name in node.databases():
+            manifest = node.manifest(name)
+            if queryable(manifest.type):
+                await node.open(name, type=manifest.type)
+        if args.explain:
+            plan = node.explain(args.sql, params)
+            rows = [(s.table, s.access, s.index, s.path, s.detail) for s in plan.steps]
+            out.table(("table", "access", "index", "path", "detail"), rows)
+            return 0
+        out.table(*_columns_rows(node.query(args.sql, params)))
+    return 0
+
+
+def _columns_rows(result: QueryResult) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]:
+    return result.columns, result.rows

@@ -183,6 +183,16 @@ class Node:
         except InvalidDataError as exc:
             raise StorageCorruptedError(f"stored manifest {db} is invalid: {exc}") from exc
 
+    def manifest(self, name_or_address: str) -> Manifest:
+        """The manifest (name, type, access, meta) of a database this node knows, by local
+        name or address, without opening or creating it. NotFoundError if there is none."""
+        if is_address(name_or_address):
+            return self._load_manifest(parse_address(name_or_address))
+        found = self.store.get_name(name_or_address)
+        if found is None:
+            raise NotFoundError(f"this node has no database named {name_or_address!r:.200}")
+        return self._load_manifest(found)
+
     def databases(self) -> dict[str, str]:
         """Local names and their addresses."""
         return {name: f"/orbitstore/{cid}" for name, cid in self.store.names().items()}

@@ -77,6 +77,17 @@ class YDocument(Database):
         self._check()
         return self._ydoc.snapshot()
 
+    def text(self, name: str = "text") -> str:
+        """The content of the root Text ``name`` ("" if nothing was written to it)."""
+        return str(self._root_text(name))
+
+    def _root_text(self, name: str) -> pycrdt.Text:
+        self._check()
+        if not isinstance(name, str) or not name:
+            raise InvalidValueError("a root name is a non-empty string")
+        text: pycrdt.Text = self._ydoc.doc.get(name, type=pycrdt.Text)
+        return text
+
     def ydoc_statistics(self) -> YDocStatistics:
         return self._ydoc.statistics()
 
@@ -140,6 +151,17 @@ class YDocument(Database):
             finally:
                 nursery.cancel_scope.cancel()
         await self.commit()
+
+    async def append_text(self, text: str, *, name: str = "text") -> list[Entry]:
+        """Append ``text`` to the end of the root Text ``name`` and commit (one entry,
+        with anything else captured so far). Returns the entries ([] for ``""``)."""
+        if not isinstance(text, str):
+            raise InvalidValueError(f"text to append is a str, not {type(text).__name__}")
+        self._check_writable()
+        root = self._root_text(name)
+        if text:
+            root += text
+        return await self.commit()
 
     async def append_update(self, update: bytes) -> Entry:
         """Append a Yjs update made elsewhere (another Yjs client); InvalidValueError if

@@ -1,0 +1,108 @@
+"""What the command line prints, and how it reads values.
+
+Values go in and come out as DAG-JSON (:mod:`orbitstore.core.dagjson`): bytes are
+``{"/": {"bytes": "<base64>"}}``, links ``{"/": "<cid>"}``. Text mode prints one line
+per item; ``--json`` prints one JSON object per line. Listings are printed as they are
+read, never collected first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from orbitstore.core import dagjson
+from orbitstore.core.entry import Entry
+from orbitstore.errors import DecodeError, InvalidValueError
+
+# First characters of JSON text that is not a bare word: anything else is most likely a
+# string the user forgot to quote.
+_JSON_STARTS = frozenset('{["-0123456789tfn')
+
+
+class Output:
+    """Prints text lines, or JSON lines with ``--json``."""
+
+    def __init__(self, *, json_lines: bool) -> None:
+        self.json = json_lines
+
+    def emit(self, text: str, obj: dict[str, Any]) -> None:
+        """Print ``text``, or ``obj`` as one JSON line (its values must be JSON-able:
+        pass DAG-CBOR values through :func:`jsonable`)."""
+        print(json.dumps(obj, ensure_ascii=False) if self.json else text)
+
+    def note(self, text: str) -> None:
+        """A remark for the person at the terminal (stderr; not part of the output)."""
+        if not self.json:
+            print(f"note: {text}", file=sys.stderr)
+
+    def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Rows as aligned columns (text), or one JSON object per row."""
+        if self.json:
+            for row in rows:
+                obj = {c: jsonable(v) for c, v in zip(columns, row, strict=True)}
+                print(json.dumps(obj, ensure_ascii=False))
+            return
+        cells = [[cell(v) for v in row] for row in rows]  # widths need every row
+        widths = [len(c) for c in columns]
+        for row_cells in cells:
+            widths = [max(w, len(c)) for w, c in zip(widths, row_cells, strict=True)]
+        print(_line(columns, widths))
+        print(_line(["-" * w for w in widths], widths))
+        for row_cells in cells:
+            print(_line(row_cells, widths))
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+
+def render(value: Any) -> str:
+    """A DAG-CBOR value as compact DAG-JSON text."""
+    return dagjson.to_json(value)
+
+
+def cell(value: Any) -> str:
+    """A table cell: strings as they are (on one line), everything else as DAG-JSON."""
+    text = value if isinstance(value, str) else render(value)
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def jsonable(value: Any) -> Any:
+    """A DAG-CBOR value as plain JSON data (bytes and links in their DAG-JSON forms)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return json.loads(dagjson.to_json(value))
+
+
+def parse_value(text: str, what: str = "value") -> Any:
+    """A DAG-JSON value from the command line; InvalidValueError if it does not parse."""
+    try:
+        return dagjson.from_json(text)
+    except DecodeError as exc:
+        hint = ""
+        stripped = text.strip()
+        if stripped and stripped[0] not in _JSON_STARTS:
+            hint = f" (a string needs JSON quotes: '{json.dumps(stripped)}')"
+        detail = str(exc).removeprefix("not valid DAG-JSON: ")
+        raise InvalidValueError(f"the {what} is not valid JSON ({detail}){hint}") from exc
+
+
+def parse_object(text: str, what: str) -> dict[str, Any]:
+    """A DAG-JSON object from the command line."""
+    value = parse_value(text, what)
+    if not isinstance(value, dict):
+        raise InvalidValueError(f"the {what} must be a JSON object, not {render(value):.80}")
+    return value
+
+
+def entry_dict(e: Entry) -> dict[str, Any]:
+    return {
+        "cid": str(e.cid),
+        "clock": e.clock,
+        "writer": e.writer,
+        "ts": e.ts,
+        "payload": jsonable(e.payload),
+    }
