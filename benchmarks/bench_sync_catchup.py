@@ -7,7 +7,7 @@ Two measurements, one JSON object per line:
 - ``sync_memory_network_catchup``: two nodes over the in-memory network (real trio
   clock, no latency): the replication service end to end.
 
-    python benchmarks/sync_catchup.py [--quick]
+    python benchmarks/bench_sync_catchup.py [--quick]
 """
 
 from __future__ import annotations
