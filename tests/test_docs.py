@@ -61,3 +61,22 @@ def test_wire_format_example_is_what_the_code_produces() -> None:
     assert found.group(1) == module.render(), (
         "docs/wire-format.md is stale: regenerate it with examples/wire_format_example.py"
     )
+
+
+def test_readme_example_runs(tmp_path: Path) -> None:
+    """The README's Python example is real: run it (in a scratch directory)."""
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "dark" in done.stdout and "alan" in done.stdout and "/orbitstore/b" in done.stdout
