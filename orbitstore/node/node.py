@@ -22,9 +22,9 @@ from orbitstore.errors import (
     WrongDatabaseTypeError,
 )
 from orbitstore.net.transport import Transport
+from orbitstore.node.asof import Heads
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
-from orbitstore.node.asof import Heads
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class

@@ -115,11 +115,12 @@ class QueryService:
         snapshots = self._snapshots.acquire(wanted)
         by_name = {r.name.lower(): snapshots[r.key] for r in wanted}
         named = []
-        for key, src in catalog.sources.items():
-            snap = by_name.get(src.name.lower())
-            if snap is not None:
-                src = Source(src.name, src.type_name, snap.log_id, (), snap.schema)
-            named.append((key, src))
+        for key, live in catalog.sources.items():
+            snap = by_name.get(live.name.lower())
+            if snap is None:
+                named.append((key, live))
+            else:  # no declared indexes: the snapshot has its own (unnamed here)
+                named.append((key, Source(live.name, live.type_name, snap.log_id, (), snap.schema)))
         return Catalog.of(named)
 
     def snapshot_statistics(self) -> SnapshotStatistics:
@@ -298,9 +299,7 @@ class QueryMethods:
         return service.watch(sql, params, catalog, handles, debounce_s=debounce_s)
 
 
-def resolve_all(
-    handles: Mapping[str, Any], as_of: Mapping[str, Heads] | None
-) -> tuple[AsOf, ...]:
+def resolve_all(handles: Mapping[str, Any], as_of: Mapping[str, Heads] | None) -> tuple[AsOf, ...]:
     """Snapshot requests for ``{local name: heads}`` over the open ``handles`` (by
     lower-cased name). NotFoundError for a name that is not open."""
     if as_of is None:

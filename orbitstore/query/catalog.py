@@ -175,7 +175,9 @@ class Catalog:
                 continue  # types without a SQL view (log, ydoc) are not tables
             sources[name.lower()] = source
         key = tuple(
-            sorted((n, s.type_name, s.log_id, s.indexes, s.schema or "") for n, s in sources.items())
+            sorted(
+                (n, s.type_name, s.log_id, s.indexes, s.schema or "") for n, s in sources.items()
+            )
         )
         return cls(sources, key)
 

@@ -34,8 +34,14 @@ class QueryLimits:
     snapshot_cache_size: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("max_rows", "max_depth", "max_sql_length", "max_tables", "cache_size",
-                     "snapshot_cache_size"):
+        for name in (
+            "max_rows",
+            "max_depth",
+            "max_sql_length",
+            "max_tables",
+            "cache_size",
+            "snapshot_cache_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidValueError(f"QueryLimits.{name} must be a positive integer")
