@@ -118,12 +118,14 @@ class Database(QueryMethods):
         view: View | None = None,
         timestamps: bool = True,
         verify_threads: int = 1,
+        view_factory: Callable[[NodeStore, Cid, Manifest], View] | None = None,
     ) -> None:
         self.manifest = manifest
         self.cid = db
         self._log = log
         self._store = store
         self._view = view
+        self._view_factory = view_factory
         # A view that keeps its own checkpoint (snapshots); None for the others.
         self._snapshots = view if isinstance(view, SnapshotView) else None
         self._timestamps = timestamps
@@ -170,6 +172,13 @@ class Database(QueryMethods):
         changes = self._view.apply(entries, local=local)
         self._checkpoint(self._store.log_store(self.cid).last_seq())
         return changes
+
+    def fresh_view(self, store: NodeStore) -> View | None:
+        """A new, empty view of this database's type over ``store`` (for AS OF
+        snapshots); None for a type without a view or a handle built without a factory."""
+        if self._view_factory is None:
+            return None
+        return self._view_factory(store, self.cid, self.manifest)
 
     def _checkpoint(self, seq: int) -> None:
         """Record that the view reflects the log up to ``seq`` (a snapshotting view

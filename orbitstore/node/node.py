@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,9 +22,10 @@ from orbitstore.errors import (
     WrongDatabaseTypeError,
 )
 from orbitstore.net.transport import Transport
+from orbitstore.node.asof import Heads
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
-from orbitstore.node.query import Params, QueryService
+from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class
 from orbitstore.query.results import QueryPlan, QueryResult
@@ -134,6 +135,7 @@ class Node:
             view=make_view(self.store, db, manifest) if make_view is not None else None,
             timestamps=self.config.timestamps,
             verify_threads=self.config.verify_threads,
+            view_factory=make_view,
         )
         database._queries = self.queries
         self._open[db] = database
@@ -205,18 +207,27 @@ class Node:
     def _handles(self) -> dict[str, Database]:
         return {d.name.lower(): d for d in self._live()}
 
-    def query(self, sql: str, params: Params = None) -> QueryResult:
+    def query(
+        self, sql: str, params: Params = None, *, as_of: Mapping[str, Heads] | None = None
+    ) -> QueryResult:
         """Run a SELECT over the open databases, each named by its local name as a
-        table (joins allowed). See docs/query.md."""
+        table (joins allowed). See docs/query.md.
+
+        ``as_of={name: heads}`` reads those databases as of past heads (the others as
+        they are now); see ``Database.query``."""
         if self._closed:
             raise ClosedError("the node is closed")
-        return self.queries.query(sql, params, self.queries.catalog_of(self._live()))
+        catalog = self.queries.catalog_of(self._live())
+        return self.queries.query(sql, params, catalog, resolve_all(self._handles(), as_of))
 
-    def explain(self, sql: str, params: Params = None) -> QueryPlan:
+    def explain(
+        self, sql: str, params: Params = None, *, as_of: Mapping[str, Heads] | None = None
+    ) -> QueryPlan:
         """Which declared index (or scan) serves each table of the query."""
         if self._closed:
             raise ClosedError("the node is closed")
-        return self.queries.explain(sql, params, self.queries.catalog_of(self._live()))
+        catalog = self.queries.catalog_of(self._live())
+        return self.queries.explain(sql, params, catalog, resolve_all(self._handles(), as_of))
 
     def watch(self, sql: str, params: Params = None) -> AsyncIterator[QueryResult]:
         """A live query over the open databases: ``async for result in node.watch(sql)``."""

@@ -5,7 +5,7 @@ The :class:`QueryService` (one per node) joins the pure compiler of
 Database handles get ``query``/``explain``/``watch`` from :class:`QueryMethods` (their
 own name, and ``this``, are the table); the node's ``query`` sees every open database by
 its local name. ``find`` (Mongo-style filters) is provided by :class:`FindMethods` for the
-documents handle.
+documents handle. ``as_of`` runs a query over past states (:mod:`orbitstore.node.asof`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from orbitstore.core.cid import Cid
-from orbitstore.errors import UsageError
+from orbitstore.errors import NotFoundError, UsageError
+from orbitstore.node.asof import AsOf, Heads, SnapshotCache, SnapshotStatistics, resolve
 from orbitstore.query.catalog import KINDS, Catalog, Source, queryable
 from orbitstore.query.compiler import CompiledQuery, QueryCompiler
 from orbitstore.query.filters import Filter, SortSpec, compile_find
@@ -67,6 +68,11 @@ class QueryService:
         self.compiler = QueryCompiler(limits)
         self._executor = SqliteQueryExecutor(store) if isinstance(store, SqliteStore) else None
         self._sources: dict[Cid, Source] = {}
+        self._snapshots = (
+            SnapshotCache(self._executor, limits.snapshot_cache_size)
+            if self._executor is not None
+            else None
+        )
 
     # -- catalogs ------------------------------------------------------------------------
 
@@ -96,6 +102,33 @@ class QueryService:
     def catalog_of(self, dbs: Sequence[_Handle]) -> Catalog:
         return Catalog.of([(d.name, self.source(d)) for d in dbs if queryable(d.type)])
 
+    def catalog_as_of(self, sql: str, catalog: Catalog, as_of: Sequence[AsOf]) -> Catalog:
+        """``catalog`` with the databases of ``as_of`` that ``sql`` reads swapped for
+        their snapshots (built, or taken from the cache)."""
+        if not as_of:
+            return catalog
+        tables = set(self.compile(sql, catalog).tables)
+        wanted = [r for r in as_of if r.name.lower() in tables]
+        if not wanted:
+            return catalog
+        assert self._snapshots is not None  # a catalog exists only on a SqliteStore
+        snapshots = self._snapshots.acquire(wanted)
+        by_name = {r.name.lower(): snapshots[r.key] for r in wanted}
+        named = []
+        for key, live in catalog.sources.items():
+            snap = by_name.get(live.name.lower())
+            if snap is None:
+                named.append((key, live))
+            else:  # no declared indexes: the snapshot has its own (unnamed here)
+                named.append((key, Source(live.name, live.type_name, snap.log_id, (), snap.schema)))
+        return Catalog.of(named)
+
+    def snapshot_statistics(self) -> SnapshotStatistics:
+        """Size and hit/miss counts of the AS OF snapshot cache."""
+        if self._snapshots is None:
+            return SnapshotStatistics(0, 0, 0, 0)
+        return self._snapshots.statistics()
+
     # -- running -------------------------------------------------------------------------
 
     def compile(self, sql: str, catalog: Catalog) -> CompiledQuery:
@@ -113,11 +146,15 @@ class QueryService:
         )
         return QueryResult(compiled.columns, shape_rows(rows, compiled.decoders))
 
-    def query(self, sql: str, params: Params, catalog: Catalog) -> QueryResult:
-        return self.run(self.compile(sql, catalog), params)
+    def query(
+        self, sql: str, params: Params, catalog: Catalog, as_of: Sequence[AsOf] = ()
+    ) -> QueryResult:
+        return self.run(self.compile(sql, self.catalog_as_of(sql, catalog, as_of)), params)
 
-    def explain(self, sql: str, params: Params, catalog: Catalog) -> QueryPlan:
-        compiled = self.compile(sql, catalog)
+    def explain(
+        self, sql: str, params: Params, catalog: Catalog, as_of: Sequence[AsOf] = ()
+    ) -> QueryPlan:
+        compiled = self.compile(sql, self.catalog_as_of(sql, catalog, as_of))
         executor = self._exec()
         details = executor.explain(compiled.sql, compiled.bind(params))
         steps = []
@@ -177,6 +214,8 @@ class QueryService:
                     yield result
 
     def close(self) -> None:
+        if self._snapshots is not None:
+            self._snapshots.clear()
         if self._executor is not None:
             self._executor.close()
 
@@ -219,19 +258,34 @@ class QueryMethods:
             raise UsageError("this database handle is not attached to a node's query service")
         return service
 
-    def query(self, sql: str, params: Params = None) -> QueryResult:
-        """Run a SELECT over this database; see docs/query.md for the dialect."""
-        handle: Any = self
-        handle._check()
-        service = self._query_service()
-        return service.query(sql, params, service.catalog_for(handle))
+    def query(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryResult:
+        """Run a SELECT over this database; see docs/query.md for the dialect.
 
-    def explain(self, sql: str, params: Params = None) -> QueryPlan:
-        """How the query would run: which declared index serves it, or a scan."""
+        With ``as_of`` (entry CIDs of this log, or their text), over the state the
+        database had when those were its heads: the view of exactly those entries and
+        their ancestors. NotFoundError for a CID this log does not hold; ``as_of=()``
+        is the empty database."""
         handle: Any = self
         handle._check()
         service = self._query_service()
-        return service.explain(sql, params, service.catalog_for(handle))
+        catalog = service.catalog_for(handle)
+        return service.query(sql, params, catalog, self._as_of(as_of))
+
+    def explain(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryPlan:
+        """How the query would run: which declared index serves it, or a scan. With
+        ``as_of``, the plan over the snapshot (see :meth:`query`)."""
+        handle: Any = self
+        handle._check()
+        service = self._query_service()
+        catalog = service.catalog_for(handle)
+        return service.explain(sql, params, catalog, self._as_of(as_of))
+
+    def _as_of(self, as_of: Heads | None) -> tuple[AsOf, ...]:
+        if as_of is None:
+            return ()
+        handle: Any = self
+        request = resolve(handle, as_of)
+        return () if request is None else (request,)
 
     def watch(
         self, sql: str, params: Params = None, *, debounce_s: float = DEFAULT_WATCH_DEBOUNCE_S
@@ -243,6 +297,26 @@ class QueryMethods:
         catalog = service.catalog_for(handle)
         handles = {key: handle for key in catalog.sources}
         return service.watch(sql, params, catalog, handles, debounce_s=debounce_s)
+
+
+def resolve_all(handles: Mapping[str, Any], as_of: Mapping[str, Heads] | None) -> tuple[AsOf, ...]:
+    """Snapshot requests for ``{local name: heads}`` over the open ``handles`` (by
+    lower-cased name). NotFoundError for a name that is not open."""
+    if as_of is None:
+        return ()
+    if not isinstance(as_of, Mapping):
+        raise UsageError("as_of maps database names to heads: {name: [cid, ...]}")
+    out = []
+    for name, heads in as_of.items():
+        handle = handles.get(name.lower()) if isinstance(name, str) else None
+        if handle is None:
+            raise NotFoundError(f"as_of names {name!r}, which is not an open database")
+        if not queryable(handle.type):
+            raise UsageError(f"a {handle.type} database has no SQL table")
+        request = resolve(handle, heads)
+        if request is not None:
+            out.append(request)
+    return tuple(out)
 
 
 class FindMethods:

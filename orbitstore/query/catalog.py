@@ -11,6 +11,10 @@ The physical view tables are fixed (see ``docs/query.md``)::
 Every physical reference is qualified by the table alias the compiler gives each table
 (``t0``, ``t1`` ...), and every table is restricted to its own log (``log = <id>``) and to
 live rows (``deleted = 0``) before the user's conditions are looked at.
+
+A source with a ``schema`` reads the view tables of that attached schema instead of the
+node's own: an AS OF snapshot (same tables, same columns, its own log id), so the same
+compiler serves time travel with nothing but the table name changed.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ class ColumnSpec:
 @dataclass(frozen=True, slots=True)
 class TableKind:
     type_name: str
-    #: SQL for the FROM item, with ``{t}`` the alias and ``{log}`` the log id.
+    #: SQL for the FROM item, with ``{t}`` the alias, ``{log}`` the log id and ``{s}``
+    #: the schema prefix of the view table (empty, or ``"asof_3".``).
     source: str
     #: Condition making only this log's live rows visible.
     visible: str
@@ -67,7 +72,7 @@ _P, _J, _C, _B = ColumnKind.PLAIN, ColumnKind.JSON, ColumnKind.CID, ColumnKind.B
 KINDS: Final[Mapping[str, TableKind]] = {
     "keyvalue": TableKind(
         "keyvalue",
-        "view_kv AS {t}",
+        "{s}view_kv AS {t}",
         "{t}.log = {log} AND {t}.deleted = 0",
         (
             _c("key", _P, "{t}.key"),
@@ -81,7 +86,7 @@ KINDS: Final[Mapping[str, TableKind]] = {
     ),
     "documents": TableKind(
         "documents",
-        "view_documents AS {t}",
+        "{s}view_documents AS {t}",
         "{t}.log = {log} AND {t}.deleted = 0",
         (
             _c("id", _P, "{t}.id"),
@@ -95,7 +100,7 @@ KINDS: Final[Mapping[str, TableKind]] = {
     ),
     "feed": TableKind(
         "feed",
-        "view_feed AS {t}",
+        "{s}view_feed AS {t}",
         "{t}.log = {log}",
         (
             _c("id", _P, "(os_cid({t}.cid) || iif({t}.idx = 0, '', '/' || {t}.idx))"),
@@ -110,7 +115,7 @@ KINDS: Final[Mapping[str, TableKind]] = {
     "counter": TableKind(
         "counter",
         # Always one row, also before the first increment.
-        "(SELECT coalesce((SELECT total FROM view_counter WHERE log = {log}), '0') AS total)"
+        "(SELECT coalesce((SELECT total FROM {s}view_counter WHERE log = {log}), '0') AS total)"
         " AS {t}",
         "1",
         (_c("value", _B, "{t}.total"),),
@@ -118,17 +123,29 @@ KINDS: Final[Mapping[str, TableKind]] = {
 }
 
 _NAME = re.compile(r"[^\x00]{1,200}")
+_SCHEMA = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
     """One queryable database: its local ``name``, its ``type``, its log id, and the
-    declared expression indexes on its view table as (JSON path, index name) pairs."""
+    declared expression indexes on its view table as (JSON path, index name) pairs.
+    ``schema`` names the attached schema of an AS OF snapshot (None: the live view)."""
 
     name: str
     type_name: str
     log_id: int
     indexes: tuple[tuple[str, str], ...] = ()
+    schema: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.schema is not None and not _SCHEMA.fullmatch(self.schema):
+            raise InvalidValueError(f"{self.schema!r} cannot name a schema")
+
+    def from_sql(self, alias: str) -> str:
+        """The FROM item of this source under ``alias``."""
+        prefix = "" if self.schema is None else f'"{self.schema}".'
+        return self.kind.source.format(t=alias, log=self.log_id, s=prefix)
 
     def index_for(self, path: str) -> str | None:
         for p, name in self.indexes:
@@ -157,7 +174,11 @@ class Catalog:
             if source.type_name not in KINDS:
                 continue  # types without a SQL view (log, ydoc) are not tables
             sources[name.lower()] = source
-        key = tuple(sorted((n, s.type_name, s.log_id, s.indexes) for n, s in sources.items()))
+        key = tuple(
+            sorted(
+                (n, s.type_name, s.log_id, s.indexes, s.schema or "") for n, s in sources.items()
+            )
+        )
         return cls(sources, key)
 
     def get(self, name: str) -> Source | None:

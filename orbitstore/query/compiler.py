@@ -228,7 +228,7 @@ class _Emitter(ExpressionEmitter):
             conditions.append(self.expr(where.this))
         if self.tables:
             first = self.tables[0]
-            src = first.source.kind.source.format(t=first.alias, log=first.source.log_id)
+            src = first.source.from_sql(first.alias)
             index = self._pick_index(where.this) if where is not None else None
             if index is not None:
                 src += f" INDEXED BY {_ident(index)}"
@@ -372,7 +372,7 @@ class _Emitter(ExpressionEmitter):
         on = [self._visible(table)]
         if join.args.get("on") is not None:
             on.append(self.expr(join.args["on"]))
-        src = table.source.kind.source.format(t=table.alias, log=table.source.log_id)
+        src = table.source.from_sql(table.alias)
         word = " LEFT JOIN " if side == "LEFT" else " JOIN "
         return word + src + " ON " + " AND ".join(f"({c})" for c in on)
 

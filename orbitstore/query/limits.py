@@ -27,12 +27,26 @@ class QueryLimits:
     max_tables: int = 8
     # How many compiled queries the LRU cache keeps (by SQL text).
     cache_size: int = 512
+    # How many AS OF snapshots stay attached for reuse (LRU). Each holds a copy of one
+    # database's view tables as of some heads, in memory (a 10,000-key keyvalue is a few
+    # MB); SQLite attaches at most 10 databases to a connection. A UI scrubbing through
+    # history revisits a handful of points; 4 keeps those without holding much memory.
+    snapshot_cache_size: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("max_rows", "max_depth", "max_sql_length", "max_tables", "cache_size"):
+        for name in (
+            "max_rows",
+            "max_depth",
+            "max_sql_length",
+            "max_tables",
+            "cache_size",
+            "snapshot_cache_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidValueError(f"QueryLimits.{name} must be a positive integer")
+        if self.snapshot_cache_size > 10:
+            raise InvalidValueError("QueryLimits.snapshot_cache_size is at most 10 (SQLite)")
         if not isinstance(self.timeout_s, int | float) or not self.timeout_s > 0:
             raise InvalidValueError("QueryLimits.timeout_s must be a positive number")
 

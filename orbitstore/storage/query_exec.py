@@ -5,6 +5,13 @@ query, with an authorizer that allows only SELECT, reads of view tables (``view_
 the functions the dialect whitelists — a second wall behind the compiler, which already
 refuses everything else. A progress handler enforces the time budget; the row cap is
 checked while fetching. sqlite3 errors become :class:`~orbitstore.errors.QueryError`.
+
+AS OF snapshots (``docs/query.md``) are attached to the same connection: the image of a
+scratch in-memory database holding the view tables as of past heads is deserialized into
+a fresh attached in-memory schema (``asof_<n>``, never reused) by :meth:`attach_image`.
+ATTACH is denied to queries; it runs here with the authorizer lifted for that one
+statement, never around user SQL. ``PRAGMA query_only`` stays on throughout, so the
+attached snapshots are as unwritable to queries as the view tables themselves.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ _FUNCTIONS = frozenset(
         "->",  # emitted only by the compiler, to read a projected path as exact JSON text
     }
 )  # fmt: skip
+# SQLite's default SQLITE_MAX_ATTACHED: at most this many snapshots attached at once.
+MAX_ATTACHED = 10
 _INDEX_PATH = re.compile(r"json_extract\(\s*\"?\w+\"?\s*,\s*'([^']*)'\s*\)", re.IGNORECASE)
 # An index a query can use for one log: ON <table>(log, json_extract(<col>, '<path>'))
 _LOG_INDEX = re.compile(
@@ -71,6 +80,8 @@ class SqliteQueryExecutor:
         self._index_paths: dict[str, str | None] = {}
         self._indexes: dict[str, tuple[tuple[str, str], ...]] = {}
         self._schema_version = -1
+        self._attached: set[str] = set()
+        self._next_schema = 0
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
@@ -159,7 +170,54 @@ class SqliteQueryExecutor:
             found = self._indexes[table] = tuple(pairs)
         return found
 
+    # -- AS OF snapshots -------------------------------------------------------------------
+
+    def attach_image(self, image: bytes) -> str:
+        """Attach a serialized SQLite database (see :meth:`SqliteStore.serialize`) as a
+        new schema of the read connection; returns the schema name."""
+        if len(self._attached) >= MAX_ATTACHED:
+            raise QueryLimitError(
+                f"more than {MAX_ATTACHED} AS OF snapshots would be attached at once"
+            )
+        conn = self._connection()
+        self._next_schema += 1
+        name = f"asof_{self._next_schema}"
+        conn.set_authorizer(None)
+        try:
+            conn.execute(f'ATTACH DATABASE ? AS "{name}"', (":memory:",))
+            try:
+                conn.deserialize(image, name=name)
+            except BaseException:
+                conn.execute(f'DETACH DATABASE "{name}"')
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot attach a snapshot: {exc}") from exc
+        finally:
+            conn.set_authorizer(_authorize)
+        self._attached.add(name)
+        return name
+
+    def detach(self, name: str) -> None:
+        """Drop a snapshot attached by :meth:`attach_image` (unknown names: no-op)."""
+        conn = self._conn
+        if name not in self._attached or conn is None:
+            return
+        self._attached.discard(name)
+        conn.set_authorizer(None)
+        try:
+            conn.execute(f'DETACH DATABASE "{name}"')
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot detach snapshot {name}: {exc}") from exc
+        finally:
+            conn.set_authorizer(_authorize)
+
+    @property
+    def attached(self) -> frozenset[str]:
+        """The snapshot schemas attached right now."""
+        return frozenset(self._attached)
+
     def close(self) -> None:
+        self._attached.clear()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
@@ -236,15 +236,24 @@ class SqliteLogStore:
 
 
 class SqliteStore:
-    """A :class:`~orbitstore.storage.base.NodeStore` in one SQLite file."""
+    """A :class:`~orbitstore.storage.base.NodeStore` in one SQLite file.
+
+    ``SqliteStore.in_memory()`` is the same store in a private in-memory database (no
+    file, no WAL): scratch space, e.g. to fold a view as of past heads, whose image
+    :meth:`serialize` hands over to another connection.
+    """
+
+    MEMORY: ClassVar[str] = ":memory:"
 
     def __init__(self, path: str | Path, config: SqliteConfig | None = None) -> None:
         self.path = Path(path)
         self.config = config or SqliteConfig()
         self._depth = 0
         self._log_cache: dict[Cid, SqliteLogStore] = {}
+        self._memory = str(path) == self.MEMORY
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=0
             )
@@ -263,7 +272,7 @@ class SqliteStore:
     def _setup(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout={int(self.config.busy_timeout_ms)}")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
+        if mode.lower() != "wal" and not self._memory:
             raise StorageError(f"could not put {self.path} in WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous={self.config.synchronous.upper()}")
         conn.execute(f"PRAGMA cache_size=-{int(self.config.cache_kib)}")
@@ -277,6 +286,18 @@ class SqliteStore:
                 f"{self.path} has schema version {row[0]!r}; this orbitstore reads"
                 f" version {SCHEMA_VERSION}"
             )
+
+    @classmethod
+    def in_memory(cls, config: SqliteConfig | None = None) -> SqliteStore:
+        """A store in a private in-memory database, gone when it is closed."""
+        return cls(cls.MEMORY, config)
+
+    def serialize(self) -> bytes:
+        """The whole database as bytes (SQLite's serialization: the file image)."""
+        try:
+            return self._conn_().serialize()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot serialize {self.path}: {exc}") from exc
 
     # -- plumbing -----------------------------------------------------------------------
 

@@ -1,0 +1,206 @@
+"""Time travel: queries AS OF a set of heads.
+
+How it works
+============
+
+A view is a deterministic function of a set of entries (``views/base.py``), and the log
+is closed under ancestry, so any set of entries ``H`` this log holds names one past state:
+the view of ``H`` and all its ancestors. Heads the database had at some moment name the
+state it had then, on every replica that holds them.
+
+1. **Resolve.** ``as_of`` (CIDs or their text) is parsed; every CID must be an entry of
+   this log (else :class:`~orbitstore.errors.NotFoundError`). ``as_of`` equal to the
+   current heads is the live view: no snapshot is built.
+2. **Fold.** The entries of ``H`` and their ancestors are read with
+   :meth:`OpLog.traverse` (total order, so parents come first) and applied to a *fresh*
+   view of the database's type over a scratch in-memory SQLite store — the very view and
+   state code that maintain the live tables, so the snapshot's rows are exactly the rows
+   the live table had (or would have had) at ``H``.
+3. **Attach.** The scratch database's image is deserialized into an attached schema of
+   the query executor's read-only connection (:meth:`SqliteQueryExecutor.attach_image`);
+   the query is compiled against a catalog whose source points at that schema and runs
+   unchanged.
+4. **Cache.** A snapshot never goes stale: the entries of ``H`` and their ancestors are
+   immutable. :class:`SnapshotCache` keeps the last few per ``(database, H)`` (LRU), so a
+   repeated time-travel query costs what a live one does.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
+from orbitstore.core.oplog import OpLog
+from orbitstore.errors import InvalidCidError, InvalidValueError, NotFoundError, UsageError
+from orbitstore.storage.base import NodeStore
+from orbitstore.storage.query_exec import MAX_ATTACHED, SqliteQueryExecutor
+from orbitstore.storage.sqlite import SqliteStore
+from orbitstore.views.base import View
+
+#: What ``as_of`` takes: entry CIDs (or their text), or a single one.
+Heads = Iterable[Cid | str] | Cid | str
+
+# Entries applied to the scratch view per call: bounds the list held at once.
+_FOLD_BATCH = 1000
+
+
+class Snapshottable(Protocol):
+    """What building a snapshot needs of a database handle."""
+
+    cid: Cid
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def log(self) -> OpLog: ...
+
+    @property
+    def heads(self) -> frozenset[Cid]: ...
+
+    def fresh_view(self, store: NodeStore) -> View | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An attached snapshot: the executor schema holding its view tables, and the log id
+    its rows carry there."""
+
+    schema: str
+    log_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AsOf:
+    """A request for database ``db`` (local ``name``) as of ``heads``."""
+
+    db: Cid
+    name: str
+    heads: frozenset[Cid]
+    build: Callable[[], tuple[bytes, int]] = field(compare=False, repr=False)
+
+    @property
+    def key(self) -> tuple[Cid, frozenset[Cid]]:
+        return (self.db, self.heads)
+
+
+def parse_heads(value: Heads) -> frozenset[Cid]:
+    """The set of CIDs ``value`` names; InvalidValueError for anything else."""
+    if isinstance(value, Cid | str):
+        value = [value]
+    if isinstance(value, bytes | bytearray) or not isinstance(value, Iterable):
+        raise InvalidValueError(
+            f"as_of is an iterable of entry CIDs (Cid or str), not {type(value).__name__}"
+        )
+    out: set[Cid] = set()
+    for item in value:
+        if isinstance(item, Cid):
+            out.add(item)
+        elif isinstance(item, str):
+            try:
+                out.add(Cid.parse(item))
+            except InvalidCidError as exc:
+                raise InvalidValueError(f"as_of: {item!r:.80} is not a CID: {exc}") from exc
+        else:
+            raise InvalidValueError(f"as_of holds entry CIDs, not {type(item).__name__}")
+    return frozenset(out)
+
+
+def resolve(db: Snapshottable, value: Heads) -> AsOf | None:
+    """The snapshot request for ``db`` as of ``value``; None when ``value`` is the
+    current heads (the live view is that state). NotFoundError for a CID that is not an
+    entry of this log."""
+    heads = parse_heads(value)
+    log = db.log
+    for cid in sorted(heads, key=str):
+        if not log.has(cid):
+            raise NotFoundError(
+                f"as_of: {cid} is not an entry of database {db.name!r}", cid=cid, db=db.name
+            )
+    if heads == db.heads:
+        return None
+    return AsOf(db=db.cid, name=db.name, heads=heads, build=lambda: fold_image(db, heads))
+
+
+def fold_image(db: Snapshottable, heads: frozenset[Cid]) -> tuple[bytes, int]:
+    """Fold ``heads`` and their ancestors into a fresh view on a scratch in-memory store;
+    return the store's image and the log id its view rows carry."""
+    scratch = SqliteStore.in_memory()
+    try:
+        view = db.fresh_view(scratch)
+        if view is None:
+            raise UsageError(f"database {db.name!r} has no view to query as of past heads")
+        log_id = scratch.log_store(db.cid).log_id
+        with scratch.transaction():
+            batch: list[Entry] = []
+            for entry in db.log.traverse(heads):
+                batch.append(entry)
+                if len(batch) >= _FOLD_BATCH:
+                    view.apply(batch, local=False)
+                    batch = []
+            if batch:
+                view.apply(batch, local=False)
+        return scratch.serialize(), log_id
+    finally:
+        scratch.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotStatistics:
+    size: int
+    hits: int
+    misses: int
+    evictions: int
+
+
+class SnapshotCache:
+    """The last ``capacity`` snapshots, attached to the executor (LRU)."""
+
+    def __init__(self, executor: SqliteQueryExecutor, capacity: int) -> None:
+        self._executor = executor
+        self._capacity = max(1, min(capacity, MAX_ATTACHED))
+        self._lru: OrderedDict[tuple[Cid, frozenset[Cid]], Snapshot] = OrderedDict()
+        self._hits = self._misses = self._evictions = 0
+
+    def acquire(self, requests: Sequence[AsOf]) -> dict[tuple[Cid, frozenset[Cid]], Snapshot]:
+        """A snapshot for every request (built and attached if not cached). All of them
+        stay attached until the next call."""
+        wanted = {r.key: r for r in requests}
+        if len(wanted) > MAX_ATTACHED:
+            raise UsageError(f"a query reads at most {MAX_ATTACHED} AS OF snapshots")
+        missing = [r for k, r in wanted.items() if k not in self._lru]
+        room = max(self._capacity, len(wanted))
+        for key in list(self._lru):
+            if len(self._lru) + len(missing) <= room:
+                break
+            if key not in wanted:
+                self._evict(key)
+        out: dict[tuple[Cid, frozenset[Cid]], Snapshot] = {}
+        for key, request in wanted.items():
+            found = self._lru.get(key)
+            if found is None:
+                self._misses += 1
+                image, log_id = request.build()
+                found = Snapshot(self._executor.attach_image(image), log_id)
+                self._lru[key] = found
+            else:
+                self._hits += 1
+                self._lru.move_to_end(key)
+            out[key] = found
+        return out
+
+    def _evict(self, key: tuple[Cid, frozenset[Cid]]) -> None:
+        snapshot = self._lru.pop(key)
+        self._evictions += 1
+        self._executor.detach(snapshot.schema)
+
+    def clear(self) -> None:
+        for key in list(self._lru):
+            self._evict(key)
+
+    def statistics(self) -> SnapshotStatistics:
+        return SnapshotStatistics(len(self._lru), self._hits, self._misses, self._evictions)
