@@ -73,6 +73,10 @@ class LogStore(Protocol):
         """The clock of a stored entry of this log, or None if it is not stored."""
         ...
 
+    def get_clocks(self, cids: Iterable[Cid]) -> dict[Cid, int]:
+        """:meth:`get_clock` for many CIDs at once: only the stored ones are in the result."""
+        ...
+
     def get_block(self, cid: Cid) -> bytes | None:
         """The bytes of a stored entry of this log, or None."""
         ...
@@ -174,6 +178,12 @@ class OpLog:
     def has(self, cid: Cid) -> bool:
         return self._store.get_clock(cid) is not None
 
+    def missing(self, cids: Iterable[Cid]) -> list[Cid]:
+        """Those of ``cids`` this log does not store (order kept), in one batched lookup."""
+        wanted = list(cids)
+        known = self._store.get_clocks(wanted)
+        return [c for c in wanted if c not in known]
+
     def get(self, cid: Cid) -> Entry | None:
         block = self._store.get_block(cid)
         return None if block is None else Entry.from_trusted_block(cid, block)
@@ -255,11 +265,16 @@ class OpLog:
         dropped: list[Cid] = []
         queue: deque[Entry] = deque()
 
+        entries = list(entries)
+        # One batched lookup of everything this call will ask the store about: the
+        # entries themselves (already stored?) and their parents (stored, with what clock?).
+        looked_up = {e.cid for e in entries}
+        looked_up.update(p for e in entries for p in e.next)
+        known = store.get_clocks(looked_up)
+
         for entry in entries:
             cid = entry.cid
-            if cid in batch or cid in self._pending or store.get_clock(cid) is not None:
-                continue
-            if cid in self._invalid:
+            if cid in self._pending or cid in known or cid in self._invalid:
                 continue
             error = self._static_check(entry)
             if error is not None:
@@ -269,7 +284,12 @@ class OpLog:
 
         def clock_of(c: Cid) -> int | None:
             got = batch.get(c)
-            return got if got is not None else store.get_clock(c)
+            if got is not None:
+                return got
+            got = known.get(c)
+            if got is not None or c in looked_up:
+                return got
+            return store.get_clock(c)  # a parent of a held entry released by this call
 
         while queue:
             entry = queue.popleft()

@@ -251,7 +251,8 @@ class Database(QueryMethods):
                 self._publish(changes)
                 return result
             log = self._log
-            fresh = [(cid, block) for cid, block in blocks if not log.has(cid)]
+            unknown = set(log.missing(cid for cid, _ in blocks))
+            fresh = [(cid, block) for cid, block in blocks if cid in unknown]
             return await self._receive_pipelined(fresh)
 
     async def _receive_pipelined(self, blocks: Sequence[tuple[Cid, bytes]]) -> ReceiveResult:

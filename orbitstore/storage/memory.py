@@ -58,6 +58,10 @@ class MemoryLogStore:
     def get_clock(self, cid: Cid) -> int | None:
         return self._clocks.get(cid)
 
+    def get_clocks(self, cids: Iterable[Cid]) -> dict[Cid, int]:
+        clocks = self._clocks
+        return {c: clocks[c] for c in cids if c in clocks}
+
     def get_block(self, cid: Cid) -> bytes | None:
         return self._blocks.get(cid) if cid in self._clocks else None
 

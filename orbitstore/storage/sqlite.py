@@ -142,6 +142,24 @@ class SqliteLogStore:
         )
         return None if row is None else int(row[0])
 
+    def get_clocks(self, cids: Iterable[Cid]) -> dict[Cid, int]:
+        """Clocks of the given CIDs that are stored entries of this log (one query per
+        500 CIDs instead of one per CID)."""
+        wanted = list(cids)
+        found: dict[Cid, int] = {}
+        conn = self._s._conn_()
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            rows = conn.execute(
+                "SELECT b.cid, e.clock FROM blocks b JOIN entries e ON e.block = b.id"
+                f" WHERE e.log=? AND b.cid IN ({','.join('?' * len(part))})",
+                (self._id, *(bytes(c) for c in part)),
+            ).fetchall()
+            by_raw = {bytes(c): c for c in part}
+            for raw, clock in rows:
+                found[by_raw[bytes(raw)]] = int(clock)
+        return found
+
     def get_block(self, cid: Cid) -> bytes | None:
         row = (
             self._s._conn_()

@@ -170,6 +170,9 @@ class NodeStoreConformance:
         missing = Cid.for_block(b"missing")
         assert log.get_clock(missing) is None
         assert log.get_block(missing) is None
+        assert log.get_clocks([]) == {}
+        asked = [missing, *(e.cid for e in entries), missing]
+        assert log.get_clocks(asked) == {e.cid: e.clock for e in entries}
 
     def test_a_block_alone_is_not_an_entry(self, store: NodeStore) -> None:
         db = manifest_cid()
