@@ -126,9 +126,7 @@ async def test_library_client_fetches_an_entry_and_a_manifest_by_cid() -> None:
                 to_libp2p_cid(ENTRY.cid), peer_id=server_id, timeout=15
             )
             # No peer named: WANT-HAVE to everyone, our HAVE, then WANT-BLOCK.
-            manifest_block = await client.new_session().get_block(
-                to_libp2p_cid(DB), timeout=15
-            )
+            manifest_block = await client.new_session().get_block(to_libp2p_cid(DB), timeout=15)
     assert entry_block == ENTRY.block
     assert verify_cid(to_libp2p_cid(ENTRY.cid), entry_block)
     assert Entry.from_block(ENTRY.cid, entry_block) == ENTRY
@@ -148,9 +146,7 @@ async def test_library_client_fetches_a_batch() -> None:
     ):
         wanted = [to_libp2p_cid(cid) for cid, _ in blocks] + [to_libp2p_cid(ENTRY.cid)]
         with trio.fail_after(20):
-            got = await client.new_session().get_blocks_batch(
-                wanted, peer_id=server_id, timeout=15
-            )
+            got = await client.new_session().get_blocks_batch(wanted, peer_id=server_id, timeout=15)
     expected = {bytes(cid): data for cid, data in [*blocks, (ENTRY.cid, ENTRY.block)]}
     assert got == expected
 
@@ -269,9 +265,7 @@ def blocks_of(replies: list[Message]) -> list[bytes]:
 
 
 def presences_of(replies: list[Message]) -> list[tuple[Cid, bool]]:
-    return [
-        (Cid(p.cid), p.type == Message.Have) for reply in replies for p in reply.blockPresences
-    ]
+    return [(Cid(p.cid), p.type == Message.Have) for reply in replies for p in reply.blockPresences]
 
 
 async def test_want_have_and_dont_have_and_block_prefixes() -> None:
