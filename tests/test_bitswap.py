@@ -40,7 +40,7 @@ from orbitstore.core.cid import DAG_CBOR, RAW, Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest
-from orbitstore.errors import InvalidCidError, InvalidValueError, UsageError
+from orbitstore.errors import InvalidCidError, InvalidValueError, StorageError, UsageError
 from orbitstore.net._libp2p_bitswap import TokenBucket, from_libp2p_cid, to_libp2p_cid
 from orbitstore.net.libp2p_config import BitswapConfig, Libp2pConfig
 from orbitstore.net.libp2p_transport import Libp2pTransport, open_libp2p_transport
@@ -366,6 +366,24 @@ async def test_oversized_messages_and_extra_streams_are_reset() -> None:
     assert stats.unsolicited_blocks_dropped == 0  # never even parsed
     assert stats.streams_reset >= 1
     assert stats.streams_refused == 1
+
+
+class BrokenStore:
+    def get(self, cid: Cid) -> bytes | None:
+        raise StorageError("disk on fire")
+
+
+async def test_a_failing_block_store_ends_the_stream_not_the_transport() -> None:
+    async with serving(our_store()) as server, raw_client(server) as client:
+        server.serve_blocks(BrokenStore())
+        stream = await client.open()
+        await stream.write(frame(wants(ENTRY.cid)))
+        with trio.fail_after(10):
+            assert await read_exactly(stream, 1) is None
+        assert server.bitswap_statistics().streams_reset == 1
+        server.serve_blocks(our_store())  # a second call replaces the source
+        replies = await client.exchange(wants(ENTRY.cid))
+    assert blocks_of(replies) == [ENTRY.block]
 
 
 async def test_an_idle_stream_is_reset() -> None:

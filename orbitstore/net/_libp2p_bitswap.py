@@ -55,7 +55,13 @@ from libp2p.peer.id import ID
 from libp2p.stream_muxer.exceptions import MuxedConnError
 
 from orbitstore.core.cid import Cid
-from orbitstore.errors import InvalidCidError, InvalidDataError, NetworkError, ProtocolError
+from orbitstore.errors import (
+    InvalidCidError,
+    InvalidDataError,
+    NetworkError,
+    ProtocolError,
+    StorageError,
+)
 from orbitstore.net._libp2p_stream import Libp2pStream
 from orbitstore.net.libp2p_config import BitswapConfig
 from orbitstore.net.transport import BlockSource
@@ -211,9 +217,14 @@ class BitswapServer:
             peer = self._peers[peer_id] = _Peer(bucket=bucket)
         peer.streams += 1
         self._streams += 1
+        try:
+            # Run in our nursery, not the library's: the stream's lifetime is the transport's.
+            self._nursery.start_soon(self._serve, raw, peer_id, peer)
+        except RuntimeError:  # the transport is closing: its nursery takes no new tasks
+            self._release(peer_id, peer)
+            await Libp2pStream(raw, write_chunk_size=_WRITE_CHUNK).reset()
+            return
         self._count("streams_served")
-        # Run in our nursery, not the library's: the stream's lifetime is the transport's.
-        self._nursery.start_soon(self._serve, raw, peer_id, peer)
 
     async def _serve(self, raw: INetStream, peer_id: ID, peer: _Peer) -> None:
         protocol = str(raw.get_protocol() or BITSWAP_V100)
@@ -237,8 +248,11 @@ class BitswapServer:
                     await self._send(outbound, reply, protocol)
                 finally:
                     peer.in_flight -= reply.reserved
-        except (NetworkError, InvalidDataError) as exc:
-            logger.debug("bitswap stream from %s ends: %s", peer_id, exc)
+        except (NetworkError, InvalidDataError, StorageError) as exc:
+            # The peer's or the network's fault; or our block store failed, which the
+            # node sees on its own paths too: this stream ends, the transport carries on.
+            level = logging.WARNING if isinstance(exc, StorageError) else logging.DEBUG
+            logger.log(level, "bitswap stream from %s ends: %s", peer_id, exc)
             self._count("streams_reset")
             await inbound.reset()
             if outbound is not None:
