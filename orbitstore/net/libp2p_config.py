@@ -134,6 +134,67 @@ class RelayConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BitswapConfig:
+    """Serving our blocks read-only to IPFS peers over Bitswap (see ``docs/network.md``).
+
+    Every limit is per peer unless it says otherwise, so one peer cannot make the node
+    do unbounded work. Nothing a peer sends is ever stored."""
+
+    # Off: the node then speaks no IPFS protocol. On, any peer that can connect can read
+    # every block we hold by its CID (the data is signed, not secret; encrypted databases
+    # stay sealed). The node attaches its block store with Libp2pTransport.serve_blocks().
+    enabled: bool = False
+    # Wants looked at in one message; the rest of a longer want-list is ignored (the peer
+    # asks again). kubo sends a few hundred at most; each one costs a block-store lookup.
+    max_wants_per_message: int = 256
+    # Sustained wants (lookups) per second per peer, in a token bucket that holds
+    # max_wants_per_message. Wants over the rate are ignored, not answered DONT_HAVE:
+    # the peer asks again later (py-libp2p after ~1 s, kubo within 30 s).
+    max_wants_per_second: float = 1000.0
+    # Block bytes queued for one peer and not yet written. A want that would go over it
+    # is skipped (asked again later). 4 MiB is 8 of the largest blocks IPFS allows.
+    max_bytes_in_flight_per_peer: int = 4 * 1024 * 1024
+    # A want-list message is ~45 bytes per want; we never want blocks, so a longer
+    # message is a peer pushing data we did not ask for: the stream is reset.
+    max_message_size: int = 256 * 1024
+    # Concurrent inbound Bitswap streams, in all and per peer; more are reset at once.
+    max_streams: int = 64
+    max_streams_per_peer: int = 4
+    # A stream with no message for this long is reset (its slot freed). Reset, not
+    # closed: py-libp2p keeps writing want-lists to a half-closed stream, but reopens a
+    # reset one.
+    stream_idle_timeout: float = 60.0
+    # Writing one reply: a peer that does not read loses its stream, not our task.
+    send_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise InvalidValueError("BitswapConfig.enabled must be a bool")
+        for name in (
+            "max_wants_per_message",
+            "max_bytes_in_flight_per_peer",
+            "max_message_size",
+            "max_streams",
+            "max_streams_per_peer",
+        ):
+            if not isinstance(getattr(self, name), int):
+                raise InvalidValueError(f"BitswapConfig.{name} must be an int")
+        _check_positive(
+            "BitswapConfig",
+            max_wants_per_message=self.max_wants_per_message,
+            max_wants_per_second=self.max_wants_per_second,
+            max_bytes_in_flight_per_peer=self.max_bytes_in_flight_per_peer,
+            max_message_size=self.max_message_size,
+            max_streams=self.max_streams,
+            max_streams_per_peer=self.max_streams_per_peer,
+            stream_idle_timeout=self.stream_idle_timeout,
+            send_timeout=self.send_timeout,
+        )
+        if self.max_message_size < 1024:
+            raise InvalidValueError("BitswapConfig.max_message_size must be at least 1 KiB")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Libp2pConfig:
     """Everything the libp2p transport needs to know; see ``docs/network.md``."""
 
@@ -157,6 +218,7 @@ class Libp2pConfig:
     dht_server: bool = True
     relay: RelayConfig = field(default_factory=RelayConfig)
     gossip: GossipConfig = field(default_factory=GossipConfig)
+    bitswap: BitswapConfig = field(default_factory=BitswapConfig)
     # A dial on a LAN takes ~10 ms; 10 s leaves room for a relay, a slow WAN peer and
     # the Noise handshake on a loaded machine, yet fails a dead peer in bounded time.
     connect_timeout: float = 10.0
@@ -186,6 +248,8 @@ class Libp2pConfig:
             raise InvalidValueError("Libp2pConfig.relay must be a RelayConfig")
         if not isinstance(self.gossip, GossipConfig):
             raise InvalidValueError("Libp2pConfig.gossip must be a GossipConfig")
+        if not isinstance(self.bitswap, BitswapConfig):
+            raise InvalidValueError("Libp2pConfig.bitswap must be a BitswapConfig")
         _check_positive(
             "Libp2pConfig",
             connect_timeout=self.connect_timeout,

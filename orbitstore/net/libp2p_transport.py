@@ -56,6 +56,7 @@ from orbitstore.errors import (
     PeerUnavailableError,
     UsageError,
 )
+from orbitstore.net._libp2p_bitswap import BitswapServer, BitswapStatistics
 from orbitstore.net._libp2p_discovery import DhtService, MdnsListener, Provider, RelayService
 from orbitstore.net._libp2p_gossip import GossipService, GossipStatistics
 from orbitstore.net._libp2p_host import (
@@ -68,8 +69,15 @@ from orbitstore.net._libp2p_host import (
 )
 from orbitstore.net._libp2p_stream import Libp2pStream
 from orbitstore.net._peer_key import load_or_create_peer_key
-from orbitstore.net.libp2p_config import SYNC_PROTOCOL_ID, GossipConfig, Libp2pConfig, RelayConfig
+from orbitstore.net.libp2p_config import (
+    SYNC_PROTOCOL_ID,
+    BitswapConfig,
+    GossipConfig,
+    Libp2pConfig,
+    RelayConfig,
+)
 from orbitstore.net.transport import (
+    BlockSource,
     GossipHandler,
     PeerHandler,
     PeerId,
@@ -105,6 +113,7 @@ class Libp2pTransport:
         self._dht = DhtService(host, server=config.dht_server) if config.dht else None
         has_relay = config.relay.hop or config.relay.client
         self._relay = RelayService(host, config) if has_relay else None
+        self._bitswap: BitswapServer | None = None
         self._stream_handler: StreamHandler | None = None
         self._on_connected: PeerHandler = _ignore_peer
         self._on_disconnected: PeerHandler = _ignore_peer
@@ -382,6 +391,24 @@ class Libp2pTransport:
             raise UsageError("relays are off; enable them with Libp2pConfig(relay=...)")
         await self._relay.wait_reservation(pid)
 
+    # --- IPFS block exchange ----------------------------------------------------------------
+
+    def serve_blocks(self, source: BlockSource) -> None:
+        """Serve ``source``'s blocks read-only to Bitswap peers (``/ipfs/bitswap/1.2.0``,
+        1.1.0, 1.0.0) from now on; a second call replaces the source. Needs
+        ``Libp2pConfig(bitswap=BitswapConfig(enabled=True))``."""
+        if not self._config.bitswap.enabled:
+            raise UsageError("Bitswap is off; enable it with BitswapConfig(enabled=True)")
+        self._check_open()
+        if self._bitswap is None:
+            self._bitswap = BitswapServer(self._host, self._config.bitswap, self._nursery, source)
+            self._bitswap.start()
+        self._bitswap.source = source
+
+    def bitswap_statistics(self) -> BitswapStatistics:
+        """What the Bitswap server did so far (all zero until ``serve_blocks``)."""
+        return self._bitswap.statistics() if self._bitswap else BitswapStatistics()
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -472,6 +499,9 @@ def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException | N
 
 __all__ = [
     "SYNC_PROTOCOL_ID",
+    "BitswapConfig",
+    "BitswapStatistics",
+    "BlockSource",
     "GossipConfig",
     "GossipStatistics",
     "Libp2pConfig",

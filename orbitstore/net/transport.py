@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from orbitstore.core.cid import Cid
+
 PeerId = str
 """A transport-level peer id (for libp2p: the base58 peer id string)."""
 
@@ -36,6 +38,15 @@ class Stream(Protocol):
 
     async def close(self) -> None:
         """Close our side; idempotent."""
+        ...
+
+
+class BlockSource(Protocol):
+    """Read-only access to blocks by CID: what Bitswap serves from. The node's
+    ``BlockStore`` is one; ``net`` never sees anything that could write."""
+
+    def get(self, cid: Cid) -> bytes | None:
+        """The block's bytes, or None if we do not hold it."""
         ...
 
 
