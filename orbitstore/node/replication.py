@@ -19,6 +19,7 @@ frame is stored. See ``docs/replication.md``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from orbitstore.views.base import Lagged
 
 if TYPE_CHECKING:
     from orbitstore.core.limits import EntryLimits
+    from orbitstore.core.oplog import OpLog
 
 TOPIC_PREFIX = "/orbitstore/db/"
 _WRITE_BYTES = 64 * 1024  # coalesce frames into writes of at least this size
@@ -114,6 +116,10 @@ class SyncProgress:
 @dataclass(slots=True)
 class _Peer:
     heads: frozenset[Cid] = frozenset()
+    # Heads the peer told us of (hello or announcement) that we did not hold then. A
+    # later message never removes one: gossip may replay an older announcement after a
+    # newer hello, and wait_synced must still wait for what the hello promised.
+    unheld: set[Cid] = field(default_factory=set)
     heard: bool = False
     has_db: bool = True
     entries_sent: int = 0
@@ -252,7 +258,7 @@ class Replication:
             PeerSyncStatus(
                 peer=peer,
                 heads_known=p.heads,
-                missing=sum(1 for h in p.heads if not log.has(h)),
+                missing=self._unheld(p, log),
                 has_database=p.has_db,
                 entries_sent=p.entries_sent,
                 entries_received=p.entries_received,
@@ -304,9 +310,21 @@ class Replication:
             state = st.peers.get(p)
             if state is None or not state.heard:
                 return False
-            if state.has_db and not all(log.has(h) for h in state.heads):
+            if state.has_db and self._unheld(state, log):
                 return False
         return True
+
+    @staticmethod
+    def _unheld(state: _Peer, log: OpLog) -> int:
+        """How many heads the peer told us of we still lack (forgets those we hold)."""
+        if state.unheld:
+            state.unheld = {h for h in state.unheld if not log.has(h)}
+        return len(state.unheld)
+
+    @staticmethod
+    def _told(state: _Peer, heads: frozenset[Cid], log: OpLog) -> None:
+        state.heads = heads
+        state.unheld.update(h for h in heads if not log.has(h))
 
     async def wait_synced(
         self, database: Database, *, peer: PeerId | None = None, timeout: float = 30.0
@@ -331,13 +349,20 @@ class Replication:
         db = st.database
         async with db.subscribe() as changes:
             ready.set()
+            last = -math.inf
             async for item in changes:
                 if not isinstance(item, Lagged) and not item.local:
                     continue
-                await trio.sleep(self.config.announce_interval)
+                # The first write after a quiet spell is announced at once (propagation
+                # latency); writes within announce_interval of an announcement wait for
+                # the interval to end and share one more.
+                wait = last + self.config.announce_interval - trio.current_time()
+                if wait > 0:
+                    await trio.sleep(wait)
                 while changes.receive_nowait() is not None:
                     pass
                 self._queue_announcement(st)
+                last = trio.current_time()
 
     def _queue_announcement(self, st: _Db) -> None:
         db = st.database
@@ -379,9 +404,15 @@ class Replication:
         except ProtocolError as exc:
             state.last_error = str(exc)
             return
-        state.heads = heads
-        state.heard = True
+        # An announcement updates what we know of the peer's heads, but it is not proof
+        # that we heard from the peer on this connection: gossip replays old messages
+        # to a new mesh member (IHAVE/IWANT), so only a hello (or "not found") is.
+        self._told(state, heads, st.database.log)
         state.has_db = True
+        # Inline entries we hold already (the announcement repeats the newest ones) are
+        # not decoded and verified again.
+        log = st.database.log
+        blocks = [(cid, block) for cid, block in blocks if not log.has(cid)]
         if blocks:
             try:
                 await self._apply(st, peer, blocks)
@@ -564,7 +595,9 @@ class Replication:
                 session.entries_applied(needed())
             for event in session.receive(message):
                 if isinstance(event, PeerHeads):
-                    state.heads = event.heads
+                    self._told(state, event.heads, db.log)
+                    state.heard = True
+                    st.notify()
                     state.has_db = True
                 elif isinstance(event, ApplyEntries):
                     await self._apply(st, peer, event.blocks)
