@@ -421,7 +421,15 @@ class Replication:
                 state.failures += 1
         st.notify()
         if not all(st.database.log.has(h) for h in heads):
-            self.request_sync(st.database, peer)
+            connected = self.transport.connected_peers()
+            if peer in connected:
+                self.request_sync(st.database, peer)
+            else:
+                # Gossip forwarded it from a peer we are not connected to: the peers it
+                # came through are likely to hold the entries.
+                for other in sorted(connected):
+                    if st.peer(other).has_db:
+                        self.request_sync(st.database, other)
 
     def _decode_announcement(
         self, st: _Db, data: bytes
