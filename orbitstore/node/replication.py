@@ -103,7 +103,12 @@ class ReplicationStatistics:
 
 @dataclass(frozen=True, slots=True)
 class SyncProgress:
-    """A progress event: ``kind`` is ``started``, ``entries``, ``finished`` or ``failed``."""
+    """A progress event: ``kind`` is ``started``, ``entries``, ``finished`` or ``failed``.
+
+    ``entries`` follows every batch of entries applied, from a session or from an
+    announcement (then outside of any started/finished pair), once they are in the log:
+    it is the signal that the log grew, even when no view changed (an entry that loses
+    a last-writer-wins race changes no key)."""
 
     kind: str
     db: Cid
@@ -419,6 +424,10 @@ class Replication:
             except ProtocolError as exc:
                 state.last_error = str(exc)
                 state.failures += 1
+            else:
+                self._emit(
+                    SyncProgress("entries", st.database.cid, peer, entries_received=len(blocks))
+                )
         st.notify()
         if not all(st.database.log.has(h) for h in heads):
             connected = self.transport.connected_peers()
