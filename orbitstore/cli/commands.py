@@ -189,3 +189,9 @@ async def cmd_query(args: argparse.Namespace, home: Path, out: Output) -> int:
 
 def _columns_rows(result: QueryResult) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]:
     return result.columns, result.rows
+
+
+async def cmd_serve(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.cli import serve
+
+    return await serve.cmd_serve(args, home)

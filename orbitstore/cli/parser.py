@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
+from orbitstore.cli import serve
+
 DEFAULT_HOME_ENV = "ORBITSTORE_HOME"
 # Kept in step with orbitstore.node.types (a test checks it) so that `--help` does not
 # need to import the node layer.
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--count", type=int, default=5, help="entries to append (default 5)")
     demo.set_defaults(handler="demo")
+
+    serve.add_parser(sub).set_defaults(handler="serve")
 
     sub.add_parser("id", help="print this node's writer id (did:key)").set_defaults(handler="id")
     sub.add_parser("ls", help="list the databases this node knows by name").set_defaults(

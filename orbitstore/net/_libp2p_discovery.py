@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import trio
 from libp2p.abc import IHost
 from libp2p.discovery.events.peerDiscovery import peerDiscovery
-from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.kad_dht.kad_dht import DHTMode, KadDHT, _encode_key
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.relay.circuit_v2.config import RelayConfig as LibRelayConfig
@@ -89,10 +89,26 @@ class DhtService:
 
     async def find_providers(self, key: str, count: int) -> list[Provider]:
         _check_key(key)
+        # py-libp2p answers from its local provider store whenever that holds a record
+        # for the key, and never asks the network then. Our own provide() puts our
+        # record there, and every lookup caches what it found: a node that provides a
+        # database would never find the other providers, and no node would ever find
+        # providers that appeared after its first lookup. So the local records are set
+        # aside during the lookup (forcing a network query) and merged back after it.
+        store = self._dht.provider_store
+        encoded = _encode_key(key)
+        local = store.providers.pop(encoded, None)
         try:
             infos: list[PeerInfo] = await self._dht.find_providers(key, count=count)
         except (OSError, trio.BrokenResourceError) as exc:
             raise NetworkError(f"DHT find_providers({key!r}) failed: {exc}") from exc
+        finally:
+            if local is not None:
+                found = store.providers.setdefault(encoded, {})
+                for peer, record in local.items():
+                    found.setdefault(peer, record)
+        if local is not None:
+            infos = infos + [PeerInfo(r.peer_id, r.addresses) for r in local.values()]
         merged: dict[ID, list[str]] = {}
         for info in infos:
             if info.peer_id == self._host.get_id():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.errors import InvalidValueError
@@ -10,6 +11,10 @@ from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from orbitstore.storage.sqlite import SqliteConfig
 from orbitstore.sync.frames import DEFAULT_FRAME_LIMITS, FrameLimits
 from orbitstore.sync.session import SessionLimits
+
+if TYPE_CHECKING:
+    # Importing the libp2p config imports multiaddr (~0.8 s): only when a node uses it.
+    from orbitstore.net.libp2p_config import Libp2pConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +65,38 @@ class ReplicationConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DiscoveryConfig:
+    """How a node with the DHT on finds peers for its databases (see docs/network.md)."""
+
+    # Provider records live 48 h in the DHT and py-libp2p republishes them every 22 h,
+    # but only to the peers it knew at the time: providing again every hour puts the
+    # record on peers that joined since.
+    provide_interval: float = 3600.0
+    # Look for more peers of each open database this often, while it has fewer than
+    # ``target_peers`` connected peers.
+    search_interval: float = 60.0
+    # A DHT with no peers yet (bootstrap still dialling) stores and finds nothing: retry
+    # after this long, doubling up to the intervals above.
+    retry_delay: float = 2.0
+    # Enough replicas to sync from; more connections only cost memory and heartbeats.
+    target_peers: int = 8
+    # Providers asked for per lookup (py-libp2p's default is 20).
+    max_providers: int = 20
+    # One DHT query (provide or find) that takes longer is abandoned and retried later.
+    query_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("provide_interval", "search_interval", "retry_delay", "query_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise InvalidValueError(f"discovery {name} must be a positive number")
+        for name in ("target_peers", "max_providers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidValueError(f"discovery {name} must be a positive integer")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeConfig:
     limits: EntryLimits = DEFAULT_LIMITS
     sqlite: SqliteConfig = field(default_factory=SqliteConfig)
@@ -77,3 +114,16 @@ class NodeConfig:
     query: QueryLimits = DEFAULT_QUERY_LIMITS
     # Used only when the node is opened with a transport.
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
+    # The node's own libp2p transport: with a Libp2pConfig, open_node() starts one
+    # (peer key in <node dir>/peer.key) and replicates over it. None: no network (or the
+    # transport passed to open_node).
+    network: Libp2pConfig | None = None
+    # Used only when ``network`` turns the DHT on.
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+
+    def __post_init__(self) -> None:
+        if self.network is not None:
+            from orbitstore.net.libp2p_config import Libp2pConfig
+
+            if not isinstance(self.network, Libp2pConfig):
+                raise InvalidValueError("NodeConfig.network must be a Libp2pConfig or None")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -25,6 +26,7 @@ from orbitstore.net.transport import Transport
 from orbitstore.node.asof import Heads
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
+from orbitstore.node.discovery import ProviderDiscovery
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class
@@ -34,8 +36,12 @@ from orbitstore.storage.keystore import Keystore
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.storage.sqlite import SqliteStore
 
+if TYPE_CHECKING:
+    from orbitstore.net.libp2p_transport import Libp2pTransport
+
 STORE_FILE = "orbitstore.sqlite"
 KEYSTORE_FILE = "keystore.json"
+PEER_KEY_FILE = "peer.key"
 
 
 class Node:
@@ -49,12 +55,16 @@ class Node:
         config: NodeConfig,
         replication: Replication | None = None,
         owns_store: bool = True,
+        discovery: ProviderDiscovery | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
         self.config = config
         #: The replication service, when the node was opened with a transport.
         self.replication = replication
+        self._expects_peers = False
+        #: DHT provider discovery, when the node runs its own transport with the DHT on.
+        self.discovery = discovery
         self._owns_store = owns_store
         self._open: dict[Cid, Database] = {}
         self._closed = False
@@ -147,6 +157,8 @@ class Node:
 
             database._sync_waiter = waiter
             await replication.add_database(database)
+        if self.discovery is not None:
+            self.discovery.add_database(database)
         return database
 
     async def _find_manifest(self, db: Cid) -> Manifest:
@@ -161,7 +173,7 @@ class Node:
                 address=format_address(db),
                 asked=0,
             )
-        report = await self.replication.fetch_manifest(db)
+        report = await self.replication.fetch_manifest(db, wait_for_peer=self._expects_peers)
         if report.fetched is None:
             raise NotFoundError(
                 report.explain(),
@@ -263,9 +275,14 @@ async def open_node(
     ``orbitstore.sqlite`` (blocks, logs, views) and ``keystore.json`` (the node's key,
     created on first use, mode 0600).
 
-    With a ``transport`` (libp2p, or :mod:`orbitstore.testing.network`), the node
-    replicates every database it opens; see ``node.replication``. The transport's own
-    lifetime belongs to the caller. A ``store`` passed in (instead of ``path``) is used
+    With ``config.network`` (a ``Libp2pConfig``) the node starts its own libp2p transport
+    (peer identity in ``<path>/peer.key``; a random one for an in-memory node), runs it
+    for as long as the node is open and stops it on exit; with ``dht=True`` it also
+    announces every open database as a DHT provider and dials the other providers
+    (``node.discovery``). With a ``transport`` (libp2p, or
+    :mod:`orbitstore.testing.network`) instead, the node replicates over that one, and
+    the transport's lifetime belongs to the caller. Either way the node replicates every
+    database it opens; see ``node.replication``. A ``store`` passed in (instead of ``path``) is used
     as is and left open on exit, so a test can reopen a node on it after a "crash".
     """
     config = config or NodeConfig()
@@ -288,25 +305,60 @@ async def open_node(
             identity = Keystore(root / KEYSTORE_FILE).get_or_create(config.identity_name)
         store = SqliteStore(root / STORE_FILE, config.sqlite)
     assert identity is not None
-    if transport is None:
-        node = Node(store=store, identity=identity, config=config, owns_store=owns_store)
+    if transport is None and config.network is None:
+        plain = Node(store=store, identity=identity, config=config, owns_store=owns_store)
         try:
-            yield node
+            yield plain
         finally:
-            await node.aclose()
+            await plain.aclose()
         return
-    replication = Replication(transport=transport, config=config.replication, limits=config.limits)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(replication.run)
-        node = Node(
-            store=store,
-            identity=identity,
-            config=config,
-            replication=replication,
-            owns_store=owns_store,
-        )
-        try:
-            yield node
-        finally:
-            nursery.cancel_scope.cancel()
+    node: Node | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            discovery: ProviderDiscovery | None = None
+            own: Libp2pTransport | None = None
+            if transport is None:
+                assert config.network is not None
+                # Imported here: py-libp2p costs ~1 s and ~70 MB, only for networked nodes.
+                from orbitstore.net.libp2p_transport import open_libp2p_transport
+
+                key_path = None if path is None else Path(path) / PEER_KEY_FILE
+                own = await stack.enter_async_context(
+                    open_libp2p_transport(config.network, key_path=key_path)
+                )
+                transport = own
+            replication = Replication(
+                transport=transport, config=config.replication, limits=config.limits
+            )
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            await nursery.start(replication.run)
+            if own is not None and own.config.dht:
+                discovery = ProviderDiscovery(
+                    transport=own, replication=replication, config=config.discovery
+                )
+                await nursery.start(discovery.run)
+            if own is not None and own.config.bitswap.enabled:
+                own.serve_blocks(store.blocks)  # read-only: IPFS peers fetch blocks by CID
+            node = Node(
+                store=store,
+                identity=identity,
+                config=config,
+                replication=replication,
+                owns_store=owns_store,
+                discovery=discovery,
+            )
+            # A node that will dial peers by itself may open an address before the first
+            # connection is up: opening waits for one instead of failing at once.
+            node._expects_peers = own is not None and bool(
+                own.config.bootstrap_peers or own.config.mdns or own.config.dht
+            )
+            try:
+                yield node
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        # After the transport stopped: no gossip or stream reaches a closed database.
+        if node is not None:
             await node.aclose()
+        elif owns_store:
+            store.close()

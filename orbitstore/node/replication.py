@@ -21,6 +21,7 @@ frame is stored. See ``docs/replication.md``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from orbitstore.views.base import Lagged
 
 if TYPE_CHECKING:
     from orbitstore.core.limits import EntryLimits
+    from orbitstore.core.oplog import OpLog
 
 TOPIC_PREFIX = "/orbitstore/db/"
 _WRITE_BYTES = 64 * 1024  # coalesce frames into writes of at least this size
@@ -118,7 +120,12 @@ class ReplicationStatistics:
 
 @dataclass(frozen=True, slots=True)
 class SyncProgress:
-    """A progress event: ``kind`` is ``started``, ``entries``, ``finished`` or ``failed``."""
+    """A progress event: ``kind`` is ``started``, ``entries``, ``finished`` or ``failed``.
+
+    ``entries`` follows every batch of entries applied, from a session or from an
+    announcement (then outside of any started/finished pair), once they are in the log:
+    it is the signal that the log grew, even when no view changed (an entry that loses
+    a last-writer-wins race changes no key)."""
 
     kind: str
     db: Cid
@@ -131,6 +138,10 @@ class SyncProgress:
 @dataclass(slots=True)
 class _Peer:
     heads: frozenset[Cid] = frozenset()
+    # Heads the peer told us of (hello or announcement) that we did not hold then. A
+    # later message never removes one: gossip may replay an older announcement after a
+    # newer hello, and wait_synced must still wait for what the hello promised.
+    unheld: set[Cid] = field(default_factory=set)
     heard: bool = False
     has_db: bool = True
     entries_sent: int = 0
@@ -194,6 +205,7 @@ class Replication:
         self._dbs: dict[Cid, _Db] = {}
         self._addresses: dict[str, PeerId | None] = {}
         self._nursery: trio.Nursery | None = None
+        self._peer_lot = trio.lowlevel.ParkingLot()  # woken when a peer connects
         self._announce_send, self._announce_recv = trio.open_memory_channel[tuple[str, bytes]](
             config.announce_queue
         )
@@ -252,9 +264,16 @@ class Replication:
         for peer in sorted(self.transport.connected_peers()):
             self.request_sync(database, peer)
 
-    async def fetch_manifest(self, db: Cid) -> ManifestFetchReport:
+    async def fetch_manifest(self, db: Cid, *, wait_for_peer: bool = False) -> ManifestFetchReport:
         """Ask every connected peer for the manifest block ``db`` (first verified answer
-        wins, within ``manifest_timeout``). The caller stores it."""
+        wins, within ``manifest_timeout``). The caller stores it.
+
+        ``wait_for_peer``: when no peer is connected yet (a node that has just started and
+        is still dialling its bootstrap peers), wait up to ``manifest_timeout`` for one."""
+        if wait_for_peer and not self.transport.connected_peers():
+            with trio.move_on_after(self.config.manifest_timeout):
+                while not self.transport.connected_peers():
+                    await self._peer_lot.park()
         report = await fetch_manifest(self.transport, self.config, db)
         self._counts["refused"] += report.invalid
         if report.fetched is not None:
@@ -288,7 +307,7 @@ class Replication:
             PeerSyncStatus(
                 peer=peer,
                 heads_known=p.heads,
-                missing=sum(1 for h in p.heads if not log.has(h)),
+                missing=self._unheld(p, log),
                 has_database=p.has_db,
                 entries_sent=p.entries_sent,
                 entries_received=p.entries_received,
@@ -340,9 +359,21 @@ class Replication:
             state = st.peers.get(p)
             if state is None or not state.heard:
                 return False
-            if state.has_db and not all(log.has(h) for h in state.heads):
+            if state.has_db and self._unheld(state, log):
                 return False
         return True
+
+    @staticmethod
+    def _unheld(state: _Peer, log: OpLog) -> int:
+        """How many heads the peer told us of we still lack (forgets those we hold)."""
+        if state.unheld:
+            state.unheld = {h for h in state.unheld if not log.has(h)}
+        return len(state.unheld)
+
+    @staticmethod
+    def _told(state: _Peer, heads: frozenset[Cid], log: OpLog) -> None:
+        state.heads = heads
+        state.unheld.update(h for h in heads if not log.has(h))
 
     async def wait_synced(
         self, database: Database, *, peer: PeerId | None = None, timeout: float = 30.0
@@ -367,13 +398,20 @@ class Replication:
         db = st.database
         async with db.subscribe() as changes:
             ready.set()
+            last = -math.inf
             async for item in changes:
                 if not isinstance(item, Lagged) and not item.local:
                     continue
-                await trio.sleep(self.config.announce_interval)
+                # The first write after a quiet spell is announced at once (propagation
+                # latency); writes within announce_interval of an announcement wait for
+                # the interval to end and share one more.
+                wait = last + self.config.announce_interval - trio.current_time()
+                if wait > 0:
+                    await trio.sleep(wait)
                 while changes.receive_nowait() is not None:
                     pass
                 self._queue_announcement(st)
+                last = trio.current_time()
 
     def _queue_announcement(self, st: _Db) -> None:
         db = st.database
@@ -415,18 +453,36 @@ class Replication:
         except ProtocolError as exc:
             state.last_error = str(exc)
             return
-        state.heads = heads
-        state.heard = True
+        # An announcement updates what we know of the peer's heads, but it is not proof
+        # that we heard from the peer on this connection: gossip replays old messages
+        # to a new mesh member (IHAVE/IWANT), so only a hello (or "not found") is.
+        self._told(state, heads, st.database.log)
         state.has_db = True
+        # Inline entries we hold already (the announcement repeats the newest ones) are
+        # not decoded and verified again.
+        log = st.database.log
+        blocks = [(cid, block) for cid, block in blocks if not log.has(cid)]
         if blocks:
             try:
                 await self._apply(st, peer, blocks)
             except ProtocolError as exc:
                 state.last_error = str(exc)
                 state.failures += 1
+            else:
+                self._emit(
+                    SyncProgress("entries", st.database.cid, peer, entries_received=len(blocks))
+                )
         st.notify()
         if not all(st.database.log.has(h) for h in heads):
-            self.request_sync(st.database, peer)
+            connected = self.transport.connected_peers()
+            if peer in connected:
+                self.request_sync(st.database, peer)
+            else:
+                # Gossip forwarded it from a peer we are not connected to: the peers it
+                # came through are likely to hold the entries.
+                for other in sorted(connected):
+                    if st.peer(other).has_db:
+                        self.request_sync(st.database, other)
 
     def _decode_announcement(
         self, st: _Db, data: bytes
@@ -613,7 +669,9 @@ class Replication:
                 session.entries_applied(needed())
             for event in session.receive(message):
                 if isinstance(event, PeerHeads):
-                    state.heads = event.heads
+                    self._told(state, event.heads, db.log)
+                    state.heard = True
+                    st.notify()
                     state.has_db = True
                 elif isinstance(event, ApplyEntries):
                     await self._apply(st, peer, event.blocks)
@@ -713,6 +771,7 @@ class Replication:
     # -- peers ----------------------------------------------------------------------------
 
     async def _on_connected(self, peer: PeerId) -> None:
+        self._peer_lot.unpark_all()
         for st in list(self._dbs.values()):
             st.notify()
             if self.peer_id < peer:

@@ -157,7 +157,10 @@ class SyncSession:
         self.limits = limits or SessionLimits()
         self._started = False
         self._outbox: deque[Message] = deque()
-        self._send_queue: deque[Cid] = deque()
+        # (cid, block) to send, oldest first. The walk that plans a round has the blocks
+        # in hand; keeping them saves reading and decoding every entry a second time
+        # when the frames are built (half of the sender's time in a catch-up).
+        self._send_queue: deque[tuple[Cid, bytes]] = deque()
         self._rounds_to_close = 0  # Done messages we still owe the peer
         self._peer_hello: Hello | None = None
         self._known: set[Cid] = set()  # entries the peer holds (or we sent it)
@@ -378,13 +381,13 @@ class SyncSession:
             entry = reader.get(cid)
             if entry is not None:
                 push(entry, cid in known and cid not in forced)
-        found: list[Cid] = []
+        found: list[tuple[Cid, bytes]] = []
         while heap and unknown:
             _, entry = heapq.heappop(heap)
             is_known = mark[entry.cid]
             if not is_known:
                 unknown -= 1
-                found.append(entry.cid)
+                found.append((entry.cid, entry.block))
                 known.add(entry.cid)  # we are sending it
             for parent in entry.next:
                 state = mark.get(parent)
@@ -403,12 +406,8 @@ class SyncSession:
         blocks: list[tuple[Cid, bytes]] = []
         size = 0
         while self._send_queue:
-            cid = self._send_queue[0]
-            entry = self._reader.get(cid)
-            if entry is None:  # pragma: no cover - entries are never deleted
-                self._send_queue.popleft()
-                continue
-            cost = entries_overhead(len(entry.block))
+            cid, block = self._send_queue[0]
+            cost = entries_overhead(len(block))
             if blocks and (
                 size + cost > limits.target_frame_bytes
                 or size + cost + 16 > limits.max_frame_bytes
@@ -416,7 +415,7 @@ class SyncSession:
             ):
                 break
             self._send_queue.popleft()
-            blocks.append((cid, entry.block))
+            blocks.append((cid, block))
             size += cost
         return Entries(blocks=tuple(blocks))
 

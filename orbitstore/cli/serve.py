@@ -1,0 +1,266 @@
+"""``orbitstore serve``: run a node in the foreground, reachable by others, and replicate.
+
+The node listens on ``--listen`` (default: every interface, port 4401), dials the
+``--bootstrap`` peers and keeps them connected, finds peers on the LAN by mDNS (on unless
+``--no-mdns``), announces and looks up its databases in the DHT with ``--dht``, and
+replicates every ``--open`` database. It prints its peer id and addresses, then one
+status line per database (and per peer of it) whenever its sync state changes, and stops
+cleanly on Ctrl-C or SIGTERM (exit status 0).
+
+With ``--json`` every line is a JSON object with an ``event`` field: ``ready``, ``open``,
+``status``, ``stopped``. See docs/serve.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from orbitstore.errors import InvalidValueError, NotFoundError
+from orbitstore.node import NodeConfig, open_node
+from orbitstore.node.database import Database
+from orbitstore.node.node import Node
+
+DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/4401"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``serve`` command to the main parser's subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run a node in the foreground: listen, discover peers, replicate databases",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen",
+        action="append",
+        metavar="MULTIADDR",
+        help=f"address to listen on (repeatable; default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--announce",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="address to advertise instead of the listen addresses (NAT, container)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="peer to dial and keep connected, with /p2p/<peer id> (repeatable)",
+    )
+    parser.add_argument(
+        "--mdns",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="find peers on the LAN by multicast DNS (default: on)",
+    )
+    parser.add_argument(
+        "--dht",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Kademlia DHT: announce open databases, find their other providers",
+    )
+    parser.add_argument(
+        "--relay-hop", action="store_true", help="relay connections for peers behind a NAT"
+    )
+    parser.add_argument(
+        "--relay",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="relay to reserve a slot at, so peers can reach us through it (repeatable)",
+    )
+    parser.add_argument(
+        "--open",
+        action="append",
+        default=[],
+        metavar="NAME_OR_ADDRESS",
+        help="database to replicate: a local name or /orbitstore/<cid> (repeatable)",
+    )
+    parser.add_argument(
+        "--type",
+        default="log",
+        help="type of a database --open creates by a new name (default: log)",
+    )
+    parser.add_argument(
+        "--write",
+        action="append",
+        default=None,
+        metavar="WRITER",
+        help="writer allowed in a database --open creates (did:key or '*'; default: us)",
+    )
+    parser.add_argument(
+        "--status-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often to check the sync state for changes to print (default 1)",
+    )
+
+
+def network_config(args: argparse.Namespace) -> Any:
+    """The ``Libp2pConfig`` the arguments describe (imports py-libp2p: ~1 s)."""
+    from orbitstore.net.libp2p_config import Libp2pConfig, RelayConfig
+
+    relay = RelayConfig(hop=args.relay_hop, client=bool(args.relay), relays=tuple(args.relay))
+    return Libp2pConfig(
+        listen_addresses=tuple(args.listen or [DEFAULT_LISTEN]),
+        announce_addresses=tuple(args.announce),
+        bootstrap_peers=tuple(args.bootstrap),
+        mdns=args.mdns,
+        dht=args.dht,
+        relay=relay,
+    )
+
+
+class _Printer:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def __call__(self, event: str, text: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, **fields}) if self.as_json else text
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _type_of(node: Node, name_or_address: str, default: str) -> str:
+    """The type in the manifest we hold for it, else ``default``."""
+    try:
+        return node.manifest(name_or_address).type
+    except NotFoundError:
+        return default
+
+
+def database_status(node: Node, database: Database) -> dict[str, Any]:
+    """One database's sync state, as printed by ``serve``."""
+    assert node.replication is not None
+    stats = node.replication.statistics()
+    mine = next((d for d in stats.databases if d.db == database.cid), None)
+    log = database.log
+    peers = []
+    missing: set[Any] = set()
+    if mine is not None:
+        for p in mine.peers:
+            if p.peer not in stats.connected:
+                continue
+            missing.update(h for h in p.heads_known if not log.has(h))
+            peers.append(
+                {
+                    "peer": p.peer,
+                    "sent": p.entries_sent,
+                    "received": p.entries_received,
+                    "missing": p.missing,
+                    "sessions": p.sessions,
+                    "failures": p.failures,
+                    "syncing": p.syncing,
+                    "has_database": p.has_database,
+                    "last_error": p.last_error,
+                }
+            )
+    return {
+        "name": database.name,
+        "address": database.address,
+        "entries": len(database),
+        "heads": len(database.heads),
+        "missing": len(missing),
+        "needed": mine.needed if mine is not None else 0,
+        "synced": mine.synced if mine is not None else False,
+        "peers": peers,
+    }
+
+
+def _status_text(status: dict[str, Any]) -> str:
+    lines = [
+        f"status {status['name']}: entries={status['entries']} heads={status['heads']}"
+        f" missing={status['missing']} needed={status['needed']}"
+        f" peers={len(status['peers'])} synced={'yes' if status['synced'] else 'no'}"
+    ]
+    for p in status["peers"]:
+        flags = " syncing" if p["syncing"] else ""
+        flags += "" if p["has_database"] else " (does not have it)"
+        flags += f" error: {p['last_error']}" if p["last_error"] else ""
+        lines.append(
+            f"  peer {p['peer']}: sent={p['sent']} received={p['received']}"
+            f" missing={p['missing']} sessions={p['sessions']} failures={p['failures']}{flags}"
+        )
+    return "\n".join(lines)
+
+
+async def cmd_serve(args: argparse.Namespace, home: Path) -> int:
+    if not args.status_interval > 0:
+        raise InvalidValueError("--status-interval must be a positive number of seconds")
+    say = _Printer(bool(getattr(args, "json", False)))
+    config = NodeConfig(network=network_config(args))
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_node(home, config=config) as node:
+            assert node.replication is not None
+            transport = node.replication.transport
+            addresses = transport.listen_addresses()
+            say(
+                "ready",
+                f"peer id: {transport.peer_id}\nwriter id: {node.id}\n"
+                + "\n".join(f"listening: {a}" for a in addresses),
+                peer_id=transport.peer_id,
+                writer=node.id,
+                addresses=addresses,
+            )
+            databases = []
+            for name in args.open:
+                kind = _type_of(node, name, args.type)
+                db = await node.open(name, type=kind, write=args.write)
+                databases.append(db)
+                say(
+                    "open",
+                    f"open: {db.name} ({db.type}) {db.address}",
+                    name=db.name,
+                    type=db.type,
+                    address=db.address,
+                )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_report, node, databases, say, args.status_interval)
+                async for signum in signals:
+                    say("stopping", f"stopping ({signal.Signals(signum).name})")
+                    nursery.cancel_scope.cancel()
+                    break
+    say("stopped", "stopped")
+    return 0
+
+
+async def _report(node: Node, databases: list[Database], say: _Printer, interval: float) -> None:
+    last: dict[str, dict[str, Any]] = {}
+    while True:
+        for db in databases:
+            status = database_status(node, db)
+            if last.get(db.address) != status:
+                last[db.address] = status
+                say("status", _status_text(status), **status)
+        await trio.sleep(interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m orbitstore.cli.serve --home DIR [--json] [serve options]``."""
+    parser = argparse.ArgumentParser(prog="orbitstore serve", description=__doc__)
+    parser.add_argument("--home", type=Path, required=True, help="node directory")
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    result: int = trio.run(cmd_serve, args, args.home)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
