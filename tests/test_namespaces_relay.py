@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,11 @@ def _ip(*args: str) -> str:
     return result.stdout.decode()
 
 
-@contextmanager
+@pytest.fixture
 def three_namespaces() -> Iterator[tuple[str, str, str]]:
     """Namespaces A, R, B wired as in the module docstring; skips when they cannot be
-    made. Deleted on exit, whatever happened."""
+    made. Deleted afterwards, whatever happened. (A synchronous fixture: a skip raised
+    inside the trio test would lose its reason.)"""
     if shutil.which("ip") is None:
         pytest.skip("needs the ip command (iproute2) to create network namespaces")
     tag = secrets.token_hex(3)
@@ -65,8 +66,12 @@ def three_namespaces() -> Iterator[tuple[str, str, str]]:
         _ip("netns", "add", ns_r)
         _ip("netns", "add", ns_b)
         # Both ends are created inside the namespaces: no name is ever used in ours.
-        _ip("-n", ns_a, "link", "add", "to-r", "type", "veth", "peer", "name", "to-a", "netns", ns_r)
-        _ip("-n", ns_b, "link", "add", "to-r", "type", "veth", "peer", "name", "to-b", "netns", ns_r)
+        _ip(
+            "-n", ns_a, "link", "add", "to-r", "type", "veth", "peer", "name", "to-a", "netns", ns_r
+        )
+        _ip(
+            "-n", ns_b, "link", "add", "to-r", "type", "veth", "peer", "name", "to-b", "netns", ns_r
+        )
         for ns, dev, cidr in (
             (ns_a, "to-r", f"{A_IP}/24"),
             (ns_r, "to-a", f"{R_A_IP}/24"),
@@ -169,77 +174,87 @@ async def both(
     return answers[0], answers[1]
 
 
-async def test_peers_that_meet_only_through_a_relay_replicate_both_ways(tmp_path: Path) -> None:
-    with three_namespaces() as (ns_a, ns_r, ns_b):
-        async with AsyncExitStack() as stack:
-            listen_r = ("--listen", f"/ip4/{R_A_IP}/tcp/0", "--listen", f"/ip4/{R_B_IP}/tcp/0")
-            r = await stack.enter_async_context(
-                peer_in(ns_r, tmp_path / "r", *listen_r, "--relay-hop")
+async def test_peers_that_meet_only_through_a_relay_replicate_both_ways(
+    tmp_path: Path, three_namespaces: tuple[str, str, str]
+) -> None:
+    ns_a, ns_r, ns_b = three_namespaces
+    async with AsyncExitStack() as stack:
+        listen_r = ("--listen", f"/ip4/{R_A_IP}/tcp/0", "--listen", f"/ip4/{R_B_IP}/tcp/0")
+        r = await stack.enter_async_context(peer_in(ns_r, tmp_path / "r", *listen_r, "--relay-hop"))
+        r_for_a, r_for_b = r.address(R_A_IP), r.address(R_B_IP)
+        a = await stack.enter_async_context(
+            peer_in(
+                ns_a,
+                tmp_path / "a",
+                *("--listen", f"/ip4/{A_IP}/tcp/0"),
+                *("--bootstrap", r_for_a, "--relay", r_for_a),
             )
-            r_for_a, r_for_b = r.address(R_A_IP), r.address(R_B_IP)
-            a = await stack.enter_async_context(
-                peer_in(
-                    ns_a,
-                    tmp_path / "a",
-                    *("--listen", f"/ip4/{A_IP}/tcp/0"),
-                    *("--bootstrap", r_for_a, "--relay", r_for_a),
-                )
+        )
+        b = await stack.enter_async_context(
+            peer_in(
+                ns_b,
+                tmp_path / "b",
+                *("--listen", f"/ip4/{B_IP}/tcp/0"),
+                *("--bootstrap", r_for_b, "--relay", r_for_b),
             )
-            b = await stack.enter_async_context(
-                peer_in(
-                    ns_b,
-                    tmp_path / "b",
-                    *("--listen", f"/ip4/{B_IP}/tcp/0"),
-                    *("--bootstrap", r_for_b, "--relay", r_for_b),
-                )
-            )
-            reserved_a, reserved_b = await both(
-                (a, "reserve", {"relay": r.peer_id}), (b, "reserve", {"relay": r.peer_id})
-            )
-            assert reserved_a["circuit"] == [f"{r_for_a}/p2p-circuit/p2p/{a.peer_id}"]
-            assert reserved_b["circuit"] == [f"{r_for_b}/p2p-circuit/p2p/{b.peer_id}"]
+        )
+        reserved_a, reserved_b = await both(
+            (a, "reserve", {"relay": r.peer_id}), (b, "reserve", {"relay": r.peer_id})
+        )
+        assert reserved_a["circuit"] == [f"{r_for_a}/p2p-circuit/p2p/{a.peer_id}"]
+        assert reserved_b["circuit"] == [f"{r_for_b}/p2p-circuit/p2p/{b.peer_id}"]
 
-            # No direct path: a dial from A to B's own address (and back) goes nowhere.
-            for dialler, target in ((a, b.address(B_IP)), (b, a.address(A_IP))):
-                direct = await dialler.ask("connect", address=target, within=DIRECT_DIAL_LIMIT)
-                assert not direct["ok"], f"{target} was reachable directly: {direct}"
-                assert "ConnectionError" in direct["error"]
+        # No direct path: a dial from A to B's own address (and back) goes nowhere. R drops
+        # the SYNs, so the dials end at their deadline (both at once). Not connected yet
+        # (a dial to a connected peer would reuse the connection and succeed).
+        assert b.peer_id not in (await a.request("stats"))["connected"]
+        directs: list[dict[str, Any]] = [{}, {}]
 
-            feed = await a.request("create", name="relayed", type="feed")
-            address = feed["address"]
-            await a.request("write", address=address, count=10, tag="a")
+        async def dial_directly(i: int, dialler: Peer, target: str) -> None:
+            directs[i] = await dialler.ask("connect", address=target, within=DIRECT_DIAL_LIMIT)
 
-            # B knows only R, which does not hold the database; it reaches A through R.
-            circuit = f"{r_for_b}/p2p-circuit/p2p/{a.peer_id}"
-            dialled = await b.request("connect", address=circuit)
-            assert dialled["peer_id"] == a.peer_id
-            assert dialled["relayed"], dialled["remote"]
-            # No manifest handed over: B fetches it from A, over the circuit.
-            opened = await b.request("open", address=address, type="feed")
-            assert opened["address"] == address
-            caught_up = await b.request("wait", address=address, entries=10, synced=True)
-            written_by_a = await a.request("state", address=address)
-            assert caught_up == written_by_a
-            assert caught_up["view"] == [f"a-{i}" for i in range(10)]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(dial_directly, 0, a, b.address(B_IP))
+            nursery.start_soon(dial_directly, 1, b, a.address(A_IP))
+        for direct in directs:
+            assert not direct["ok"], f"reachable without the relay: {direct}"
+            assert "ConnectionError" in direct["error"]
 
-            # And back: what B writes reaches A, again only through R.
-            await b.request("write", address=address, count=5, tag="b")
-            at_a, at_b = await both(
-                (a, "wait", {"address": address, "entries": 15, "synced": True}),
-                (b, "wait", {"address": address, "entries": 15, "synced": True}),
-            )
-            assert at_a == at_b
-            assert at_a["entries"] == 15
-            assert sorted(at_a["view"]) == sorted(
-                [f"a-{i}" for i in range(10)] + [f"b-{i}" for i in range(5)]
-            )
-            assert len(at_a["heads"]) == 1  # B wrote after it had A's entries
+        feed = await a.request("create", name="relayed", type="feed")
+        address = feed["address"]
+        await a.request("write", address=address, count=10, tag="a")
 
-            # A and B are connected only through R: a relayed connection, no direct one.
-            stats_a = await a.request("stats")
-            assert b.peer_id in stats_a["connected"]
-            # (Already connected: this dials nothing and describes the connection.)
-            b_circuit = f"{r_for_a}/p2p-circuit/p2p/{b.peer_id}"
-            relayed_back = await a.request("connect", address=b_circuit)
-            assert relayed_back["relayed"], relayed_back["remote"]
-            assert all("p2p-circuit" in remote for remote in relayed_back["remote"])
+        # B knows only R, which does not hold the database; it reaches A through R.
+        circuit = f"{r_for_b}/p2p-circuit/p2p/{a.peer_id}"
+        dialled = await b.request("connect", address=circuit)
+        assert dialled["peer_id"] == a.peer_id
+        assert dialled["relayed"], dialled["remote"]
+        # No manifest handed over: B fetches it from A, over the circuit.
+        opened = await b.request("open", address=address, type="feed")
+        assert opened["address"] == address
+        caught_up = await b.request("wait", address=address, entries=10, synced=True)
+        written_by_a = await a.request("state", address=address)
+        assert caught_up == written_by_a
+        assert caught_up["view"] == [f"a-{i}" for i in range(10)]
+
+        # And back: what B writes reaches A, again only through R.
+        await b.request("write", address=address, count=5, tag="b")
+        at_a, at_b = await both(
+            (a, "wait", {"address": address, "entries": 15, "synced": True}),
+            (b, "wait", {"address": address, "entries": 15, "synced": True}),
+        )
+        assert at_a == at_b
+        assert at_a["entries"] == 15
+        assert sorted(at_a["view"]) == sorted(
+            [f"a-{i}" for i in range(10)] + [f"b-{i}" for i in range(5)]
+        )
+        assert len(at_a["heads"]) == 1  # B wrote after it had A's entries
+
+        # A and B are connected only through R: a relayed connection, no direct one.
+        stats_a = await a.request("stats")
+        assert b.peer_id in stats_a["connected"]
+        # (Already connected: this dials nothing and describes the connection.)
+        b_circuit = f"{r_for_a}/p2p-circuit/p2p/{b.peer_id}"
+        relayed_back = await a.request("connect", address=b_circuit)
+        assert relayed_back["relayed"], relayed_back["remote"]
+        assert all("p2p-circuit" in remote for remote in relayed_back["remote"])

@@ -22,8 +22,9 @@ in order:
   order or the keyvalue's items.
 - ``stats``: the replication statistics, summarized.
 - ``connect {address, within?}``: dial a peer (a direct or a ``/p2p-circuit`` address);
-  answers its ``peer_id`` and whether the connection is ``relayed``, or an error when
-  the dial fails or takes longer than ``within`` seconds (answered with ``elapsed``).
+  answers its ``peer_id``, the ``remote`` addresses of its connections and whether one
+  is ``relayed``; or an error (with the time taken) when the dial fails or takes longer
+  than ``within`` seconds. A peer already connected is not dialled again.
 - ``reserve {relay}``: waits until the relay (a peer id from ``--relay``) holds a
   reservation for us; answers our ``circuit`` addresses through the relays.
 
@@ -154,7 +155,7 @@ async def connect(node: Node, address: str, within: float) -> dict[str, Any]:
     try:
         with trio.fail_after(within):
             peer = await node.replication.connect(address)
-    except (Exception, trio.TooSlowError) as exc:
+    except Exception as exc:  # the test reads the answer
         elapsed = trio.current_time() - started
         raise ConnectionError(f"{type(exc).__name__} after {elapsed:.2f} s: {exc}") from exc
     network = libp2p_of(node).host.get_network()
