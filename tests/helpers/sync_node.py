@@ -1,6 +1,7 @@
 """A networked orbitstore node in its own OS process, driven by JSON lines on stdin.
 
-    python sync_node.py --home DIR [--listen MULTIADDR] [--bootstrap MULTIADDR]... [--dht]
+    python sync_node.py --home DIR [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--dht]
+        [--relay-hop] [--relay MULTIADDR]...
 
 The node is opened the production way: ``open_node(home, config=NodeConfig(network=
 Libp2pConfig(...)))``. Once it listens it prints ``{"event": "ready", "peer_id": ...,
@@ -20,6 +21,12 @@ in order:
 - ``state {address}``: ``entries``, sorted ``heads``, and ``view``: the feed's values in
   order or the keyvalue's items.
 - ``stats``: the replication statistics, summarized.
+- ``connect {address, within?}``: dial a peer (a direct or a ``/p2p-circuit`` address);
+  answers its ``peer_id``, the ``remote`` addresses of its connections and whether one
+  is ``relayed``; or an error (with the time taken) when the dial fails or takes longer
+  than ``within`` seconds. A peer already connected is not dialled again.
+- ``reserve {relay}``: waits until the relay (a peer id from ``--relay``) holds a
+  reservation for us; answers our ``circuit`` addresses through the relays.
 
 The process runs until stdin closes or it is killed.
 """
@@ -34,9 +41,11 @@ import sys
 from typing import Any
 
 import trio
+from libp2p.peer.id import ID
 
 from orbitstore.core.cid import Cid
-from orbitstore.net.libp2p_config import Libp2pConfig
+from orbitstore.net.libp2p_config import Libp2pConfig, RelayConfig
+from orbitstore.net.libp2p_transport import Libp2pTransport
 from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
@@ -84,6 +93,13 @@ async def handle(node: Node, request: dict[str, Any]) -> dict[str, Any]:
             node.store.blocks.put(cid, bytes.fromhex(request["manifest"]))
         db = await node.open(request["address"], type=request["type"])
         return {"address": db.address, "entries": len(db)}
+    if op == "connect":
+        return await connect(node, request["address"], request.get("within", WAIT_LIMIT))
+    if op == "reserve":
+        transport = libp2p_of(node)
+        with trio.fail_after(request.get("within", WAIT_LIMIT)):
+            await transport.wait_relay_reservation(request["relay"])
+        return {"circuit": transport.relay_addresses()}
     if op == "stats":
         assert node.replication is not None
         stats = node.replication.statistics()
@@ -126,6 +142,32 @@ async def handle(node: Node, request: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"unknown op {op!r}")
 
 
+def libp2p_of(node: Node) -> Libp2pTransport:
+    assert node.replication is not None
+    transport = node.replication.transport
+    assert isinstance(transport, Libp2pTransport)
+    return transport
+
+
+async def connect(node: Node, address: str, within: float) -> dict[str, Any]:
+    assert node.replication is not None
+    started = trio.current_time()
+    try:
+        with trio.fail_after(within):
+            peer = await node.replication.connect(address)
+    except Exception as exc:  # the test reads the answer
+        elapsed = trio.current_time() - started
+        raise ConnectionError(f"{type(exc).__name__} after {elapsed:.2f} s: {exc}") from exc
+    network = libp2p_of(node).host.get_network()
+    remote = [
+        str(addr)
+        for conn in network.get_connections_map().get(ID.from_base58(peer), [])
+        for addr in conn.get_transport_addresses()
+    ]
+    relayed = any("p2p-circuit" in addr for addr in remote)
+    return {"peer_id": peer, "relayed": relayed, "remote": remote}
+
+
 def describe(node: Node) -> str:
     """What the node knows of its peers, for a failure message."""
     assert node.replication is not None
@@ -144,8 +186,10 @@ def _type_of(node: Node, request: dict[str, Any]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
+    relay = RelayConfig(hop=args.relay_hop, client=bool(args.relay), relays=tuple(args.relay))
     network = Libp2pConfig(
-        listen_addresses=(args.listen,),
+        relay=relay,
+        listen_addresses=tuple(args.listen or ["/ip4/127.0.0.1/tcp/0"]),
         bootstrap_peers=tuple(args.bootstrap),
         dht=args.dht,
         # Reconnect fast to a bootstrap peer that was killed and restarted.
@@ -190,7 +234,9 @@ if __name__ == "__main__":
         logging.getLogger("orbitstore.net.libp2p").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", required=True)
-    parser.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
+    parser.add_argument("--listen", action="append", default=[])
     parser.add_argument("--bootstrap", action="append", default=[])
     parser.add_argument("--dht", action="store_true")
+    parser.add_argument("--relay-hop", action="store_true")
+    parser.add_argument("--relay", action="append", default=[])
     trio.run(main, parser.parse_args())
