@@ -64,9 +64,10 @@ if TYPE_CHECKING:
 
 TOPIC_PREFIX = "/orbitstore/db/"
 _WRITE_BYTES = 64 * 1024  # coalesce frames into writes of at least this size
-# Verified frames waiting for the applier: one is enough for verify and apply to overlap;
-# more would only hold more decoded entries in memory.
-_FRAMES_AHEAD = 1
+# Verified frames waiting for the applier (at most ~1 MiB of entries at the default
+# frame size). One would be enough for verify and apply to overlap; a few let the applier
+# commit several frames at once when it is the slower side.
+_FRAMES_AHEAD = 4
 
 
 def topic_for(db: Cid) -> str:
@@ -736,9 +737,22 @@ class Replication:
             try:
                 async with applying:
                     async for entries, size in applying:
+                        # Frames that queued up while the last commit ran are applied in
+                        # one transaction: commits are the costliest part of applying
+                        # (every dirty index page goes to the WAL each time).
+                        frames = 1
+                        while True:
+                            try:
+                                more, more_size = applying.receive_nowait()
+                            except trio.WouldBlock:
+                                break
+                            entries = entries + more
+                            size += more_size
+                            frames += 1
                         await self._store(st, peer, entries, size)
                         session.entries_applied(needed())
-                        backlog.done()
+                        for _ in range(frames):
+                            backlog.done()
                         wake.set()
                         self._emit(
                             SyncProgress(
