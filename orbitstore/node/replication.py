@@ -736,17 +736,17 @@ class Replication:
         async def applier(cancel: trio.CancelScope) -> None:
             try:
                 async with applying:
-                    async for entries, size in applying:
+                    async for first_entries, first_size in applying:
                         # Frames that queued up while the last commit ran are applied in
                         # one transaction: commits are the costliest part of applying
                         # (every dirty index page goes to the WAL each time).
-                        frames = 1
+                        entries, size, frames = list(first_entries), first_size, 1
                         while True:
                             try:
                                 more, more_size = applying.receive_nowait()
                             except trio.WouldBlock:
                                 break
-                            entries = entries + more
+                            entries.extend(more)
                             size += more_size
                             frames += 1
                         await self._store(st, peer, entries, size)

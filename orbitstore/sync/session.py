@@ -32,7 +32,8 @@ log in total order, which is exactly what the reader's ``iter_blocks`` yields. S
 the walk and stream ``iter_blocks`` into frames as they are asked for: the first frame
 leaves at once instead of after a walk that reads and decodes every entry of the log.
 Entries appended while the stream runs may or may not be in it (announcements and the
-next anti-entropy round carry them); every CID streamed is marked known, as if walked.
+next anti-entropy round carry them); every CID streamed is marked known, as if walked,
+and entries the peer sent us in this session are known too, so they are not echoed back.
 
 Rule 3 — wants. Once the peer's round ended (its ``Done``) and what it sent has been
 applied, we send ``Want{cids}`` with what the log still needs and we have not asked this
@@ -179,6 +180,7 @@ class SyncSession:
         self._rounds_to_close = 0  # Done messages we still owe the peer
         self._peer_hello: Hello | None = None
         self._known: set[Cid] = set()  # entries the peer holds (or we sent it)
+        self._received: set[Cid] = set()  # entries the peer sent us in this session
         self._peer_dones = 0
         self._dones_expected = 1  # the peer's first round, plus one per non-empty Want
         self._needed: frozenset[Cid] = frozenset()
@@ -317,6 +319,9 @@ class SyncSession:
                 raise ProtocolError("peer sent entries outside of a round")
             self._stats["er"] += len(message.blocks)
             self._stats["br"] += message.size
+            # The peer holds what it sends: never stream it back (Rule 2a). Kept apart
+            # from _known, whose entries seed every later walk.
+            self._received.update(cid for cid, _ in message.blocks)
             return [ApplyEntries(message.blocks)] if message.blocks else []
         if isinstance(message, Done):
             if self._peer_dones >= self._dones_expected:
@@ -388,7 +393,10 @@ class SyncSession:
             return
         size = sum(entries_overhead(len(block)) for _, block in queue)
         known = self._known
+        received = self._received
         for cid, block in stream:
+            if cid in received:  # the peer sent it to us in this session
+                continue
             queue.append((cid, block))
             known.add(cid)
             size += entries_overhead(len(block))
