@@ -12,7 +12,10 @@
 - ``fanout``: one writer, five replicas in separate processes, writes at 100/s; every
   replica must receive every write; latency percentiles over all deliveries.
 
-    python benchmarks/bench_replicate.py [--quick]
+    python benchmarks/bench_replicate.py [--quick] [--sizes 10000,100000] [--replicate-only]
+
+``BENCH_PROFILE=<dir>`` writes a cProfile of every replica process into ``<dir>``; run
+the writer under ``python -m cProfile -o <file>`` to profile the sending side.
 
 Every node is opened the production way: ``open_node(dir, config=NodeConfig(network=
 Libp2pConfig(...)))``.
@@ -254,10 +257,12 @@ async def fanout(tmp: Path, readers: int, writes: int, rate: float) -> None:
     emit("fanout_max", max(everything), "ms", writes, **extra)
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, sizes: list[int] | None, only_replicate: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        for n in [1000] if quick else [10_000, 100_000]:
+        for n in sizes or ([1000] if quick else [10_000, 100_000]):
             await replicate(Path(tmp), n)
+        if only_replicate:
+            return
         await propagation(Path(tmp), 20 if quick else 200)
         if quick:
             await fanout(Path(tmp), readers=2, writes=50, rate=100.0)
@@ -268,6 +273,12 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny workloads: a smoke run")
+    parser.add_argument(
+        "--sizes", help="comma-separated log sizes for the catch-up run (e.g. 10000,100000)"
+    )
+    parser.add_argument(
+        "--replicate-only", action="store_true", help="only the catch-up run (no latencies)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("home", "bootstrap", "address", "manifest", "type", "mode"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -277,4 +288,5 @@ if __name__ == "__main__":
     if args.child:
         trio.run(child, args)
     else:
-        trio.run(main, args.quick)
+        sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else None
+        trio.run(main, args.quick, sizes, args.replicate_only)

@@ -31,7 +31,13 @@ from orbitstore.sync.manifest_fetch import answer_manifest_request
 from orbitstore.testing.network import MemoryNetwork
 
 CONFIG = NodeConfig(
-    timestamps=False, replication=ReplicationConfig(manifest_timeout=5.0, idle_timeout=5.0)
+    timestamps=False,
+    replication=ReplicationConfig(
+        # thread_verify_min_blocks: verify inline, the virtual clock jumps while a thread runs
+        manifest_timeout=5.0,
+        idle_timeout=5.0,
+        thread_verify_min_blocks=1_000_000,
+    ),
 )
 ALICE, BOB, CAROL = (Identity(bytes([i]) * 32) for i in (1, 2, 3))
 

@@ -26,7 +26,11 @@ SEEDS = int(os.environ.get("ORBITSTORE_SIM_SEEDS", "300" if _NIGHTLY else "24"))
 CONFIG = NodeConfig(
     timestamps=False,
     replication=ReplicationConfig(
-        anti_entropy_interval=10.0, reconnect_interval=1.0, idle_timeout=5.0
+        anti_entropy_interval=10.0,
+        reconnect_interval=1.0,
+        idle_timeout=5.0,
+        # Verify inline: the virtual clock would jump ahead while a worker thread runs.
+        thread_verify_min_blocks=1_000_000,
     ),
 )
 
@@ -162,6 +166,7 @@ GUARDED = NodeConfig(
     replication=ReplicationConfig(
         idle_timeout=5.0,
         session_timeout=30.0,
+        thread_verify_min_blocks=1_000_000,  # see CONFIG
         frame_limits=FrameLimits(max_total_bytes=256 * 1024, max_frame_bytes=64 * 1024),
     ),
 )

@@ -112,3 +112,28 @@ def test_sqlite_parent_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(StorageError):
         SqliteStore(tmp_path / "file" / "node.sqlite")
+
+
+def test_sqlite_batched_clock_lookup_does_not_scan_the_log(tmp_path: Path) -> None:
+    """get_clocks looks each CID up by index; it must not scan every entry of the log
+    (that made a 100,000-entry catch-up quadratic)."""
+    from orbitstore.core.cid import Cid
+
+    db = manifest_cid()
+    entries = make_entries(db, 40, seed=5)
+    with SqliteStore(tmp_path / "node.sqlite") as store:
+        log = store.log_store(db)
+        log.add_entries(entries)
+        conn = store.connection
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        asked = [e.cid for e in entries] + [Cid.for_block(i.to_bytes(2, "big")) for i in range(460)]
+        try:
+            found = log.get_clocks(asked)
+        finally:
+            conn.set_trace_callback(None)
+        assert found == {e.cid: e.clock for e in entries}
+        select = next(s for s in statements if s.lstrip().upper().startswith("SELECT"))
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {select}")]
+        assert plan[0].startswith("SEARCH b USING COVERING INDEX"), plan
+        assert not any(step.startswith("SCAN") or "(log=?)" in step for step in plan), plan

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from orbitstore.core.access import StaticAccess
 from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest
 from orbitstore.core.oplog import OpLog
@@ -142,3 +145,78 @@ def test_hostile_sequences() -> None:
     hostile([Hello(db=DB), Done(), Done()])  # a round never opened
     hostile([Hello(db=DB), Done(), Entries(blocks=())])  # entries outside a round
     hostile([Hello(db=DB), Want(), Want(cids=(DB,))])  # want after "nothing more"
+
+
+class _CountingReader:
+    """An OpLog reader that counts what the session reads."""
+
+    def __init__(self, log: OpLog) -> None:
+        self.log = log
+        self.gets = 0
+        self.streamed = 0
+
+    @property
+    def heads(self) -> frozenset[Cid]:
+        return self.log.heads
+
+    def get(self, cid: Cid) -> Entry | None:
+        self.gets += 1
+        return self.log.get(cid)
+
+    def iter_blocks(self) -> Iterator[tuple[Cid, bytes]]:
+        for item in self.log.iter_blocks():
+            self.streamed += 1
+            yield item
+
+
+def test_fresh_peer_gets_the_log_streamed_without_a_walk() -> None:
+    a = new_log()
+    a.append_many(range(5000))
+    reader = _CountingReader(a)
+    sa = SyncSession(reader=reader, db=DB)
+    sa.start()
+    gets_for_hello = reader.gets  # the `have` sample: a dozen entries
+    sa.receive(Hello(db=DB))  # a fresh replica: no heads, no have
+    assert isinstance(sa.next_message(), Hello)
+    first = sa.next_message()
+    assert isinstance(first, Entries) and first.blocks
+    # Only about one frame was read, nothing was decoded, and it starts at the root.
+    assert reader.streamed <= len(first.blocks) + 1 < 5000
+    assert reader.gets == gets_for_hello
+    assert first.blocks[0][0] == next(a.traverse()).cid
+    sent = list(first.blocks)
+    while isinstance(m := sa.next_message(), Entries):
+        sent.extend(m.blocks)
+    assert isinstance(m, Done)
+    assert [cid for cid, _ in sent] == [e.cid for e in a.traverse()]
+
+
+def test_disjoint_histories_stream_and_converge() -> None:
+    a, b = new_log(0), new_log(1)
+    a.append_many(range(700))
+    b.append_many(range(300))  # nothing in common with a
+    flights, sa, sb = exchange(a, b)
+    assert a.heads == b.heads and len(a) == len(b) == 1000
+    assert flights == 2
+    assert sa.statistics().entries_sent == 700 and sb.statistics().entries_sent == 300
+
+
+def test_entries_appended_while_streaming_arrive_by_want_or_next_sync() -> None:
+    a, b = new_log(), new_log()
+    a.append_many(range(3000))
+    sa, sb = SyncSession(reader=a, db=DB), SyncSession(reader=b, db=DB)
+    sa.start()
+    sb.start()
+    sa.receive(Hello(db=DB))  # b's hello: fresh
+    assert isinstance(sa.next_message(), Hello)
+    first = sa.next_message()
+    assert isinstance(first, Entries)
+    a.append_many(range(10))  # the writer keeps writing mid-stream
+    rest: list[Entries] = []
+    while isinstance(m := sa.next_message(), Entries):
+        rest.append(m)
+    result = b.receive([*first.blocks, *(blk for frame in rest for blk in frame.blocks)])
+    assert not result.rejected
+    assert len(b) >= 3000
+    exchange(a, b)  # the next sync brings whatever the stream did not
+    assert b.heads == a.heads and len(b) == 3010

@@ -188,6 +188,10 @@ class OpLog:
         block = self._store.get_block(cid)
         return None if block is None else Entry.from_trusted_block(cid, block)
 
+    def iter_blocks(self) -> Iterator[tuple[Cid, bytes]]:
+        """Every stored entry as ``(cid, block)`` in total order, without decoding."""
+        return self._store.iter_entries()
+
     def reload(self) -> None:
         """Re-read the heads after the caller rolled back a transaction."""
         self._heads = self._store.get_heads()

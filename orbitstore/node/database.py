@@ -161,6 +161,11 @@ class Database(QueryMethods):
     def log(self) -> OpLog:
         return self._log
 
+    @property
+    def verify_threads(self) -> int:
+        """Worker threads that verify large received batches (``NodeConfig``)."""
+        return self._verify_threads
+
     # -- views and checkpoints -----------------------------------------------------------
 
     def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:

@@ -45,6 +45,7 @@ from orbitstore.net.transport import PeerId, Stream, Transport
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
 from orbitstore.node.fetch import ManifestFetchReport, fetch_manifest, serve_manifest_request
+from orbitstore.node.verify import verify_blocks, verify_chunk
 from orbitstore.sync.frames import (
     Done,
     Error,
@@ -63,6 +64,10 @@ if TYPE_CHECKING:
 
 TOPIC_PREFIX = "/orbitstore/db/"
 _WRITE_BYTES = 64 * 1024  # coalesce frames into writes of at least this size
+# Verified frames waiting for the applier (at most ~1 MiB of entries at the default
+# frame size). One would be enough for verify and apply to overlap; a few let the applier
+# commit several frames at once when it is the slower side.
+_FRAMES_AHEAD = 4
 
 
 def topic_for(db: Cid) -> str:
@@ -172,6 +177,28 @@ class _Db:
     def notify(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
+
+
+class _Backlog:
+    """Frames verified and handed to the applier but not applied yet."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._drained = trio.Event()
+        self._drained.set()
+
+    def add(self) -> None:
+        if not self._count:
+            self._drained = trio.Event()
+        self._count += 1
+
+    def done(self) -> None:
+        self._count -= 1
+        if not self._count:
+            self._drained.set()
+
+    async def wait_drained(self) -> None:
+        await self._drained.wait()
 
 
 class _Wake:
@@ -521,25 +548,44 @@ class Replication:
 
     async def _apply(self, st: _Db, peer: PeerId, blocks: Sequence[tuple[Cid, bytes]]) -> Any:
         """Verify every block first (nothing stored if one fails), then apply."""
+        entries = await self._verify(st, blocks)
+        return await self._store(st, peer, entries, sum(len(b) for _, b in blocks))
+
+    async def _verify(self, st: _Db, blocks: Sequence[tuple[Cid, bytes]]) -> list[Entry]:
+        """Decode and check every block of one frame, or raise a ProtocolError naming
+        the first bad one. Large frames are verified on worker threads (libsodium
+        releases the GIL), so the event loop keeps reading the stream and applying the
+        previous frame meanwhile."""
         db = st.database
-        entries: list[Entry] = []
-        for cid, block in blocks:
-            try:
-                entry = Entry.from_block(cid, block, limits=self._limits)
-            except InvalidDataError as exc:
-                raise ProtocolError(f"peer sent an invalid entry {cid}: {exc}") from exc
+        if len(blocks) >= self.config.thread_verify_min_blocks:
+            entries, rejected = await verify_blocks(
+                blocks, threads=db.verify_threads, limits=self._limits
+            )
+        else:
+            entries, rejected = verify_chunk(blocks, self._limits)
+        if rejected:
+            first = rejected[0]
+            raise ProtocolError(
+                f"peer sent an invalid entry {first.cid}: {first.error}"
+            ) from first.error
+        access = db.log.access
+        for entry in entries:
             if entry.db != db.cid:
-                raise ProtocolError(f"peer sent entry {cid} of database {entry.db}")
-            if not db.log.access.can_write(entry.writer):
-                raise ProtocolError(f"peer sent entry {cid} by unauthorized {entry.writer}")
-            entries.append(entry)
+                raise ProtocolError(f"peer sent entry {entry.cid} of database {entry.db}")
+            if not access.can_write(entry.writer):
+                raise ProtocolError(f"peer sent entry {entry.cid} by unauthorized {entry.writer}")
+        return entries
+
+    async def _store(self, st: _Db, peer: PeerId, entries: list[Entry], size: int) -> Any:
+        """Apply verified entries of one frame; a rejection is the peer's fault."""
+        db = st.database
         result = await db.receive_entries(entries)
         if result.rejected:
             first = result.rejected[0]
             raise ProtocolError(f"peer sent an invalid entry {first.cid}: {first.error}")
         state = st.peer(peer)
-        state.entries_received += len(blocks)
-        state.bytes_received += sum(len(b) for _, b in blocks)
+        state.entries_received += len(entries)
+        state.bytes_received += size
         for entry in result.added:
             st.inflight.pop(entry.cid, None)
         st.notify()
@@ -660,12 +706,21 @@ class Replication:
                     out.add(cid)
             return out
 
+        # Received frames flow receiver -> applier: the receiver verifies frame k+1 (on
+        # worker threads when large) and keeps reading the stream while the applier
+        # stores frame k. Every block of a frame is verified before any of it is stored.
+        # A Done waits until everything before it is applied: the want it may trigger
+        # is computed from what the log still needs.
+        to_apply, applying = trio.open_memory_channel[tuple[list[Entry], int]](_FRAMES_AHEAD)
+        backlog = _Backlog()
+
         async def handle(message: Message) -> None:
             if isinstance(message, Error) and message.code == "not_found":
                 state.has_db = False
                 state.heard = True
                 raise NotFoundError("the peer does not have this database open")
             if isinstance(message, Done):
+                await backlog.wait_drained()
                 session.entries_applied(needed())
             for event in session.receive(message):
                 if isinstance(event, PeerHeads):
@@ -674,30 +729,57 @@ class Replication:
                     st.notify()
                     state.has_db = True
                 elif isinstance(event, ApplyEntries):
-                    await self._apply(st, peer, event.blocks)
-                    session.entries_applied(needed())
-                    self._emit(
-                        SyncProgress(
-                            "entries",
-                            db.cid,
-                            peer,
-                            entries_received=session.statistics().entries_received,
+                    entries = await self._verify(st, event.blocks)
+                    backlog.add()
+                    await to_apply.send((entries, sum(len(b) for _, b in event.blocks)))
+
+        async def applier(cancel: trio.CancelScope) -> None:
+            try:
+                async with applying:
+                    async for first_entries, first_size in applying:
+                        # Frames that queued up while the last commit ran are applied in
+                        # one transaction: commits are the costliest part of applying
+                        # (every dirty index page goes to the WAL each time).
+                        entries, size, frames = list(first_entries), first_size, 1
+                        while True:
+                            try:
+                                more, more_size = applying.receive_nowait()
+                            except trio.WouldBlock:
+                                break
+                            entries.extend(more)
+                            size += more_size
+                            frames += 1
+                        await self._store(st, peer, entries, size)
+                        session.entries_applied(needed())
+                        for _ in range(frames):
+                            backlog.done()
+                        wake.set()
+                        self._emit(
+                            SyncProgress(
+                                "entries",
+                                db.cid,
+                                peer,
+                                entries_received=session.statistics().entries_received,
+                            )
                         )
-                    )
+            except OrbitstoreError as exc:
+                errors.append(exc)
+                cancel.cancel()
 
         async def receiver(cancel: trio.CancelScope) -> None:
             try:
-                for message in first:
-                    await handle(message)
-                    wake.set()
-                while not session.receiving_done:
-                    with trio.fail_after(config.idle_timeout):
-                        data = await stream.receive_some(_WRITE_BYTES)
-                    if not data:
-                        raise NetworkError("the peer ended the stream before the exchange did")
-                    for message in decoder.feed(data):
+                async with to_apply:
+                    for message in first:
                         await handle(message)
                         wake.set()
+                    while not session.receiving_done:
+                        with trio.fail_after(config.idle_timeout):
+                            data = await stream.receive_some(_WRITE_BYTES)
+                        if not data:
+                            raise NetworkError("the peer ended the stream before the exchange did")
+                        for message in decoder.feed(data):
+                            await handle(message)
+                            wake.set()
             except trio.TooSlowError:
                 errors.append(NetworkError("the peer went silent"))
                 cancel.cancel()
@@ -731,6 +813,7 @@ class Replication:
         with trio.move_on_after(config.session_timeout) as timeout:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(sender, nursery.cancel_scope)
+                nursery.start_soon(applier, nursery.cancel_scope)
                 await receiver(nursery.cancel_scope)
                 wake.set()
         if timeout.cancelled_caught:

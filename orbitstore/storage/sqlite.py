@@ -144,14 +144,19 @@ class SqliteLogStore:
 
     def get_clocks(self, cids: Iterable[Cid]) -> dict[Cid, int]:
         """Clocks of the given CIDs that are stored entries of this log (one query per
-        500 CIDs instead of one per CID)."""
+        500 CIDs instead of one per CID).
+
+        CROSS JOIN fixes the join order (SQLite's documented way): look each CID up in
+        the ``blocks`` index, then its entry. Left to itself, the planner prefers to scan
+        every entry of the log (``log=?``) and probe the IN list: 50 ms per call at
+        100,000 entries instead of 2 ms, which made a bulk receive quadratic."""
         wanted = list(cids)
         found: dict[Cid, int] = {}
         conn = self._s._conn_()
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
             rows = conn.execute(
-                "SELECT b.cid, e.clock FROM blocks b JOIN entries e ON e.block = b.id"
+                "SELECT b.cid, e.clock FROM blocks b CROSS JOIN entries e ON e.block = b.id"
                 f" WHERE e.log=? AND b.cid IN ({','.join('?' * len(part))})",
                 (self._id, *(bytes(c) for c in part)),
             ).fetchall()

@@ -25,6 +25,16 @@ The walk stops as soon as the heap holds only known entries. The queue is revers
 ``target_frame_bytes``, then ``Done``. A fresh replica of N entries therefore catches up
 in a constant number of round trips, never one per DAG level.
 
+Rule 2a — a peer we share nothing with gets the whole log, streamed. When none of the
+peer's heads and ``have`` CIDs is in our log (a fresh replica says hello with no heads at
+all), the walk would mark nothing known and queue every entry: the answer is the whole
+log in total order, which is exactly what the reader's ``iter_blocks`` yields. So we skip
+the walk and stream ``iter_blocks`` into frames as they are asked for: the first frame
+leaves at once instead of after a walk that reads and decodes every entry of the log.
+Entries appended while the stream runs may or may not be in it (announcements and the
+next anti-entropy round carry them); every CID streamed is marked known, as if walked,
+and entries the peer sent us in this session are known too, so they are not echoed back.
+
 Rule 3 — wants. Once the peer's round ended (its ``Done``) and what it sent has been
 applied, we send ``Want{cids}`` with what the log still needs and we have not asked this
 peer for yet, or ``Want{}`` (empty) when we need nothing more from it. A non-empty want
@@ -45,7 +55,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,6 +84,10 @@ class LogReader(Protocol):
     def heads(self) -> frozenset[Cid]: ...
 
     def get(self, cid: Cid) -> Entry | None: ...
+
+    def iter_blocks(self) -> Iterator[tuple[Cid, bytes]]:
+        """Every entry as ``(cid, block)``, in total order (parents before children)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,9 +175,12 @@ class SyncSession:
         # in hand; keeping them saves reading and decoding every entry a second time
         # when the frames are built (half of the sender's time in a catch-up).
         self._send_queue: deque[tuple[Cid, bytes]] = deque()
+        # Rule 2a: the whole log, read lazily as frames are built (sent after the queue).
+        self._stream: Iterator[tuple[Cid, bytes]] | None = None
         self._rounds_to_close = 0  # Done messages we still owe the peer
         self._peer_hello: Hello | None = None
         self._known: set[Cid] = set()  # entries the peer holds (or we sent it)
+        self._received: set[Cid] = set()  # entries the peer sent us in this session
         self._peer_dones = 0
         self._dones_expected = 1  # the peer's first round, plus one per non-empty Want
         self._needed: frozenset[Cid] = frozenset()
@@ -208,6 +225,7 @@ class SyncSession:
         self._failed = True
         self._outbox.clear()
         self._send_queue.clear()
+        self._stream = None
         return Error(code=code, message=message[:1024])
 
     # -- outputs ------------------------------------------------------------------------
@@ -218,6 +236,8 @@ class SyncSession:
             return None
         if self._outbox:
             return self._count_out(self._outbox.popleft())
+        if self._stream is not None:
+            self._top_up()
         if self._send_queue:
             return self._count_out(self._next_entries())
         if self._rounds_to_close:
@@ -240,6 +260,7 @@ class SyncSession:
             and self._we_satisfied
             and not self._outbox
             and not self._send_queue
+            and self._stream is None
             and not self._rounds_to_close
         )
 
@@ -298,6 +319,9 @@ class SyncSession:
                 raise ProtocolError("peer sent entries outside of a round")
             self._stats["er"] += len(message.blocks)
             self._stats["br"] += message.size
+            # The peer holds what it sends: never stream it back (Rule 2a). Kept apart
+            # from _known, whose entries seed every later walk.
+            self._received.update(cid for cid, _ in message.blocks)
             return [ApplyEntries(message.blocks)] if message.blocks else []
         if isinstance(message, Done):
             if self._peer_dones >= self._dones_expected:
@@ -351,8 +375,34 @@ class SyncSession:
     def _on_hello(self, hello: Hello) -> None:
         for cid in (*hello.heads, *hello.have):
             self._known.add(cid)
-        self._plan(sorted(self._reader.heads))
+        reader = self._reader
+        if any(reader.get(cid) is not None for cid in self._known):
+            self._plan(sorted(reader.heads))
+        else:  # Rule 2a: nothing in common, so the walk would queue the whole log
+            self._stream = reader.iter_blocks()
         self._rounds_to_close += 1
+
+    def _top_up(self) -> None:
+        """Read the Rule 2a stream into the send queue until it holds more than a full
+        frame (or the stream ends)."""
+        stream = self._stream
+        assert stream is not None
+        limits = self.frame_limits
+        queue = self._send_queue
+        if len(queue) > limits.max_blocks_per_frame:
+            return
+        size = sum(entries_overhead(len(block)) for _, block in queue)
+        known = self._known
+        received = self._received
+        for cid, block in stream:
+            if cid in received:  # the peer sent it to us in this session
+                continue
+            queue.append((cid, block))
+            known.add(cid)
+            size += entries_overhead(len(block))
+            if size > limits.target_frame_bytes or len(queue) > limits.max_blocks_per_frame:
+                return
+        self._stream = None
 
     def _answer_want(self, cids: tuple[Cid, ...]) -> None:
         self._plan(sorted(set(cids)), wanted=True)
