@@ -22,6 +22,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from multiaddr import Multiaddr
 
 from orbitstore.errors import InvalidValueError, NetworkError
+from orbitstore.net._libp2p_conn import install_connection_guard
 from orbitstore.net.libp2p_config import Libp2pConfig
 from orbitstore.net.transport import PeerId
 
@@ -109,6 +110,12 @@ def build_host(config: Libp2pConfig, key_pair: KeyPair) -> IHost:
         connection_config=ConnectionConfig(max_connections_per_peer=1),
         enable_mDNS=config.mdns,
         announce_addrs=[Multiaddr(a) for a in config.announce_addresses] or None,
+    )
+    install_connection_guard(
+        host,
+        write_timeout=config.write_timeout,
+        keepalive_interval=config.keepalive_interval,
+        keepalive_timeout=config.keepalive_timeout,
     )
     network = host.get_network()
     if isinstance(network, Swarm):
