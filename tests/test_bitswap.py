@@ -386,6 +386,25 @@ async def test_a_failing_block_store_ends_the_stream_not_the_transport() -> None
     assert blocks_of(replies) == [ENTRY.block]
 
 
+class BuggyStore:
+    def get(self, cid: Cid) -> bytes | None:
+        raise RuntimeError("a bug in the block source")
+
+
+async def test_an_unexpected_error_resets_the_stream_is_counted_and_serving_goes_on() -> None:
+    async with serving(our_store()) as server, raw_client(server) as client:
+        server.serve_blocks(BuggyStore())
+        stream = await client.open()
+        await stream.write(frame(wants(ENTRY.cid)))
+        with trio.fail_after(10):
+            assert await read_exactly(stream, 1) is None  # reset
+        stats = server.bitswap_statistics()
+        assert (stats.internal_errors, stats.streams_reset) == (1, 1)
+        server.serve_blocks(our_store())
+        replies = await client.exchange(wants(ENTRY.cid))
+    assert blocks_of(replies) == [ENTRY.block]
+
+
 async def test_an_idle_stream_is_reset() -> None:
     config = BitswapConfig(enabled=True, stream_idle_timeout=0.2)
     async with serving(our_store(), config) as server, raw_client(server) as client:

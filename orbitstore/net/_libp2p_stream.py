@@ -29,6 +29,7 @@ Cancellation (``trio.fail_after`` around a call, a cancelled nursery) is safe:
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import trio
 from libp2p.abc import INetStream
@@ -44,6 +45,31 @@ _CLEANUP_TIMEOUT = 5.0
 # A read of data already buffered takes microseconds plus one window-update frame (bounded
 # by Libp2pConfig.write_timeout); this is the backstop if the library blocks anyway.
 _BUFFERED_READ_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandlerStatistics:
+    """What the transport's inbound plumbing saw (``Libp2pTransport.handler_statistics``).
+    A handler error is an unexpected exception (a bug): it is logged with the peer, that
+    peer's stream is reset, and the transport carries on."""
+
+    inbound_streams: int = 0
+    stream_handler_errors: int = 0
+    peer_handler_errors: int = 0
+
+
+@dataclass
+class HandlerCounters:
+    inbound_streams: int = 0
+    stream_handler_errors: int = 0
+    peer_handler_errors: int = 0
+
+    def snapshot(self) -> HandlerStatistics:
+        return HandlerStatistics(
+            inbound_streams=self.inbound_streams,
+            stream_handler_errors=self.stream_handler_errors,
+            peer_handler_errors=self.peer_handler_errors,
+        )
 
 
 def translate_stream_error(exc: Exception, what: str, peer: PeerId) -> NetworkError:

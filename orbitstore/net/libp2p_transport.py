@@ -67,7 +67,7 @@ from orbitstore.net._libp2p_host import (
     parse_peer_id,
     quiet_libp2p_logging,
 )
-from orbitstore.net._libp2p_stream import Libp2pStream
+from orbitstore.net._libp2p_stream import HandlerCounters, HandlerStatistics, Libp2pStream
 from orbitstore.net._peer_key import load_or_create_peer_key
 from orbitstore.net.libp2p_config import (
     SYNC_PROTOCOL_ID,
@@ -121,6 +121,7 @@ class Libp2pTransport:
         self._disconnect_events: dict[ID, trio.Event] = {}
         self._connect_waiters: dict[ID, trio.Event] = {}
         self._maintained: set[str] = set()
+        self._handler_stats = HandlerCounters()
         self._closed = False
         host.set_stream_handler(TProtocol(SYNC_PROTOCOL_ID), self._on_inbound_stream)
 
@@ -281,6 +282,9 @@ class Libp2pTransport:
             await handler(peer.to_base58())
         except (NetworkError, InvalidDataError) as exc:
             logger.info("peer handler failed for %s: %s", peer, exc)
+        except Exception:  # remote boundary: a failing handler must not stop the events
+            logger.exception("peer handler failed unexpectedly for %s", peer)
+            self._handler_stats.peer_handler_errors += 1
 
     async def _on_mdns_peer(self, info: PeerInfo) -> None:
         """Dial a peer mDNS found (zeroconf re-announces it, so a failure is retried)."""
@@ -327,14 +331,26 @@ class Libp2pTransport:
         self._nursery.start_soon(self._run_stream_handler, handler, stream)
 
     async def _run_stream_handler(self, handler: StreamHandler, stream: Libp2pStream) -> None:
+        self._handler_stats.inbound_streams += 1
         try:
             await handler(stream)
         except (NetworkError, InvalidDataError) as exc:
             # The peer's fault or the network's; the protocol has already reacted.
             logger.info("sync stream from %s ended with %s", stream.remote_peer, exc)
             await stream.reset()
+        except trio.Cancelled:
+            await stream.reset()  # the peer must not take what we sent for a whole reply
+            raise
+        except Exception:  # remote boundary: one peer's stream must not stop the node
+            logger.exception("sync stream from %s failed unexpectedly; reset", stream.remote_peer)
+            self._handler_stats.stream_handler_errors += 1
+            await stream.reset()
         finally:
             await stream.close()
+
+    def handler_statistics(self) -> HandlerStatistics:
+        """Inbound sync streams and handler failures so far."""
+        return self._handler_stats.snapshot()
 
     # --- gossip ----------------------------------------------------------------------------------
 
@@ -504,6 +520,7 @@ __all__ = [
     "BlockSource",
     "GossipConfig",
     "GossipStatistics",
+    "HandlerStatistics",
     "Libp2pConfig",
     "Libp2pTransport",
     "Provider",
