@@ -7,7 +7,7 @@ unusable; and a dead connection (frozen peer) was never noticed."""
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -142,3 +142,42 @@ async def test_write_that_cannot_finish_closes_the_connection() -> None:
                 await a.wait_disconnected(peer.peer_id)
         finally:
             peer.process.send_signal(signal.SIGCONT)
+
+
+async def test_corrupted_connection_is_noticed_closed_and_redialled() -> None:
+    """Half a Yamux frame on the wire (what a cut write used to produce) desynchronises
+    the peer's muxer. Keep-alive notices: the connection is closed on both sides, the
+    disconnected handlers fire, and a redial carries streams again."""
+    config = Libp2pConfig(keepalive_interval=0.5, keepalive_timeout=1.5)
+    async with loopback(config) as a, loopback(config) as b:
+        b.set_stream_handler(_sink_or_echo)
+        gone = {a.peer_id: trio.Event(), b.peer_id: trio.Event()}
+
+        async def ignore(_peer: str) -> None:
+            await trio.lowlevel.checkpoint()
+
+        for transport in (a, b):
+            transport.set_peer_handlers(connected=ignore, disconnected=_setter(gone))
+        await a.connect(b.listen_addresses()[0])
+        [conn] = a.host.get_network().get_connections_map()[b.host.get_id()]
+        # A DATA header announcing 1000 bytes on stream 1, then 10 of them.
+        await conn.muxed_conn.secured_conn.write(
+            bytes([0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 3, 232]) + bytes(10)
+        )
+        # Well before the library's own 15 s timeout for a DATA frame body.
+        with trio.fail_after(10):
+            await gone[b.peer_id].wait()  # a noticed
+            await gone[a.peer_id].wait()  # b noticed
+        assert b.peer_id not in a.connected_peers()
+        with trio.fail_after(DEADLINE):
+            await a.connect(b.listen_addresses()[0])
+            assert await _echo(a, b.peer_id, b"again") == b"again"
+
+
+def _setter(events: dict[str, trio.Event]) -> Callable[[str], Awaitable[None]]:
+    async def disconnected(peer: str) -> None:
+        if peer in events:
+            events[peer].set()
+        await trio.lowlevel.checkpoint()
+
+    return disconnected

@@ -144,6 +144,28 @@ class GuardedYamux(Yamux):
                 await close_swarm_connections(swarm, self.peer_id, only=self)
 
 
+def is_broken(muxed: object) -> bool:
+    """Whether a swarm connection's muxer can no longer carry streams: declared dead by
+    the guard, or shutting down / closed while the swarm still lists it."""
+    if isinstance(muxed, GuardedYamux) and muxed.is_dead:
+        return True
+    if isinstance(muxed, Yamux):
+        return muxed.event_shutting_down.is_set() or muxed.is_closed
+    return False
+
+
+async def close_broken_connections(swarm: Swarm, peer: ID) -> bool:
+    """Close the swarm's connections to ``peer`` whose muxer :func:`is_broken`, so the
+    peer leaves the table and its ``disconnected`` notification fires; True if any."""
+    found = False
+    for conn in list(swarm.get_connections_map().get(peer, [])):
+        if is_broken(getattr(conn, "muxed_conn", None)):
+            found = True
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT):
+                await conn.close()
+    return found
+
+
 async def close_swarm_connections(swarm: Swarm, peer: ID, *, only: IMuxedConn | None) -> None:
     """Close the swarm's connections to ``peer`` (just the one over ``only`` if given)."""
     for conn in list(swarm.get_connections_map().get(peer, [])):

@@ -57,6 +57,7 @@ from orbitstore.errors import (
     UsageError,
 )
 from orbitstore.net._libp2p_bitswap import BitswapServer, BitswapStatistics
+from orbitstore.net._libp2p_conn import close_broken_connections, is_broken
 from orbitstore.net._libp2p_discovery import DhtService, MdnsListener, Provider, RelayService
 from orbitstore.net._libp2p_gossip import GossipService, GossipStatistics
 from orbitstore.net._libp2p_host import (
@@ -164,6 +165,8 @@ class Libp2pTransport:
         network = self._host.get_network()
         if isinstance(network, Swarm):
             network.unblock_peer(info.peer_id)
+            # The library would hand back a dead connection as "connected": drop it first.
+            await close_broken_connections(network, info.peer_id)
         try:
             with trio.fail_after(self._config.connect_timeout):
                 await self._host.connect(info)
@@ -190,10 +193,12 @@ class Libp2pTransport:
             raise PeerUnavailableError(f"relayed dial to {peer} failed: {exc}", peer=peer) from exc
 
     def connected_peers(self) -> set[PeerId]:
+        """Peers with a working connection (a dead one that is still being closed does
+        not count, so reconnect loops redial at once)."""
         return {
             peer.to_base58()
             for peer, conns in self._host.get_network().get_connections_map().items()
-            if conns
+            if any(not is_broken(getattr(conn, "muxed_conn", None)) for conn in conns)
         }
 
     def keep_connected(self, address: str) -> None:
@@ -311,6 +316,9 @@ class Libp2pTransport:
         except trio.TooSlowError as exc:
             raise NetworkError(f"opening a sync stream to {peer} timed out", peer=peer) from exc
         except (*_DIAL_ERRORS, StreamError) as exc:
+            network = self._host.get_network()
+            if isinstance(network, Swarm):
+                await close_broken_connections(network, pid)
             if peer not in self.connected_peers():
                 raise PeerUnavailableError(
                     f"cannot open a sync stream to {peer}: not connected ({exc})", peer=peer
