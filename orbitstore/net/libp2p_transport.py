@@ -332,7 +332,7 @@ class Libp2pTransport:
     async def _on_inbound_stream(self, raw: INetStream) -> None:
         handler = self._stream_handler
         if handler is None or self._closed:
-            await raw.reset()
+            await Libp2pStream(raw, write_chunk_size=self._config.write_chunk_size).reset()
             return
         stream = Libp2pStream(raw, write_chunk_size=self._config.write_chunk_size)
         # Run the handler in our nursery, not the library's: its lifetime is ours.
