@@ -341,7 +341,7 @@ class MemoryNetwork:
 
     def _connect(self, a: PeerId, b: PeerId) -> None:
         if a == b:
-            raise PeerUnavailableError("cannot connect to ourselves")
+            raise InvalidValueError(f"mem/{a} is our own address")  # like libp2p
         if not self.reachable(a, b):
             raise PeerUnavailableError(f"peer {b} is unreachable from {a}")
         link = frozenset((a, b))

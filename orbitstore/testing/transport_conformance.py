@@ -27,7 +27,14 @@ from typing import Any
 
 import trio
 
-from orbitstore.errors import ClosedError, NetworkError, PeerUnavailableError, ProtocolError
+from orbitstore.errors import (
+    ClosedError,
+    InvalidValueError,
+    NetworkError,
+    PeerUnavailableError,
+    ProtocolError,
+    UsageError,
+)
 from orbitstore.net.transport import PeerId, Stream, Transport
 
 TransportFactory = Callable[[], AbstractAsyncContextManager[Any]]
@@ -434,6 +441,36 @@ async def check_cancelled_receive_loses_nothing(factory: TransportFactory) -> No
         assert bytes(received) == payload, "bytes were lost or reordered by a cancelled read"
 
 
+async def check_usage_errors(factory: TransportFactory) -> None:
+    """Dialling our own address and asking for fewer than one byte are the caller's
+    mistakes (UsageError), not network failures; the transport stays usable."""
+
+    async def echo(stream: Stream) -> None:
+        await stream.send_all(await _receive_all(stream))
+
+    async with factory() as a, factory() as b:
+        b.set_stream_handler(echo)
+        try:
+            await a.connect(a.listen_addresses()[0])
+        except UsageError:
+            pass
+        else:
+            raise AssertionError("connect() to our own address succeeded")
+        await _connect(a, b)
+        with trio.fail_after(DEADLINE):
+            stream = await a.open_stream(b.peer_id)
+            for bad in (0, -1):
+                try:
+                    await stream.receive_some(bad)
+                except InvalidValueError:
+                    pass
+                else:
+                    raise AssertionError(f"receive_some({bad}) did not raise InvalidValueError")
+            await stream.send_all(b"still fine")
+            await stream.close()
+            assert await _receive_all(stream) == b"still fine"
+
+
 async def check_handler_end_closes_and_failure_resets(factory: TransportFactory) -> None:
     """When a stream handler returns, its stream is closed (the opener reads EOF); when
     it raises ProtocolError (the peer's fault), the stream is reset (the opener's read
@@ -473,6 +510,7 @@ CHECKS: list[Check] = [
     check_cancelled_send_resets_only_that_stream,
     check_cancelled_receive_loses_nothing,
     check_handler_end_closes_and_failure_resets,
+    check_usage_errors,
     check_peer_callbacks,
     check_gossip,
     check_gossip_unsubscribe,
