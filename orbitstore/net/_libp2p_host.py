@@ -153,3 +153,19 @@ def check_ports_free(config: Libp2pConfig) -> None:
                 probe.bind((str(addr.value_for_protocol(names[0])), port))
             except OSError as exc:
                 raise NetworkError(f"cannot listen on {text}: {exc.strerror}") from exc
+
+
+def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one non-cancellation leaf of an exception group, or None if there is not
+    exactly one (py-libp2p nests every service in its own nursery)."""
+    errors: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            errors.append(exc)
+    if len(errors) != 1 or isinstance(errors[0], trio.Cancelled):
+        return None
+    return errors[0]

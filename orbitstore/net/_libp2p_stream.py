@@ -29,6 +29,7 @@ Cancellation (``trio.fail_after`` around a call, a cancelled nursery) is safe:
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 
 import trio
@@ -37,8 +38,16 @@ from libp2p.network.stream.exceptions import StreamEOF, StreamError, StreamReset
 from libp2p.stream_muxer.exceptions import MuxedConnUnavailable
 from libp2p.stream_muxer.yamux.yamux import YamuxStream
 
-from orbitstore.errors import ClosedError, InvalidValueError, NetworkError, StreamResetError
-from orbitstore.net.transport import PeerId
+from orbitstore.errors import (
+    ClosedError,
+    InvalidDataError,
+    InvalidValueError,
+    NetworkError,
+    StreamResetError,
+)
+from orbitstore.net.transport import PeerId, StreamHandler
+
+logger = logging.getLogger("orbitstore.net.libp2p")
 
 # close() and reset() write one frame each; bound them even on a stuck connection.
 _CLEANUP_TIMEOUT = 5.0
@@ -180,3 +189,26 @@ class Libp2pStream:
             contextlib.suppress(StreamError, MuxedConnUnavailable),
         ):
             await self._stream.reset()
+
+
+async def run_stream_handler(
+    handler: StreamHandler, stream: Libp2pStream, counters: HandlerCounters
+) -> None:
+    """Run an inbound stream's handler at the remote boundary: close the stream when it
+    returns, reset it when it fails (logged with the peer; a bug is also counted)."""
+    counters.inbound_streams += 1
+    try:
+        await handler(stream)
+    except (NetworkError, InvalidDataError) as exc:
+        # The peer's fault or the network's; the protocol has already reacted.
+        logger.info("sync stream from %s ended with %s", stream.remote_peer, exc)
+        await stream.reset()
+    except trio.Cancelled:
+        await stream.reset()  # the peer must not take what we sent for a whole reply
+        raise
+    except Exception:  # remote boundary: one peer's stream must not stop the node
+        logger.exception("sync stream from %s failed unexpectedly; reset", stream.remote_peer)
+        counters.stream_handler_errors += 1
+        await stream.reset()
+    finally:
+        await stream.close()

@@ -67,8 +67,14 @@ from orbitstore.net._libp2p_host import (
     parse_peer_address,
     parse_peer_id,
     quiet_libp2p_logging,
+    single_error,
 )
-from orbitstore.net._libp2p_stream import HandlerCounters, HandlerStatistics, Libp2pStream
+from orbitstore.net._libp2p_stream import (
+    HandlerCounters,
+    HandlerStatistics,
+    Libp2pStream,
+    run_stream_handler,
+)
 from orbitstore.net._peer_key import load_or_create_peer_key
 from orbitstore.net.libp2p_config import (
     SYNC_PROTOCOL_ID,
@@ -339,22 +345,7 @@ class Libp2pTransport:
         self._nursery.start_soon(self._run_stream_handler, handler, stream)
 
     async def _run_stream_handler(self, handler: StreamHandler, stream: Libp2pStream) -> None:
-        self._handler_stats.inbound_streams += 1
-        try:
-            await handler(stream)
-        except (NetworkError, InvalidDataError) as exc:
-            # The peer's fault or the network's; the protocol has already reacted.
-            logger.info("sync stream from %s ended with %s", stream.remote_peer, exc)
-            await stream.reset()
-        except trio.Cancelled:
-            await stream.reset()  # the peer must not take what we sent for a whole reply
-            raise
-        except Exception:  # remote boundary: one peer's stream must not stop the node
-            logger.exception("sync stream from %s failed unexpectedly; reset", stream.remote_peer)
-            self._handler_stats.stream_handler_errors += 1
-            await stream.reset()
-        finally:
-            await stream.close()
+        await run_stream_handler(handler, stream, self._handler_stats)
 
     def handler_statistics(self) -> HandlerStatistics:
         """Inbound sync streams and handler failures so far."""
@@ -501,24 +492,10 @@ async def open_libp2p_transport(
         # py-libp2p nests every service in its own nursery, so one error (ours, or the
         # caller's from the body of the ``async with``) comes out wrapped several levels
         # deep. Hand back the error itself when there is exactly one.
-        leaf = _single_error(group)
+        leaf = single_error(group)
         if leaf is None:
             raise
         raise leaf from None
-
-
-def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    errors: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            errors.append(exc)
-    if len(errors) != 1 or isinstance(errors[0], trio.Cancelled):
-        return None
-    return errors[0]
 
 
 __all__ = [
