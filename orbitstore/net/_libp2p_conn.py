@@ -19,6 +19,8 @@ gossip, identify, Bitswap, the DHT):
 * **A frame write is never cut.** :meth:`GuardedYamux._write_frame` writes each frame
   under a *shielded* cancel scope with its own deadline (``Libp2pConfig.write_timeout``).
   A cancellation that arrives meanwhile takes effect right after the frame is out.
+  Waiting for the connection's write lock (other streams' frames ahead of ours) stays
+  cancellable and does not count against the deadline: nothing is written yet.
 * **A frame that cannot be written in time kills the connection.** When the deadline
   passes the frame may be half out, so the connection is closed (socket, streams, swarm
   table, ``disconnected`` callbacks) and the write raises; a redial starts clean.
@@ -87,11 +89,12 @@ class GuardedYamux(Yamux):
 
     async def _write_frame(self, data: bytes) -> None:
         """Write one whole frame, or close the connection (see the module docstring)."""
-        if self._orbit_dead:
-            raise RawConnError(f"connection to {self.peer_id} is dead")
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + self._orbit_write_timeout
-            async with self._write_lock:
+        # Waiting for the frames of other streams is cancellable: nothing is written yet.
+        async with self._write_lock:
+            if self._orbit_dead:
+                raise RawConnError(f"connection to {self.peer_id} is dead")
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self._orbit_write_timeout
                 await self.secured_conn.write(data)
         if scope.cancelled_caught:
             self.declare_dead(f"a frame write did not finish in {self._orbit_write_timeout} s")

@@ -234,10 +234,11 @@ class Libp2pConfig:
     # replica can become once the network heals.
     reconnect_initial_delay: float = 0.5
     reconnect_max_delay: float = 30.0
-    # Writing one Yamux frame (at most 64 KiB) to the socket, including the wait for
+    # Writing one Yamux frame (at most 64 KiB) to the socket, not counting the wait for
     # other streams' frames ahead of it. Frame writes are never cut by a cancellation
     # (a cut frame corrupts the whole connection); one that cannot finish in this time
-    # means the peer or the network is stuck, and the connection is closed.
+    # (a link slower than ~6 KB/s, a peer that stopped reading its socket) means the
+    # peer or the network is stuck, and the connection is closed.
     write_timeout: float = 10.0
     # Keep-alive: a Yamux ping every keepalive_interval seconds; a connection whose pong
     # does not come back within keepalive_timeout is dead and closed (its peer leaves
