@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"node directory (default: ${DEFAULT_HOME_ENV} or ~/.local/share/orbitstore)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON lines for scripts")
+    parser.add_argument(
+        "--version", action="version", version=f"orbitstore {_version()}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = sub.add_parser(
@@ -128,7 +131,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="show how each table is read, not the rows"
     )
     query.set_defaults(handler="query")
+    _global_options_anywhere(parser)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("orbitstore")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _global_options_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--home`` and ``--json`` follow the command too (``orbitstore kv get s k --json``).
+
+    Each subcommand gets copies whose default is SUPPRESS, so a value given before the
+    command is kept unless the same option is repeated after it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in set(action.choices.values()):
+            have = {s for a in child._actions for s in a.option_strings}
+            if "--home" not in have:
+                child.add_argument(
+                    "--home", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                )
+            if "--json" not in have:
+                child.add_argument(
+                    "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                )
+            _global_options_anywhere(child)
 
 
 _Sub = argparse._SubParsersAction  # the type add_subparsers returns
