@@ -85,9 +85,9 @@ def _silence_stdout() -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from orbitstore.cli import commands, typed  # imported late: `--help` stays quick
+    from orbitstore.cli import archive, commands, typed  # imported late: `--help` stays quick
 
     name = "cmd_" + args.handler
-    handler = getattr(commands, name, None) or getattr(typed, name)
+    handler = next(getattr(m, name) for m in (commands, typed, archive) if hasattr(m, name))
     result: int = await handler(args, args.home or default_home(), Output(json_lines=args.json))
     return result

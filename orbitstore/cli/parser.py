@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="show how each table is read, not the rows"
     )
     query.set_defaults(handler="query")
+    _archive(sub)
     _global_options_anywhere(parser)
     return parser
 
@@ -266,3 +267,16 @@ def _ydoc(sub: _Sub[_Parser]) -> None:
     append.add_argument("string", help="the text to append")
     append.add_argument("--field", default="text", help="the root Text's name (default: text)")
     append.set_defaults(handler="ydoc_append")
+
+
+def _archive(sub: _Sub[_Parser]) -> None:
+    export = sub.add_parser(
+        "export", help="write a database's blocks to a CAR file (readable by IPFS tools)"
+    )
+    export.add_argument("name", help="local name or /orbitstore/<cid> address")
+    export.add_argument("file", help="the CAR file to write, or - for standard output")
+    export.set_defaults(handler="export")
+    imp = sub.add_parser("import", help="verify and store the database in a CAR file")
+    imp.add_argument("file", help="a CAR file made by `orbitstore export`, or - for stdin")
+    imp.add_argument("--name", help="also give the database this local name")
+    imp.set_defaults(handler="import")
