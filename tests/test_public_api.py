@@ -90,3 +90,16 @@ def test_import_is_cheap() -> None:
 
 def test_version() -> None:
     assert isinstance(orbitstore.__version__, str) and orbitstore.__version__
+
+
+def test_a_keyvalue_cli_command_imports_no_sql_or_yjs(tmp_path: Path) -> None:
+    """`kv get` must start fast: neither sqlglot (SQL) nor pycrdt (ydoc) nor libp2p."""
+    home = str(tmp_path / "node")
+    code = (
+        "import sys; from orbitstore.cli import main; "
+        f"main(['--home', {home!r}, 'kv', 'put', 's', 'k', '1']); "
+        "names = ('sqlglot', 'pycrdt', 'libp2p'); "
+        "print('heavy:' + ','.join(m for m in names if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "heavy:", done.stdout
