@@ -34,7 +34,8 @@ The connection's class is swapped for :class:`GuardedYamux` right after the muxe
 negotiated and before the swarm starts it, by wrapping the host's
 ``MuxerMultistream.new_conn`` (py-libp2p builds ``Yamux`` by name there, so passing a
 subclass in ``muxer_opt`` is ignored). Nothing global is patched: plain hosts in the same
-process are unaffected.
+process are unaffected. A connection to a peer that offers only Mplex (the library's
+fallback muxer) is not guarded.
 """
 
 from __future__ import annotations

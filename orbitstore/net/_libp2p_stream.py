@@ -121,12 +121,13 @@ class Libp2pStream:
             raise InvalidValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
         if self._eof:
             return b""
-        await self._wait_readable()
+        ready = await self._wait_readable()
         try:
             # Nothing to wait for any more: read what is buffered (and credit the peer's
             # window) without letting a cancellation drop the bytes on the floor.
-            with trio.CancelScope(shield=True) as scope:
-                scope.deadline = trio.current_time() + _BUFFERED_READ_TIMEOUT
+            with trio.CancelScope(shield=ready) as scope:
+                if ready:
+                    scope.deadline = trio.current_time() + _BUFFERED_READ_TIMEOUT
                 data = await self._stream.read(max_bytes)
             if scope.cancelled_caught:
                 raise NetworkError(f"receive_some: stream to {self._peer} stalled", peer=self._peer)
@@ -146,22 +147,23 @@ class Libp2pStream:
             self._eof = True
         return bytes(data[:max_bytes])
 
-    async def _wait_readable(self) -> None:
+    async def _wait_readable(self) -> bool:
         """Wait, cancellably, until a read would not block: data is buffered or the
-        stream has ended. Knows py-libp2p 0.8.1's Yamux internals; other muxers read
-        directly (and a cancelled read there may lose a chunk)."""
+        stream has ended; True then. Knows py-libp2p 0.8.1's Yamux internals; for other
+        muxers it returns False at once (their reads stay cancellable, and a cancelled
+        read there may lose a chunk)."""
         muxed = getattr(self._stream, "muxed_stream", None)
         if not isinstance(muxed, YamuxStream):
-            return
+            return False
         conn, sid = muxed.conn, muxed.stream_id
         while True:
             buffer = conn.stream_buffers.get(sid)
             event = conn.stream_events.get(sid)
             ended = muxed.recv_closed or muxed.reset_received or muxed.closed
             if buffer is None or buffer or ended or event is None:
-                return
+                return True
             if conn.event_shutting_down.is_set():
-                return
+                return True
             if event.is_set():  # a wake-up with nothing for us: wait for the next one
                 conn.stream_events[sid] = event = trio.Event()
             await event.wait()
