@@ -33,6 +33,7 @@ from orbitstore.node.types import database_class
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.keystore import Keystore
+from orbitstore.storage.lock import DirectoryLock
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.storage.sqlite import SqliteStore
 
@@ -271,6 +272,12 @@ async def open_node(
 ) -> AsyncIterator[Node]:
     """Open a node whose data lives in the directory ``path``.
 
+    One process owns a node directory: the node holds an exclusive OS lock on
+    ``<path>/orbitstore.lock`` (with its pid in it) from before it reads the keystore
+    until it has closed its store. A second opener, in this process or another, gets
+    :class:`~orbitstore.errors.NodeLockedError` naming the holder's pid: stop that
+    process, or talk to it through its API. The lock dies with the process.
+
     ``path=None`` keeps everything in memory (tests). Otherwise the directory holds
     ``orbitstore.sqlite`` (blocks, logs, views) and ``keystore.json`` (the node's key,
     created on first use, mode 0600).
@@ -285,6 +292,28 @@ async def open_node(
     database it opens; see ``node.replication``. A ``store`` passed in (instead of ``path``) is used
     as is and left open on exit, so a test can reopen a node on it after a "crash".
     """
+    if path is None or store is not None:
+        async with _open_node(path, config, identity, transport, store) as node:
+            yield node
+        return
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)  # OSError: the CLI says so, as before
+    lock = DirectoryLock.acquire(root)
+    try:
+        async with _open_node(path, config, identity, transport, store) as node:
+            yield node
+    finally:
+        lock.release()
+
+
+@asynccontextmanager
+async def _open_node(
+    path: str | Path | None,
+    config: NodeConfig | None,
+    identity: Identity | None,
+    transport: Transport | None,
+    store: NodeStore | None,
+) -> AsyncIterator[Node]:
     config = config or NodeConfig()
     owns_store = store is None
     if store is not None:
