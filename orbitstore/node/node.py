@@ -24,6 +24,7 @@ from orbitstore.errors import (
 )
 from orbitstore.net.transport import Transport
 from orbitstore.node.asof import Heads
+from orbitstore.node.check import CheckReport, Progress, check_store
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.discovery import ProviderDiscovery
@@ -248,6 +249,22 @@ class Node:
             raise ClosedError("the node is closed")
         catalog = self.queries.catalog_of(self._live())
         return self.queries.watch(sql, params, catalog, self._handles())
+
+    def check(self, *, repair: bool = False, progress: Progress | None = None) -> CheckReport:
+        """Verify everything this node stores: the SQLite file, every entry (hash,
+        signature, structure, parents, clock), the heads and the views; with ``repair``,
+        remove damaged entries (and their descendants, to be fetched again from peers),
+        fix the heads and rebuild the views. See :mod:`orbitstore.node.check`.
+
+        Blocking and O(size of the store). Repair needs every database closed."""
+        if self._closed:
+            raise ClosedError("the node is closed")
+        if repair and self._live():
+            raise UsageError(
+                "close the open databases before repairing: "
+                + ", ".join(sorted(d.name for d in self._live()))
+            )
+        return check_store(self.store, repair=repair, limits=self.config.limits, progress=progress)
 
     async def aclose(self) -> None:
         if self._closed:

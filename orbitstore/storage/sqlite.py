@@ -57,6 +57,7 @@ from orbitstore.core.entry import Entry
 from orbitstore.errors import (
     ClosedError,
     DecodeError,
+    InvalidCidError,
     StorageCorruptedError,
     StorageError,
 )
@@ -151,7 +152,7 @@ class SqliteBlockStore:
 
     def __iter__(self) -> Iterator[Cid]:
         rows = self._s._conn_().execute("SELECT cid FROM blocks").fetchall()
-        return (Cid(bytes(r[0])) for r in rows)
+        return (_stored_cid(r[0]) for r in rows)
 
 
 class SqliteLogStore:
@@ -218,7 +219,7 @@ class SqliteLogStore:
             .execute("SELECT cid, clock FROM heads WHERE log=?", (self._id,))
             .fetchall()
         )
-        return {Cid(bytes(c)): int(k) for c, k in rows}
+        return {_stored_cid(c): int(k) for c, k in rows}
 
     def add_entries(self, entries: Sequence[Entry]) -> None:
         conn = self._s._conn_()
@@ -271,7 +272,49 @@ class SqliteLogStore:
             if not rows:
                 return
             for n, cid, data in rows:
-                yield int(n), Cid(bytes(cid)), bytes(data)
+                yield int(n), _stored_cid(cid), bytes(data)
+
+    # -- check and repair (orbitstore check) --------------------------------------------
+
+    def missing_blocks(self) -> list[Cid]:
+        """Entries of this log whose block is gone (iteration skips them)."""
+        rows = (
+            self._s._conn_()
+            .execute(
+                "SELECT e.cid FROM entries e LEFT JOIN blocks b ON b.id = e.block"
+                " WHERE e.log=? AND b.id IS NULL ORDER BY e.seq",
+                (self._id,),
+            )
+            .fetchall()
+        )
+        return [_stored_cid(r[0]) for r in rows]
+
+    def remove_entries(self, cids: Iterable[Cid]) -> int:
+        """Forget entries (damaged ones and their descendants, so that sync fetches them
+        again): their rows, their blocks, and ``has_child`` recomputed. The caller sets
+        the heads and rebuilds the views. Returns how many entries were removed."""
+        raw = [bytes(c) for c in cids]
+        conn = self._s._conn_()
+        with self._s.transaction():
+            removed = 0
+            for i in range(0, len(raw), 500):
+                part = raw[i : i + 500]
+                marks = ",".join("?" * len(part))
+                cur = conn.execute(
+                    f"DELETE FROM entries WHERE log=? AND cid IN ({marks})", (self._id, *part)
+                )
+                removed += cur.rowcount
+                conn.execute(
+                    f"DELETE FROM blocks WHERE cid IN ({marks})"
+                    " AND id NOT IN (SELECT block FROM entries)",
+                    part,
+                )
+            conn.execute(
+                "UPDATE logs SET count=(SELECT count(*) FROM entries WHERE log=?) WHERE id=?",
+                (self._id, self._id),
+            )
+            mark_parents(conn, self._id)
+        return removed
 
     def iter_entries(
         self, *, reverse: bool = False, limit: int | None = None
@@ -291,7 +334,7 @@ class SqliteLogStore:
             if not rows:
                 return
             for cid, data in rows:
-                yield Cid(bytes(cid)), bytes(data)
+                yield _stored_cid(cid), bytes(data)
 
 
 class SqliteStore:
@@ -332,7 +375,11 @@ class SqliteStore:
         self._conn: Connection | None = conn
         self._blocks = SqliteBlockStore(self)
         #: What the open-time heads check repaired: {log id: (missing, extra)}.
-        self.repaired_heads = self._repair_heads()
+        self.repaired_heads: dict[int, tuple[int, int]] = {}
+        try:
+            self.repaired_heads = self._repair_heads()
+        except StorageError as exc:  # damaged: open anyway, so `orbitstore check` can run
+            _log.error("%s: the heads check failed; run `orbitstore check`: %s", self.path, exc)
 
     def _setup(self, conn: Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout={int(self.config.busy_timeout_ms)}")
@@ -365,7 +412,7 @@ class SqliteStore:
             params = (log_id,)
         found: dict[int, dict[Cid, int]] = {}
         for log, cid, clock in self._conn_().execute(sql, params).fetchall():
-            found.setdefault(int(log), {})[Cid(bytes(cid))] = int(clock)
+            found.setdefault(int(log), {})[_stored_cid(cid)] = int(clock)
         return found
 
     def _repair_heads(self) -> dict[int, tuple[int, int]]:
@@ -374,7 +421,7 @@ class SqliteStore:
         true = self.true_heads()
         stored: dict[int, dict[Cid, int]] = {}
         for log, cid, clock in conn.execute("SELECT log, cid, clock FROM heads").fetchall():
-            stored.setdefault(int(log), {})[Cid(bytes(cid))] = int(clock)
+            stored.setdefault(int(log), {})[_stored_cid(cid)] = int(clock)
         repaired: dict[int, tuple[int, int]] = {}
         for log in sorted(set(true) | set(stored)):
             want, have = true.get(log, {}), stored.get(log, {})
@@ -452,6 +499,17 @@ class SqliteStore:
         if quick != "ok":
             raise StorageCorruptedError(f"{self.path} fails SQLite's quick_check: {quick}")
 
+    def integrity_check(self, max_errors: int = 100) -> list[str]:
+        """SQLite's full ``integrity_check``: [] if the file is sound, else what is wrong
+        (at most ``max_errors`` lines). O(size)."""
+        rows = self._conn_().execute(f"PRAGMA integrity_check({int(max_errors)})").fetchall()
+        found = [str(r[0]) for r in rows]
+        return [] if found == ["ok"] else found
+
+    def reindex(self) -> None:
+        """Rebuild every index from its table (repairs index-only damage)."""
+        self._conn_().execute("REINDEX")
+
     @property
     def connection(self) -> Connection:
         """The raw connection, for the view tables that live in the same file."""
@@ -482,11 +540,11 @@ class SqliteStore:
 
     def get_name(self, name: str) -> Cid | None:
         row = self._conn_().execute("SELECT db FROM names WHERE name=?", (name,)).fetchone()
-        return None if row is None else Cid(bytes(row[0]))
+        return None if row is None else _stored_cid(row[0])
 
     def names(self) -> dict[str, Cid]:
         rows = self._conn_().execute("SELECT name, db FROM names ORDER BY name").fetchall()
-        return {n: Cid(bytes(d)) for n, d in rows}
+        return {n: _stored_cid(d) for n, d in rows}
 
     def get_checkpoint(self, db: Cid, view: str) -> int:
         log = self.log_store(db).log_id
@@ -507,7 +565,7 @@ class SqliteStore:
 
     def databases(self) -> list[Cid]:
         rows = self._conn_().execute("SELECT db FROM logs ORDER BY id").fetchall()
-        return [Cid(bytes(r[0])) for r in rows]
+        return [_stored_cid(r[0]) for r in rows]
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -524,6 +582,14 @@ class SqliteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stored_cid(raw: object) -> Cid:
+    """A CID read back from our own tables (StorageCorruptedError if it was damaged)."""
+    try:
+        return Cid(bytes(raw))  # type: ignore[call-overload]
+    except (InvalidCidError, TypeError) as exc:
+        raise StorageCorruptedError(f"a stored CID is damaged: {exc}") from exc
 
 
 def _migrate_2_to_3(conn: Connection) -> None:

@@ -8,7 +8,8 @@ that can reach the file — ``execute``, ``executemany``, ``executescript``, eac
 ``commit``, ``close``, ``serialize`` — and turn an ``sqlite3.Error`` into:
 
 - :class:`~orbitstore.errors.StorageCorruptedError` for ``SQLITE_CORRUPT`` ("database
-  disk image is malformed") and ``SQLITE_NOTADB`` ("file is not a database");
+  disk image is malformed"), ``SQLITE_NOTADB`` ("file is not a database") and stored
+  text that is no longer UTF-8;
 - :class:`~orbitstore.errors.StorageError` for everything else (I/O, full disk, busy);
 
 always ``raise ... from exc``, so the cause is kept. Code above the adapter therefore
@@ -55,6 +56,12 @@ _SYSTEM = frozenset(
 )
 
 
+def _damaged(exc: sqlite3.Error) -> bool:
+    """SQLite's corruption codes, or text that is no longer UTF-8 (sqlite3 itself raises
+    that one, without a code, when it converts a damaged TEXT value)."""
+    return primary_code(exc) in _CORRUPT or "could not decode to utf-8" in str(exc).lower()
+
+
 def primary_code(exc: sqlite3.Error) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
     return code & 0xFF if isinstance(code, int) else None
@@ -62,9 +69,8 @@ def primary_code(exc: sqlite3.Error) -> int | None:
 
 def translate(exc: sqlite3.Error, where: str) -> StorageError:
     """The storage error for an sqlite3 error raised while working on ``where``."""
-    code = primary_code(exc)
     name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
-    if code in _CORRUPT:
+    if _damaged(exc):
         return StorageCorruptedError(
             f"{where} is damaged ({exc}); run `orbitstore check` (see docs/failure-model.md)",
             sqlite=name,
@@ -85,7 +91,7 @@ class Connection(sqlite3.Connection):
             code = primary_code(exc)
             if code == sqlite3.SQLITE_INTERRUPT:
                 return QueryLimitError(f"the query ran longer than its {budget:g} s budget")
-            if code not in _CORRUPT and code not in _SYSTEM:
+            if code not in _SYSTEM and not _damaged(exc):
                 return QueryError(f"the query cannot run: {exc}")
         return translate(exc, self.label)
 
