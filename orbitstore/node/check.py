@@ -47,7 +47,6 @@ from orbitstore.storage.base import NodeStore, SeqLogStore
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.storage.views import reset_view_rows, view_rows
 from orbitstore.views.base import SnapshotView, View
-from orbitstore.views.ydoc import YDocView
 
 #: ``progress(phase, done, total)``: called as the check goes (total 0 when unknown).
 Progress = Callable[[str, int, int], None]
@@ -312,7 +311,10 @@ def _compare_view(store: NodeStore, db: Cid, manifest: Manifest, scan: _Log) -> 
     try:
         fresh = make_view(scratch, db, manifest)
         _fold(fresh, entries)
-        if isinstance(live, YDocView) and isinstance(fresh, YDocView):
+        if manifest.type == "ydoc":
+            from orbitstore.views.ydoc import YDocView  # pycrdt: only for ydoc databases
+
+            assert isinstance(live, YDocView) and isinstance(fresh, YDocView)
             same = live.snapshot() == fresh.snapshot()
         else:
             same = view_rows(store, store.log_store(db).log_id) == view_rows(

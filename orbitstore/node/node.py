@@ -24,7 +24,6 @@ from orbitstore.errors import (
 )
 from orbitstore.net.transport import Transport
 from orbitstore.node.asof import Heads
-from orbitstore.node.check import CheckReport, Progress, check_store
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.discovery import ProviderDiscovery
@@ -40,6 +39,7 @@ from orbitstore.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from orbitstore.net.libp2p_transport import Libp2pTransport
+    from orbitstore.node.check import CheckReport, Progress
 
 STORE_FILE = "orbitstore.sqlite"
 KEYSTORE_FILE = "keystore.json"
@@ -257,6 +257,8 @@ class Node:
         fix the heads and rebuild the views. See :mod:`orbitstore.node.check`.
 
         Blocking and O(size of the store). Repair needs every database closed."""
+        from orbitstore.node.check import check_store  # only for `check`: keeps open quick
+
         if self._closed:
             raise ClosedError("the node is closed")
         if repair and self._live():
