@@ -174,3 +174,28 @@ async def test_a_damaged_entry_is_removed_and_fetched_again_from_a_peer(tmp_path
     assert check_store(again).problems == ()
     again.close()
     writer_store.close()
+
+
+async def test_a_memory_node_is_checked_and_repaired_too() -> None:
+    async with open_node() as node:
+        db = await node.open("kv", type="keyvalue")
+        await db.put("a", 1)
+        await db.put("b", 2)
+        cid = db.cid
+        await db.close()
+        assert node.check().problems == ()
+        node.store.log_store(cid).set_heads({})
+        report = node.check()
+        assert [p.kind for p in report.problems] == ["heads"] and not report.ok
+        assert node.check(repair=True).ok
+        assert node.check().problems == ()
+        assert len(node.store.log_store(cid).get_heads()) == 1
+
+
+async def test_heads_repaired_on_open_are_reported_by_check(tmp_path: Path) -> None:
+    await _fill(tmp_path)
+    _sql(tmp_path, "DELETE FROM heads")
+    async with open_node(tmp_path) as node:
+        report = node.check()
+    assert report.ok and len(report.problems) == 6
+    assert all(p.kind == "heads" and p.repaired for p in report.problems)

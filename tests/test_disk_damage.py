@@ -14,7 +14,6 @@ import shutil
 import sqlite3
 import traceback
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -201,16 +200,18 @@ def _store(store: SqliteStore, b: Battery) -> None:
 
 async def _battery(home: Path) -> tuple[Battery, Any]:
     b = Battery()
+    opening = open_node(home)
+    node = await b.arun(opening.__aenter__)
+    if node is None:
+        return b, None
     report = None
-    async with AsyncExitStack() as stack:
-        node = await b.arun(lambda: stack.enter_async_context(open_node(home)))
-        if node is None:
-            return b, None
+    try:
         b.run(node.databases)
         report = b.run(node.check)
         await _databases(node, b)
         _store(node.store, b)
-        stack.push_async_callback(lambda: b.arun(node.aclose))
+    finally:
+        await b.arun(lambda: opening.__aexit__(None, None, None))
     return b, report
 
 

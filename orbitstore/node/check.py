@@ -125,6 +125,15 @@ def check_store(
     integrity = _integrity(store, repair)
     problems.extend(integrity)
     say("integrity", 1, 1)
+    for log_id, (hidden, wrong) in getattr(store, "repaired_heads", {}).items():
+        problems.append(
+            Problem(
+                kind="heads",
+                message=f"log {log_id}: the stored heads hid {hidden} true head(s) and named"
+                f" {wrong} wrong one(s); repaired when the store was opened",
+                repaired=True,
+            )
+        )
     try:
         databases = store.databases()
     except StorageError as exc:

@@ -19,6 +19,7 @@ from orbitstore.errors import (
     InvalidDataError,
     NotFoundError,
     StorageCorruptedError,
+    StorageError,
     UsageError,
     WrongDatabaseTypeError,
 )
@@ -269,15 +270,26 @@ class Node:
         return check_store(self.store, repair=repair, limits=self.config.limits, progress=progress)
 
     async def aclose(self) -> None:
+        """Close every database, then the store — all of them even if one fails (a
+        damaged disk): the first StorageError is raised once everything is closed."""
         if self._closed:
             return
-        for database in self._open.values():
-            await database.close()
-        self._open.clear()
         self._closed = True
-        self.queries.close()
-        if self._owns_store:
-            self.store.close()
+        failed: StorageError | None = None
+        for database in self._open.values():
+            try:
+                await database.close()
+            except StorageError as exc:
+                failed = failed or exc
+        self._open.clear()
+        try:
+            self.queries.close()
+            if self._owns_store:
+                self.store.close()
+        except StorageError as exc:
+            failed = failed or exc
+        if failed is not None:
+            raise failed
 
 
 @asynccontextmanager
