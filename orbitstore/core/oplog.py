@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from orbitstore.core.access import AccessController
 from orbitstore.core.cid import Cid
@@ -58,6 +58,9 @@ from orbitstore.errors import (
     WriteNotAllowedError,
     WrongDatabaseError,
 )
+
+PayloadSealer: TypeAlias = Callable[[Any, int, Sequence[Cid]], Any]
+"""``seal(payload, clock, next) -> stored payload`` (see :meth:`OpLog.append_many`)."""
 
 # Entries held while their parents are missing. 100k entries of ~600 bytes is ~60 MB in
 # the worst case; a replica catching up receives parents first, so this rarely fills.
@@ -202,8 +205,18 @@ class OpLog:
         """Sign and store a new entry on the current heads."""
         return self.append_many([payload], ts=ts)[0]
 
-    def append_many(self, payloads: Iterable[Any], *, ts: int | None = None) -> list[Entry]:
-        """Append several entries as a chain (each on the previous one)."""
+    def append_many(
+        self,
+        payloads: Iterable[Any],
+        *,
+        ts: int | None = None,
+        seal: PayloadSealer | None = None,
+    ) -> list[Entry]:
+        """Append several entries as a chain (each on the previous one).
+
+        With ``seal``, each payload is replaced by ``seal(payload, clock, next)`` once the
+        entry's clock and parents are known (encrypted databases bind them into the AAD).
+        """
         identity = self.identity
         if identity is None:
             raise UsageError("this log was opened without an identity and is read-only")
@@ -215,12 +228,13 @@ class OpLog:
         heads = self._heads
         created: list[Entry] = []
         for payload in payloads:
+            clock, parents = next_clock(heads.values()), list(heads)
             entry = Entry.create(
                 identity,
                 db=self.db,
-                clock=next_clock(heads.values()),
-                next=list(heads),
-                payload=payload,
+                clock=clock,
+                next=parents,
+                payload=payload if seal is None else seal(payload, clock, parents),
                 ts=ts,
                 limits=self.limits,
             )

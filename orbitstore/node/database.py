@@ -28,8 +28,10 @@ import trio
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
-from orbitstore.core.oplog import OpLog, ReceiveResult, Rejection
+from orbitstore.core.oplog import OpLog, PayloadSealer, ReceiveResult, Rejection
 from orbitstore.errors import ClosedError, InvalidValueError, UsageError
+from orbitstore.node.encrypted import EncryptionMethods
+from orbitstore.node.encryption import DatabaseKeys
 from orbitstore.node.query import QueryMethods
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
 from orbitstore.storage.base import NodeStore
@@ -98,7 +100,7 @@ class DatabaseStatistics:
     subscribers: int
 
 
-class Database(QueryMethods):
+class Database(QueryMethods, EncryptionMethods):
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
@@ -119,6 +121,7 @@ class Database(QueryMethods):
         timestamps: bool = True,
         verify_threads: int = 1,
         view_factory: Callable[[NodeStore, Cid, Manifest], View] | None = None,
+        keys: DatabaseKeys | None = None,
     ) -> None:
         self.manifest = manifest
         self.cid = db
@@ -133,6 +136,8 @@ class Database(QueryMethods):
         self._lock = trio.Lock()
         self._closed = False
         self._subscribers: set[Subscription] = set()
+        # The keys of an encrypted database (see node/encryption.py); None in the clear.
+        self._keys = keys
         self._reapplied = self._catch_up()
         # Set by the node when it replicates this database (see node/replication.py).
         self._sync_waiter: Callable[[Database, str | None, float], Awaitable[None]] | None = None
@@ -170,6 +175,8 @@ class Database(QueryMethods):
 
     def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
         """Fold entries into the view (inside the caller's transaction)."""
+        if self._keys is not None:
+            entries = self._readable(entries, upto=self._store.log_store(self.cid).last_seq())
         if self._view is None:
             return [
                 change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
@@ -194,31 +201,70 @@ class Database(QueryMethods):
         else:
             self._store.set_checkpoint(self.cid, self._view.name, seq)
 
+    def _readable(self, entries: Sequence[Entry], *, upto: int) -> list[Entry]:
+        """An encrypted database's entries as its view folds them (node/encryption.py):
+        keys learned from ``entries`` first; entries stored up to arrival ``upto`` (not
+        in ``entries``) that a newly learned key opens are folded now too."""
+        keys = self._keys
+        assert keys is not None
+        learned = keys.learn(entries)
+        out = keys.readable(entries)
+        if learned:
+            batch = {e.cid for e in entries}
+            earlier = [
+                Entry.from_trusted_block(cid, block)
+                for seq, cid, block in self._store.log_store(self.cid).iter_since(0)
+                if seq <= upto and cid not in batch
+            ]
+            out = keys.readable(keys.sealed_under(learned, earlier)) + out
+        return out
+
+    def view_entries(self, entries: Sequence[Entry]) -> list[Entry]:
+        """``entries`` as the view sees them: unchanged in the clear; for an encrypted
+        database, opened with the keys this node holds now (reserved and unreadable
+        entries left out). Used to fold AS OF snapshots."""
+        return list(entries) if self._keys is None else self._keys.readable(entries)
+
     def _catch_up(self) -> int:
         """Apply entries that arrived after the view's checkpoint. Returns how many."""
-        if self._view is None:
-            return 0
         log_store = self._store.log_store(self.cid)
+        if self._view is None:
+            if self._keys is not None:  # no view: only the keys to learn again
+                self._keys.learn(self._log.traverse())
+            return 0
         if self._snapshots is not None:
             since = self._snapshots.checkpoint()
         else:
             since = self._store.get_checkpoint(self.cid, self._view.name)
+        if self._keys is not None:  # the keys the view's state already reflects
+            self._keys.learn(
+                Entry.from_trusted_block(cid, block)
+                for seq, cid, block in log_store.iter_since(0)
+                if seq <= since
+            )
         if since >= log_store.last_seq():
             return 0
         count = 0
         with self._store.transaction():
             batch: list[Entry] = []
-            for _, cid, block in log_store.iter_since(since):
+            upto = since
+            for seq, cid, block in log_store.iter_since(since):
                 batch.append(Entry.from_trusted_block(cid, block))
                 if len(batch) >= 1000:
-                    self._view.apply(batch, local=False)
+                    self._fold_caught_up(batch, upto)
                     count += len(batch)
-                    batch = []
+                    batch, upto = [], seq
             if batch:
-                self._view.apply(batch, local=False)
+                self._fold_caught_up(batch, upto)
                 count += len(batch)
             self._checkpoint(log_store.last_seq())
         return count
+
+    def _fold_caught_up(self, batch: Sequence[Entry], upto: int) -> None:
+        assert self._view is not None
+        self._view.apply(
+            batch if self._keys is None else self._readable(batch, upto=upto), local=False
+        )
 
     # -- writing --------------------------------------------------------------------------
 
@@ -230,11 +276,15 @@ class Database(QueryMethods):
         return (await self.append_many([payload]))[0]
 
     async def append_many(self, payloads: Iterable[Any]) -> list[Entry]:
-        """Append several entries in one transaction (one commit for all)."""
+        """Append several entries in one transaction (one commit for all). In an
+        encrypted database each payload is sealed (NotAMemberError without the key)."""
+        return await self._append(payloads, None if self._keys is None else self._keys.seal)
+
+    async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
         self._check()
         async with self._lock:
             with self._transaction():
-                entries = self._log.append_many(payloads, ts=self._ts())
+                entries = self._log.append_many(payloads, ts=self._ts(), seal=seal)
                 changes = self._apply(entries, local=True)
         self._publish(changes)
         return entries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from orbitstore.core import encryption as enc
 from orbitstore.core.access import StaticAccess
 from orbitstore.core.cid import Cid
 from orbitstore.core.identity import Identity
@@ -17,6 +19,7 @@ from orbitstore.core.oplog import OpLog
 from orbitstore.errors import (
     ClosedError,
     InvalidDataError,
+    InvalidValueError,
     NotFoundError,
     StorageCorruptedError,
     StorageError,
@@ -28,6 +31,7 @@ from orbitstore.node.asof import Heads
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.discovery import ProviderDiscovery
+from orbitstore.node.encryption import DatabaseKeys
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class
@@ -85,6 +89,7 @@ class Node:
         type: str = "log",
         write: Iterable[str] | None = None,
         meta: dict[str, object] | None = None,
+        encrypted: bool = False,
     ) -> Database:
         """Open a database by local name (created if new) or by ``/orbitstore/<cid>``.
 
@@ -99,9 +104,15 @@ class Node:
         peer for it (``ReplicationConfig.manifest_timeout``), verifies and stores the
         first answer, then opens and replicates as usual. With no transport, no peer, or
         no valid answer it raises NotFoundError saying how many peers were asked.
+
+        ``encrypted=True`` (for a new database) seals every payload under a database key
+        that only members hold; this node is its owner and first member, and adds others
+        with ``db.set_members(...)`` (see docs/encryption.md). Whether an existing
+        database is encrypted is read from its manifest.
         """
         if self._closed:
             raise ClosedError("the node is closed")
+        created = False
         if is_address(name_or_address):
             db = parse_address(name_or_address)
             manifest = await self._find_manifest(db)
@@ -112,13 +123,19 @@ class Node:
             if found is not None:
                 db, manifest = found, self._load_manifest(found)
             else:
+                if enc.META_KEY in (meta or {}):
+                    raise UsageError("use encrypted=True, not meta['encryption']")
                 database_class(type)[0].check_meta(meta or {})
+                full_meta = dict(meta or {})
+                if encrypted:
+                    full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
                 manifest = Manifest(
                     name=name_or_address,
                     type=type,
                     access=StaticAccess.of(write if write is not None else [self.id]),
-                    meta=dict(meta or {}),
+                    meta=full_meta,
                 )
+                created = True
                 db, block = manifest.to_block()
                 with self.store.transaction():
                     self.store.blocks.put(db, block)
@@ -140,6 +157,10 @@ class Node:
             limits=self.config.limits,
         )
         cls, make_view = database_class(manifest.type)
+        spec = _encryption_spec(manifest)
+        keys = None
+        if spec is not None:
+            keys = DatabaseKeys(db=db, spec=spec, identity=self.identity, random_bytes=os.urandom)
         database = cls(
             manifest=manifest,
             db=db,
@@ -149,9 +170,13 @@ class Node:
             timestamps=self.config.timestamps,
             verify_threads=self.config.verify_threads,
             view_factory=make_view,
+            keys=keys,
         )
         database._queries = self.queries
         self._open[db] = database
+        if created and keys is not None:  # the owner's key and the first epoch
+            await database.announce_key()
+            await database.set_members([self.id])
         if self.replication is not None:
             replication = self.replication
 
@@ -292,6 +317,15 @@ class Node:
             raise failed
 
 
+def _encryption_spec(manifest: Manifest) -> enc.EncryptionSpec | None:
+    try:
+        return enc.EncryptionSpec.from_meta(manifest.meta)
+    except InvalidValueError as exc:
+        raise StorageCorruptedError(
+            f"database {manifest.name!r} declares an encryption this node cannot use: {exc}"
+        ) from exc
+
+
 @asynccontextmanager
 async def open_node(
     path: str | Path | None = None,
@@ -355,8 +389,6 @@ async def _open_node(
     elif path is None:
         store = MemoryStore()
         if identity is None:
-            import os
-
             identity = Identity(os.urandom(32))
     else:
         root = Path(path)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.encryption import strip_meta
 from orbitstore.core.manifest import Manifest
 from orbitstore.errors import InvalidValueError
 from orbitstore.storage.base import NodeStore
@@ -44,7 +45,7 @@ def _documents() -> Handler:
     from orbitstore.views.documents import DocumentsOptions, DocumentsView
 
     def view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
-        options = DocumentsOptions.from_meta(manifest.meta)
+        options = DocumentsOptions.from_meta(strip_meta(manifest.meta))
         return DocumentsView(open_view_state(store, "documents", db), options)
 
     return Documents, view

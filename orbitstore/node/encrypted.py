@@ -1,0 +1,79 @@
+"""The encryption methods of a database handle (a mixin of :class:`Database`).
+
+See docs/encryption.md. In a database in the clear, ``encrypted`` is False and the
+other methods raise UsageError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from orbitstore.core import encryption as enc
+from orbitstore.core.entry import Entry
+from orbitstore.errors import InvalidDataError, InvalidValueError, UsageError
+
+if TYPE_CHECKING:
+    from orbitstore.core.oplog import PayloadSealer
+    from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
+
+
+class EncryptionMethods:
+    _keys: DatabaseKeys | None
+
+    async def _append(
+        self, payloads: Iterable[Any], seal: PayloadSealer | None
+    ) -> list[Entry]:  # pragma: no cover - implemented by Database
+        raise NotImplementedError
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether payloads of this database are sealed (``node.open(encrypted=True)``)."""
+        return self._keys is not None
+
+    def _require_keys(self) -> DatabaseKeys:
+        if self._keys is None:
+            raise UsageError("this database is not encrypted")
+        return self._keys
+
+    @property
+    def members(self) -> frozenset[str]:
+        """The members of the current key epoch (who can read new entries)."""
+        return self._require_keys().current_members
+
+    @property
+    def is_member(self) -> bool:
+        """Whether this node holds the current epoch key (can read new entries and write)."""
+        return self._require_keys().can_write()
+
+    def open_entry(self, entry: Entry) -> Any:
+        """The plaintext payload of a sealed entry. NotAMemberError without its epoch
+        key; DecryptionError if it does not open (tampered, or bound to another entry)."""
+        return self._require_keys().open(entry)
+
+    async def announce_key(self, announcement: dict[str, Any] | None = None) -> Entry | None:
+        """Publish this node's X25519 key for the database (or another member's
+        self-signed ``announcement``, from :func:`orbitstore.core.encryption.announcement`)
+        in the log, so the owner can seal keys to it. None if it is already there."""
+        keys = self._require_keys()
+        payload = keys.announcement() if announcement is None else announcement
+        if payload is None:
+            return None
+        if enc.classify(payload) != enc.ANNOUNCE:
+            raise InvalidValueError("not a key announcement")
+        try:
+            enc.parse_announcement(keys.db, payload[enc.ANNOUNCE])
+        except InvalidDataError as exc:  # a bad value handed to us by the caller
+            raise InvalidValueError(f"invalid key announcement: {exc}") from exc
+        return (await self._append([payload], None))[0]
+
+    async def set_members(self, members: Sequence[str]) -> Entry:
+        """Owner only: start a new key epoch readable by exactly ``members`` (each must
+        have announced its key). Entries written from now on are sealed under the new
+        key; members removed cannot read them. Members added read the history too."""
+        keys = self._require_keys()
+        sealer = keys.epoch_sealer(members)
+        return (await self._append([None], sealer))[0]
+
+    def encryption_statistics(self) -> EncryptionStatistics:
+        return self._require_keys().statistics()
