@@ -62,6 +62,8 @@ class Snapshottable(Protocol):
     @property
     def heads(self) -> frozenset[Cid]: ...
 
+    def view_entries(self, entries: Sequence[Entry]) -> list[Entry]: ...
+
     def fresh_view(self, store: NodeStore) -> View | None: ...
 
 
@@ -140,10 +142,10 @@ def fold_image(db: Snapshottable, heads: frozenset[Cid]) -> tuple[bytes, int]:
             for entry in db.log.traverse(heads):
                 batch.append(entry)
                 if len(batch) >= _FOLD_BATCH:
-                    view.apply(batch, local=False)
+                    view.apply(db.view_entries(batch), local=False)
                     batch = []
             if batch:
-                view.apply(batch, local=False)
+                view.apply(db.view_entries(batch), local=False)
         return scratch.serialize(), log_id
     finally:
         scratch.close()

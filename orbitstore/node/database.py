@@ -174,15 +174,25 @@ class Database(QueryMethods, EncryptionMethods):
     # -- views and checkpoints -----------------------------------------------------------
 
     def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
-        """Fold entries into the view (inside the caller's transaction)."""
+        """Fold entries into the view (inside the caller's transaction).
+
+        A local entry that changes no view state (a key announcement or epoch, an access
+        op) still yields a ``Change(kind="meta")``: subscribers, and the replication
+        announcer among them, learn of every local write.
+        """
+        stored = entries
         if self._keys is not None:
             entries = self._readable(entries, upto=self._store.log_store(self.cid).last_seq())
         if self._view is None:
-            return [
+            changes = [
                 change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
             ]
-        changes = self._view.apply(entries, local=local)
-        self._checkpoint(self._store.log_store(self.cid).last_seq())
+        else:
+            changes = self._view.apply(entries, local=local)
+            self._checkpoint(self._store.log_store(self.cid).last_seq())
+        if local and len(entries) < len(stored):
+            shown = {e.cid for e in entries}
+            changes += [change_for(e, "meta", local=True) for e in stored if e.cid not in shown]
         return changes
 
     def fresh_view(self, store: NodeStore) -> View | None:
