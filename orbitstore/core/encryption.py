@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import nacl.bindings
@@ -67,6 +68,8 @@ EPOCH: Final = "epoch"
 RESERVED: Final = frozenset({SEALED, ANNOUNCE, EPOCH})
 _PERSON: Final = b"orbitstore.kx.v1"  # BLAKE2b personalization: 16 bytes
 _ANNOUNCE_PURPOSE: Final = "orbitstore/key-announcement/v1"
+_AAD_TAG: Final = b"orbitstore/aad/v1"
+_AAD_KINDS: Final = frozenset({"data", "prior"})
 # Members per epoch entry: 2048 sealed keys of ~80 bytes plus dids stay under 512 KiB.
 MAX_MEMBERS: Final = 2048
 
@@ -171,19 +174,31 @@ def aad(
     """Associated data of a sealed payload: everything that places it in one entry.
 
     ``kind`` is ``"data"`` (an application payload) or ``"prior"`` (the earlier keys in
-    an epoch entry), so one can never be opened as the other.
+    an epoch entry), so one can never be opened as the other. The layout is a sequence
+    of length-prefixed parts (2-byte big-endian length, then the bytes): the tag
+    ``orbitstore/aad/v1``, ``kind``, the binary database CID, the binary epoch CID (empty
+    for ``prior``), the writer id (UTF-8), the clock (8 bytes big-endian), then each
+    parent's binary CID in ascending byte order. Every part is prefixed, so no two
+    different entries have the same AAD.
     """
-    return codec.encode(
-        {
-            "v": VERSION,
-            "db": db,
-            "kind": kind,
-            "epoch": epoch,
-            "clock": clock,
-            "next": sorted(set(next), key=bytes),
-            "writer": writer,
-        }
+    parents = sorted({bytes(c) for c in next})
+    return b"".join(
+        [_aad_prefix(kind, db, epoch, writer), b"\x00\x08", clock.to_bytes(8, "big")]
+        + [b"\x00\x24" + p if len(p) == 36 else _part(p) for p in parents]
     )
+
+
+def _part(data: bytes) -> bytes:
+    return len(data).to_bytes(2, "big") + data
+
+
+@lru_cache(maxsize=256)
+def _aad_prefix(kind: str, db: Cid, epoch: Cid | None, writer: str) -> bytes:
+    """The parts of an AAD that one writer repeats for every entry of an epoch."""
+    if kind not in _AAD_KINDS:
+        raise InvalidValueError(f"an AAD kind is one of {sorted(_AAD_KINDS)}")
+    parts = [_AAD_TAG, kind.encode(), bytes(db), b"" if epoch is None else bytes(epoch)]
+    return b"".join(_part(p) for p in [*parts, writer.encode()])
 
 
 def seal(key: bytes, plaintext: bytes, *, nonce: bytes, aad: bytes) -> bytes:

@@ -50,6 +50,8 @@ from orbitstore.errors import (
 logger = logging.getLogger("orbitstore.node.encryption")
 
 RandomBytes = Callable[[int], bytes]
+_MAX_SEALED = 100_000
+_NONE: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,9 @@ class DatabaseKeys:
         self._announced: dict[str, tuple[OrderKey, bytes]] = {}
         self._unreadable = 0
         self._invalid = 0
+        # Plaintexts of what this node sealed, by nonce (unique), until its view takes
+        # them: a local append need not open what it has just sealed. Bounded.
+        self._sealed: dict[bytes, Any] = {}
 
     # -- learning ---------------------------------------------------------------------
 
@@ -194,6 +199,12 @@ class DatabaseKeys:
                 continue
             if shape != enc.SEALED:
                 continue
+            body = entry.payload[enc.SEALED]
+            nonce = body.get("n") if isinstance(body, dict) else None
+            mine = self._sealed.pop(nonce, _NONE) if isinstance(nonce, bytes) else _NONE
+            if mine is not _NONE and entry.writer == self._identity.id:
+                out.append(entry.with_payload(mine))
+                continue
             if not self.can_open(entry):
                 self._unreadable += 1
                 continue
@@ -236,10 +247,14 @@ class DatabaseKeys:
         """The sealed-data payload of ``payload`` in the entry ``(clock, next)`` (an
         :data:`~orbitstore.core.oplog.PayloadSealer`)."""
         epoch, key = self._writing_epoch()
+        nonce = self._random(enc.NONCE_BYTES)
+        if len(self._sealed) >= _MAX_SEALED:  # appends that were rolled back
+            self._sealed.clear()
+        self._sealed[nonce] = payload
         return enc.seal_payload(
             key,
             payload,
-            nonce=self._random(enc.NONCE_BYTES),
+            nonce=nonce,
             db=self.db,
             epoch=epoch,
             writer=self._identity.id,
