@@ -14,12 +14,14 @@ commits. This module keeps every write in the transaction it belongs to.
 Rule 1 — one writer at a time. Every write holds the node's write lock (:meth:`locked`)
 for its transaction. A batch holds it from its start to its end, so other tasks' writes
 wait and run after it; they never join it, and never deadlock with it (the batch does
-not wait for them). A write made in the batch's own *context* — by the task that opened
-it, or a task started inside its block (trio copies context variables into new tasks)
-— is part of the batch and goes ahead.
+not wait for them). A write made *inside* the batch — by the task that opened it, or by
+a task of a nursery opened inside its block (structured concurrency: such tasks end
+before the block does) — is part of the batch and goes ahead. A task started from
+inside the block into a nursery that was already open (a long-lived service's) is not
+inside: it waits like any other.
 
 Rule 2 — levels. An open batch is a *level* with a lock of its own. Writes and nested
-batches in its context take the level's lock, so two tasks of one batch write in turn
+batches inside it take the level's lock, so two tasks of one batch write in turn
 and a nested batch in one task excludes the other task's writes until it ends. The
 node's lock is the root level. A lock its own task already holds is not taken again.
 
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from contextvars import ContextVar
 from typing import Any, Protocol
 
 import trio
@@ -83,12 +84,32 @@ class Frame:
 
 
 class _Level:
-    __slots__ = ("active", "lock", "parent")
+    """An open batch: its lock, the task that opened it, and the nurseries that task
+    had open before (tasks in those are not inside the batch)."""
 
-    def __init__(self, parent: _Level | None) -> None:
+    __slots__ = ("lock", "outside", "owner")
+
+    def __init__(self, owner: trio.lowlevel.Task | None) -> None:
         self.lock = trio.Lock()
-        self.parent = parent
-        self.active = True
+        self.owner = owner
+        self.outside = {id(n) for n in owner.child_nurseries} if owner is not None else set()
+
+    def contains(self, task: trio.lowlevel.Task) -> bool:
+        """True if ``task`` is the owner or runs in a nursery opened inside the batch."""
+        if self.owner is None:
+            return True  # the root level: every task
+        current: trio.lowlevel.Task | None = task
+        while current is not None:
+            if current is self.owner:
+                return True
+            nursery = current.parent_nursery
+            if nursery is None:
+                return False
+            parent = nursery.parent_task
+            if parent is self.owner:
+                return id(nursery) not in self.outside
+            current = parent
+        return False
 
 
 class NodeWrites:
@@ -97,20 +118,21 @@ class NodeWrites:
     def __init__(self, store: NodeStore) -> None:
         self._store = store
         self._root = _Level(None)
-        # One variable per node: a batch on one node says nothing about another's writes.
-        self._context: ContextVar[_Level | None] = ContextVar("orbitstore_batch", default=None)
+        self._levels: list[_Level] = []  # open batches, outermost first
         self._frames: list[Frame] = []
 
     def _level(self) -> _Level:
-        """The innermost open batch of the current context (the root level if none)."""
-        level = self._context.get()
-        while level is not None and not level.active:
-            level = level.parent
-        return level or self._root
+        """The innermost open batch the current task is inside (the root level if none)."""
+        if self._levels:
+            task = trio.lowlevel.current_task()
+            for level in reversed(self._levels):
+                if level.contains(task):
+                    return level
+        return self._root
 
     @property
     def in_batch(self) -> bool:
-        """True inside an open batch's context (Rule 1)."""
+        """True inside an open batch (Rule 1)."""
         return self._level() is not self._root
 
     @asynccontextmanager
@@ -171,13 +193,11 @@ class NodeWrites:
     async def batch(self) -> AsyncIterator[None]:
         """A level and a frame until the block exits: committed (outermost) or released
         (nested: a savepoint) if it ends normally, rolled back if it raises."""
-        parent = self._level()
         async with self.locked():
-            level = _Level(parent)
-            token = self._context.set(level)
+            level = _Level(trio.lowlevel.current_task())
+            self._levels.append(level)
             try:
                 with self.frame():
                     yield
             finally:
-                level.active = False
-                self._context.reset(token)
+                self._levels.remove(level)
