@@ -353,17 +353,14 @@ class Database(QueryMethods):
     def _restore_state(self, snapshot: LogSnapshot) -> None:
         """Called after a rollback: the log from its snapshot, the view reopened on the
         rolled-back store (a view's in-memory state, such as a ydoc's document, cannot be
-        undone; reopening it replays what its checkpoint lacks)."""
+        undone; reopening it replays what its checkpoint lacks). A ydoc's document is
+        then a new ``pycrdt.Doc``: local edits not committed on the old one are dropped,
+        since Yjs cannot apply them without the rolled-back updates they follow."""
         self._log.restore(snapshot)
         if self._view is not None and self._view_factory is not None and not self._closed:
-            old = self._view
             self._view = self._view_factory(self._store, self.cid, self.manifest)
             self._snapshots = self._view if isinstance(self._view, SnapshotView) else None
             self._catch_up()
-            self._view_replaced(old)
-
-    def _view_replaced(self, old: View) -> None:
-        """Hook: the view was reopened after a rollback (``old`` is the one replaced)."""
 
     # -- change notifications ------------------------------------------------------------
 
