@@ -31,6 +31,7 @@ from orbitstore.node.database import Database, Subscription
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.node import Node
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS
+from orbitstore.storage.memory import MemoryStore
 from orbitstore.views.base import Lagged
 from orbitstore.views.keyvalue import put_op
 
@@ -111,9 +112,15 @@ class Run:
         return new
 
 
-async def play(data: st.DataObject, home: Path) -> list[tuple[Any, ...]]:
+def opener(where: Path | MemoryStore) -> AbstractAsyncContextManager[Node]:
+    if isinstance(where, MemoryStore):
+        return open_node(store=where, identity=ME, config=CONFIG)
+    return open_node(where, identity=ME, config=CONFIG)
+
+
+async def play(data: st.DataObject, where: Path | MemoryStore) -> list[tuple[Any, ...]]:
     chains = [peer_chain(name, kind) for name, kind in DATABASES]
-    async with open_node(home, identity=ME, config=CONFIG) as node, AsyncExitStack() as subs:
+    async with opener(where) as node, AsyncExitStack() as subs:
         dbs = [await node.open(name, type=kind, write=["*"]) for name, kind in DATABASES]
         run = Run(node, dbs, [await subs.enter_async_context(d.subscribe()) for d in dbs])
         jobs_in, jobs_out = trio.open_memory_channel[tuple[int, list[Entry]]](100)
@@ -169,8 +176,8 @@ async def play(data: st.DataObject, home: Path) -> list[tuple[Any, ...]]:
         return [(*stored(db), db.log.pending_count, db.log.needed) for db in dbs]
 
 
-async def reopen(home: Path) -> list[tuple[Any, ...]]:
-    async with open_node(home, identity=ME, config=CONFIG) as node:
+async def reopen(where: Path | MemoryStore) -> list[tuple[Any, ...]]:
+    async with opener(where) as node:
         dbs = [await node.open(name, type=kind) for name, kind in DATABASES]
         return [stored(db) for db in dbs]
 
@@ -183,3 +190,13 @@ def test_memory_follows_the_store_through_any_interleaving(data: st.DataObject) 
         in_memory = trio.run(play, data, home)
         on_disk = trio.run(reopen, home)
     assert [state[:4] for state in in_memory] == on_disk
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_memory_store_rolls_back_alike(data: st.DataObject) -> None:
+    """The same on a memory node reopened on its store: its transactions roll back too
+    (view states are rebuilt from the log after a rollback)."""
+    store = MemoryStore()
+    in_memory = trio.run(play, data, store)
+    assert [state[:4] for state in in_memory] == trio.run(reopen, store)

@@ -162,6 +162,9 @@ class NodeWrites:
                 self._frames.remove(frame)
             for touched, snapshot in reversed(frame.touched.items()):
                 touched._restore_state(snapshot)
+            if self._frames:  # restored again if the enclosing frame rolls back too
+                for touched, snapshot in frame.touched.items():
+                    self._frames[-1].touched.setdefault(touched, snapshot)
             raise
         self._pop(frame)
         if self._frames:
