@@ -25,6 +25,7 @@ from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database, Subscription
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.node import Node
+from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS
 from orbitstore.node.ydoc import YDocument
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.sync.frames import Entries, Hello, encode_frame
@@ -280,3 +281,29 @@ async def test_a_frame_with_one_wrong_clock_is_refused_whole() -> None:
         assert node.replication is not None
         peers = [p for d in node.replication.statistics().databases for p in d.peers]
         assert [p.failures for p in peers if p.peer == "evil"] == [1]
+
+
+async def test_a_bulk_receive_does_not_skip_what_a_failing_batch_holds(tmp_path: Path) -> None:
+    """The pipelined receive filtered out entries it saw in the store — uncommitted ones
+    of another task's open batch, which then rolled back: they were lost."""
+    async with open_node(tmp_path, identity=ME, config=CONFIG) as node:
+        b = await node.open("b", write=["*"])
+        incoming = chain(b.cid, MIN_BLOCKS_FOR_THREADS + 10)
+        done = trio.Event()
+        async with trio.open_nursery() as n:
+
+            async def replicate() -> None:
+                await b.receive(blocks(incoming))
+                done.set()
+
+            with pytest.raises(Boom):
+                async with b.batch():
+                    await b.receive(blocks(incoming))
+                    assert len(b) == len(incoming)
+                    n.start_soon(replicate)
+                    await trio.testing.wait_all_tasks_blocked()
+                    raise Boom
+            with trio.fail_after(10):
+                await done.wait()
+        assert len(b) == len(incoming)
+        assert b.heads == {incoming[-1].cid}

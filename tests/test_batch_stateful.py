@@ -87,6 +87,8 @@ class Run:
     async def open_batch(self, i: int) -> None:
         cm = self.dbs[i].batch()
         await cm.__aenter__()
+        if not self.batches:  # what committed before the batch took the lock
+            self.collect()
         self.batches.append((cm, [set() for _ in self.dbs]))
 
     async def close_batch(self, fail: bool) -> None:
@@ -155,7 +157,6 @@ async def play(data: st.DataObject, where: Path | MemoryStore) -> list[tuple[Any
                         run.offered[i] |= {e.cid for e in entries}
                         await jobs_in.send((i, entries))
                 elif step == "open batch":
-                    run.collect()
                     await run.open_batch(i)
                 else:
                     await run.close_batch(fail=step == "fail batch")

@@ -255,7 +255,10 @@ class Database(QueryMethods):
                 result = self._log.receive(blocks)
                 frame.publish(self, self._apply(result.added, local=False))
             return result
-        unknown = set(self._log.missing(cid for cid, _ in blocks))
+        # Under the lock: another context's open batch may hold some of these entries
+        # uncommitted, and roll them back (this receive must then store them).
+        async with self._lock:
+            unknown = set(self._log.missing(cid for cid, _ in blocks))
         fresh = [(cid, block) for cid, block in blocks if cid in unknown]
         return await self._receive_pipelined(fresh)
 
@@ -264,9 +267,9 @@ class Database(QueryMethods):
 
         Verification (libsodium, GIL released) and applying (SQLite + view, on this
         thread) overlap, so a bulk receive runs at the speed of the slower of the two
-        rather than their sum. Each chunk commits on its own (inside a batch: is a
-        savepoint of it), holding the write lock only while it is applied: what was
-        applied stays applied if a later chunk fails.
+        rather than their sum. Each chunk is its own write (inside a batch, a savepoint
+        of it) and holds the write lock only while it is applied: what was applied
+        stays applied if a later chunk fails.
         """
         log = self._log
         chunks = [blocks[i : i + PIPELINE_CHUNK] for i in range(0, len(blocks), PIPELINE_CHUNK)]
