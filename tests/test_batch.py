@@ -20,6 +20,7 @@ from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest
+from orbitstore.errors import UsageError
 from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database, Subscription
@@ -307,3 +308,16 @@ async def test_a_bulk_receive_does_not_skip_what_a_failing_batch_holds(tmp_path:
                 await done.wait()
         assert len(b) == len(incoming)
         assert b.heads == {incoming[-1].cid}
+
+
+async def test_opening_a_database_inside_a_batch(tmp_path: Path) -> None:
+    """Opening writes to the store (name, log row, view catch-up); a rollback would
+    undo that under the new handle, so only already open databases can be opened."""
+    async with open_node(tmp_path, identity=ME, config=CONFIG) as node:
+        a = await node.open("a")
+        async with a.batch():
+            assert await node.open("a") is a
+            with pytest.raises(UsageError):
+                await node.open("new")
+        assert "new" not in node.databases()
+        await node.open("new")

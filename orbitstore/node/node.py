@@ -120,6 +120,7 @@ class Node:
                     meta=dict(meta or {}),
                 )
                 db, block = manifest.to_block()
+                self._check_not_in_batch(name_or_address)
                 async with self.writes.locked():
                     with self.store.transaction():
                         self.store.blocks.put(db, block)
@@ -134,6 +135,7 @@ class Node:
             existing = self._open.get(db)
             if existing is not None:
                 return existing
+            self._check_not_in_batch(name_or_address)
             database = self._construct(db, manifest)
         if self.replication is not None:
             replication = self.replication
@@ -146,6 +148,13 @@ class Node:
         if self.discovery is not None:
             self.discovery.add_database(database)
         return database
+
+    def _check_not_in_batch(self, name_or_address: str) -> None:
+        if self.writes.in_batch:  # a rollback would undo the store under the new handle
+            raise UsageError(
+                f"cannot open {name_or_address!r:.200} inside a batch: open databases before"
+                " the batch (an already open database can be opened again)"
+            )
 
     def _construct(self, db: Cid, manifest: Manifest) -> Database:
         log = OpLog(
