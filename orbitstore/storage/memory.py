@@ -79,7 +79,7 @@ class MemoryLogStore:
         self._clocks: dict[Cid, int] = {}
         self._order: list[tuple[int, str, bytes]] = []
         self._heads: dict[Cid, int] = {}
-        self._arrivals: list[Cid] = []  # index + 1 = seq
+        self._arrivals: list[Cid | None] = []  # index + 1 = seq; None: removed
         #: Set when a rollback removed entries (the store then drops the log's views).
         self.rolled_back = False
 
@@ -110,8 +110,9 @@ class MemoryLogStore:
 
     def _forget_since(self, arrived: int) -> None:
         """Undo :meth:`add_entries` back to ``arrived`` entries (a rollback)."""
-        gone = {bytes(c) for c in self._arrivals[arrived:]}
-        for cid in self._arrivals[arrived:]:
+        added = [c for c in self._arrivals[arrived:] if c is not None]
+        gone = {bytes(c) for c in added}
+        for cid in added:
             del self._clocks[cid]
         del self._arrivals[arrived:]
         self._order = [k for k in self._order if k[2] not in gone]
@@ -130,9 +131,44 @@ class MemoryLogStore:
     def iter_since(self, seq: int) -> Iterator[tuple[int, Cid, bytes]]:
         for n in range(seq, len(self._arrivals)):
             cid = self._arrivals[n]
+            if cid is None:
+                continue
             block = self._blocks.get(cid)
             assert block is not None
             yield n + 1, cid, block
+
+    def missing_blocks(self) -> list[Cid]:
+        return [c for c in self._arrivals if c is not None and c not in self._blocks._blocks]
+
+    def remove_entries(self, cids: Iterable[Cid]) -> int:
+        gone = set(cids) & self._clocks.keys()
+        undo = (
+            {c: self._clocks[c] for c in gone},
+            {c: self._blocks._blocks[c] for c in gone if c in self._blocks._blocks},
+            self._order,
+            self._arrivals,
+        )
+        for cid in gone:
+            del self._clocks[cid]
+            self._blocks._blocks.pop(cid, None)
+        self._order = [k for k in self._order if Cid(k[2]) not in gone]
+        # Arrival numbers stay: a removed entry leaves a hole, as in SQLite.
+        self._arrivals = [None if c in gone else c for c in self._arrivals]
+        if gone:
+            self._blocks._journal.record(lambda: self._unremove(*undo))
+        return len(gone)
+
+    def _unremove(
+        self,
+        clocks: dict[Cid, int],
+        blocks: dict[Cid, bytes],
+        order: list[tuple[int, str, bytes]],
+        arrivals: list[Cid | None],
+    ) -> None:
+        """Undo :meth:`remove_entries` (a rollback; later changes were undone first)."""
+        self._clocks.update(clocks)
+        self._blocks._blocks.update(blocks)
+        self._order, self._arrivals = order, arrivals
 
     def iter_entries(
         self, *, reverse: bool = False, limit: int | None = None
