@@ -68,3 +68,17 @@ def test_outer_failure_rolls_back_committed_savepoints(store: NodeStore) -> None
     with store.transaction():  # still usable
         log.add_entries(entries)
     assert log.count() == 3
+
+
+def test_a_rolled_back_removal_restores_the_entries(store: NodeStore) -> None:
+    db = manifest_cid()
+    log = store.log_store(db)
+    entries = make_entries(db, 4)
+    log.add_entries(entries)
+    before = ([c for c, _ in log.iter_entries()], list(log.iter_since(0)), log.count())
+    with pytest.raises(Boom), store.transaction():
+        assert log.remove_entries([entries[1].cid, entries[3].cid]) == 2
+        log.add_entries(entries[3:])
+        raise Boom
+    assert ([c for c, _ in log.iter_entries()], list(log.iter_since(0)), log.count()) == before
+    assert all(store.blocks.has(e.cid) for e in entries)
