@@ -199,3 +199,23 @@ async def test_tampered_entries_never_reach_the_view() -> None:
         assert keys is not None
         assert keys.readable([forged]) == []
         assert db.encryption_statistics().invalid == 1
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_a_rolled_back_rotation_is_forgotten() -> None:
+    async with open_node(identity=ALICE, config=CONFIG) as node:
+        db = await node.open("kv", type="keyvalue", write=WRITERS, encrypted=True)
+        assert isinstance(db, KeyValue)
+        await db.announce_key(enc.announcement(BOB, db.cid))
+        with pytest.raises(Boom):
+            async with db.batch():
+                await db.set_members([ALICE.id, BOB.id])
+                raise Boom
+        assert db.encryption_statistics().epochs == 1 and db.members == {ALICE.id}
+        entry = await db.put("k", 1)  # sealed under the epoch that is in the log
+        assert db.get("k") == 1
+        sealed = enc.parse_sealed(entry.payload[enc.SEALED])
+        assert db.log.has(sealed.epoch)

@@ -75,6 +75,11 @@ class _Epoch:
     members: frozenset[str]
 
 
+_KeysSnapshot = tuple[
+    dict[Cid, bytes], dict[Cid, _Epoch], "_Epoch | None", dict[str, tuple[OrderKey, bytes]]
+]
+
+
 class DatabaseKeys:
     """Epoch keys, announced exchange keys and the current epoch of one database."""
 
@@ -124,7 +129,7 @@ class DatabaseKeys:
         member, public = enc.parse_announcement(self.db, entry.payload[enc.ANNOUNCE])
         known = self._announced.get(member)
         if known is None or known[0] < entry.order_key:  # a newer announcement wins
-            self._announced[member] = (entry.order_key, public)
+            self._announced = {**self._announced, member: (entry.order_key, public)}
 
     def _learn_epoch(self, entry: Entry) -> set[Cid]:
         if entry.writer != self.spec.owner:
@@ -133,7 +138,7 @@ class DatabaseKeys:
             )
         body = enc.parse_epoch(entry.payload[enc.EPOCH])
         epoch = _Epoch(cid=entry.cid, order=entry.order_key, members=frozenset(body.keys))
-        self._epochs[entry.cid] = epoch
+        self._epochs = {**self._epochs, entry.cid: epoch}
         if self._current is None or self._current.order < epoch.order:
             self._current = epoch
         sealed = body.keys.get(self._identity.id)
@@ -153,12 +158,20 @@ class DatabaseKeys:
                 )
             )
         learned = {cid for cid in found if cid not in self._keys}
-        self._keys.update(found)
+        self._keys = {**self._keys, **found}
         return learned
 
     def _problem(self, entry: Entry, exc: InvalidDataError) -> None:
         self._invalid += 1
         logger.warning("encrypted database %s: entry %s skipped: %s", self.db, entry.cid, exc)
+
+    def snapshot(self) -> _KeysSnapshot:
+        """The learned state now, O(1): containers are replaced, never changed in place."""
+        return (self._keys, self._epochs, self._current, self._announced)
+
+    def restore(self, snapshot: _KeysSnapshot) -> None:
+        """Back to ``snapshot`` after the store rolled back the entries learned since."""
+        self._keys, self._epochs, self._current, self._announced = snapshot
 
     # -- reading ------------------------------------------------------------------------
 
