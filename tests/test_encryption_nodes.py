@@ -219,3 +219,15 @@ async def test_a_rolled_back_rotation_is_forgotten() -> None:
         assert db.get("k") == 1
         sealed = enc.parse_sealed(entry.payload[enc.SEALED])
         assert db.log.has(sealed.epoch)
+
+
+async def test_an_epoch_whose_key_does_not_open_is_not_made_current() -> None:
+    async with open_node(identity=ALICE, config=CONFIG) as node:
+        db = await node.open("kv", type="keyvalue", encrypted=True)
+        assert isinstance(db, KeyValue)
+        broken = enc.epoch_payload({ALICE.id: bytes(80)}, None)
+        await db._append([broken], None)  # as a buggy or forged owner device would
+        assert db.encryption_statistics().invalid == 1
+        assert db.is_member
+        await db.put("k", 1)  # still writable under the last epoch that opens
+        assert db.get("k") == 1

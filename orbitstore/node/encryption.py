@@ -138,27 +138,30 @@ class DatabaseKeys:
             )
         body = enc.parse_epoch(entry.payload[enc.EPOCH])
         epoch = _Epoch(cid=entry.cid, order=entry.order_key, members=frozenset(body.keys))
+        found: dict[Cid, bytes] = {}
+        sealed = body.keys.get(self._identity.id)
+        if sealed is not None and entry.cid not in self._keys:
+            # Opened before the epoch counts: one whose key does not open for us (a
+            # broken or forged box) is not made current here, or nobody could write.
+            key = enc.open_sealed_key(sealed, self._public, self._secret)
+            found[entry.cid] = key
+            if body.prior is not None:
+                found.update(
+                    enc.open_prior(
+                        key,
+                        body.prior,
+                        db=self.db,
+                        writer=entry.writer,
+                        clock=entry.clock,
+                        next=entry.next,
+                    )
+                )
         self._epochs = {**self._epochs, entry.cid: epoch}
         if self._current is None or self._current.order < epoch.order:
             self._current = epoch
-        sealed = body.keys.get(self._identity.id)
-        if sealed is None or entry.cid in self._keys:
-            return set()
-        key = enc.open_sealed_key(sealed, self._public, self._secret)
-        found = {entry.cid: key}
-        if body.prior is not None:
-            found.update(
-                enc.open_prior(
-                    key,
-                    body.prior,
-                    db=self.db,
-                    writer=entry.writer,
-                    clock=entry.clock,
-                    next=entry.next,
-                )
-            )
         learned = {cid for cid in found if cid not in self._keys}
-        self._keys = {**self._keys, **found}
+        if found:
+            self._keys = {**self._keys, **found}
         return learned
 
     def _problem(self, entry: Entry, exc: InvalidDataError) -> None:
