@@ -89,6 +89,7 @@ async def test_two_members_read_and_write_on_two_nodes(autojump_clock: trio.abc.
             assert b"from alice" not in block and b'bob"' not in block
         entry = next(e for e in b.log.traverse() if enc.classify(e.payload) == enc.SEALED)
         assert "from alice" in str(b.open_entry(entry))
+        assert any("from alice" in str(e.payload) for e in b.entries())  # opened for members
 
 
 async def test_reopen_learns_the_keys_again(tmp_path: object) -> None:
@@ -138,6 +139,7 @@ async def test_blind_replica_stores_and_serves_but_cannot_read(
         r = await replica(relay, a.address, "alice")
         assert len(r) == len(a) and r.heads == a.heads  # stored everything, verified
         assert list(r.items()) == [] and not r.is_member  # reads nothing
+        assert not any("secret" in str(e.payload) for e in r.entries())
         stats = r.encryption_statistics()
         assert stats.unreadable == 5 and stats.members == (ALICE.id, CAROL.id)
         sealed = next(e for e in r.log.traverse() if enc.classify(e.payload) == enc.SEALED)

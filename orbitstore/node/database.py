@@ -473,9 +473,12 @@ class Database(QueryMethods, EncryptionMethods):
         return self._log.get(Cid.parse(cid) if isinstance(cid, str) else cid)
 
     def entries(self, *, reverse: bool = False, limit: int | None = None) -> Iterator[Entry]:
-        """Entries in total order (oldest first; newest first with ``reverse``)."""
+        """Entries in total order (oldest first; newest first with ``reverse``). In an
+        encrypted database, entries this node can open carry their plaintext payload;
+        the others (key entries, and all of them on a blind replica) are as stored."""
         self._check()
-        return self._log.traverse(reverse=reverse, limit=limit)
+        found = self._log.traverse(reverse=reverse, limit=limit)
+        return found if self._keys is None else map(self._keys.opened, found)
 
     def statistics(self) -> DatabaseStatistics:
         return DatabaseStatistics(

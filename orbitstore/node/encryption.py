@@ -202,6 +202,15 @@ class DatabaseKeys:
             key, sealed, db=self.db, writer=entry.writer, clock=entry.clock, next=entry.next
         )
 
+    def opened(self, entry: Entry) -> Entry:
+        """``entry`` with its plaintext payload if this node can open it, else as is."""
+        if not self.can_open(entry):
+            return entry
+        try:
+            return entry.with_payload(self.open(entry))
+        except InvalidDataError:
+            return entry
+
     def readable(self, entries: Iterable[Entry]) -> list[Entry]:
         """What the view folds (see the module docstring)."""
         out: list[Entry] = []
