@@ -19,6 +19,7 @@ import binascii
 import hashlib
 from typing import Final
 
+from orbitstore.core.describe import describe as _describe
 from orbitstore.errors import InvalidCidError
 
 DAG_CBOR: Final = 0x71
@@ -68,15 +69,15 @@ class Cid:
     def parse(cls, text: str) -> Cid:
         """Parse the base32 text form (``b...``)."""
         if not isinstance(text, str) or not text.startswith("b") or text != text.lower():
-            raise InvalidCidError(f"not a base32 CIDv1 string: {text!r:.80}")
+            raise InvalidCidError(f"not a base32 CIDv1 string: {_describe(text)}")
         body = text[1:]
         try:
             raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
         except (binascii.Error, ValueError) as exc:
-            raise InvalidCidError(f"not a base32 CIDv1 string: {text!r:.80}") from exc
+            raise InvalidCidError(f"not a base32 CIDv1 string: {_describe(text)}") from exc
         cid = cls(raw)
         if str(cid) != text:  # non-canonical padding bits
-            raise InvalidCidError(f"non-canonical CID string: {text!r:.80}")
+            raise InvalidCidError(f"non-canonical CID string: {_describe(text)}")
         return cid
 
     @property

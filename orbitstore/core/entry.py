@@ -138,7 +138,9 @@ class Entry:
             raise InvalidValueError("db must be the CID of a manifest block")
         for link in (*next, *refs):
             if not isinstance(link, Cid) or link.codec != DAG_CBOR:
-                raise InvalidValueError(f"parents and refs must be entry CIDs, not {link!r:.80}")
+                raise InvalidValueError(
+                    f"parents and refs must be entry CIDs, not {codec.describe(link)}"
+                )
         fields: dict[str, Any] = {
             "v": VERSION,
             "db": db,
@@ -179,7 +181,9 @@ class Entry:
             )
         if bytes(cid) != _PREFIX_DAG_CBOR + hashlib.sha256(block).digest():
             raise HashMismatchError(f"block does not hash to {cid}")
-        return cls._verify(cid, block, codec.decode(block, check_nesting=False), limits)
+        # The payload may nest MAX_DEPTH levels inside the entry map.
+        fields = codec.decode(block, max_depth=codec.MAX_DEPTH + 1)
+        return cls._verify(cid, block, fields, limits)
 
     @classmethod
     def from_trusted_block(cls, cid: Cid, block: bytes) -> Entry:
@@ -196,7 +200,7 @@ class Entry:
             raise InvalidEntryError("an entry is a DAG-CBOR map")
         v = fields.get("v")
         if type(v) is not int or v != VERSION:  # not 1.0, not True
-            raise UnsupportedVersionError(f"unsupported entry version {v!r:.20}")
+            raise UnsupportedVersionError(f"unsupported entry version: {codec.describe(v)}")
         keys = fields.keys()
         if not keys >= _REQUIRED:
             raise InvalidEntryError(f"entry lacks fields {sorted(_REQUIRED - keys)}")
@@ -227,8 +231,6 @@ class Entry:
         if not isinstance(writer, str) or len(writer) > limits.max_writer_chars:
             raise InvalidEntryError("entry field 'writer' must be a did:key string")
         public_key_from_did(writer)  # InvalidWriterError
-        if not codec.payload_within_depth(fields["payload"]):
-            raise DecodeError(f"entry payload nests deeper than {codec.MAX_DEPTH} levels")
         sig = fields.pop("sig")
         if not isinstance(sig, bytes):
             raise InvalidEntryError("entry field 'sig' must be bytes")

@@ -336,7 +336,7 @@ def decode_body(body: bytes, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> Mess
             return NotFound(db=msg["db"])
     except InvalidValueError as exc:
         raise ProtocolError(f"invalid {kind} message: {exc.message}") from exc
-    raise ProtocolError(f"unknown message type {kind!r:.40}")
+    raise ProtocolError(f"unknown message type ({codec.describe(kind)})")
 
 
 class FrameDecoder:
