@@ -3,6 +3,7 @@
 Wire form (a DAG-CBOR map; keys sorted as DAG-CBOR requires: shorter first, then bytewise)::
 
     {
+      "n":       <bytes 16>,         optional: a nonce, so that two calls never make one entry
       "v":       1,                  format version
       "db":      <link>,             CID of the database manifest
       "ts":      <int>,              optional: writer's wall clock, ms since the Unix epoch
@@ -47,7 +48,9 @@ from orbitstore.errors import (
 
 VERSION: Final = 1
 _REQUIRED: Final = frozenset({"v", "db", "sig", "next", "clock", "writer", "payload"})
-_ALLOWED: Final = _REQUIRED | {"ts", "refs"}
+_ALLOWED: Final = _REQUIRED | {"ts", "refs", "n"}
+NONCE_LENGTH: Final = 16
+"""Bytes of the optional ``n`` field (see docs/wire-format.md for why it exists)."""
 _MAX_TS: Final = 2**53
 _MAX_CLOCK: Final = 2**53
 
@@ -81,6 +84,7 @@ class Entry:
         "clock",
         "db",
         "next",
+        "nonce",
         "payload",
         "refs",
         "sig",
@@ -98,6 +102,7 @@ class Entry:
     writer: str
     sig: bytes
     ts: int | None
+    nonce: bytes | None
 
     def __init__(self) -> None:  # pragma: no cover - guarded
         raise TypeError("use Entry.create(...) or Entry.from_block(...)")
@@ -116,6 +121,7 @@ class Entry:
         s(self, "writer", fields["writer"])
         s(self, "sig", fields["sig"])
         s(self, "ts", fields.get("ts"))
+        s(self, "nonce", fields.get("n"))
         return self
 
     @classmethod
@@ -129,9 +135,14 @@ class Entry:
         payload: Any,
         refs: Sequence[Cid] = (),
         ts: int | None = None,
+        nonce: bytes | None = None,
         limits: EntryLimits = DEFAULT_LIMITS,
     ) -> Entry:
-        """Build and sign a new entry. Raises UsageError subclasses on bad arguments."""
+        """Build and sign a new entry. Raises UsageError subclasses on bad arguments.
+
+        ``nonce`` (:data:`NONCE_LENGTH` random bytes, drawn by the caller: this module
+        has no randomness) makes the entry distinct from any other call's, even one by
+        the same writer on the same heads with the same payload and ``ts``."""
         if not isinstance(clock, int) or isinstance(clock, bool) or not 1 <= clock < _MAX_CLOCK:
             raise InvalidValueError("clock must be an integer >= 1")
         if not isinstance(db, Cid) or db.codec != DAG_CBOR:
@@ -159,6 +170,10 @@ class Entry:
             if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < _MAX_TS:
                 raise InvalidValueError("ts must be milliseconds since the epoch")
             fields["ts"] = ts
+        if nonce is not None:
+            if type(nonce) is not bytes or len(nonce) != NONCE_LENGTH:
+                raise InvalidValueError(f"nonce must be {NONCE_LENGTH} bytes")
+            fields["n"] = nonce
         codec.check_depth(payload)
         unsigned = codec.encode_checked(fields)
         fields["sig"] = identity.sign(unsigned)
@@ -227,6 +242,10 @@ class Entry:
             ts = fields["ts"]
             if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < _MAX_TS:
                 raise InvalidEntryError("entry field 'ts' must be milliseconds since the epoch")
+        if "n" in fields:
+            n = fields["n"]
+            if type(n) is not bytes or len(n) != NONCE_LENGTH:
+                raise InvalidEntryError(f"entry field 'n' must be {NONCE_LENGTH} bytes")
         writer = fields["writer"]
         if not isinstance(writer, str) or len(writer) > limits.max_writer_chars:
             raise InvalidEntryError("entry field 'writer' must be a did:key string")
