@@ -5,7 +5,7 @@ Wire form (a DAG-CBOR map; keys sorted as DAG-CBOR requires: shorter first, then
     {
       "n":       <bytes 16>,         optional: a nonce, so that two calls never make one entry
       "v":       1,                  format version
-      "db":      <link>,             CID of the database manifest
+      "db":      <link>,             CID of the database manifest (CIDv1 dag-cbor sha2-256)
       "ts":      <int>,              optional: writer's wall clock, ms since the Unix epoch
                                      (display only, never used to merge)
       "sig":     <bytes 64>,         Ed25519 over the encoding of this map without "sig"
@@ -14,6 +14,7 @@ Wire form (a DAG-CBOR map; keys sorted as DAG-CBOR requires: shorter first, then
       "clock":   <int>,              Lamport time: max(clock of next) + 1, or 1
       "writer":  "did:key:z6Mk...",  the Ed25519 public key that signed
       "payload": <any>               the operation; meaning is up to the database type
+                                     (its links may be any well-formed CID)
     }
 
 An :class:`Entry` can only be made by :meth:`Entry.create` (which signs) or
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from orbitstore.core import codec
-from orbitstore.core.cid import _PREFIX_DAG_CBOR, DAG_CBOR, Cid
+from orbitstore.core.cid import _PREFIX_DAG_CBOR, Cid
 from orbitstore.core.identity import Identity, public_key_from_did, verify
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.core.order import OrderKey
@@ -64,8 +65,11 @@ def _check_links(name: str, value: object, limit: int) -> tuple[Cid, ...]:
     for link in value:
         if not isinstance(link, Cid):
             raise InvalidEntryError(f"entry field {name!r} must hold only CID links")
-        if link.codec != DAG_CBOR:
-            raise InvalidParentsError(f"entry field {name!r} links a non-dag-cbor block")
+        if not link.is_entry_link:
+            raise InvalidParentsError(
+                f"entry field {name!r} holds an unsupported link ({link.kind}):"
+                " entries link entries, by CIDv1 dag-cbor sha2-256"
+            )
         raw = bytes(link)
         if raw <= prev:
             raise InvalidParentsError(
@@ -145,10 +149,10 @@ class Entry:
         the same writer on the same heads with the same payload and ``ts``."""
         if not isinstance(clock, int) or isinstance(clock, bool) or not 1 <= clock < _MAX_CLOCK:
             raise InvalidValueError("clock must be an integer >= 1")
-        if not isinstance(db, Cid) or db.codec != DAG_CBOR:
+        if not isinstance(db, Cid) or not db.is_entry_link:
             raise InvalidValueError("db must be the CID of a manifest block")
         for link in (*next, *refs):
-            if not isinstance(link, Cid) or link.codec != DAG_CBOR:
+            if not isinstance(link, Cid) or not link.is_entry_link:
                 raise InvalidValueError(
                     f"parents and refs must be entry CIDs, not {codec.describe(link)}"
                 )
@@ -224,6 +228,11 @@ class Entry:
         db = fields["db"]
         if not isinstance(db, Cid):
             raise InvalidEntryError("entry field 'db' must be a CID link")
+        if not db.is_entry_link:
+            raise InvalidEntryError(
+                f"entry field 'db' holds an unsupported link ({db.kind}):"
+                " a manifest is linked by CIDv1 dag-cbor sha2-256"
+            )
         clock = fields["clock"]
         if not isinstance(clock, int) or isinstance(clock, bool) or not 1 <= clock < _MAX_CLOCK:
             raise InvalidEntryError("entry field 'clock' must be an integer >= 1")

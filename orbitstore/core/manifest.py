@@ -115,8 +115,10 @@ def parse_address(address: str) -> Cid:
         raise InvalidAddressError(
             f"not an orbitstore address (expected /orbitstore/<cid>): {codec.describe(address)}"
         ) from exc
-    if cid.codec != 0x71:
-        raise InvalidAddressError("an address names a dag-cbor manifest block")
+    if not cid.is_entry_link:
+        raise InvalidAddressError(
+            f"an address names a manifest by CIDv1 dag-cbor sha2-256; {cid.kind} is unsupported"
+        )
     return cid
 
 

@@ -106,7 +106,10 @@ def from_libp2p_cid(cid: CIDObject | bytes) -> Cid:
     raw = cid if isinstance(cid, bytes) else getattr(cid, "buffer", None)
     if not isinstance(raw, bytes):
         raise InvalidCidError(f"not a CID: {describe(cid)}")
-    return Cid(raw)
+    ours = Cid(raw)
+    if not ours.is_block_cid:
+        raise InvalidCidError(f"unsupported CID for a block we hold ({ours.kind})")
+    return ours
 
 
 @dataclass(frozen=True, kw_only=True)
