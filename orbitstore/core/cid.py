@@ -123,19 +123,17 @@ class Cid:
             meta = None
         else:
             meta = _parse(raw)
-        s = object.__setattr__
-        s(self, "_bytes", raw)
-        s(self, "_str", None)
-        s(self, "_meta", meta)
+        _SET_BYTES(self, raw)
+        _SET_STR(self, None)
+        _SET_META(self, meta)
 
     @classmethod
     def _trusted(cls, raw: bytes) -> Cid:
         """Build without validation; only for CIDv1 sha2-256 dag-cbor/raw bytes made here."""
         self = object.__new__(cls)
-        s = object.__setattr__
-        s(self, "_bytes", raw)
-        s(self, "_str", None)
-        s(self, "_meta", None)
+        _SET_BYTES(self, raw)
+        _SET_STR(self, None)
+        _SET_META(self, None)
         return self
 
     @classmethod
@@ -226,7 +224,7 @@ class Cid:
                 s = b58encode(self._bytes)
             else:
                 s = "b" + base64.b32encode(self._bytes).decode("ascii").lower().rstrip("=")
-            object.__setattr__(self, "_str", s)
+            _SET_STR(self, s)
         return s
 
     def __repr__(self) -> str:
@@ -255,3 +253,9 @@ class Cid:
 
     def __reduce__(self) -> tuple[type[Cid], tuple[bytes]]:
         return (Cid, (self._bytes,))
+
+
+# The slots' own setters (Cid.__setattr__ refuses): cheaper than object.__setattr__.
+_SET_BYTES = Cid.__dict__["_bytes"].__set__
+_SET_STR = Cid.__dict__["_str"].__set__
+_SET_META = Cid.__dict__["_meta"].__set__

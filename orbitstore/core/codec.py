@@ -81,10 +81,6 @@ def _decoded_within_depth(value: Value, limit: int) -> bool:
         return _within_depth(value, limit)
 
 
-def _cid_from_tag(raw: bytes) -> Cid:
-    return Cid(raw)
-
-
 def check_depth(value: Value) -> None:
     """Raise InvalidValueError if ``value`` nests deeper than MAX_DEPTH or is cyclic."""
     if not _within_depth(value):
@@ -118,7 +114,7 @@ def decode(data: bytes, *, max_depth: int = MAX_DEPTH, check_nesting: bool = Tru
     before it stored them (never for anything from a peer, a file or a caller)."""
     data = bytes(data)
     try:
-        value = cbrrr.decode_dag_cbor(data, cid_ctor=_cid_from_tag)
+        value = cbrrr.decode_dag_cbor(data, cid_ctor=Cid)
     except InvalidCidError as exc:
         raise DecodeError(f"malformed CID link: {exc}") from exc
     except (cbrrr.CbrrrDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
