@@ -109,9 +109,10 @@ def _parse(raw: bytes) -> tuple[int, int, int]:
 class Cid:
     """An immutable, well-formed CID (v0 or v1). Ordered and hashed by its binary form."""
 
-    __slots__ = ("_bytes", "_meta", "_str")
+    __slots__ = ("_bytes", "_hash", "_meta", "_str")
 
     _bytes: bytes
+    _hash: int  # dict keys everywhere (heads, clocks, pending): a slot read, not a call
     _str: str | None
     # (codec, hash function, offset of the digest); None for the 36-byte CIDv1 sha2-256
     # dag-cbor/raw CIDs of the hot path, whose fields are at fixed places.
@@ -124,6 +125,7 @@ class Cid:
         else:
             meta = _parse(raw)
         _SET_BYTES(self, raw)
+        _SET_HASH(self, hash(raw))
         _SET_STR(self, None)
         _SET_META(self, meta)
 
@@ -132,6 +134,7 @@ class Cid:
         """Build without validation; only for CIDv1 sha2-256 dag-cbor/raw bytes made here."""
         self = object.__new__(cls)
         _SET_BYTES(self, raw)
+        _SET_HASH(self, hash(raw))
         _SET_STR(self, None)
         _SET_META(self, None)
         return self
@@ -231,7 +234,7 @@ class Cid:
         return f"Cid({str(self)!r})"
 
     def __hash__(self) -> int:
-        return hash(self._bytes)  # bytes cache their hash
+        return self._hash
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cid) and other._bytes == self._bytes
@@ -258,4 +261,5 @@ class Cid:
 # The slots' own setters (Cid.__setattr__ refuses): cheaper than object.__setattr__.
 _SET_BYTES = Cid.__dict__["_bytes"].__set__
 _SET_STR = Cid.__dict__["_str"].__set__
+_SET_HASH = Cid.__dict__["_hash"].__set__
 _SET_META = Cid.__dict__["_meta"].__set__
