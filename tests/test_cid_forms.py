@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from orbitstore.core import codec, dagjson
 from orbitstore.core.access import StaticAccess
+from orbitstore.core.car import CarReader, encode_header, encode_section
 from orbitstore.core.cid import DAG_PB, RAW, Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
@@ -206,3 +207,16 @@ def test_kind_names_the_form() -> None:
     assert Cid.for_block(b"").kind == "CIDv1 dag-cbor sha2-256"
     assert Cid(b"\x01\xa9\x02\x13\x40" + bytes(64)).kind == "CIDv1 dag-json sha2-512"
     assert Cid(b"\x01\x99\x01\x99\x01\x00").kind == "CIDv1 codec 0x99 hash 0x99"
+
+
+def test_car_reader_skips_blocks_of_other_cid_forms() -> None:
+    good = Cid.for_block(b"\xa0")  # an empty map
+    data = encode_header([good]) + b"".join(
+        encode_section(cid, block)
+        for cid, block in [(V0, b"dag-pb bytes"), (DAG_PB_V1, b"x"), (good, b"\xa0")]
+    )
+    data += encode_section(SHA512_DAG_CBOR, b"y")
+    reader = CarReader()
+    assert list(reader.feed(data)) == [(good, b"\xa0")]
+    reader.finish()
+    assert reader.skipped == 3
