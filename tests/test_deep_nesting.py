@@ -129,7 +129,7 @@ def test_arbitrary_nesting_in_any_field_gives_an_entry_or_a_typed_error(
     except InvalidDataError as exc:
         assert len(str(exc)) < 300
         return
-    assert entry.block == block and field == "payload"
+    assert entry.block == block  # only a value that is valid for its field gets here
 
 
 # --- frames and manifests --------------------------------------------------------------
