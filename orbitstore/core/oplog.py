@@ -144,13 +144,20 @@ class OpLog:
         identity: Identity | None = None,
         limits: EntryLimits = DEFAULT_LIMITS,
         max_pending: int = DEFAULT_MAX_PENDING,
+        nonce_source: Callable[[], bytes] | None = None,
     ) -> None:
+        """``nonce_source`` returns :data:`~orbitstore.core.entry.NONCE_LENGTH` random
+        bytes for each appended entry (the node passes ``os.urandom``): without it, two
+        logs with one identity on the same heads appending the same payload in the same
+        millisecond build the same entry, and one of the two operations is lost. ``None``
+        (no nonce) is for deterministic tests and golden vectors."""
         self.db = db
         self.access = access
         self.identity = identity
         self.limits = limits
         self._store = store
         self._max_pending = max_pending
+        self._nonce_source = nonce_source
         self._heads: dict[Cid, int] = store.get_heads()
         self._pending: dict[Cid, Entry] = {}
         self._waiting: dict[Cid, set[Cid]] = {}  # missing parent -> pending children
@@ -250,6 +257,7 @@ class OpLog:
             )
         heads = self._heads
         created: list[Entry] = []
+        nonce_source = self._nonce_source
         for payload in payloads:
             clock, parents = next_clock(heads.values()), list(heads)
             entry = Entry.create(
@@ -259,6 +267,7 @@ class OpLog:
                 next=parents,
                 payload=payload if seal is None else seal(payload, clock, parents),
                 ts=ts,
+                nonce=None if nonce_source is None else nonce_source(),
                 limits=self.limits,
             )
             created.append(entry)
