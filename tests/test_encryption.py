@@ -109,6 +109,7 @@ def test_every_flipped_byte_of_the_ciphertext_or_nonce_is_detected() -> None:
         {"clock": 3},
         {"next": []},
         {"next": [*NEXT, EPOCH]},
+        {"entry_nonce": bytes(16)},  # a twin entry of the same writer on another device
     ],
 )
 def test_a_ciphertext_moved_to_another_entry_does_not_open(change: dict[str, Any]) -> None:

@@ -169,7 +169,14 @@ def parse_announcement(db: Cid, body: object) -> tuple[str, bytes]:
 
 
 def aad(
-    *, db: Cid, epoch: Cid | None, writer: str, clock: int, next: Sequence[Cid], kind: str
+    *,
+    db: Cid,
+    epoch: Cid | None,
+    writer: str,
+    clock: int,
+    next: Sequence[Cid],
+    kind: str,
+    entry_nonce: bytes | None = None,
 ) -> bytes:
     """Associated data of a sealed payload: everything that places it in one entry.
 
@@ -177,13 +184,19 @@ def aad(
     an epoch entry), so one can never be opened as the other. The layout is a sequence
     of length-prefixed parts (2-byte big-endian length, then the bytes): the tag
     ``orbitstore/aad/v1``, ``kind``, the binary database CID, the binary epoch CID (empty
-    for ``prior``), the writer id (UTF-8), the clock (8 bytes big-endian), then each
-    parent's binary CID in ascending byte order. Every part is prefixed, so no two
+    for ``prior``), the writer id (UTF-8), the clock (8 bytes big-endian), the entry's
+    own nonce ``n`` (empty without one), then each parent's binary CID in ascending byte
+    order. Every part is prefixed, so no two
     different entries have the same AAD.
     """
     parents = sorted({bytes(c) for c in next})
     return b"".join(
-        [_aad_prefix(kind, db, epoch, writer), b"\x00\x08", clock.to_bytes(8, "big")]
+        [
+            _aad_prefix(kind, db, epoch, writer),
+            b"\x00\x08",
+            clock.to_bytes(8, "big"),
+            _part(entry_nonce or b""),
+        ]
         + [b"\x00\x24" + p if len(p) == 36 else _part(p) for p in parents]
     )
 
@@ -238,10 +251,19 @@ def seal_payload(
     writer: str,
     clock: int,
     next: Sequence[Cid],
+    entry_nonce: bytes | None = None,
 ) -> dict[str, Any]:
     """The sealed-data payload that carries ``payload`` in the entry these fields describe."""
     plaintext = codec.encode(payload)
-    bound = aad(db=db, epoch=epoch, writer=writer, clock=clock, next=next, kind="data")
+    bound = aad(
+        db=db,
+        epoch=epoch,
+        writer=writer,
+        clock=clock,
+        next=next,
+        kind="data",
+        entry_nonce=entry_nonce,
+    )
     return {SEALED: {"c": seal(key, plaintext, nonce=nonce, aad=bound), "e": epoch, "n": nonce}}
 
 
@@ -268,11 +290,26 @@ def parse_sealed(body: object) -> SealedPayload:
 
 
 def open_payload(
-    key: bytes, sealed: SealedPayload, *, db: Cid, writer: str, clock: int, next: Sequence[Cid]
+    key: bytes,
+    sealed: SealedPayload,
+    *,
+    db: Cid,
+    writer: str,
+    clock: int,
+    next: Sequence[Cid],
+    entry_nonce: bytes | None = None,
 ) -> Any:
     """The application payload of a sealed payload found in the entry these fields
     describe; DecryptionError if it does not open there."""
-    bound = aad(db=db, epoch=sealed.epoch, writer=writer, clock=clock, next=next, kind="data")
+    bound = aad(
+        db=db,
+        epoch=sealed.epoch,
+        writer=writer,
+        clock=clock,
+        next=next,
+        kind="data",
+        entry_nonce=entry_nonce,
+    )
     plaintext = unseal(key, sealed.ciphertext, nonce=sealed.nonce, aad=bound)
     try:
         return codec.decode(plaintext)
@@ -329,12 +366,21 @@ def seal_prior(
     writer: str,
     clock: int,
     next: Sequence[Cid],
+    entry_nonce: bytes | None = None,
 ) -> tuple[bytes, bytes]:
     """``(nonce, ciphertext)`` of the earlier epoch keys, sealed under the new ``key``."""
     plaintext = codec.encode(
         [[cid, k] for cid, k in sorted(prior.items(), key=lambda i: bytes(i[0]))]
     )
-    bound = aad(db=db, epoch=None, writer=writer, clock=clock, next=next, kind="prior")
+    bound = aad(
+        db=db,
+        epoch=None,
+        writer=writer,
+        clock=clock,
+        next=next,
+        kind="prior",
+        entry_nonce=entry_nonce,
+    )
     return nonce, seal(key, plaintext, nonce=nonce, aad=bound)
 
 
@@ -346,8 +392,17 @@ def open_prior(
     writer: str,
     clock: int,
     next: Sequence[Cid],
+    entry_nonce: bytes | None = None,
 ) -> dict[Cid, bytes]:
-    bound = aad(db=db, epoch=None, writer=writer, clock=clock, next=next, kind="prior")
+    bound = aad(
+        db=db,
+        epoch=None,
+        writer=writer,
+        clock=clock,
+        next=next,
+        kind="prior",
+        entry_nonce=entry_nonce,
+    )
     plaintext = unseal(key, prior[1], nonce=prior[0], aad=bound)
     try:
         pairs = codec.decode(plaintext)

@@ -278,6 +278,7 @@ class Entry:
             "writer": self.writer,
             "sig": self.sig,
             "ts": self.ts,
+            "n": self.nonce,
         }
         return Entry._build(self.cid, self.block, fields)
 

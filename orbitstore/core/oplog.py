@@ -72,8 +72,8 @@ __all__ = [
     "Rejection",
 ]
 
-PayloadSealer: TypeAlias = Callable[[Any, int, Sequence[Cid]], Any]
-"""``seal(payload, clock, next) -> stored payload`` (see :meth:`OpLog.append_many`)."""
+PayloadSealer: TypeAlias = Callable[[Any, int, Sequence[Cid], "bytes | None"], Any]
+"""``seal(payload, clock, next, nonce) -> stored payload`` (see :meth:`OpLog.append_many`)."""
 
 # Entries held while their parents are missing. 100k entries of ~600 bytes is ~60 MB in
 # the worst case; a replica catching up receives parents first, so this rarely fills.
@@ -244,8 +244,9 @@ class OpLog:
     ) -> list[Entry]:
         """Append several entries as a chain (each on the previous one).
 
-        With ``seal``, each payload is replaced by ``seal(payload, clock, next)`` once the
-        entry's clock and parents are known (encrypted databases bind them into the AAD).
+        With ``seal``, each payload is replaced by ``seal(payload, clock, next, nonce)``
+        once the entry's clock, parents and nonce are known (encrypted databases bind them
+        into the AAD).
         """
         identity = self.identity
         if identity is None:
@@ -260,14 +261,15 @@ class OpLog:
         nonce_source = self._nonce_source
         for payload in payloads:
             clock, parents = next_clock(heads.values()), list(heads)
+            nonce = None if nonce_source is None else nonce_source()
             entry = Entry.create(
                 identity,
                 db=self.db,
                 clock=clock,
                 next=parents,
-                payload=payload if seal is None else seal(payload, clock, parents),
+                payload=payload if seal is None else seal(payload, clock, parents, nonce),
                 ts=ts,
-                nonce=None if nonce_source is None else nonce_source(),
+                nonce=nonce,
                 limits=self.limits,
             )
             created.append(entry)

@@ -39,6 +39,7 @@ from orbitstore.core import encryption as enc
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
+from orbitstore.core.oplog import PayloadSealer
 from orbitstore.core.order import OrderKey
 from orbitstore.errors import (
     InvalidDataError,
@@ -154,6 +155,7 @@ class DatabaseKeys:
                         writer=entry.writer,
                         clock=entry.clock,
                         next=entry.next,
+                        entry_nonce=entry.nonce,
                     )
                 )
         self._epochs = {**self._epochs, entry.cid: epoch}
@@ -199,7 +201,13 @@ class DatabaseKeys:
                 epoch=sealed.epoch,
             )
         return enc.open_payload(
-            key, sealed, db=self.db, writer=entry.writer, clock=entry.clock, next=entry.next
+            key,
+            sealed,
+            db=self.db,
+            writer=entry.writer,
+            clock=entry.clock,
+            next=entry.next,
+            entry_nonce=entry.nonce,
         )
 
     def opened(self, entry: Entry) -> Entry:
@@ -268,7 +276,9 @@ class DatabaseKeys:
             )
         return current.cid, self._keys[current.cid]
 
-    def seal(self, payload: Any, clock: int, next: Sequence[Cid]) -> dict[str, Any]:
+    def seal(
+        self, payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None
+    ) -> dict[str, Any]:
         """The sealed-data payload of ``payload`` in the entry ``(clock, next)`` (an
         :data:`~orbitstore.core.oplog.PayloadSealer`)."""
         epoch, key = self._writing_epoch()
@@ -285,6 +295,7 @@ class DatabaseKeys:
             writer=self._identity.id,
             clock=clock,
             next=next,
+            entry_nonce=entry_nonce,
         )
 
     def announcement(self) -> dict[str, Any] | None:
@@ -294,7 +305,7 @@ class DatabaseKeys:
             return None
         return enc.announcement(self._identity, self.db)
 
-    def epoch_sealer(self, members: Iterable[str]) -> Callable[[Any, int, Sequence[Cid]], Any]:
+    def epoch_sealer(self, members: Iterable[str]) -> PayloadSealer:
         """A sealer that makes the payload of a new epoch for ``members`` (owner only)."""
         if self._identity.id != self.spec.owner:
             raise UsageError(f"only the owner ({self.spec.owner}) rotates the database key")
@@ -310,7 +321,7 @@ class DatabaseKeys:
         sealed = {m: nacl.bindings.crypto_box_seal(key, self._announced[m][1]) for m in chosen}
         prior = dict(self._keys)
 
-        def make(_: Any, clock: int, next: Sequence[Cid]) -> dict[str, Any]:
+        def make(_: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
             boxed = None
             if prior:
                 boxed = enc.seal_prior(
@@ -321,6 +332,7 @@ class DatabaseKeys:
                     writer=self._identity.id,
                     clock=clock,
                     next=next,
+                    entry_nonce=entry_nonce,
                 )
             return enc.epoch_payload(sealed, boxed)
 
