@@ -36,7 +36,7 @@ def _model(history: list[tuple[Any, ...]], reader: str) -> dict[str, int]:
     epochs = [m for step in history if step[0] == "members" for m in [step[1]]]
     last = max((i + 1 for i, m in enumerate(epochs) if reader in m), default=-1)
     view: dict[str, int] = {}
-    epoch = 0  # the owner's first epoch: index 0; the i-th set_members: index i + 1
+    epoch = 0  # the owner's first epoch: index 0; the i-th set_readers: index i + 1
     for step in history:
         if step[0] == "members":
             epoch += 1
@@ -59,7 +59,7 @@ async def _converge(history: list[tuple[Any, ...]], seed: int, reader: Identity)
             if step[0] == "put":
                 await a.put(step[1], step[2])
             else:
-                await a.set_members([ALICE.id, *(who[m] for m in sorted(step[1]))])
+                await a.set_readers([ALICE.id, *(who[m] for m in sorted(step[1]))])
         manifest = alice.store.blocks.get(a.cid)
         assert manifest is not None
         other.store.blocks.put(a.cid, manifest)
@@ -72,7 +72,7 @@ async def _converge(history: list[tuple[Any, ...]], seed: int, reader: Identity)
         assert b.heads == a.heads
         assert dict(b.items()) == _model(history, "bob" if reader == BOB else "carol")
         stats = b.encryption_statistics()
-        assert stats.members == tuple(sorted(a.members)) and stats.invalid == 0
+        assert stats.readers == tuple(sorted(a.readers)) and stats.invalid == 0
 
 
 @settings(max_examples=25)
@@ -119,7 +119,7 @@ async def _hostile(shape: str, body: Any) -> None:
         await db._append([{shape: body}], None)
         await db.put("k2", 2)
         assert dict(db.items()) == {"k": 1, "k2": 2}
-        assert db.is_member and db.members == {ALICE.id}
+        assert db.is_reader and db.readers == {ALICE.id}
 
 
 @settings(max_examples=60)

@@ -70,16 +70,16 @@ async def test_two_members_read_and_write_on_two_nodes(autojump_clock: trio.abc.
         open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
     ):
         a = await alice.open("notes", type="keyvalue", write=WRITERS, encrypted=True)
-        assert isinstance(a, KeyValue) and a.encrypted and a.members == {ALICE.id}
+        assert isinstance(a, KeyValue) and a.encrypted and a.readers == {ALICE.id}
         await a.put("a1", "from alice")
         b = await replica(bob, a.address, "alice")
-        assert b.encrypted and not b.is_member
+        assert b.encrypted and not b.is_reader
         assert b.get("a1") is None  # not a member yet: nothing to read
         with pytest.raises(NotAMemberError):
             await b.put("b0", "too early")
         await reach(alice, a, await b.announce_key())
-        await reach(bob, b, await a.set_members([ALICE.id, BOB.id]))
-        assert b.is_member and b.get("a1") == "from alice"  # history folded once keyed
+        await reach(bob, b, await a.set_readers([ALICE.id, BOB.id]))
+        assert b.is_reader and b.get("a1") == "from alice"  # history folded once keyed
         await reach(alice, a, await b.put("b1", {"from": "bob"}))
         await reach(bob, b, await a.put("a2", [1, 2]))
         for db in (a, b):
@@ -101,7 +101,7 @@ async def test_reopen_learns_the_keys_again(tmp_path: object) -> None:
     async with open_node(path, identity=ALICE, config=CONFIG) as node:
         db = await node.open("kv", type="keyvalue")
         assert isinstance(db, KeyValue)
-        assert db.get("k") == "v" and db.is_member
+        assert db.get("k") == "v" and db.is_reader
         before = db.heads
         await db.put("k2", "v2")
         sql = "SELECT key, value FROM kv ORDER BY key"
@@ -133,15 +133,15 @@ async def test_blind_replica_stores_and_serves_but_cannot_read(
         assert isinstance(a, KeyValue)
         # Carol hands her self-signed announcement to Alice out of band; Alice posts it.
         await a.announce_key(enc.announcement(CAROL, a.cid))
-        await a.set_members([ALICE.id, CAROL.id])
+        await a.set_readers([ALICE.id, CAROL.id])
         for i in range(5):
             await a.put(f"k{i}", f"secret {i}")
         r = await replica(relay, a.address, "alice")
         assert len(r) == len(a) and r.heads == a.heads  # stored everything, verified
-        assert list(r.items()) == [] and not r.is_member  # reads nothing
+        assert list(r.items()) == [] and not r.is_reader  # reads nothing
         assert not any("secret" in str(e.payload) for e in r.entries())
         stats = r.encryption_statistics()
-        assert stats.unreadable == 5 and stats.members == (ALICE.id, CAROL.id)
+        assert stats.unreadable == 5 and stats.readers == (ALICE.id, CAROL.id)
         sealed = next(e for e in r.log.traverse() if enc.classify(e.payload) == enc.SEALED)
         with pytest.raises(NotAMemberError):
             r.open_entry(sealed)
@@ -164,16 +164,16 @@ async def test_a_revoked_member_cannot_read_later_entries(autojump_clock: trio.a
         a = await alice.open("notes", type="keyvalue", write=WRITERS, encrypted=True)
         assert isinstance(a, KeyValue)
         await a.announce_key(enc.announcement(BOB, a.cid))
-        await a.set_members([ALICE.id, BOB.id])
+        await a.set_readers([ALICE.id, BOB.id])
         await a.put("before", 1)
         b = await replica(bob, a.address, "alice")
         assert b.get("before") == 1
         with pytest.raises(UsageError):  # only the owner rotates
-            await b.set_members([BOB.id])
-        await a.set_members([ALICE.id])  # revoke Bob: a new epoch without him
+            await b.set_readers([BOB.id])
+        await a.set_readers([ALICE.id])  # revoke Bob: a new epoch without him
         await a.put("after", 2)
         await reach(bob, b, await a.put("before", 3))
-        assert b.members == {ALICE.id} and not b.is_member
+        assert b.readers == {ALICE.id} and not b.is_reader
         assert b.get("after") is None and b.get("before") == 1  # old data, not new
         later = [e for e in b.log.traverse() if enc.classify(e.payload) == enc.SEALED][-2:]
         for entry in later:
@@ -214,9 +214,9 @@ async def test_a_rolled_back_rotation_is_forgotten() -> None:
         await db.announce_key(enc.announcement(BOB, db.cid))
         with pytest.raises(Boom):
             async with db.batch():
-                await db.set_members([ALICE.id, BOB.id])
+                await db.set_readers([ALICE.id, BOB.id])
                 raise Boom
-        assert db.encryption_statistics().epochs == 1 and db.members == {ALICE.id}
+        assert db.encryption_statistics().epochs == 1 and db.readers == {ALICE.id}
         entry = await db.put("k", 1)  # sealed under the epoch that is in the log
         assert db.get("k") == 1
         sealed = enc.parse_sealed(entry.payload[enc.SEALED])
@@ -230,6 +230,6 @@ async def test_an_epoch_whose_key_does_not_open_is_not_made_current() -> None:
         broken = enc.epoch_payload({ALICE.id: bytes(80)}, None)
         await db._append([broken], None)  # as a buggy or forged owner device would
         assert db.encryption_statistics().invalid == 1
-        assert db.is_member
+        assert db.is_reader
         await db.put("k", 1)  # still writable under the last epoch that opens
         assert db.get("k") == 1

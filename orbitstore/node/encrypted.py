@@ -37,12 +37,13 @@ class EncryptionMethods:
         return self._keys
 
     @property
-    def members(self) -> frozenset[str]:
-        """The members of the current key epoch (who can read new entries)."""
-        return self._require_keys().current_members
+    def readers(self) -> frozenset[str]:
+        """The members of the current key epoch: who can read new entries. (Not
+        ``members``: under capabilities that names who holds which right.)"""
+        return self._require_keys().current_readers
 
     @property
-    def is_member(self) -> bool:
+    def is_reader(self) -> bool:
         """Whether this node holds the current epoch key (can read new entries and write)."""
         return self._require_keys().can_write()
 
@@ -67,7 +68,7 @@ class EncryptionMethods:
             raise InvalidValueError(f"invalid key announcement: {exc}") from exc
         return (await self._append([payload], None))[0]
 
-    async def set_members(self, members: Sequence[str]) -> Entry:
+    async def set_readers(self, members: Sequence[str]) -> Entry:
         """Owner only: start a new key epoch readable by exactly ``members`` (each must
         have announced its key). Entries written from now on are sealed under the new
         key; members removed cannot read them. Members added read the history too."""

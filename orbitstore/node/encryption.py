@@ -61,8 +61,8 @@ class EncryptionStatistics:
     """Valid key epochs in the log."""
     keys: int
     """Epoch keys this node holds."""
-    members: tuple[str, ...]
-    """Members of the current epoch."""
+    readers: tuple[str, ...]
+    """Members of the current epoch (who can read new entries)."""
     unreadable: int
     """Sealed entries seen since open under an epoch this node had no key for."""
     invalid: int
@@ -81,6 +81,10 @@ _KeysSnapshot = tuple[
 ]
 
 
+def _is_acl(payload: object) -> bool:
+    return isinstance(payload, dict) and "acl" in payload
+
+
 class DatabaseKeys:
     """Epoch keys, announced exchange keys and the current epoch of one database."""
 
@@ -91,8 +95,12 @@ class DatabaseKeys:
         spec: enc.EncryptionSpec,
         identity: Identity,
         random_bytes: RandomBytes,
+        clear_acl: bool = False,
     ) -> None:
         self.db = db
+        # Under capabilities access, ACL ops ({"acl": ...}) stay in the clear: every
+        # replica evaluates rights from them. Elsewhere such a payload is data, sealed.
+        self._clear_acl = clear_acl
         self.spec = spec
         self._identity = identity
         self._random = random_bytes
@@ -225,7 +233,7 @@ class DatabaseKeys:
         for entry in entries:
             shape = enc.classify(entry.payload)
             if shape is None:
-                if isinstance(entry.payload, dict) and "acl" in entry.payload:
+                if self._clear_acl and _is_acl(entry.payload):
                     out.append(entry)  # access ops stay in the clear; the access layer owns them
                 else:
                     self._problem(entry, InvalidEncryptedPayloadError("a payload in the clear"))
@@ -260,7 +268,7 @@ class DatabaseKeys:
     # -- writing ------------------------------------------------------------------------
 
     @property
-    def current_members(self) -> frozenset[str]:
+    def current_readers(self) -> frozenset[str]:
         return frozenset() if self._current is None else self._current.members
 
     def can_write(self) -> bool:
@@ -278,9 +286,11 @@ class DatabaseKeys:
 
     def seal(
         self, payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None
-    ) -> dict[str, Any]:
+    ) -> Any:
         """The sealed-data payload of ``payload`` in the entry ``(clock, next)`` (an
         :data:`~orbitstore.core.oplog.PayloadSealer`)."""
+        if self._clear_acl and _is_acl(payload):
+            return payload
         epoch, key = self._writing_epoch()
         nonce = self._random(enc.NONCE_BYTES)
         if len(self._sealed) >= _MAX_SEALED:  # appends that were rolled back
@@ -342,7 +352,7 @@ class DatabaseKeys:
         return EncryptionStatistics(
             epochs=len(self._epochs),
             keys=len(self._keys),
-            members=tuple(sorted(self.current_members)),
+            readers=tuple(sorted(self.current_readers)),
             unreadable=self._unreadable,
             invalid=self._invalid,
         )

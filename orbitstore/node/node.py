@@ -117,7 +117,7 @@ class Node:
 
         ``encrypted=True`` (for a new database) seals every payload under a database key
         that only members hold; this node is its owner and first member, and adds others
-        with ``db.set_members(...)`` (see docs/encryption.md). Whether an existing
+        with ``db.set_readers(...)`` (see docs/encryption.md). Whether an existing
         database is encrypted is read from its manifest.
         """
         if self._closed:
@@ -166,7 +166,7 @@ class Node:
             database = self._construct(db, manifest)
         if created and database.encrypted:  # the owner's key and the first epoch
             await database.announce_key()
-            await database.set_members([self.id])
+            await database.set_readers([self.id])
         if self.replication is not None:
             replication = self.replication
 
