@@ -43,6 +43,8 @@ from typing import Any, Final
 
 import nacl.bindings
 import nacl.exceptions
+from nacl._sodium import ffi as _ffi
+from nacl._sodium import lib as _lib
 
 from orbitstore.core import codec
 from orbitstore.core.cid import DAG_CBOR, Cid
@@ -214,31 +216,55 @@ def _aad_prefix(kind: str, db: Cid, epoch: Cid | None, writer: str) -> bytes:
     return b"".join(_part(p) for p in [*parts, writer.encode()])
 
 
+# PyNaCl's own cffi binding of libsodium. Its public wrapper
+# (nacl.bindings.crypto_aead_xchacha20poly1305_ietf_*) spends about ten times the cipher's
+# own time on argument checks for a small payload; these two calls check the lengths once
+# here and call libsodium directly. tests/test_encryption.py holds them to the wrapper.
+_ABYTES: Final = 16
+
+
 def seal(key: bytes, plaintext: bytes, *, nonce: bytes, aad: bytes) -> bytes:
     """XChaCha20-Poly1305 (IETF) of ``plaintext``; ``nonce`` must be 24 fresh random bytes."""
-    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
+    if (
+        type(key) is not bytes
+        or len(key) != KEY_BYTES
+        or type(nonce) is not bytes
+        or len(nonce) != NONCE_BYTES
+    ):
         raise InvalidValueError("XChaCha20-Poly1305 takes a 32-byte key and a 24-byte nonce")
-    out: bytes = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        plaintext, aad, nonce, key
+    out = _ffi.new("unsigned char[]", len(plaintext) + _ABYTES)
+    out_len = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        out, out_len, plaintext, len(plaintext), aad, len(aad), _ffi.NULL, nonce, key
     )
-    return out
+    if rc != 0:  # pragma: no cover - libsodium does not fail to encrypt
+        raise InvalidValueError("libsodium refused to encrypt")
+    return bytes(_ffi.buffer(out, out_len[0]))
 
 
 def unseal(key: bytes, ciphertext: bytes, *, nonce: bytes, aad: bytes) -> bytes:
     """The plaintext, or DecryptionError (wrong key, changed ciphertext, AAD or nonce)."""
-    if len(nonce) != NONCE_BYTES:
+    if type(nonce) is not bytes or len(nonce) != NONCE_BYTES:
         raise DecryptionError("a sealed payload's nonce has 24 bytes", kind="payload")
-    try:
-        out: bytes = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            ciphertext, aad, nonce, key
-        )
-    except (nacl.exceptions.CryptoError, TypeError, ValueError) as exc:
+    if (
+        type(key) is not bytes
+        or len(key) != KEY_BYTES
+        or type(ciphertext) is not bytes
+        or len(ciphertext) < _ABYTES
+    ):
+        raise DecryptionError("a sealed payload needs a 32-byte key and a tag", kind="payload")
+    out = _ffi.new("unsigned char[]", max(1, len(ciphertext) - _ABYTES))
+    out_len = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        out, out_len, _ffi.NULL, ciphertext, len(ciphertext), aad, len(aad), nonce, key
+    )
+    if rc != 0:
         raise DecryptionError(
             "a sealed payload does not open: wrong key, or the ciphertext or the entry"
             " fields it is bound to were changed",
             kind="payload",
-        ) from exc
-    return out
+        )
+    return bytes(_ffi.buffer(out, out_len[0]))
 
 
 def seal_payload(

@@ -284,9 +284,7 @@ class DatabaseKeys:
             )
         return current.cid, self._keys[current.cid]
 
-    def seal(
-        self, payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None
-    ) -> Any:
+    def seal(self, payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
         """The sealed-data payload of ``payload`` in the entry ``(clock, next)`` (an
         :data:`~orbitstore.core.oplog.PayloadSealer`)."""
         if self._clear_acl and _is_acl(payload):
