@@ -233,3 +233,19 @@ async def test_an_epoch_whose_key_does_not_open_is_not_made_current() -> None:
         assert db.is_reader
         await db.put("k", 1)  # still writable under the last epoch that opens
         assert db.get("k") == 1
+
+
+async def test_encryption_is_chosen_at_creation_only() -> None:
+    async with open_node(identity=ALICE, config=CONFIG) as node:
+        await node.open("clear", type="keyvalue")
+        with pytest.raises(UsageError):
+            await node.open("clear", type="keyvalue", encrypted=True)
+        with pytest.raises(UsageError):
+            await node.open("x", type="keyvalue", meta={"encryption": {}})
+        db = await node.open("sealed", type="keyvalue", encrypted=True)
+        again = await node.open("sealed", type="keyvalue")  # read from the manifest
+        assert again is db and db.encrypted
+        clear = await node.open("clear", type="keyvalue")
+        assert not clear.encrypted
+        with pytest.raises(UsageError):
+            await clear.set_readers([ALICE.id])

@@ -152,6 +152,11 @@ class Node:
                     with self.store.transaction():
                         self.store.blocks.put(db, block)
                         self.store.set_name(name_or_address, db)
+        if encrypted and enc.META_KEY not in manifest.meta:
+            raise UsageError(
+                f"{name_or_address!r:.200} exists and is not encrypted: encryption is chosen"
+                " when a database is created (its manifest, and so its address, records it)"
+            )
         if manifest.type != type:
             raise WrongDatabaseTypeError(
                 f"{name_or_address!r} is a {manifest.type} database, not a {type}",
