@@ -215,30 +215,6 @@ class Database(QueryMethods, EncryptionMethods):
         else:
             self._store.set_checkpoint(self.cid, self._view.name, seq)
 
-    def _readable(self, entries: Sequence[Entry], *, upto: int) -> list[Entry]:
-        """An encrypted database's entries as its view folds them (node/encryption.py):
-        keys learned from ``entries`` first; entries stored up to arrival ``upto`` (not
-        in ``entries``) that a newly learned key opens are folded now too."""
-        keys = self._keys
-        assert keys is not None
-        learned = keys.learn(entries)
-        out = keys.readable(entries)
-        if learned:
-            batch = {e.cid for e in entries}
-            earlier = [
-                Entry.from_trusted_block(cid, block)
-                for seq, cid, block in self._store.log_store(self.cid).iter_since(0)
-                if seq <= upto and cid not in batch
-            ]
-            out = keys.readable(keys.sealed_under(learned, earlier)) + out
-        return out
-
-    def view_entries(self, entries: Sequence[Entry]) -> list[Entry]:
-        """``entries`` as the view sees them: unchanged in the clear; for an encrypted
-        database, opened with the keys this node holds now (reserved and unreadable
-        entries left out). Used to fold AS OF snapshots."""
-        return list(entries) if self._keys is None else self._keys.readable(entries)
-
     def _catch_up(self) -> int:
         """Apply entries that arrived after the view's checkpoint. Returns how many."""
         log_store = self._store.log_store(self.cid)
