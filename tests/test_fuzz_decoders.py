@@ -55,6 +55,8 @@ SEEDS = [
     ),
 ]
 BODIES = fuzz.frame_bodies(DB, CHAIN[:3], MANIFEST_BLOCK)
+# A failing example can be a megabyte of bytes: Hypothesis warns when it prints one.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
 # CI: a fixed, small sample (derandomized, so main is green or red for a reason);
 # nightly: the profile's many random examples.

@@ -44,6 +44,8 @@ from orbitstore.sync.frames import Entries, FrameLimits, Hello, Want, encode_fra
 from orbitstore.testing import fuzz
 from orbitstore.testing.network import MemoryNetwork, MemoryTransport
 
+# A failing example can be a megabyte of bytes: Hypothesis warns when it prints one.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
 FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

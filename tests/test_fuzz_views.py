@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pycrdt
+import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,6 +38,8 @@ from orbitstore.node.ydoc import YDocument
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.testing import fuzz
 
+# A failing example can be a megabyte of bytes: Hypothesis warns when it prints one.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
 FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
