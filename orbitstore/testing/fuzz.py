@@ -436,6 +436,12 @@ def varint(n: int) -> bytes:
             return bytes(out)
 
 
+def frame(body: Any) -> bytes:
+    """A frame of ``body`` (any value, written with :func:`encode_raw`)."""
+    data = encode_raw(body)
+    return varint(len(data)) + data
+
+
 @st.composite
 def mutated_frames(draw: st.DrawFn, bodies: Sequence[Any]) -> bytes:
     """One frame (``varint length ‖ body``) from a mutated frame body map, sometimes with
