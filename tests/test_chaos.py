@@ -249,6 +249,12 @@ async def run_chaos(root: Path, seed: int, attacks: str, steps: int, kills: bool
         await cluster.check_crashes()
 
 
+@pytest.mark.xfail(
+    strict=False,  # timing-dependent; the strict reproducer is the cancelled-write test below
+    reason="NEW (net/_libp2p_stream.py + node/replication.py): a sync session cut while"
+    " its sender is writing leaves a reset stream whose send_all raises ClosedError; the"
+    " error frame's suppress(NetworkError) lets it out and the node process dies",
+)
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_acknowledged_writes_survive_kills_restarts_and_a_hostile_peer(
     tmp_path: Path, seed: int
@@ -259,16 +265,13 @@ async def test_acknowledged_writes_survive_kills_restarts_and_a_hostile_peer(
 @pytest.mark.xfail(
     strict=True,
     reason="core/entry.py repr of an untrusted 'v' (RecursionError) escapes"
-    " node/replication.py's session and gossip boundaries: a node process dies",
+    " node/replication.py's session and gossip boundaries: a node process dies (and the"
+    " ClosedError of the cancelled-write test below)",
 )
 async def test_deep_nesting_and_endless_wants_do_not_kill_nodes(tmp_path: Path) -> None:
     await run_chaos(tmp_path, FIRST_SEED, "deep,wants,lies", steps=4, kills=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exclusive lock on the node directory: two processes both open one directory",
-)
 async def test_two_processes_racing_for_one_directory(tmp_path: Path) -> None:
     home = tmp_path / "shared"
     outcomes: dict[str, str] = {}
@@ -290,3 +293,37 @@ async def test_two_processes_racing_for_one_directory(tmp_path: Path) -> None:
     assert sorted(outcomes.values())[1] == "ready", outcomes
     assert sorted(outcomes.values())[0].startswith("exit "), outcomes
     assert sorted(outcomes.values())[0] != "exit 0", outcomes
+
+
+# --- a finding of the chaos run, as a plain reproducer ------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="NEW (net/_libp2p_stream.py): a send_all cancelled mid-write resets the stream"
+    " and marks it closed, so the next send_all raises ClosedError (a UsageError) instead"
+    " of a NetworkError; node/replication.py's error frame (suppress(NetworkError)) then"
+    " crashes the node",
+)
+async def test_a_write_after_a_cancelled_write_fails_as_a_network_error() -> None:
+    from orbitstore.errors import NetworkError
+    from orbitstore.net.libp2p_config import Libp2pConfig
+    from orbitstore.net.libp2p_transport import open_libp2p_transport
+
+    async with (
+        open_libp2p_transport(Libp2pConfig(), key_path=None) as a,
+        open_libp2p_transport(Libp2pConfig(), key_path=None) as b,
+    ):
+        accepted = trio.Event()
+
+        async def never_read(stream: Any) -> None:
+            accepted.set()
+            await trio.sleep_forever()
+
+        b.set_stream_handler(never_read)
+        peer = await a.connect(b.listen_addresses()[0])
+        stream = await a.open_stream(peer)
+        with trio.move_on_after(2):  # the peer does not read: the write blocks, then is cancelled
+            await stream.send_all(b"x" * (8 * 1024 * 1024))
+        with pytest.raises(NetworkError):
+            await stream.send_all(b"an error frame")
