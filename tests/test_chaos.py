@@ -205,7 +205,9 @@ class Cluster:
                     await p.request("wait", address=address, entries=target, within=5)
 
 
-async def run_chaos(root: Path, seed: int, attacks: str, steps: int, kills: bool) -> None:
+async def run_chaos(
+    root: Path, seed: int, attacks: str, *, steps: int, kills: bool, min_attacks: int = 0
+) -> None:
     rng = random.Random(seed)
     async with AsyncExitStack() as stack:
         cluster = Cluster(stack, root, rng)
@@ -238,6 +240,9 @@ async def run_chaos(root: Path, seed: int, attacks: str, steps: int, kills: bool
                 await cluster.kill_mid_write(rng.choice(alive), f"k{step}")
             else:
                 await cluster.write(rng.choice(alive), f"w{step}", rng.randint(3, 20))
+        with trio.fail_after(DEADLINE):  # the seeded attack sequence has run this far
+            while min_attacks and int((await cluster.hostile.line()).split()[1]) < min_attacks:
+                pass
         await cluster.check_crashes()
         for name, proc in list(cluster.nodes.items()):
             if not proc.alive:
@@ -269,7 +274,7 @@ async def test_acknowledged_writes_survive_kills_restarts_and_a_hostile_peer(
     " ClosedError of the cancelled-write test below)",
 )
 async def test_deep_nesting_and_endless_wants_do_not_kill_nodes(tmp_path: Path) -> None:
-    await run_chaos(tmp_path, FIRST_SEED, "deep,wants,lies", steps=4, kills=False)
+    await run_chaos(tmp_path, FIRST_SEED, "deep,wants,lies", steps=4, kills=False, min_attacks=30)
 
 
 async def test_two_processes_racing_for_one_directory(tmp_path: Path) -> None:
