@@ -210,12 +210,6 @@ def test_node_survives_mutated_frames_and_announcements(
     run_scenario(sessions, answers, gossip)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BaseException,
-    reason="core/entry.py repr of an untrusted 'v' (RecursionError) escapes"
-    " node/replication.py's boundaries: the CI sample holds an entry with a deeply nested 'v'",
-)
 @FUZZ
 @given(entry_sessions_st, st.lists(fuzz.mutated_entry_blocks(SEEDS, EVIL), max_size=4))
 def test_node_survives_mutated_entries(sessions: list[bytes], inline: list[Any]) -> None:
@@ -232,20 +226,10 @@ _DEEP_V = fuzz.sign_raw({**fuzz.entry_fields(EVIL_CHAIN[0]), "v": fuzz.nest(0, 5
 _DEEP = (Cid.for_block(_DEEP_V), _DEEP_V)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/entry.py repr of an untrusted 'v' (RecursionError) escapes the sync"
-    " session's boundary in node/replication.py and takes the node down",
-)
 def test_a_deeply_nested_entry_in_a_sync_frame_does_not_crash_the_node() -> None:
     run_scenario([encode_frame(Hello(db=DB)) + encode_frame(Entries(blocks=(_DEEP,)))], [], [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/entry.py repr of an untrusted 'v' (RecursionError) escapes the gossip"
-    " handler in node/replication.py (announcements have no catch-all boundary)",
-)
 def test_a_deeply_nested_entry_in_an_announcement_does_not_crash_the_node() -> None:
     announcement = fuzz.encode_raw({"db": DB, "heads": [_DEEP[0]], "entries": [list(_DEEP)]})
     run_scenario([], [], [announcement])
