@@ -97,8 +97,8 @@ class EncryptionMethods:
         return (await self._append([payload], None))[0]
 
     async def set_readers(self, members: Sequence[str]) -> Entry:
-        """Owner only: start a new key epoch readable by exactly ``members`` (each must
-        have announced its key). Entries written from now on are sealed under the new
+        """Owner only: start a new key epoch readable by ``members`` and the owner (each
+        must have announced its key). Entries written from now on are sealed under the new
         key; members removed cannot read them. Members added read the history too."""
         keys = self._require_keys()
         sealer = keys.epoch_sealer(members)

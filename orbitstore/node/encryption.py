@@ -317,7 +317,7 @@ class DatabaseKeys:
         """A sealer that makes the payload of a new epoch for ``members`` (owner only)."""
         if self._identity.id != self.spec.owner:
             raise UsageError(f"only the owner ({self.spec.owner}) rotates the database key")
-        chosen = sorted(set(members))
+        chosen = sorted({*members, self.spec.owner})  # the owner always reads: it rotates
         missing = [m for m in chosen if m not in self._announced]
         if missing:
             raise UsageError(
