@@ -13,6 +13,7 @@ four branches that say who is to blame::
     │   ├── WriteNotAllowedError        the local identity may not write to this database
     │   ├── ClosedError                 used after close()
     │   ├── NotFoundError               no database, key or entry by that name
+│   ├── UnauthorizedError           an API request without the right token
     │   └── QueryError                  bad or refused SQL (has line/column)
     │       └── QueryLimitError         over a QueryLimits bound (rows, time, LIMIT)
     ├── InvalidDataError                bytes from elsewhere are wrong (a peer, a file)
@@ -112,6 +113,12 @@ class NotFoundError(UsageError):
     """No such database, key or entry."""
 
     code = "not_found"
+
+
+class UnauthorizedError(UsageError):
+    """An HTTP API request without a valid ``Authorization: Bearer <token>``."""
+
+    code = "unauthorized"
 
 
 class QueryError(UsageError):
