@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.manifest import parse_address
 from orbitstore.errors import (
     InvalidCidError,
     InvalidValueError,
@@ -63,6 +64,8 @@ async def open_database(request: Request) -> Response:
     address = field(body, "address", str, default=None)
     if (name is None) == (address is None):
         raise InvalidValueError("give either 'name' (a local name) or 'address', not both")
+    if address is not None:
+        parse_address(address)  # InvalidAddressError for anything else
     ref = name if name is not None else address
     assert ref is not None
     write = field(body, "write", list, default=None)
