@@ -36,13 +36,13 @@ import trio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from orbitstore.errors import InvalidValueError, OrbitstoreError
 from orbitstore.node.database import Database
 from orbitstore.server.context import context, float_param, int_param
 from orbitstore.server.responses import JSONResponse, entry_json
-from orbitstore.server.wsutil import close_with_error, watch_disconnect
+from orbitstore.server.wsutil import close_with_error, run_until_disconnect
 
 # Fallback re-read while waiting (entries that change no view notify no subscriber).
 POLL_S = 0.5
@@ -96,14 +96,11 @@ async def changes_ws(websocket: WebSocket) -> None:
     except OrbitstoreError as exc:
         await close_with_error(websocket, exc)
         return
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch_disconnect, websocket, nursery.cancel_scope)
-            await _stream(websocket, db, since, api.config.changes_limit)
-    except WebSocketDisconnect:
-        return
-    except OrbitstoreError as exc:  # the database closed under us, the node stopped
-        await close_with_error(websocket, exc)
+    error = await run_until_disconnect(
+        websocket, lambda: _stream(websocket, db, since, api.config.changes_limit)
+    )
+    if error is not None:  # the database closed under us, the node stopped
+        await close_with_error(websocket, error)
 
 
 async def _stream(websocket: WebSocket, db: Database, cursor: int, limit: int) -> None:

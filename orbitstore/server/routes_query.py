@@ -22,7 +22,7 @@ from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.server.context import ApiContext, context
 from orbitstore.server.responses import JSONResponse, field, json_object, jsonable, parse_json
 from orbitstore.server.status import database_status, node_status
-from orbitstore.server.wsutil import close_with_error, watch_disconnect
+from orbitstore.server.wsutil import close_with_error, run_until_disconnect
 
 
 def result_json(result: QueryResult) -> dict[str, Any]:
@@ -93,17 +93,20 @@ async def watch_ws(websocket: WebSocket) -> None:
         sql, params, database = _query_request(body)
         db = await _target(api, database)
         results = db.watch(sql, params) if db is not None else api.node.watch(sql, params)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch_disconnect, websocket, nursery.cancel_scope)
-            async for result in results:
-                message = {"type": "result", **result_json(result)}
-                await websocket.send_text(json.dumps(message, ensure_ascii=False))
-            await websocket.close()
-            nursery.cancel_scope.cancel()
     except WebSocketDisconnect:
         return
     except OrbitstoreError as exc:
         await close_with_error(websocket, exc)
+        return
+
+    async def push() -> None:
+        async for result in results:
+            message = {"type": "result", **result_json(result)}
+            await websocket.send_text(json.dumps(message, ensure_ascii=False))
+
+    error = await run_until_disconnect(websocket, push)
+    if error is not None:
+        await close_with_error(websocket, error)
 
 
 # -- sync -------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
 from orbitstore.node.node import Node
 from orbitstore.server.app import create_app
@@ -40,4 +41,15 @@ async def serve_api(
     """
     config = config or ApiConfig()
     app = create_app(node, config)
-    await serve(app, hypercorn_config(config), task_status=task_status)  # type: ignore[arg-type]
+    hc = hypercorn_config(config)
+    # Our own listening sockets, closed on the way out: Hypercorn leaves the ones it
+    # creates to the garbage collector when it is cancelled.
+    sockets = hc.create_sockets()
+    try:
+        for sock in sockets.insecure_sockets:
+            sock.listen(hc.backlog)
+        wrapped = wrap_app(app, hc.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+        await worker_serve(wrapped, hc, sockets=sockets, task_status=task_status)
+    finally:
+        for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+            sock.close()

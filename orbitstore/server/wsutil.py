@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 import trio
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from orbitstore.errors import OrbitstoreError
 from orbitstore.server.responses import error_body, status_for
@@ -36,3 +37,21 @@ async def watch_disconnect(websocket: WebSocket, cancel: trio.CancelScope) -> No
         if message["type"] == "websocket.disconnect":
             cancel.cancel()
             return
+
+
+async def run_until_disconnect(
+    websocket: WebSocket, body: Callable[[], Awaitable[None]]
+) -> OrbitstoreError | None:
+    """Run ``body`` until it returns or the client goes away (then it is cancelled).
+    Returns the OrbitstoreError ``body`` raised, for the caller to report and close."""
+    error: OrbitstoreError | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_disconnect, websocket, nursery.cancel_scope)
+        try:
+            await body()
+        except OrbitstoreError as exc:
+            error = exc
+        except WebSocketDisconnect:
+            pass
+        nursery.cancel_scope.cancel()
+    return error
