@@ -186,6 +186,7 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 async def _serve(room: Room, client: _Client, writable: bool) -> None:
     db = room.db
+    error: OrbitstoreError | None = None
     async with db.subscribe() as changes, trio.open_nursery() as nursery:
         room.clients.add(client)
         client.queue(pycrdt.create_sync_message(db.doc))
@@ -194,21 +195,35 @@ async def _serve(room: Room, client: _Client, writable: bool) -> None:
             client.queue(states)
         nursery.start_soon(_send_loop, client)
         nursery.start_soon(_push_changes, room, client, changes)
-        while True:
-            message = await client.websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            data = message.get("bytes")
-            if data is None:
-                raise ProtocolError("y-websocket messages are binary frames")
-            await _handle(room, client, data, writable)
+        try:
+            await _receive_loop(room, client, writable)
+        except OrbitstoreError as exc:
+            error = exc
+        except WebSocketDisconnect:
+            pass
         nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
+
+
+async def _receive_loop(room: Room, client: _Client, writable: bool) -> None:
+    while True:
+        message = await client.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("bytes")
+        if data is None:
+            raise ProtocolError("y-websocket messages are binary frames")
+        await _handle(room, client, data, writable)
 
 
 async def _send_loop(client: _Client) -> None:
-    async with client.outbox:
-        async for message in client.outbox:
-            await client.websocket.send_bytes(message)
+    try:
+        async with client.outbox:
+            async for message in client.outbox:
+                await client.websocket.send_bytes(message)
+    except WebSocketDisconnect:  # the client went away while we sent
+        client.cancel.cancel()
 
 
 async def _push_changes(room: Room, client: _Client, changes: Any) -> None:
