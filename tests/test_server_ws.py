@@ -158,3 +158,24 @@ async def test_changes_feed_of_unknown_database(node: Node) -> None:
     ):
         error = await next_json(ws)
         assert error["error"]["code"] == "not_found"
+
+
+async def test_clients_that_die_leave_the_node_serving(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    kv = await node.open("kv", type="keyvalue")
+    assert isinstance(kv, KeyValue)
+    async with running_api(node) as base:
+        async with open_ws(ws_url(base, "/v1/databases/kv/changes/ws")) as feed:
+            assert (await next_json(feed))["type"] == "caught_up"
+            await feed.abort()
+        async with open_ws(ws_url(base, "/v1/watch")) as live:
+            await live.send('{"sql": "SELECT key FROM kv"}')
+            assert (await next_json(live))["type"] == "result"
+            await live.abort()
+        for i in range(20):
+            await kv.put(f"k{i}", i)
+        async with open_ws(ws_url(base, "/v1/databases/kv/changes/ws?since=0")) as feed:
+            backlog, _ = await changes_until_caught_up(feed)
+            assert len(backlog) == 20
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

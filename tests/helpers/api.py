@@ -106,6 +106,11 @@ class WsClient:
             await self._pump()
         return self._pending.pop(0)
 
+    async def abort(self) -> None:
+        """Drop the TCP connection without a close handshake (a client that dies)."""
+        self.closed = WsClosed(1006, "aborted")
+        await self._stream.aclose()
+
     async def send(self, message: str | bytes) -> None:
         event = (
             TextMessage(data=message) if isinstance(message, str) else BytesMessage(data=message)
