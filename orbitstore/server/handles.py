@@ -66,9 +66,6 @@ class Handles:
             del self._by_ref[key]
         return db
 
-    def is_open(self, address: str) -> bool:
-        return any(d.address == address and not d.closed for d in self._by_ref.values())
-
 
 def database_info(db: Database) -> dict[str, Any]:
     """What ``GET /v1/databases/<db>`` answers."""

@@ -41,16 +41,16 @@ from orbitstore.views.feed import FeedItem
 async def list_databases(request: Request) -> Response:
     api = context(request)
     out = []
-    for name, address in sorted(api.node.databases().items()):
+    open_now = {db.address: db for db in api.node.open_databases()}
+    named = api.node.databases()
+    for name, address in sorted(named.items()):
         manifest = api.handles.manifest(address)
         out.append(
-            {
-                "name": name,
-                "address": address,
-                "type": manifest.type,
-                "open": api.handles.is_open(address),
-            }
+            {"name": name, "address": address, "type": manifest.type, "open": address in open_now}
         )
+    for address, db in open_now.items():  # opened by address: no local name here
+        if address not in named.values():
+            out.append({"name": None, "address": address, "type": db.type, "open": True})
     return JSONResponse({"databases": out})
 
 

@@ -114,7 +114,7 @@ async def watch_ws(websocket: WebSocket) -> None:
 
 async def sync_status(request: Request) -> Response:
     api = context(request)
-    databases = [database_status(api.node, await api.handles.get(n)) for n in api.node.databases()]
+    databases = [database_status(api.node, db) for db in api.node.open_databases()]
     return JSONResponse({**node_status(api.node), "databases": databases})
 
 
