@@ -167,6 +167,7 @@ async def test_awareness_of_present_clients_reaches_a_newcomer(node: Node) -> No
     [
         bytes([0, 2, 5, 1, 2, 3, 4, 5]),  # a sync update that is not a Yjs update
         bytes([0, 9]),  # an unknown sync step
+        bytes([0, 0]),  # a sync step 1 without its state vector
         bytes([1, 200]),  # a truncated awareness message
         bytes([7]),  # an unknown message type
     ],

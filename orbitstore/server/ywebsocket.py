@@ -64,8 +64,9 @@ MESSAGE_AUTH = 2
 MESSAGE_QUERY_AWARENESS = 3
 _PERMISSION_DENIED = 0
 _EMPTY_UPDATE = b"\x00\x00"
-# What pycrdt's decoders raise on bytes that are not a y-protocols message.
-_DECODE_ERRORS = (ValueError, RuntimeError, IndexError, UnicodeDecodeError)
+# What pycrdt's decoders raise on bytes that are not a y-protocols message (its
+# read_message asserts that a message is there: an AssertionError on an empty one).
+_DECODE_ERRORS = (ValueError, RuntimeError, IndexError, UnicodeDecodeError, AssertionError)
 
 
 class _Client:
