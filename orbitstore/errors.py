@@ -14,6 +14,7 @@ four branches that say who is to blame::
     │   ├── ClosedError                 used after close()
     │   ├── NotFoundError               no database, key or entry by that name
 │   ├── UnauthorizedError           an API request without the right token
+    │   ├── NodeLockedError             another process owns the node directory
     │   └── QueryError                  bad or refused SQL (has line/column)
     │       └── QueryLimitError         over a QueryLimits bound (rows, time, LIMIT)
     ├── InvalidDataError                bytes from elsewhere are wrong (a peer, a file)
@@ -121,15 +122,28 @@ class UnauthorizedError(UsageError):
     code = "unauthorized"
 
 
+class NodeLockedError(UsageError):
+    """Another process holds the node directory's lock. ``pid`` names it (when known):
+    stop that process, or talk to it through its API instead of opening the directory."""
+
+    code = "node_locked"
+
+
 class QueryError(UsageError):
     """A query that is malformed or not allowed. ``line`` and ``column`` say where."""
 
     code = "query"
 
     def __init__(
-        self, message: str = "", *, line: int | None = None, column: int | None = None
+        self,
+        message: str = "",
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        positioned: bool = False,
     ) -> None:
-        where = f" (line {line}, column {column})" if line is not None else ""
+        # ``positioned``: the message already says where (syntax errors do, in words).
+        where = f" (line {line}, column {column})" if line is not None and not positioned else ""
         super().__init__(message + where, line=line, column=column)
         self.line = line
         self.column = column
