@@ -179,3 +179,19 @@ async def test_clients_that_die_leave_the_node_serving(
             backlog, _ = await changes_until_caught_up(feed)
             assert len(backlog) == 20
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_a_long_poll_ends_when_its_database_closes(node: Node) -> None:
+    await node.open("kv", type="keyvalue")
+    answers: list[httpx.Response] = []
+    async with running_api(node) as base, httpx.AsyncClient(base_url=base) as client:
+
+        async def poll() -> None:
+            answers.append(await client.get("/v1/databases/kv/changes?feed=longpoll&timeout=30"))
+
+        with trio.fail_after(DEADLINE):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(poll)
+                await trio.testing.wait_all_tasks_blocked()
+                assert (await client.post("/v1/databases/kv/close")).status_code == 200
+    assert answers[0].status_code == 409 and answers[0].json()["error"]["code"] == "closed"

@@ -61,7 +61,10 @@ async def wait_for_changes(db: Database, since: int, timeout: float) -> None:
         async with db.subscribe(buffer=1) as sub:
             while db.last_seq <= since:
                 with trio.move_on_after(POLL_S):
-                    await sub.__anext__()
+                    try:
+                        await sub.__anext__()
+                    except StopAsyncIteration:  # the database closed: the caller reads
+                        return  # from it next and reports ClosedError
 
 
 async def changes(request: Request) -> Response:
