@@ -10,9 +10,12 @@ from typing import Any
 import httpx
 import pycrdt
 import pytest
+import trio
+import trio.testing
 
 from orbitstore.errors import UsageError
 from orbitstore.node import Node, open_node
+from orbitstore.node.keyvalue import KeyValue
 from orbitstore.server import ApiConfig
 from orbitstore.server.responses import status_for
 from tests.helpers.api import asgi_client
@@ -340,3 +343,37 @@ def test_every_error_branch_has_its_status() -> None:
     assert status_for(e.StorageCorruptedError()) == 500
     assert status_for(e.PeerUnavailableError()) == 502
     assert status_for(e.SyncTimeoutError()) == 504
+
+
+async def test_changes_never_show_a_batch_before_it_commits(
+    api: httpx.AsyncClient, node: Node
+) -> None:
+    kv = await node.open("kv", type="keyvalue")
+    assert isinstance(kv, KeyValue)
+    assert (await api.get("/v1/databases/kv/changes")).status_code == 200  # handle opened
+    started, release = trio.Event(), trio.Event()
+    pages: list[dict[str, Any]] = []
+
+    async def failing_batch() -> None:
+        with pytest.raises(RuntimeError):
+            async with kv.batch():
+                await kv.put("rolled-back", 1)
+                started.set()
+                await release.wait()
+                raise RuntimeError("the batch fails")
+
+    async def read() -> None:
+        pages.append((await api.get("/v1/databases/kv/changes?since=0")).json())
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(failing_batch)
+            await started.wait()
+            nursery.start_soon(read)
+            await trio.testing.wait_all_tasks_blocked()
+            assert pages == []  # the read waits for the batch to end
+            release.set()
+    assert pages[0]["results"] == [] and pages[0]["last_seq"] == 0
+    await kv.put("kept", 2)
+    after = (await api.get("/v1/databases/kv/changes?since=0")).json()["results"]
+    assert [c["payload"]["key"] for c in after] == ["kept"]

@@ -428,16 +428,22 @@ class Database(QueryMethods):
         self._check()
         return self._store.log_store(self.cid).last_seq()
 
-    def changes_since(self, seq: int, *, limit: int | None = None) -> list[tuple[int, Entry]]:
+    async def changes_since(self, seq: int, *, limit: int | None = None) -> list[tuple[int, Entry]]:
         """Committed entries that arrived on this node after arrival number ``seq``,
         oldest arrival first (a causal order), at most ``limit``: a resumable cursor
-        (pass the last ``seq`` seen to get exactly what came after it)."""
+        (pass the last ``seq`` seen to get exactly what came after it).
+
+        Read under the node's write lock: an open batch's entries are in the store's
+        (one) connection before they commit, and a rollback frees their numbers for
+        others; waiting for the batch keeps both out of the answer."""
         self._check()
-        out: list[tuple[int, Entry]] = []
-        for n, cid, block in self._store.log_store(self.cid).iter_since(seq):
-            if limit is not None and len(out) >= limit:
-                break
-            out.append((n, Entry.from_trusted_block(cid, block)))
+        async with self._lock:
+            self._check()
+            out: list[tuple[int, Entry]] = []
+            for n, cid, block in self._store.log_store(self.cid).iter_since(seq):
+                if limit is not None and len(out) >= limit:
+                    break
+                out.append((n, Entry.from_trusted_block(cid, block)))
         return out
 
     def statistics(self) -> DatabaseStatistics:

@@ -48,8 +48,8 @@ from orbitstore.server.wsutil import close_with_error, run_until_disconnect
 POLL_S = 0.5
 
 
-def _page(db: Database, since: int, limit: int) -> tuple[list[dict[str, Any]], int, bool]:
-    changes = db.changes_since(since, limit=limit)
+async def _page(db: Database, since: int, limit: int) -> tuple[list[dict[str, Any]], int, bool]:
+    changes = await db.changes_since(since, limit=limit)
     results = [entry_json(entry, seq=seq) for seq, entry in changes]
     last = changes[-1][0] if changes else since
     return results, last, len(changes) == limit
@@ -85,7 +85,7 @@ async def changes(request: Request) -> Response:
             float_param(q, "timeout", default=api.config.max_longpoll_s), api.config.max_longpoll_s
         )
         await wait_for_changes(db, since, timeout)
-    results, last, more = _page(db, since, limit)
+    results, last, more = await _page(db, since, limit)
     return JSONResponse({"results": results, "last_seq": last, "more": more})
 
 
@@ -109,7 +109,7 @@ async def changes_ws(websocket: WebSocket) -> None:
 async def _stream(websocket: WebSocket, db: Database, cursor: int, limit: int) -> None:
     caught_up = False
     while True:
-        results, last, more = _page(db, cursor, limit)
+        results, last, more = await _page(db, cursor, limit)
         for change in results:
             change["type"] = "change"
             await websocket.send_text(json.dumps(change, ensure_ascii=False))
