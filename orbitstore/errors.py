@@ -13,6 +13,7 @@ four branches that say who is to blame::
     │   ├── WriteNotAllowedError        the local identity may not write to this database
     │   ├── ClosedError                 used after close()
     │   ├── NotFoundError               no database, key or entry by that name
+│   ├── UnauthorizedError           an API request without the right token
     │   ├── NodeLockedError             another process owns the node directory
     │   └── QueryError                  bad or refused SQL (has line/column)
     │       └── QueryLimitError         over a QueryLimits bound (rows, time, LIMIT)
@@ -113,6 +114,12 @@ class NotFoundError(UsageError):
     """No such database, key or entry."""
 
     code = "not_found"
+
+
+class UnauthorizedError(UsageError):
+    """An HTTP API request without a valid ``Authorization: Bearer <token>``."""
+
+    code = "unauthorized"
 
 
 class NodeLockedError(UsageError):

@@ -162,6 +162,11 @@ class Database(QueryMethods):
         return self.manifest.type
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
     def log(self) -> OpLog:
         return self._log
 
@@ -414,6 +419,32 @@ class Database(QueryMethods):
         """Entries in total order (oldest first; newest first with ``reverse``)."""
         self._check()
         return self._log.traverse(reverse=reverse, limit=limit)
+
+    @property
+    def last_seq(self) -> int:
+        """This node's arrival number (``seq``) of the newest entry of this log; 0 if
+        none. Arrival numbers only grow, and never name another entry (see
+        :meth:`changes_since`)."""
+        self._check()
+        return self._store.log_store(self.cid).last_seq()
+
+    async def changes_since(self, seq: int, *, limit: int | None = None) -> list[tuple[int, Entry]]:
+        """Committed entries that arrived on this node after arrival number ``seq``,
+        oldest arrival first (a causal order), at most ``limit``: a resumable cursor
+        (pass the last ``seq`` seen to get exactly what came after it).
+
+        Read under the node's write lock: an open batch's entries are in the store's
+        (one) connection before they commit, and a rollback frees their numbers for
+        others; waiting for the batch keeps both out of the answer."""
+        self._check()
+        async with self._lock:
+            self._check()
+            out: list[tuple[int, Entry]] = []
+            for n, cid, block in self._store.log_store(self.cid).iter_since(seq):
+                if limit is not None and len(out) >= limit:
+                    break
+                out.append((n, Entry.from_trusted_block(cid, block)))
+        return out
 
     def statistics(self) -> DatabaseStatistics:
         return DatabaseStatistics(

@@ -243,6 +243,10 @@ class Node:
         """Local names and their addresses."""
         return {name: f"/orbitstore/{cid}" for name, cid in self.store.names().items()}
 
+    def open_databases(self) -> list[Database]:
+        """The databases open on this node (by name or by address), in opening order."""
+        return self._live()
+
     # -- SQL ---------------------------------------------------------------------------
 
     def _live(self) -> list[Database]:
