@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest
 from orbitstore.errors import InvalidValueError
 from orbitstore.node.counter import Counter
@@ -17,6 +18,7 @@ from orbitstore.node.ydoc import YDocument, new_client_id
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.views import open_view_state
 from orbitstore.views.base import View
+from orbitstore.views.causal import EntryLookup
 from orbitstore.views.counter import CounterView
 from orbitstore.views.documents import DocumentsOptions, DocumentsView
 from orbitstore.views.feed import FeedView
@@ -30,9 +32,22 @@ def _counter_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
     return CounterView(open_view_state(store, "counter", db))
 
 
+def _lookup(store: NodeStore, db: Cid) -> EntryLookup:
+    """Entries of ``db``'s log in ``store``: the views that report conflicts walk back
+    through them (``orbitstore/views/causal.py``)."""
+    log_store = store.log_store(db)
+
+    def lookup(cid: Cid) -> Entry | None:
+        block = log_store.get_block(cid)
+        return None if block is None else Entry.from_trusted_block(cid, block)
+
+    return lookup
+
+
 def _documents_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
     options = DocumentsOptions.from_meta(manifest.meta)
-    return DocumentsView(open_view_state(store, "documents", db), options)
+    state = open_view_state(store, "documents", db)
+    return DocumentsView(state, options, lookup=_lookup(store, db))
 
 
 def _feed_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
@@ -40,7 +55,7 @@ def _feed_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
 
 
 def _keyvalue_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
-    return KeyValueView(open_view_state(store, "keyvalue", db))
+    return KeyValueView(open_view_state(store, "keyvalue", db), lookup=_lookup(store, db))
 
 
 def _ydoc_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
