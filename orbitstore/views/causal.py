@@ -224,8 +224,9 @@ def prune(members: Iterable[Member], step: Step) -> list[Member]:
 
 
 def encode_members(members: Iterable[Member]) -> list[list[object]]:
-    """A DAG-CBOR friendly form: ``[[clock, writer, cid, index, arrival], ...]``."""
-    return [[*m.stamp, m.arrival] for m in sorted(members, key=lambda m: m.stamp)]
+    """A DAG-CBOR friendly form: ``[[clock, writer, cid, index, arrival], ...]``, newest
+    first (so decoding gives the order conflicts are reported in)."""
+    return [[*m.stamp, m.arrival] for m in newest_first(members)]
 
 
 def decode_members(raw: object) -> list[Member]:
