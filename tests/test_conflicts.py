@@ -228,6 +228,7 @@ class _Replica:
 def _run(
     store: SqliteStore,
     db_type: str,
+    *,
     make_view: Callable[[Any, OpLog], Any],
     plan: list[Any],
     n: int,
@@ -283,7 +284,7 @@ def test_keyvalue_conflicts_match_the_definition(
     def make(state: Any, log: OpLog) -> KeyValueView:
         return KeyValueView(state, lookup=log.get)
 
-    replicas, written = _run(shared_store, "keyvalue", make, plan, n, rnd)
+    replicas, written = _run(shared_store, "keyvalue", make_view=make, plan=plan, n=n, rnd=rnd)
     expected = _register_reference(written, _kv_writes)
     rebuilt = make(MemoryKeyValueState(), replicas[0].log)
     rebuilt.apply(list(replicas[0].log.traverse()), local=False)
@@ -301,7 +302,7 @@ def test_documents_conflicts_match_the_definition(merge: str, tmp_path: Path) ->
 
         @given(_plan(_doc_payload), st.integers(2, 4), st.randoms(use_true_random=False))
         def check(plan: list[Any], n: int, rnd: random.Random) -> None:
-            replicas, written = _run(store, "documents", make, plan, n, rnd)
+            replicas, written = _run(store, "documents", make_view=make, plan=plan, n=n, rnd=rnd)
             if merge == "field":
                 expected = _field_reference(written)
             else:
