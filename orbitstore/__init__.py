@@ -26,6 +26,7 @@ from orbitstore.node.feed import Feed as Feed
 from orbitstore.node.keyvalue import KeyValue as KeyValue
 from orbitstore.node.ydoc import YDocument as YDocument
 from orbitstore.storage.sqlite import SqliteConfig as SqliteConfig
+from orbitstore.views.base import Conflict as Conflict
 from orbitstore.views.feed import FeedItem as FeedItem
 
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ import orbitstore
 
 PUBLIC = {
     "Cid",
+    "Conflict",
     "Counter",
     "Database",
     "Documents",
