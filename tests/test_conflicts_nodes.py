@@ -138,6 +138,11 @@ async def test_todo_documents_on_the_memory_network(merge: str, tmp_path: Path) 
                 assert item["value"] == conflict.value and item.get("field") == conflict.field
                 assert item["cid"] == str(conflict.cid) and item["writer"] == conflict.writer
                 assert "_conflicts" not in db.query("SELECT * FROM todos").columns
+                n = db.query("SELECT json_array_length(_conflicts) AS n FROM todos").rows
+                assert n == ((1,),)
+                if merge == "field":
+                    sql = "SELECT id FROM todos WHERE _conflicts->>'$[0].field' = 'title'"
+                    assert db.query(sql).rows == (("t1",),)
 
             # the application resolves: one write that has seen both clears the conflict
             merged = await dbs[1].patch("t1", set={"title": "Buy oat and almond milk"})
