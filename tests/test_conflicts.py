@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import event, given
@@ -24,6 +25,7 @@ from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.storage.views import open_view_state
 from orbitstore.storage.views.documents import MemoryDocumentsState
 from orbitstore.storage.views.keyvalue import MemoryKeyValueState
+from orbitstore.views import causal
 from orbitstore.views import documents as dv
 from orbitstore.views import keyvalue as kvv
 from orbitstore.views.base import Change, Conflict
@@ -277,22 +279,31 @@ def _check(replicas: list[_Replica], expected: dict[str, Expected], rebuilt: Any
     event(f"registers with conflicts: {with_conflicts}")
 
 
-@given(_plan(_kv_payload), st.integers(2, 4), st.randoms(use_true_random=False))
+# 1: every list of intervals is cut to its newest interval, so "no" answers walk the log
+LIST_SIZES = pytest.mark.parametrize("max_intervals", [causal.MAX_INTERVALS, 1])
+
+
+@LIST_SIZES
+@given(plan=_plan(_kv_payload), n=st.integers(2, 4), rnd=st.randoms(use_true_random=False))
 def test_keyvalue_conflicts_match_the_definition(
-    shared_store: SqliteStore, plan: list[Any], n: int, rnd: random.Random
+    shared_store: SqliteStore, max_intervals: int, plan: list[Any], n: int, rnd: random.Random
 ) -> None:
     def make(state: Any, log: OpLog) -> KeyValueView:
         return KeyValueView(state, lookup=log.get)
 
-    replicas, written = _run(shared_store, "keyvalue", make_view=make, plan=plan, n=n, rnd=rnd)
+    with mock.patch.object(causal, "MAX_INTERVALS", max_intervals):
+        replicas, written = _run(shared_store, "keyvalue", make_view=make, plan=plan, n=n, rnd=rnd)
     expected = _register_reference(written, _kv_writes)
     rebuilt = make(MemoryKeyValueState(), replicas[0].log)
     rebuilt.apply(list(replicas[0].log.traverse()), local=False)
     _check(replicas, expected, rebuilt)
 
 
+@LIST_SIZES
 @pytest.mark.parametrize("merge", ["document", "field"])
-def test_documents_conflicts_match_the_definition(merge: str, tmp_path: Path) -> None:
+def test_documents_conflicts_match_the_definition(
+    merge: str, max_intervals: int, tmp_path: Path
+) -> None:
     options = DocumentsOptions(merge=merge)  # type: ignore[arg-type]
 
     def make(state: Any, log: OpLog) -> DocumentsView:
@@ -302,7 +313,10 @@ def test_documents_conflicts_match_the_definition(merge: str, tmp_path: Path) ->
 
         @given(_plan(_doc_payload), st.integers(2, 4), st.randoms(use_true_random=False))
         def check(plan: list[Any], n: int, rnd: random.Random) -> None:
-            replicas, written = _run(store, "documents", make_view=make, plan=plan, n=n, rnd=rnd)
+            with mock.patch.object(causal, "MAX_INTERVALS", max_intervals):
+                replicas, written = _run(
+                    store, "documents", make_view=make, plan=plan, n=n, rnd=rnd
+                )
             if merge == "field":
                 expected = _field_reference(written)
             else:
@@ -317,9 +331,17 @@ def test_documents_conflicts_match_the_definition(merge: str, tmp_path: Path) ->
 # --- the ancestry oracle itself ------------------------------------------------------------------
 
 
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.booleans()), max_size=30))
-def test_superseded_is_exactly_the_causal_past(plan: list[tuple[int, int, bool]]) -> None:
+@LIST_SIZES
+@given(plan=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.booleans()), max_size=30))
+def test_superseded_is_exactly_the_causal_past(
+    max_intervals: int, plan: list[tuple[int, int, bool]]
+) -> None:
     """Whatever the DAG, a step says a member is superseded iff it is in the causal past."""
+    with mock.patch.object(causal, "MAX_INTERVALS", max_intervals):
+        _check_oracle(plan)
+
+
+def _check_oracle(plan: list[tuple[int, int, bool]]) -> None:
     logs = [_log(i + 1, "keyvalue", "oracle") for i in range(3)]
     everything: dict[bytes, Entry] = {}
     tracker = CausalTracker(MemoryKeyValueState(), lambda c: everything.get(bytes(c)))

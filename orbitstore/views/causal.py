@@ -1,5 +1,5 @@
 """Causal bookkeeping for views that report conflicts: "is entry ``a`` in the causal
-past of entry ``b``?", answered incrementally and with bounded work.
+past of entry ``b``?", answered incrementally, without walking the log.
 
 How it works
 ============
@@ -14,39 +14,35 @@ of ``w`` leaves it (rule M). Whatever the arrival order, the result is the set o
 writes, so every replica agrees and a rebuild equals the incremental state.
 
 Rule M needs ancestry. Walking the log back from ``w`` until every member is found would
-cost the whole history between an old write and a new one, so the view keeps, for every
-entry it applies, two local numbers (they differ between replicas; only the answers they
-give are the same):
+cost the whole history between an old write and a new one, so the view numbers the
+entries it applies and keeps, for each, its causal past in those numbers. The numbers
+are node-local (they differ between replicas); only the answers they give are the same.
 
-* ``arrival``: 1, 2, 3 ... in the order this view applied entries (a causal order: an
-  entry's ancestors all have smaller arrival numbers);
-* ``floor``: an arrival number ``f`` such that *every* entry with arrival ``<= f`` is in
-  this entry's causal past. An entry whose parents are all the current heads (a local
-  write, or a remote one from a peer that was in sync) has every applied entry in its
-  past: its floor is its own arrival number. Otherwise its floor is the largest floor of
-  its parents.
+* ``arrival``: 1, 2, 3 ... in the order this view applied entries. It is a causal order,
+  so every ancestor of an entry has a smaller number.
+* ``past``: the arrival numbers of the entry and all its ancestors, as sorted disjoint
+  intervals: the union of its parents' intervals plus its own number. Histories are
+  mostly prefixes of the arrival order, so this is one interval ``[1, n]`` for an entry
+  written on a state that held everything, and a few more for entries of a concurrent
+  branch (``[1, fork] + [branch start, n]``). It is exact.
 
-To decide whether member ``m`` is in the past of the new entry ``w``:
+``m`` is in the past of the new entry ``w`` iff ``arrival(m)`` is in the ``past`` of one
+of ``w``'s parents: a binary search per parent, whatever the age of ``m``.
 
-1. ``m`` is one of ``w``'s parents, or ``w``'s parents were all the heads: yes;
-2. ``arrival(m) <= floor(p)`` for a parent ``p`` of ``w``: yes;
-3. otherwise walk back from ``w``'s parents, newest clock first. A visited entry ``x``
-   with ``arrival(m) <= floor(x)`` proves yes; the walk does not go below ``x`` when
-   ``arrival(x) < arrival(m)`` (nothing applied before ``m`` descends from it) or
-   ``clock(x) <= clock(m)``; when nothing is left to visit, the answer is no.
-
-Steps 1-2 answer in constant time for every write made on a state that already held
-``m``, however old ``m`` is. The walk of step 3 visits only entries that arrived after
-``m`` and do not provably cover it: the concurrent region, which is as large as the work
-done by writers that had not seen ``m``, not as large as the log.
+A list longer than :data:`MAX_INTERVALS` (arrivals of many branches interleaved) is cut
+to its first and last intervals and marked inexact: it still proves "yes", and "no" is
+then decided by walking back from that entry, newest clock first, through the log (the
+injected lookup). The walk stops at every entry whose list is exact (it decides both
+ways), below entries that arrived before ``m`` and below ``m``'s clock.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.dagjson import to_json
@@ -56,26 +52,48 @@ from orbitstore.views.base import Conflict
 EntryLookup: TypeAlias = Callable[[Cid], Entry | None]
 """An entry of the view's log by CID (None if the log does not hold it)."""
 
-Causal: TypeAlias = tuple[int, int]
-"""``(arrival, floor)`` of an applied entry."""
+Intervals: TypeAlias = tuple[tuple[int, int], ...]
+"""Sorted, disjoint, non-adjacent ``(low, high)`` ranges of arrival numbers."""
+
+Causal: TypeAlias = tuple[int, Intervals, bool]
+"""``(arrival, past, exact)`` of an applied entry."""
+
+# Intervals kept per entry. Beyond this the list is cut (and marked inexact): lookups stay
+# O(log) and a row stays small, at the price of a walk for the rare "no" answers through it.
+MAX_INTERVALS: Final = 32
 
 
 class CausalState(Protocol):
     """Where a view keeps the numbers of this module (SQLite or memory)."""
 
-    def causal_frontier(self) -> tuple[int, frozenset[bytes]]:
-        """The last arrival number given out and the CIDs of the current heads."""
+    def causal_counter(self) -> int:
+        """The last arrival number given out (0: none)."""
         ...
 
     def causal_get(self, cids: Collection[bytes]) -> dict[bytes, Causal]:
-        """``(arrival, floor)`` of the given entries (unknown ones left out)."""
+        """``(arrival, past, exact)`` of the given entries (unknown ones left out)."""
         ...
 
-    def causal_save(
-        self, counter: int, heads: frozenset[bytes], rows: Iterable[tuple[bytes, int, int]]
-    ) -> None:
-        """Store the new counter and heads, and ``(cid, arrival, floor)`` rows."""
+    def causal_save(self, counter: int, rows: Iterable[tuple[bytes, Causal]]) -> None:
+        """Store the new counter and the rows of newly applied entries."""
         ...
+
+
+def union(lists: Iterable[Intervals]) -> list[tuple[int, int]]:
+    """The union of interval lists, merged."""
+    out: list[tuple[int, int]] = []
+    for low, high in sorted(pair for lst in lists for pair in lst):
+        if out and low <= out[-1][1] + 1:
+            if high > out[-1][1]:
+                out[-1] = (out[-1][0], high)
+        else:
+            out.append((low, high))
+    return out
+
+
+def contains(past: Intervals, arrival: int) -> bool:
+    i = bisect.bisect_right(past, arrival, key=lambda iv: iv[0]) - 1
+    return i >= 0 and past[i][1] >= arrival
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +119,7 @@ class Step:
 
     entry: Entry
     arrival: int
-    floor: int
-    full: bool
-    parents: frozenset[bytes]
+    parents: dict[bytes, Causal | None]
     _tracker: CausalTracker = field(repr=False)
     _known: dict[bytes, bool] = field(default_factory=dict, repr=False)
 
@@ -119,44 +135,54 @@ class Step:
         done: set[Member] = set()
         open_: list[Member] = []
         for m in members:
-            if (
-                m.cid == own
-                or self.full
-                or m.cid in self.parents
-                or m.arrival <= self.floor
-                or self._known.get(m.cid, False)
-            ):
-                done.add(m)
-            elif m.cid not in self._known:
+            known = self._known.get(m.cid)
+            if known is None:
+                known = self._decide(m, own)
+                if known is not None:
+                    self._known[m.cid] = known
+            if known is None:
                 open_.append(m)
+            elif known:
+                done.add(m)
         if open_:
-            found = self._tracker.walk(self.entry, open_)
+            found = self._tracker.walk(self.entry.next, open_)
             for m in open_:
                 self._known[m.cid] = m.cid in found
                 if m.cid in found:
                     done.add(m)
         return done
 
+    def _decide(self, m: Member, own: bytes) -> bool | None:
+        """True/False when the parents' lists decide, None when a walk must."""
+        if m.cid == own or m.cid in self.parents:
+            return True
+        exact = True
+        for info in self.parents.values():
+            if info is None:
+                exact = False
+            elif contains(info[1], m.arrival):
+                return True
+            elif not info[2]:
+                exact = False
+        return False if exact else None
+
 
 class CausalTracker:
-    """Numbers entries as a view applies them (see the module docstring). Use one
-    :meth:`batch` per call of the view's ``apply``."""
+    """Numbers entries as a view applies them (see the module docstring). Call
+    :meth:`begin` and :meth:`end` around each call of the view's ``apply``."""
 
     def __init__(self, state: CausalState, lookup: EntryLookup) -> None:
         self._state = state
         self._lookup = lookup
         self._pending: dict[bytes, Causal] = {}
         self._counter = 0
-        self._heads: set[bytes] = set()
 
     def begin(self) -> None:
-        counter, heads = self._state.causal_frontier()
-        self._counter, self._heads, self._pending = counter, set(heads), {}
+        self._counter, self._pending = self._state.causal_counter(), {}
 
     def end(self) -> None:
         if self._pending:
-            rows = [(cid, a, f) for cid, (a, f) in self._pending.items()]
-            self._state.causal_save(self._counter, frozenset(self._heads), rows)
+            self._state.causal_save(self._counter, self._pending.items())
         self._pending = {}
 
     def _get(self, cids: Collection[bytes]) -> dict[bytes, Causal]:
@@ -168,19 +194,27 @@ class CausalTracker:
 
     def step(self, entry: Entry) -> Step:
         """Number ``entry`` (its parents are already numbered)."""
-        parents = frozenset(bytes(p) for p in entry.next)
+        raw = [bytes(p) for p in entry.next]
+        info = self._get(raw)
+        parents: dict[bytes, Causal | None] = {p: info.get(p) for p in raw}
         self._counter += 1
         arrival = self._counter
-        full = self._heads <= parents
-        floor = arrival if full else max((f for _, f in self._get(parents).values()), default=0)
-        cid = bytes(entry.cid)
-        self._heads -= parents
-        self._heads.add(cid)
-        self._pending[cid] = (arrival, floor)
-        return Step(entry, arrival, floor, full, parents, self)
+        lists: list[Intervals] = [((arrival, arrival),)]
+        exact = True
+        for got in parents.values():
+            if got is None:  # pragma: no cover - parents are applied before children
+                exact = False
+            else:
+                lists.append(got[1])
+                exact = exact and got[2]
+        past = union(lists)
+        if len(past) > MAX_INTERVALS:
+            past, exact = [*past[: MAX_INTERVALS - 1], past[-1]], False
+        self._pending[bytes(entry.cid)] = (arrival, tuple(past), exact)
+        return Step(entry, arrival, parents, self)
 
-    def walk(self, entry: Entry, targets: Iterable[Member]) -> set[bytes]:
-        """CIDs of ``targets`` in the causal past of ``entry`` (rule 3)."""
+    def walk(self, start: Sequence[Cid], targets: Iterable[Member]) -> set[bytes]:
+        """CIDs of ``targets`` that are ancestors of (or are) the entries ``start``."""
         want: dict[bytes, Member] = {m.cid: m for m in targets}
         found: set[bytes] = set()
         heap: list[tuple[int, bytes, Entry]] = []
@@ -189,28 +223,26 @@ class CausalTracker:
         def push(parents: Iterable[Cid]) -> None:
             for p in parents:
                 raw = bytes(p)
-                if raw in seen:
-                    continue
-                seen.add(raw)
-                got = self._lookup(p)
-                if got is not None:
-                    heapq.heappush(heap, (-got.clock, raw, got))
+                if raw not in seen:
+                    seen.add(raw)
+                    got = self._lookup(p)
+                    if got is not None:
+                        heapq.heappush(heap, (-got.clock, raw, got))
 
-        push(entry.next)
+        push(start)
         while heap and want:
             _, raw, x = heapq.heappop(heap)
             if raw in want:
                 found.add(raw)
                 del want[raw]
-            numbers = self._get([raw]).get(raw)
-            if numbers is not None:
-                arrival, floor = numbers
-                covered = [c for c, m in want.items() if m.arrival <= floor]
-                for c in covered:
+            info = self._get([raw]).get(raw)
+            if info is not None:
+                arrival, past, exact = info
+                for c in [c for c, m in want.items() if contains(past, m.arrival)]:
                     found.add(c)
                     del want[c]
-                if want and arrival < min(m.arrival for m in want.values()):
-                    continue
+                if exact or (want and arrival < min(m.arrival for m in want.values())):
+                    continue  # decided below x, or nothing below x arrived after a target
             if want and x.clock > min(m.clock for m in want.values()):
                 push(x.next)
         return found

@@ -315,9 +315,11 @@ class KeyValueView:
         kept = [*prune(members, step), new]
         top = max(kept, key=lambda m: m.stamp)
         losers = newest_first(m for m in kept if m is not top)
-        conflicts = self._render(losers, step)
-        blob = codec.encode(encode_members(losers)) if losers else None
-        text = conflicts_json(conflicts)
+        conflicts: tuple[Conflict, ...] = ()
+        blob = text = None
+        if losers:
+            conflicts = self._render(losers, step)
+            blob, text = codec.encode(encode_members(losers)), conflicts_json(conflicts)
         if top is not new:  # Rule 1: an older op loses, and here it is concurrent
             assert register is not None
             state.set_conflicts(op.key, blob, text)
