@@ -186,13 +186,19 @@ async def _kv_scenario(stores: list[NodeStore], cid: Any) -> None:
         # the loser's side resolves by writing the winner again: the conflict clears
         loser_writer = dbs[0].conflicts("todo/1/title")[0].writer
         side = 0 if nodes[0].identity.id == loser_writer else 1
+        before = dbs[0].heads
         merged = await dbs[side].put("todo/1/title", winner)
         other = dbs[1 - side]
         changes: list[Change] = []
         await _wait(other, lambda: other.get_entry(merged.cid) is not None, changes)
         assert [c.kind for c in changes][-1:] == ["conflict"] and changes[-1].conflicts == ()
+        sql = "SELECT key FROM todo WHERE _conflicts IS NOT NULL"
         for db in dbs:
             assert db.conflicts("todo/1/title") == () and db.get("todo/1/title") == winner
+            assert db.query(sql).rows == ()
+            # time travel: as of the heads before the merge, the conflict is there
+            (row,) = db.query("SELECT _conflicts FROM todo", as_of=before).rows
+            assert [c["value"] for c in row[0]] == [loser]
 
 
 async def test_todo_keyvalue_on_real_sqlite_files_survives_reopen(tmp_path: Path) -> None:

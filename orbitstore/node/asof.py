@@ -151,9 +151,10 @@ def fold_image(db: Snapshottable, heads: frozenset[Cid]) -> tuple[bytes, int]:
 
 
 def _fold(view: View, log_store: SeqLogStore, batch: list[Entry]) -> None:
-    # The entries go into the scratch log first, as in a live database: views that
-    # report conflicts look ancestors up in the log of the store they live in.
-    log_store.add_entries(batch)
+    # Views that report conflicts (keyvalue, documents) read entries back from the log of
+    # the store they live in, as in a live database: store them in the scratch log first.
+    if getattr(view, "reads_log", False):
+        log_store.add_entries(batch)
     view.apply(batch, local=False)
 
 

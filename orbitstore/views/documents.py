@@ -186,6 +186,8 @@ class DocumentsView:
     ``lookup`` reads entries of the log (to tell concurrent writes from superseded ones)."""
 
     name = "documents"
+    #: It reads entries back from its log (``lookup``): AS OF snapshots must hold them.
+    reads_log = True
 
     def __init__(
         self, state: DocumentsState, options: DocumentsOptions, *, lookup: EntryLookup

@@ -276,6 +276,8 @@ class KeyValueView:
     ``lookup`` reads entries of the log (to tell concurrent writes from superseded ones)."""
 
     name = "keyvalue"
+    #: It reads entries back from its log (``lookup``): AS OF snapshots must hold them.
+    reads_log = True
 
     def __init__(self, state: KeyValueState, *, lookup: EntryLookup) -> None:
         self._state = state
