@@ -25,13 +25,19 @@ from orbitstore.storage.sqlite import SqliteStore
 
 _CHUNK: Final = 500
 
-CAUSAL_TABLES: Final = """
-CREATE TABLE IF NOT EXISTS view_causal(
-    log INTEGER NOT NULL, cid BLOB NOT NULL, arrival INTEGER NOT NULL, past BLOB NOT NULL,
-    exact INTEGER NOT NULL, PRIMARY KEY(log, cid)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS view_causal_frontier(
-    log INTEGER PRIMARY KEY, counter INTEGER NOT NULL);
-"""
+CAUSAL_TABLES: Final = (
+    "CREATE TABLE IF NOT EXISTS view_causal("
+    "log INTEGER NOT NULL, cid BLOB NOT NULL, arrival INTEGER NOT NULL, past BLOB NOT NULL,"
+    " exact INTEGER NOT NULL, PRIMARY KEY(log, cid)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS view_causal_frontier("
+    "log INTEGER PRIMARY KEY, counter INTEGER NOT NULL)",
+)
+
+
+def create_causal_tables(conn: sqlite3.Connection) -> None:
+    # One statement at a time: executescript would commit a transaction the caller holds.
+    for statement in CAUSAL_TABLES:
+        conn.execute(statement)
 
 
 def migrate(

@@ -43,9 +43,9 @@ from orbitstore.core.order import OrderKey
 from orbitstore.errors import InvalidValueError, StorageError
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.storage.views.causal import (
-    CAUSAL_TABLES,
     MemoryCausal,
     SqliteCausal,
+    create_causal_tables,
     has_column,
     migrate,
 )
@@ -134,7 +134,7 @@ class SqliteDocumentsState(SqliteCausal):
                 log INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY(log, path)) WITHOUT ROWID;
             """
         )
-        conn.executescript(CAUSAL_TABLES)
+        create_causal_tables(conn)
         if old:
             migrate(
                 conn,

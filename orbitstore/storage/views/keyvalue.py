@@ -28,9 +28,9 @@ from typing import TypeAlias
 
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.storage.views.causal import (
-    CAUSAL_TABLES,
     MemoryCausal,
     SqliteCausal,
+    create_causal_tables,
     has_column,
     migrate,
 )
@@ -58,7 +58,7 @@ class SqliteKeyValueState(SqliteCausal):
             "CREATE TABLE IF NOT EXISTS view_kv_stats("
             "log INTEGER PRIMARY KEY, live INTEGER NOT NULL)"
         )
-        conn.executescript(CAUSAL_TABLES)
+        create_causal_tables(conn)
         if old:
             migrate(
                 conn,
