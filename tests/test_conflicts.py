@@ -266,6 +266,10 @@ def _run(
 
 
 def _check(replicas: list[_Replica], expected: dict[str, Expected], rebuilt: Any) -> None:
+    conflicted = [k for k in KEYS if expected.get(k)]
+    assert rebuilt.conflicted() == conflicted
+    assert all(r.view.conflicted() == conflicted for r in replicas)
+    assert all(r.view.conflicted(limit=1) == conflicted[:1] for r in replicas)
     with_conflicts = 0
     for key in KEYS:
         want = expected.get(key, [])

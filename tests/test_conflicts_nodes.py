@@ -128,6 +128,7 @@ async def test_todo_documents_on_the_memory_network(merge: str, tmp_path: Path) 
                     assert (conflict.field, conflict.value) == (None, lost_doc)
                 assert not conflict.deleted
                 assert db.get_with_conflicts("t1") == (db.get("t1"), (conflict,))
+                assert db.conflicted() == ["t1"]
                 # the change that brought the other side's write carries the conflict
                 assert changes[-1].key == "t1" and changes[-1].conflicts == (conflict,)
                 rows = db.query(
@@ -195,7 +196,7 @@ async def _kv_scenario(stores: list[NodeStore], cid: Any) -> None:
         sql = "SELECT key FROM todo WHERE _conflicts IS NOT NULL"
         for db in dbs:
             assert db.conflicts("todo/1/title") == () and db.get("todo/1/title") == winner
-            assert db.query(sql).rows == ()
+            assert db.query(sql).rows == () and db.conflicted() == []
             # time travel: as of the heads before the merge, the conflict is there
             (row,) = db.query("SELECT _conflicts FROM todo", as_of=before).rows
             assert [c["value"] for c in row[0]] == [loser]
@@ -241,6 +242,8 @@ async def test_old_view_tables_are_migrated_by_a_rebuild(tmp_path: Path) -> None
         expected = kv.conflicts("k")
         assert len(expected) == 1
     conn = sqlite3.connect(tmp_path / "orbitstore.sqlite")
+    conn.execute("DROP INDEX view_kv_conflicted")
+    conn.execute("DROP INDEX view_documents_conflicted")
     for table in ("view_kv", "view_documents"):
         for column in ("arrival", "conflicts", "conflicts_json"):
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")

@@ -128,6 +128,11 @@ class Documents(FindMethods, Database):
         self._check()
         return self._docs.conflicts(doc_id)
 
+    def conflicted(self, *, limit: int | None = None) -> list[str]:
+        """Ids of documents that have conflicts, by id (deleted documents included)."""
+        self._check()
+        return self._docs.conflicted(limit=limit)
+
     def get_with_conflicts(self, doc_id: str) -> tuple[dict[str, Any] | None, tuple[Conflict, ...]]:
         """``(get(doc_id), conflicts(doc_id))`` in one call."""
         self._check()

@@ -79,6 +79,12 @@ class KeyValue(Database):
         self._check()
         return self._kv.conflicts(key)
 
+    def conflicted(self, *, limit: int | None = None) -> list[str]:
+        """Keys that have conflicts, in key order (deleted keys included: a put that lost
+        to a delete is a conflict of the deleted key)."""
+        self._check()
+        return self._kv.conflicted(limit=limit)
+
     def get_with_conflicts(self, key: str, default: Any = None) -> tuple[Any, tuple[Conflict, ...]]:
         """``(get(key, default), conflicts(key))`` in one call."""
         self._check()

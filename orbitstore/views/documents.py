@@ -146,6 +146,10 @@ class DocumentsState(CausalState, Protocol):
         """Replace the conflict bookkeeping of an existing row."""
         ...
 
+    def conflicted(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids (deleted ones included) that have conflicts, by id."""
+        ...
+
     # field mode registers
     def get_fields(self, doc_id: str) -> tuple[OpKey | None, FieldRegisters]:
         """The latest clear of a document and its field registers."""
@@ -346,6 +350,11 @@ class DocumentsView:
         if self.options.merge == "field":
             return self._conflicts.render_fields(self._conflicts.decode_fields(register[3]))
         return self._conflicts.render_documents(doc_id, self._conflicts.decode_losers(register[3]))
+
+    def conflicted(self, *, limit: int | None = None) -> list[str]:
+        """Ids of documents that have conflicts (deleted ones included), by id."""
+        checked = _check_limit(limit)
+        return self._state.conflicted(-1 if checked is None else checked)
 
     # -- reads (through the state) --------------------------------------------------------
 

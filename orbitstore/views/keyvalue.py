@@ -192,6 +192,10 @@ class KeyValueState(CausalState, Protocol):
         """The encoded conflict members of ``key`` (None: none)."""
         ...
 
+    def conflicted(self, limit: int) -> list[str]:
+        """Up to ``limit`` keys (deleted ones included) that have conflicts, in key order."""
+        ...
+
     def get_value(self, key: str) -> bytes | None:
         """The DAG-CBOR value of a live key, or None (one indexed read)."""
         ...
@@ -387,6 +391,12 @@ class KeyValueView:
         if blob is None:
             return ()
         return self._render(decode_members(codec.decode(blob)))
+
+    def conflicted(self, *, limit: int | None = None) -> list[str]:
+        """Keys that have conflicts (deleted keys included), in key order."""
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise InvalidValueError("limit is a non-negative integer")
+        return self._state.conflicted(-1 if limit is None else limit)
 
     def record(self, key: str) -> KvRecord | None:
         """The raw record of a key, tombstones included (for tests and tools)."""

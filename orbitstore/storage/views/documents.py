@@ -146,6 +146,11 @@ class SqliteDocumentsState(SqliteCausal):
                 ],
                 reset=["view_documents", "view_document_fields", "view_document_clears"],
             )
+        # Rows with conflicts only (rare): listing them, in Python or SQL, is a short scan.
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS view_documents_conflicted ON view_documents(log, id)"
+            " WHERE conflicts_json IS NOT NULL"
+        )
 
     def __init__(self, store: SqliteStore, log_id: int) -> None:
         self._s = store
@@ -185,6 +190,14 @@ class SqliteDocumentsState(SqliteCausal):
 
     def set_rows(self, rows: Iterable[RowWrite]) -> None:
         self._s.connection.executemany(_INSERT, [_row_params(self._log, r) for r in rows])
+
+    def conflicted(self, limit: int) -> list[str]:
+        rows = self._s.connection.execute(
+            "SELECT id FROM view_documents WHERE log=? AND conflicts_json IS NOT NULL"
+            " ORDER BY id LIMIT ?",
+            (self._log, limit),
+        )
+        return [str(r[0]) for r in rows]
 
     def set_conflicts(self, doc_id: str, conflicts: bytes | None, text: str | None) -> None:
         self._s.connection.execute(
@@ -388,6 +401,10 @@ class MemoryDocumentsState(MemoryCausal):
 
     def set_conflicts(self, doc_id: str, conflicts: bytes | None, text: str | None) -> None:
         self._extra[doc_id] = (self._extra[doc_id][0], conflicts, text)
+
+    def conflicted(self, limit: int) -> list[str]:
+        found = [i for i in sorted(self._extra) if self._extra[i][2] is not None]
+        return found if limit < 0 else found[:limit]
 
     def get_fields(self, doc_id: str) -> tuple[OpKey | None, FieldRegisters]:
         clear, fields = self._fields.get(doc_id, (None, {}))

@@ -10,6 +10,7 @@ Schema::
         entry's arrival number (orbitstore.views.causal)
         conflicts: the other maximal writes of the key (DAG-CBOR members), NULL if none;
         conflicts_json: their values as JSON for SQL (``_conflicts``), NULL if none
+        INDEX view_kv_conflicted(log, key) WHERE conflicts_json IS NOT NULL
     view_kv_stats(log INTEGER PRIMARY KEY, live INTEGER)   number of live keys
     view_causal, view_causal_frontier                      see storage/views/causal.py
 
@@ -70,6 +71,11 @@ class SqliteKeyValueState(SqliteCausal):
                 ],
                 reset=["view_kv", "view_kv_stats"],
             )
+        # Rows with conflicts only (rare): listing them, in Python or SQL, is a short scan.
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS view_kv_conflicted ON view_kv(log, key)"
+            " WHERE conflicts_json IS NOT NULL"
+        )
 
     def __init__(self, store: SqliteStore, log_id: int) -> None:
         self._s = store
@@ -153,6 +159,14 @@ class SqliteKeyValueState(SqliteCausal):
         ).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])
 
+    def conflicted(self, limit: int) -> list[str]:
+        rows = self._s.connection.execute(
+            "SELECT key FROM view_kv WHERE log=? AND conflicts_json IS NOT NULL"
+            " ORDER BY key LIMIT ?",
+            (self._log, limit),
+        )
+        return [str(r[0]) for r in rows]
+
     def get_value(self, key: str) -> bytes | None:
         row = self._s.connection.execute(
             "SELECT value FROM view_kv WHERE log=? AND key=? AND deleted=0", (self._log, key)
@@ -229,6 +243,10 @@ class MemoryKeyValueState(MemoryCausal):
     def get_conflicts(self, key: str) -> bytes | None:
         extra = self._extra.get(key)
         return None if extra is None else extra[1]
+
+    def conflicted(self, limit: int) -> list[str]:
+        found = [k for k in self._sorted if self._extra[k][1] is not None]
+        return found if limit < 0 else found[:limit]
 
     def get_value(self, key: str) -> bytes | None:
         record = self._records.get(key)
