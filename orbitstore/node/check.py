@@ -319,6 +319,8 @@ def _compare_view(store: NodeStore, db: Cid, manifest: Manifest, scan: _Log) -> 
     scratch = SqliteStore.in_memory()
     try:
         fresh = make_view(scratch, db, manifest)
+        if getattr(fresh, "reads_log", False):  # conflicts are read back from the log
+            scratch.log_store(db).add_entries(entries)
         _fold(fresh, entries)
         if manifest.type == "ydoc":
             from orbitstore.views.ydoc import YDocView  # pycrdt: only for ydoc databases
