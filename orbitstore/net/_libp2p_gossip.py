@@ -68,6 +68,9 @@ class GossipStatistics:
     delivered: int
     dropped_receive_overflow: int
     refused_oversized: int
+    # Handler calls that raised something unexpected (a bug): logged with the sender,
+    # the message is dropped, the subscription carries on.
+    handler_errors: int = 0
 
 
 @dataclass
@@ -113,6 +116,7 @@ class GossipService:
         self._delivered = 0
         self._dropped = 0
         self._refused = 0
+        self._handler_errors = 0
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -137,6 +141,7 @@ class GossipService:
             delivered=self._delivered,
             dropped_receive_overflow=self._dropped,
             refused_oversized=self._refused,
+            handler_errors=self._handler_errors,
         )
 
     # --- subscriptions ------------------------------------------------------------------
@@ -202,6 +207,9 @@ class GossipService:
                 except (InvalidDataError, NetworkError) as exc:
                     # The sender's fault or the network's: log it, keep listening.
                     logger.info("gossip handler on %r failed for %s: %s", topic, origin, exc)
+                except Exception:  # remote boundary: one message must not end the topic
+                    logger.exception("gossip handler on %r failed for %s", topic, origin)
+                    self._handler_errors += 1
 
     # --- publishing -----------------------------------------------------------------------
 
