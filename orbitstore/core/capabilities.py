@@ -179,6 +179,7 @@ class AccessGraph:
         self._revokes: dict[RightKey, list[int]] = {}
         self._eval: _Eval | None = None
         self._cache: dict[int, dict[tuple[str, tuple[str, ...] | None], object]] = {}
+        self._names: dict[tuple[int, str], bool] = {}
 
     # -- building ------------------------------------------------------------------------
 
@@ -215,6 +216,7 @@ class AccessGraph:
         target.setdefault(key, []).append(node.idx)
         self._eval = None
         self._cache.clear()
+        self._names.clear()
 
     def index(self, cid: Cid) -> int:
         return self._by_cid[cid].idx
@@ -307,6 +309,25 @@ class AccessGraph:
 
     # -- answers -------------------------------------------------------------------------
 
+    def check_new_op(self, author: str, op: AclOp, past: int) -> str | None:
+        """Why ``author`` may not append ``op`` on a past (None: it may)."""
+        if author == self.owner:
+            return "the owner cannot be revoked" if op.op == "revoke" and op.to == author else None
+        if op.to == self.owner:
+            return "the owner's rights cannot be changed"
+        if op.op == "revoke" and op.right == "admin":
+            return "only the owner revokes the admin right"
+        right, scope = ("invite", op.scope) if op.op == "redeem" else ("admin", None)
+        valid = self._evaluated().valid
+        if not self._held(valid & past, author, right, scope):
+            where = "" if scope is None else f" on {scope!r}"
+            return f"{author} does not hold the {right} right{where}"
+        if op.op == "redeem" and any(
+            n.author == author and n.op.op == "redeem" and valid >> n.idx & 1 for n in self._ops
+        ):
+            return "this invite was already redeemed"
+        return None
+
     def is_valid(self, cid: Cid) -> bool:
         node = self._by_cid[cid]
         return bool(self._evaluated().valid >> node.idx & 1)
@@ -364,6 +385,32 @@ class AccessGraph:
         write is in the causal past of the ACL op with index v."""
         valid = self._evaluated().valid
         return any(self._retracted(valid, g, in_past_of) for g in verdict.groups)
+
+    def op(self, idx: int) -> AclOp:
+        return self._ops[idx].op
+
+    def names(self, did: str, past: int) -> bool:
+        """Whether some grant or redeem in ``past`` (valid or not) names ``did``: if none
+        does, no state of that past can authorize ``did``."""
+        ck = (past, did)
+        got = self._names.get(ck)
+        if got is None:
+            got = any(
+                to == did and any(past >> g & 1 for g in grants)
+                for (to, _, _), grants in self._grants.items()
+            )
+            self._names[ck] = got
+        return got
+
+    def oldest_grant_clock(self, did: str) -> int:
+        """The smallest clock of a grant naming ``did`` (0 if none)."""
+        clocks = [
+            self._ops[g].order[0]
+            for (to, _, _), grants in self._grants.items()
+            if to == did
+            for g in grants
+        ]
+        return min(clocks, default=1) - 1
 
     def revokes(self) -> Iterable[tuple[int, AclOp]]:
         """Valid revocations, as (index, op)."""

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from orbitstore.core.access import AccessController
+from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
@@ -136,8 +137,11 @@ class OpLog:
         identity: Identity | None = None,
         limits: EntryLimits = DEFAULT_LIMITS,
         max_pending: int = DEFAULT_MAX_PENDING,
+        capabilities: CapabilityLog | None = None,
     ) -> None:
         self.db = db
+        #: Under ``capabilities`` access: the rights graph (None for static access).
+        self.capabilities = capabilities
         self.access = access
         self.identity = identity
         self.limits = limits
@@ -195,6 +199,8 @@ class OpLog:
     def reload(self) -> None:
         """Re-read the heads after the caller rolled back a transaction."""
         self._heads = self._store.get_heads()
+        if self.capabilities is not None:
+            self.capabilities.reload()
 
     # -- writing ----------------------------------------------------------------------
 
@@ -214,7 +220,12 @@ class OpLog:
             )
         heads = self._heads
         created: list[Entry] = []
+        caps = self.capabilities
         for payload in payloads:
+            if caps is not None:
+                why = caps.check_write(identity.id, payload, heads)
+                if why is not None:
+                    raise WriteNotAllowedError(why, writer=identity.id)
             entry = Entry.create(
                 identity,
                 db=self.db,
@@ -226,6 +237,13 @@ class OpLog:
             )
             created.append(entry)
             heads = {entry.cid: entry.clock}
+            if caps is not None:
+                admitted = caps.admit(entry)
+                if isinstance(admitted, InvalidDataError):  # check_write said yes
+                    raise WriteNotAllowedError(str(admitted), writer=identity.id)
+                caps.applied(entry, *admitted)
+        if caps is not None:
+            caps.settle()
         if created:
             self._store.add_entries(created)
             self._store.set_heads(heads)
@@ -334,6 +352,12 @@ class OpLog:
                     rejected,
                 )
                 continue
+            if self.capabilities is not None:
+                admitted = self.capabilities.admit(entry)
+                if isinstance(admitted, InvalidDataError):
+                    self._reject(cid, admitted, rejected)
+                    continue
+                self.capabilities.applied(entry, *admitted)
             batch[cid] = entry.clock
             added.append(entry)
             for child in self._waiting.pop(cid, ()):
@@ -341,6 +365,8 @@ class OpLog:
                 if held is not None:
                     queue.append(held)
 
+        if self.capabilities is not None:
+            self.capabilities.settle()
         if added:
             heads = dict(self._heads)
             for entry in added:

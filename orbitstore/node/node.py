@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from orbitstore.core.access import StaticAccess
+from orbitstore.core.access import AccessController, CapabilitiesAccess, StaticAccess
+from orbitstore.core.capability_log import CapabilityLog, payload_keys
 from orbitstore.core.cid import Cid
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
@@ -78,6 +79,15 @@ class Node:
         """This node's writer id (``did:key``)."""
         return self.identity.id
 
+    def _new_access(self, kind: str, write: Iterable[str] | None) -> AccessController:
+        if kind == "capabilities":
+            if write is not None:
+                raise UsageError("capabilities access takes no write list: grant rights instead")
+            return CapabilitiesAccess.of(self.id)
+        if kind != "static":
+            raise UsageError(f"access is 'static' or 'capabilities', not {kind!r:.40}")
+        return StaticAccess.of(write if write is not None else [self.id])
+
     async def open(
         self,
         name_or_address: str,
@@ -85,6 +95,7 @@ class Node:
         type: str = "log",
         write: Iterable[str] | None = None,
         meta: dict[str, object] | None = None,
+        access: str = "static",
     ) -> Database:
         """Open a database by local name (created if new) or by ``/orbitstore/<cid>``.
 
@@ -92,7 +103,9 @@ class Node:
         ``ydoc``; the handle returned is of the matching class.
 
         A new database is writable by ``write`` (writer ids, or ``["*"]`` for anyone;
-        default: only this node). Opening an address whose manifest declares another
+        default: only this node). With ``access="capabilities"`` this node's identity
+        owns the new database and grants rights with ``db.grant`` / ``db.invite``
+        (see docs/security-model.md). Opening an address whose manifest declares another
         ``type`` raises WrongDatabaseTypeError.
 
         Opening an address whose manifest this node's store lacks asks every connected
@@ -116,7 +129,7 @@ class Node:
                 manifest = Manifest(
                     name=name_or_address,
                     type=type,
-                    access=StaticAccess.of(write if write is not None else [self.id]),
+                    access=self._new_access(access, write),
                     meta=dict(meta or {}),
                 )
                 db, block = manifest.to_block()
@@ -132,13 +145,22 @@ class Node:
         existing = self._open.get(db)
         if existing is not None:
             return existing
+        log_store = self.store.log_store(db)
         log = OpLog(
             db=db,
             access=manifest.access,
-            store=self.store.log_store(db),
+            store=log_store,
             identity=self.identity,
             limits=self.config.limits,
         )
+        if isinstance(manifest.access, CapabilitiesAccess):
+            id_field = manifest.meta.get("id_field", "_id")
+            log.capabilities = CapabilityLog(
+                owner=manifest.access.owner,
+                store=log_store,
+                get_entry=log.get,
+                keys_of=lambda p: payload_keys(p, id_field if isinstance(id_field, str) else "_id"),
+            )
         cls, make_view = database_class(manifest.type)
         database = cls(
             manifest=manifest,

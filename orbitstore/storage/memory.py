@@ -54,6 +54,18 @@ class MemoryLogStore:
         self._order: list[tuple[int, str, bytes]] = []
         self._heads: dict[Cid, int] = {}
         self._arrivals: list[Cid | None] = []  # index + 1 = seq; None: removed
+        self._frontiers: dict[Cid, tuple[tuple[Cid, ...], bool]] = {}
+
+    def get_frontiers(self, cids: Iterable[Cid]) -> dict[Cid, tuple[Cid, ...]]:
+        got = self._frontiers
+        return {c: got[c][0] for c in cids if c in got}
+
+    def put_frontiers(self, rows: Iterable[tuple[Cid, tuple[Cid, ...], bool]]) -> None:
+        for cid, frontier, acl in rows:
+            self._frontiers.setdefault(cid, (frontier, acl))
+
+    def acl_entries(self) -> list[Cid]:
+        return [c for c, (_, acl) in self._frontiers.items() if acl]
 
     def get_clock(self, cid: Cid) -> int | None:
         return self._clocks.get(cid)
@@ -102,6 +114,7 @@ class MemoryLogStore:
         gone = set(cids) & self._clocks.keys()
         for cid in gone:
             del self._clocks[cid]
+            self._frontiers.pop(cid, None)
             self._blocks._blocks.pop(cid, None)
         self._order = [k for k in self._order if Cid(k[2]) not in gone]
         # Arrival numbers stay: a removed entry leaves a hole, as in SQLite.
