@@ -236,3 +236,36 @@ async def test_partitioned_revoked_writer_is_excluded_everywhere(
             assert ALICE.id not in d.members()
         with pytest.raises(WriteNotAllowedError):
             await db_a.put("doc", "again")
+
+
+async def test_node_redeem_over_the_network(autojump_clock: trio.abc.Clock) -> None:
+    net = MemoryNetwork(rng=random.Random(3), latency=(0.001, 0.01))
+    async with (
+        net.open_transport("owner") as t_o,
+        net.open_transport("alice") as t_a,
+        open_node(store=MemoryStore(), identity=OWNER, transport=t_o, config=CONFIG) as n_o,
+        open_node(store=MemoryStore(), identity=ALICE, transport=t_a, config=CONFIG) as n_a,
+    ):
+        db_o = await owner_kv(n_o)
+        link = await db_o.invite()
+        assert n_a.replication is not None
+        await n_a.replication.connect("mem/owner")
+        db_a = await n_a.redeem(link)
+        assert isinstance(db_a, KeyValue)
+        await db_a.put("hello", "from alice")
+        with trio.fail_after(30):
+            while db_o.get("hello") != "from alice":
+                await trio.sleep(0.1)
+        assert ALICE.id in db_o.members()
+
+
+async def test_check_accepts_a_view_with_retracted_entries(tmp_path: Path) -> None:
+    async with open_node(tmp_path / "n", identity=OWNER) as node:
+        db = await owner_kv(node)
+        grant = await db.grant(ALICE.id)
+        early = put(db, ALICE, "k", "early", [grant.cid])
+        await db.receive_entries([early])
+        await db.revoke(ALICE.id)
+        await db.receive_entries([put(db, ALICE, "k", "late", [early.cid])])
+        report = node.check()
+        assert not report.problems, report.problems

@@ -246,6 +246,15 @@ class AccessMethods:
         (default: this node). The invite's grant must have reached this node."""
         return await _redeem(self._db(), link, did)
 
+    def can_redeem(self, link: str) -> bool:
+        """Whether this node knows the invite's grant, unused and unrevoked."""
+        db = self._db()
+        _, key = parse_invite(link)
+        caps = db.log.capabilities
+        if caps is None or not any(d == key.id and r == "invite" for d, r, _ in caps.graph.state()):
+            return False
+        return caps.check_write(key.id, _redeem_probe(key, db), db.log.heads) is None
+
     def members(self) -> dict[str, list[Right]]:
         """Who holds which rights now (the owner holds every right)."""
         return _members(self._db())
@@ -254,6 +263,11 @@ class AccessMethods:
         """Owner, rights with the grants that give them, and every ACL op with whether
         it is valid and, if not, why (JSON-friendly)."""
         return _access_state(self._db())
+
+
+def _redeem_probe(key: Identity, db: Database) -> dict[str, Any]:
+    scope = _invite_scope(db, key)
+    return AclOp(op="redeem", to=key.id, right="write", scope=scope).to_payload()
 
 
 def _invite_scope(db: Database, key: Identity) -> str | None:

@@ -186,6 +186,24 @@ class Node:
             self.discovery.add_database(database)
         return database
 
+    async def redeem(self, link: str, *, timeout: float = 30.0) -> Database:
+        """Open the database of an invite link and redeem the invite for this node.
+
+        With a transport, waits (up to ``timeout`` seconds) until the invite's grant
+        has been replicated here. Returns the opened database."""
+        from orbitstore.node.access import parse_invite
+
+        address, _ = parse_invite(link)
+        manifest = await self._find_manifest(parse_address(address))
+        db = await self.open(address, type=manifest.type)
+        if self.replication is not None and db.log.capabilities is not None:
+            async with db.subscribe() as changes:
+                with trio.move_on_after(timeout):
+                    while not db.can_redeem(link):
+                        await changes.__anext__()  # any change: look again
+        await db.redeem(link)
+        return db
+
     async def _find_manifest(self, db: Cid) -> Manifest:
         """The manifest from the store, or else from the connected peers (then stored)."""
         if self.store.blocks.has(db):
