@@ -180,6 +180,7 @@ class AccessGraph:
         self._eval: _Eval | None = None
         self._cache: dict[int, dict[tuple[str, tuple[str, ...] | None], object]] = {}
         self._names: dict[tuple[int, str], bool] = {}
+        self._killers: dict[Authorized, frozenset[int]] = {}
 
     # -- building ------------------------------------------------------------------------
 
@@ -217,6 +218,7 @@ class AccessGraph:
         self._eval = None
         self._cache.clear()
         self._names.clear()
+        self._killers.clear()
 
     def index(self, cid: Cid) -> int:
         return self._by_cid[cid].idx
@@ -411,6 +413,26 @@ class AccessGraph:
             for g in grants
         ]
         return min(clocks, default=1) - 1
+
+    def killers(self, verdict: Authorized) -> frozenset[int]:
+        """The valid revokes that kill some authorizing grant of ``verdict`` (only they
+        can retract it). Cached per verdict."""
+        got = self._killers.get(verdict)
+        if got is None:
+            valid = self._evaluated().valid
+            found: set[int] = set()
+            for group in verdict.groups:
+                for g in group:
+                    grant = self._ops[g]
+                    op = grant.op
+                    key = (op.to, "write", op.scope) if op.op == "redeem" else op.key
+                    found.update(
+                        v
+                        for v in self._revokes.get(key, ())
+                        if valid >> v & 1 and not grant.past >> v & 1
+                    )
+            got = self._killers[verdict] = frozenset(found)
+        return got
 
     def revokes(self) -> Iterable[tuple[int, AclOp]]:
         """Valid revocations, as (index, op)."""

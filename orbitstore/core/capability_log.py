@@ -111,6 +111,7 @@ class CapabilityLog:
         self._interned: dict[Frontier, Frontier] = {(): ()}
         self._masks: dict[Frontier, int] = {(): 0}
         self._past_of: dict[int, set[Cid]] = {}
+        self._plain: dict[Authorized, bool] = {}
         self._changed = False
         self._rows: list[tuple[Cid, Frontier, bool]] = []
         self._before: int | None = None
@@ -243,6 +244,9 @@ class CapabilityLog:
             past=self.mask(frontier),
         )
         self._frontiers[entry.cid] = self._intern(frontier)
+        self._plain.clear()
+        if op.op != "revoke":  # a grant may lower the floor of the past walks
+            self._past_of.clear()
 
     def _stale(self, before: int) -> bool:
         """Whether adding ops may have changed the visibility of stored entries: an old
@@ -259,6 +263,7 @@ class CapabilityLog:
         changed, self._changed = self._changed, False
         if changed:
             self._past_of.clear()
+        self._plain.clear()
         return changed
 
     # -- visibility -------------------------------------------------------------------
@@ -277,7 +282,18 @@ class CapabilityLog:
         verdict = self.verdict(entry)
         if isinstance(verdict, Denied):
             return False
-        return not self.graph.retracted(verdict, lambda v: self._in_past(entry.cid, v))
+        killers = self.graph.killers(verdict)
+        if not killers:
+            return True
+        cid = entry.cid
+        if not any(self._in_past(cid, v) for v in killers):
+            # Concurrent with every revoke that could retract it: the answer depends on
+            # the verdict alone.
+            plain = self._plain.get(verdict)
+            if plain is None:
+                plain = self._plain[verdict] = self.graph.retracted(verdict, lambda v: False)
+            return not plain
+        return not self.graph.retracted(verdict, lambda v: self._in_past(cid, v))
 
     def filter_visible(self, entries: Iterable[Entry]) -> Iterator[Entry]:
         return (e for e in entries if self.visible(e))
