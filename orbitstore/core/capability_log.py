@@ -207,6 +207,14 @@ class CapabilityLog:
             )
         return frontier, acl
 
+    def admit_entry(self, entry: Entry) -> InvalidDataError | None:
+        """:meth:`admit`, and record the entry if admitted (the op-log's hook)."""
+        got = self.admit(entry)
+        if isinstance(got, InvalidDataError):
+            return got
+        self.applied(entry, *got)
+        return None
+
     def _named(self, did: str, mask: int) -> bool:
         return self.graph.names(did, mask)
 
