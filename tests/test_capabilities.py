@@ -49,6 +49,7 @@ class History:
         self.nodes: list[Node] = []
         self.clock: dict[int, int] = {}
         self.past: dict[int, set[int]] = {}
+        self.real: dict[int, Cid] = {}  # node -> CID of a real entry, if it stands for one
 
     def add(
         self,
@@ -68,7 +69,7 @@ class History:
 
     def order(self, n: int) -> tuple[int, str, bytes]:
         node = self.nodes[n]
-        return (self.clock[n], node.author, bytes(node.cid))
+        return (self.clock[n], node.author, bytes(self.real.get(n, node.cid)))
 
     def head(self) -> tuple[int, ...]:
         return (len(self.nodes) - 1,)
