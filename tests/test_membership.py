@@ -269,3 +269,53 @@ async def test_check_accepts_a_view_with_retracted_entries(tmp_path: Path) -> No
         await db.receive_entries([put(db, ALICE, "k", "late", [early.cid])])
         report = node.check()
         assert not report.problems, report.problems
+
+
+def test_version_3_file_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    from orbitstore.storage.sqlite import SCHEMA_VERSION, SqliteStore
+
+    path = tmp_path / "node.sqlite"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as conn:  # the version-3 file it would have been
+        conn.execute("DROP TABLE acl_frontiers")
+        conn.execute("UPDATE meta SET value=3 WHERE key='schema'")
+    conn.close()
+    with SqliteStore(path) as store:
+        version = store.connection.execute("SELECT value FROM meta WHERE key='schema'")
+        assert version.fetchone()[0] == SCHEMA_VERSION == 4
+        assert store.connection.execute("SELECT count(*) FROM acl_frontiers").fetchone() == (0,)
+
+
+async def test_all_or_nothing_refusal_leaves_access_unchanged() -> None:
+    async with open_node(store=MemoryStore(), identity=OWNER) as node:
+        db = await owner_kv(node)
+        head = await db.put("k", 0)
+        grant = Entry.create(
+            OWNER,
+            db=db.cid,
+            clock=head.clock + 1,
+            next=[head.cid],
+            payload={"acl": {"op": "grant", "to": ALICE.id, "right": "write", "scope": None}},
+        )
+        outsider = put(db, MALLORY, "k", "x", [head.cid])
+        result = db.log.receive_entries([grant, outsider], all_or_nothing=True)
+        assert result.rejected and not result.added
+        assert ALICE.id not in db.members() and not db.log.has(grant.cid)
+        assert db.log.capabilities is not None and grant.cid not in db.log.capabilities.graph
+        assert not (await db.receive_entries([grant])).rejected
+        assert ALICE.id in db.members()
+
+
+def test_payload_keys() -> None:
+    from orbitstore.core.capability_log import payload_keys
+
+    assert payload_keys({"op": "put", "key": "a", "value": 1}) == ("a",)
+    assert payload_keys({"op": "del", "id": "d1"}) == ("d1",)
+    assert payload_keys({"op": "put", "doc": {"_id": "d2", "x": 1}}) == ("d2",)
+    assert payload_keys({"op": "put", "doc": {"id": "d3"}}, "id") == ("d3",)
+    batch = {"op": "batch", "ops": [{"op": "put", "key": "a"}, {"op": "del", "key": "b"}]}
+    assert payload_keys(batch) == ("a", "b")
+    assert payload_keys({"op": "batch", "ops": [{"op": "put", "key": "a"}, 3]}) is None
+    assert payload_keys("text") is None and payload_keys({"n": 1}) is None
