@@ -419,3 +419,13 @@ def histories(draw: st.DrawFn) -> History:
 @given(histories(), st.integers(0, 2**32))
 def test_any_arrival_order_matches_the_reference(h: History, seed: int) -> None:
     check(h, seed)
+
+
+def test_a_batch_over_two_scopes_needs_both() -> None:
+    h = History()
+    ga = h.add("O", acl=op("grant", "A", scope="a"))
+    gb = h.add("O", (ga,), acl=op("grant", "A", scope="b"))
+    both = h.add("A", (gb,), keys=("a1", "b2"))
+    half = h.add("A", (ga,), keys=("a1", "b2"))
+    _, visible = check(h)
+    assert both in visible and half not in visible

@@ -130,6 +130,10 @@ def covers(scope: str | None, keys: Sequence[str] | None) -> bool:
     return keys is not None and all(k.startswith(scope) for k in keys)
 
 
+def _covers_some(scope: str | None, keys: Sequence[str] | None) -> bool:
+    return scope is None or (keys is not None and any(k.startswith(scope) for k in keys))
+
+
 @dataclass(frozen=True, slots=True)
 class Denied:
     """Why an op or write is not authorized: who, which right, why."""
@@ -360,7 +364,7 @@ class AccessGraph:
         admin = self._held(mask, writer, "admin", None)
         writes: dict[str | None, frozenset[int]] = {}
         for did, right, scope in self._grants:
-            if did == writer and right == "write" and covers(scope, keys):
+            if did == writer and right == "write" and _covers_some(scope, keys):
                 got = self._held(mask, writer, "write", scope)
                 if got:
                     writes[scope] = got
