@@ -319,3 +319,33 @@ def test_payload_keys() -> None:
     assert payload_keys(batch) == ("a", "b")
     assert payload_keys({"op": "batch", "ops": [{"op": "put", "key": "a"}, 3]}) is None
     assert payload_keys("text") is None and payload_keys({"n": 1}) is None
+
+
+async def test_counter_retraction() -> None:
+    from orbitstore.node.counter import Counter
+
+    async with open_node(store=MemoryStore(), identity=OWNER) as node:
+        db = await node.open("hits", type="counter", access="capabilities")
+        assert isinstance(db, Counter)
+        await db.increment(1)
+        grant = await db.grant(ALICE.id)
+        alice = Entry.create(
+            ALICE,
+            db=db.cid,
+            clock=grant.clock + 1,
+            next=[grant.cid],
+            payload={"op": "inc", "by": 5},
+        )
+        await db.receive_entries([alice])
+        assert db.value == 6
+        revoke = Entry.create(
+            OWNER,
+            db=db.cid,
+            clock=grant.clock + 1,
+            next=[grant.cid],
+            payload={"acl": {"op": "revoke", "to": ALICE.id, "right": "write", "scope": None}},
+        )
+        await db.receive_entries([revoke])
+        assert db.value == 1
+        await db.increment(2)
+        assert db.value == 3

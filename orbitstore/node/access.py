@@ -214,6 +214,8 @@ def _rebuild_view(db: Database, caps: CapabilityLog) -> None:
             batch = []
     if batch:
         view.apply(batch, local=False)
+    if isinstance(view, SnapshotView):  # its stored snapshot holds retracted updates
+        view.save(log_store.last_seq(), force=True)
 
 
 class AccessMethods:
