@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -142,8 +142,14 @@ class OpLog:
         identity: Identity | None = None,
         limits: EntryLimits = DEFAULT_LIMITS,
         max_pending: int = DEFAULT_MAX_PENDING,
+        nonce_source: Callable[[], bytes] | None = None,
         capabilities: CapabilityLog | None = None,
     ) -> None:
+        """``nonce_source`` returns :data:`~orbitstore.core.entry.NONCE_LENGTH` random
+        bytes for each appended entry (the node passes ``os.urandom``): without it, two
+        logs with one identity on the same heads appending the same payload in the same
+        millisecond build the same entry, and one of the two operations is lost. ``None``
+        (no nonce) is for deterministic tests and golden vectors."""
         self.db = db
         #: Under ``capabilities`` access: the rights graph (None for static access).
         self.capabilities = capabilities
@@ -152,6 +158,7 @@ class OpLog:
         self.limits = limits
         self._store = store
         self._max_pending = max_pending
+        self._nonce_source = nonce_source
         self._heads: dict[Cid, int] = store.get_heads()
         self._pending: dict[Cid, Entry] = {}
         self._waiting: dict[Cid, set[Cid]] = {}  # missing parent -> pending children
@@ -246,6 +253,7 @@ class OpLog:
         heads = self._heads
         created: list[Entry] = []
         caps = self.capabilities
+        nonce_source = self._nonce_source
         try:
             for payload in payloads:
                 if caps is not None:
@@ -259,6 +267,7 @@ class OpLog:
                     next=list(heads),
                     payload=payload,
                     ts=ts,
+                    nonce=None if nonce_source is None else nonce_source(),
                     limits=self.limits,
                 )
                 created.append(entry)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orbitstore.core.capabilities import AclOp
 from orbitstore.core.capability_log import CapabilityLog
-from orbitstore.core.entry import Entry
+from orbitstore.core.entry import NONCE_LENGTH, Entry
 from orbitstore.core.identity import Identity, b58decode, b58encode
 from orbitstore.core.manifest import parse_address
 from orbitstore.core.order import next_clock
@@ -116,6 +116,7 @@ async def _redeem(db: Database, link: str, did: str | None = None) -> Entry:
         clock=next_clock(heads.values()),
         next=list(heads),
         payload=payload,
+        nonce=os.urandom(NONCE_LENGTH),
         limits=db.log.limits,
     )
     result = await db.receive_entries([entry])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ import trio
 from orbitstore.core.access import AccessController, CapabilitiesAccess, StaticAccess
 from orbitstore.core.capability_log import CapabilityLog, payload_keys
 from orbitstore.core.cid import Cid
+from orbitstore.core.entry import NONCE_LENGTH
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
 from orbitstore.core.oplog import OpLog
@@ -47,6 +49,12 @@ if TYPE_CHECKING:
 STORE_FILE = "orbitstore.sqlite"
 KEYSTORE_FILE = "keystore.json"
 PEER_KEY_FILE = "peer.key"
+
+
+def _new_nonce() -> bytes:
+    # Each entry gets fresh random bytes, so two devices holding one identity never
+    # build the same entry for two operations (see docs/wire-format.md, field "n").
+    return os.urandom(NONCE_LENGTH)
 
 
 class Node:
@@ -180,6 +188,7 @@ class Node:
             store=log_store,
             identity=self.identity,
             limits=self.config.limits,
+            nonce_source=_new_nonce,
         )
         if isinstance(manifest.access, CapabilitiesAccess):
             id_field = manifest.meta.get("id_field", "_id")
