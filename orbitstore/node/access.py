@@ -176,8 +176,10 @@ def visible_changes(db: Database, entries: list[Entry], *, local: bool) -> list[
         if caps.is_acl(e.cid)
     ]
     if caps.take_change():
-        trigger = next((e for e in reversed(entries) if caps.is_acl(e.cid)), entries[-1])
         _rebuild_view(db, caps)
+        if not entries:  # the log changed outside a database write: nothing to name
+            return acl
+        trigger = next((e for e in reversed(entries) if caps.is_acl(e.cid)), entries[-1])
         return [*acl, change_for(trigger, "rebuild", local=local)]
     visible = [e for e in entries if caps.visible(e)]
     if db._view is None:
