@@ -14,7 +14,9 @@ verified (an :class:`~orbitstore.core.entry.Entry` object guarantees that), (b) 
 this log's database, (c) its writer may write according to the access controller, (d)
 all of its parents are stored, and (e) its clock is exactly one more than its largest
 parent clock. Anything that fails (a)-(c) or (e) is *rejected* with a typed error and
-never stored; descendants of a rejected entry are rejected too.
+never stored; descendants of a rejected entry are rejected too. Under ``capabilities``
+access, (c) is decided once the parents are stored, in the entry's causal past, by
+:mod:`orbitstore.core.capability_log` (admission; visibility is decided there too).
 
 Rule 2 — order of arrival does not matter. An entry whose parents are missing is held
 in a bounded in-memory *pending* set and the log reports the missing CIDs in
