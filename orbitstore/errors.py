@@ -30,6 +30,8 @@ four branches that say who is to blame::
     │   ├── InvalidWriterError          writer is not an Ed25519 did:key
     │   ├── BadSignatureError           signature does not verify under the writer's key
     │   ├── UnauthorizedWriterError     writer not allowed by the access controller
+    │   │   └── AccessDeniedError       capabilities: right not held in the causal past
+    │   ├── InvalidAclOpError           malformed or misplaced access operation
     │   └── ProtocolError               a peer broke the sync protocol
     ├── StorageError                    our own disk failed us
     │   ├── StorageCorruptedError       stored bytes no longer verify
@@ -234,6 +236,20 @@ class UnauthorizedWriterError(InvalidDataError):
     """The writer is not allowed to write by the database's access controller."""
 
     code = "unauthorized_writer"
+
+
+class InvalidAclOpError(InvalidDataError):
+    """A payload claims to be an access operation (it has the ``acl`` key) but is not
+    exactly the ACL op shape, or it is not allowed in this database."""
+
+    code = "invalid_acl_op"
+
+
+class AccessDeniedError(UnauthorizedWriterError):
+    """Under capabilities access: the writer did not hold the right the entry needs in
+    the entry's own causal past. ``details``: ``writer``, ``right``, ``scope``, ``reason``."""
+
+    code = "access_denied"
 
 
 class ProtocolError(InvalidDataError):

@@ -31,6 +31,7 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, ReceiveResult, Rejection
 from orbitstore.errors import ClosedError, InvalidValueError, UsageError
+from orbitstore.node.access import AccessMethods, visible_changes
 from orbitstore.node.query import QueryMethods
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
 from orbitstore.node.writes import Frame, NodeWrites
@@ -100,7 +101,7 @@ class DatabaseStatistics:
     subscribers: int
 
 
-class Database(QueryMethods):
+class Database(QueryMethods, AccessMethods):
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
@@ -179,6 +180,12 @@ class Database(QueryMethods):
 
     def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
         """Fold entries into the view (inside the caller's transaction)."""
+        if self._log.capabilities is not None:  # only visible entries (node/access.py)
+            changes = visible_changes(self, list(entries), local=local)
+            assert changes is not None
+            if self._view is not None:
+                self._checkpoint(self._store.log_store(self.cid).last_seq())
+            return changes
         if self._view is None:
             return [
                 change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
@@ -217,8 +224,12 @@ class Database(QueryMethods):
         count = 0
         with self._store.transaction():
             batch: list[Entry] = []
+            caps = self._log.capabilities
             for _, cid, block in log_store.iter_since(since):
-                batch.append(Entry.from_trusted_block(cid, block))
+                entry = Entry.from_trusted_block(cid, block)
+                if caps is not None and not caps.visible(entry):
+                    continue
+                batch.append(entry)
                 if len(batch) >= 1000:
                     self._view.apply(batch, local=False)
                     count += len(batch)
