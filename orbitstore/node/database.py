@@ -31,6 +31,7 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult, Rejection
 from orbitstore.errors import ClosedError, InvalidValueError, UsageError
+from orbitstore.node.access import AccessMethods, visible_changes
 from orbitstore.node.encrypted import EncryptionMethods
 from orbitstore.node.encryption import DatabaseKeys
 from orbitstore.node.query import QueryMethods
@@ -102,7 +103,7 @@ class DatabaseStatistics:
     subscribers: int
 
 
-class Database(QueryMethods, EncryptionMethods):
+class Database(QueryMethods, AccessMethods, EncryptionMethods):
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
@@ -167,6 +168,11 @@ class Database(QueryMethods, EncryptionMethods):
         return self.manifest.type
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
     def log(self) -> OpLog:
         return self._log
 
@@ -187,7 +193,12 @@ class Database(QueryMethods, EncryptionMethods):
         stored = entries
         if self._keys is not None:
             entries = self._readable(entries, upto=self._store.log_store(self.cid).last_seq())
-        if self._view is None:
+        if self._log.capabilities is not None:  # only visible entries (node/access.py)
+            changes = visible_changes(self, list(entries), local=local)
+            assert changes is not None
+            if self._view is not None:
+                self._checkpoint(self._store.log_store(self.cid).last_seq())
+        elif self._view is None:
             changes = [
                 change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
             ]
@@ -238,8 +249,12 @@ class Database(QueryMethods, EncryptionMethods):
         with self._store.transaction():
             batch: list[Entry] = []
             upto = since
+            caps = self._log.capabilities
             for seq, cid, block in log_store.iter_since(since):
-                batch.append(Entry.from_trusted_block(cid, block))
+                entry = Entry.from_trusted_block(cid, block)
+                if caps is not None and not caps.visible(entry):
+                    continue
+                batch.append(entry)
                 if len(batch) >= 1000:
                     self._fold_caught_up(batch, upto)
                     count += len(batch)
@@ -455,6 +470,32 @@ class Database(QueryMethods, EncryptionMethods):
         self._check()
         found = self._log.traverse(reverse=reverse, limit=limit)
         return found if self._keys is None else map(self._keys.opened, found)
+
+    @property
+    def last_seq(self) -> int:
+        """This node's arrival number (``seq``) of the newest entry of this log; 0 if
+        none. Arrival numbers only grow, and never name another entry (see
+        :meth:`changes_since`)."""
+        self._check()
+        return self._store.log_store(self.cid).last_seq()
+
+    async def changes_since(self, seq: int, *, limit: int | None = None) -> list[tuple[int, Entry]]:
+        """Committed entries that arrived on this node after arrival number ``seq``,
+        oldest arrival first (a causal order), at most ``limit``: a resumable cursor
+        (pass the last ``seq`` seen to get exactly what came after it).
+
+        Read under the node's write lock: an open batch's entries are in the store's
+        (one) connection before they commit, and a rollback frees their numbers for
+        others; waiting for the batch keeps both out of the answer."""
+        self._check()
+        async with self._lock:
+            self._check()
+            out: list[tuple[int, Entry]] = []
+            for n, cid, block in self._store.log_store(self.cid).iter_since(seq):
+                if limit is not None and len(out) >= limit:
+                    break
+                out.append((n, Entry.from_trusted_block(cid, block)))
+        return out
 
     def statistics(self) -> DatabaseStatistics:
         return DatabaseStatistics(

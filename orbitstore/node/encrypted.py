@@ -15,7 +15,7 @@ from orbitstore.errors import InvalidDataError, InvalidValueError, UsageError
 
 if TYPE_CHECKING:
     from orbitstore.core.cid import Cid
-    from orbitstore.core.oplog import PayloadSealer
+    from orbitstore.core.oplog import OpLog, PayloadSealer
     from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
     from orbitstore.storage.base import NodeStore
 
@@ -24,6 +24,10 @@ class EncryptionMethods:
     _keys: DatabaseKeys | None
     _store: NodeStore
     cid: Cid
+
+    @property
+    def log(self) -> OpLog:  # pragma: no cover - implemented by Database
+        raise NotImplementedError
 
     def _readable(self, entries: Sequence[Entry], *, upto: int) -> list[Entry]:
         """An encrypted database's entries as its view folds them (node/encryption.py):
@@ -40,6 +44,9 @@ class EncryptionMethods:
                 for seq, cid, block in self._store.log_store(self.cid).iter_since(0)
                 if seq <= upto and cid not in batch
             ]
+            caps = self.log.capabilities
+            if caps is not None:  # retracted entries stay out of the view
+                earlier = [e for e in earlier if caps.visible(e)]
             out = keys.readable(keys.sealed_under(learned, earlier)) + out
         return out
 
