@@ -249,3 +249,29 @@ async def test_encryption_is_chosen_at_creation_only() -> None:
         assert not clear.encrypted
         with pytest.raises(UsageError):
             await clear.set_readers([ALICE.id])
+
+
+async def test_capabilities_revoke_rotates_the_key(autojump_clock: trio.abc.Clock) -> None:
+    net = network()
+    async with (
+        net.open_transport("alice") as ta,
+        net.open_transport("bob") as tb,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
+    ):
+        a = await alice.open("notes", type="keyvalue", access="capabilities", encrypted=True)
+        assert isinstance(a, KeyValue) and a.encrypted
+        grant = await a.grant(BOB.id, "write")
+        assert enc.classify(grant.payload) is None  # the ACL op stays in the clear
+        await a.announce_key(enc.announcement(BOB, a.cid))
+        await a.set_readers([BOB.id])
+        await a.put("before", 1)
+        b = await replica(bob, a.address, "alice")
+        assert b.get("before") == 1 and b.is_reader
+        await reach(alice, a, await b.put("from-bob", 2))
+        assert a.get("from-bob") == 2
+        await a.revoke(BOB.id, "write")  # the owner revokes: a new epoch without Bob
+        assert a.readers == {ALICE.id}
+        await reach(bob, b, await a.put("after", 3))
+        assert not b.is_reader and b.get("after") is None and b.get("before") == 1
+        assert a.get("after") == 3

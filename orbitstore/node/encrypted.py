@@ -111,5 +111,13 @@ class EncryptionMethods:
         sealer = keys.epoch_sealer(members)
         return (await self._append([None], sealer))[0]
 
+    async def _rotate_without(self, did: str) -> Entry | None:
+        """After a revocation: a new epoch without ``did`` if it reads and this node is
+        the owner (an admin's revocation rotates when the owner calls set_readers)."""
+        keys = self._require_keys()
+        if did not in keys.current_readers or not keys.is_owner or did == keys.spec.owner:
+            return None
+        return await self.set_readers(sorted(keys.current_readers - {did}))
+
     def encryption_statistics(self) -> EncryptionStatistics:
         return self._require_keys().statistics()

@@ -271,6 +271,10 @@ class DatabaseKeys:
     def current_readers(self) -> frozenset[str]:
         return frozenset() if self._current is None else self._current.members
 
+    @property
+    def is_owner(self) -> bool:
+        return self._identity.id == self.spec.owner
+
     def can_write(self) -> bool:
         return self._current is not None and self._current.cid in self._keys
 
