@@ -275,3 +275,28 @@ async def test_capabilities_revoke_rotates_the_key(autojump_clock: trio.abc.Cloc
         await reach(bob, b, await a.put("after", 3))
         assert not b.is_reader and b.get("after") is None and b.get("before") == 1
         assert a.get("after") == 3
+
+
+async def test_conflicts_of_an_encrypted_keyvalue_are_plaintext() -> None:
+    async with (
+        open_node(identity=ALICE, config=CONFIG) as alice,
+        open_node(identity=BOB, config=CONFIG) as bob,
+    ):
+        a = await alice.open("kv", type="keyvalue", write=WRITERS, encrypted=True)
+        assert isinstance(a, KeyValue)
+        await a.announce_key(enc.announcement(BOB, a.cid))
+        await a.set_readers([BOB.id])
+        manifest = alice.store.blocks.get(a.cid)
+        assert manifest is not None
+        bob.store.blocks.put(a.cid, manifest)
+        b = await bob.open(a.address, type="keyvalue")
+        assert isinstance(b, KeyValue)
+        await b.receive(a.log.iter_blocks())
+        assert b.is_reader
+        await a.put("k", "alice's")  # concurrent: neither has seen the other's
+        await b.put("k", "bob's")
+        await b.receive(a.log.iter_blocks())
+        await a.receive(b.log.iter_blocks())
+        for db in (a, b):
+            values = {db.get("k"), *(c.value for c in db.conflicts("k"))}
+            assert values == {"alice's", "bob's"}  # opened, never the sealed envelope
