@@ -9,6 +9,7 @@ still count. Everything ends after ``ReplicationConfig.manifest_timeout``.
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from orbitstore.sync.manifest_fetch import (
 )
 
 _READ_BYTES = 64 * 1024
+logger = logging.getLogger("orbitstore.replication")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,9 @@ class ManifestFetchReport:
     unanswered: int
     """Peers that had not answered when the manifest was found or the time ran out."""
     timeout: float
+    unexpected: int = 0
+    """Peers whose answer raised an exception we did not expect (logged; counted in
+    ``invalid`` too)."""
 
     def explain(self) -> str:
         """Why nothing was fetched, and what to do, for a NotFoundError."""
@@ -89,6 +94,7 @@ async def fetch_manifest(
                 for peer in peers:
                     nursery.start_soon(ask, peer, nursery.cancel_scope)
     counts = {kind: sum(1 for o in outcomes.values() if o == kind) for kind in _OUTCOMES}
+    counts["invalid"] += counts["unexpected"]
     return ManifestFetchReport(
         db=db,
         fetched=found[0] if found else None,
@@ -98,16 +104,29 @@ async def fetch_manifest(
         failed=counts["failed"],
         unanswered=len(peers) - len(outcomes),
         timeout=config.manifest_timeout,
+        unexpected=sum(1 for o in outcomes.values() if o == "unexpected"),
     )
 
 
-_OUTCOMES = ("not_found", "invalid", "failed")
+_OUTCOMES = ("not_found", "invalid", "failed", "unexpected")
 
 
 async def _ask(
     transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId
 ) -> ManifestFetched | str:
-    """One peer's answer: the verified manifest, or one of ``_OUTCOMES``."""
+    """One peer's answer: the verified manifest, or one of ``_OUTCOMES``. A remote
+    boundary: anything the peer's answer makes us raise is logged and ends only this
+    peer's part of the fetch."""
+    try:
+        return await _ask_one(transport, config, db, peer)
+    except Exception as exc:
+        logger.warning("unexpected error reading %s's manifest answer", peer, exc_info=exc)
+        return "unexpected"
+
+
+async def _ask_one(
+    transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId
+) -> ManifestFetched | str:
     request = ManifestRequest(db=db)
     decoder = FrameDecoder(config.frame_limits)
     try:

@@ -127,7 +127,7 @@ class Node:
                 actual=manifest.type,
             )
         existing = self._open.get(db)
-        if existing is not None:
+        if existing is not None and not existing._closed:  # a closed handle is reopened
             return existing
         log = OpLog(
             db=db,
