@@ -23,6 +23,7 @@ from typing import Any
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
+from orbitstore.core.order import OrderKey
 
 Get = Callable[[Cid], Entry | None]
 
@@ -67,40 +68,52 @@ def walk_back(get: Get, starts: Iterable[Cid], *, limit: int | None = None) -> I
 
 
 def unknown_ancestors(
-    get: Get, starts: Iterable[Cid], known: Iterable[Cid], *, forced: frozenset[Cid] = frozenset()
+    get: Get,
+    starts: Iterable[Cid],
+    known: Iterable[Cid],
+    *,
+    forced: frozenset[Cid] = frozenset(),
+    known_upto: OrderKey | None = None,
 ) -> list[Entry]:
     """The ancestors of ``starts`` (themselves included) that are not ancestors of
-    ``known`` (themselves included), oldest first. CIDs in ``forced`` count as unknown
-    even when they are known (a peer said it lacks them).
+    ``known`` (themselves included), oldest first.
+
+    ``known_upto``: every entry at or below this key in total order is known too (a
+    range the peer was sent in full). CIDs in ``forced`` are returned even when known
+    (a peer said it lacks them); they still count as known for their ancestors only when
+    ``known_upto`` covers them.
 
     Each entry is marked known or not when first reached: the known seeds are known, and
     a popped known entry marks its parents known. Every descendant of an entry sorts
     after it, so a mark is final when the entry is popped. The walk stops as soon as the
-    heap holds only known entries."""
+    heap holds nothing left to return."""
     known_set = set(known)
     heap: list[tuple[Any, Entry]] = []
     mark: dict[Cid, bool] = {}  # cid -> known
-    unknown = 0
+    pending = 0  # entries in the heap that will be returned
+
+    def covered(entry: Entry) -> bool:
+        return known_upto is not None and entry.order_key <= known_upto
 
     def push(entry: Entry, is_known: bool) -> None:
-        nonlocal unknown
+        nonlocal pending
+        is_known = is_known or covered(entry)
         mark[entry.cid] = is_known
         heapq.heappush(heap, (_neg(entry), entry))
-        if not is_known:
-            unknown += 1
+        if not is_known or entry.cid in forced:
+            pending += 1
 
-    start_list = list(starts)
-    for cid in (*start_list, *known_set):
+    for cid in (*starts, *known_set):
         if cid not in mark:
             entry = get(cid)
             if entry is not None:
                 push(entry, cid in known_set and cid not in forced)
     found: list[Entry] = []
-    while heap and unknown:
+    while heap and pending:
         _, entry = heapq.heappop(heap)
         is_known = mark[entry.cid]
-        if not is_known:
-            unknown -= 1
+        if not is_known or entry.cid in forced:
+            pending -= 1
             found.append(entry)
         for parent in entry.next:
             state = mark.get(parent)
@@ -110,7 +123,7 @@ def unknown_ancestors(
                     push(p, is_known and parent not in forced)
             elif is_known and not state and parent not in forced:
                 mark[parent] = True
-                unknown -= 1
+                pending -= 1
     found.reverse()
     return found
 

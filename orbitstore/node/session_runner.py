@@ -105,6 +105,7 @@ class SessionRunner:
         self._wake = _Wake()
         self._errors: list[Exception] = []
         self._hello_heads: frozenset[Cid] = frozenset()
+        self._started = st.peer(self.peer).session_started()
         self._to_apply, self._applying = trio.open_memory_channel[tuple[list[Entry], int]](
             _FRAMES_AHEAD
         )
@@ -154,7 +155,7 @@ class SessionRunner:
         record.sessions += 1
         error = self._errors[0] if self._errors else None
         if error is None:
-            record.session_completed(self._hello_heads, st.database.log.has)
+            record.session_completed(self._started, self._hello_heads, st.database.log.has)
             record.last_sync = trio.current_time()
             record.last_failure = None
             self._service._emit(
@@ -186,7 +187,7 @@ class SessionRunner:
             isinstance(error, InvalidDataError) and "peer_code" not in error.details
         )
         if ours:  # the peer's fault: what it claimed and did not send stops counting
-            record.failed_to_deliver(self._hello_heads, self._st.database.log.has)
+            record.failed_to_deliver(self._started, self._hello_heads, self._st.database.log.has)
         if ours:  # tell the peer why we drop it (best effort)
             frame = encode_frame(self.session.fail(failure.code, failure.message))
             with trio.move_on_after(1.0), suppress(NetworkError):

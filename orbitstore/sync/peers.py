@@ -8,13 +8,13 @@ of (its Hello, or an announcement), and which of those we did not hold then: the
 *attributed* to the peer, and ``wait_synced`` waits for them.
 
 Rule 1 — a claim counts until the peer fails to back it. A head the peer told us of
-counts as missing until we hold it, or until a session with that peer *completed*
-(both sides said they want nothing more) and the head, named in that session's Hello,
-is still missing: the peer had every chance to send it and did not, so it is a head the
-peer cannot serve (a liar, or a peer that lost data). Such a head is *undelivered* and
-stops counting, for that peer only; a later session that delivers it, or another peer
-that sends it, clears it. Heads told after the session's Hello (a newer announcement)
-still count: the next session is about them.
+counts as missing until we hold it, or until a session with that peer that started
+after the claim *completed* (both sides said they want nothing more; or the session
+ended by the peer's fault) and the head is still missing: the peer had every chance to
+send it and did not, so it is a head the peer cannot serve (a liar, or a peer that lost
+data). Such a head is *undelivered* and stops counting, for that peer only; another peer
+that sends it clears it. Heads told while the session ran (a newer announcement) still
+count, unless the session's Hello named them: the next session is about them.
 
 Rule 2 — an older message never removes a claim. Gossip may replay an older
 announcement after a newer Hello; its heads are added, none are forgotten.
@@ -70,8 +70,10 @@ class PeerRecord:
     heard: bool = False
     """We heard from the peer on this connection (a Hello, or "not found")."""
     has_db: bool = True
-    unheld: set[Cid] = field(default_factory=set)
+    unheld: dict[Cid, int] = field(default_factory=dict)
+    """Claimed heads we lack -> the claim's number (``told`` counts them)."""
     undelivered: set[Cid] = field(default_factory=set)
+    told_count: int = 0
     entries_sent: int = 0
     entries_received: int = 0
     bytes_sent: int = 0
@@ -87,31 +89,40 @@ class PeerRecord:
     def told(self, heads: frozenset[Cid], has: Has) -> None:
         """The peer told us its heads (Rule 2: adds claims, never removes one)."""
         self.heads = heads
-        self.unheld.update(h for h in heads if not has(h))
+        self.told_count += 1
+        for h in heads:
+            if not has(h):
+                self.unheld[h] = self.told_count
 
     def missing(self, has: Has) -> int:
         """Heads the peer claims that we lack and that still count (Rule 1)."""
         if self.unheld:
-            self.unheld = {h for h in self.unheld if not has(h)}
-            self.undelivered &= self.unheld
-        return len(self.unheld - self.undelivered)
+            self.unheld = {h: n for h, n in self.unheld.items() if not has(h)}
+            self.undelivered.intersection_update(self.unheld)
+        return sum(1 for h in self.unheld if h not in self.undelivered)
+
+    def session_started(self) -> int:
+        """Call when a session starts; pass the result to :meth:`session_completed`."""
+        return self.told_count
 
     def all_missing(self, has: Has) -> int:
         """Every head the peer claims that we lack, undelivered ones included."""
         self.missing(has)
         return len(self.unheld)
 
-    def session_completed(self, hello_heads: frozenset[Cid], has: Has) -> None:
-        """A session with the peer completed: what its Hello named and we still lack
-        is undelivered (Rule 1)."""
+    def session_completed(self, started: int, hello_heads: frozenset[Cid], has: Has) -> None:
+        """A session with the peer completed (Rule 1)."""
         self.heard = True
-        self.failed_to_deliver(hello_heads, has)
+        self.failed_to_deliver(started, hello_heads, has)
 
-    def failed_to_deliver(self, hello_heads: frozenset[Cid], has: Has) -> None:
-        """The peer's Hello named ``hello_heads`` and the session is over (completed, or
-        ended by the peer's fault): those we still lack are undelivered."""
-        self.undelivered.update(h for h in hello_heads if not has(h))
+    def failed_to_deliver(self, started: int, hello_heads: frozenset[Cid], has: Has) -> None:
+        """A session that started at ``started`` (:meth:`session_started`), whose Hello
+        named ``hello_heads``, is over (completed, or ended by the peer's fault): the
+        claims made before it, and its Hello's, that we still lack are undelivered."""
         self.missing(has)
+        for h, n in self.unheld.items():
+            if n <= started or h in hello_heads:
+                self.undelivered.add(h)
 
 
 class InflightWants:

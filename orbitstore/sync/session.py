@@ -32,17 +32,19 @@ log in total order, which is exactly what the reader's ``iter_blocks`` yields. S
 the walk and stream ``iter_blocks`` into frames as they are asked for: the first frame
 leaves at once instead of after a walk that reads and decodes every entry of the log.
 Entries appended while the stream runs may or may not be in it (announcements and the
-next anti-entropy round carry them). Once the stream is done the peer holds our heads
-as they were when it started, and with them all their ancestors: those heads are marked
-known (so a later want round stops there), not every CID streamed. Entries the peer sent
+next anti-entropy round carry them). Once the stream is done, everything at or below the
+last entry streamed in total order was streamed: the session keeps that *high-water*
+order key, not every CID streamed, and later walks count everything at or below it as
+known (an entry that reached our log mid-stream below the mark is then wanted by the
+peer, and sent, in the next round). Entries the peer sent
 us in this session are not echoed back while they are among the last
 ``RECENT_RECEIVED`` it sent (best effort: an echo costs bandwidth, never correctness).
 
 Memory. What a session remembers does not grow with the log: *known* holds the peer's
-Hello heads and ``have`` CIDs, our heads of each round we planned or streamed and the
-CIDs each want named (each bounded by ``max_cids_per_message``) — a walk seeded with them
-marks every ancestor known as it goes. The walk itself (:func:`orbitstore.core.dag`) and
-the send queue last one round.
+Hello heads and ``have`` CIDs, our heads of each round we planned and the CIDs each want
+named (each bounded by ``max_cids_per_message``), plus the high-water key — a walk
+seeded with them marks every ancestor known as it goes. The walk itself
+(:mod:`orbitstore.core.dag`) and the send queue last one round.
 
 Rule 3 — wants. Once the peer's round ended (its ``Done``) and what it sent has been
 applied — every :class:`ApplyEntries` handed out before the ``Done`` was acknowledged
@@ -79,6 +81,7 @@ from typing import Protocol
 from orbitstore.core.cid import Cid
 from orbitstore.core.dag import unknown_ancestors, walk_back
 from orbitstore.core.entry import Entry
+from orbitstore.core.order import OrderKey
 from orbitstore.errors import InvalidValueError, ProtocolError, ServeLimitError, UsageError
 from orbitstore.sync.frames import (
     DEFAULT_FRAME_LIMITS,
@@ -192,6 +195,8 @@ class SyncSession:
         self._send_queue: deque[tuple[Cid, bytes]] = deque()
         # Rule 2a: the whole log, read lazily as frames are built (sent after the queue).
         self._stream: Iterator[tuple[Cid, bytes]] | None = None
+        self._last_streamed: Cid | None = None
+        self._streamed_upto: OrderKey | None = None  # the high-water key of the stream
         self._rounds_to_close = 0  # Done messages we still owe the peer
         self._peer_hello: Hello | None = None
         self._known: set[Cid] = set()  # seeds of the walk: the peer holds their ancestry
@@ -429,8 +434,6 @@ class SyncSession:
             self._plan(heads)
         else:  # Rule 2a: nothing in common, so the walk would queue the whole log
             self._stream = reader.iter_blocks()
-            # Once streamed, the peer holds these heads and all their ancestors.
-            self._known.update(heads)
         self._rounds_to_close += 1
 
     def _top_up(self) -> None:
@@ -445,6 +448,7 @@ class SyncSession:
         size = sum(entries_overhead(len(block)) for _, block in queue)
         received = self._received
         for cid, block in stream:
+            self._last_streamed = cid
             if cid in received:  # the peer sent it to us in this session
                 continue
             queue.append((cid, block))
@@ -452,6 +456,9 @@ class SyncSession:
             if size > limits.target_frame_bytes or len(queue) > limits.max_blocks_per_frame:
                 return
         self._stream = None
+        last = self._reader.get(self._last_streamed) if self._last_streamed else None
+        if last is not None:  # everything up to it in total order was streamed
+            self._streamed_upto = last.order_key
 
     def _answer_want(self, cids: tuple[Cid, ...]) -> None:
         self._plan(sorted(set(cids)), wanted=True)
@@ -466,6 +473,7 @@ class SyncSession:
             starts,
             self._known,
             forced=frozenset(starts) if wanted else frozenset(),
+            known_upto=self._streamed_upto,
         )
         self._send_queue.extend((entry.cid, entry.block) for entry in found)
         self._known.update(starts)
