@@ -26,7 +26,7 @@ session, never the node. See ``docs/replication.md``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ from orbitstore.node.announcer import TOPIC_PREFIX, Announcements, topic_for
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
 from orbitstore.node.fetch import ManifestFetchReport, fetch_manifest, serve_manifest_request
-from orbitstore.node.session_runner import READ_BYTES, SessionRunner
+from orbitstore.node.session_runner import READ_BYTES, SessionRunner, check_entries
 from orbitstore.node.sync_status import (
     DatabaseSyncStatus,
     DbState,
@@ -58,7 +58,6 @@ from orbitstore.node.sync_status import (
     ReplicationStatistics,
     SyncProgress,
 )
-from orbitstore.node.verify import verify_blocks, verify_chunk
 from orbitstore.sync.frames import Error, FrameDecoder, GetManifest, Hello, Message, encode_frame
 from orbitstore.sync.peers import SyncFailure
 from orbitstore.sync.serve_limits import PeerServeBudget
@@ -82,7 +81,7 @@ class Replication:
     ) -> None:
         self.transport = transport
         self.config = config
-        self._limits = limits
+        self.entry_limits = limits
         self._dbs: dict[Cid, DbState] = {}
         self._addresses: dict[str, PeerId | None] = {}
         self._nursery: trio.Nursery | None = None
@@ -271,7 +270,7 @@ class Replication:
         entries = [e for e in announcement.entries if not log.has(e.cid)]
         if entries:
             try:
-                self._check_entries(st, entries)
+                check_entries(st, entries)
                 await self._store(st, peer, entries, sum(len(e.block) for e in entries))
             except InvalidDataError as exc:
                 record.last_failure = SyncFailure.of(exc)
@@ -312,37 +311,6 @@ class Replication:
         )
 
     # -- verify and apply -----------------------------------------------------------------
-
-    async def _verify(self, st: DbState, blocks: Sequence[tuple[Cid, bytes]]) -> list[Entry]:
-        """Decode and check every block of one frame, or raise a ProtocolError naming
-        the first bad one. Large frames are verified on worker threads (libsodium
-        releases the GIL), so the event loop keeps reading the stream and applying the
-        previous frame meanwhile."""
-        db = st.database
-        if len(blocks) >= self.config.thread_verify_min_blocks:
-            entries, rejected = await verify_blocks(
-                blocks, threads=db.verify_threads, limits=self._limits
-            )
-        else:
-            entries, rejected = verify_chunk(blocks, self._limits)
-        if rejected:
-            first = rejected[0]
-            raise ProtocolError(
-                f"peer sent an invalid entry {first.cid}: {first.error}"
-            ) from first.error
-        self._check_entries(st, entries)
-        return entries
-
-    @staticmethod
-    def _check_entries(st: DbState, entries: Sequence[Entry]) -> None:
-        """Verified entries must be of this database and by a writer it allows."""
-        db = st.database
-        access = db.log.access
-        for entry in entries:
-            if entry.db != db.cid:
-                raise ProtocolError(f"peer sent entry {entry.cid} of database {entry.db}")
-            if not access.can_write(entry.writer):
-                raise ProtocolError(f"peer sent entry {entry.cid} by unauthorized {entry.writer}")
 
     async def _store(self, st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any:
         """Apply verified entries of one frame; a rejection is the peer's fault."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import suppress
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -30,15 +30,20 @@ from orbitstore.errors import (
     NetworkError,
     NotFoundError,
     OrbitstoreError,
+    ProtocolError,
     ServeLimitError,
 )
 from orbitstore.net.transport import PeerId, Stream
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.sync_status import DbState, SyncProgress
+from orbitstore.node.verify import verify_blocks, verify_chunk
 from orbitstore.sync.frames import Done, Entries, Error, FrameDecoder, Message, Want, encode_frame
 from orbitstore.sync.peers import SyncFailure
 from orbitstore.sync.serve_limits import PeerServeBudget
 from orbitstore.sync.session import ApplyEntries, PeerHeads, SyncSession
+
+if TYPE_CHECKING:
+    from orbitstore.core.limits import EntryLimits
 
 READ_BYTES = 64 * 1024  # read at most this much at once
 _WRITE_BYTES = 64 * 1024  # coalesce frames into writes of at least this size
@@ -53,7 +58,7 @@ class Service(Protocol):
 
     config: ReplicationConfig
 
-    async def _verify(self, st: DbState, blocks: Sequence[tuple[Cid, bytes]]) -> list[Entry]: ...
+    entry_limits: EntryLimits
 
     async def _store(self, st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any: ...
 
@@ -230,7 +235,9 @@ class SessionRunner:
                 record.has_db = True
                 st.notify()
             elif isinstance(event, ApplyEntries):
-                entries = await self._service._verify(st, event.blocks)
+                entries = await verify_frame(
+                    st, event.blocks, self._config, self._service.entry_limits
+                )
                 await self._to_apply.send((entries, sum(len(b) for _, b in event.blocks)))
         self._wake.set()
 
@@ -292,4 +299,42 @@ class SessionRunner:
             raise ServeLimitError("peer asked for more bytes than we serve it per second")
 
 
-__all__ = ["READ_BYTES", "SessionRunner"]
+# -- verification ---------------------------------------------------------------------
+
+
+async def verify_frame(
+    st: DbState,
+    blocks: Sequence[tuple[Cid, bytes]],
+    config: ReplicationConfig,
+    limits: EntryLimits,
+) -> list[Entry]:
+    """Decode and check every block of one frame, or raise a ProtocolError naming the
+    first bad one. Large frames are verified on worker threads (libsodium releases the
+    GIL), so the event loop keeps reading the stream and applying the previous frame
+    meanwhile."""
+    db = st.database
+    if len(blocks) >= config.thread_verify_min_blocks:
+        entries, rejected = await verify_blocks(blocks, threads=db.verify_threads, limits=limits)
+    else:
+        entries, rejected = verify_chunk(blocks, limits)
+    if rejected:
+        first = rejected[0]
+        raise ProtocolError(
+            f"peer sent an invalid entry {first.cid}: {first.error}"
+        ) from first.error
+    check_entries(st, entries)
+    return entries
+
+
+def check_entries(st: DbState, entries: Sequence[Entry]) -> None:
+    """Verified entries must be of this database and by a writer it allows."""
+    db = st.database
+    access = db.log.access
+    for entry in entries:
+        if entry.db != db.cid:
+            raise ProtocolError(f"peer sent entry {entry.cid} of database {entry.db}")
+        if not access.can_write(entry.writer):
+            raise ProtocolError(f"peer sent entry {entry.cid} by unauthorized {entry.writer}")
+
+
+__all__ = ["READ_BYTES", "SessionRunner", "check_entries", "verify_frame"]
