@@ -304,3 +304,32 @@ async def test_a_stream_must_open_with_hello(
         answer = await talk(te, "victim", encode_frame(opening))
         assert [m.code for m in answer if isinstance(m, Error)] == ["protocol"]
         assert len(db) == 0
+
+
+async def test_an_exception_reading_a_manifest_answer_is_contained(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orbitstore.errors import NotFoundError
+    from orbitstore.sync import manifest_fetch
+
+    net = MemoryNetwork(rng=random.Random(8))
+    async with (
+        victim_node(net) as (_holder, _, _t),
+        net.open_transport("fresh") as tf,
+        open_node(
+            store=MemoryStore(), identity=Identity(b"\x06" * 32), transport=tf, config=CONFIG
+        ) as fresh,
+    ):
+        assert fresh.replication is not None
+        await fresh.replication.connect("mem/victim")
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("a bug in the manifest decoder")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(manifest_fetch.Manifest, "from_block", broken)
+            with pytest.raises(NotFoundError):
+                await fresh.open(ADDRESS)
+        assert fresh.replication.statistics().unexpected_errors == 1
+        db = await fresh.open(ADDRESS)  # still alive: the next answer is read fine
+        assert db.cid == DB

@@ -55,6 +55,8 @@ class AnnouncementCounts:
     dropped: int = 0
     rejected: int = 0
     """Announcements that did not decode or verify (refused before forwarding)."""
+    unexpected: int = 0
+    """Of those, the ones that raised something other than our typed errors."""
 
 
 Handler = Callable[[PeerId, Announcement], Any]
@@ -172,8 +174,12 @@ class Announcements:
         if isinstance(exc, OrbitstoreError):
             logger.info("announcement from %s for %s refused: %s", peer, database.address, exc)
         else:
+            self.counts.unexpected += 1
             logger.warning(
-                "announcement from %s for %s broke the decoder: %r", peer, database.address, exc
+                "announcement from %s for %s broke the decoder",
+                peer,
+                database.address,
+                exc_info=exc,
             )
 
 

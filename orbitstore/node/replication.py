@@ -89,6 +89,9 @@ class Replication:
         self._announcements = Announcements(transport=transport, config=config, limits=limits)
         self._progress = ProgressFanout()
         self._budgets: dict[PeerId, PeerServeBudget] = {}
+        # Subscribing and unsubscribing a topic take turns: a database reopened while
+        # its closed handle is being unsubscribed must end up subscribed.
+        self._topics_lock = trio.Lock()
         self._counts = {"fetched": 0, "served": 0, "refused": 0, "unexpected": 0}
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -133,9 +136,12 @@ class Replication:
         async def on_gossip(peer: PeerId, data: bytes) -> None:
             await self._on_announcement(st, peer, data)
 
-        await self.transport.subscribe(
-            topic_for(database.cid), on_gossip, validator=self._announcements.validator(database)
-        )
+        async with self._topics_lock:
+            await self.transport.subscribe(
+                topic_for(database.cid),
+                on_gossip,
+                validator=self._announcements.validator(database),
+            )
         ready = trio.Event()
         nursery.start_soon(self._announce, st, ready)
         await ready.wait()
@@ -144,14 +150,13 @@ class Replication:
 
     async def _announce(self, st: DbState, ready: trio.Event) -> None:
         """The database's announcer; once it ends (the database closed) the database is
-        forgotten."""
+        forgotten. When the service stops, the cancellation passes through: the transport
+        is going away, there is nothing to unsubscribe from."""
         try:
             await self._announcements.announcer(st.database, ready, st.scope)
         except ClosedError:
             ready.set()
-        finally:
-            with trio.CancelScope(shield=True):
-                await self._forget(st)
+        await self._forget(st)
 
     async def _forget(self, st: DbState) -> None:
         """Stop replicating a (closed) database: its announcer and sessions end."""
@@ -162,8 +167,12 @@ class Replication:
             return
         del self._dbs[st.database.cid]
         st.notify()
-        with suppress(NetworkError, ClosedError):
-            await self.transport.unsubscribe(topic_for(st.database.cid))
+        async with self._topics_lock:
+            with (
+                suppress(NetworkError, ClosedError),
+                trio.move_on_after(self.config.connect_timeout),
+            ):
+                await self.transport.unsubscribe(topic_for(st.database.cid))
 
     async def fetch_manifest(self, db: Cid, *, wait_for_peer: bool = False) -> ManifestFetchReport:
         """Ask every connected peer for the manifest block ``db`` (first verified answer
@@ -203,7 +212,7 @@ class Replication:
             manifests_served=self._counts["served"],
             manifest_answers_refused=self._counts["refused"],
             announcements_rejected=counts.rejected,
-            unexpected_errors=self._counts["unexpected"],
+            unexpected_errors=self._counts["unexpected"] + counts.unexpected,
             progress_dropped=self._progress.dropped,
         )
 
@@ -245,12 +254,14 @@ class Replication:
         """The gossip handler: a remote boundary, it survives anything the peer sends."""
         try:
             await self._handle_announcement(st, peer, data)
+        except ClosedError:
+            pass  # the database was closed meanwhile; it is being forgotten
         except Exception as exc:
             self._unexpected(st, peer, exc, "an announcement")
 
     async def _handle_announcement(self, st: DbState, peer: PeerId, data: bytes) -> None:
         database = st.database
-        if self._dbs.get(database.cid) is not st:
+        if self._dbs.get(database.cid) is not st or database._closed:
             return  # closed meanwhile
         record = st.peer(peer)
         announcement = self._announcements.take(database, peer, data)
