@@ -121,9 +121,15 @@ class QueryError(UsageError):
     code = "query"
 
     def __init__(
-        self, message: str = "", *, line: int | None = None, column: int | None = None
+        self,
+        message: str = "",
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        positioned: bool = False,
     ) -> None:
-        where = f" (line {line}, column {column})" if line is not None else ""
+        # ``positioned``: the message already says where (syntax errors do, in words).
+        where = f" (line {line}, column {column})" if line is not None and not positioned else ""
         super().__init__(message + where, line=line, column=column)
         self.line = line
         self.column = column

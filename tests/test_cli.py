@@ -401,3 +401,25 @@ def test_python_dash_m_orbitstore_runs(tmp_path: Path) -> None:
     bad = run("kv", "get", "settings", "nope")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr == "error: no key 'nope' in 'settings' [not_found]\n"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("orbitstore ")
+
+
+def test_global_options_may_follow_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "node"
+    assert main(["kv", "put", "s", "k", "7", "--home", str(home)]) == 0
+    capsys.readouterr()
+    assert main(["kv", "get", "s", "k", "--json", "--home", str(home)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"key": "k", "value": 7}
+    assert main(["--home", str(home), "ls", "--json"]) == 0
+    assert [row["name"] for row in map(json.loads, capsys.readouterr().out.splitlines())] == ["s"]
+    # before the command still works, and a user mistake after it is still a clean error
+    assert main(["--home", str(home), "--json", "kv", "get", "s", "k"]) == 0
+    capsys.readouterr()
+    assert main(["kv", "get", "nope", "k", "--home", str(home)]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -80,3 +80,11 @@ def test_readme_example_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "dark" in done.stdout and "alan" in done.stdout and "/orbitstore/b" in done.stdout
+
+
+def test_cli_help_blocks_are_generated_from_the_parser() -> None:
+    """Every `usage: orbitstore ...` block of cli.md is the command's current --help."""
+    from orbitstore.cli import docgen
+
+    text = (DOCS / "cli.md").read_text("utf-8")
+    assert docgen.render(text) == text, "run: .venv/bin/python -m orbitstore.cli.docgen docs/cli.md"

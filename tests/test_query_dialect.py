@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orbitstore.core.cid import Cid
 from orbitstore.errors import QueryError
@@ -298,3 +300,62 @@ def test_trim_family_and_whitelisted_aggregates(env: Any) -> None:
 def test_brackets_are_not_array_indexes(env: Any) -> None:
     with pytest.raises(QueryError, match="not an array index"):
         q(env, "SELECT doc.tags[0] FROM users")
+
+
+@pytest.mark.parametrize(
+    ("sql", "message", "column"),
+    [
+        ("SELEC * FROM users", "syntax error at line 1, column 1 near 'SELEC'", 1),
+        ("  selec id FROM users", "column 3 near 'selec'", 3),
+        ("SELECT * FRM users", "column 10 near 'FRM'", 10),
+        ("SELECT (1", "expected ')'", 9),
+        ("SELECT id FROM users WHERE", "near 'WHERE': the WHERE is incomplete", 22),
+        ("foo", "near 'foo': a query starts with SELECT", 1),
+    ],
+)
+def test_syntax_errors_speak_our_dialect(env: Any, sql: str, message: str, column: int) -> None:
+    with pytest.raises(QueryError) as info:
+        q(env, sql)
+    text = str(info.value)
+    assert message in text
+    assert info.value.line == 1 and info.value.column == column
+    assert text.count("line 1") == 1  # the position is said once, in words
+
+
+_WORDS = [
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "users",
+    "id",
+    "(",
+    ")",
+    ",",
+    "*",
+    "=",
+    "1",
+    "'x'",
+    "AND",
+    "OR",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "LIMIT",
+    "JOIN",
+    "ON",
+    "AS",
+    "NOT",
+    "NULL",
+]
+
+
+@given(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=12))
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_no_error_names_sqlglot_internals(env: Any, words: list[str]) -> None:
+    try:
+        q(env, " ".join(words))
+    except QueryError as exc:
+        text = str(exc)
+        assert "<class" not in text and "sqlglot" not in text, text

@@ -9,13 +9,12 @@ Every command prints human-readable text, or JSON lines with ``--json``. A user 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import trio
 
 from orbitstore.cli.output import Output
 from orbitstore.cli.parser import DEFAULT_HOME_ENV, CommandLineError
@@ -45,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
     try:
+        import trio  # imported late: `--help` and usage errors stay quick
+
         return trio.run(_run, args)
     except OrbitstoreError as exc:
         if os.environ.get("ORBITSTORE_DEBUG"):
@@ -85,9 +86,9 @@ def _silence_stdout() -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from orbitstore.cli import commands, typed  # imported late: `--help` stays quick
-
-    name = "cmd_" + args.handler
-    handler = getattr(commands, name, None) or getattr(typed, name)
+    # Only the module of this command is imported: `--help` and `kv get` stay quick.
+    module, _, name = args.handler.rpartition(".")
+    commands = importlib.import_module(f"orbitstore.cli.{module or 'commands'}")
+    handler = getattr(commands, "cmd_" + name)
     result: int = await handler(args, args.home or default_home(), Output(json_lines=args.json))
     return result

@@ -1,7 +1,8 @@
 """The argument parser of the ``orbitstore`` command line.
 
-Every command sets ``handler``: the name of its ``cmd_<handler>`` coroutine in
-:mod:`orbitstore.cli.commands`. Parsing never exits the process: a mistake raises
+Every command sets ``handler``: ``[module.]name`` of its ``cmd_<name>`` coroutine in
+``orbitstore.cli.<module>`` (default :mod:`orbitstore.cli.commands`); only that module is
+imported to run it. Parsing never exits the process: a mistake raises
 :class:`CommandLineError` (``main`` prints it like any other user error).
 """
 
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"node directory (default: ${DEFAULT_HOME_ENV} or ~/.local/share/orbitstore)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON lines for scripts")
+    parser.add_argument(
+        "--version", action="version", version=f"orbitstore {_version()}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = sub.add_parser(
@@ -128,7 +132,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="show how each table is read, not the rows"
     )
     query.set_defaults(handler="query")
+    _archive(sub)
+    _global_options_anywhere(parser)
     return parser
+
+
+def _version() -> str:
+    from orbitstore import __version__
+
+    return __version__
+
+
+def _global_options_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--home`` and ``--json`` follow the command too (``orbitstore kv get s k --json``).
+
+    Each subcommand gets copies whose default is SUPPRESS, so a value given before the
+    command is kept unless the same option is repeated after it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in set(action.choices.values()):
+            have = {s for a in child._actions for s in a.option_strings}
+            if "--home" not in have:
+                child.add_argument(
+                    "--home", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                )
+            if "--json" not in have:
+                child.add_argument(
+                    "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                )
+            _global_options_anywhere(child)
 
 
 _Sub = argparse._SubParsersAction  # the type add_subparsers returns
@@ -145,20 +178,20 @@ def _keyvalue(sub: _Sub[_Parser]) -> None:
     put.add_argument("name", help=_NAME)
     put.add_argument("key", help="the key (a non-empty string)")
     put.add_argument("value", help="a JSON value; strings need JSON quotes: '\"dark\"'")
-    put.set_defaults(handler="kv_put")
+    put.set_defaults(handler="typed.kv_put")
     get = kv.add_parser("get", help="print the value of a key as JSON")
     get.add_argument("name", help=_NAME)
     get.add_argument("key", help="the key")
-    get.set_defaults(handler="kv_get")
+    get.set_defaults(handler="typed.kv_get")
     delete = kv.add_parser("del", help="delete a key")
     delete.add_argument("name", help=_NAME)
     delete.add_argument("key", help="the key")
-    delete.set_defaults(handler="kv_del")
+    delete.set_defaults(handler="typed.kv_del")
     ls = kv.add_parser("ls", help="list keys and values in key order")
     ls.add_argument("name", help=_NAME)
     ls.add_argument("--prefix", metavar="P", help="only keys that start with P")
     ls.add_argument("--limit", metavar="N", type=_count, help="at most N keys")
-    ls.set_defaults(handler="kv_ls")
+    ls.set_defaults(handler="typed.kv_ls")
 
 
 def _feed(sub: _Sub[_Parser]) -> None:
@@ -166,14 +199,14 @@ def _feed(sub: _Sub[_Parser]) -> None:
     add = feed.add_parser("add", help="append a JSON value (creates the database if new)")
     add.add_argument("name", help=_NAME)
     add.add_argument("value", help='a JSON value, e.g. \'{"text": "hi"}\'')
-    add.set_defaults(handler="feed_add")
+    add.set_defaults(handler="typed.feed_add")
     ls = feed.add_parser("ls", help="list items in feed order")
     ls.add_argument("name", help=_NAME)
     ls.add_argument("--limit", metavar="N", type=_count, help="at most N items")
     ls.add_argument("--reverse", action="store_true", help="newest first")
     ls.add_argument("--gt", metavar="ID", help="only items after the item ID")
     ls.add_argument("--lt", metavar="ID", help="only items before the item ID")
-    ls.set_defaults(handler="feed_ls")
+    ls.set_defaults(handler="typed.feed_ls")
 
 
 def _documents(sub: _Sub[_Parser]) -> None:
@@ -181,15 +214,15 @@ def _documents(sub: _Sub[_Parser]) -> None:
     put = docs.add_parser("put", help="write a whole JSON document (creates the database if new)")
     put.add_argument("name", help=_NAME)
     put.add_argument("document", help='a JSON object with an id, e.g. \'{"_id": "a", "n": 1}\'')
-    put.set_defaults(handler="docs_put")
+    put.set_defaults(handler="typed.docs_put")
     get = docs.add_parser("get", help="print a document by id")
     get.add_argument("name", help=_NAME)
     get.add_argument("id", help="the document id")
-    get.set_defaults(handler="docs_get")
+    get.set_defaults(handler="typed.docs_get")
     rm = docs.add_parser("rm", help="delete a document by id")
     rm.add_argument("name", help=_NAME)
     rm.add_argument("id", help="the document id")
-    rm.set_defaults(handler="docs_rm")
+    rm.set_defaults(handler="typed.docs_rm")
     find = docs.add_parser("find", help="print the documents matching a Mongo-style filter")
     find.add_argument("name", help=_NAME)
     find.add_argument("filter", help='a JSON filter, e.g. \'{"age": {"$gt": 30}}\' ({} for all)')
@@ -201,11 +234,11 @@ def _documents(sub: _Sub[_Parser]) -> None:
     )
     find.add_argument("--limit", metavar="N", type=_count, help="at most N documents")
     find.add_argument("--skip", metavar="N", type=_count, default=0, help="skip the first N")
-    find.set_defaults(handler="docs_find")
+    find.set_defaults(handler="typed.docs_find")
     index = docs.add_parser("index", help="declare an index on a (dotted) field of this node")
     index.add_argument("name", help=_NAME)
     index.add_argument("field", help='a field path, e.g. "address.city"')
-    index.set_defaults(handler="docs_index")
+    index.set_defaults(handler="typed.docs_index")
 
 
 def _counter(sub: _Sub[_Parser]) -> None:
@@ -213,10 +246,10 @@ def _counter(sub: _Sub[_Parser]) -> None:
     inc = counter.add_parser("inc", help="add to the counter (creates it if new)")
     inc.add_argument("name", help=_NAME)
     inc.add_argument("by", nargs="?", type=int, default=1, help="amount, may be negative (1)")
-    inc.set_defaults(handler="counter_inc")
+    inc.set_defaults(handler="typed.counter_inc")
     get = counter.add_parser("get", help="print the counter's value")
     get.add_argument("name", help=_NAME)
-    get.set_defaults(handler="counter_get")
+    get.set_defaults(handler="typed.counter_get")
 
 
 def _ydoc(sub: _Sub[_Parser]) -> None:
@@ -224,11 +257,24 @@ def _ydoc(sub: _Sub[_Parser]) -> None:
     text = ydoc.add_parser("text", help="print the content of a Text of the document")
     text.add_argument("name", help=_NAME)
     text.add_argument("--field", default="text", help="the root Text's name (default: text)")
-    text.set_defaults(handler="ydoc_text")
+    text.set_defaults(handler="typed.ydoc_text")
     append = ydoc.add_parser(
         "append", help="append a string to a Text, as one entry (creates the document if new)"
     )
     append.add_argument("name", help=_NAME)
     append.add_argument("string", help="the text to append")
     append.add_argument("--field", default="text", help="the root Text's name (default: text)")
-    append.set_defaults(handler="ydoc_append")
+    append.set_defaults(handler="typed.ydoc_append")
+
+
+def _archive(sub: _Sub[_Parser]) -> None:
+    export = sub.add_parser(
+        "export", help="write a database's blocks to a CAR file (readable by IPFS tools)"
+    )
+    export.add_argument("name", help="local name or /orbitstore/<cid> address")
+    export.add_argument("file", help="the CAR file to write, or - for standard output")
+    export.set_defaults(handler="archive.export")
+    imp = sub.add_parser("import", help="verify and store the database in a CAR file")
+    imp.add_argument("file", help="a CAR file made by `orbitstore export`, or - for stdin")
+    imp.add_argument("--name", help="also give the database this local name")
+    imp.set_defaults(handler="archive.import")

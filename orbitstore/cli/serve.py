@@ -18,14 +18,13 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
-
-import trio
+from typing import TYPE_CHECKING, Any
 
 from orbitstore.errors import InvalidValueError, NotFoundError
-from orbitstore.node import NodeConfig, open_node
-from orbitstore.node.database import Database
-from orbitstore.node.node import Node
+
+if TYPE_CHECKING:  # the node layer is imported when the command runs: `--help` stays quick
+    from orbitstore.node.database import Database
+    from orbitstore.node.node import Node
 
 DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/4401"
 
@@ -201,6 +200,10 @@ def _status_text(status: dict[str, Any]) -> str:
 
 
 async def cmd_serve(args: argparse.Namespace, home: Path) -> int:
+    import trio
+
+    from orbitstore.node import NodeConfig, open_node
+
     if not args.status_interval > 0:
         raise InvalidValueError("--status-interval must be a positive number of seconds")
     say = _Printer(bool(getattr(args, "json", False)))
@@ -241,6 +244,8 @@ async def cmd_serve(args: argparse.Namespace, home: Path) -> int:
 
 
 async def _report(node: Node, databases: list[Database], say: _Printer, interval: float) -> None:
+    import trio
+
     last: dict[str, dict[str, Any]] = {}
     while True:
         for db in databases:
@@ -258,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    import trio
+
     result: int = trio.run(cmd_serve, args, args.home)
     return result
 

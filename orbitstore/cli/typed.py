@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from orbitstore.cli.output import Output, jsonable, parse_object, parse_value, render
 from orbitstore.core.manifest import Manifest, is_address
 from orbitstore.errors import InvalidValueError, NotFoundError
-from orbitstore.node import Counter, Documents, Node, open_node
 from orbitstore.node.database import Database
-from orbitstore.node.feed import Feed
-from orbitstore.node.keyvalue import KeyValue
-from orbitstore.node.ydoc import YDocument
-from orbitstore.views.feed import FeedItem
+from orbitstore.node.node import Node, open_node
+
+# Each command imports only its own type's handle: `kv get` never imports pycrdt.
+if TYPE_CHECKING:
+    from orbitstore.views.feed import FeedItem
 
 D = TypeVar("D", bound=Database)
 
@@ -67,6 +67,8 @@ def _known_manifest(node: Node, name: str, type_name: str | None) -> Manifest:
 
 
 async def cmd_kv_put(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.keyvalue import KeyValue
+
     value = parse_value(args.value)
     async with open_node(home) as node:
         kv = await open_as(node, args.name, KeyValue, create=True, out=out)
@@ -76,6 +78,8 @@ async def cmd_kv_put(args: argparse.Namespace, home: Path, out: Output) -> int:
 
 
 async def cmd_kv_get(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.keyvalue import KeyValue
+
     async with open_node(home) as node:
         kv = await open_as(node, args.name, KeyValue, create=False, out=out)
         value = kv.get(args.key, _MISSING)
@@ -86,6 +90,8 @@ async def cmd_kv_get(args: argparse.Namespace, home: Path, out: Output) -> int:
 
 
 async def cmd_kv_del(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.keyvalue import KeyValue
+
     async with open_node(home) as node:
         kv = await open_as(node, args.name, KeyValue, create=False, out=out)
         entry = await kv.delete(args.key)
@@ -94,6 +100,8 @@ async def cmd_kv_del(args: argparse.Namespace, home: Path, out: Output) -> int:
 
 
 async def cmd_kv_ls(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.keyvalue import KeyValue
+
     async with open_node(home) as node:
         kv = await open_as(node, args.name, KeyValue, create=False, out=out)
         for key, value in kv.items(prefix=args.prefix, limit=args.limit):
@@ -116,6 +124,8 @@ def _item_dict(item: FeedItem) -> dict[str, object]:
 
 
 async def cmd_feed_add(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.feed import Feed
+
     value = parse_value(args.value)
     async with open_node(home) as node:
         feed = await open_as(node, args.name, Feed, create=True, out=out)
@@ -125,6 +135,8 @@ async def cmd_feed_add(args: argparse.Namespace, home: Path, out: Output) -> int
 
 
 async def cmd_feed_ls(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.feed import Feed
+
     async with open_node(home) as node:
         feed = await open_as(node, args.name, Feed, create=False, out=out)
         items = feed.items(gt=args.gt, lt=args.lt, limit=args.limit, reverse=args.reverse)
@@ -137,6 +149,8 @@ async def cmd_feed_ls(args: argparse.Namespace, home: Path, out: Output) -> int:
 
 
 async def cmd_docs_put(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.documents import Documents
+
     doc = parse_object(args.document, "document")
     async with open_node(home) as node:
         docs = await open_as(node, args.name, Documents, create=True, out=out)
@@ -150,6 +164,8 @@ async def cmd_docs_put(args: argparse.Namespace, home: Path, out: Output) -> int
 
 
 async def cmd_docs_get(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.documents import Documents
+
     async with open_node(home) as node:
         docs = await open_as(node, args.name, Documents, create=False, out=out)
         doc = docs.get(args.id)
@@ -160,6 +176,8 @@ async def cmd_docs_get(args: argparse.Namespace, home: Path, out: Output) -> int
 
 
 async def cmd_docs_rm(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.documents import Documents
+
     async with open_node(home) as node:
         docs = await open_as(node, args.name, Documents, create=False, out=out)
         entry = await docs.delete(args.id)
@@ -178,6 +196,8 @@ def _sort_spec(specs: list[str] | None) -> list[tuple[str, int]]:
 
 
 async def cmd_docs_find(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.documents import Documents
+
     spec = parse_object(args.filter, "filter")
     sort = _sort_spec(args.sort)
     async with open_node(home) as node:
@@ -188,6 +208,8 @@ async def cmd_docs_find(args: argparse.Namespace, home: Path, out: Output) -> in
 
 
 async def cmd_docs_index(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.documents import Documents
+
     async with open_node(home) as node:
         docs = await open_as(node, args.name, Documents, create=False, out=out)
         await docs.create_index(args.field)
@@ -203,6 +225,8 @@ async def cmd_docs_index(args: argparse.Namespace, home: Path, out: Output) -> i
 
 
 async def cmd_counter_inc(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.counter import Counter
+
     async with open_node(home) as node:
         counter = await open_as(node, args.name, Counter, create=True, out=out)
         value = await counter.increment(args.by)
@@ -211,6 +235,8 @@ async def cmd_counter_inc(args: argparse.Namespace, home: Path, out: Output) -> 
 
 
 async def cmd_counter_get(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.counter import Counter
+
     async with open_node(home) as node:
         counter = await open_as(node, args.name, Counter, create=False, out=out)
         out.emit(str(counter.value), {"value": counter.value})
@@ -221,6 +247,8 @@ async def cmd_counter_get(args: argparse.Namespace, home: Path, out: Output) -> 
 
 
 async def cmd_ydoc_text(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.ydoc import YDocument
+
     async with open_node(home) as node:
         ydoc = await open_as(node, args.name, YDocument, create=False, out=out)
         text = ydoc.text(args.field)
@@ -229,6 +257,8 @@ async def cmd_ydoc_text(args: argparse.Namespace, home: Path, out: Output) -> in
 
 
 async def cmd_ydoc_append(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.ydoc import YDocument
+
     async with open_node(home) as node:
         ydoc = await open_as(node, args.name, YDocument, create=True, out=out)
         entries = await ydoc.append_text(args.string, name=args.field)

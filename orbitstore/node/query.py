@@ -21,16 +21,16 @@ from orbitstore.core.cid import Cid
 from orbitstore.errors import NotFoundError, UsageError
 from orbitstore.node.asof import AsOf, Heads, SnapshotCache, SnapshotStatistics, resolve
 from orbitstore.query.catalog import KINDS, Catalog, Source, queryable
-from orbitstore.query.compiler import CompiledQuery, QueryCompiler
-from orbitstore.query.filters import Filter, SortSpec, compile_find
 from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from orbitstore.query.results import PlanStep, QueryPlan, QueryResult, shape_rows
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.query_exec import SqliteQueryExecutor
 from orbitstore.storage.sqlite import SqliteStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # sqlglot is imported with the compiler, on the first query
     from orbitstore.node.database import Subscription
+    from orbitstore.query.compiler import CompiledQuery, QueryCompiler
+    from orbitstore.query.filters import Filter, SortSpec
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -65,7 +65,7 @@ class QueryService:
     def __init__(self, store: NodeStore, limits: QueryLimits = DEFAULT_QUERY_LIMITS) -> None:
         self._store = store
         self.limits = limits
-        self.compiler = QueryCompiler(limits)
+        self._compiler: QueryCompiler | None = None
         self._executor = SqliteQueryExecutor(store) if isinstance(store, SqliteStore) else None
         self._sources: dict[Cid, Source] = {}
         self._snapshots = (
@@ -130,6 +130,16 @@ class QueryService:
         return self._snapshots.statistics()
 
     # -- running -------------------------------------------------------------------------
+
+    @property
+    def compiler(self) -> QueryCompiler:
+        """The compiler (with its parse cache), made on first use: a node that runs no
+        query never imports sqlglot."""
+        if self._compiler is None:
+            from orbitstore.query.compiler import QueryCompiler
+
+            self._compiler = QueryCompiler(self.limits)
+        return self._compiler
 
     def compile(self, sql: str, catalog: Catalog) -> CompiledQuery:
         return self.compiler.compile(sql, catalog)
@@ -331,6 +341,8 @@ class FindMethods:
         skip: int = 0,
     ) -> list[Any]:
         """Documents matching ``filter`` (see docs/query.md), as decoded values."""
+        from orbitstore.query.filters import compile_find
+
         sql, params = compile_find(filter or {}, sort=sort, limit=limit, skip=skip)
         handle: Any = self
         result: QueryResult = handle.query(sql, params)

@@ -1,70 +1,109 @@
 """Which handle class and view serve each database type (the one registry, used by
-:meth:`Node.open`)."""
+:meth:`Node.open`).
+
+Each type's modules are imported the first time a database of that type is opened, so a
+node that only holds keyvalue databases never imports pycrdt (the ydoc view)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.manifest import Manifest
 from orbitstore.errors import InvalidValueError
-from orbitstore.node.counter import Counter
-from orbitstore.node.database import Database
-from orbitstore.node.documents import Documents
-from orbitstore.node.feed import Feed
-from orbitstore.node.keyvalue import KeyValue
-from orbitstore.node.ydoc import YDocument, new_client_id
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.views import open_view_state
 from orbitstore.views.base import View
-from orbitstore.views.counter import CounterView
-from orbitstore.views.documents import DocumentsOptions, DocumentsView
-from orbitstore.views.feed import FeedView
-from orbitstore.views.keyvalue import KeyValueView
-from orbitstore.views.ydoc import YDocView
+
+if TYPE_CHECKING:
+    from orbitstore.node.database import Database
 
 ViewFactory = Callable[[NodeStore, Cid, Manifest], View]
+Handler = tuple["type[Database]", ViewFactory | None]
 
 
-def _counter_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
-    return CounterView(open_view_state(store, "counter", db))
+def _log() -> Handler:
+    from orbitstore.node.database import Database
+
+    return Database, None
 
 
-def _documents_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
-    options = DocumentsOptions.from_meta(manifest.meta)
-    return DocumentsView(open_view_state(store, "documents", db), options)
+def _counter() -> Handler:
+    from orbitstore.node.counter import Counter
+    from orbitstore.views.counter import CounterView
+
+    def view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+        return CounterView(open_view_state(store, "counter", db))
+
+    return Counter, view
 
 
-def _feed_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
-    return FeedView(open_view_state(store, "feed", db))
+def _documents() -> Handler:
+    from orbitstore.node.documents import Documents
+    from orbitstore.views.documents import DocumentsOptions, DocumentsView
+
+    def view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+        options = DocumentsOptions.from_meta(manifest.meta)
+        return DocumentsView(open_view_state(store, "documents", db), options)
+
+    return Documents, view
 
 
-def _keyvalue_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
-    return KeyValueView(open_view_state(store, "keyvalue", db))
+def _feed() -> Handler:
+    from orbitstore.node.feed import Feed
+    from orbitstore.views.feed import FeedView
+
+    def view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+        return FeedView(open_view_state(store, "feed", db))
+
+    return Feed, view
 
 
-def _ydoc_view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
-    return YDocView(open_view_state(store, "ydoc", db), client_id=new_client_id())
+def _keyvalue() -> Handler:
+    from orbitstore.node.keyvalue import KeyValue
+    from orbitstore.views.keyvalue import KeyValueView
+
+    def view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+        return KeyValueView(open_view_state(store, "keyvalue", db))
+
+    return KeyValue, view
 
 
-_TYPES: dict[str, tuple[type[Database], ViewFactory | None]] = {
-    "log": (Database, None),
-    "counter": (Counter, _counter_view),
-    "documents": (Documents, _documents_view),
-    "feed": (Feed, _feed_view),
-    "keyvalue": (KeyValue, _keyvalue_view),
-    "ydoc": (YDocument, _ydoc_view),
+def _ydoc() -> Handler:
+    from orbitstore.node.ydoc import YDocument, new_client_id
+    from orbitstore.views.ydoc import YDocView
+
+    def view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+        return YDocView(open_view_state(store, "ydoc", db), client_id=new_client_id())
+
+    return YDocument, view
+
+
+_LOADERS: dict[str, Callable[[], Handler]] = {
+    "log": _log,
+    "counter": _counter,
+    "documents": _documents,
+    "feed": _feed,
+    "keyvalue": _keyvalue,
+    "ydoc": _ydoc,
 }
+_LOADED: dict[str, Handler] = {}
 
 
-def database_class(type_name: str) -> tuple[type[Database], ViewFactory | None]:
-    try:
-        return _TYPES[type_name]
-    except KeyError:
+def database_class(type_name: str) -> Handler:
+    """The handle class and view factory of ``type_name`` (imported on first use)."""
+    found = _LOADED.get(type_name)
+    if found is not None:
+        return found
+    loader = _LOADERS.get(type_name) if isinstance(type_name, str) else None
+    if loader is None:
         raise InvalidValueError(
-            f"database type {type_name!r} is not available; one of {sorted(_TYPES)}"
-        ) from None
+            f"database type {type_name!r:.40} is not available; one of {sorted(_LOADERS)}"
+        )
+    found = _LOADED[type_name] = loader()
+    return found
 
 
 def available_types() -> list[str]:
-    return sorted(_TYPES)
+    return sorted(_LOADERS)

@@ -157,14 +157,11 @@ def parse(sql: str, limits: QueryLimits) -> exp.Select:
             raise QueryError(
                 f"expression nested deeper than {limits.max_depth}", line=tok.line, column=tok.col
             )
+    _check_start(tokens)
     try:
         statements = [s for s in _DIALECT.parser().parse(tokens, sql) if s is not None]
     except ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        desc = str(first.get("description") or "syntax error")
-        raise QueryError(
-            f"syntax error: {desc}", line=first.get("line"), column=first.get("col")
-        ) from exc
+        raise _syntax_error(tokens, exc) from exc
     except TokenError as exc:
         raise QueryError(f"cannot parse the query: {exc}") from exc
     except RecursionError as exc:
@@ -179,6 +176,61 @@ def parse(sql: str, limits: QueryLimits) -> exp.Select:
         raise QueryError("only SELECT is allowed: queries are read-only")
     _check_depth(stmt, 2 * limits.max_depth)  # tree levels: ~2 per nesting level
     return stmt
+
+
+# A statement starts with a keyword. A word, a number or a string in its place is most
+# often a misspelt SELECT; other keywords (DELETE, ATTACH, ...) are refused by name after
+# parsing ("DELETE is not allowed"), which reads better than a syntax error.
+_NOT_A_START = frozenset({TokenType.VAR, TokenType.IDENTIFIER, TokenType.NUMBER, TokenType.STRING})
+
+
+def _near(sql_token: Any) -> str:
+    text = str(sql_token.text)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _syntax(token: Any, detail: str) -> QueryError:
+    """A syntax error in our words: where, near which text, and what was expected."""
+    line, column = token.line, token.col - len(str(token.text)) + 1
+    return QueryError(
+        f"syntax error at line {line}, column {column} near {_near(token)!r}: {detail}",
+        line=line,
+        column=column,
+        positioned=True,
+    )
+
+
+def _check_start(tokens: Sequence[Any]) -> None:
+    if tokens and tokens[0].token_type in _NOT_A_START:
+        raise _syntax(tokens[0], "a query starts with SELECT (or WITH)")
+
+
+def _syntax_error(tokens: Sequence[Any], exc: ParseError) -> QueryError:
+    """Translate sqlglot's ParseError: never show its internal class names."""
+    first = exc.errors[0] if exc.errors else {}
+    description = str(first.get("description") or "")
+    line, col = first.get("line"), first.get("col")
+    index = next(
+        (i for i, t in enumerate(tokens) if (t.line, t.col) == (line, col)),
+        len(tokens) - 1,
+    )
+    if not tokens:
+        return QueryError("syntax error: the query is empty")
+    token = tokens[max(index, 0)]
+    if description.startswith("Expecting "):
+        return _syntax(token, "expected " + repr(description.removeprefix("Expecting ").strip()))
+    if description.startswith("Required keyword"):
+        clause = description.rsplit(".", 1)[-1].strip("'>").upper()
+        what = clause if clause in _CLAUSES else "expression"
+        return _syntax(token, f"the {what} is incomplete")
+    # "Invalid expression / Unexpected token" and the rest: an unknown word just before
+    # the place the parser stopped is most often a misspelt keyword (SELECT * FRM t).
+    if index > 0 and tokens[index - 1].token_type == TokenType.VAR:
+        token = tokens[index - 1]
+    return _syntax(token, "unexpected text")
+
+
+_CLAUSES = frozenset({"WHERE", "HAVING", "GROUP", "ORDER", "LIMIT", "JOIN", "FROM", "SELECT"})
 
 
 def _check_depth(root: exp.Expression, max_depth: int) -> None:

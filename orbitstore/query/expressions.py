@@ -68,19 +68,20 @@ _CASTS = {
 # -- positions ---------------------------------------------------------------------------
 
 
-def _pos(node: exp.Expression | None) -> dict[str, int | None]:
+def _pos(node: exp.Expression | None) -> tuple[int | None, int | None]:
     if node is not None:
         for n in node.walk():
             meta = n.meta if isinstance(n, exp.Expression) else {}
             if "line" in meta:
-                return {"line": int(meta["line"]), "column": int(meta["col"])}
-    return {"line": None, "column": None}
+                return int(meta["line"]), int(meta["col"])
+    return None, None
 
 
 def _fail(
     message: str, node: exp.Expression | None = None, cls: type[QueryError] = QueryError
 ) -> QueryError:
-    return cls(message, **_pos(node))
+    line, column = _pos(node)
+    return cls(message, line=line, column=column)
 
 
 # -- emission ----------------------------------------------------------------------------
