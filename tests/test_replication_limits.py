@@ -28,7 +28,7 @@ from orbitstore.sync.frames import (
     Want,
     encode_frame,
 )
-from orbitstore.sync.serve_limits import ServeLimits, TokenBucket
+from orbitstore.sync.serve_limits import PeerServeBudget, ServeLimits, TokenBucket
 from orbitstore.sync.session import ApplyEntries, SyncSession
 from orbitstore.testing.network import MemoryNetwork
 from orbitstore.views.base import Lagged
@@ -142,6 +142,9 @@ def test_token_bucket() -> None:
     assert not bucket.take(3, 1.0)  # 2 tokens back after one second
     assert bucket.take(2, 1.0)
     assert bucket.tokens(100.0) == 10  # never above capacity
+    budget = PeerServeBudget(ServeLimits(peer_wants_burst=2, peer_wants_per_second=1.0), 0.0)
+    assert budget.full(0.0) and budget.wants.take(2, 0.0) and not budget.full(1.0)
+    assert budget.full(2.0)
 
 
 # --- d: a liar does not hold wait_synced --------------------------------------------

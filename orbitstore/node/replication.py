@@ -464,6 +464,9 @@ class Replication:
         await trio.lowlevel.checkpoint()
 
     async def _on_disconnected(self, peer: PeerId) -> None:
+        budget = self._budgets.get(peer)
+        if budget is not None and budget.full(trio.current_time()):
+            del self._budgets[peer]  # nothing to remember: a fresh one is the same
         for st in list(self._dbs.values()):
             link = st.peers.get(peer)
             if link is not None:

@@ -114,5 +114,9 @@ class PeerServeBudget:
             rate=limits.peer_wants_per_second, capacity=limits.peer_wants_burst, now=now
         )
 
+    def full(self, now: float) -> bool:
+        """Both buckets are full: forgetting them loses nothing."""
+        return all(b.tokens(now) >= b.capacity for b in (self.bytes, self.wants))
+
 
 __all__ = ["DEFAULT_SERVE_LIMITS", "PeerServeBudget", "ServeLimits", "TokenBucket"]
