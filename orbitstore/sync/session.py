@@ -4,7 +4,7 @@ How it works
 ============
 
 Both sides run the same machine; there is no client or server once the stream is open.
-The caller moves bytes (see :mod:`orbitstore.node.replication`); this module only decides
+The caller moves bytes (see :mod:`orbitstore.node.session_runner`); this module only decides
 what to say. It never awaits, never reads a clock, and never writes to the log: entries
 received are handed out as :class:`ApplyEntries` events for the caller to apply through
 ``Database.receive``; the caller then tells the session what the log still ``needed``.
