@@ -502,6 +502,7 @@ __all__ = [
     "PeerSyncStatus",
     "Replication",
     "ReplicationStatistics",
+    "SyncFailure",
     "SyncProgress",
     "topic_for",
 ]
