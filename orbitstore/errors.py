@@ -13,6 +13,7 @@ four branches that say who is to blame::
     │   ├── WriteNotAllowedError        the local identity may not write to this database
     │   ├── ClosedError                 used after close()
     │   ├── NotFoundError               no database, key or entry by that name
+    │   ├── NodeLockedError             another process owns the node directory
     │   └── QueryError                  bad or refused SQL (has line/column)
     │       └── QueryLimitError         over a QueryLimits bound (rows, time, LIMIT)
     ├── InvalidDataError                bytes from elsewhere are wrong (a peer, a file)
@@ -113,6 +114,13 @@ class NotFoundError(UsageError):
     """No such database, key or entry."""
 
     code = "not_found"
+
+
+class NodeLockedError(UsageError):
+    """Another process holds the node directory's lock. ``pid`` names it (when known):
+    stop that process, or talk to it through its API instead of opening the directory."""
+
+    code = "node_locked"
 
 
 class QueryError(UsageError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,46 @@ async def cmd_query(args: argparse.Namespace, home: Path, out: Output) -> int:
 
 def _columns_rows(result: QueryResult) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]:
     return result.columns, result.rows
+
+
+async def cmd_check(args: argparse.Namespace, home: Path, out: Output) -> int:
+    """Exit status 0 when the store is sound (or every problem was repaired), else 1."""
+    async with open_node(home) as node:
+        report = node.check(repair=args.repair, progress=None if out.json else _progress)
+    if not out.json and sys.stderr.isatty():
+        print(file=sys.stderr)  # end the progress line
+    for problem in report.problems:
+        where = f" {problem.database}" if problem.database else ""
+        what = f" {problem.cid}" if problem.cid else ""
+        state = " (repaired)" if problem.repaired else ""
+        out.emit(
+            f"{problem.kind}:{where}{what}: {problem.message}{state}",
+            {"problem": problem.to_dict()},
+        )
+    summary = report.to_dict()
+    del summary["problems"]
+    unrepaired = sum(not p.repaired for p in report.problems)
+    if report.ok and not report.problems:
+        text = f"ok: {report.databases} databases, {report.entries} entries checked"
+    elif report.ok:
+        text = f"repaired {len(report.problems)} problem(s)"
+        if report.refetch:
+            text += (
+                f"; {len(report.refetch)} entries were removed and will be fetched again"
+                " from peers on the next sync (run `orbitstore serve` with peers)"
+            )
+    else:
+        text = f"{unrepaired} problem(s) found" + (
+            "" if args.repair else "; run `orbitstore check --repair`"
+        )
+    out.emit(text, {"summary": summary})
+    return 0 if report.ok else 1
+
+
+def _progress(phase: str, done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        count = f" {done}/{total}" if total else ""
+        print(f"\rchecking {phase}{count}   ", end="", file=sys.stderr, flush=True)
 
 
 async def cmd_serve(args: argparse.Namespace, home: Path, out: Output) -> int:

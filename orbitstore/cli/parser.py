@@ -132,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="show how each table is read, not the rows"
     )
     query.set_defaults(handler="query")
+
+    check = sub.add_parser("check", help="verify the store: SQLite file, every entry, heads, views")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="rebuild views, fix heads, and remove damaged entries (and their descendants)"
+        " so that the next sync fetches them again from peers",
+    )
+    check.set_defaults(handler="check")
     _archive(sub)
     _global_options_anywhere(parser)
     return parser

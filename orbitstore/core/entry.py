@@ -42,6 +42,7 @@ from orbitstore.errors import (
     InvalidParentsError,
     InvalidValueError,
     PayloadTooLargeError,
+    StorageCorruptedError,
     UnsupportedVersionError,
 )
 
@@ -185,10 +186,9 @@ class Entry:
     def from_trusted_block(cls, cid: Cid, block: bytes) -> Entry:
         """Decode a block our own store verified before it stored it (no signature check)."""
         try:
-            fields = codec.decode(block, check_nesting=False)
-        except DecodeError as exc:  # pragma: no cover - storage corruption
-            raise InvalidEntryError(f"stored entry {cid} no longer decodes") from exc
-        return cls._build(cid, block, fields)
+            return cls._build(cid, block, codec.decode(block, check_nesting=False))
+        except (DecodeError, KeyError, TypeError) as exc:  # damaged on disk: not the peer's
+            raise StorageCorruptedError(f"stored entry {cid} no longer decodes: {exc}") from exc
 
     @classmethod
     def _verify(cls, cid: Cid, block: bytes, fields: Any, limits: EntryLimits) -> Entry:

@@ -19,6 +19,7 @@ from orbitstore.errors import (
     InvalidDataError,
     NotFoundError,
     StorageCorruptedError,
+    StorageError,
     UsageError,
     WrongDatabaseTypeError,
 )
@@ -33,11 +34,13 @@ from orbitstore.node.types import database_class
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.keystore import Keystore
+from orbitstore.storage.lock import DirectoryLock
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from orbitstore.net.libp2p_transport import Libp2pTransport
+    from orbitstore.node.check import CheckReport, Progress
 
 STORE_FILE = "orbitstore.sqlite"
 KEYSTORE_FILE = "keystore.json"
@@ -248,16 +251,45 @@ class Node:
         catalog = self.queries.catalog_of(self._live())
         return self.queries.watch(sql, params, catalog, self._handles())
 
+    def check(self, *, repair: bool = False, progress: Progress | None = None) -> CheckReport:
+        """Verify everything this node stores: the SQLite file, every entry (hash,
+        signature, structure, parents, clock), the heads and the views; with ``repair``,
+        remove damaged entries (and their descendants, to be fetched again from peers),
+        fix the heads and rebuild the views. See :mod:`orbitstore.node.check`.
+
+        Blocking and O(size of the store). Repair needs every database closed."""
+        from orbitstore.node.check import check_store  # only for `check`: keeps open quick
+
+        if self._closed:
+            raise ClosedError("the node is closed")
+        if repair and self._live():
+            raise UsageError(
+                "close the open databases before repairing: "
+                + ", ".join(sorted(d.name for d in self._live()))
+            )
+        return check_store(self.store, repair=repair, limits=self.config.limits, progress=progress)
+
     async def aclose(self) -> None:
+        """Close every database, then the store — all of them even if one fails (a
+        damaged disk): the first StorageError is raised once everything is closed."""
         if self._closed:
             return
-        for database in self._open.values():
-            await database.close()
-        self._open.clear()
         self._closed = True
-        self.queries.close()
-        if self._owns_store:
-            self.store.close()
+        failed: StorageError | None = None
+        for database in self._open.values():
+            try:
+                await database.close()
+            except StorageError as exc:
+                failed = failed or exc
+        self._open.clear()
+        try:
+            self.queries.close()
+            if self._owns_store:
+                self.store.close()
+        except StorageError as exc:
+            failed = failed or exc
+        if failed is not None:
+            raise failed
 
 
 @asynccontextmanager
@@ -270,6 +302,12 @@ async def open_node(
     store: NodeStore | None = None,
 ) -> AsyncIterator[Node]:
     """Open a node whose data lives in the directory ``path``.
+
+    One process owns a node directory: the node holds an exclusive OS lock on
+    ``<path>/orbitstore.lock`` (with its pid in it) from before it reads the keystore
+    until it has closed its store. A second opener, in this process or another, gets
+    :class:`~orbitstore.errors.NodeLockedError` naming the holder's pid: stop that
+    process, or talk to it through its API. The lock dies with the process.
 
     ``path=None`` keeps everything in memory (tests). Otherwise the directory holds
     ``orbitstore.sqlite`` (blocks, logs, views) and ``keystore.json`` (the node's key,
@@ -285,6 +323,28 @@ async def open_node(
     database it opens; see ``node.replication``. A ``store`` passed in (instead of ``path``) is used
     as is and left open on exit, so a test can reopen a node on it after a "crash".
     """
+    if path is None or store is not None:
+        async with _open_node(path, config, identity, transport, store) as node:
+            yield node
+        return
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)  # OSError: the CLI says so, as before
+    lock = DirectoryLock.acquire(root)
+    try:
+        async with _open_node(path, config, identity, transport, store) as node:
+            yield node
+    finally:
+        lock.release()
+
+
+@asynccontextmanager
+async def _open_node(
+    path: str | Path | None,
+    config: NodeConfig | None,
+    identity: Identity | None,
+    transport: Transport | None,
+    store: NodeStore | None,
+) -> AsyncIterator[Node]:
     config = config or NodeConfig()
     owns_store = store is None
     if store is not None:

@@ -43,6 +43,14 @@ class SeqLogStore(LogStore, Protocol):
         """Entries that arrived after ``seq``, in arrival order (a causal order)."""
         ...
 
+    def missing_blocks(self) -> list[Cid]:
+        """Entries whose block is gone (``orbitstore check``)."""
+        ...
+
+    def remove_entries(self, cids: Iterable[Cid]) -> int:
+        """Forget these entries (repair: the caller then sets heads and rebuilds views)."""
+        ...
+
 
 class NodeStore(Protocol):
     """All a node keeps: blocks, and per database its entries, heads and local name."""

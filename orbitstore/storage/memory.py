@@ -53,7 +53,7 @@ class MemoryLogStore:
         self._clocks: dict[Cid, int] = {}
         self._order: list[tuple[int, str, bytes]] = []
         self._heads: dict[Cid, int] = {}
-        self._arrivals: list[Cid] = []  # index + 1 = seq
+        self._arrivals: list[Cid | None] = []  # index + 1 = seq; None: removed
 
     def get_clock(self, cid: Cid) -> int | None:
         return self._clocks.get(cid)
@@ -89,9 +89,24 @@ class MemoryLogStore:
     def iter_since(self, seq: int) -> Iterator[tuple[int, Cid, bytes]]:
         for n in range(seq, len(self._arrivals)):
             cid = self._arrivals[n]
+            if cid is None:
+                continue
             block = self._blocks.get(cid)
             assert block is not None
             yield n + 1, cid, block
+
+    def missing_blocks(self) -> list[Cid]:
+        return [c for c in self._arrivals if c is not None and c not in self._blocks._blocks]
+
+    def remove_entries(self, cids: Iterable[Cid]) -> int:
+        gone = set(cids) & self._clocks.keys()
+        for cid in gone:
+            del self._clocks[cid]
+            self._blocks._blocks.pop(cid, None)
+        self._order = [k for k in self._order if Cid(k[2]) not in gone]
+        # Arrival numbers stay: a removed entry leaves a hole, as in SQLite.
+        self._arrivals = [None if c in gone else c for c in self._arrivals]
+        return len(gone)
 
     def iter_entries(
         self, *, reverse: bool = False, limit: int | None = None

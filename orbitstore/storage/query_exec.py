@@ -4,7 +4,11 @@ A dedicated connection opened with ``mode=ro`` and ``PRAGMA query_only`` serves 
 query, with an authorizer that allows only SELECT, reads of view tables (``view_*``) and
 the functions the dialect whitelists — a second wall behind the compiler, which already
 refuses everything else. A progress handler enforces the time budget; the row cap is
-checked while fetching. sqlite3 errors become :class:`~orbitstore.errors.QueryError`.
+checked while fetching. The connection is a translated one
+(:mod:`orbitstore.storage.sqlite_errors`): an error of the user's statement that is the
+user's fault (bad SQL, a refused table or function, the budget) becomes
+:class:`~orbitstore.errors.QueryError`; a damaged file or an I/O failure stays a
+:class:`~orbitstore.errors.StorageError` — it is not the query's fault.
 
 AS OF snapshots (``docs/query.md``) are attached to the same connection: the image of a
 scratch in-memory database holding the view tables as of past heads is deserialized into
@@ -24,8 +28,9 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from orbitstore.errors import QueryError, QueryLimitError, StorageError
+from orbitstore.errors import QueryLimitError
 from orbitstore.storage.sqlite import SqliteStore
+from orbitstore.storage.sqlite_errors import Connection, connect
 
 # VM instructions between two looks at the clock: ~100 µs of work, so a query overruns
 # its budget by well under a millisecond.
@@ -75,7 +80,7 @@ class SqliteQueryExecutor:
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._deadline = 0.0
         self._index_paths: dict[str, str | None] = {}
         self._indexes: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -83,24 +88,28 @@ class SqliteQueryExecutor:
         self._attached: set[str] = set()
         self._next_schema = 0
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Connection:
         if self._conn is not None:
             return self._conn
         self._store.connection  # noqa: B018 - raises ClosedError if the store is closed
         uri = "file:" + quote(str(self._store.path.resolve())) + "?mode=ro"
+        conn = connect(
+            uri,
+            label=f"{self._store.path} (read connection)",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=512,
+        )
         try:
-            conn = sqlite3.connect(
-                uri, uri=True, isolation_level=None, check_same_thread=False, cached_statements=512
-            )
             conn.execute("PRAGMA query_only=ON")
             conn.execute(f"PRAGMA cache_size=-{int(self._store.config.cache_kib)}")
             conn.create_function("os_cid", 1, cid_text, deterministic=True)
             conn.set_authorizer(_authorize)
             conn.set_progress_handler(self._progress, _PROGRESS_STEPS)
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(
-                f"cannot open a read connection to {self._store.path}: {exc}"
-            ) from exc
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
         return conn
 
@@ -113,18 +122,10 @@ class SqliteQueryExecutor:
         """All rows (at most ``max_rows``); QueryError past a limit or on a SQL error."""
         conn = self._connection()
         self._deadline = time.monotonic() + timeout_s
-        try:
+        with conn.user_statement(timeout_s):  # its SQL errors are QueryError (see above)
             cur = conn.execute(sql, tuple(params))
-            rows = cur.fetchmany(max_rows + 1)
+            rows: list[tuple[Any, ...]] = cur.fetchmany(max_rows + 1)
             cur.close()
-        except sqlite3.OperationalError as exc:
-            if "interrupted" in str(exc):
-                raise QueryLimitError(
-                    f"the query ran longer than its {timeout_s:g} s budget"
-                ) from exc
-            raise QueryError(f"the query cannot run: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise QueryError(f"the query failed: {exc}") from exc
         if len(rows) > max_rows:
             raise QueryLimitError(
                 f"the result has more than {max_rows} rows; add a LIMIT or narrow the WHERE"
@@ -190,8 +191,6 @@ class SqliteQueryExecutor:
             except BaseException:
                 conn.execute(f'DETACH DATABASE "{name}"')
                 raise
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot attach a snapshot: {exc}") from exc
         finally:
             conn.set_authorizer(_authorize)
         self._attached.add(name)
@@ -206,8 +205,6 @@ class SqliteQueryExecutor:
         conn.set_authorizer(None)
         try:
             conn.execute(f'DETACH DATABASE "{name}"')
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot detach snapshot {name}: {exc}") from exc
         finally:
             conn.set_authorizer(_authorize)
 

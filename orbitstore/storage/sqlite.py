@@ -1,14 +1,16 @@
 """The embedded default storage: one SQLite file per node, in WAL mode.
 
-Schema (version 2)::
+Schema (version 3)::
 
     meta(key TEXT PRIMARY KEY, value)                      schema version, node facts
     blocks(id INTEGER PRIMARY KEY, cid BLOB UNIQUE, data)  every block; id = arrival order
     logs(id INTEGER PRIMARY KEY, db BLOB UNIQUE, count)    one row per database log
-    entries(seq INTEGER PRIMARY KEY, log, block, clock, writer, cid)
+    entries(seq INTEGER PRIMARY KEY, log, block, clock, writer, cid, has_child)
         UNIQUE (block, log); INDEX (log, clock, writer, cid) = the total order;
-        INDEX (log, seq) for catching views up
-        block is blocks.id; seq is the local arrival order (views checkpoint on it)
+        INDEX (log, seq) for catching views up;
+        INDEX entries_childless (log, clock, cid) WHERE has_child=0 = the true heads
+        block is blocks.id; seq is the local arrival order (views checkpoint on it);
+        has_child is 1 once a stored entry of the log names this one in its ``next``
     heads(log, cid, clock) PRIMARY KEY (log, cid)
     names(name TEXT PRIMARY KEY, db BLOB)                  local names of databases
     view_checkpoints(log, view, seq)                       the seq each view reflects
@@ -21,6 +23,18 @@ at 10,000). Keyed by arrival order, block data is appended at the end of the tab
 the small ``cid`` index (44 bytes a row) takes random inserts, and ``entries`` refers to
 blocks by id, so it has no random-keyed index at all (version 1 had two, both wide).
 
+Heads never lose an entry: the true heads of a log are its stored entries that no
+stored entry names as a parent (``has_child = 0``), kept by ``add_entries`` itself in
+the same transaction as the entries, whatever the caller believes the heads are. On
+open, the stored heads of every log are compared with them (one scan of the small
+partial index, O(heads), not O(entries)) and repaired if they differ, with a warning in
+the log: stale heads written by a second process, or by hand, cannot hide entries from
+peers. Version 2 files are migrated once (every entry's ``next`` is decoded to set
+``has_child``).
+
+Every sqlite3 error is translated in :mod:`orbitstore.storage.sqlite_errors`: all
+connections here are its :class:`~orbitstore.storage.sqlite_errors.Connection`.
+
 Durability: every write runs inside a transaction that is committed before the call
 returns. With ``synchronous="normal"`` (the default) a committed transaction survives
 the process being killed at any moment (SIGKILL included) — the WAL is in the OS page
@@ -30,19 +44,28 @@ cache — and the database never corrupts; a power cut may lose the last transac
 
 from __future__ import annotations
 
-import sqlite3
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from orbitstore.core import codec
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
-from orbitstore.errors import ClosedError, StorageCorruptedError, StorageError
+from orbitstore.errors import (
+    ClosedError,
+    DecodeError,
+    InvalidCidError,
+    StorageCorruptedError,
+    StorageError,
+)
 from orbitstore.storage.memory import check_block
+from orbitstore.storage.sqlite_errors import Connection, connect
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+_log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -52,7 +75,8 @@ CREATE TABLE IF NOT EXISTS logs(
     id INTEGER PRIMARY KEY, db BLOB NOT NULL UNIQUE, count INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS entries(
     seq INTEGER PRIMARY KEY, log INTEGER NOT NULL, block INTEGER NOT NULL,
-    clock INTEGER NOT NULL, writer TEXT NOT NULL, cid BLOB NOT NULL);
+    clock INTEGER NOT NULL, writer TEXT NOT NULL, cid BLOB NOT NULL,
+    has_child INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS entries_block ON entries(block, log);
 CREATE INDEX IF NOT EXISTS entries_order ON entries(log, clock, writer, cid);
 CREATE INDEX IF NOT EXISTS entries_seq ON entries(log, seq);
@@ -64,6 +88,14 @@ CREATE TABLE IF NOT EXISTS view_checkpoints(
     log INTEGER NOT NULL, view TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY(log, view)) WITHOUT ROWID;
 """
+# After the migration to version 3 (the column must exist first).
+_CHILDLESS_INDEX = (
+    "CREATE INDEX IF NOT EXISTS entries_childless ON entries(log, clock, cid) WHERE has_child=0"
+)
+_MARK_PARENT = (
+    "UPDATE entries SET has_child=1"
+    " WHERE block=(SELECT id FROM blocks WHERE cid=?) AND log=? AND has_child=0"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,7 +152,7 @@ class SqliteBlockStore:
 
     def __iter__(self) -> Iterator[Cid]:
         rows = self._s._conn_().execute("SELECT cid FROM blocks").fetchall()
-        return (Cid(bytes(r[0])) for r in rows)
+        return (_stored_cid(r[0]) for r in rows)
 
 
 class SqliteLogStore:
@@ -187,7 +219,7 @@ class SqliteLogStore:
             .execute("SELECT cid, clock FROM heads WHERE log=?", (self._id,))
             .fetchall()
         )
-        return {Cid(bytes(c)): int(k) for c, k in rows}
+        return {_stored_cid(c): int(k) for c, k in rows}
 
     def add_entries(self, entries: Sequence[Entry]) -> None:
         conn = self._s._conn_()
@@ -203,6 +235,7 @@ class SqliteLogStore:
                 [(log, e.clock, e.writer, bytes(e.cid)) for e in entries],
             )
             conn.execute("UPDATE logs SET count = count + ? WHERE id=?", (cur.rowcount, log))
+            conn.executemany(_MARK_PARENT, [(bytes(p), log) for e in entries for p in e.next])
 
     def set_heads(self, heads: Mapping[Cid, int]) -> None:
         conn = self._s._conn_()
@@ -239,7 +272,49 @@ class SqliteLogStore:
             if not rows:
                 return
             for n, cid, data in rows:
-                yield int(n), Cid(bytes(cid)), bytes(data)
+                yield int(n), _stored_cid(cid), bytes(data)
+
+    # -- check and repair (orbitstore check) --------------------------------------------
+
+    def missing_blocks(self) -> list[Cid]:
+        """Entries of this log whose block is gone (iteration skips them)."""
+        rows = (
+            self._s._conn_()
+            .execute(
+                "SELECT e.cid FROM entries e LEFT JOIN blocks b ON b.id = e.block"
+                " WHERE e.log=? AND b.id IS NULL ORDER BY e.seq",
+                (self._id,),
+            )
+            .fetchall()
+        )
+        return [_stored_cid(r[0]) for r in rows]
+
+    def remove_entries(self, cids: Iterable[Cid]) -> int:
+        """Forget entries (damaged ones and their descendants, so that sync fetches them
+        again): their rows, their blocks, and ``has_child`` recomputed. The caller sets
+        the heads and rebuilds the views. Returns how many entries were removed."""
+        raw = [bytes(c) for c in cids]
+        conn = self._s._conn_()
+        with self._s.transaction():
+            removed = 0
+            for i in range(0, len(raw), 500):
+                part = raw[i : i + 500]
+                marks = ",".join("?" * len(part))
+                cur = conn.execute(
+                    f"DELETE FROM entries WHERE log=? AND cid IN ({marks})", (self._id, *part)
+                )
+                removed += cur.rowcount
+                conn.execute(
+                    f"DELETE FROM blocks WHERE cid IN ({marks})"
+                    " AND id NOT IN (SELECT block FROM entries)",
+                    part,
+                )
+            conn.execute(
+                "UPDATE logs SET count=(SELECT count(*) FROM entries WHERE log=?) WHERE id=?",
+                (self._id, self._id),
+            )
+            mark_parents(conn, self._id)
+        return removed
 
     def iter_entries(
         self, *, reverse: bool = False, limit: int | None = None
@@ -259,7 +334,7 @@ class SqliteLogStore:
             if not rows:
                 return
             for cid, data in rows:
-                yield Cid(bytes(cid)), bytes(data)
+                yield _stored_cid(cid), bytes(data)
 
 
 class SqliteStore:
@@ -281,22 +356,32 @@ class SqliteStore:
         try:
             if not self._memory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=0
-            )
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise StorageError(f"cannot open {self.path}: {exc}") from exc
+        label = "a scratch in-memory store" if self._memory else str(self.path)
+        conn = connect(
+            self.path, label=label, isolation_level=None, check_same_thread=False, timeout=0
+        )
         try:
             self._setup(conn)
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise StorageError(f"cannot open {self.path}: {exc}") from exc
+        except StorageError as exc:
+            with suppress(StorageError):  # already failing: the first error is the news
+                conn.close()
+            raise type(exc)(f"cannot open {self.path}: {exc}", **exc.details) from exc
+        except BaseException:
+            with suppress(StorageError):
+                conn.close()
             raise
-        self._conn: sqlite3.Connection | None = conn
+        self._conn: Connection | None = conn
         self._blocks = SqliteBlockStore(self)
+        #: What the open-time heads check repaired: {log id: (missing, extra)}.
+        self.repaired_heads: dict[int, tuple[int, int]] = {}
+        try:
+            self.repaired_heads = self._repair_heads()
+        except StorageError as exc:  # damaged: open anyway, so `orbitstore check` can run
+            _log.error("%s: the heads check failed; run `orbitstore check`: %s", self.path, exc)
 
-    def _setup(self, conn: sqlite3.Connection) -> None:
+    def _setup(self, conn: Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout={int(self.config.busy_timeout_ms)}")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal" and not self._memory:
@@ -309,11 +394,57 @@ class SqliteStore:
         row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif row[0] == 2:
+            _migrate_2_to_3(conn)
         elif row[0] != SCHEMA_VERSION:
             raise StorageError(
                 f"{self.path} has schema version {row[0]!r}; this orbitstore reads"
                 f" version {SCHEMA_VERSION}"
             )
+        conn.execute(_CHILDLESS_INDEX)
+
+    def true_heads(self, log_id: int | None = None) -> dict[int, dict[Cid, int]]:
+        """Per log, its stored entries that no stored entry names as a parent (O(heads))."""
+        sql = "SELECT log, cid, clock FROM entries INDEXED BY entries_childless WHERE has_child=0"
+        params: tuple[int, ...] = ()
+        if log_id is not None:
+            sql += " AND log=?"
+            params = (log_id,)
+        found: dict[int, dict[Cid, int]] = {}
+        for log, cid, clock in self._conn_().execute(sql, params).fetchall():
+            found.setdefault(int(log), {})[_stored_cid(cid)] = int(clock)
+        return found
+
+    def _repair_heads(self) -> dict[int, tuple[int, int]]:
+        """Make every log's stored heads its true heads; say what changed, per log."""
+        conn = self._conn_()
+        true = self.true_heads()
+        stored: dict[int, dict[Cid, int]] = {}
+        for log, cid, clock in conn.execute("SELECT log, cid, clock FROM heads").fetchall():
+            stored.setdefault(int(log), {})[_stored_cid(cid)] = int(clock)
+        repaired: dict[int, tuple[int, int]] = {}
+        for log in sorted(set(true) | set(stored)):
+            want, have = true.get(log, {}), stored.get(log, {})
+            if want == have:
+                continue
+            missing, extra = len(want.keys() - have.keys()), len(have.keys() - want.keys())
+            with self.transaction():
+                conn.execute("DELETE FROM heads WHERE log=?", (log,))
+                conn.executemany(
+                    "INSERT INTO heads(log, cid, clock) VALUES (?, ?, ?)",
+                    [(log, bytes(c), k) for c, k in want.items()],
+                )
+            repaired[log] = (missing, extra)
+            _log.warning(
+                "%s: the stored heads of log %d hid entries or named wrong ones"
+                " (%d true heads missing, %d wrong heads); repaired to its %d true heads",
+                self.path,
+                log,
+                missing,
+                extra,
+                len(want),
+            )
+        return repaired
 
     @classmethod
     def in_memory(cls, config: SqliteConfig | None = None) -> SqliteStore:
@@ -322,14 +453,11 @@ class SqliteStore:
 
     def serialize(self) -> bytes:
         """The whole database as bytes (SQLite's serialization: the file image)."""
-        try:
-            return self._conn_().serialize()
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot serialize {self.path}: {exc}") from exc
+        return self._conn_().serialize()
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _conn_(self) -> sqlite3.Connection:
+    def _conn_(self) -> Connection:
         conn = self._conn
         if conn is None:
             raise ClosedError(f"the store {self.path} is closed")
@@ -347,7 +475,7 @@ class SqliteStore:
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        except StorageError as exc:
             raise StorageError(f"cannot start a transaction on {self.path}: {exc}") from exc
         self._depth = 1
         try:
@@ -360,10 +488,10 @@ class SqliteStore:
         self._depth = 0
         try:
             conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
+        except StorageError as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise StorageError(f"commit failed on {self.path}: {exc}") from exc
+            raise type(exc)(f"commit failed on {self.path}: {exc}") from exc
 
     def check(self) -> None:
         """Run SQLite's quick_check over the whole file (O(size): not done on open)."""
@@ -371,8 +499,19 @@ class SqliteStore:
         if quick != "ok":
             raise StorageCorruptedError(f"{self.path} fails SQLite's quick_check: {quick}")
 
+    def integrity_check(self, max_errors: int = 100) -> list[str]:
+        """SQLite's full ``integrity_check``: [] if the file is sound, else what is wrong
+        (at most ``max_errors`` lines). O(size)."""
+        rows = self._conn_().execute(f"PRAGMA integrity_check({int(max_errors)})").fetchall()
+        found = [str(r[0]) for r in rows]
+        return [] if found == ["ok"] else found
+
+    def reindex(self) -> None:
+        """Rebuild every index from its table (repairs index-only damage)."""
+        self._conn_().execute("REINDEX")
+
     @property
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> Connection:
         """The raw connection, for the view tables that live in the same file."""
         return self._conn_()
 
@@ -401,11 +540,11 @@ class SqliteStore:
 
     def get_name(self, name: str) -> Cid | None:
         row = self._conn_().execute("SELECT db FROM names WHERE name=?", (name,)).fetchone()
-        return None if row is None else Cid(bytes(row[0]))
+        return None if row is None else _stored_cid(row[0])
 
     def names(self) -> dict[str, Cid]:
         rows = self._conn_().execute("SELECT name, db FROM names ORDER BY name").fetchall()
-        return {n: Cid(bytes(d)) for n, d in rows}
+        return {n: _stored_cid(d) for n, d in rows}
 
     def get_checkpoint(self, db: Cid, view: str) -> int:
         log = self.log_store(db).log_id
@@ -426,18 +565,69 @@ class SqliteStore:
 
     def databases(self) -> list[Cid]:
         rows = self._conn_().execute("SELECT db FROM logs ORDER BY id").fetchall()
-        return [Cid(bytes(r[0])) for r in rows]
+        return [_stored_cid(r[0]) for r in rows]
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            if self._depth:
-                conn.execute("ROLLBACK")
-            conn.execute("PRAGMA optimize")
-            conn.close()
+            try:
+                if self._depth:
+                    conn.execute("ROLLBACK")
+                conn.execute("PRAGMA optimize")
+            finally:
+                conn.close()
 
     def __enter__(self) -> SqliteStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stored_cid(raw: object) -> Cid:
+    """A CID read back from our own tables (StorageCorruptedError if it was damaged)."""
+    try:
+        return Cid(bytes(raw))  # type: ignore[call-overload]
+    except (InvalidCidError, TypeError) as exc:
+        raise StorageCorruptedError(f"a stored CID is damaged: {exc}") from exc
+
+
+def _migrate_2_to_3(conn: Connection) -> None:
+    """Add ``entries.has_child``: decode every entry's ``next`` once and mark its parents.
+    A block that no longer decodes marks nothing (``orbitstore check`` reports it)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE entries ADD COLUMN has_child INTEGER NOT NULL DEFAULT 0")
+        mark_parents(conn, None)
+        conn.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def mark_parents(conn: Connection, log_id: int | None) -> None:
+    """Set ``has_child`` from the ``next`` field of every stored entry (of one log, or of
+    all of them) — a full decode; for migrations and repairs, never on a normal open."""
+    where, params = ("WHERE e.log=?", (log_id,)) if log_id is not None else ("", ())
+    conn.execute(f"UPDATE entries SET has_child=0 {where.replace('e.', '')}", params)
+    cur = conn.execute(
+        f"SELECT e.log, b.data FROM entries e JOIN blocks b ON b.id = e.block {where}", params
+    )
+    marks: list[tuple[bytes, int]] = []
+    while rows := cur.fetchmany(1024):
+        for log, data in rows:
+            marks.extend((bytes(p), int(log)) for p in _parents(bytes(data)))
+        conn.executemany(_MARK_PARENT, marks)
+        marks = []
+
+
+def _parents(block: bytes) -> list[Cid]:
+    try:
+        fields = codec.decode(block, check_nesting=False)
+    except DecodeError:
+        return []
+    parents = fields.get("next") if isinstance(fields, dict) else None
+    if not isinstance(parents, list):
+        return []
+    return [p for p in parents if isinstance(p, Cid)]

@@ -29,7 +29,7 @@ from orbitstore.core import codec
 from orbitstore.core.cid import Cid
 from orbitstore.core.dagjson import to_json
 from orbitstore.core.order import OrderKey
-from orbitstore.errors import InvalidValueError, StorageError
+from orbitstore.errors import DecodeError, InvalidValueError, StorageCorruptedError, StorageError
 from orbitstore.storage.sqlite import SqliteStore
 
 # The same shapes as in orbitstore.views.documents (which storage must not import).
@@ -284,8 +284,12 @@ class SqliteDocumentsState:
 
 
 def _decode(value: bytes) -> dict[str, Any]:
-    doc = codec.decode(bytes(value))
-    assert isinstance(doc, dict)
+    try:
+        doc = codec.decode(bytes(value))
+    except DecodeError as exc:  # our own bytes, damaged on disk
+        raise StorageCorruptedError(f"a stored document no longer decodes: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise StorageCorruptedError("a stored document is no longer a map")
     return doc
 
 
