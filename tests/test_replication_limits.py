@@ -6,12 +6,13 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+import pytest
 import trio
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.oplog import OpLog
-from orbitstore.errors import NetworkError
+from orbitstore.errors import NetworkError, SyncTimeoutError
 from orbitstore.net.transport import Stream
 from orbitstore.node import NodeConfig
 from orbitstore.node.config import ReplicationConfig
@@ -229,3 +230,15 @@ async def test_dropped_progress_events_are_counted_and_signalled() -> None:
         fanout.emit(event)
         assert events.receive_nowait() == Lagged(3)
         assert events.receive_nowait() == event
+
+
+async def test_a_sync_timeout_says_what_is_missing(autojump_clock: trio.abc.Clock) -> None:
+    net = MemoryNetwork(rng=random.Random(14))
+    async with victim_node(net) as (_node, db, _), net.open_transport("evil") as te:
+        await te.connect("mem/victim")  # and never says hello
+        with pytest.raises(SyncTimeoutError, match="evil: not heard from yet"):
+            await db.wait_synced(timeout=1)
+        await te.publish(topic_for(DB), announcement(heads=[Cid.for_block(b"?")], blocks=[]))
+        await trio.sleep(0.5)
+        with pytest.raises(SyncTimeoutError, match="not heard from"):
+            await db.wait_synced(peer="evil", timeout=1)

@@ -244,8 +244,9 @@ class Replication:
                 while not st.synced(self.transport.connected_peers(), peer):
                     await st.changed.wait()
         except trio.TooSlowError as exc:
+            waiting = st.unsynced(self.transport.connected_peers(), peer)
             raise SyncTimeoutError(
-                f"not synced with {peer or 'the connected peers'} after {timeout} s"
+                f"not synced with {peer or 'the connected peers'} after {timeout} s: {waiting}"
             ) from exc
 
     # -- announcements --------------------------------------------------------------------

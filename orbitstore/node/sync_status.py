@@ -153,6 +153,21 @@ class DbState:
                 return False
         return True
 
+    def unsynced(self, connected: set[PeerId], peer: PeerId | None) -> str:
+        """What :meth:`synced` still waits for, in words (for SyncTimeoutError)."""
+        has = self.database.log.has
+        peers = sorted(connected if peer is None else {peer} & connected)
+        if not peers:
+            return f"{peer} is not connected" if peer is not None else "no peer is connected"
+        parts = []
+        for p in peers:
+            link = self.peers.get(p)
+            if link is None or not link.record.heard:
+                parts.append(f"{p}: not heard from yet")
+            elif link.record.has_db and (missing := link.record.missing(has)):
+                parts.append(f"{p}: {missing} announced heads not held")
+        return "; ".join(parts) or "nothing (synced just now)"
+
     def status(self, connected: set[PeerId]) -> DatabaseSyncStatus:
         log = self.database.log
         return DatabaseSyncStatus(
