@@ -225,6 +225,8 @@ class RawClient:
         self.replies: list[Message] = []
         self.reply_ended = trio.Event()
         self.reply_arrived = trio.Event()
+        self.reading = trio.Event()  # clear it to leave reply streams unread
+        self.reading.set()
         host.set_stream_handler(TProtocol(V120), self._on_reply_stream)
 
     def _on_message(self, message: Message) -> None:
@@ -232,6 +234,7 @@ class RawClient:
         self.reply_arrived.set()
 
     async def _on_reply_stream(self, stream: INetStream) -> None:
+        await self.reading.wait()
         await read_messages(stream, self._on_message)
         self.reply_ended.set()
 
@@ -382,6 +385,48 @@ async def test_a_failing_block_store_ends_the_stream_not_the_transport() -> None
             assert await read_exactly(stream, 1) is None
         assert server.bitswap_statistics().streams_reset == 1
         server.serve_blocks(our_store())  # a second call replaces the source
+        replies = await client.exchange(wants(ENTRY.cid))
+    assert blocks_of(replies) == [ENTRY.block]
+
+
+async def test_a_reply_cut_by_send_timeout_leaves_the_connection_usable() -> None:
+    """A peer that does not read its replies: the write is cancelled at send_timeout,
+    which resets that reply stream only; the same connection then serves the next
+    want-list at once."""
+    blocks = raw_blocks(12, 400_000)
+    config = BitswapConfig(enabled=True, send_timeout=0.3, max_bytes_in_flight_per_peer=8 << 20)
+    async with serving(our_store(*blocks), config) as server, raw_client(server) as client:
+        client.reading = trio.Event()  # leave the first reply stream unread
+        stream = await client.open()
+        await stream.write(frame(wants(*(cid for cid, _ in blocks))))
+        with trio.fail_after(10):
+            assert await read_exactly(stream, 1) is None  # the server gave up: reset
+        assert server.bitswap_statistics().streams_reset == 1
+        client.reading.set()
+        with trio.fail_after(5):
+            await client.reply_ended.wait()  # the cut reply stream, read to its reset
+            client.reply_ended, client.replies = trio.Event(), []
+            replies = await client.exchange(wants(ENTRY.cid))
+        stats = server.bitswap_statistics()
+    assert ENTRY.block in blocks_of(replies)
+    assert stats.internal_errors == 0
+
+
+class BuggyStore:
+    def get(self, cid: Cid) -> bytes | None:
+        raise RuntimeError("a bug in the block source")
+
+
+async def test_an_unexpected_error_resets_the_stream_is_counted_and_serving_goes_on() -> None:
+    async with serving(our_store()) as server, raw_client(server) as client:
+        server.serve_blocks(BuggyStore())
+        stream = await client.open()
+        await stream.write(frame(wants(ENTRY.cid)))
+        with trio.fail_after(10):
+            assert await read_exactly(stream, 1) is None  # reset
+        stats = server.bitswap_statistics()
+        assert (stats.internal_errors, stats.streams_reset) == (1, 1)
+        server.serve_blocks(our_store())
         replies = await client.exchange(wants(ENTRY.cid))
     assert blocks_of(replies) == [ENTRY.block]
 

@@ -564,6 +564,57 @@ async def test_handler_blaming_the_peer_resets_the_stream() -> None:
                         pass
 
 
+async def test_handler_bug_resets_the_stream_is_counted_and_the_node_goes_on() -> None:
+    """A stream handler that raises something unexpected (a bug) is a remote boundary:
+    logged with the peer, counted, that stream reset; the transport keeps serving."""
+
+    async def buggy(stream: Stream) -> None:
+        if await stream.receive_some() == b"bug":
+            raise RuntimeError("a bug in the handler")
+        await stream.send_all(b"fine")
+
+    async with loopback_transport() as a, loopback_transport() as b:
+        b.set_stream_handler(buggy)
+        await a.connect(b.listen_addresses()[0])
+        with trio.fail_after(DEADLINE):
+            stream = await a.open_stream(b.peer_id)
+            await stream.send_all(b"bug")
+            with pytest.raises(StreamResetError):
+                while await stream.receive_some():
+                    pass
+            stream = await a.open_stream(b.peer_id)
+            await stream.send_all(b"ok")
+            assert await stream.receive_some() == b"fine"
+        stats = b.handler_statistics()
+        assert (stats.inbound_streams, stats.stream_handler_errors) == (2, 1)
+
+
+async def test_gossip_handler_bug_is_counted_and_the_subscription_goes_on() -> None:
+    topic = "buggy"
+    async with loopback_transport() as a, loopback_transport() as b:
+        good: list[bytes] = []
+        changed = trio.Event()
+
+        async def buggy(peer: str, data: bytes) -> None:
+            nonlocal changed
+            changed.set()
+            changed = trio.Event()
+            if data.startswith(b"bug"):
+                raise RuntimeError("a bug in the gossip handler")
+            good.append(data)
+
+        await b.subscribe(topic, buggy)
+        await a.connect(b.listen_addresses()[0])
+        with trio.fail_after(DEADLINE):
+            sent = 0
+            while not good or not b.gossip_statistics().handler_errors:
+                sent += 1
+                await a.publish(topic, b"bug-%d" % sent)
+                await a.publish(topic, b"good-%d" % sent)
+                with trio.move_on_after(0.25):
+                    await changed.wait()
+
+
 async def test_gossip_handler_blaming_the_sender_keeps_the_subscription() -> None:
     topic = "strict"
     async with loopback_transport() as a, loopback_transport() as b:

@@ -44,10 +44,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import trio
-from google.protobuf.message import DecodeError as ProtobufDecodeError
 from libp2p.abc import IHost, INetStream
 from libp2p.bitswap.cid import CIDObject, parse_cid
-from libp2p.bitswap.pb.bitswap_pb2 import Message
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.network.stream.exceptions import StreamError
@@ -62,6 +60,8 @@ from orbitstore.errors import (
     ProtocolError,
     StorageError,
 )
+from orbitstore.net._bitswap_wire import FrameReader, decode_request, reply_messages
+from orbitstore.net._bitswap_wire import frame as encode_frame
 from orbitstore.net._libp2p_stream import Libp2pStream
 from orbitstore.net.libp2p_config import BitswapConfig
 from orbitstore.net.transport import BlockSource
@@ -74,7 +74,6 @@ BITSWAP_V120: Final = "/ipfs/bitswap/1.2.0"
 BITSWAP_PROTOCOLS: Final = (BITSWAP_V120, BITSWAP_V110, BITSWAP_V100)
 """The versions we serve, newest first. 1.3.0 (payments) is not offered."""
 
-_WANT_HAVE: Final = 1  # Message.Wantlist.WantType.Have
 # Block bytes per reply message: well under the 4 MiB Bitswap message limit, and small
 # enough that a reply to a slow peer does not sit in memory for long.
 _REPLY_BATCH_BYTES: Final = 256 * 1024
@@ -125,6 +124,9 @@ class BitswapStatistics:
     wants_over_budget: int = 0
     corrupt_blocks: int = 0
     unsolicited_blocks_dropped: int = 0
+    # Streams ended by an unexpected exception (a bug, ours or the library's): logged
+    # with the peer, the stream is reset, the server keeps serving everyone else.
+    internal_errors: int = 0
 
 
 class TokenBucket:
@@ -229,7 +231,7 @@ class BitswapServer:
     async def _serve(self, raw: INetStream, peer_id: ID, peer: _Peer) -> None:
         protocol = str(raw.get_protocol() or BITSWAP_V100)
         inbound = Libp2pStream(raw, write_chunk_size=_WRITE_CHUNK)
-        reader = _FrameReader(inbound, self._config.max_message_size)
+        reader = FrameReader(inbound, self._config.max_message_size)
         outbound: Libp2pStream | None = None
         try:
             while True:
@@ -253,6 +255,13 @@ class BitswapServer:
             # node sees on its own paths too: this stream ends, the transport carries on.
             level = logging.WARNING if isinstance(exc, StorageError) else logging.DEBUG
             logger.log(level, "bitswap stream from %s ends: %s", peer_id, exc)
+            self._count("streams_reset")
+            await inbound.reset()
+            if outbound is not None:
+                await outbound.reset()
+        except Exception:  # remote boundary: nothing a peer sends may stop the server
+            logger.exception("bitswap stream from %s failed unexpectedly; reset", peer_id)
+            self._count("internal_errors")
             self._count("streams_reset")
             await inbound.reset()
             if outbound is not None:
@@ -286,16 +295,11 @@ class BitswapServer:
     # --- answering ------------------------------------------------------------------------
 
     def _answer(self, frame: bytes, peer: _Peer, protocol: str) -> _Reply:
-        message = Message()
-        try:
-            message.ParseFromString(frame)
-        except ProtobufDecodeError as exc:
-            raise ProtocolError(f"not a Bitswap message: {exc}") from exc
-        pushed = len(message.blocks) + len(message.payload)
-        if pushed:
-            self._count("unsolicited_blocks_dropped", pushed)
+        request = decode_request(frame)
+        if request.pushed_blocks:
+            self._count("unsolicited_blocks_dropped", request.pushed_blocks)
         reply = _Reply(blocks=[], presences=[])
-        wants = [entry for entry in message.wantlist.entries if not entry.cancel]
+        wants = list(request.wants)
         if not wants:
             return reply
         self._count("wants_received", len(wants))
@@ -309,15 +313,15 @@ class BitswapServer:
             wants = wants[:granted]
         presence = protocol == BITSWAP_V120  # HAVE/DONT_HAVE exist since 1.2.0
         budget = self._config.max_bytes_in_flight_per_peer
-        for entry in wants:
-            data = self._lookup(entry.block)
+        for want in wants:
+            data = self._lookup(want.cid)
             if data is None:
-                if presence and entry.sendDontHave:
-                    reply.presences.append((entry.block, False))
+                if presence and want.send_dont_have:
+                    reply.presences.append((want.cid, False))
                 continue
             cid, block = data
-            if presence and entry.wantType == _WANT_HAVE:
-                reply.presences.append((entry.block, True))
+            if presence and want.want_have:
+                reply.presences.append((want.cid, True))
             elif peer.in_flight + len(block) > budget:
                 self._count("wants_over_budget")
             else:
@@ -342,8 +346,14 @@ class BitswapServer:
 
     async def _send(self, stream: Libp2pStream, reply: _Reply, protocol: str) -> None:
         with trio.move_on_after(self._config.send_timeout) as timeout:
-            for message in _reply_messages(reply, v100=protocol == BITSWAP_V100):
-                await stream.send_all(_frame(message.SerializeToString()))
+            messages = reply_messages(
+                reply.blocks,
+                reply.presences,
+                v100=protocol == BITSWAP_V100,
+                batch_bytes=_REPLY_BATCH_BYTES,
+            )
+            for message in messages:
+                await stream.send_all(encode_frame(message.SerializeToString()))
         if timeout.cancelled_caught:
             raise NetworkError(f"peer {stream.remote_peer} did not read a Bitswap reply")
         self._count("blocks_sent", len(reply.blocks))
@@ -351,79 +361,3 @@ class BitswapServer:
         haves = sum(1 for _cid, have in reply.presences if have)
         self._count("haves_sent", haves)
         self._count("dont_haves_sent", len(reply.presences) - haves)
-
-
-def _reply_messages(reply: _Reply, *, v100: bool) -> list[Message]:
-    """The reply as messages of at most ~``_REPLY_BATCH_BYTES`` of blocks each."""
-    messages: list[Message] = []
-    current = Message()
-    size = 0
-    for cid, block in reply.blocks:
-        if size and size + len(block) > _REPLY_BATCH_BYTES:
-            messages.append(current)
-            current, size = Message(), 0
-        if v100:
-            current.blocks.append(block)
-        else:
-            item = current.payload.add()
-            item.prefix = bytes(cid)[:4]  # version, codec, hash function, digest length
-            item.data = block
-        size += len(block)
-    for raw_cid, have in reply.presences:
-        presence = current.blockPresences.add()
-        presence.cid = raw_cid
-        presence.type = Message.Have if have else Message.DontHave
-    messages.append(current)
-    return messages
-
-
-def _frame(payload: bytes) -> bytes:
-    """An unsigned-varint length prefix, then the payload."""
-    n = len(payload)
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out) + payload
-
-
-class _FrameReader:
-    """Varint-length-prefixed messages from a stream, each at most ``max_size`` bytes."""
-
-    def __init__(self, stream: Libp2pStream, max_size: int) -> None:
-        self._stream = stream
-        self._max = max_size
-        self._buffer = bytearray()
-
-    async def next(self) -> bytes | None:
-        """The next message; None at a clean end of stream."""
-        length, start = 0, 0
-        while True:  # the varint
-            for i in range(start, min(len(self._buffer), 10)):
-                byte = self._buffer[i]
-                length |= (byte & 0x7F) << (7 * i)
-                if not byte & 0x80:
-                    return await self._body(length, i + 1)
-            start = len(self._buffer)
-            if start >= 10:
-                raise ProtocolError("Bitswap length prefix longer than 10 bytes")
-            if not await self._fill():
-                if self._buffer:
-                    raise ProtocolError("Bitswap stream ended inside a length prefix")
-                return None
-
-    async def _body(self, length: int, offset: int) -> bytes:
-        if length > self._max:
-            raise ProtocolError(f"Bitswap message of {length} bytes is over {self._max}")
-        while len(self._buffer) < offset + length:
-            if not await self._fill():
-                raise ProtocolError("Bitswap stream ended inside a message")
-        body = bytes(self._buffer[offset : offset + length])
-        del self._buffer[: offset + length]
-        return body
-
-    async def _fill(self) -> bool:
-        data = await self._stream.receive_some(65536)
-        self._buffer += data
-        return bool(data)

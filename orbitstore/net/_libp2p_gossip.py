@@ -72,6 +72,9 @@ class GossipStatistics:
     refused_oversized: int
     refused_invalid: int = 0
     """Messages the subscriber's validator refused (or raised on)."""
+    # Handler calls that raised something unexpected (a bug): logged with the sender,
+    # the message is dropped, the subscription carries on.
+    handler_errors: int = 0
 
 
 @dataclass
@@ -119,6 +122,7 @@ class GossipService:
         self._dropped = 0
         self._refused = 0
         self._invalid = 0
+        self._handler_errors = 0
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -144,6 +148,7 @@ class GossipService:
             dropped_receive_overflow=self._dropped,
             refused_oversized=self._refused,
             refused_invalid=self._invalid,
+            handler_errors=self._handler_errors,
         )
 
     # --- subscriptions ------------------------------------------------------------------
@@ -229,6 +234,9 @@ class GossipService:
                 except (InvalidDataError, NetworkError) as exc:
                     # The sender's fault or the network's: log it, keep listening.
                     logger.info("gossip handler on %r failed for %s: %s", topic, origin, exc)
+                except Exception:  # remote boundary: one message must not end the topic
+                    logger.exception("gossip handler on %r failed for %s", topic, origin)
+                    self._handler_errors += 1
 
     # --- publishing -----------------------------------------------------------------------
 

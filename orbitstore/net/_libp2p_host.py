@@ -22,6 +22,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from multiaddr import Multiaddr
 
 from orbitstore.errors import InvalidValueError, NetworkError
+from orbitstore.net._libp2p_conn import install_connection_guard
 from orbitstore.net.libp2p_config import Libp2pConfig
 from orbitstore.net.transport import PeerId
 
@@ -110,6 +111,12 @@ def build_host(config: Libp2pConfig, key_pair: KeyPair) -> IHost:
         enable_mDNS=config.mdns,
         announce_addrs=[Multiaddr(a) for a in config.announce_addresses] or None,
     )
+    install_connection_guard(
+        host,
+        write_timeout=config.write_timeout,
+        keepalive_interval=config.keepalive_interval,
+        keepalive_timeout=config.keepalive_timeout,
+    )
     network = host.get_network()
     if isinstance(network, Swarm):
         # The library's auto-connector dials up to 200 peers from the peerstore whenever
@@ -146,3 +153,19 @@ def check_ports_free(config: Libp2pConfig) -> None:
                 probe.bind((str(addr.value_for_protocol(names[0])), port))
             except OSError as exc:
                 raise NetworkError(f"cannot listen on {text}: {exc.strerror}") from exc
+
+
+def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one non-cancellation leaf of an exception group, or None if there is not
+    exactly one (py-libp2p nests every service in its own nursery)."""
+    errors: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            errors.append(exc)
+    if len(errors) != 1 or isinstance(errors[0], trio.Cancelled):
+        return None
+    return errors[0]

@@ -234,6 +234,18 @@ class Libp2pConfig:
     # replica can become once the network heals.
     reconnect_initial_delay: float = 0.5
     reconnect_max_delay: float = 30.0
+    # Writing one Yamux frame (at most 64 KiB) to the socket, not counting the wait for
+    # other streams' frames ahead of it. Frame writes are never cut by a cancellation
+    # (a cut frame corrupts the whole connection); one that cannot finish in this time
+    # (a link slower than ~6 KB/s, a peer that stopped reading its socket) means the
+    # peer or the network is stuck, and the connection is closed.
+    write_timeout: float = 10.0
+    # Keep-alive: a Yamux ping every keepalive_interval seconds; a connection whose pong
+    # does not come back within keepalive_timeout is dead and closed (its peer leaves
+    # connected_peers(), the disconnected handler fires, reconnect loops redial). A dead
+    # connection is noticed within interval + timeout (30 s by default).
+    keepalive_interval: float = 10.0
+    keepalive_timeout: float = 20.0
 
     def __post_init__(self) -> None:
         _check_multiaddrs("listen_addresses", self.listen_addresses, need_peer_id=False)
@@ -257,6 +269,9 @@ class Libp2pConfig:
             write_chunk_size=self.write_chunk_size,
             reconnect_initial_delay=self.reconnect_initial_delay,
             reconnect_max_delay=self.reconnect_max_delay,
+            write_timeout=self.write_timeout,
+            keepalive_interval=self.keepalive_interval,
+            keepalive_timeout=self.keepalive_timeout,
         )
         if self.write_chunk_size < 64 * 1024:
             raise InvalidValueError("Libp2pConfig.write_chunk_size must be at least 64 KiB")

@@ -57,6 +57,7 @@ from orbitstore.errors import (
     UsageError,
 )
 from orbitstore.net._libp2p_bitswap import BitswapServer, BitswapStatistics
+from orbitstore.net._libp2p_conn import close_broken_connections, is_broken
 from orbitstore.net._libp2p_discovery import DhtService, MdnsListener, Provider, RelayService
 from orbitstore.net._libp2p_gossip import GossipService, GossipStatistics
 from orbitstore.net._libp2p_host import (
@@ -66,8 +67,14 @@ from orbitstore.net._libp2p_host import (
     parse_peer_address,
     parse_peer_id,
     quiet_libp2p_logging,
+    single_error,
 )
-from orbitstore.net._libp2p_stream import Libp2pStream
+from orbitstore.net._libp2p_stream import (
+    HandlerCounters,
+    HandlerStatistics,
+    Libp2pStream,
+    run_stream_handler,
+)
 from orbitstore.net._peer_key import load_or_create_peer_key
 from orbitstore.net.libp2p_config import (
     SYNC_PROTOCOL_ID,
@@ -122,6 +129,7 @@ class Libp2pTransport:
         self._disconnect_events: dict[ID, trio.Event] = {}
         self._connect_waiters: dict[ID, trio.Event] = {}
         self._maintained: set[str] = set()
+        self._handler_stats = HandlerCounters()
         self._closed = False
         host.set_stream_handler(TProtocol(SYNC_PROTOCOL_ID), self._on_inbound_stream)
 
@@ -164,6 +172,8 @@ class Libp2pTransport:
         network = self._host.get_network()
         if isinstance(network, Swarm):
             network.unblock_peer(info.peer_id)
+            # The library would hand back a dead connection as "connected": drop it first.
+            await close_broken_connections(network, info.peer_id)
         try:
             with trio.fail_after(self._config.connect_timeout):
                 await self._host.connect(info)
@@ -190,10 +200,12 @@ class Libp2pTransport:
             raise PeerUnavailableError(f"relayed dial to {peer} failed: {exc}", peer=peer) from exc
 
     def connected_peers(self) -> set[PeerId]:
+        """Peers with a working connection (a dead one that is still being closed does
+        not count, so reconnect loops redial at once)."""
         return {
             peer.to_base58()
             for peer, conns in self._host.get_network().get_connections_map().items()
-            if conns
+            if any(not is_broken(getattr(conn, "muxed_conn", None)) for conn in conns)
         }
 
     def keep_connected(self, address: str) -> None:
@@ -282,6 +294,9 @@ class Libp2pTransport:
             await handler(peer.to_base58())
         except (NetworkError, InvalidDataError) as exc:
             logger.info("peer handler failed for %s: %s", peer, exc)
+        except Exception:  # remote boundary: a failing handler must not stop the events
+            logger.exception("peer handler failed unexpectedly for %s", peer)
+            self._handler_stats.peer_handler_errors += 1
 
     async def _on_mdns_peer(self, info: PeerInfo) -> None:
         """Dial a peer mDNS found (zeroconf re-announces it, so a failure is retried)."""
@@ -308,6 +323,9 @@ class Libp2pTransport:
         except trio.TooSlowError as exc:
             raise NetworkError(f"opening a sync stream to {peer} timed out", peer=peer) from exc
         except (*_DIAL_ERRORS, StreamError) as exc:
+            network = self._host.get_network()
+            if isinstance(network, Swarm):
+                await close_broken_connections(network, pid)
             if peer not in self.connected_peers():
                 raise PeerUnavailableError(
                     f"cannot open a sync stream to {peer}: not connected ({exc})", peer=peer
@@ -321,21 +339,18 @@ class Libp2pTransport:
     async def _on_inbound_stream(self, raw: INetStream) -> None:
         handler = self._stream_handler
         if handler is None or self._closed:
-            await raw.reset()
+            await Libp2pStream(raw, write_chunk_size=self._config.write_chunk_size).reset()
             return
         stream = Libp2pStream(raw, write_chunk_size=self._config.write_chunk_size)
         # Run the handler in our nursery, not the library's: its lifetime is ours.
         self._nursery.start_soon(self._run_stream_handler, handler, stream)
 
     async def _run_stream_handler(self, handler: StreamHandler, stream: Libp2pStream) -> None:
-        try:
-            await handler(stream)
-        except (NetworkError, InvalidDataError) as exc:
-            # The peer's fault or the network's; the protocol has already reacted.
-            logger.info("sync stream from %s ended with %s", stream.remote_peer, exc)
-            await stream.reset()
-        finally:
-            await stream.close()
+        await run_stream_handler(handler, stream, self._handler_stats)
+
+    def handler_statistics(self) -> HandlerStatistics:
+        """Inbound sync streams and handler failures so far."""
+        return self._handler_stats.snapshot()
 
     # --- gossip ----------------------------------------------------------------------------------
 
@@ -480,24 +495,10 @@ async def open_libp2p_transport(
         # py-libp2p nests every service in its own nursery, so one error (ours, or the
         # caller's from the body of the ``async with``) comes out wrapped several levels
         # deep. Hand back the error itself when there is exactly one.
-        leaf = _single_error(group)
+        leaf = single_error(group)
         if leaf is None:
             raise
         raise leaf from None
-
-
-def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    errors: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            errors.append(exc)
-    if len(errors) != 1 or isinstance(errors[0], trio.Cancelled):
-        return None
-    return errors[0]
 
 
 __all__ = [
@@ -507,6 +508,7 @@ __all__ = [
     "BlockSource",
     "GossipConfig",
     "GossipStatistics",
+    "HandlerStatistics",
     "Libp2pConfig",
     "Libp2pTransport",
     "Provider",

@@ -28,12 +28,15 @@ class Stream(Protocol):
     def remote_peer(self) -> PeerId: ...
 
     async def send_all(self, data: bytes) -> None:
-        """Write all of ``data``. Raises orbitstore.errors.NetworkError if the stream broke."""
+        """Write all of ``data``. Raises orbitstore.errors.NetworkError if the stream broke.
+        If cancelled, the stream is reset (the peer's reads raise NetworkError, never a
+        clean EOF after part of the data); the connection and other streams carry on."""
         ...
 
     async def receive_some(self, max_bytes: int = 65536) -> bytes:
         """Some bytes, at most ``max_bytes``; ``b""`` at end of stream. Raises
-        NetworkError if the stream broke (a reset is not an EOF)."""
+        NetworkError if the stream broke (a reset is not an EOF). Cancelling it loses
+        nothing: the next call returns the bytes in order."""
         ...
 
     async def close(self) -> None:

@@ -14,20 +14,34 @@ the ``random.Random`` passed in, and all waiting is on trio's clock, so a test r
 
 Streams are reliable and ordered while both ends are up and on the same side of any
 partition; when that stops being true every operation on them raises NetworkError
-(a broken stream is never a clean EOF). Gossip is best effort: lost with probability
-``gossip_loss``, and dropped silently across partitions or above 1 MiB.
+(a broken stream is never a clean EOF). They behave like the libp2p ones (the
+conformance battery in :mod:`orbitstore.testing.transport_conformance` runs on both):
+``close()`` is a half-close (the peer reads EOF and can still reply); a writer blocks
+once ``_PIPE_CAPACITY`` chunks of at most 64 KiB wait unread (flow control); a
+cancelled ``send_all`` resets the stream (the peer's reads raise NetworkError) and
+leaves the connection alone; a cancelled ``receive_some`` loses nothing; a stream
+handler's stream is closed when the handler returns and reset when it raises
+NetworkError or InvalidDataError (which is logged, like a gossip handler's).
+
+Gossip is best effort: lost with probability ``gossip_loss``, and dropped silently
+across partitions or above 1 MiB.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import random
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import trio
 
-from orbitstore.errors import InvalidValueError, NetworkError, PeerUnavailableError
+from orbitstore.errors import (
+    InvalidDataError,
+    InvalidValueError,
+    NetworkError,
+    PeerUnavailableError,
+)
 from orbitstore.net.transport import (
     GossipHandler,
     GossipValidator,
@@ -39,6 +53,9 @@ from orbitstore.net.transport import (
 ADDRESS_PREFIX = "mem/"
 MAX_GOSSIP_BYTES = 1024 * 1024  # py-libp2p drops larger messages; so do we
 _PIPE_CAPACITY = 64  # chunks in flight per direction before the writer waits
+_CHUNK = 64 * 1024  # send_all splits data into chunks this big (so 4 MiB in flight at most)
+
+logger = logging.getLogger("orbitstore.testing.network")
 
 
 class _Pipe:
@@ -67,6 +84,7 @@ class MemoryStream:
         self._out = out
         self._in = inp
         self._buffer = b""
+        self._pending: tuple[float, bytes] | None = None  # received, not yet due
         self._closed = False
 
     @property
@@ -83,37 +101,56 @@ class MemoryStream:
         if self._closed:
             raise NetworkError(f"stream to {self._remote} was closed by us")
         await trio.lowlevel.checkpoint()
-        if not data:
-            return
+        view = memoryview(bytes(data))
+        try:
+            for start in range(0, len(view), _CHUNK):
+                await self._send_chunk(bytes(view[start : start + _CHUNK]))
+        except trio.Cancelled:
+            # Like libp2p: part of the data may be out, so the peer must not take it for
+            # a whole message. Only this stream ends.
+            await self.reset()
+            raise
+
+    async def _send_chunk(self, chunk: bytes) -> None:
         pipe = self._out
         at = max(trio.current_time() + self._net._sample_latency(), pipe.last_delivery)
-        pipe.last_delivery = at
         try:
-            await pipe.send.send((at, bytes(data)))
+            await pipe.send.send((at, chunk))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise NetworkError(f"stream to {self._remote} is broken") from exc
+        pipe.last_delivery = at
 
     async def receive_some(self, max_bytes: int = 65536) -> bytes:
-        if max_bytes < 1:
-            raise InvalidValueError("max_bytes must be positive")
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise InvalidValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
         if not self._buffer:
             pipe = self._in
             if pipe.broken:
                 raise NetworkError(f"stream from {self._remote} is broken")
-            try:
-                at, data = await pipe.recv.receive()
-            except trio.EndOfChannel:
-                if pipe.broken:
-                    raise NetworkError(f"stream from {self._remote} is broken") from None
-                return b""
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise NetworkError(f"stream from {self._remote} is broken") from exc
-            await trio.sleep_until(at)
+            if self._pending is None:
+                try:
+                    self._pending = await pipe.recv.receive()
+                except trio.EndOfChannel:
+                    if pipe.broken:
+                        raise NetworkError(f"stream from {self._remote} is broken") from None
+                    return b""
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    raise NetworkError(f"stream from {self._remote} is broken") from exc
+            # A cancellation while the chunk is in flight keeps it for the next call.
+            await trio.sleep_until(self._pending[0])
             if pipe.broken:
                 raise NetworkError(f"stream from {self._remote} is broken")
-            self._buffer = data
+            self._buffer, self._pending = self._pending[1], None
         out, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
         return out
+
+    async def reset(self) -> None:
+        """Abort the stream: both directions break, the peer's reads and writes raise
+        NetworkError. Other streams and the connection are untouched."""
+        self._closed = True
+        self._break()
+        self._net._forget_stream(self)
+        await trio.lowlevel.checkpoint()
 
     async def close(self) -> None:
         if not self._closed:
@@ -219,9 +256,29 @@ class MemoryTransport:
             self._nursery.start_soon(self._guard, fn, *args)
 
     async def _guard(self, fn: object, *args: object) -> None:
-        # A handler's peer going away is the handler's own business.
-        with contextlib.suppress(NetworkError):
+        # A handler's peer going away is the handler's own business; a handler blaming
+        # the peer is logged (the libp2p transport does the same).
+        try:
             await fn(*args)  # type: ignore[operator]
+        except NetworkError:
+            pass
+        except InvalidDataError as exc:
+            logger.info("handler on %s failed: %s", self._peer_id, exc)
+
+    async def _run_stream_handler(self, stream: MemoryStream) -> None:
+        """Like the libp2p transport: close the stream when the handler returns, reset
+        it when the handler blames the peer or the network."""
+        handler = self._stream_handler
+        if handler is None:
+            await stream.reset()
+            return
+        try:
+            await handler(stream)
+        except (NetworkError, InvalidDataError) as exc:
+            logger.info("sync stream from %s ended with %s", stream.remote_peer, exc)
+            await stream.reset()
+        finally:
+            await stream.close()
 
 
 class MemoryNetwork:
@@ -309,7 +366,7 @@ class MemoryNetwork:
 
     def _connect(self, a: PeerId, b: PeerId) -> None:
         if a == b:
-            raise PeerUnavailableError("cannot connect to ourselves")
+            raise InvalidValueError(f"mem/{a} is our own address")  # like libp2p
         if not self.reachable(a, b):
             raise PeerUnavailableError(f"peer {b} is unreachable from {a}")
         link = frozenset((a, b))
@@ -345,8 +402,12 @@ class MemoryNetwork:
         theirs = MemoryStream(network=self, local=b, remote=a, out=ba, inp=ab)
         self._transports[a]._streams.add(ours)
         tb._streams.add(theirs)
-        tb._spawn(tb._stream_handler, theirs)
+        tb._spawn(tb._run_stream_handler, theirs)
         return ours
+
+    def _forget_stream(self, stream: MemoryStream) -> None:
+        for transport in self._transports.values():
+            transport._streams.discard(stream)
 
     def _publish(self, sender: PeerId, topic: str, data: bytes) -> None:
         if len(data) > MAX_GOSSIP_BYTES:

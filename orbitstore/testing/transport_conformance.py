@@ -27,7 +27,14 @@ from typing import Any
 
 import trio
 
-from orbitstore.errors import ClosedError, NetworkError, PeerUnavailableError
+from orbitstore.errors import (
+    ClosedError,
+    InvalidValueError,
+    NetworkError,
+    PeerUnavailableError,
+    ProtocolError,
+    UsageError,
+)
 from orbitstore.net.transport import PeerId, Stream, Transport
 
 TransportFactory = Callable[[], AbstractAsyncContextManager[Any]]
@@ -347,6 +354,152 @@ async def check_gossip_unsubscribe(factory: TransportFactory) -> None:
         assert len(inbox.messages) == count, f"got {inbox.messages[count:]} after unsubscribe"
 
 
+_BIG = 32 * 1024 * 1024
+"""More than any transport buffers for a peer that does not read."""
+
+
+async def check_cancelled_send_resets_only_that_stream(factory: TransportFactory) -> None:
+    """Cancelling a send_all midway (a session timeout does) resets that stream: the
+    peer's reads raise NetworkError, never a clean EOF after a truncated message, and our
+    later writes raise. The connection is unharmed: the peer stays connected and a new
+    stream to it exchanges data at once."""
+    release = trio.Event()
+    outcome: list[str] = []
+    ended = trio.Event()
+
+    async def handler(stream: Stream) -> None:
+        kind = await _receive_exactly(stream, 1)
+        if kind == b"E":
+            await stream.send_all(await _receive_all(stream))
+            await stream.close()
+            return
+        await release.wait()  # do not read: the sender blocks, then is cancelled
+        try:
+            await _receive_all(stream)
+            outcome.append("eof")
+        except NetworkError:
+            outcome.append("reset")
+        ended.set()
+
+    async with factory() as a, factory() as b:
+        b.set_stream_handler(handler)
+        await _connect(a, b)
+        stream = await a.open_stream(b.peer_id)
+        with trio.move_on_after(0.5) as scope:
+            await stream.send_all(b"S" + bytes(_BIG))
+        assert scope.cancelled_caught, "send_all of 32 MiB to a peer that does not read returned"
+        release.set()
+        with trio.fail_after(DEADLINE):
+            await ended.wait()
+        assert outcome == ["reset"], f"the peer saw {outcome} after a cancelled send_all"
+        try:
+            await stream.send_all(b"more")
+        except (ClosedError, NetworkError):
+            pass
+        else:
+            raise AssertionError("send_all() after a cancelled send_all() succeeded")
+        assert b.peer_id in a.connected_peers()
+        with trio.fail_after(DEADLINE):
+            echo = await a.open_stream(b.peer_id)
+            await echo.send_all(b"Ehello")
+            await echo.close()
+            assert await _receive_all(echo) == b"hello"
+
+
+async def check_cancelled_receive_loses_nothing(factory: TransportFactory) -> None:
+    """A receive_some cut short by a timeout loses no bytes: the next call returns them,
+    in order (reading with a deadline and trying again is safe)."""
+    payload = hashlib.shake_256(b"cancelled reads").digest(2 * 1024 * 1024 + 3)
+    received = bytearray()
+    cancelled = 0
+    done = trio.Event()
+
+    async def handler(stream: Stream) -> None:
+        nonlocal cancelled
+        deadlines = (0.0, 0.0001, 0.001, 0.01)
+        turn = 0
+        while True:
+            turn += 1
+            with trio.move_on_after(deadlines[turn % len(deadlines)]) as scope:
+                chunk = await stream.receive_some(50_000)
+                if not chunk:
+                    break
+                received.extend(chunk)
+            cancelled += scope.cancelled_caught
+        done.set()
+
+    async with factory() as a, factory() as b:
+        b.set_stream_handler(handler)
+        await _connect(a, b)
+        with trio.fail_after(DEADLINE * 2):
+            stream = await a.open_stream(b.peer_id)
+            for start in range(0, len(payload), 100_000):
+                await stream.send_all(payload[start : start + 100_000])
+            await stream.close()
+            await done.wait()
+        assert cancelled, "no receive_some was cancelled: the check proved nothing"
+        assert bytes(received) == payload, "bytes were lost or reordered by a cancelled read"
+
+
+async def check_usage_errors(factory: TransportFactory) -> None:
+    """Dialling our own address and asking for fewer than one byte are the caller's
+    mistakes (UsageError), not network failures; the transport stays usable."""
+
+    async def echo(stream: Stream) -> None:
+        await stream.send_all(await _receive_all(stream))
+
+    async with factory() as a, factory() as b:
+        b.set_stream_handler(echo)
+        try:
+            await a.connect(a.listen_addresses()[0])
+        except UsageError:
+            pass
+        else:
+            raise AssertionError("connect() to our own address succeeded")
+        await _connect(a, b)
+        with trio.fail_after(DEADLINE):
+            stream = await a.open_stream(b.peer_id)
+            for bad in (0, -1):
+                try:
+                    await stream.receive_some(bad)
+                except InvalidValueError:
+                    pass
+                else:
+                    raise AssertionError(f"receive_some({bad}) did not raise InvalidValueError")
+            await stream.send_all(b"still fine")
+            await stream.close()
+            assert await _receive_all(stream) == b"still fine"
+
+
+async def check_handler_end_closes_and_failure_resets(factory: TransportFactory) -> None:
+    """When a stream handler returns, its stream is closed (the opener reads EOF); when
+    it raises ProtocolError (the peer's fault), the stream is reset (the opener's read
+    raises NetworkError) and later streams are still served."""
+
+    async def handler(stream: Stream) -> None:
+        kind = await _receive_exactly(stream, 1)
+        if kind == b"R":
+            raise ProtocolError("bad frame")
+        await stream.send_all(b"bye")  # and return without closing
+
+    async with factory() as a, factory() as b:
+        b.set_stream_handler(handler)
+        await _connect(a, b)
+        for _ in range(2):
+            with trio.fail_after(DEADLINE):
+                stream = await a.open_stream(b.peer_id)
+                await stream.send_all(b"Q")
+                assert await _receive_all(stream) == b"bye"
+                stream = await a.open_stream(b.peer_id)
+                await stream.send_all(b"R")
+                try:
+                    await _receive_all(stream)
+                except NetworkError:
+                    pass
+                else:
+                    raise AssertionError("a handler that raised ProtocolError closed cleanly")
+
+
 CHECKS: list[Check] = [
     check_connect,
     check_connect_to_absent_peer,
@@ -354,6 +507,10 @@ CHECKS: list[Check] = [
     check_large_payload_intact,
     check_eof_after_close,
     check_peer_exit_breaks_streams,
+    check_cancelled_send_resets_only_that_stream,
+    check_cancelled_receive_loses_nothing,
+    check_handler_end_closes_and_failure_resets,
+    check_usage_errors,
     check_peer_callbacks,
     check_gossip,
     check_gossip_unsubscribe,
