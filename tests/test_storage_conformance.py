@@ -22,7 +22,7 @@ from orbitstore.testing.storage_conformance import (
 
 
 class TestMemoryStore(NodeStoreConformance):
-    atomic_transactions = False
+    atomic_transactions = True
 
     @pytest.fixture
     def store(self) -> Iterator[NodeStore]:

@@ -30,9 +30,14 @@ Rule 4 — writes. :meth:`OpLog.append` builds an entry on the current heads (cl
 head clock + 1) and signs it with the log's identity, if the access controller allows
 that identity to write.
 
-The log writes to the store with ``add_entries`` and ``set_heads``; the caller decides
-the transaction around those calls (so a view can be updated in the same one). If the
-caller rolls a transaction back, it must call :meth:`OpLog.reload`.
+Rule 5 — the store first, then memory. The log writes to the store with
+``add_entries`` and ``set_heads``; the caller decides the transaction around those calls
+(so a view can be updated in the same one). A call computes its new state (heads, and the
+held, waiting and invalid sets) beside the current one, writes to the store, and only
+then replaces the in-memory state: if the store raises, the log is exactly as before the
+call. The in-memory sets are never changed in place, so :meth:`OpLog.snapshot` costs
+nothing; a caller that rolls a transaction back hands the snapshot it took before the
+transaction to :meth:`OpLog.restore` (or, lacking one, calls :meth:`OpLog.reload`).
 """
 
 from __future__ import annotations
@@ -48,22 +53,28 @@ from orbitstore.core.dag import walk_back
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
+from orbitstore.core.oplog_state import Draft, LogSnapshot, Rejection, apply_queue
 from orbitstore.core.order import next_clock
 from orbitstore.errors import (
-    ClockError,
     InvalidDataError,
-    InvalidParentsError,
     UnauthorizedWriterError,
     UsageError,
     WriteNotAllowedError,
     WrongDatabaseError,
 )
 
+__all__ = [
+    "DEFAULT_MAX_PENDING",
+    "LogSnapshot",
+    "LogStore",
+    "OpLog",
+    "ReceiveResult",
+    "Rejection",
+]
+
 # Entries held while their parents are missing. 100k entries of ~600 bytes is ~60 MB in
 # the worst case; a replica catching up receives parents first, so this rarely fills.
 DEFAULT_MAX_PENDING = 100_000
-# CIDs remembered as invalid so their descendants are rejected without re-checking.
-_MAX_INVALID_REMEMBERED = 10_000
 
 
 class LogStore(Protocol):
@@ -102,12 +113,6 @@ class LogStore(Protocol):
     ) -> Iterator[tuple[Cid, bytes]]:
         """Every stored entry, in total order ``(clock, writer, cid)`` (or reversed)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    cid: Cid
-    error: InvalidDataError
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +197,27 @@ class OpLog:
         """Every stored entry as ``(cid, block)`` in total order, without decoding."""
         return self._store.iter_entries()
 
+    def snapshot(self) -> LogSnapshot:
+        """The in-memory state now, to :meth:`restore` after a rollback. O(1): the log
+        replaces its containers instead of changing them (Rule 5)."""
+        return LogSnapshot(
+            heads=self._heads, pending=self._pending, waiting=self._waiting, invalid=self._invalid
+        )
+
+    def restore(self, snapshot: LogSnapshot) -> None:
+        """Go back to ``snapshot`` after the caller rolled back the transactions that
+        began after it was taken."""
+        self._heads = dict(snapshot.heads)
+        self._pending = dict(snapshot.pending)
+        self._waiting = {p: set(w) for p, w in snapshot.waiting.items()}
+        self._invalid = dict(snapshot.invalid)
+
     def reload(self) -> None:
-        """Re-read the heads after the caller rolled back a transaction."""
+        """Re-read the heads after the caller rolled back a transaction without a
+        snapshot; held entries are forgotten (a reopened log holds none either)."""
         self._heads = self._store.get_heads()
+        self._pending = {}
+        self._waiting = {}
 
     # -- writing ----------------------------------------------------------------------
 
@@ -234,8 +257,12 @@ class OpLog:
 
     # -- receiving --------------------------------------------------------------------
 
-    def receive(self, blocks: Iterable[tuple[Cid, bytes]]) -> ReceiveResult:
-        """Decode, verify and apply blocks received from elsewhere."""
+    def receive(
+        self, blocks: Iterable[tuple[Cid, bytes]], *, all_or_nothing: bool = False
+    ) -> ReceiveResult:
+        """Decode, verify and apply blocks received from elsewhere (see
+        :meth:`receive_entries` for ``all_or_nothing``)."""
+        draft = self._draft()
         entries: list[Entry] = []
         rejected: list[Rejection] = []
         for cid, block in blocks:
@@ -247,109 +274,70 @@ class OpLog:
                 if Cid.for_block(block) == cid:
                     # These bytes are what `cid` names, so `cid` is invalid for good: its
                     # held and future descendants are rejected too.
-                    self._reject(cid, exc, rejected)
+                    draft.reject(cid, exc, rejected)
                 else:  # anyone can send junk under a CID; that says nothing about it
                     rejected.append(Rejection(cid, exc))
-        result = self.receive_entries(entries)
-        if rejected:
-            return ReceiveResult(
-                added=result.added,
-                rejected=tuple(rejected) + result.rejected,
-                needed=result.needed,
-                dropped=result.dropped,
-            )
-        return result
+        return self._receive(entries, draft, rejected, all_or_nothing=all_or_nothing)
 
-    def receive_entries(self, entries: Iterable[Entry]) -> ReceiveResult:
-        """Apply entries that already decoded and verified (e.g. in a worker thread)."""
+    def receive_entries(
+        self, entries: Iterable[Entry], *, all_or_nothing: bool = False
+    ) -> ReceiveResult:
+        """Apply entries that already decoded and verified (e.g. in a worker thread).
+
+        With ``all_or_nothing``, one rejected entry (or a descendant of one) refuses the
+        whole call: nothing is stored, the log's state is unchanged (nothing is held or
+        remembered as invalid either), and the result lists the rejections only.
+        """
+        return self._receive(list(entries), self._draft(), [], all_or_nothing=all_or_nothing)
+
+    def _receive(
+        self,
+        entries: list[Entry],
+        draft: Draft,
+        rejected: list[Rejection],
+        *,
+        all_or_nothing: bool,
+    ) -> ReceiveResult:
         store = self._store
-        batch: dict[Cid, int] = {}  # applied in this call -> clock
-        added: list[Entry] = []
-        rejected: list[Rejection] = []
-        dropped: list[Cid] = []
-        queue: deque[Entry] = deque()
-
-        entries = list(entries)
         # One batched lookup of everything this call will ask the store about: the
         # entries themselves (already stored?) and their parents (stored, with what clock?).
         looked_up = {e.cid for e in entries}
         looked_up.update(p for e in entries for p in e.next)
         known = store.get_clocks(looked_up)
-
+        queue: deque[Entry] = deque()
         for entry in entries:
             cid = entry.cid
-            if cid in self._pending or cid in known or cid in self._invalid:
+            if cid in draft.pending or cid in known or cid in draft.invalid:
                 continue
             error = self._static_check(entry)
             if error is not None:
-                self._reject(entry.cid, error, rejected)
+                draft.reject(entry.cid, error, rejected)
                 continue
             queue.append(entry)
 
         def clock_of(c: Cid) -> int | None:
-            got = batch.get(c)
-            if got is not None:
-                return got
             got = known.get(c)
             if got is not None or c in looked_up:
                 return got
             return store.get_clock(c)  # a parent of a held entry released by this call
 
-        while queue:
-            entry = queue.popleft()
-            cid = entry.cid
-            if cid in batch:
-                continue
-            clocks: list[int] = []
-            missing: list[Cid] = []
-            bad_parent: Cid | None = None
-            for parent in entry.next:
-                c = clock_of(parent)
-                if c is not None:
-                    clocks.append(c)
-                elif parent in self._invalid:
-                    bad_parent = parent
-                    break
-                else:
-                    missing.append(parent)
-            if bad_parent is not None:
-                self._unhold(cid)
-                self._reject(cid, InvalidParentsError(f"parent {bad_parent} is invalid"), rejected)
-                continue
-            if missing:
-                if cid not in self._pending:
-                    if len(self._pending) >= self._max_pending:
-                        dropped.append(cid)
-                        continue
-                    self._pending[cid] = entry
-                for parent in missing:
-                    self._waiting.setdefault(parent, set()).add(cid)
-                continue
-            self._pending.pop(cid, None)
-            expected = next_clock(clocks)
-            if entry.clock != expected:
-                self._reject(
-                    cid,
-                    ClockError(f"entry has clock {entry.clock}; its parents give {expected}"),
-                    rejected,
-                )
-                continue
-            batch[cid] = entry.clock
-            added.append(entry)
-            for child in self._waiting.pop(cid, ()):
-                held = self._pending.get(child)
-                if held is not None:
-                    queue.append(held)
-
+        added, dropped = apply_queue(queue, draft, clock_of, rejected)
+        if rejected and all_or_nothing:
+            return ReceiveResult(rejected=tuple(rejected), needed=self.needed)
+        heads = self._heads
         if added:
-            heads = dict(self._heads)
+            heads = dict(heads)
             for entry in added:
                 for parent in entry.next:
                     heads.pop(parent, None)
                 heads[entry.cid] = entry.clock
             store.add_entries(added)
             store.set_heads(heads)
-            self._heads = heads
+        # Rule 5: the store took it; only now does the in-memory state move.
+        self._heads = heads
+        if draft.changed:
+            self._pending, self._waiting = draft.pending, draft.waiting
+            self._invalid = draft.invalid
         return ReceiveResult(
             added=tuple(added),
             rejected=tuple(rejected),
@@ -361,6 +349,14 @@ class OpLog:
         """Receive every entry of ``other`` (a log of the same database)."""
         return self.receive_entries(other.traverse())
 
+    def _draft(self) -> Draft:
+        return Draft(
+            pending=self._pending,
+            waiting=self._waiting,
+            invalid=self._invalid,
+            max_pending=self._max_pending,
+        )
+
     def _static_check(self, entry: Entry) -> InvalidDataError | None:
         if entry.db != self.db:
             return WrongDatabaseError(f"entry belongs to database {entry.db}, not {self.db}")
@@ -370,33 +366,6 @@ class OpLog:
                 writer=entry.writer,
             )
         return None
-
-    def _reject(self, cid: Cid, error: InvalidDataError, out: list[Rejection]) -> None:
-        """Refuse ``cid`` for good, and every held entry that descends from it."""
-        work = [(cid, error)]
-        while work:  # a worklist, not recursion: a held chain can be 100k entries long
-            cid, error = work.pop()
-            out.append(Rejection(cid, error))
-            self._invalid[cid] = None
-            if len(self._invalid) > _MAX_INVALID_REMEMBERED:
-                self._invalid.pop(next(iter(self._invalid)))
-            for child in self._waiting.pop(cid, ()):
-                if child in self._pending:
-                    self._unhold(child)
-                    work.append((child, InvalidParentsError(f"parent {cid} is invalid")))
-
-    def _unhold(self, cid: Cid) -> None:
-        """Drop a held entry, and its place in the lists of entries waiting on parents
-        (else ``needed`` would keep asking for parents nobody needs any more)."""
-        entry = self._pending.pop(cid, None)
-        if entry is None:
-            return
-        for parent in entry.next:
-            waiters = self._waiting.get(parent)
-            if waiters is not None:
-                waiters.discard(cid)
-                if not waiters:
-                    del self._waiting[parent]
 
     # -- reading ------------------------------------------------------------------------
 

@@ -97,12 +97,15 @@ async def _open_manifest(
     if not roots or roots[0] != cid:
         raise DecodeError("the CAR must start with the manifest block of its first root")
     manifest = Manifest.from_block(cid, block)  # InvalidDataError if it is not one
-    with node.store.transaction():
-        node.store.blocks.put(cid, block)
-        if name is not None:
-            bound = node.store.get_name(name)
-            if bound is None:
-                node.store.set_name(name, cid)
-            elif bound != cid:
-                raise UsageError(f"the name {name!r} is already used by {format_address(bound)}")
+    async with node.writes.locked():  # not inside another task's open batch
+        with node.store.transaction():
+            node.store.blocks.put(cid, block)
+            if name is not None:
+                bound = node.store.get_name(name)
+                if bound is None:
+                    node.store.set_name(name, cid)
+                elif bound != cid:
+                    raise UsageError(
+                        f"the name {name!r} is already used by {format_address(bound)}"
+                    )
     return await node.open(format_address(cid), type=manifest.type)

@@ -2,8 +2,9 @@
 
 Every write runs in one storage transaction: the log appends (or receives) entries, the
 view folds them in, and the view's checkpoint moves — all committed together, so view
-and log never disagree, even after a crash. Changes are published to subscribers after
-the commit.
+and log never disagree, even after a crash. Writes hold the node's write lock, and
+changes are published to subscribers after the (outermost) commit; if a write or batch
+rolls back, the log and view in memory go back with it (see :mod:`orbitstore.node.writes`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,10 +29,11 @@ import trio
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
-from orbitstore.core.oplog import OpLog, ReceiveResult, Rejection
+from orbitstore.core.oplog import LogSnapshot, OpLog, ReceiveResult, Rejection
 from orbitstore.errors import ClosedError, InvalidValueError, UsageError
 from orbitstore.node.query import QueryMethods
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
+from orbitstore.node.writes import Frame, NodeWrites
 from orbitstore.storage.base import NodeStore
 from orbitstore.views.base import Change, Lagged, SnapshotView, View, change_for
 
@@ -119,6 +121,7 @@ class Database(QueryMethods):
         timestamps: bool = True,
         verify_threads: int = 1,
         view_factory: Callable[[NodeStore, Cid, Manifest], View] | None = None,
+        writes: NodeWrites | None = None,
     ) -> None:
         self.manifest = manifest
         self.cid = db
@@ -130,7 +133,8 @@ class Database(QueryMethods):
         self._snapshots = view if isinstance(view, SnapshotView) else None
         self._timestamps = timestamps
         self._verify_threads = verify_threads
-        self._lock = trio.Lock()
+        # The node's write coordinator (shared by its databases); a private one if alone.
+        self._writes = writes if writes is not None else NodeWrites(store)
         self._closed = False
         self._subscribers: set[Subscription] = set()
         self._reapplied = self._catch_up()
@@ -232,11 +236,9 @@ class Database(QueryMethods):
     async def append_many(self, payloads: Iterable[Any]) -> list[Entry]:
         """Append several entries in one transaction (one commit for all)."""
         self._check()
-        async with self._lock:
-            with self._transaction():
-                entries = self._log.append_many(payloads, ts=self._ts())
-                changes = self._apply(entries, local=True)
-        self._publish(changes)
+        async with self._write() as frame:
+            entries = self._log.append_many(payloads, ts=self._ts())
+            frame.publish(self, self._apply(entries, local=True))
         return entries
 
     async def receive(self, blocks: Iterable[tuple[Cid, bytes]]) -> ReceiveResult:
@@ -248,25 +250,26 @@ class Database(QueryMethods):
         """
         self._check()
         blocks = list(blocks)
+        if len(blocks) < MIN_BLOCKS_FOR_THREADS:
+            async with self._write() as frame:
+                result = self._log.receive(blocks)
+                frame.publish(self, self._apply(result.added, local=False))
+            return result
+        # Under the lock: another context's open batch may hold some of these entries
+        # uncommitted, and roll them back (this receive must then store them).
         async with self._lock:
-            if len(blocks) < MIN_BLOCKS_FOR_THREADS:
-                with self._transaction():
-                    result = self._log.receive(blocks)
-                    changes = self._apply(result.added, local=False)
-                self._publish(changes)
-                return result
-            log = self._log
-            unknown = set(log.missing(cid for cid, _ in blocks))
-            fresh = [(cid, block) for cid, block in blocks if cid in unknown]
-            return await self._receive_pipelined(fresh)
+            unknown = set(self._log.missing(cid for cid, _ in blocks))
+        fresh = [(cid, block) for cid, block in blocks if cid in unknown]
+        return await self._receive_pipelined(fresh)
 
     async def _receive_pipelined(self, blocks: Sequence[tuple[Cid, bytes]]) -> ReceiveResult:
         """Verify chunk k+1 on worker threads while chunk k is applied and committed.
 
         Verification (libsodium, GIL released) and applying (SQLite + view, on this
         thread) overlap, so a bulk receive runs at the speed of the slower of the two
-        rather than their sum. Each chunk commits on its own: what was applied stays
-        applied if a later chunk fails.
+        rather than their sum. Each chunk is its own write (inside a batch, a savepoint
+        of it) and holds the write lock only while it is applied: what was applied
+        stays applied if a later chunk fails.
         """
         log = self._log
         chunks = [blocks[i : i + PIPELINE_CHUNK] for i in range(0, len(blocks), PIPELINE_CHUNK)]
@@ -288,10 +291,9 @@ class Database(QueryMethods):
             async with recv:
                 async for entries, bad in recv:
                     rejected.extend(bad)
-                    with self._transaction():
+                    async with self._write() as frame:
                         result = log.receive_entries(entries)
-                        changes = self._apply(result.added, local=False)
-                    self._publish(changes)
+                        frame.publish(self, self._apply(result.added, local=False))
                     added.extend(result.added)
                     rejected.extend(result.rejected)
                     dropped.extend(result.dropped)
@@ -302,31 +304,66 @@ class Database(QueryMethods):
             dropped=tuple(dropped),
         )
 
-    async def receive_entries(self, entries: Iterable[Entry]) -> ReceiveResult:
-        """Apply entries already verified by :meth:`Entry.from_block`."""
+    async def receive_entries(
+        self, entries: Iterable[Entry], *, all_or_nothing: bool = False
+    ) -> ReceiveResult:
+        """Apply entries already verified by :meth:`Entry.from_block`.
+
+        With ``all_or_nothing``, one rejected entry refuses them all: nothing is stored
+        and the result lists the rejections (:meth:`OpLog.receive_entries`)."""
         self._check()
-        async with self._lock:
-            with self._transaction():
-                result = self._log.receive_entries(entries)
-                changes = self._apply(result.added, local=False)
-        self._publish(changes)
+        async with self._write() as frame:
+            result = self._log.receive_entries(entries, all_or_nothing=all_or_nothing)
+            frame.publish(self, self._apply(result.added, local=False))
         return result
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
-        """Group many writes into one transaction, committed when the block exits."""
+        """Group writes into one transaction, committed when the block exits::
+
+            async with db.batch():
+                await db.append("a")
+                await other_db.append("b")   # same node: part of the same batch
+
+        The batch holds the node's write lock until it ends: writes from other tasks
+        (replication, too) wait and run after it. Writes in the batch's context (this
+        task and tasks started inside the block) are part of it, on every database of
+        the node. Batches nest: an inner batch that raises rolls back only its own
+        writes. Subscribers see the changes after the outermost batch commits; if it
+        raises, nothing is stored, nothing is published, and every database's log and
+        view in memory are as before the batch. See docs/batches.md.
+        """
         self._check()
-        with self._transaction():
+        async with self._writes.batch():
             yield
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        try:
-            with self._store.transaction():
-                yield
-        except BaseException:
-            self._log.reload()  # the rollback undid what the log thinks it stored
-            raise
+    @property
+    def _lock(self) -> AbstractAsyncContextManager[None]:
+        """The node's write lock, as the current context holds it (node/writes.py)."""
+        return self._writes.locked()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[Frame]:
+        """One write: the write lock, and a transaction that memory follows
+        (node/writes.py). The body must not await."""
+        async with self._writes.locked():
+            with self._writes.frame(self) as frame:
+                yield frame
+
+    def _snapshot_state(self) -> LogSnapshot:
+        return self._log.snapshot()
+
+    def _restore_state(self, snapshot: LogSnapshot) -> None:
+        """Called after a rollback: the log from its snapshot, the view reopened on the
+        rolled-back store (a view's in-memory state, such as a ydoc's document, cannot be
+        undone; reopening it replays what its checkpoint lacks). A ydoc's document is
+        then a new ``pycrdt.Doc``: local edits not committed on the old one are dropped,
+        since Yjs cannot apply them without the rolled-back updates they follow."""
+        self._log.restore(snapshot)
+        if self._view is not None and self._view_factory is not None and not self._closed:
+            self._view = self._view_factory(self._store, self.cid, self.manifest)
+            self._snapshots = self._view if isinstance(self._view, SnapshotView) else None
+            self._catch_up()
 
     # -- change notifications ------------------------------------------------------------
 
@@ -353,9 +390,12 @@ class Database(QueryMethods):
             sub._close()
 
     def _publish(self, changes: Sequence[Change]) -> None:
-        if changes:
-            for sub in self._subscribers:
-                sub._push(changes)
+        """Publish changes made outside a write (at once, or when the batch commits)."""
+        self._writes.publish(self, changes)
+
+    def _push_changes(self, changes: Sequence[Change]) -> None:
+        for sub in self._subscribers:
+            sub._push(changes)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -398,10 +438,10 @@ class Database(QueryMethods):
     async def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
         if self._snapshots is not None:
-            with self._store.transaction():
+            async with self._write():
                 self._snapshots.save(self._store.log_store(self.cid).last_seq(), force=True)
+        self._closed = True
         for sub in list(self._subscribers):
             sub._close()
 

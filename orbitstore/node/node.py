@@ -31,6 +31,7 @@ from orbitstore.node.discovery import ProviderDiscovery
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class
+from orbitstore.node.writes import NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.keystore import Keystore
@@ -71,6 +72,8 @@ class Node:
         self._owns_store = owns_store
         self._open: dict[Cid, Database] = {}
         self._closed = False
+        #: The write lock and batches shared by this node's databases (node/writes.py).
+        self.writes = NodeWrites(store)
         self.queries = QueryService(store, config.query)
 
     @property
@@ -120,18 +123,43 @@ class Node:
                     meta=dict(meta or {}),
                 )
                 db, block = manifest.to_block()
-                with self.store.transaction():
-                    self.store.blocks.put(db, block)
-                    self.store.set_name(name_or_address, db)
+                self._check_not_in_batch(name_or_address)
+                async with self.writes.locked():
+                    with self.store.transaction():
+                        self.store.blocks.put(db, block)
+                        self.store.set_name(name_or_address, db)
         if manifest.type != type:
             raise WrongDatabaseTypeError(
                 f"{name_or_address!r} is a {manifest.type} database, not a {type}",
                 expected=type,
                 actual=manifest.type,
             )
-        existing = self._open.get(db)
-        if existing is not None and not existing._closed:  # a closed handle is reopened
-            return existing
+        async with self.writes.locked():  # the log's row and the view's catch-up write
+            existing = self._open.get(db)
+            if existing is not None and not existing._closed:  # a closed handle is reopened
+                return existing
+            self._check_not_in_batch(name_or_address)
+            database = self._construct(db, manifest)
+        if self.replication is not None:
+            replication = self.replication
+
+            async def waiter(d: Database, peer: str | None, timeout: float) -> None:
+                await replication.wait_synced(d, peer=peer, timeout=timeout)
+
+            database._sync_waiter = waiter
+            await replication.add_database(database)
+        if self.discovery is not None:
+            self.discovery.add_database(database)
+        return database
+
+    def _check_not_in_batch(self, name_or_address: str) -> None:
+        if self.writes.in_batch:  # a rollback would undo the store under the new handle
+            raise UsageError(
+                f"cannot open {name_or_address!r:.200} inside a batch: open databases before"
+                " the batch (an already open database can be opened again)"
+            )
+
+    def _construct(self, db: Cid, manifest: Manifest) -> Database:
         log = OpLog(
             db=db,
             access=manifest.access,
@@ -149,19 +177,10 @@ class Node:
             timestamps=self.config.timestamps,
             verify_threads=self.config.verify_threads,
             view_factory=make_view,
+            writes=self.writes,
         )
         database._queries = self.queries
         self._open[db] = database
-        if self.replication is not None:
-            replication = self.replication
-
-            async def waiter(d: Database, peer: str | None, timeout: float) -> None:
-                await replication.wait_synced(d, peer=peer, timeout=timeout)
-
-            database._sync_waiter = waiter
-            await replication.add_database(database)
-        if self.discovery is not None:
-            self.discovery.add_database(database)
         return database
 
     async def _find_manifest(self, db: Cid) -> Manifest:
@@ -187,8 +206,9 @@ class Node:
                 failed=report.failed,
                 unanswered=report.unanswered,
             )
-        with self.store.transaction():
-            self.store.blocks.put(db, report.fetched.block)
+        async with self.writes.locked():
+            with self.store.transaction():
+                self.store.blocks.put(db, report.fetched.block)
         return report.fetched.manifest
 
     def _load_manifest(self, db: Cid) -> Manifest:

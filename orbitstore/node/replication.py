@@ -327,7 +327,7 @@ class Replication:
     async def _store(self, st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any:
         """Apply verified entries of one frame; a rejection is the peer's fault."""
         db = st.database
-        result = await db.receive_entries(entries)
+        result = await db.receive_entries(entries, all_or_nothing=True)
         if result.rejected:
             first = result.rejected[0]
             raise ProtocolError(f"peer sent an invalid entry {first.cid}: {first.error}")

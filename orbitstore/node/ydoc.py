@@ -116,7 +116,9 @@ class YDocument(Database):
         """Append everything captured since the last commit, merged into as few entries
         as the entry size limit allows (normally one). Returns them ([] if none)."""
         self._check()
-        async with self._commit_lock:
+        # The write lock first, then ours: a commit waiting for another context's batch
+        # must not hold the commit lock the batch's own commits need.
+        async with self._lock, self._commit_lock:
             self._publish(self._ydoc.apply_deferred())
             captured = self._ydoc.take_captured()
             if not captured:

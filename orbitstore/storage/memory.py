@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from orbitstore.core.cid import Cid
@@ -16,9 +16,33 @@ def check_block(cid: Cid, data: bytes) -> None:
         raise HashMismatchError(f"block does not hash to {cid}")
 
 
+class _Journal:
+    """Undo steps of the open transaction (and its savepoints), newest last. Recording
+    costs one closure per change, so transactions roll back without copying the store."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.steps: list[Callable[[], object]] = []
+
+    def record(self, undo: Callable[[], object]) -> None:
+        if self.depth:
+            self.steps.append(undo)
+
+    def undo_to(self, mark: int) -> None:
+        while len(self.steps) > mark:
+            self.steps.pop()()
+
+
 class MemoryBlockStore:
     def __init__(self) -> None:
         self._blocks: dict[Cid, bytes] = {}
+        self._journal = _Journal()
+
+    def _set(self, cid: Cid, data: bytes) -> None:
+        old = self._blocks.get(cid)
+        self._blocks[cid] = data
+        if old is None:
+            self._journal.record(lambda: self._blocks.pop(cid, None))
 
     def get(self, cid: Cid) -> bytes | None:
         return self._blocks.get(cid)
@@ -28,17 +52,19 @@ class MemoryBlockStore:
 
     def put(self, cid: Cid, data: bytes) -> None:
         check_block(cid, data)
-        self._blocks[cid] = bytes(data)
+        self._set(cid, bytes(data))
 
     def put_many(self, blocks: Iterable[tuple[Cid, bytes]]) -> None:
         items = list(blocks)
         for cid, data in items:
             check_block(cid, data)
         for cid, data in items:
-            self._blocks[cid] = bytes(data)
+            self._set(cid, bytes(data))
 
     def delete(self, cid: Cid) -> None:
-        self._blocks.pop(cid, None)
+        old = self._blocks.pop(cid, None)
+        if old is not None:
+            self._journal.record(lambda: self._blocks.__setitem__(cid, old))
 
     def __len__(self) -> int:
         return len(self._blocks)
@@ -54,6 +80,8 @@ class MemoryLogStore:
         self._order: list[tuple[int, str, bytes]] = []
         self._heads: dict[Cid, int] = {}
         self._arrivals: list[Cid | None] = []  # index + 1 = seq; None: removed
+        #: Set when a rollback removed entries (the store then drops the log's views).
+        self.rolled_back = False
 
     def get_clock(self, cid: Cid) -> int | None:
         return self._clocks.get(cid)
@@ -69,16 +97,30 @@ class MemoryLogStore:
         return dict(self._heads)
 
     def add_entries(self, entries: Sequence[Entry]) -> None:
+        arrived = len(self._arrivals)
         for e in entries:
             if e.cid in self._clocks:
                 continue
-            self._blocks._blocks[e.cid] = e.block
+            self._blocks._set(e.cid, e.block)
             self._clocks[e.cid] = e.clock
             self._arrivals.append(e.cid)
             bisect.insort(self._order, e.order_key)
+        if len(self._arrivals) > arrived:
+            self._blocks._journal.record(lambda: self._forget_since(arrived))
+
+    def _forget_since(self, arrived: int) -> None:
+        """Undo :meth:`add_entries` back to ``arrived`` entries (a rollback)."""
+        added = [c for c in self._arrivals[arrived:] if c is not None]
+        gone = {bytes(c) for c in added}
+        for cid in added:
+            del self._clocks[cid]
+        del self._arrivals[arrived:]
+        self._order = [k for k in self._order if k[2] not in gone]
+        self.rolled_back = True
 
     def set_heads(self, heads: Mapping[Cid, int]) -> None:
-        self._heads = dict(heads)
+        old, self._heads = self._heads, dict(heads)
+        self._blocks._journal.record(lambda: setattr(self, "_heads", old))
 
     def count(self) -> int:
         return len(self._clocks)
@@ -100,13 +142,33 @@ class MemoryLogStore:
 
     def remove_entries(self, cids: Iterable[Cid]) -> int:
         gone = set(cids) & self._clocks.keys()
+        undo = (
+            {c: self._clocks[c] for c in gone},
+            {c: self._blocks._blocks[c] for c in gone if c in self._blocks._blocks},
+            self._order,
+            self._arrivals,
+        )
         for cid in gone:
             del self._clocks[cid]
             self._blocks._blocks.pop(cid, None)
         self._order = [k for k in self._order if Cid(k[2]) not in gone]
         # Arrival numbers stay: a removed entry leaves a hole, as in SQLite.
         self._arrivals = [None if c in gone else c for c in self._arrivals]
+        if gone:
+            self._blocks._journal.record(lambda: self._unremove(*undo))
         return len(gone)
+
+    def _unremove(
+        self,
+        clocks: dict[Cid, int],
+        blocks: dict[Cid, bytes],
+        order: list[tuple[int, str, bytes]],
+        arrivals: list[Cid | None],
+    ) -> None:
+        """Undo :meth:`remove_entries` (a rollback; later changes were undone first)."""
+        self._clocks.update(clocks)
+        self._blocks._blocks.update(blocks)
+        self._order, self._arrivals = order, arrivals
 
     def iter_entries(
         self, *, reverse: bool = False, limit: int | None = None
@@ -122,8 +184,13 @@ class MemoryLogStore:
 
 
 class MemoryStore:
-    """A :class:`~orbitstore.storage.base.NodeStore` in memory. Transactions are no-ops
-    beyond nesting bookkeeping: there is nothing to make durable."""
+    """A :class:`~orbitstore.storage.base.NodeStore` in memory.
+
+    Transactions roll back (nested ones as savepoints) by undoing a journal of changes:
+    blocks, entries, heads, names and checkpoints. View states are objects the views
+    change in place, so they cannot be undone: a rollback that removes entries of a log
+    drops that log's view states and checkpoints instead, and a view opened on it again
+    replays the log (the database handle does so after a rolled-back write)."""
 
     def __init__(self) -> None:
         self._blocks = MemoryBlockStore()
@@ -148,10 +215,35 @@ class MemoryStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self._check()
-        yield
+        journal = self._blocks._journal
+        mark = len(journal.steps)
+        journal.depth += 1
+        try:
+            yield
+        except BaseException:
+            journal.undo_to(mark)
+            self._drop_rolled_back_views()
+            raise
+        finally:
+            journal.depth -= 1
+            if not journal.depth:
+                journal.steps.clear()
+
+    def _drop_rolled_back_views(self) -> None:
+        for db, log in self._logs.items():
+            if log.rolled_back:
+                log.rolled_back = False
+                for state in [k for k in self.view_states if k[1] == db]:
+                    del self.view_states[state]
+                for checkpoint in [k for k in self._checkpoints if k[0] == db]:
+                    del self._checkpoints[checkpoint]
 
     def set_name(self, name: str, db: Cid) -> None:
+        old = self._names.get(name)
         self._names[name] = db
+        self._blocks._journal.record(
+            lambda: self._names.pop(name) if old is None else self._names.__setitem__(name, old)
+        )
 
     def get_name(self, name: str) -> Cid | None:
         return self._names.get(name)
@@ -163,7 +255,16 @@ class MemoryStore:
         return self._checkpoints.get((db, view), 0)
 
     def set_checkpoint(self, db: Cid, view: str, seq: int) -> None:
-        self._checkpoints[(db, view)] = seq
+        key = (db, view)
+        old = self._checkpoints.get(key)
+        self._checkpoints[key] = seq
+        self._blocks._journal.record(
+            lambda: (
+                self._checkpoints.pop(key, None)
+                if old is None
+                else self._checkpoints.__setitem__(key, old)
+            )
+        )
 
     def databases(self) -> list[Cid]:
         return list(self._logs)

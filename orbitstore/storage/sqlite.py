@@ -465,13 +465,13 @@ class SqliteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all. A nested transaction is a
+        savepoint: if it raises, only what it wrote is rolled back (the outer one goes
+        on, and commits or rolls back as a whole)."""
         conn = self._conn_()
         if self._depth:
-            self._depth += 1
-            try:
+            with self._savepoint(conn):
                 yield
-            finally:
-                self._depth -= 1
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -492,6 +492,29 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise type(exc)(f"commit failed on {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _savepoint(self, conn: Connection) -> Iterator[None]:
+        name = f"orbitstore_{self._depth}"  # unique among the open ones: one per depth
+        try:
+            conn.execute(f"SAVEPOINT {name}")
+        except StorageError as exc:
+            raise type(exc)(f"cannot start a savepoint on {self.path}: {exc}") from exc
+        depth = self._depth
+        self._depth = depth + 1
+        try:
+            yield
+        except BaseException:
+            self._depth = depth
+            if conn.in_transaction:  # else SQLite rolled the whole transaction back
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+            raise
+        self._depth = depth
+        try:
+            conn.execute(f"RELEASE {name}")
+        except StorageError as exc:
+            raise type(exc)(f"cannot release a savepoint on {self.path}: {exc}") from exc
 
     def check(self) -> None:
         """Run SQLite's quick_check over the whole file (O(size): not done on open)."""
