@@ -18,7 +18,7 @@ four branches that say who is to blame::
     │       └── QueryLimitError         over a QueryLimits bound (rows, time, LIMIT)
     ├── InvalidDataError                bytes from elsewhere are wrong (a peer, a file)
     │   ├── DecodeError                 not canonical DAG-CBOR
-    │   ├── InvalidCidError             not a CIDv1/sha2-256 CID
+    │   ├── InvalidCidError             not a well-formed CID (or an unsupported form)
     │   ├── HashMismatchError           block bytes do not hash to the CID they came with
     │   ├── InvalidEntryError           structurally wrong entry
     │   │   ├── UnsupportedVersionError
@@ -165,7 +165,7 @@ class DecodeError(InvalidDataError):
 
 
 class InvalidCidError(InvalidDataError):
-    """Not a CIDv1 with a sha2-256 multihash."""
+    """Not a well-formed CID, or one of a form the operation does not take."""
 
     code = "invalid_cid"
 

@@ -25,6 +25,7 @@ SEED_ENTRIES = [
     Entry.create(WRITER, db=DB, clock=1, next=[], payload={"k": "v", "n": [1, 2.5, None]}),
     Entry.create(WRITER, db=DB, clock=2, next=[PARENT], payload=b"\x00" * 40, ts=1234),
     Entry.create(WRITER, db=DB, clock=5, next=[PARENT], refs=[DB], payload=[True, DB]),
+    Entry.create(WRITER, db=DB, clock=2, next=[PARENT], payload=None, nonce=bytes(range(16))),
 ]
 
 
@@ -83,6 +84,7 @@ _FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "writer": st.one_of(st.just(WRITER.id), st.text(max_size=70), _SMALL),
     "sig": st.one_of(st.binary(min_size=64, max_size=64), _SMALL),
     "ts": st.one_of(st.integers(-3, 2**60), _SMALL),
+    "n": st.one_of(st.binary(min_size=16, max_size=16), st.binary(max_size=20), _SMALL),
     "payload": payloads(),
     "extra": _SMALL,
 }

@@ -74,6 +74,18 @@ def build() -> tuple[tuple[Cid, bytes], dict[str, Entry]]:
         payload=None,
         ts=TS + 3,
     )
+    # The optional nonce "n" (added after the first vectors, which have none): two entries
+    # that differ only in their nonce, as two devices with one key would make them.
+    for name, nonce in (("nonce", bytes(range(16))), ("nonce_twin", bytes(range(16, 32)))):
+        e[name] = Entry.create(
+            ALICE,
+            db=db,
+            clock=5,
+            next=[e["with_refs"].cid],
+            payload={"op": "increment", "by": 1},
+            ts=TS + 4,
+            nonce=nonce,
+        )
     return (db, block), e
 
 
@@ -134,6 +146,7 @@ def test_stored_bytes_verify(golden: dict[str, Any]) -> None:
         assert entry.writer == want["writer"]
         assert entry.payload == entries[name].payload
         assert entry.ts == entries[name].ts
+        assert entry.nonce == entries[name].nonce
 
 
 def test_vectors_cover_the_format(golden: dict[str, Any]) -> None:
@@ -141,6 +154,10 @@ def test_vectors_cover_the_format(golden: dict[str, Any]) -> None:
     assert any(len(v["next"]) == 2 for v in vectors.values())  # a merge
     assert any(v["refs"] for v in vectors.values())  # skip-ahead refs
     assert len({v["writer"] for v in vectors.values()}) == 2
+    with_nonce = [
+        Entry.from_block(Cid.parse(v["cid"]), bytes.fromhex(v["hex"])) for v in vectors.values()
+    ]
+    assert any(e.nonce is None for e in with_nonce) and any(e.nonce for e in with_nonce)
 
 
 if __name__ == "__main__":  # pragma: no cover - run by hand, once per format version

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from orbitstore.core import codec
 from orbitstore.core.identity import public_key_from_did
 from orbitstore.errors import InvalidDataError, InvalidValueError
 
@@ -44,7 +45,7 @@ class StaticAccess:
                 try:
                     public_key_from_did(w)
                 except InvalidDataError as exc:
-                    raise InvalidValueError(f"not a writer id: {w!r:.80}") from exc
+                    raise InvalidValueError(f"not a writer id: {codec.describe(w)}") from exc
         return cls(ws)
 
     def can_write(self, writer: str) -> bool:
@@ -57,7 +58,7 @@ class StaticAccess:
 def access_from_manifest(desc: object) -> AccessController:
     """Rebuild the controller a manifest describes; InvalidDataError if it is malformed."""
     if not isinstance(desc, dict) or desc.get("type") != "static":
-        raise InvalidDataError(f"unknown access controller {desc!r:.80}")
+        raise InvalidDataError(f"unknown access controller {codec.describe(desc)}")
     write = desc.get("write")
     if not isinstance(write, list) or not all(isinstance(w, str) for w in write):
         raise InvalidDataError("static access 'write' must be a list of writer ids")

@@ -24,7 +24,6 @@ from orbitstore.errors import DecodeError, HashMismatchError, InvalidCidError, I
 MAX_HEADER_BYTES: Final = 64 * 1024
 # An entry is at most 512 KiB (EntryLimits); IPFS tools cap blocks at 1-2 MiB.
 MAX_SECTION_BYTES: Final = 2 * 1024 * 1024
-_SHA2_256: Final = 0x12
 
 
 def _varint(n: int) -> bytes:
@@ -137,7 +136,10 @@ class CarReader:
         except InvalidDataError:
             self.skipped += 1
             return None
-        if raw[2] == _SHA2_256 and hashlib.sha256(block).digest() != cid.digest:
+        if not cid.is_block_cid:  # well-formed, but not CIDv1 dag-cbor/raw sha2-256
+            self.skipped += 1
+            return None
+        if hashlib.sha256(block).digest() != cid.digest:
             raise HashMismatchError(f"CAR: block does not hash to {cid}")
         return cid, block
 

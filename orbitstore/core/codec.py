@@ -7,10 +7,11 @@ non-minimal integers, indefinite lengths, tags other than 42, floats other than 
 NaN and infinities, non-string map keys, invalid UTF-8, trailing bytes, malformed CIDs —
 with :class:`~orbitstore.errors.DecodeError`.
 
-Nesting is limited to :data:`MAX_DEPTH` levels both ways. ``cbrrr`` has no limit of its
-own: it encodes a list that contains itself until memory runs out, and decodes any depth,
-handing recursive consumers (``==``, ``repr``, ``json``, views) values that blow Python's
-recursion limit.
+Nesting is limited to :data:`MAX_DEPTH` levels both ways, for the whole value. ``cbrrr``
+has no limit of its own: it encodes a list that contains itself until memory runs out,
+and decodes any depth, handing recursive consumers (``==``, ``repr``, ``json``, views)
+values that blow Python's recursion limit. Error messages about bad input describe the
+offending value with :func:`describe` (bounded, never recursive), never with ``repr``.
 
 The data model: ``None``, ``bool``, ``int`` (-2**64 .. 2**64-1), ``float`` (finite),
 ``str``, ``bytes``, ``list``, ``dict`` with ``str`` keys, and :class:`Cid` links.
@@ -23,6 +24,7 @@ from typing import Any, Final, TypeAlias
 import cbrrr
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.describe import describe as _describe
 from orbitstore.errors import DecodeError, InvalidCidError, InvalidValueError
 
 Value: TypeAlias = Any
@@ -33,8 +35,10 @@ Value: TypeAlias = Any
 MAX_DEPTH: Final = 256
 
 
-def _within_depth(value: Value) -> bool:
-    """Whether lists and maps in ``value`` nest at most MAX_DEPTH deep (False on a cycle)."""
+def _within_depth(value: Value, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and maps in ``value`` nest at most ``limit`` deep (False on a cycle).
+
+    Iterative, so any depth is safe; used for values handed to :func:`encode`."""
     if not isinstance(value, (dict, list)):
         return True
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -45,7 +49,7 @@ def _within_depth(value: Value) -> bool:
             item = item.values()
         elif not isinstance(item, list):
             continue
-        if depth > MAX_DEPTH:
+        if depth > limit:
             return False
         for child in item:
             if isinstance(child, (list, dict)):
@@ -53,8 +57,28 @@ def _within_depth(value: Value) -> bool:
     return True
 
 
-def _cid_from_tag(raw: bytes) -> Cid:
-    return Cid(raw)
+def _walk(value: Any, depth: int, limit: int) -> bool:
+    # Recursive on purpose: ~2x faster than the explicit stack for the shallow values of
+    # the hot path. It recurses at most ``limit`` frames, and only ever sees exact lists
+    # and dicts (what cbrrr builds), so it cannot loop.
+    if depth > limit:
+        return False
+    for child in value.values() if type(value) is dict else value:
+        kind = type(child)
+        if (kind is list or kind is dict) and not _walk(child, depth + 1, limit):
+            return False
+    return True
+
+
+def _decoded_within_depth(value: Value, limit: int) -> bool:
+    """:func:`_within_depth` for a freshly decoded value (no cycles, no subclasses)."""
+    kind = type(value)
+    if kind is not list and kind is not dict:
+        return True
+    try:
+        return _walk(value, 1, limit)
+    except RecursionError:  # called from deep in someone's stack: walk without frames
+        return _within_depth(value, limit)
 
 
 def check_depth(value: Value) -> None:
@@ -78,24 +102,35 @@ def encode_checked(value: Value) -> bytes:
         raise InvalidValueError(f"value cannot be encoded as DAG-CBOR: {exc}") from exc
 
 
-def decode(data: bytes, *, check_nesting: bool = True) -> Value:
+def decode(data: bytes, *, max_depth: int = MAX_DEPTH, check_nesting: bool = True) -> Value:
     """Decode canonical DAG-CBOR, or raise DecodeError.
 
-    ``check_nesting=False`` skips the depth walk; the caller must then check the parts
-    whose shape it does not validate itself (an entry checks only its payload)."""
+    Lists and maps may nest at most ``max_depth`` levels, counting the outermost one; the
+    whole value is checked, so nothing deeper ever reaches recursive code (``==``,
+    ``repr``, ``json``, views). An entry passes ``MAX_DEPTH + 1``: its payload may nest
+    ``MAX_DEPTH`` levels inside the entry map.
+
+    ``check_nesting=False`` skips the walk: only for bytes this node itself checked
+    before it stored them (never for anything from a peer, a file or a caller)."""
     data = bytes(data)
     try:
-        value = cbrrr.decode_dag_cbor(data, cid_ctor=_cid_from_tag)
+        value = cbrrr.decode_dag_cbor(data, cid_ctor=Cid)
     except InvalidCidError as exc:
         raise DecodeError(f"malformed CID link: {exc}") from exc
     except (cbrrr.CbrrrDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
         raise DecodeError(f"not canonical DAG-CBOR: {exc}") from exc
     # Each level of nesting takes at least one byte, so short blocks need no walk.
-    if check_nesting and len(data) > MAX_DEPTH and not _within_depth(value):
-        raise DecodeError(f"value nests deeper than {MAX_DEPTH} levels")
+    if check_nesting and len(data) > max_depth and not _decoded_within_depth(value, max_depth):
+        raise DecodeError(f"value nests deeper than {max_depth} levels")
     return value
 
 
-def payload_within_depth(value: Value) -> bool:
-    """Whether a decoded payload nests at most MAX_DEPTH deep."""
-    return _within_depth(value)
+def describe(value: object) -> str:
+    """A short, bounded description of any value, for error messages about bad input.
+
+    :func:`orbitstore.core.describe.describe`, plus links (``link bafy…``). Use it, not
+    ``{value!r}``, for anything that came from a peer, a file or a caller."""
+    if type(value) is Cid:
+        text = str(value)
+        return f"link {text[:60]}…" if len(text) > 60 else f"link {text}"
+    return _describe(value)

@@ -138,14 +138,14 @@ def _object(pairs: list[tuple[str, Any]]) -> Any:
         try:
             return Cid.parse(inner)
         except InvalidCidError as exc:
-            raise DecodeError(f"not valid DAG-JSON: bad link {inner!r:.80}") from exc
+            raise DecodeError(f"not valid DAG-JSON: bad link ({codec.describe(inner)})") from exc
     text = inner["bytes"]
     if "=" in text:
         raise DecodeError("not valid DAG-JSON: bytes must be base64 without padding")
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise DecodeError(f"not valid DAG-JSON: bad base64 bytes {text!r:.80}") from exc
+        raise DecodeError(f"not valid DAG-JSON: bad base64 bytes ({codec.describe(text)})") from exc
 
 
 def from_json(text: str) -> Any:

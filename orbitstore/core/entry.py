@@ -3,8 +3,9 @@
 Wire form (a DAG-CBOR map; keys sorted as DAG-CBOR requires: shorter first, then bytewise)::
 
     {
+      "n":       <bytes 16>,         optional: a nonce, so that two calls never make one entry
       "v":       1,                  format version
-      "db":      <link>,             CID of the database manifest
+      "db":      <link>,             CID of the database manifest (CIDv1 dag-cbor sha2-256)
       "ts":      <int>,              optional: writer's wall clock, ms since the Unix epoch
                                      (display only, never used to merge)
       "sig":     <bytes 64>,         Ed25519 over the encoding of this map without "sig"
@@ -13,6 +14,7 @@ Wire form (a DAG-CBOR map; keys sorted as DAG-CBOR requires: shorter first, then
       "clock":   <int>,              Lamport time: max(clock of next) + 1, or 1
       "writer":  "did:key:z6Mk...",  the Ed25519 public key that signed
       "payload": <any>               the operation; meaning is up to the database type
+                                     (its links may be any well-formed CID)
     }
 
 An :class:`Entry` can only be made by :meth:`Entry.create` (which signs) or
@@ -29,8 +31,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from orbitstore.core import codec
-from orbitstore.core.cid import _PREFIX_DAG_CBOR, DAG_CBOR, Cid
-from orbitstore.core.identity import Identity, public_key_from_did, verify
+from orbitstore.core.cid import _PREFIX_DAG_CBOR, Cid
+from orbitstore.core.identity import SIGNATURE_LENGTH, Identity, public_key_from_did, verify
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.core.order import OrderKey
 from orbitstore.errors import (
@@ -48,7 +50,9 @@ from orbitstore.errors import (
 
 VERSION: Final = 1
 _REQUIRED: Final = frozenset({"v", "db", "sig", "next", "clock", "writer", "payload"})
-_ALLOWED: Final = _REQUIRED | {"ts", "refs"}
+_ALLOWED: Final = _REQUIRED | {"ts", "refs", "n"}
+NONCE_LENGTH: Final = 16
+"""Bytes of the optional ``n`` field (see docs/wire-format.md for why it exists)."""
 _MAX_TS: Final = 2**53
 _MAX_CLOCK: Final = 2**53
 
@@ -62,9 +66,12 @@ def _check_links(name: str, value: object, limit: int) -> tuple[Cid, ...]:
     for link in value:
         if not isinstance(link, Cid):
             raise InvalidEntryError(f"entry field {name!r} must hold only CID links")
-        if link.codec != DAG_CBOR:
-            raise InvalidParentsError(f"entry field {name!r} links a non-dag-cbor block")
         raw = bytes(link)
+        if raw[:4] != _PREFIX_DAG_CBOR:  # link.is_entry_link, inlined
+            raise InvalidParentsError(
+                f"entry field {name!r} holds an unsupported link ({link.kind}):"
+                " entries link entries, by CIDv1 dag-cbor sha2-256"
+            )
         if raw <= prev:
             raise InvalidParentsError(
                 f"entry field {name!r} must be sorted by CID bytes without duplicates"
@@ -82,6 +89,7 @@ class Entry:
         "clock",
         "db",
         "next",
+        "nonce",
         "payload",
         "refs",
         "sig",
@@ -99,6 +107,7 @@ class Entry:
     writer: str
     sig: bytes
     ts: int | None
+    nonce: bytes | None
 
     def __init__(self) -> None:  # pragma: no cover - guarded
         raise TypeError("use Entry.create(...) or Entry.from_block(...)")
@@ -106,17 +115,18 @@ class Entry:
     @classmethod
     def _build(cls, cid: Cid, block: bytes, fields: dict[str, Any]) -> Entry:
         self = object.__new__(cls)
-        s = object.__setattr__
-        s(self, "cid", cid)
-        s(self, "block", block)
-        s(self, "db", fields["db"])
-        s(self, "clock", fields["clock"])
-        s(self, "next", tuple(fields["next"]))
-        s(self, "refs", tuple(fields.get("refs", ())))
-        s(self, "payload", fields["payload"])
-        s(self, "writer", fields["writer"])
-        s(self, "sig", fields["sig"])
-        s(self, "ts", fields.get("ts"))
+        # The slots' own setters: half the cost of object.__setattr__ (no name lookup).
+        _SET_CID(self, cid)
+        _SET_BLOCK(self, block)
+        _SET_DB(self, fields["db"])
+        _SET_CLOCK(self, fields["clock"])
+        _SET_NEXT(self, tuple(fields["next"]))
+        _SET_REFS(self, tuple(fields.get("refs", ())))
+        _SET_PAYLOAD(self, fields["payload"])
+        _SET_WRITER(self, fields["writer"])
+        _SET_SIG(self, fields["sig"])
+        _SET_TS(self, fields.get("ts"))
+        _SET_NONCE(self, fields.get("n"))
         return self
 
     @classmethod
@@ -130,16 +140,23 @@ class Entry:
         payload: Any,
         refs: Sequence[Cid] = (),
         ts: int | None = None,
+        nonce: bytes | None = None,
         limits: EntryLimits = DEFAULT_LIMITS,
     ) -> Entry:
-        """Build and sign a new entry. Raises UsageError subclasses on bad arguments."""
+        """Build and sign a new entry. Raises UsageError subclasses on bad arguments.
+
+        ``nonce`` (:data:`NONCE_LENGTH` random bytes, drawn by the caller: this module
+        has no randomness) makes the entry distinct from any other call's, even one by
+        the same writer on the same heads with the same payload and ``ts``."""
         if not isinstance(clock, int) or isinstance(clock, bool) or not 1 <= clock < _MAX_CLOCK:
             raise InvalidValueError("clock must be an integer >= 1")
-        if not isinstance(db, Cid) or db.codec != DAG_CBOR:
+        if not isinstance(db, Cid) or not db.is_entry_link:
             raise InvalidValueError("db must be the CID of a manifest block")
         for link in (*next, *refs):
-            if not isinstance(link, Cid) or link.codec != DAG_CBOR:
-                raise InvalidValueError(f"parents and refs must be entry CIDs, not {link!r:.80}")
+            if not isinstance(link, Cid) or not link.is_entry_link:
+                raise InvalidValueError(
+                    f"parents and refs must be entry CIDs, not {codec.describe(link)}"
+                )
         fields: dict[str, Any] = {
             "v": VERSION,
             "db": db,
@@ -158,6 +175,10 @@ class Entry:
             if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < _MAX_TS:
                 raise InvalidValueError("ts must be milliseconds since the epoch")
             fields["ts"] = ts
+        if nonce is not None:
+            if type(nonce) is not bytes or len(nonce) != NONCE_LENGTH:
+                raise InvalidValueError(f"nonce must be {NONCE_LENGTH} bytes")
+            fields["n"] = nonce
         codec.check_depth(payload)
         unsigned = codec.encode_checked(fields)
         fields["sig"] = identity.sign(unsigned)
@@ -180,7 +201,9 @@ class Entry:
             )
         if bytes(cid) != _PREFIX_DAG_CBOR + hashlib.sha256(block).digest():
             raise HashMismatchError(f"block does not hash to {cid}")
-        return cls._verify(cid, block, codec.decode(block, check_nesting=False), limits)
+        # The payload may nest MAX_DEPTH levels inside the entry map.
+        fields = codec.decode(block, max_depth=codec.MAX_DEPTH + 1)
+        return cls._verify(cid, block, fields, limits)
 
     @classmethod
     def from_trusted_block(cls, cid: Cid, block: bytes) -> Entry:
@@ -196,7 +219,7 @@ class Entry:
             raise InvalidEntryError("an entry is a DAG-CBOR map")
         v = fields.get("v")
         if type(v) is not int or v != VERSION:  # not 1.0, not True
-            raise UnsupportedVersionError(f"unsupported entry version {v!r:.20}")
+            raise UnsupportedVersionError(f"unsupported entry version: {codec.describe(v)}")
         keys = fields.keys()
         if not keys >= _REQUIRED:
             raise InvalidEntryError(f"entry lacks fields {sorted(_REQUIRED - keys)}")
@@ -205,8 +228,13 @@ class Entry:
         db = fields["db"]
         if not isinstance(db, Cid):
             raise InvalidEntryError("entry field 'db' must be a CID link")
+        if not db.is_entry_link:
+            raise InvalidEntryError(
+                f"entry field 'db' holds an unsupported link ({db.kind}):"
+                " a manifest is linked by CIDv1 dag-cbor sha2-256"
+            )
         clock = fields["clock"]
-        if not isinstance(clock, int) or isinstance(clock, bool) or not 1 <= clock < _MAX_CLOCK:
+        if type(clock) is not int or not 1 <= clock < _MAX_CLOCK:  # type(): not a bool
             raise InvalidEntryError("entry field 'clock' must be an integer >= 1")
         nxt = _check_links("next", fields["next"], limits.max_next)
         if "refs" in fields:
@@ -221,19 +249,20 @@ class Entry:
             raise ClockError(f"an entry without parents has clock 1, not {clock}")
         if "ts" in fields:
             ts = fields["ts"]
-            if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < _MAX_TS:
+            if type(ts) is not int or not 0 <= ts < _MAX_TS:
                 raise InvalidEntryError("entry field 'ts' must be milliseconds since the epoch")
+        if "n" in fields:
+            n = fields["n"]
+            if type(n) is not bytes or len(n) != NONCE_LENGTH:
+                raise InvalidEntryError(f"entry field 'n' must be {NONCE_LENGTH} bytes")
         writer = fields["writer"]
-        if not isinstance(writer, str) or len(writer) > limits.max_writer_chars:
+        if type(writer) is not str or len(writer) > limits.max_writer_chars:
             raise InvalidEntryError("entry field 'writer' must be a did:key string")
         public_key_from_did(writer)  # InvalidWriterError
-        if not codec.payload_within_depth(fields["payload"]):
-            raise DecodeError(f"entry payload nests deeper than {codec.MAX_DEPTH} levels")
-        sig = fields.pop("sig")
-        if not isinstance(sig, bytes):
+        sig = fields["sig"]
+        if type(sig) is not bytes:
             raise InvalidEntryError("entry field 'sig' must be bytes")
-        verify(writer, sig, codec.encode_checked(fields))
-        fields["sig"] = sig
+        verify(writer, sig, unsigned_bytes(block, fields))
         return cls._build(cid, block, fields)
 
     @property
@@ -252,3 +281,59 @@ class Entry:
 
     def __repr__(self) -> str:
         return f"Entry({str(self.cid)[:16]}..., clock={self.clock}, writer={self.writer[:20]}...)"
+
+
+def _setter(name: str) -> Any:
+    return Entry.__dict__[name].__set__
+
+
+_SET_CID = _setter("cid")
+_SET_BLOCK = _setter("block")
+_SET_DB = _setter("db")
+_SET_CLOCK = _setter("clock")
+_SET_NEXT = _setter("next")
+_SET_REFS = _setter("refs")
+_SET_PAYLOAD = _setter("payload")
+_SET_WRITER = _setter("writer")
+_SET_SIG = _setter("sig")
+_SET_TS = _setter("ts")
+_SET_NONCE = _setter("nonce")
+
+
+def _uint_length(n: int) -> int:
+    """Bytes of the canonical encoding of the unsigned integer ``n`` (< 2**64)."""
+    return 1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 2**32 else 9
+
+
+# The pairs that sort before "sig" (keys length-first, then bytewise: n, v, db, ts) have
+# fixed sizes but for ts: "n" 61 6e + 50 + 16 bytes; "v" 61 76 01; "db" 62 64 62 + the
+# link d8 2a 58 25 00 + 36 CID bytes (db is checked to be CIDv1 dag-cbor sha2-256 first).
+_N_PAIR: Final = 2 + 1 + NONCE_LENGTH
+_V_DB_PAIRS: Final = 3 + 3 + 2 + 2 + 1 + 36
+_SIG_PAIR_HEAD: Final = b"\x63sig\x58\x40"  # key "sig", then a 64-byte string
+
+
+def unsigned_bytes(block: bytes, fields: dict[str, Any]) -> bytes:
+    """What the writer signed: the canonical encoding of ``fields`` without ``sig``.
+
+    ``block`` is the canonical encoding of ``fields`` (a checked entry map of at most 23
+    pairs, so a one-byte header), so that encoding is the block with the ``sig`` pair cut
+    out and the header's pair count one lower: no second encode. The cut is made at the
+    offset the preceding pairs give and only after checking that the sig pair is there;
+    anything else (a signature of the wrong length) takes the re-encoding path, which a
+    differential test holds this to."""
+    sig = fields["sig"]
+    if len(sig) == SIGNATURE_LENGTH:
+        at = 1 + _V_DB_PAIRS
+        if "n" in fields:
+            at += _N_PAIR
+        ts = fields.get("ts")
+        if ts is not None:
+            at += 3 + _uint_length(ts)
+        end = at + len(_SIG_PAIR_HEAD) + SIGNATURE_LENGTH
+        if (
+            block[at : at + len(_SIG_PAIR_HEAD)] == _SIG_PAIR_HEAD
+            and block[end - SIGNATURE_LENGTH : end] == sig
+        ):
+            return b"".join((bytes((block[0] - 1,)), block[1:at], block[end:]))
+    return codec.encode_checked({k: v for k, v in fields.items() if k != "sig"})

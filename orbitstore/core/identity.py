@@ -19,6 +19,7 @@ from typing import Final
 import nacl.bindings
 import nacl.exceptions
 
+from orbitstore.core.describe import describe as _describe
 from orbitstore.errors import BadSignatureError, InvalidValueError, InvalidWriterError
 
 DID_KEY_PREFIX: Final = "did:key:z"
@@ -61,13 +62,13 @@ def did_from_public_key(public_key: bytes) -> str:
 def public_key_from_did(did: str) -> bytes:
     """The 32-byte Ed25519 key a ``did:key`` names, or InvalidWriterError."""
     if not isinstance(did, str) or not did.startswith(DID_KEY_PREFIX) or len(did) > 64:
-        raise InvalidWriterError(f"writer is not an Ed25519 did:key: {did!r:.80}")
+        raise InvalidWriterError(f"writer is not an Ed25519 did:key: {_describe(did)}")
     try:
         raw = b58decode(did[len(DID_KEY_PREFIX) :])
     except ValueError as exc:
-        raise InvalidWriterError(f"writer is not valid base58btc: {did!r:.80}") from exc
+        raise InvalidWriterError(f"writer is not valid base58btc: {_describe(did)}") from exc
     if len(raw) != 34 or raw[:2] != _ED25519_MULTICODEC or did_from_public_key(raw[2:]) != did:
-        raise InvalidWriterError(f"writer is not an Ed25519 did:key: {did!r:.80}")
+        raise InvalidWriterError(f"writer is not an Ed25519 did:key: {_describe(did)}")
     return raw[2:]
 
 

@@ -43,11 +43,12 @@ class Manifest:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise InvalidValueError(
                 f"database name must be 1-200 characters without '/' or control characters:"
-                f" {self.name!r:.80}"
+                f" {codec.describe(self.name)}"
             )
         if not isinstance(self.type, str) or self.type not in DATABASE_TYPES:
             raise InvalidValueError(
-                f"unknown database type {self.type!r}; one of {sorted(DATABASE_TYPES)}"
+                f"unknown database type ({codec.describe(self.type)});"
+                f" one of {sorted(DATABASE_TYPES)}"
             )
         if not isinstance(self.meta, dict):
             raise InvalidValueError("manifest meta must be a map")
@@ -112,10 +113,12 @@ def parse_address(address: str) -> Cid:
         cid = Cid.parse(text.rstrip("/"))
     except InvalidCidError as exc:
         raise InvalidAddressError(
-            f"not an orbitstore address (expected /orbitstore/<cid>): {address!r:.100}"
+            f"not an orbitstore address (expected /orbitstore/<cid>): {codec.describe(address)}"
         ) from exc
-    if cid.codec != 0x71:
-        raise InvalidAddressError("an address names a dag-cbor manifest block")
+    if not cid.is_entry_link:
+        raise InvalidAddressError(
+            f"an address names a manifest by CIDv1 dag-cbor sha2-256; {cid.kind} is unsupported"
+        )
     return cid
 
 

@@ -43,7 +43,7 @@ transaction to :meth:`OpLog.restore` (or, lacking one, calls :meth:`OpLog.reload
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -141,13 +141,20 @@ class OpLog:
         identity: Identity | None = None,
         limits: EntryLimits = DEFAULT_LIMITS,
         max_pending: int = DEFAULT_MAX_PENDING,
+        nonce_source: Callable[[], bytes] | None = None,
     ) -> None:
+        """``nonce_source`` returns :data:`~orbitstore.core.entry.NONCE_LENGTH` random
+        bytes for each appended entry (the node passes ``os.urandom``): without it, two
+        logs with one identity on the same heads appending the same payload in the same
+        millisecond build the same entry, and one of the two operations is lost. ``None``
+        (no nonce) is for deterministic tests and golden vectors."""
         self.db = db
         self.access = access
         self.identity = identity
         self.limits = limits
         self._store = store
         self._max_pending = max_pending
+        self._nonce_source = nonce_source
         self._heads: dict[Cid, int] = store.get_heads()
         self._pending: dict[Cid, Entry] = {}
         self._waiting: dict[Cid, set[Cid]] = {}  # missing parent -> pending children
@@ -237,6 +244,7 @@ class OpLog:
             )
         heads = self._heads
         created: list[Entry] = []
+        nonce_source = self._nonce_source
         for payload in payloads:
             entry = Entry.create(
                 identity,
@@ -245,6 +253,7 @@ class OpLog:
                 next=list(heads),
                 payload=payload,
                 ts=ts,
+                nonce=None if nonce_source is None else nonce_source(),
                 limits=self.limits,
             )
             created.append(entry)

@@ -53,6 +53,7 @@ from libp2p.peer.id import ID
 from libp2p.stream_muxer.exceptions import MuxedConnError
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.codec import describe
 from orbitstore.errors import (
     InvalidCidError,
     InvalidDataError,
@@ -103,8 +104,11 @@ def from_libp2p_cid(cid: CIDObject | bytes) -> Cid:
     a CIDv1 dag-cbor/raw sha2-256 CID."""
     raw = cid if isinstance(cid, bytes) else getattr(cid, "buffer", None)
     if not isinstance(raw, bytes):
-        raise InvalidCidError(f"not a CID: {cid!r:.80}")
-    return Cid(raw)
+        raise InvalidCidError(f"not a CID: {describe(cid)}")
+    ours = Cid(raw)
+    if not ours.is_block_cid:
+        raise InvalidCidError(f"unsupported CID for a block we hold ({ours.kind})")
+    return ours
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ import trio
 
 from orbitstore.core.access import StaticAccess
 from orbitstore.core.cid import Cid
+from orbitstore.core.entry import NONCE_LENGTH
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
 from orbitstore.core.oplog import OpLog
@@ -46,6 +48,12 @@ if TYPE_CHECKING:
 STORE_FILE = "orbitstore.sqlite"
 KEYSTORE_FILE = "keystore.json"
 PEER_KEY_FILE = "peer.key"
+
+
+def _new_nonce() -> bytes:
+    # Each entry gets fresh random bytes, so two devices holding one identity never
+    # build the same entry for two operations (see docs/wire-format.md, field "n").
+    return os.urandom(NONCE_LENGTH)
 
 
 class Node:
@@ -166,6 +174,7 @@ class Node:
             store=self.store.log_store(db),
             identity=self.identity,
             limits=self.config.limits,
+            nonce_source=_new_nonce,
         )
         cls, make_view = database_class(manifest.type)
         database = cls(

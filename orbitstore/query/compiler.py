@@ -38,6 +38,7 @@ from sqlglot import TokenType, exp
 from sqlglot.errors import ParseError, TokenError
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.codec import describe
 from orbitstore.errors import QueryError, QueryLimitError
 from orbitstore.query.catalog import Catalog, ColumnKind
 from orbitstore.query.expressions import (
@@ -125,7 +126,9 @@ def _param_value(value: Any) -> Any:
         return int(value) if isinstance(value, bool) else value
     if isinstance(value, Cid):
         return str(value)
-    raise QueryError(f"a parameter must be None, bool, int, float, str or bytes, not {value!r:.60}")
+    raise QueryError(
+        f"a parameter must be None, bool, int, float, str or bytes, not {describe(value)}"
+    )
 
 
 # -- parsing -----------------------------------------------------------------------------

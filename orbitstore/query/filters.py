@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
+from orbitstore.core.codec import describe
 from orbitstore.errors import QueryError
 from orbitstore.query.compiler import path_text
 
@@ -35,11 +36,11 @@ _MAX_DEPTH = 16
 
 def _field(name: str) -> str:
     if not isinstance(name, str) or not name or name.startswith("$"):
-        raise QueryError(f"not a field name: {name!r:.60}")
+        raise QueryError(f"not a field name: ({describe(name)})")
     parts: list[str | int] = []
     for part in name.split("."):
         if not part:
-            raise QueryError(f"empty segment in field path {name!r:.60}")
+            raise QueryError(f"empty segment in field path ({describe(name)})")
         parts.append(int(part) if part.isdigit() else part)
     return f"json_extract(doc, '{path_text(parts)}')"
 
@@ -47,7 +48,7 @@ def _field(name: str) -> str:
 def _scalar(value: Any, op: str) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    raise QueryError(f"{op} compares with None, bool, int, float or str, not {value!r:.60}")
+    raise QueryError(f"{op} compares with None, bool, int, float or str, not {describe(value)}")
 
 
 class _Compiler:
@@ -60,7 +61,7 @@ class _Compiler:
 
     def filter(self, spec: Filter, depth: int = 0) -> str:
         if not isinstance(spec, Mapping):
-            raise QueryError(f"a filter is a dict, not {spec!r:.60}")
+            raise QueryError(f"a filter is a dict, not {describe(spec)}")
         if depth > _MAX_DEPTH:
             raise QueryError(f"filter nested deeper than {_MAX_DEPTH}")
         parts: list[str] = []
@@ -72,7 +73,7 @@ class _Compiler:
                 joined = (" AND " if key == "$and" else " OR ").join(subs)
                 parts.append(f"(NOT coalesce(({joined}), 0))" if key == "$nor" else f"({joined})")
             elif isinstance(key, str) and key.startswith("$"):
-                raise QueryError(f"unknown top-level operator {key!r:.40}")
+                raise QueryError(f"unknown top-level operator ({describe(key)})")
             else:
                 parts.append(self.field(_field(key), key, value, depth))
         return "(" + " AND ".join(parts) + ")" if parts else "1"
@@ -117,7 +118,7 @@ class _Compiler:
             if not isinstance(value, Mapping) or not value:
                 raise QueryError("$not takes a dict of operators, like {'$gt': 5}")
             return f"(NOT coalesce({self.field(x, name, value, depth + 1)}, 0))"
-        raise QueryError(f"unknown operator {op!r:.40} on field {name!r:.60}")
+        raise QueryError(f"unknown operator ({describe(op)}) on field ({describe(name)})")
 
 
 def compile_where(spec: Filter) -> tuple[str, list[Any]]:

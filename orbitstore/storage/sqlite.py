@@ -610,9 +610,12 @@ class SqliteStore:
 def _stored_cid(raw: object) -> Cid:
     """A CID read back from our own tables (StorageCorruptedError if it was damaged)."""
     try:
-        return Cid(bytes(raw))  # type: ignore[call-overload]
+        cid = Cid(bytes(raw))  # type: ignore[call-overload]
     except (InvalidCidError, TypeError) as exc:
         raise StorageCorruptedError(f"a stored CID is damaged: {exc}") from exc
+    if not cid.is_block_cid:  # we store only these; a damaged one may still be well-formed
+        raise StorageCorruptedError(f"a stored CID is damaged: {cid.kind} is not ours")
+    return cid
 
 
 def _migrate_2_to_3(conn: Connection) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from orbitstore.core import codec
-from orbitstore.core.cid import DAG_CBOR, Cid
+from orbitstore.core.cid import Cid
 from orbitstore.core.manifest import MAX_MANIFEST_BYTES
 from orbitstore.errors import DecodeError, InvalidValueError, ProtocolError
 
@@ -76,8 +76,10 @@ def _check_cids(name: str, value: object) -> tuple[Cid, ...]:
     for cid in out:
         if not isinstance(cid, Cid):
             raise InvalidValueError(f"{name} must hold only CIDs, not {type(cid).__name__}")
-        if cid.codec != DAG_CBOR:
-            raise InvalidValueError(f"{name} must hold dag-cbor CIDs")
+        if not cid.is_entry_link:
+            raise InvalidValueError(
+                f"{name} must hold CIDv1 dag-cbor sha2-256 CIDs; {cid.kind} is unsupported"
+            )
     return out
 
 
@@ -115,8 +117,10 @@ class Entries:
             if not isinstance(item, (list, tuple)) or len(item) != 2:
                 raise InvalidValueError("entries.blocks items are (cid, bytes) pairs")
             cid, block = item
-            if not isinstance(cid, Cid) or cid.codec != DAG_CBOR:
-                raise InvalidValueError("entries.blocks: the first item must be a dag-cbor CID")
+            if not isinstance(cid, Cid) or not cid.is_entry_link:
+                raise InvalidValueError(
+                    "entries.blocks: the first item must be a CIDv1 dag-cbor sha2-256 CID"
+                )
             if not isinstance(block, bytes):
                 raise InvalidValueError("entries.blocks: the second item must be bytes")
             out.append((cid, block))
@@ -162,8 +166,8 @@ def _check_version(name: str, v: object) -> None:
 
 
 def _check_db(name: str, db: object) -> None:
-    if not isinstance(db, Cid) or db.codec != DAG_CBOR:
-        raise InvalidValueError(f"{name}.db must be a dag-cbor CID")
+    if not isinstance(db, Cid) or not db.is_entry_link:
+        raise InvalidValueError(f"{name}.db must be a CIDv1 dag-cbor sha2-256 CID")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -336,7 +340,7 @@ def decode_body(body: bytes, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> Mess
             return NotFound(db=msg["db"])
     except InvalidValueError as exc:
         raise ProtocolError(f"invalid {kind} message: {exc.message}") from exc
-    raise ProtocolError(f"unknown message type {kind!r:.40}")
+    raise ProtocolError(f"unknown message type ({codec.describe(kind)})")
 
 
 class FrameDecoder:
