@@ -17,7 +17,7 @@ import trio
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.manifest import format_address
-from orbitstore.errors import NetworkError, ProtocolError
+from orbitstore.errors import ClosedError, NetworkError, ProtocolError
 from orbitstore.net.transport import PeerId, Stream, Transport
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.sync.frames import Error, FrameDecoder, GetManifest, ManifestBlock, encode_frame
@@ -144,13 +144,13 @@ async def _ask_one(
     except ProtocolError as exc:
         if "peer_code" in exc.details:
             return "failed"
-        with trio.move_on_after(1.0), suppress(NetworkError):
+        with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
             await stream.send_all(encode_frame(Error(code=exc.code, message=str(exc)[:1024])))
         return "invalid"
     except NetworkError:
         return "failed"
     finally:
-        with suppress(NetworkError):
+        with suppress(NetworkError, ClosedError):
             await stream.close()
     result = request.result
     return result if isinstance(result, ManifestFetched) else "not_found"
@@ -162,7 +162,7 @@ async def serve_manifest_request(
     """Answer one request (``block``: the manifest if we hold the database, else None).
     Returns True when a manifest was sent."""
     answer = answer_manifest_request(request, block)
-    with trio.move_on_after(config.idle_timeout), suppress(NetworkError):
+    with trio.move_on_after(config.idle_timeout), suppress(NetworkError, ClosedError):
         await stream.send_all(encode_frame(answer))
         return isinstance(answer, ManifestBlock)
     return False

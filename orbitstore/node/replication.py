@@ -373,7 +373,11 @@ class Replication:
                     link.record.failures += 1
                     return
                 decoder = FrameDecoder(self.config.frame_limits)
-                await SessionRunner(self, st, stream, decoder, []).run()
+                try:
+                    await SessionRunner(self, st, stream, decoder, []).run()
+                except Exception as exc:  # a remote boundary, like _serve
+                    self._unexpected(st, peer, exc, "a sync session")
+                    return
                 if not link.again or peer not in self.transport.connected_peers():
                     return
         finally:
@@ -400,7 +404,7 @@ class Replication:
         except Exception as exc:
             self._unexpected(None, stream.remote_peer, exc, "an inbound stream")
         finally:
-            with suppress(NetworkError):
+            with suppress(NetworkError, ClosedError):
                 await stream.close()
             done.set()
 
@@ -432,7 +436,7 @@ class Replication:
             return
         st = self._dbs.get(hello.db)
         if st is None:
-            with trio.move_on_after(self.config.idle_timeout), suppress(NetworkError):
+            with trio.move_on_after(self.config.idle_timeout), suppress(NetworkError, ClosedError):
                 await stream.send_all(
                     encode_frame(Error(code="not_found", message="database not open"))
                 )
@@ -441,7 +445,7 @@ class Replication:
 
     async def _refuse(self, stream: Stream, exc: OrbitstoreError) -> None:
         logger.info("inbound stream from %s refused: %s", stream.remote_peer, exc)
-        with trio.move_on_after(1.0), suppress(NetworkError):
+        with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
             await stream.send_all(encode_frame(Error(code=exc.code, message=str(exc)[:1024])))
 
     async def _answer_manifest(self, stream: Stream, request: GetManifest) -> None:

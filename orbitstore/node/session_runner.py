@@ -26,6 +26,7 @@ import trio
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.errors import (
+    ClosedError,
     InvalidDataError,
     NetworkError,
     NotFoundError,
@@ -175,7 +176,7 @@ class SessionRunner:
         elif not isinstance(error, NotFoundError):
             await self._failed(error)
         st.notify()
-        with suppress(NetworkError):
+        with suppress(NetworkError, ClosedError):
             await self._stream.close()
 
     async def _failed(self, error: Exception) -> None:
@@ -195,7 +196,7 @@ class SessionRunner:
             record.failed_to_deliver(self._started, self._hello_heads, self._st.database.log.has)
         if ours:  # tell the peer why we drop it (best effort)
             frame = encode_frame(self.session.fail(failure.code, failure.message))
-            with trio.move_on_after(1.0), suppress(NetworkError):
+            with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
                 await self._stream.send_all(frame)
         self._service._emit(
             SyncProgress(

@@ -32,10 +32,10 @@ from orbitstore.errors import InvalidValueError
 class ServeLimits:
     """What we serve one peer. Defaults with the reason for each."""
 
-    # Non-empty wants answered per session: twice what an honest peer sends at most
-    # (SessionLimits.max_want_rounds = 4), so a peer configured a little differently
-    # still syncs, while a want loop is cut off after 8 answers.
-    max_wants_per_session: int = 8
+    # Non-empty wants answered per session: what the protocol lets a peer ask
+    # (SessionLimits.max_want_rounds = 4; honest peers need one, rarely two). A want loop
+    # is cut off after 4 answers: at most 5 times the log for one session.
+    max_wants_per_session: int = 4
     # Bytes served per session: the FrameLimits.max_total_bytes we accept ourselves
     # (1 GiB). A larger log is served over several sessions (the next one starts from
     # the peer's new heads).
