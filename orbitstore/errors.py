@@ -13,6 +13,7 @@ four branches that say who is to blame::
     │   ├── WriteNotAllowedError        the local identity may not write to this database
     │   ├── ClosedError                 used after close()
     │   ├── NotFoundError               no database, key or entry by that name
+│   ├── UnauthorizedError           an API request without the right token
     │   ├── NodeLockedError             another process owns the node directory
     │   └── QueryError                  bad or refused SQL (has line/column)
     │       └── QueryLimitError         over a QueryLimits bound (rows, time, LIMIT)
@@ -29,6 +30,8 @@ four branches that say who is to blame::
     │   ├── InvalidWriterError          writer is not an Ed25519 did:key
     │   ├── BadSignatureError           signature does not verify under the writer's key
     │   ├── UnauthorizedWriterError     writer not allowed by the access controller
+    │   │   └── AccessDeniedError       capabilities: right not held in the causal past
+    │   ├── InvalidAclOpError           malformed or misplaced access operation
     │   └── ProtocolError               a peer broke the sync protocol
     │       └── ServeLimitError         a peer asked for more than we serve
     ├── StorageError                    our own disk failed us
@@ -114,6 +117,12 @@ class NotFoundError(UsageError):
     """No such database, key or entry."""
 
     code = "not_found"
+
+
+class UnauthorizedError(UsageError):
+    """An HTTP API request without a valid ``Authorization: Bearer <token>``."""
+
+    code = "unauthorized"
 
 
 class NodeLockedError(UsageError):
@@ -228,6 +237,20 @@ class UnauthorizedWriterError(InvalidDataError):
     """The writer is not allowed to write by the database's access controller."""
 
     code = "unauthorized_writer"
+
+
+class InvalidAclOpError(InvalidDataError):
+    """A payload claims to be an access operation (it has the ``acl`` key) but is not
+    exactly the ACL op shape, or it is not allowed in this database."""
+
+    code = "invalid_acl_op"
+
+
+class AccessDeniedError(UnauthorizedWriterError):
+    """Under capabilities access: the writer did not hold the right the entry needs in
+    the entry's own causal past. ``details``: ``writer``, ``right``, ``scope``, ``reason``."""
+
+    code = "access_denied"
 
 
 class ProtocolError(InvalidDataError):

@@ -254,12 +254,6 @@ async def run_chaos(
         await cluster.check_crashes()
 
 
-@pytest.mark.xfail(
-    strict=False,  # timing-dependent; the strict reproducer is the cancelled-write test below
-    reason="NEW (net/_libp2p_stream.py + node/replication.py): a sync session cut while"
-    " its sender is writing leaves a reset stream whose send_all raises ClosedError; the"
-    " error frame's suppress(NetworkError) lets it out and the node process dies",
-)
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_acknowledged_writes_survive_kills_restarts_and_a_hostile_peer(
     tmp_path: Path, seed: int
@@ -297,13 +291,6 @@ async def test_two_processes_racing_for_one_directory(tmp_path: Path) -> None:
 # --- a finding of the chaos run, as a plain reproducer ------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NEW (net/_libp2p_stream.py): a send_all cancelled mid-write resets the stream"
-    " and marks it closed, so the next send_all raises ClosedError (a UsageError) instead"
-    " of a NetworkError; node/replication.py's error frame (suppress(NetworkError)) then"
-    " crashes the node",
-)
 async def test_a_write_after_a_cancelled_write_fails_as_a_network_error() -> None:
     from orbitstore.errors import NetworkError
     from orbitstore.net.libp2p_config import Libp2pConfig
