@@ -33,6 +33,7 @@ four branches that say who is to blame::
     │   │   └── AccessDeniedError       capabilities: right not held in the causal past
     │   ├── InvalidAclOpError           malformed or misplaced access operation
     │   └── ProtocolError               a peer broke the sync protocol
+    │       └── ServeLimitError         a peer asked for more than we serve
     ├── StorageError                    our own disk failed us
     │   ├── StorageCorruptedError       stored bytes no longer verify
     │   └── KeystoreError               key file missing, unreadable or too permissive
@@ -256,6 +257,13 @@ class ProtocolError(InvalidDataError):
     """A peer broke the sync protocol (bad frame, over a limit, out of order)."""
 
     code = "protocol"
+
+
+class ServeLimitError(ProtocolError):
+    """A peer asked for more than we serve (wants, entries or bytes, per session or per
+    unit of time): its session is cut off."""
+
+    code = "serve_limit"
 
 
 # --- our own storage ----------------------------------------------------------------

@@ -157,7 +157,7 @@ class Node:
             )
         async with self.writes.locked():  # the log's row and the view's catch-up write
             existing = self._open.get(db)
-            if existing is not None:
+            if existing is not None and not existing._closed:  # a closed handle is reopened
                 return existing
             self._check_not_in_batch(name_or_address)
             database = self._construct(db, manifest)
