@@ -34,6 +34,7 @@ four branches that say who is to blame::
     │   │   └── AccessDeniedError       capabilities: right not held in the causal past
     │   ├── InvalidAclOpError           malformed or misplaced access operation
     │   ├── ProtocolError               a peer broke the sync protocol
+    │   │   └── ServeLimitError         a peer asked for more than we serve
     │   ├── DecryptionError             a sealed payload or key does not open (wrong key, tampered)
     │   └── InvalidEncryptedPayloadError  not a well-formed payload of an encrypted database
     ├── StorageError                    our own disk failed us
@@ -266,6 +267,13 @@ class ProtocolError(InvalidDataError):
     """A peer broke the sync protocol (bad frame, over a limit, out of order)."""
 
     code = "protocol"
+
+
+class ServeLimitError(ProtocolError):
+    """A peer asked for more than we serve (wants, entries or bytes, per session or per
+    unit of time): its session is cut off."""
+
+    code = "serve_limit"
 
 
 class DecryptionError(InvalidDataError):

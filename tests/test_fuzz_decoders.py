@@ -194,18 +194,12 @@ def test_decode_body_on_mutated_bodies(body: bytes) -> None:
 
 
 def _decode_announcement(data: bytes) -> tuple[frozenset[Cid], list[tuple[Cid, bytes]]]:
-    """What a receiver does with an announcement's bytes: the node's own decoder."""
-    from orbitstore.node.replication import Replication
+    """What a receiver does with an announcement's bytes: the node's own decoder (the
+    topic validator runs it before the message is delivered or forwarded)."""
+    from orbitstore.sync.announce import decode_announcement
 
-    class _St:
-        database = type("D", (), {"cid": DB})()
-
-    replication = cast(Any, Replication).__new__(Replication)
-    replication.config = type("C", (), {"frame_limits": FrameLimits()})()
-    return cast(
-        tuple[frozenset[Cid], list[tuple[Cid, bytes]]],
-        Replication._decode_announcement(replication, cast(Any, _St()), data),
-    )
+    decoded = decode_announcement(data, db=DB, frame_limits=FrameLimits())
+    return frozenset(decoded.heads), [(e.cid, e.block) for e in decoded.entries]
 
 
 @FUZZ

@@ -268,12 +268,6 @@ async def _served_to_endless_wants(wants: int) -> tuple[int, int]:
         return served, log_bytes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serving limits (node/replication.py, sync/session.py): every Want a peer"
-    " sends is answered in full, without a per-session bound (50 wants of the whole log"
-    " make the victim send its log 50 times)",
-)
 def test_endless_wants_are_served_a_bounded_number_of_times() -> None:
     served, log_bytes = trio.run(
         _served_to_endless_wants, 50, clock=trio.testing.MockClock(autojump_threshold=0)

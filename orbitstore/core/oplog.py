@@ -44,7 +44,6 @@ transaction to :meth:`OpLog.restore` (or, lacking one, calls :meth:`OpLog.reload
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from typing import Any, Protocol, TypeAlias
 from orbitstore.core.access import AccessController
 from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
+from orbitstore.core.dag import walk_back
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
@@ -451,42 +451,8 @@ class OpLog:
             yield from found[:limit] if limit is not None else found
 
     def _walk_back(self, heads: Iterable[Cid], limit: int | None) -> Iterator[Entry]:
-        # A max-heap on the total order: a parent always sorts before its children, so
-        # popping the largest key yields the ancestors in exact reverse total order.
-        heap: list[tuple[tuple[int, str, bytes], Entry]] = []
-        seen: set[Cid] = set()
+        heads = list(heads)
         for cid in heads:
-            if cid in seen:
-                continue
-            seen.add(cid)
-            entry = self.get(cid)
-            if entry is None:
+            if not self.has(cid):
                 raise UsageError(f"{cid} is not an entry of this log")
-            heapq.heappush(heap, (_neg(entry), entry))
-        emitted = 0
-        while heap and (limit is None or emitted < limit):
-            _, entry = heapq.heappop(heap)
-            yield entry
-            emitted += 1
-            for parent in entry.next:
-                if parent not in seen:
-                    seen.add(parent)
-                    p = self.get(parent)
-                    if p is not None:
-                        heapq.heappush(heap, (_neg(p), p))
-
-
-class _Neg:
-    """Wraps an order key so that heapq (a min-heap) pops the largest first."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: tuple[int, str, bytes]) -> None:
-        self.key = key
-
-    def __lt__(self, other: _Neg) -> bool:
-        return self.key > other.key
-
-
-def _neg(entry: Entry) -> Any:
-    return _Neg(entry.order_key)
+        return walk_back(self.get, heads, limit=limit)
