@@ -317,17 +317,21 @@ class SqliteLogStore:
         return removed
 
     def iter_entries(
-        self, *, reverse: bool = False, limit: int | None = None
+        self, *, reverse: bool = False, limit: int | None = None, max_clock: int | None = None
     ) -> Iterator[tuple[Cid, bytes]]:
         order = "DESC" if reverse else "ASC"
+        params: list[int] = [self._id]
+        where = "e.log=?"
+        if max_clock is not None:
+            where += " AND e.clock<=?"  # a range of the order index, not a filter
+            params.append(max_clock)
         sql = (
             "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.block"
-            f" WHERE e.log=? ORDER BY e.clock {order}, e.writer {order}, e.cid {order}"
+            f" WHERE {where} ORDER BY e.clock {order}, e.writer {order}, e.cid {order}"
         )
-        params: tuple[int, ...] = (self._id,)
         if limit is not None:
             sql += " LIMIT ?"
-            params = (self._id, limit)
+            params.append(limit)
         cur = self._s._conn_().execute(sql, params)
         while True:
             rows = cur.fetchmany(512)
