@@ -4,6 +4,8 @@ same block in two logs (differential against the definition)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,7 +59,7 @@ def test_flags_and_links_are_exact(
         log = store.log_store(DB)
         bounds = sorted({0, len(entries), *(min(c, len(entries)) for c in cuts)})
         done: list[Entry] = []
-        for lo, hi in zip(bounds, bounds[1:], strict=False):
+        for lo, hi in pairwise(bounds):
             # a call: a slice in causal order, plus some already stored entries again
             again = [done[r % len(done)] for r in repeats] if done else []
             log.add_entries([*again, *entries[lo:hi], *entries[lo:hi][:1]])

@@ -260,10 +260,9 @@ class SqliteLogStore:
                     ],
                 )
             conn.execute("UPDATE logs SET count = count + ? WHERE id=?", (cur.rowcount, log))
-            if cur.rowcount != len(entries):  # some were stored already (or twice here)
-                marks = named
-            else:
-                marks = named.difference(raws)
+            # All new: only parents from earlier calls. Else some were stored already (or
+            # are twice in this call) and kept their flag: update every parent.
+            marks = named.difference(raws) if cur.rowcount == len(entries) else named
             conn.executemany(_MARK_PARENT, [(raw, log) for raw in marks])
 
     def set_heads(self, heads: Mapping[Cid, int]) -> None:
