@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from orbitstore.query.results import QueryResult as QueryResult
     from orbitstore.storage.sqlite import SqliteConfig as SqliteConfig
     from orbitstore.views.base import Change as Change
+    from orbitstore.views.base import Conflict as Conflict
     from orbitstore.views.base import Lagged as Lagged
     from orbitstore.views.feed import FeedItem as FeedItem
 
@@ -76,6 +77,7 @@ _EXPORTS: dict[str, str] = {
     "QueryResult": "orbitstore.query.results",
     "SqliteConfig": "orbitstore.storage.sqlite",
     "Change": "orbitstore.views.base",
+    "Conflict": "orbitstore.views.base",
     "Lagged": "orbitstore.views.base",
     "FeedItem": "orbitstore.views.feed",
 }

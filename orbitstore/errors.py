@@ -13,6 +13,7 @@ four branches that say who is to blame::
     │   ├── WriteNotAllowedError        the local identity may not write to this database
     │   ├── ClosedError                 used after close()
     │   ├── NotFoundError               no database, key or entry by that name
+│   ├── UnauthorizedError           an API request without the right token
     │   ├── NodeLockedError             another process owns the node directory
     │   └── QueryError                  bad or refused SQL (has line/column)
     │       └── QueryLimitError         over a QueryLimits bound (rows, time, LIMIT)
@@ -29,7 +30,10 @@ four branches that say who is to blame::
     │   ├── InvalidWriterError          writer is not an Ed25519 did:key
     │   ├── BadSignatureError           signature does not verify under the writer's key
     │   ├── UnauthorizedWriterError     writer not allowed by the access controller
+    │   │   └── AccessDeniedError       capabilities: right not held in the causal past
+    │   ├── InvalidAclOpError           malformed or misplaced access operation
     │   └── ProtocolError               a peer broke the sync protocol
+    │       └── ServeLimitError         a peer asked for more than we serve
     ├── StorageError                    our own disk failed us
     │   ├── StorageCorruptedError       stored bytes no longer verify
     │   └── KeystoreError               key file missing, unreadable or too permissive
@@ -113,6 +117,12 @@ class NotFoundError(UsageError):
     """No such database, key or entry."""
 
     code = "not_found"
+
+
+class UnauthorizedError(UsageError):
+    """An HTTP API request without a valid ``Authorization: Bearer <token>``."""
+
+    code = "unauthorized"
 
 
 class NodeLockedError(UsageError):
@@ -229,10 +239,31 @@ class UnauthorizedWriterError(InvalidDataError):
     code = "unauthorized_writer"
 
 
+class InvalidAclOpError(InvalidDataError):
+    """A payload claims to be an access operation (it has the ``acl`` key) but is not
+    exactly the ACL op shape, or it is not allowed in this database."""
+
+    code = "invalid_acl_op"
+
+
+class AccessDeniedError(UnauthorizedWriterError):
+    """Under capabilities access: the writer did not hold the right the entry needs in
+    the entry's own causal past. ``details``: ``writer``, ``right``, ``scope``, ``reason``."""
+
+    code = "access_denied"
+
+
 class ProtocolError(InvalidDataError):
     """A peer broke the sync protocol (bad frame, over a limit, out of order)."""
 
     code = "protocol"
+
+
+class ServeLimitError(ProtocolError):
+    """A peer asked for more than we serve (wants, entries or bytes, per session or per
+    unit of time): its session is cut off."""
+
+    code = "serve_limit"
 
 
 # --- our own storage ----------------------------------------------------------------

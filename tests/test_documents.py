@@ -252,11 +252,10 @@ def test_where_matches_python_filter_in_sqlite_and_memory(tmp_path: Path) -> Non
                 if v is None and i % 2:
                     docs[i]["f"] = None  # JSON null, not missing
             expected = _python_where(docs, op, value)
-            entries = _log(MemoryStore(), 1).append_many(
-                [batch_op([put_op(d, id_field="_id") for d in docs])]
-            )
+            log = _log(MemoryStore(), 1)
+            entries = log.append_many([batch_op([put_op(d, id_field="_id") for d in docs])])
             for state in (_sqlite_state(store, f"w{next(names)}"), MemoryDocumentsState()):
-                view = DocumentsView(state, DocumentsOptions(indexes=("f",)))
+                view = DocumentsView(state, DocumentsOptions(indexes=("f",)), lookup=log.get)
                 with store.transaction():
                     view.apply(entries, local=True)
                 assert view.where("f", op, value) == expected
@@ -464,9 +463,10 @@ def test_replicas_converge_to_the_model(merge: str, tmp_path: Path) -> None:
             rnd=st.randoms(use_true_random=False),
         )
         def check(n: int, steps: list[Any], rnd: random.Random) -> None:
+            logs = [_log(MemoryStore(), i + 1) for i in range(n)]
             replicas = [
-                (_log(MemoryStore(), i + 1), DocumentsView(MemoryDocumentsState(), options))
-                for i in range(n)
+                (log, DocumentsView(MemoryDocumentsState(), options, lookup=log.get))
+                for log in logs
             ]
             written: list[Entry] = []
             for step in steps:
@@ -488,7 +488,9 @@ def test_replicas_converge_to_the_model(merge: str, tmp_path: Path) -> None:
             assert all(r == rows[0] for r in rows)
             assert rows[0] == _model(written, merge)
             # a rebuild from scratch, on SQLite, in total order: the same rows and documents
-            fresh = DocumentsView(_sqlite_state(store, f"r{next(names)}"), options)
+            fresh = DocumentsView(
+                _sqlite_state(store, f"r{next(names)}"), options, lookup=replicas[0][0].get
+            )
             with store.transaction():
                 fresh.apply(list(replicas[0][0].traverse()), local=False)
             assert fresh.state.rows() == rows[0]

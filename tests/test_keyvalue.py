@@ -80,8 +80,8 @@ async def test_ranges_cross_pages(tmp_path: Path) -> None:
 
 
 def test_prefix_ranges_at_unicode_edges() -> None:
-    view = KeyValueView(MemoryKeyValueState())
     log = _replica(1)[0]
+    view = KeyValueView(MemoryKeyValueState(), lookup=log.get)
     keys = ["a\U0010ffff", "a\U0010ffffz", "b", "\ud7ff", "\ud7ffx", "\ue000", "é", "éa"]
     view.apply(log.append_many([batch_op([Put(key=k, value=1) for k in keys])]), local=True)
     assert list(view.keys()) == sorted(keys)
@@ -190,7 +190,7 @@ def _sqlite_replica(store: SqliteStore, seed: int, name: str) -> tuple[OpLog, Ke
     log = OpLog(
         db=db, access=access, store=store.log_store(db), identity=Identity(bytes([seed]) * 32)
     )
-    return log, KeyValueView(open_view_state(store, "keyvalue", db))
+    return log, KeyValueView(open_view_state(store, "keyvalue", db), lookup=log.get)
 
 
 KEYS = ["a", "b", "c", "d"]
@@ -235,6 +235,9 @@ def _model(entries: list[Entry]) -> dict[str, Any]:
 
 def _fold_changes(into: dict[str, Any], changes: list[Change]) -> None:
     for c in changes:
+        if c.kind == "conflict":
+            assert c.key in into or c.value is None
+            continue
         if c.kind == "put":
             into[c.key] = c.value
         else:
@@ -250,9 +253,9 @@ def test_replicas_converge_to_the_reference_model(
     name = f"kv{next(_databases)}"  # a new database for each example
     sql_log, sql_view = _sqlite_replica(sql_store, 1, name)
     replicas: list[tuple[OpLog, KeyValueView]] = [(sql_log, sql_view)]
-    replicas += [
-        (_replica(i + 1, name)[0], KeyValueView(MemoryKeyValueState())) for i in range(1, n)
-    ]
+    for i in range(1, n):
+        log = _replica(i + 1, name)[0]
+        replicas.append((log, KeyValueView(MemoryKeyValueState(), lookup=log.get)))
     seen: list[dict[str, Any]] = [{} for _ in replicas]  # state folded from changes
 
     def deliver(to: int, entries: list[Entry]) -> None:
@@ -284,7 +287,7 @@ def test_replicas_converge_to_the_reference_model(
         assert list(view.keys()) == list(expected)
         assert view.count() == len(expected)
         assert folded == expected
-        rebuilt = KeyValueView(MemoryKeyValueState())
+        rebuilt = KeyValueView(MemoryKeyValueState(), lookup=log.get)
         rebuilt.apply(list(log.traverse()), local=False)
         assert list(rebuilt.items()) == list(view.items())
         assert [view.record(k) for k in KEYS] == [rebuilt.record(k) for k in KEYS]
@@ -297,14 +300,18 @@ def test_tombstone_beats_an_older_put_that_arrives_later() -> None:
     b.receive_entries([old_put])
     tomb = b.append(delete_op("k"))  # causally after the put
     late = a.append(put_op("k", "concurrent"))  # concurrent with the delete, clock 2
-    view = KeyValueView(MemoryKeyValueState())
+    view = KeyValueView(MemoryKeyValueState(), lookup=b.get)
     view.apply([old_put, tomb], local=False)
     first, second = sorted([tomb, late], key=lambda e: e.order_key)
     changes = view.apply([late], local=False)
     if second is late:  # greater stamp: the put wins and resurrects the key
         assert view.get("k") == "concurrent" and [c.kind for c in changes] == ["put"]
-    else:  # the tombstone wins: the late put changes nothing
-        assert "k" not in {k for k, _ in view.items()} and changes == []
+        assert [(c.deleted, c.cid) for c in view.conflicts("k")] == [(True, tomb.cid)]
+    else:  # the tombstone wins: the late put changes no value, it is a conflict
+        assert "k" not in {k for k, _ in view.items()}
+        assert [c.kind for c in changes] == ["conflict"]
+        assert [(c.value, c.cid) for c in view.conflicts("k")] == [("concurrent", late.cid)]
+    assert changes[0].conflicts == view.conflicts("k")
     assert first is not second
 
 
@@ -320,7 +327,7 @@ def test_malformed_payloads_are_ignored_by_every_replica() -> None:
         {"op": "batch", "ops": [{"op": "put", "key": "a", "value": 1}, {"op": "del"}]},
         {"op": "batch", "ops": "x"},
     ]
-    view = KeyValueView(MemoryKeyValueState())
+    view = KeyValueView(MemoryKeyValueState(), lookup=log.get)
     assert view.apply(log.append_many(bad), local=True) == []
     assert list(view.items()) == [] and view.count() == 0
     view.apply([log.append(put_op("a", codec.decode(codec.encode({"ok": 1}))))], local=True)
@@ -373,7 +380,7 @@ async def test_killed_writer_leaves_view_equal_to_log(tmp_path: Path) -> None:
             kv = await _kv(node, "crash")
             assert kv.statistics().reapplied_on_open == 0
             assert len(kv) >= 2 * (acked + 1)  # every acknowledged write survived
-            rebuilt = KeyValueView(MemoryKeyValueState())
+            rebuilt = KeyValueView(MemoryKeyValueState(), lookup=kv.log.get)
             rebuilt.apply(list(kv.log.traverse()), local=False)
             assert list(kv.items()) == list(rebuilt.items())
             assert kv.count() == rebuilt.count()

@@ -15,6 +15,7 @@ import orbitstore
 PUBLIC = {
     "Cid",
     "Change",
+    "Conflict",
     "Counter",
     "Database",
     "DatabaseStatistics",

@@ -64,7 +64,8 @@ def put(t: Tables, key: str, value: Any) -> None:
     log = t.sources["kv"].log_id
     with t.store.transaction():
         t.conn.execute(
-            "INSERT OR REPLACE INTO view_kv VALUES (?, ?, NULL, ?, 1, 'w', ?, 0, 0)",
+            "INSERT OR REPLACE INTO view_kv(log, key, value, json, clock, writer, cid, idx,"
+            " deleted) VALUES (?, ?, NULL, ?, 1, 'w', ?, 0, 0)",
             (log, key, json.dumps(to_dag_json(value)), bytes(Cid.for_block(b"x"))),
         )
 

@@ -228,3 +228,47 @@ async def test_a_reader_finds_the_writer_through_dht_provider_records(tmp_path: 
         assert got == await writer.request("state", address=feed["address"])
         stats = await reader.request("stats")
         assert writer.peer_id in stats["connected"]
+
+
+def _bad_announcement(address: str, depth: int) -> str:
+    """An announcement whose inline entry nests ``depth`` levels deep (hex)."""
+    from orbitstore.core import codec
+    from orbitstore.core.cid import Cid
+
+    db = Cid.parse(address.rsplit("/", 1)[1])
+    block = b"\xa1\x61v" + b"\x81" * depth + b"\x01"
+    cid = Cid.for_block(block)
+    return codec.encode({"db": db, "heads": [cid], "entries": [[cid, block]]}).hex()
+
+
+async def test_a_bad_announcement_is_refused_before_it_is_forwarded(tmp_path: Path) -> None:
+    """A line a - b - c: a (hostile, without the database) publishes an announcement that
+    breaks decoders. b refuses it in its topic validator, so c, which only hears a
+    through b, never sees it; everyone stays up and b - c keep replicating."""
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(node_process(tmp_path / "a"))
+        b = await stack.enter_async_context(node_process(tmp_path / "b", "--bootstrap", a.address))
+        c = await stack.enter_async_context(node_process(tmp_path / "c", "--bootstrap", b.address))
+        feed = await b.request("create", name="chat", type="feed")
+        await c.request("open", address=feed["address"], type="feed", manifest=feed["manifest"])
+        await b.request("write", address=feed["address"], count=3, tag="b")
+        await c.request("wait", address=feed["address"], entries=3)
+        reached = False
+        for attempt in range(40):  # until b's subscription reached a (gossip fanout)
+            data = _bad_announcement(feed["address"], 3000 + attempt)
+            await a.request("publish_raw", address=feed["address"], data=data)
+            got = await b.request("wait_stat", key="rejected", at_least=1, within=0.5)
+            if got["reached"]:
+                reached = True
+                break
+        assert reached, "b never received the bad announcement"
+        # b and c are alive and keep replicating; c never heard of the bad message.
+        await b.request("write", address=feed["address"], count=2, tag="after")
+        state = await c.request("wait", address=feed["address"], entries=5)
+        assert state == await b.request("state", address=feed["address"])
+        stats_b, stats_c = await b.request("stats"), await c.request("stats")
+        assert stats_b["rejected"] >= 1 and stats_b["gossip_refused"] >= 1
+        assert stats_c["rejected"] == 0 and stats_c["gossip_refused"] == 0
+        # b's decoder may have raised something untyped (counted, contained); c's never ran.
+        assert stats_c["unexpected"] == 0
+        assert (await a.request("stats"))["connected"]  # a is up too

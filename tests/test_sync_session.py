@@ -14,10 +14,20 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest
 from orbitstore.core.oplog import OpLog
-from orbitstore.errors import ProtocolError
+from orbitstore.errors import ProtocolError, ServeLimitError
 from orbitstore.storage.memory import MemoryStore
-from orbitstore.sync.frames import Done, Entries, FrameDecoder, Hello, Want, encode_frame
-from orbitstore.sync.session import ApplyEntries, SyncSession
+from orbitstore.sync.frames import (
+    Done,
+    Entries,
+    FrameDecoder,
+    FrameLimits,
+    Hello,
+    Message,
+    Want,
+    encode_frame,
+)
+from orbitstore.sync.serve_limits import ServeLimits
+from orbitstore.sync.session import RECENT_RECEIVED, ApplyEntries, SyncSession
 
 WRITERS = [Identity(bytes([i + 1]) * 32) for i in range(3)]
 MANIFEST = Manifest(name="t", type="log", access=StaticAccess.of(["*"]), meta={})
@@ -220,3 +230,92 @@ def test_entries_appended_while_streaming_arrive_by_want_or_next_sync() -> None:
     assert len(b) >= 3000
     exchange(a, b)  # the next sync brings whatever the stream did not
     assert b.heads == a.heads and len(b) == 3010
+
+
+# --- memory, serve limits, and Done ordering -------------------------------------------
+
+
+def drain(session: SyncSession) -> list[Message]:
+    out = []
+    while (m := session.next_message()) is not None:
+        out.append(m)
+    return out
+
+
+def test_session_memory_does_not_grow_with_the_log() -> None:
+    n = 10_000
+    a, b = new_log(), new_log()
+    entries = a.append_many(range(n))
+    sa, sb = SyncSession(reader=a, db=DB), SyncSession(reader=b, db=DB)
+    sa.start()
+    sb.start()
+    sa.receive(sb.next_message())  # b's hello: a fresh replica, so a streams (Rule 2a)
+    streamed = drain(sa)
+    assert isinstance(streamed[-1], Done)
+    for message in streamed:
+        for event in sb.receive(message):
+            if isinstance(event, ApplyEntries):
+                sb.entries_applied(b.receive(event.blocks).needed)
+    assert len(b) == n
+    # A want round after the streamed catch-up: the walk stops at the heads a streamed.
+    sa.receive(Done())
+    sa.receive(Want(cids=(entries[5000].cid, entries[9000].cid)))
+    answer = drain(sa)
+    sent = [cid for m in answer if isinstance(m, Entries) for cid, _ in m.blocks]
+    assert sent == [entries[5000].cid, entries[9000].cid]
+    stats_a, stats_b = sa.statistics(), sb.statistics()
+    assert stats_a.known <= 16  # heads, have, the stream's heads, the wanted CIDs
+    assert stats_b.known <= 16
+    assert stats_b.received_remembered <= RECENT_RECEIVED < n
+
+
+def test_wants_beyond_the_serve_limit_cut_the_peer_off() -> None:
+    a = new_log()
+    entries = a.append_many(range(50))
+    limits = ServeLimits(max_wants_per_session=3)
+    sa = SyncSession(reader=a, db=DB, serve_limits=limits)
+    sa.start()
+    sa.receive(Hello(db=DB, heads=(entries[-1].cid,)))
+    drain(sa)
+    for _ in range(3):
+        sa.receive(Want(cids=(entries[10].cid,)))
+        answer = [c for m in drain(sa) if isinstance(m, Entries) for c, _ in m.blocks]
+        assert answer[-1] == entries[10].cid  # with the ancestors it cannot prove b has
+    with pytest.raises(ServeLimitError):
+        sa.receive(Want(cids=(entries[10].cid,)))
+    assert sa.next_message() is None  # failed: nothing more is served
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [ServeLimits(max_bytes_per_session=2_000), ServeLimits(max_entries_per_session=10)],
+)
+def test_serving_stops_at_the_per_session_bounds(limits: ServeLimits) -> None:
+    a = new_log()
+    a.append_many(range(300))
+    small = FrameLimits(target_frame_bytes=1_000)
+    sa = SyncSession(reader=a, db=DB, serve_limits=limits, frame_limits=small)
+    sa.start()
+    sa.receive(Hello(db=DB))
+    served = 0
+    with pytest.raises(ServeLimitError):
+        while (m := sa.next_message()) is not None:
+            served += len(m.blocks) if isinstance(m, Entries) else 0
+    assert 0 < served < 300
+
+
+def test_a_done_waits_for_everything_before_it_to_be_applied() -> None:
+    a, b = new_log(), new_log()
+    entries = a.append_many(range(5))
+    sb = SyncSession(reader=b, db=DB)
+    sb.start()
+    drain(sb)
+    sb.receive(Hello(db=DB, heads=(entries[-1].cid,)))
+    (apply,) = sb.receive(Entries(blocks=tuple((e.cid, e.block) for e in entries[2:])))
+    assert isinstance(apply, ApplyEntries)
+    sb.receive(Done())  # fed at once: the want waits until the frame is applied
+    assert [m for m in drain(sb) if isinstance(m, Want)] == []
+    result = b.receive(apply.blocks)
+    sb.entries_applied(result.needed)
+    (want,) = [m for m in drain(sb) if isinstance(m, Want)]
+    assert set(want.cids) == set(result.needed) and want.cids

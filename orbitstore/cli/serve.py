@@ -7,14 +7,18 @@ replicates every ``--open`` database. It prints its peer id and addresses, then 
 status line per database (and per peer of it) whenever its sync state changes, and stops
 cleanly on Ctrl-C or SIGTERM (exit status 0).
 
-With ``--json`` every line is a JSON object with an ``event`` field: ``ready``, ``open``,
-``status``, ``stopped``. See docs/serve.md.
+With ``--api HOST:PORT`` it also serves the HTTP + WebSocket API (docs/http-api.md);
+a host other than loopback needs ``--api-token`` (or ``ORBITSTORE_API_TOKEN``).
+
+With ``--json`` every line is a JSON object with an ``event`` field: ``ready``, ``api``,
+``open``, ``status``, ``stopped``. See docs/serve.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 from orbitstore.errors import InvalidValueError, NotFoundError
 
 if TYPE_CHECKING:  # the node layer is imported when the command runs: `--help` stays quick
+    import trio
+
     from orbitstore.node.database import Database
     from orbitstore.node.node import Node
 
@@ -103,6 +109,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="writer allowed in a database --open creates (did:key or '*'; default: us)",
     )
     parser.add_argument(
+        "--api",
+        metavar="HOST:PORT",
+        default=None,
+        help="serve the HTTP + WebSocket API there (PORT alone binds 127.0.0.1; default: off)",
+    )
+    parser.add_argument(
+        "--api-token",
+        metavar="TOKEN",
+        default=None,
+        help="bearer token the API requires (default: $ORBITSTORE_API_TOKEN; needed off loopback)",
+    )
+    parser.add_argument(
         "--status-interval",
         type=float,
         default=1.0,
@@ -144,44 +162,6 @@ def _type_of(node: Node, name_or_address: str, default: str) -> str:
         return default
 
 
-def database_status(node: Node, database: Database) -> dict[str, Any]:
-    """One database's sync state, as printed by ``serve``."""
-    assert node.replication is not None
-    stats = node.replication.statistics()
-    mine = next((d for d in stats.databases if d.db == database.cid), None)
-    log = database.log
-    peers = []
-    missing: set[Any] = set()
-    if mine is not None:
-        for p in mine.peers:
-            if p.peer not in stats.connected:
-                continue
-            missing.update(h for h in p.heads_known if not log.has(h))
-            peers.append(
-                {
-                    "peer": p.peer,
-                    "sent": p.entries_sent,
-                    "received": p.entries_received,
-                    "missing": p.missing,
-                    "sessions": p.sessions,
-                    "failures": p.failures,
-                    "syncing": p.syncing,
-                    "has_database": p.has_database,
-                    "last_error": p.last_error,
-                }
-            )
-    return {
-        "name": database.name,
-        "address": database.address,
-        "entries": len(database),
-        "heads": len(database.heads),
-        "missing": len(missing),
-        "needed": mine.needed if mine is not None else 0,
-        "synced": mine.synced if mine is not None else False,
-        "peers": peers,
-    }
-
-
 def _status_text(status: dict[str, Any]) -> str:
     lines = [
         f"status {status['name']}: entries={status['entries']} heads={status['heads']}"
@@ -207,6 +187,7 @@ async def cmd_serve(args: argparse.Namespace, home: Path) -> int:
     if not args.status_interval > 0:
         raise InvalidValueError("--status-interval must be a positive number of seconds")
     say = _Printer(bool(getattr(args, "json", False)))
+    api = _api_config(args)  # a bad --api fails before the node starts
     config = NodeConfig(network=network_config(args))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_node(home, config=config) as node:
@@ -234,6 +215,8 @@ async def cmd_serve(args: argparse.Namespace, home: Path) -> int:
                     address=db.address,
                 )
             async with trio.open_nursery() as nursery:
+                if api is not None:
+                    await _start_api(nursery, node, api, say)
                 nursery.start_soon(_report, node, databases, say, args.status_interval)
                 async for signum in signals:
                     say("stopping", f"stopping ({signal.Signals(signum).name})")
@@ -243,8 +226,27 @@ async def cmd_serve(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
+def _api_config(args: argparse.Namespace) -> Any:
+    """The ``ApiConfig`` of ``--api``/``--api-token``, or None without ``--api``."""
+    if args.api is None:
+        return None
+    from orbitstore.server.config import ApiConfig
+
+    token = args.api_token or os.environ.get("ORBITSTORE_API_TOKEN") or None
+    return ApiConfig.parse_bind(args.api, token=token)
+
+
+async def _start_api(nursery: trio.Nursery, node: Node, config: Any, say: _Printer) -> None:
+    from orbitstore.server import serve_api
+
+    urls = await nursery.start(serve_api, node, config)
+    say("api", "\n".join(f"api: {u}" for u in urls), urls=urls)
+
+
 async def _report(node: Node, databases: list[Database], say: _Printer, interval: float) -> None:
     import trio
+
+    from orbitstore.server.status import database_status  # starlette: only when serving
 
     last: dict[str, dict[str, Any]] = {}
     while True:

@@ -4,6 +4,9 @@ An access controller answers one question about an entry: may its writer write i
 Controllers are values described in the manifest, so every replica evaluates the same
 rule. ``static`` is a fixed list of writer ids (``did:key`` strings) or ``"*"`` for
 anyone; the list is part of the manifest, and so part of the database address.
+``capabilities`` names an owner; the owner and the admins it appoints grant and revoke
+rights with entries in the log itself (:mod:`orbitstore.core.capabilities`), so
+``can_write`` says only who may *try*: the op-log decides each entry in its causal past.
 """
 
 from __future__ import annotations
@@ -55,8 +58,37 @@ class StaticAccess:
         return {"type": "static", "write": sorted(self.writers)}
 
 
+@dataclass(frozen=True, slots=True)
+class CapabilitiesAccess:
+    """Rights kept in the log: ``owner`` holds every right; see core/capabilities."""
+
+    owner: str
+
+    @classmethod
+    def of(cls, owner: str) -> CapabilitiesAccess:
+        try:
+            public_key_from_did(owner)
+        except (InvalidDataError, TypeError) as exc:
+            raise InvalidValueError(f"not an owner id: {owner!r:.80}") from exc
+        return cls(owner)
+
+    def can_write(self, writer: str) -> bool:
+        return True  # decided per entry, in its causal past, by the op-log
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"type": "capabilities", "owner": self.owner}
+
+
 def access_from_manifest(desc: object) -> AccessController:
     """Rebuild the controller a manifest describes; InvalidDataError if it is malformed."""
+    if isinstance(desc, dict) and desc.get("type") == "capabilities":
+        owner = desc.get("owner")
+        if set(desc) != {"type", "owner"} or not isinstance(owner, str):
+            raise InvalidDataError("capabilities access is {type, owner} with an owner did")
+        try:
+            return CapabilitiesAccess.of(owner)
+        except InvalidValueError as exc:
+            raise InvalidDataError(str(exc)) from exc
     if not isinstance(desc, dict) or desc.get("type") != "static":
         raise InvalidDataError(f"unknown access controller {codec.describe(desc)}")
     write = desc.get("write")

@@ -14,7 +14,9 @@ verified (an :class:`~orbitstore.core.entry.Entry` object guarantees that), (b) 
 this log's database, (c) its writer may write according to the access controller, (d)
 all of its parents are stored, and (e) its clock is exactly one more than its largest
 parent clock. Anything that fails (a)-(c) or (e) is *rejected* with a typed error and
-never stored; descendants of a rejected entry are rejected too.
+never stored; descendants of a rejected entry are rejected too. Under ``capabilities``
+access, (c) is decided once the parents are stored, in the entry's causal past, by
+:mod:`orbitstore.core.capability_log` (admission; visibility is decided there too).
 
 Rule 2 — order of arrival does not matter. An entry whose parents are missing is held
 in a bounded in-memory *pending* set and the log reports the missing CIDs in
@@ -42,14 +44,15 @@ transaction to :meth:`OpLog.restore` (or, lacking one, calls :meth:`OpLog.reload
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from orbitstore.core.access import AccessController
+from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
+from orbitstore.core.dag import walk_back
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
@@ -143,6 +146,7 @@ class OpLog:
         limits: EntryLimits = DEFAULT_LIMITS,
         max_pending: int = DEFAULT_MAX_PENDING,
         nonce_source: Callable[[], bytes] | None = None,
+        capabilities: CapabilityLog | None = None,
     ) -> None:
         """``nonce_source`` returns :data:`~orbitstore.core.entry.NONCE_LENGTH` random
         bytes for each appended entry (the node passes ``os.urandom``): without it, two
@@ -150,6 +154,8 @@ class OpLog:
         millisecond build the same entry, and one of the two operations is lost. ``None``
         (no nonce) is for deterministic tests and golden vectors."""
         self.db = db
+        #: Under ``capabilities`` access: the rights graph (None for static access).
+        self.capabilities = capabilities
         self.access = access
         self.identity = identity
         self.limits = limits
@@ -219,6 +225,8 @@ class OpLog:
         self._pending = dict(snapshot.pending)
         self._waiting = {p: set(w) for p, w in snapshot.waiting.items()}
         self._invalid = dict(snapshot.invalid)
+        if self.capabilities is not None:
+            self.capabilities.reload()  # the store was rolled back: re-read it
 
     def reload(self) -> None:
         """Re-read the heads after the caller rolled back a transaction without a
@@ -226,6 +234,8 @@ class OpLog:
         self._heads = self._store.get_heads()
         self._pending = {}
         self._waiting = {}
+        if self.capabilities is not None:
+            self.capabilities.reload()
 
     # -- writing ----------------------------------------------------------------------
 
@@ -245,20 +255,36 @@ class OpLog:
             )
         heads = self._heads
         created: list[Entry] = []
+        caps = self.capabilities
         nonce_source = self._nonce_source
-        for payload in payloads:
-            entry = Entry.create(
-                identity,
-                db=self.db,
-                clock=next_clock(heads.values()),
-                next=list(heads),
-                payload=payload,
-                ts=ts,
-                nonce=None if nonce_source is None else nonce_source(),
-                limits=self.limits,
-            )
-            created.append(entry)
-            heads = {entry.cid: entry.clock}
+        try:
+            for payload in payloads:
+                if caps is not None:
+                    why = caps.check_write(identity.id, payload, heads)
+                    if why is not None:
+                        raise WriteNotAllowedError(why, writer=identity.id)
+                entry = Entry.create(
+                    identity,
+                    db=self.db,
+                    clock=next_clock(heads.values()),
+                    next=list(heads),
+                    payload=payload,
+                    ts=ts,
+                    nonce=None if nonce_source is None else nonce_source(),
+                    limits=self.limits,
+                )
+                created.append(entry)
+                heads = {entry.cid: entry.clock}
+                if caps is not None:
+                    refused = caps.admit_entry(entry)
+                    if refused is not None:  # check_write said yes; be safe anyway
+                        raise WriteNotAllowedError(str(refused), writer=identity.id)
+        except BaseException:
+            if caps is not None and created:
+                caps.reload()  # forget the entries of this chain it recorded
+            raise
+        if caps is not None:
+            caps.settle()
         if created:
             self._store.add_entries(created)
             self._store.set_heads(heads)
@@ -331,8 +357,12 @@ class OpLog:
                 return got
             return store.get_clock(c)  # a parent of a held entry released by this call
 
-        added, dropped = apply_queue(queue, draft, clock_of, rejected)
+        caps = self.capabilities
+        admit = caps.admit_entry if caps is not None else None
+        added, dropped = apply_queue(queue, draft, clock_of, rejected, admit=admit)
         if rejected and all_or_nothing:
+            if caps is not None:
+                caps.reload()  # forget what it recorded of this call
             return ReceiveResult(rejected=tuple(rejected), needed=self.needed)
         heads = self._heads
         if added:
@@ -343,6 +373,8 @@ class OpLog:
                 heads[entry.cid] = entry.clock
             store.add_entries(added)
             store.set_heads(heads)
+        if caps is not None:
+            caps.settle()  # the ACL frontiers of what was added
         # Rule 5: the store took it; only now does the in-memory state move.
         self._heads = heads
         if draft.changed:
@@ -431,42 +463,8 @@ class OpLog:
         return found
 
     def _walk_back(self, heads: Iterable[Cid], limit: int | None) -> Iterator[Entry]:
-        # A max-heap on the total order: a parent always sorts before its children, so
-        # popping the largest key yields the ancestors in exact reverse total order.
-        heap: list[tuple[tuple[int, str, bytes], Entry]] = []
-        seen: set[Cid] = set()
+        heads = list(heads)
         for cid in heads:
-            if cid in seen:
-                continue
-            seen.add(cid)
-            entry = self.get(cid)
-            if entry is None:
+            if not self.has(cid):
                 raise UsageError(f"{cid} is not an entry of this log")
-            heapq.heappush(heap, (_neg(entry), entry))
-        emitted = 0
-        while heap and (limit is None or emitted < limit):
-            _, entry = heapq.heappop(heap)
-            yield entry
-            emitted += 1
-            for parent in entry.next:
-                if parent not in seen:
-                    seen.add(parent)
-                    p = self.get(parent)
-                    if p is not None:
-                        heapq.heappush(heap, (_neg(p), p))
-
-
-class _Neg:
-    """Wraps an order key so that heapq (a min-heap) pops the largest first."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: tuple[int, str, bytes]) -> None:
-        self.key = key
-
-    def __lt__(self, other: _Neg) -> bool:
-        return self.key > other.key
-
-
-def _neg(entry: Entry) -> Any:
-    return _Neg(entry.order_key)
+        return walk_back(self.get, heads, limit=limit)

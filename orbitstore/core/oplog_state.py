@@ -136,9 +136,12 @@ def apply_queue(
     draft: Draft,
     clock_of: Callable[[Cid], int | None],
     rejected: list[Rejection],
+    *,
+    admit: Callable[[Entry], InvalidDataError | None] | None = None,
 ) -> tuple[list[Entry], list[Cid]]:
     """Apply what can be applied of ``queue`` (Rules 1-2), in the draft only: returns the
-    entries to store (parents first) and those dropped because the pending set is full."""
+    entries to store (parents first) and those dropped because the pending set is full.
+    ``admit`` (capabilities access) decides an entry once its parents are known."""
     batch: dict[Cid, int] = {}  # applied in this call -> clock
     added: list[Entry] = []
     dropped: list[Cid] = []
@@ -178,6 +181,11 @@ def apply_queue(
                 rejected,
             )
             continue
+        if admit is not None:
+            error = admit(entry)
+            if error is not None:
+                draft.reject(cid, error, rejected)
+                continue
         batch[cid] = entry.clock
         added.append(entry)
         for child in draft.release(cid):

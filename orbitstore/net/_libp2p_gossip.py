@@ -15,7 +15,9 @@ the application reads slowly. So:
 * messages are signed and verified (``strict_signing``) and their ids are content
   addressed (sha-256 of the payload), so one head announced by several replicas is
   delivered once;
-* a cheap synchronous validator refuses oversized messages on every hop;
+* a synchronous validator refuses oversized messages on every hop, and then runs the
+  subscriber's own validator (``subscribe(..., validator=)``), so a message the
+  application cannot decode is neither delivered nor forwarded;
 * :meth:`GossipService.publish` puts the message on a bounded channel (it blocks when the
   channel is full: back-pressure); one publisher task hands messages to the library only
   while every peer's outbound queue is at most half full;
@@ -51,7 +53,7 @@ from orbitstore.errors import (
     PayloadTooLargeError,
 )
 from orbitstore.net.libp2p_config import GossipConfig
-from orbitstore.net.transport import GossipHandler
+from orbitstore.net.transport import GossipHandler, GossipValidator
 
 logger = logging.getLogger("orbitstore.net.gossip")
 
@@ -68,6 +70,8 @@ class GossipStatistics:
     delivered: int
     dropped_receive_overflow: int
     refused_oversized: int
+    refused_invalid: int = 0
+    """Messages the subscriber's validator refused (or raised on)."""
     # Handler calls that raised something unexpected (a bug): logged with the sender,
     # the message is dropped, the subscription carries on.
     handler_errors: int = 0
@@ -77,6 +81,7 @@ class GossipStatistics:
 class _Topic:
     handler: GossipHandler
     cancel_scope: trio.CancelScope
+    validator: GossipValidator | None = None
 
 
 class GossipService:
@@ -116,6 +121,7 @@ class GossipService:
         self._delivered = 0
         self._dropped = 0
         self._refused = 0
+        self._invalid = 0
         self._handler_errors = 0
 
     @asynccontextmanager
@@ -141,22 +147,30 @@ class GossipService:
             delivered=self._delivered,
             dropped_receive_overflow=self._dropped,
             refused_oversized=self._refused,
+            refused_invalid=self._invalid,
             handler_errors=self._handler_errors,
         )
 
     # --- subscriptions ------------------------------------------------------------------
 
-    async def subscribe(self, topic: str, handler: GossipHandler) -> None:
+    async def subscribe(
+        self, topic: str, handler: GossipHandler, *, validator: GossipValidator | None = None
+    ) -> None:
         _check_topic(topic)
         if self._nursery is None:
             raise ClosedError("subscribe() on a closed transport")
         existing = self._topics.get(topic)
         if existing is not None:
             existing.handler = handler
+            existing.validator = validator
             return
-        self._pubsub.set_topic_validator(topic, self._validate, False)
+        state = _Topic(handler=handler, cancel_scope=trio.CancelScope(), validator=validator)
+
+        def validate(forwarder: ID, msg: rpc_pb2.Message) -> bool:
+            return self._validate(state, forwarder, msg)
+
+        self._pubsub.set_topic_validator(topic, validate, False)
         subscription = await self._pubsub.subscribe(topic)
-        state = _Topic(handler=handler, cancel_scope=trio.CancelScope())
         self._topics[topic] = state
         self._nursery.start_soon(self._drain, topic, state, subscription)
 
@@ -169,11 +183,24 @@ class GossipService:
         self._pubsub.remove_topic_validator(topic)
         await self._pubsub.unsubscribe(topic)
 
-    def _validate(self, _forwarder: ID, msg: rpc_pb2.Message) -> bool:
+    def _validate(self, state: _Topic, _forwarder: ID, msg: rpc_pb2.Message) -> bool:
+        """Runs before the library delivers or forwards ``msg`` (every hop, our own
+        publishes included)."""
         if len(msg.data) > self._config.max_message_size:
             self._refused += 1
             return False
-        return True
+        validator = state.validator
+        if validator is None:
+            return True
+        try:
+            origin = ID(msg.from_id).to_base58()
+            ok = validator(origin, bytes(msg.data))
+        except Exception as exc:  # a remote boundary: refuse the message, keep running
+            logger.warning("gossip validator raised on a message: %r", exc)
+            ok = False
+        if not ok:
+            self._invalid += 1
+        return ok
 
     async def _drain(self, topic: str, state: _Topic, subscription: object) -> None:
         """Empty the library's 32-slot channel as fast as messages arrive."""

@@ -18,7 +18,9 @@ Cancellation (``trio.fail_after`` around a call, a cancelled nursery) is safe:
   writes are shielded by :mod:`orbitstore.net._libp2p_conn`; a cut frame would corrupt
   the whole connection), then **resets the stream**: the peer's reads raise
   ``StreamResetError`` instead of taking a truncated message for a whole one, and our
-  later calls raise ``ClosedError``. The connection and its other streams carry on.
+  later calls raise ``StreamResetError`` too (the stream is broken, like trio's
+  ``BrokenResourceError``; ``ClosedError`` is only for use after our own ``close()``).
+  The connection and its other streams carry on.
 * a cancelled :meth:`Libp2pStream.receive_some` loses nothing: it waits for data
   cancellably, and only then reads (and credits the peer's Yamux window) shielded, so
   the next call returns the bytes in order.
@@ -96,13 +98,22 @@ class Libp2pStream:
         self._chunk = write_chunk_size
         self._peer: PeerId = str(stream.muxed_conn.peer_id)
         self._closed = False
+        self._broken = False  # reset by us after a cancelled send_all
         self._eof = False
 
     @property
     def remote_peer(self) -> PeerId:
         return self._peer
 
+    def _check_broken(self, what: str) -> None:
+        if self._broken:
+            raise StreamResetError(
+                f"{what}: stream to {self._peer} was reset after a cancelled send_all",
+                peer=self._peer,
+            )
+
     async def send_all(self, data: bytes) -> None:
+        self._check_broken("send_all")
         if self._closed:
             raise ClosedError("send_all() on a closed stream")
         view = memoryview(data)
@@ -113,12 +124,14 @@ class Libp2pStream:
             raise translate_stream_error(exc, "send_all", self._peer) from exc
         except trio.Cancelled:
             # Part of the data may be out: the peer must not take it for a whole message.
+            self._broken = True
             await self.reset()
             raise
 
     async def receive_some(self, max_bytes: int = 65536) -> bytes:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise InvalidValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        self._check_broken("receive_some")
         if self._eof:
             return b""
         ready = await self._wait_readable()

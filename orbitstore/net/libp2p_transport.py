@@ -86,6 +86,7 @@ from orbitstore.net.libp2p_config import (
 from orbitstore.net.transport import (
     BlockSource,
     GossipHandler,
+    GossipValidator,
     PeerHandler,
     PeerId,
     Stream,
@@ -353,9 +354,11 @@ class Libp2pTransport:
 
     # --- gossip ----------------------------------------------------------------------------------
 
-    async def subscribe(self, topic: str, handler: GossipHandler) -> None:
+    async def subscribe(
+        self, topic: str, handler: GossipHandler, *, validator: GossipValidator | None = None
+    ) -> None:
         self._check_open()
-        await self._gossip.subscribe(topic, handler)
+        await self._gossip.subscribe(topic, handler, validator=validator)
 
     async def unsubscribe(self, topic: str) -> None:
         await self._gossip.unsubscribe(topic)

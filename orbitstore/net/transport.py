@@ -56,6 +56,11 @@ class BlockSource(Protocol):
 StreamHandler = Callable[[Stream], Awaitable[None]]
 GossipHandler = Callable[[PeerId, bytes], Awaitable[None]]
 PeerHandler = Callable[[PeerId], Awaitable[None]]
+GossipValidator = Callable[[PeerId, bytes], bool]
+"""Decides, synchronously, whether a gossip message (from its origin peer) is valid.
+
+A message it refuses (returns False, or raises) is neither delivered to the topic's
+handler nor forwarded to other peers."""
 
 
 class Transport(Protocol):
@@ -86,8 +91,11 @@ class Transport(Protocol):
         """Called when a peer connects or disconnects."""
         ...
 
-    async def subscribe(self, topic: str, handler: GossipHandler) -> None:
-        """Receive gossip on ``topic`` (never our own messages)."""
+    async def subscribe(
+        self, topic: str, handler: GossipHandler, *, validator: GossipValidator | None = None
+    ) -> None:
+        """Receive gossip on ``topic`` (never our own messages). With ``validator``,
+        every message is validated before it is delivered or forwarded."""
         ...
 
     async def unsubscribe(self, topic: str) -> None: ...

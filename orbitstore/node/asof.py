@@ -36,7 +36,7 @@ from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.oplog import OpLog
 from orbitstore.errors import InvalidCidError, InvalidValueError, NotFoundError, UsageError
-from orbitstore.storage.base import NodeStore
+from orbitstore.storage.base import NodeStore, SeqLogStore
 from orbitstore.storage.query_exec import MAX_ATTACHED, SqliteQueryExecutor
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.views.base import View
@@ -134,19 +134,28 @@ def fold_image(db: Snapshottable, heads: frozenset[Cid]) -> tuple[bytes, int]:
         view = db.fresh_view(scratch)
         if view is None:
             raise UsageError(f"database {db.name!r} has no view to query as of past heads")
-        log_id = scratch.log_store(db.cid).log_id
+        log_store = scratch.log_store(db.cid)
+        log_id = log_store.log_id
         with scratch.transaction():
             batch: list[Entry] = []
             for entry in db.log.traverse(heads):
                 batch.append(entry)
                 if len(batch) >= _FOLD_BATCH:
-                    view.apply(batch, local=False)
+                    _fold(view, log_store, batch)
                     batch = []
             if batch:
-                view.apply(batch, local=False)
+                _fold(view, log_store, batch)
         return scratch.serialize(), log_id
     finally:
         scratch.close()
+
+
+def _fold(view: View, log_store: SeqLogStore, batch: list[Entry]) -> None:
+    # Views that report conflicts (keyvalue, documents) read entries back from the log of
+    # the store they live in, as in a live database: store them in the scratch log first.
+    if getattr(view, "reads_log", False):
+        log_store.add_entries(batch)
+    view.apply(batch, local=False)
 
 
 @dataclass(frozen=True, slots=True)

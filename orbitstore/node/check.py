@@ -36,6 +36,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from orbitstore.core.access import CapabilitiesAccess
+from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
@@ -300,6 +302,20 @@ def _true_heads(entries: Iterable[Entry]) -> dict[Cid, int]:
     return {e.cid: e.clock for e in entries if e.cid not in named}
 
 
+def _visible(store: NodeStore, db: Cid, manifest: Manifest, entries: list[Entry]) -> list[Entry]:
+    """The entries a view folds: under capabilities access, only the visible ones."""
+    if not isinstance(manifest.access, CapabilitiesAccess):
+        return entries
+    log_store = store.log_store(db)
+
+    def get(cid: Cid) -> Entry | None:
+        block = log_store.get_block(cid)
+        return None if block is None else Entry.from_trusted_block(cid, block)
+
+    caps = CapabilityLog(owner=manifest.access.owner, store=log_store, get_entry=get)
+    return [e for e in entries if caps.visible(e)]
+
+
 def _fold(view: View, entries: Sequence[Entry]) -> None:
     for i in range(0, len(entries), _BATCH):
         view.apply(entries[i : i + _BATCH], local=False)
@@ -315,10 +331,14 @@ def _compare_view(store: NodeStore, db: Cid, manifest: Manifest, scan: _Log) -> 
         upto = live.checkpoint()
     else:
         upto = store.get_checkpoint(db, live.name)
-    entries = [e for c, e in scan.good.items() if scan.seqs[c] <= upto]
+    entries = _visible(
+        store, db, manifest, [e for c, e in scan.good.items() if scan.seqs[c] <= upto]
+    )
     scratch = SqliteStore.in_memory()
     try:
         fresh = make_view(scratch, db, manifest)
+        if getattr(fresh, "reads_log", False):  # conflicts are read back from the log
+            scratch.log_store(db).add_entries(entries)
         _fold(fresh, entries)
         if manifest.type == "ydoc":
             from orbitstore.views.ydoc import YDocView  # pycrdt: only for ydoc databases
@@ -350,7 +370,7 @@ def _rebuild_view(store: NodeStore, db: Cid, manifest: Manifest, scan: _Log) -> 
     elif hasattr(store, "view_states"):
         store.view_states.pop((manifest.type, db), None)
     view = make_view(store, db, manifest)
-    kept = list(scan.good.values())
+    kept = _visible(store, db, manifest, list(scan.good.values()))
     with store.transaction():
         _fold(view, kept)
         seq = log_store.last_seq()

@@ -11,6 +11,7 @@ from orbitstore.errors import InvalidValueError
 from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from orbitstore.storage.sqlite import SqliteConfig
 from orbitstore.sync.frames import DEFAULT_FRAME_LIMITS, FrameLimits
+from orbitstore.sync.serve_limits import DEFAULT_SERVE_LIMITS, ServeLimits
 from orbitstore.sync.session import SessionLimits
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class ReplicationConfig:
     manifest_timeout: float = 10.0
     frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS
     session_limits: SessionLimits = field(default_factory=SessionLimits)
+    # What we serve a peer, per session and per second (see ServeLimits for defaults).
+    serve_limits: ServeLimits = DEFAULT_SERVE_LIMITS
     # A received frame of at least this many entries is verified on worker threads
     # (NodeConfig.verify_threads), so the event loop keeps reading and applying the
     # previous frame meanwhile; smaller ones are verified inline, where a thread hand-off

@@ -31,6 +31,7 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, ReceiveResult, Rejection
 from orbitstore.errors import ClosedError, InvalidValueError, UsageError
+from orbitstore.node.access import AccessMethods, visible_changes
 from orbitstore.node.query import QueryMethods
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
 from orbitstore.node.writes import Frame, NodeWrites
@@ -100,7 +101,7 @@ class DatabaseStatistics:
     subscribers: int
 
 
-class Database(QueryMethods):
+class Database(QueryMethods, AccessMethods):
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
@@ -162,6 +163,11 @@ class Database(QueryMethods):
         return self.manifest.type
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
     def log(self) -> OpLog:
         return self._log
 
@@ -174,6 +180,12 @@ class Database(QueryMethods):
 
     def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
         """Fold entries into the view (inside the caller's transaction)."""
+        if self._log.capabilities is not None:  # only visible entries (node/access.py)
+            changes = visible_changes(self, list(entries), local=local)
+            assert changes is not None
+            if self._view is not None:
+                self._checkpoint(self._store.log_store(self.cid).last_seq())
+            return changes
         if self._view is None:
             return [
                 change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
@@ -212,8 +224,12 @@ class Database(QueryMethods):
         count = 0
         with self._store.transaction():
             batch: list[Entry] = []
+            caps = self._log.capabilities
             for _, cid, block in log_store.iter_since(since):
-                batch.append(Entry.from_trusted_block(cid, block))
+                entry = Entry.from_trusted_block(cid, block)
+                if caps is not None and not caps.visible(entry):
+                    continue
+                batch.append(entry)
                 if len(batch) >= 1000:
                     self._view.apply(batch, local=False)
                     count += len(batch)
@@ -414,6 +430,32 @@ class Database(QueryMethods):
         """Entries in total order (oldest first; newest first with ``reverse``)."""
         self._check()
         return self._log.traverse(reverse=reverse, limit=limit)
+
+    @property
+    def last_seq(self) -> int:
+        """This node's arrival number (``seq``) of the newest entry of this log; 0 if
+        none. Arrival numbers only grow, and never name another entry (see
+        :meth:`changes_since`)."""
+        self._check()
+        return self._store.log_store(self.cid).last_seq()
+
+    async def changes_since(self, seq: int, *, limit: int | None = None) -> list[tuple[int, Entry]]:
+        """Committed entries that arrived on this node after arrival number ``seq``,
+        oldest arrival first (a causal order), at most ``limit``: a resumable cursor
+        (pass the last ``seq`` seen to get exactly what came after it).
+
+        Read under the node's write lock: an open batch's entries are in the store's
+        (one) connection before they commit, and a rollback frees their numbers for
+        others; waiting for the batch keeps both out of the answer."""
+        self._check()
+        async with self._lock:
+            self._check()
+            out: list[tuple[int, Entry]] = []
+            for n, cid, block in self._store.log_store(self.cid).iter_since(seq):
+                if limit is not None and len(out) >= limit:
+                    break
+                out.append((n, Entry.from_trusted_block(cid, block)))
+        return out
 
     def statistics(self) -> DatabaseStatistics:
         return DatabaseStatistics(

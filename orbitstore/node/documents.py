@@ -9,6 +9,7 @@ from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError, NotFoundError
 from orbitstore.node.database import Database
 from orbitstore.node.query import FindMethods
+from orbitstore.views.base import Conflict
 from orbitstore.views.documents import (
     DocumentsOptions,
     DocumentsView,
@@ -32,6 +33,9 @@ class Documents(FindMethods, Database):
     ``merge="document"`` (default): the last put or delete of a document wins whole.
     ``merge="field"``: every top-level field is its own last-writer-wins register, so
     concurrent patches of different fields both survive. See ``docs/types/documents.md``.
+
+    Concurrent writes that lost (of a document, or in field mode of a field) are kept as
+    conflicts (:meth:`conflicts`) until a write that has seen them supersedes them.
     """
 
     type_name: ClassVar[str] = "documents"
@@ -114,6 +118,25 @@ class Documents(FindMethods, Database):
         """The document with this id, or None (never written, or deleted)."""
         self._check()
         return self._docs.get(doc_id)
+
+    def conflicts(self, doc_id: str) -> tuple[Conflict, ...]:
+        """The writes concurrent with the visible document that lost to it, newest first:
+        whole documents (``value``; ``deleted`` for a delete) in document mode, one entry
+        per losing field write (``field``, ``value``; ``deleted`` when it left the field
+        absent) in field mode, by field. Empty when there are none. A new write of the
+        document (field mode: of the field) made after seeing them clears them."""
+        self._check()
+        return self._docs.conflicts(doc_id)
+
+    def conflicted(self, *, limit: int | None = None) -> list[str]:
+        """Ids of documents that have conflicts, by id (deleted documents included)."""
+        self._check()
+        return self._docs.conflicted(limit=limit)
+
+    def get_with_conflicts(self, doc_id: str) -> tuple[dict[str, Any] | None, tuple[Conflict, ...]]:
+        """``(get(doc_id), conflicts(doc_id))`` in one call."""
+        self._check()
+        return self._docs.get(doc_id), self._docs.conflicts(doc_id)
 
     def all(self, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Every document, by id."""

@@ -9,6 +9,7 @@ still count. Everything ends after ``ReplicationConfig.manifest_timeout``.
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import trio
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.manifest import format_address
-from orbitstore.errors import NetworkError, ProtocolError
+from orbitstore.errors import ClosedError, NetworkError, ProtocolError
 from orbitstore.net.transport import PeerId, Stream, Transport
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.sync.frames import Error, FrameDecoder, GetManifest, ManifestBlock, encode_frame
@@ -27,6 +28,7 @@ from orbitstore.sync.manifest_fetch import (
 )
 
 _READ_BYTES = 64 * 1024
+logger = logging.getLogger("orbitstore.replication")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,9 @@ class ManifestFetchReport:
     unanswered: int
     """Peers that had not answered when the manifest was found or the time ran out."""
     timeout: float
+    unexpected: int = 0
+    """Peers whose answer raised an exception we did not expect (logged; counted in
+    ``invalid`` too)."""
 
     def explain(self) -> str:
         """Why nothing was fetched, and what to do, for a NotFoundError."""
@@ -89,6 +94,7 @@ async def fetch_manifest(
                 for peer in peers:
                     nursery.start_soon(ask, peer, nursery.cancel_scope)
     counts = {kind: sum(1 for o in outcomes.values() if o == kind) for kind in _OUTCOMES}
+    counts["invalid"] += counts["unexpected"]
     return ManifestFetchReport(
         db=db,
         fetched=found[0] if found else None,
@@ -98,16 +104,29 @@ async def fetch_manifest(
         failed=counts["failed"],
         unanswered=len(peers) - len(outcomes),
         timeout=config.manifest_timeout,
+        unexpected=sum(1 for o in outcomes.values() if o == "unexpected"),
     )
 
 
-_OUTCOMES = ("not_found", "invalid", "failed")
+_OUTCOMES = ("not_found", "invalid", "failed", "unexpected")
 
 
 async def _ask(
     transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId
 ) -> ManifestFetched | str:
-    """One peer's answer: the verified manifest, or one of ``_OUTCOMES``."""
+    """One peer's answer: the verified manifest, or one of ``_OUTCOMES``. A remote
+    boundary: anything the peer's answer makes us raise is logged and ends only this
+    peer's part of the fetch."""
+    try:
+        return await _ask_one(transport, config, db, peer)
+    except Exception as exc:
+        logger.warning("unexpected error reading %s's manifest answer", peer, exc_info=exc)
+        return "unexpected"
+
+
+async def _ask_one(
+    transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId
+) -> ManifestFetched | str:
     request = ManifestRequest(db=db)
     decoder = FrameDecoder(config.frame_limits)
     try:
@@ -125,13 +144,13 @@ async def _ask(
     except ProtocolError as exc:
         if "peer_code" in exc.details:
             return "failed"
-        with trio.move_on_after(1.0), suppress(NetworkError):
+        with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
             await stream.send_all(encode_frame(Error(code=exc.code, message=str(exc)[:1024])))
         return "invalid"
     except NetworkError:
         return "failed"
     finally:
-        with suppress(NetworkError):
+        with suppress(NetworkError, ClosedError):
             await stream.close()
     result = request.result
     return result if isinstance(result, ManifestFetched) else "not_found"
@@ -143,7 +162,7 @@ async def serve_manifest_request(
     """Answer one request (``block``: the manifest if we hold the database, else None).
     Returns True when a manifest was sent."""
     answer = answer_manifest_request(request, block)
-    with trio.move_on_after(config.idle_timeout), suppress(NetworkError):
+    with trio.move_on_after(config.idle_timeout), suppress(NetworkError, ClosedError):
         await stream.send_all(encode_frame(answer))
         return isinstance(answer, ManifestBlock)
     return False

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from orbitstore.core.entry import Entry
 from orbitstore.node.database import Database
+from orbitstore.views.base import Conflict
 from orbitstore.views.keyvalue import Delete as _Delete
 from orbitstore.views.keyvalue import KeyValueView, batch_op, delete_op, put_op
 from orbitstore.views.keyvalue import Put as _Put
@@ -18,6 +19,10 @@ class KeyValue(Database):
     "Last" is the total order of operations ``(clock, writer, cid, index in entry)``,
     the same on every replica (see :mod:`orbitstore.views.keyvalue`). Writes are durable
     when they return; reads are local and never wait.
+
+    Concurrent writes that lost are kept as conflicts (:meth:`conflicts`) until a write
+    that has seen them (any new write of the key on a node that holds them) supersedes
+    them. See ``docs/types/keyvalue.md``.
     """
 
     type_name: ClassVar[str] = "keyvalue"
@@ -65,6 +70,25 @@ class KeyValue(Database):
         """The value of ``key``, or ``default`` if it is absent or deleted."""
         self._check()
         return self._kv.get(key, default)
+
+    def conflicts(self, key: str) -> tuple[Conflict, ...]:
+        """The writes of ``key`` that were concurrent with the visible value and lost to
+        it, newest first (empty when there are none). Resolve them by writing the value
+        you want (for example a merge of them): that write has seen them all, so it
+        clears them."""
+        self._check()
+        return self._kv.conflicts(key)
+
+    def conflicted(self, *, limit: int | None = None) -> list[str]:
+        """Keys that have conflicts, in key order (deleted keys included: a put that lost
+        to a delete is a conflict of the deleted key)."""
+        self._check()
+        return self._kv.conflicted(limit=limit)
+
+    def get_with_conflicts(self, key: str, default: Any = None) -> tuple[Any, tuple[Conflict, ...]]:
+        """``(get(key, default), conflicts(key))`` in one call."""
+        self._check()
+        return self._kv.get(key, default), self._kv.conflicts(key)
 
     def __contains__(self, key: object) -> bool:
         self._check()

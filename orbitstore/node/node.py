@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from orbitstore.core.access import StaticAccess
+from orbitstore.core.access import AccessController, CapabilitiesAccess, StaticAccess
+from orbitstore.core.capability_log import CapabilityLog, payload_keys
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import NONCE_LENGTH
 from orbitstore.core.identity import Identity
@@ -89,6 +90,15 @@ class Node:
         """This node's writer id (``did:key``)."""
         return self.identity.id
 
+    def _new_access(self, kind: str, write: Iterable[str] | None) -> AccessController:
+        if kind == "capabilities":
+            if write is not None:
+                raise UsageError("capabilities access takes no write list: grant rights instead")
+            return CapabilitiesAccess.of(self.id)
+        if kind != "static":
+            raise UsageError(f"access is 'static' or 'capabilities', not {kind!r:.40}")
+        return StaticAccess.of(write if write is not None else [self.id])
+
     async def open(
         self,
         name_or_address: str,
@@ -96,6 +106,7 @@ class Node:
         type: str = "log",
         write: Iterable[str] | None = None,
         meta: dict[str, object] | None = None,
+        access: str = "static",
     ) -> Database:
         """Open a database by local name (created if new) or by ``/orbitstore/<cid>``.
 
@@ -103,7 +114,9 @@ class Node:
         ``ydoc``; the handle returned is of the matching class.
 
         A new database is writable by ``write`` (writer ids, or ``["*"]`` for anyone;
-        default: only this node). Opening an address whose manifest declares another
+        default: only this node). With ``access="capabilities"`` this node's identity
+        owns the new database and grants rights with ``db.grant`` / ``db.invite``
+        (see docs/security-model.md). Opening an address whose manifest declares another
         ``type`` raises WrongDatabaseTypeError.
 
         Opening an address whose manifest this node's store lacks asks every connected
@@ -127,7 +140,7 @@ class Node:
                 manifest = Manifest(
                     name=name_or_address,
                     type=type,
-                    access=StaticAccess.of(write if write is not None else [self.id]),
+                    access=self._new_access(access, write),
                     meta=dict(meta or {}),
                 )
                 db, block = manifest.to_block()
@@ -144,7 +157,7 @@ class Node:
             )
         async with self.writes.locked():  # the log's row and the view's catch-up write
             existing = self._open.get(db)
-            if existing is not None:
+            if existing is not None and not existing._closed:  # a closed handle is reopened
                 return existing
             self._check_not_in_batch(name_or_address)
             database = self._construct(db, manifest)
@@ -168,14 +181,23 @@ class Node:
             )
 
     def _construct(self, db: Cid, manifest: Manifest) -> Database:
+        log_store = self.store.log_store(db)
         log = OpLog(
             db=db,
             access=manifest.access,
-            store=self.store.log_store(db),
+            store=log_store,
             identity=self.identity,
             limits=self.config.limits,
             nonce_source=_new_nonce,
         )
+        if isinstance(manifest.access, CapabilitiesAccess):
+            id_field = manifest.meta.get("id_field", "_id")
+            log.capabilities = CapabilityLog(
+                owner=manifest.access.owner,
+                store=log_store,
+                get_entry=log.get,
+                keys_of=lambda p: payload_keys(p, id_field if isinstance(id_field, str) else "_id"),
+            )
         cls, make_view = database_class(manifest.type)
         database = cls(
             manifest=manifest,
@@ -191,6 +213,24 @@ class Node:
         database._queries = self.queries
         self._open[db] = database
         return database
+
+    async def redeem(self, link: str, *, timeout: float = 30.0) -> Database:
+        """Open the database of an invite link and redeem the invite for this node.
+
+        With a transport, waits (up to ``timeout`` seconds) until the invite's grant
+        has been replicated here. Returns the opened database."""
+        from orbitstore.node.access import parse_invite
+
+        address, _ = parse_invite(link)
+        manifest = await self._find_manifest(parse_address(address))
+        db = await self.open(address, type=manifest.type)
+        if self.replication is not None and db.log.capabilities is not None:
+            async with db.subscribe() as changes:
+                with trio.move_on_after(timeout):
+                    while not db.can_redeem(link):
+                        await changes.__anext__()  # any change: look again
+        await db.redeem(link)
+        return db
 
     async def _find_manifest(self, db: Cid) -> Manifest:
         """The manifest from the store, or else from the connected peers (then stored)."""
@@ -242,6 +282,10 @@ class Node:
     def databases(self) -> dict[str, str]:
         """Local names and their addresses."""
         return {name: f"/orbitstore/{cid}" for name, cid in self.store.names().items()}
+
+    def open_databases(self) -> list[Database]:
+        """The databases open on this node (by name or by address), in opening order."""
+        return self._live()
 
     # -- SQL ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest
 from orbitstore.errors import InvalidValueError
 from orbitstore.storage.base import NodeStore
@@ -21,6 +22,18 @@ if TYPE_CHECKING:
 
 ViewFactory = Callable[[NodeStore, Cid, Manifest], View]
 Handler = tuple["type[Database]", ViewFactory | None]
+
+
+def _lookup(store: NodeStore, db: Cid) -> Callable[[Cid], Entry | None]:
+    """Entries of ``db``'s log in ``store``: the views that report conflicts read them
+    back (``orbitstore/views/causal.py``)."""
+    log_store = store.log_store(db)
+
+    def lookup(cid: Cid) -> Entry | None:
+        block = log_store.get_block(cid)
+        return None if block is None else Entry.from_trusted_block(cid, block)
+
+    return lookup
 
 
 def _log() -> Handler:
@@ -45,7 +58,8 @@ def _documents() -> Handler:
 
     def view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
         options = DocumentsOptions.from_meta(manifest.meta)
-        return DocumentsView(open_view_state(store, "documents", db), options)
+        state = open_view_state(store, "documents", db)
+        return DocumentsView(state, options, lookup=_lookup(store, db))
 
     return Documents, view
 
@@ -65,7 +79,7 @@ def _keyvalue() -> Handler:
     from orbitstore.views.keyvalue import KeyValueView
 
     def view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
-        return KeyValueView(open_view_state(store, "keyvalue", db))
+        return KeyValueView(open_view_state(store, "keyvalue", db), lookup=_lookup(store, db))
 
     return KeyValue, view
 

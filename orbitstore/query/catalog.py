@@ -3,10 +3,15 @@ database type, the columns it exposes and how they map onto the view tables.
 
 The physical view tables are fixed (see ``docs/query.md``)::
 
-    view_kv(log, key, value, json, clock, writer, cid, idx, deleted)
+    view_kv(log, key, value, json, clock, writer, cid, idx, deleted, arrival, conflicts,
+            conflicts_json)
     view_feed(log, clock, writer, cid, idx, ts, value, json)
-    view_documents(log, id, doc, value, clock, writer, cid, deleted)
+    view_documents(log, id, doc, value, clock, writer, cid, deleted, arrival, conflicts,
+                   conflicts_json)
     view_counter(log, total)
+
+keyvalue and documents tables have a hidden ``_conflicts`` column (JSON: the concurrent
+writes that lost, NULL when there are none): selectable by name, left out of ``*``.
 
 Every physical reference is qualified by the table alias the compiler gives each table
 (``t0``, ``t1`` ...), and every table is restricted to its own log (``log = <id>``) and to
@@ -41,6 +46,8 @@ class ColumnSpec:
     kind: ColumnKind
     #: SQL over the alias ``{t}``: the physical column(s).
     physical: str
+    #: Left out of ``SELECT *`` (named explicitly only), like SQLite's ``rowid``.
+    hidden: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +70,12 @@ class TableKind:
         return None
 
 
-def _c(name: str, kind: ColumnKind, physical: str) -> ColumnSpec:
-    return ColumnSpec(name, kind, physical)
+def _c(name: str, kind: ColumnKind, physical: str, *, hidden: bool = False) -> ColumnSpec:
+    return ColumnSpec(name, kind, physical, hidden)
+
+
+# The concurrent writes that lost to the visible value (keyvalue, documents).
+_CONFLICTS: Final = "_conflicts"
 
 
 _P, _J, _C, _B = ColumnKind.PLAIN, ColumnKind.JSON, ColumnKind.CID, ColumnKind.BIGINT
@@ -80,6 +91,7 @@ KINDS: Final[Mapping[str, TableKind]] = {
             _c("writer", _P, "{t}.writer"),
             _c("clock", _P, "{t}.clock"),
             _c("cid", _C, "{t}.cid"),
+            _c(_CONFLICTS, ColumnKind.JSON, "{t}.conflicts_json", hidden=True),
         ),
         "view_kv",
         "key",
@@ -94,6 +106,7 @@ KINDS: Final[Mapping[str, TableKind]] = {
             _c("writer", _P, "{t}.writer"),
             _c("clock", _P, "{t}.clock"),
             _c("cid", _C, "{t}.cid"),
+            _c(_CONFLICTS, ColumnKind.JSON, "{t}.conflicts_json", hidden=True),
         ),
         "view_documents",
         "id",

@@ -367,12 +367,17 @@ class _Emitter(ExpressionEmitter):
             if not isinstance(node.this, exp.Column | exp.Dot):
                 return None  # (emitting anything else could register parameters twice)
             target, text = self._json_target(node)
-            json_cols = [c for c in table.source.kind.columns if c.kind == ColumnKind.JSON]
+            # Declared indexes are on the visible JSON column, never on hidden ones.
+            json_cols = [
+                c for c in table.source.kind.columns if c.kind == ColumnKind.JSON and not c.hidden
+            ]
             if any(target == c.physical.format(t=table.alias) for c in json_cols):
                 return text
             return None
         ref = self._ref_or_none(node)
         if ref is None or ref.table is not table or ref.column.kind != ColumnKind.JSON:
+            return None
+        if ref.column.hidden:
             return None
         return path_text(ref.path)
 
@@ -503,7 +508,7 @@ class _Emitter(ExpressionEmitter):
                 raise _fail(f"unknown table {item.table!r} in {item.table}.*", item)
         if not tables:
             raise _fail("SELECT * needs a FROM", item)
-        return [_Ref(t, c, ()) for t in tables for c in t.source.kind.columns]
+        return [_Ref(t, c, ()) for t in tables for c in t.source.kind.columns if not c.hidden]
 
     def _output(self, ref: _Ref) -> tuple[str, str, str | None]:
         """SQL for a column reference in the select list, its decoder and type SQL."""

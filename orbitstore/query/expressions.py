@@ -198,7 +198,10 @@ class ExpressionEmitter:
         cols = sorted({c.name for t in tables for c in t.source.kind.columns})
         hint = ""
         json_cols = {
-            c.name for t in tables for c in t.source.kind.columns if c.kind == ColumnKind.JSON
+            c.name
+            for t in tables
+            for c in t.source.kind.columns
+            if c.kind == ColumnKind.JSON and not c.hidden
         }
         if json_cols:
             first = sorted(json_cols)[0]

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from orbitstore.core.capability_log import AclStore
 from orbitstore.core.cid import Cid
 from orbitstore.core.oplog import LogStore
 
@@ -32,8 +33,9 @@ class BlockStore(Protocol):
     def __iter__(self) -> Iterator[Cid]: ...
 
 
-class SeqLogStore(LogStore, Protocol):
-    """A log store that also numbers entries in local arrival order (``seq`` from 1)."""
+class SeqLogStore(LogStore, AclStore, Protocol):
+    """A log store that also numbers entries in local arrival order (``seq`` from 1),
+    and keeps the ACL frontiers of capabilities logs."""
 
     def last_seq(self) -> int:
         """The arrival number of the newest entry (0 when empty)."""

@@ -82,6 +82,21 @@ class MemoryLogStore:
         self._arrivals: list[Cid | None] = []  # index + 1 = seq; None: removed
         #: Set when a rollback removed entries (the store then drops the log's views).
         self.rolled_back = False
+        self._frontiers: dict[Cid, tuple[tuple[Cid, ...], bool]] = {}
+
+    def get_frontiers(self, cids: Iterable[Cid]) -> dict[Cid, tuple[Cid, ...]]:
+        got = self._frontiers
+        return {c: got[c][0] for c in cids if c in got}
+
+    def put_frontiers(self, rows: Iterable[tuple[Cid, tuple[Cid, ...], bool]]) -> None:
+        added = [c for c, _, _ in rows if c not in self._frontiers]
+        for cid, frontier, acl in rows:
+            self._frontiers.setdefault(cid, (frontier, acl))
+        if added:
+            self._blocks._journal.record(lambda: [self._frontiers.pop(c, None) for c in added])
+
+    def acl_entries(self) -> list[Cid]:
+        return [c for c, (_, acl) in self._frontiers.items() if acl]
 
     def get_clock(self, cid: Cid) -> int | None:
         return self._clocks.get(cid)
@@ -148,6 +163,9 @@ class MemoryLogStore:
             self._order,
             self._arrivals,
         )
+        fronts = {c: self._frontiers.pop(c) for c in gone if c in self._frontiers}
+        if fronts:
+            self._blocks._journal.record(lambda: self._frontiers.update(fronts))
         for cid in gone:
             del self._clocks[cid]
             self._blocks._blocks.pop(cid, None)

@@ -1,6 +1,6 @@
 """The embedded default storage: one SQLite file per node, in WAL mode.
 
-Schema (version 3)::
+Schema (version 4)::
 
     meta(key TEXT PRIMARY KEY, value)                      schema version, node facts
     blocks(id INTEGER PRIMARY KEY, cid BLOB UNIQUE, data)  every block; id = arrival order
@@ -14,6 +14,9 @@ Schema (version 3)::
     heads(log, cid, clock) PRIMARY KEY (log, cid)
     names(name TEXT PRIMARY KEY, db BLOB)                  local names of databases
     view_checkpoints(log, view, seq)                       the seq each view reflects
+    acl_frontiers(log, cid, frontier, acl) PRIMARY KEY (log, cid)
+        capabilities logs only: each entry's ACL frontier (a DAG-CBOR list of CIDs) and
+        whether it is an ACL op; INDEX (log) WHERE acl=1 loads the access graph on open
     view_*                                                 view tables (storage/views/)
 
 Why blocks have an integer key: CIDs are random, so a table keyed by CID takes every
@@ -64,7 +67,7 @@ from orbitstore.errors import (
 from orbitstore.storage.memory import check_block
 from orbitstore.storage.sqlite_errors import Connection, connect
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _log = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -87,6 +90,10 @@ CREATE TABLE IF NOT EXISTS names(name TEXT PRIMARY KEY, db BLOB NOT NULL) WITHOU
 CREATE TABLE IF NOT EXISTS view_checkpoints(
     log INTEGER NOT NULL, view TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY(log, view)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS acl_frontiers(
+    log INTEGER NOT NULL, cid BLOB NOT NULL, frontier BLOB NOT NULL, acl INTEGER NOT NULL,
+    PRIMARY KEY(log, cid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS acl_ops ON acl_frontiers(log) WHERE acl=1;
 """
 # After the migration to version 3 (the column must exist first).
 _CHILDLESS_INDEX = (
@@ -317,6 +324,38 @@ class SqliteLogStore:
         )
         return [_stored_cid(r[0]) for r in rows]
 
+    def get_frontiers(self, cids: Iterable[Cid]) -> dict[Cid, tuple[Cid, ...]]:
+        raw = [bytes(c) for c in cids]
+        conn = self._s._conn_()
+        out: dict[Cid, tuple[Cid, ...]] = {}
+        for i in range(0, len(raw), 500):
+            part = raw[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(
+                f"SELECT cid, frontier FROM acl_frontiers WHERE log=? AND cid IN ({marks})",
+                (self._id, *part),
+            ).fetchall()
+            for cid, frontier in rows:
+                out[_stored_cid(cid)] = _decode_frontier(bytes(frontier))
+        return out
+
+    def put_frontiers(self, rows: Iterable[tuple[Cid, tuple[Cid, ...], bool]]) -> None:
+        self._s._conn_().executemany(
+            "INSERT OR IGNORE INTO acl_frontiers(log, cid, frontier, acl) VALUES (?, ?, ?, ?)",
+            [(self._id, bytes(c), codec.encode(list(f)), int(a)) for c, f, a in rows],
+        )
+
+    def acl_entries(self) -> list[Cid]:
+        rows = (
+            self._s._conn_()
+            .execute(
+                "SELECT cid FROM acl_frontiers INDEXED BY acl_ops WHERE log=? AND acl=1",
+                (self._id,),
+            )
+            .fetchall()
+        )
+        return [_stored_cid(r[0]) for r in rows]
+
     def remove_entries(self, cids: Iterable[Cid]) -> int:
         """Forget entries (damaged ones and their descendants, so that sync fetches them
         again): their rows, their blocks, and ``has_child`` recomputed. The caller sets
@@ -332,6 +371,10 @@ class SqliteLogStore:
                     f"DELETE FROM entries WHERE log=? AND cid IN ({marks})", (self._id, *part)
                 )
                 removed += cur.rowcount
+                conn.execute(
+                    f"DELETE FROM acl_frontiers WHERE log=? AND cid IN ({marks})",
+                    (self._id, *part),
+                )
                 conn.execute(
                     f"DELETE FROM blocks WHERE cid IN ({marks})"
                     " AND id NOT IN (SELECT block FROM entries)",
@@ -428,6 +471,8 @@ class SqliteStore:
             conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
         elif row[0] == 2:
             _migrate_2_to_3(conn)
+        elif row[0] == 3:  # version 4 only adds acl_frontiers, created above
+            conn.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
         elif row[0] != SCHEMA_VERSION:
             raise StorageError(
                 f"{self.path} has schema version {row[0]!r}; this orbitstore reads"
@@ -648,6 +693,16 @@ def _stored_cid(raw: object) -> Cid:
     if not cid.is_block_cid:  # we store only these; a damaged one may still be well-formed
         raise StorageCorruptedError(f"a stored CID is damaged: {cid.kind} is not ours")
     return cid
+
+
+def _decode_frontier(raw: bytes) -> tuple[Cid, ...]:
+    try:
+        value = codec.decode(raw)
+    except DecodeError as exc:
+        raise StorageCorruptedError(f"a stored ACL frontier is damaged: {exc}") from exc
+    if not isinstance(value, list) or not all(isinstance(c, Cid) for c in value):
+        raise StorageCorruptedError("a stored ACL frontier is not a list of CIDs")
+    return tuple(value)
 
 
 def _migrate_2_to_3(conn: Connection) -> None:

@@ -4,7 +4,7 @@ How it works
 ============
 
 Both sides run the same machine; there is no client or server once the stream is open.
-The caller moves bytes (see :mod:`orbitstore.node.replication`); this module only decides
+The caller moves bytes (see :mod:`orbitstore.node.session_runner`); this module only decides
 what to say. It never awaits, never reads a clock, and never writes to the log: entries
 received are handed out as :class:`ApplyEntries` events for the caller to apply through
 ``Database.receive``; the caller then tells the session what the log still ``needed``.
@@ -32,15 +32,35 @@ log in total order, which is exactly what the reader's ``iter_blocks`` yields. S
 the walk and stream ``iter_blocks`` into frames as they are asked for: the first frame
 leaves at once instead of after a walk that reads and decodes every entry of the log.
 Entries appended while the stream runs may or may not be in it (announcements and the
-next anti-entropy round carry them); every CID streamed is marked known, as if walked,
-and entries the peer sent us in this session are known too, so they are not echoed back.
+next anti-entropy round carry them). Once the stream is done, everything at or below the
+last entry streamed in total order was streamed: the session keeps that *high-water*
+order key, not every CID streamed, and later walks count everything at or below it as
+known (an entry that reached our log mid-stream below the mark is then wanted by the
+peer, and sent, in the next round). Entries the peer sent
+us in this session are not echoed back while they are among the last
+``RECENT_RECEIVED`` it sent (best effort: an echo costs bandwidth, never correctness).
+
+Memory. What a session remembers does not grow with the log: *known* holds the peer's
+Hello heads and ``have`` CIDs, our heads of each round we planned and the CIDs each want
+named (each bounded by ``max_cids_per_message``), plus the high-water key — a walk
+seeded with them marks every ancestor known as it goes. The walk itself
+(:mod:`orbitstore.core.dag`) and the send queue last one round.
 
 Rule 3 — wants. Once the peer's round ended (its ``Done``) and what it sent has been
-applied, we send ``Want{cids}`` with what the log still needs and we have not asked this
-peer for yet, or ``Want{}`` (empty) when we need nothing more from it. A non-empty want
-opens a new round on the peer's side: it walks back from the wanted CIDs (marking
-everything it already sent as known) and answers with ``Entries*`` and ``Done``. At most
-``max_want_rounds`` non-empty wants are sent; after that we declare ourselves done.
+applied — every :class:`ApplyEntries` handed out before the ``Done`` was acknowledged
+with :meth:`SyncSession.entries_applied`; the session waits for that itself, so the
+caller may feed a ``Done`` as soon as it arrives — we send ``Want{cids}`` with what the
+log still needs and we have not asked this peer for yet, or ``Want{}`` (empty) when we
+need nothing more from it. A non-empty want opens a new round on the peer's side: it
+walks back from the wanted CIDs (what it already sent is known) and answers with
+``Entries*`` and ``Done``. At most ``max_want_rounds`` non-empty wants are sent; after
+that we declare ourselves done.
+
+Rule 3a — what we serve is bounded too (:mod:`orbitstore.sync.serve_limits`): more than
+``max_wants_per_session`` non-empty wants from the peer, or more than the entries or
+bytes we serve per session, is a :class:`~orbitstore.errors.ServeLimitError` — raised by
+:meth:`receive` or :meth:`next_message`; the caller sends ``Error{code: "serve_limit"}``
+and drops the session.
 
 Rule 4 — the end. The exchange is over when both sides have sent their empty ``Want``
 and every round either side opened has been closed by a ``Done``. From then on nothing
@@ -53,15 +73,16 @@ Everything that affects the state of an exchange lives in this file.
 
 from __future__ import annotations
 
-import heapq
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.dag import unknown_ancestors, walk_back
 from orbitstore.core.entry import Entry
-from orbitstore.errors import InvalidValueError, ProtocolError, UsageError
+from orbitstore.core.order import OrderKey
+from orbitstore.errors import InvalidValueError, ProtocolError, ServeLimitError, UsageError
 from orbitstore.sync.frames import (
     DEFAULT_FRAME_LIMITS,
     PROTOCOL_VERSION,
@@ -74,6 +95,11 @@ from orbitstore.sync.frames import (
     Want,
     entries_overhead,
 )
+from orbitstore.sync.serve_limits import DEFAULT_SERVE_LIMITS, ServeLimits
+
+# Entries the peer sent us that a Rule 2a stream skips (not echoed back): one full frame
+# and then some. Older ones may be echoed; the receiver drops duplicates.
+RECENT_RECEIVED = 8192
 
 
 class LogReader(Protocol):
@@ -135,23 +161,13 @@ class SessionStatistics:
     frames_received: int
     want_rounds: int
     unresolved: frozenset[Cid]
+    wants_answered: int = 0
+    known: int = 0
+    """CIDs the session remembers the peer holds (bounded, see Memory)."""
+    received_remembered: int = 0
 
 
 # --- the machine -----------------------------------------------------------------------
-
-
-def _key(entry: Entry) -> Any:
-    return _Neg(entry.order_key)
-
-
-class _Neg:
-    __slots__ = ("key",)
-
-    def __init__(self, key: tuple[int, str, bytes]) -> None:
-        self.key = key
-
-    def __lt__(self, other: _Neg) -> bool:
-        return self.key > other.key
 
 
 class SyncSession:
@@ -164,11 +180,13 @@ class SyncSession:
         db: Cid,
         frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS,
         limits: SessionLimits | None = None,
+        serve_limits: ServeLimits = DEFAULT_SERVE_LIMITS,
     ) -> None:
         self._reader = reader
         self.db = db
         self.frame_limits = frame_limits
         self.limits = limits or SessionLimits()
+        self.serve_limits = serve_limits
         self._started = False
         self._outbox: deque[Message] = deque()
         # (cid, block) to send, oldest first. The walk that plans a round has the blocks
@@ -177,15 +195,21 @@ class SyncSession:
         self._send_queue: deque[tuple[Cid, bytes]] = deque()
         # Rule 2a: the whole log, read lazily as frames are built (sent after the queue).
         self._stream: Iterator[tuple[Cid, bytes]] | None = None
+        self._last_streamed: Cid | None = None
+        self._streamed_upto: OrderKey | None = None  # the high-water key of the stream
         self._rounds_to_close = 0  # Done messages we still owe the peer
         self._peer_hello: Hello | None = None
-        self._known: set[Cid] = set()  # entries the peer holds (or we sent it)
-        self._received: set[Cid] = set()  # entries the peer sent us in this session
+        self._known: set[Cid] = set()  # seeds of the walk: the peer holds their ancestry
+        # The last RECENT_RECEIVED CIDs the peer sent (Rule 2a does not echo them).
+        self._received: OrderedDict[Cid, None] = OrderedDict()
         self._peer_dones = 0
         self._dones_expected = 1  # the peer's first round, plus one per non-empty Want
+        self._unapplied = 0  # ApplyEntries handed out and not acknowledged yet
+        self._want_pending = False  # the peer's round ended; decide once all is applied
         self._needed: frozenset[Cid] = frozenset()
         self._wanted: set[Cid] = set()
         self._want_rounds = 0
+        self._wants_answered = 0
         self._we_satisfied = False  # our empty Want is queued
         self._peer_satisfied = False
         self._failed = False
@@ -215,10 +239,17 @@ class SyncSession:
             self._failed = True
             raise
 
-    def entries_applied(self, needed: Iterable[Cid]) -> None:
-        """After applying an :class:`ApplyEntries`: what the log still misses (the CIDs
-        the caller wants from this peer)."""
+    def entries_applied(self, needed: Iterable[Cid], *, batches: int = 1) -> None:
+        """After applying ``batches`` :class:`ApplyEntries` (in the order they were
+        handed out): what the log still misses (the CIDs the caller wants from this
+        peer). A ``Done`` fed before takes effect now (Rule 3)."""
+        if batches > self._unapplied:
+            raise UsageError(f"{batches} batches applied, but {self._unapplied} were handed out")
+        self._unapplied -= batches
         self._needed = frozenset(needed)
+        if self._want_pending and not self._unapplied:
+            self._want_pending = False
+            self._decide_want()
 
     def fail(self, code: str, message: str) -> Error:
         """Abort: the Error message to send the peer (best effort)."""
@@ -231,7 +262,8 @@ class SyncSession:
     # -- outputs ------------------------------------------------------------------------
 
     def next_message(self) -> Message | None:
-        """The next message to send, or None when there is nothing to send right now."""
+        """The next message to send, or None when there is nothing to send right now.
+        Raises ServeLimitError past what we serve in a session (Rule 3a)."""
         if self._failed:
             return None
         if self._outbox:
@@ -239,6 +271,7 @@ class SyncSession:
         if self._stream is not None:
             self._top_up()
         if self._send_queue:
+            self._check_serving()
             return self._count_out(self._next_entries())
         if self._rounds_to_close:
             self._rounds_to_close -= 1
@@ -283,6 +316,9 @@ class SyncSession:
             frames_received=s["fr"],
             want_rounds=self._want_rounds,
             unresolved=self._needed if self._we_satisfied else frozenset(),
+            wants_answered=self._wants_answered,
+            known=len(self._known),
+            received_remembered=len(self._received),
         )
 
     # -- internals ----------------------------------------------------------------------
@@ -294,6 +330,19 @@ class SyncSession:
             self._stats["bs"] += message.size
         return message
 
+    def _check_serving(self) -> None:
+        limits = self.serve_limits
+        if self._stats["bs"] >= limits.max_bytes_per_session:
+            raise ServeLimitError(
+                f"served {self._stats['bs']} bytes in this session"
+                f" (limit {limits.max_bytes_per_session})"
+            )
+        if self._stats["es"] >= limits.max_entries_per_session:
+            raise ServeLimitError(
+                f"served {self._stats['es']} entries in this session"
+                f" (limit {limits.max_entries_per_session})"
+            )
+
     def _receive(self, message: Message) -> list[Event]:
         self._stats["fr"] += 1
         if isinstance(message, Error):
@@ -301,17 +350,8 @@ class SyncSession:
                 f"peer aborted the sync: {message.code}: {message.message}",
                 peer_code=message.code,
             )
-        hello = self._peer_hello
-        if hello is None:
-            if not isinstance(message, Hello):
-                raise ProtocolError(f"expected hello, got {type(message).__name__.lower()}")
-            if message.v != PROTOCOL_VERSION:
-                raise ProtocolError(f"peer speaks sync protocol v{message.v}, we speak v1")
-            if message.db != self.db:
-                raise ProtocolError(f"peer said hello for database {message.db}, not {self.db}")
-            self._peer_hello = message
-            self._on_hello(message)
-            return [PeerHeads(frozenset(message.heads))]
+        if self._peer_hello is None:
+            return self._receive_hello(message)
         if isinstance(message, Hello):
             raise ProtocolError("peer sent a second hello")
         if isinstance(message, Entries):
@@ -319,26 +359,58 @@ class SyncSession:
                 raise ProtocolError("peer sent entries outside of a round")
             self._stats["er"] += len(message.blocks)
             self._stats["br"] += message.size
-            # The peer holds what it sends: never stream it back (Rule 2a). Kept apart
-            # from _known, whose entries seed every later walk.
-            self._received.update(cid for cid, _ in message.blocks)
-            return [ApplyEntries(message.blocks)] if message.blocks else []
+            self._remember_received(message.blocks)
+            if not message.blocks:
+                return []
+            self._unapplied += 1
+            return [ApplyEntries(message.blocks)]
         if isinstance(message, Done):
             if self._peer_dones >= self._dones_expected:
                 raise ProtocolError("peer sent done without an open round")
             self._peer_dones += 1
             if self._peer_dones == self._dones_expected:
-                self._decide_want()
+                if self._unapplied:
+                    self._want_pending = True
+                else:
+                    self._decide_want()
             return []
         if isinstance(message, Want):
-            if self._peer_satisfied:
-                raise ProtocolError("peer sent a want after saying it wants nothing more")
-            if not message.cids:
-                self._peer_satisfied = True
-                return []
-            self._answer_want(message.cids)
+            self._receive_want(message)
             return []
         raise ProtocolError(f"unexpected {type(message).__name__} message in a sync exchange")
+
+    def _receive_hello(self, message: Message) -> list[Event]:
+        if not isinstance(message, Hello):
+            raise ProtocolError(f"expected hello, got {type(message).__name__.lower()}")
+        if message.v != PROTOCOL_VERSION:
+            raise ProtocolError(f"peer speaks sync protocol v{message.v}, we speak v1")
+        if message.db != self.db:
+            raise ProtocolError(f"peer said hello for database {message.db}, not {self.db}")
+        self._peer_hello = message
+        self._on_hello(message)
+        return [PeerHeads(frozenset(message.heads))]
+
+    def _receive_want(self, message: Want) -> None:
+        if self._peer_satisfied:
+            raise ProtocolError("peer sent a want after saying it wants nothing more")
+        if not message.cids:
+            self._peer_satisfied = True
+            return
+        self._wants_answered += 1
+        if self._wants_answered > self.serve_limits.max_wants_per_session:
+            raise ServeLimitError(
+                f"peer sent more than {self.serve_limits.max_wants_per_session}"
+                " non-empty wants in one session"
+            )
+        self._answer_want(message.cids)
+
+    def _remember_received(self, blocks: Iterable[tuple[Cid, bytes]]) -> None:
+        # The peer holds what it sends: never stream it back (Rule 2a).
+        received = self._received
+        for cid, _ in blocks:
+            received[cid] = None
+        while len(received) > RECENT_RECEIVED:
+            received.popitem(last=False)
 
     def _sample(self, heads: list[Cid]) -> tuple[Cid, ...]:
         if not self.limits.have_samples or not heads:
@@ -346,38 +418,20 @@ class SyncSession:
         want = {(1 << i) for i in range(self.limits.have_samples)}
         last = max(want)
         out: list[Cid] = []
-        for position, entry in enumerate(self._walk(heads), start=0):
+        for position, entry in enumerate(walk_back(self._reader.get, heads)):
             if position in want:
                 out.append(entry.cid)
             if position >= last:
                 break
         return tuple(sorted(out))
 
-    def _walk(self, starts: Iterable[Cid]) -> Iterable[Entry]:
-        heap: list[tuple[Any, Entry]] = []
-        seen: set[Cid] = set()
-        for cid in starts:
-            if cid not in seen:
-                seen.add(cid)
-                entry = self._reader.get(cid)
-                if entry is not None:
-                    heapq.heappush(heap, (_key(entry), entry))
-        while heap:
-            _, entry = heapq.heappop(heap)
-            yield entry
-            for parent in entry.next:
-                if parent not in seen:
-                    seen.add(parent)
-                    p = self._reader.get(parent)
-                    if p is not None:
-                        heapq.heappush(heap, (_key(p), p))
-
     def _on_hello(self, hello: Hello) -> None:
-        for cid in (*hello.heads, *hello.have):
-            self._known.add(cid)
+        self._known.update(hello.heads)
+        self._known.update(hello.have)
         reader = self._reader
+        heads = sorted(reader.heads)
         if any(reader.get(cid) is not None for cid in self._known):
-            self._plan(sorted(reader.heads))
+            self._plan(heads)
         else:  # Rule 2a: nothing in common, so the walk would queue the whole log
             self._stream = reader.iter_blocks()
         self._rounds_to_close += 1
@@ -392,17 +446,19 @@ class SyncSession:
         if len(queue) > limits.max_blocks_per_frame:
             return
         size = sum(entries_overhead(len(block)) for _, block in queue)
-        known = self._known
         received = self._received
         for cid, block in stream:
+            self._last_streamed = cid
             if cid in received:  # the peer sent it to us in this session
                 continue
             queue.append((cid, block))
-            known.add(cid)
             size += entries_overhead(len(block))
             if size > limits.target_frame_bytes or len(queue) > limits.max_blocks_per_frame:
                 return
         self._stream = None
+        last = self._reader.get(self._last_streamed) if self._last_streamed else None
+        if last is not None:  # everything up to it in total order was streamed
+            self._streamed_upto = last.order_key
 
     def _answer_want(self, cids: tuple[Cid, ...]) -> None:
         self._plan(sorted(set(cids)), wanted=True)
@@ -410,46 +466,17 @@ class SyncSession:
 
     def _plan(self, starts: list[Cid], *, wanted: bool = False) -> None:
         """Queue, oldest first, every ancestor of ``starts`` the peer is not known to
-        hold (the walk of Rule 2)."""
-        reader = self._reader
-        known = self._known
-        heap: list[tuple[Any, Entry]] = []
-        mark: dict[Cid, bool] = {}  # cid -> known to the peer
-        forced = set(starts) if wanted else set()  # the peer says it lacks these
-        unknown = 0
-
-        def push(entry: Entry, is_known: bool) -> None:
-            nonlocal unknown
-            mark[entry.cid] = is_known
-            heapq.heappush(heap, (_key(entry), entry))
-            if not is_known:
-                unknown += 1
-
-        for cid in (*starts, *(c for c in known if c not in starts)):
-            if cid in mark:
-                continue
-            entry = reader.get(cid)
-            if entry is not None:
-                push(entry, cid in known and cid not in forced)
-        found: list[tuple[Cid, bytes]] = []
-        while heap and unknown:
-            _, entry = heapq.heappop(heap)
-            is_known = mark[entry.cid]
-            if not is_known:
-                unknown -= 1
-                found.append((entry.cid, entry.block))
-                known.add(entry.cid)  # we are sending it
-            for parent in entry.next:
-                state = mark.get(parent)
-                if state is None:
-                    p = reader.get(parent)
-                    if p is not None:
-                        push(p, is_known or parent in known)
-                elif is_known and not state and parent not in forced:
-                    mark[parent] = True
-                    unknown -= 1
-        found.reverse()
-        self._send_queue.extend(found)
+        hold (the walk of Rule 2); then the peer will hold ``starts`` and their
+        ancestry, so they become seeds of later walks."""
+        found = unknown_ancestors(
+            self._reader.get,
+            starts,
+            self._known,
+            forced=frozenset(starts) if wanted else frozenset(),
+            known_upto=self._streamed_upto,
+        )
+        self._send_queue.extend((entry.cid, entry.block) for entry in found)
+        self._known.update(starts)
 
     def _next_entries(self) -> Entries:
         limits = self.frame_limits

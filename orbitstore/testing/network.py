@@ -44,6 +44,7 @@ from orbitstore.errors import (
 )
 from orbitstore.net.transport import (
     GossipHandler,
+    GossipValidator,
     PeerHandler,
     PeerId,
     StreamHandler,
@@ -170,6 +171,9 @@ class MemoryTransport:
         self._on_connect: PeerHandler | None = None
         self._on_disconnect: PeerHandler | None = None
         self._topics: dict[str, GossipHandler] = {}
+        self._validators: dict[str, GossipValidator] = {}
+        #: Gossip messages our validators refused (or that made them raise).
+        self.gossip_rejected = 0
         self._streams: set[MemoryStream] = set()
         self.alive = True
 
@@ -206,13 +210,20 @@ class MemoryTransport:
         self._on_connect = connected
         self._on_disconnect = disconnected
 
-    async def subscribe(self, topic: str, handler: GossipHandler) -> None:
+    async def subscribe(
+        self, topic: str, handler: GossipHandler, *, validator: GossipValidator | None = None
+    ) -> None:
         self._check()
         self._topics[topic] = handler
+        if validator is None:
+            self._validators.pop(topic, None)
+        else:
+            self._validators[topic] = validator
         await trio.lowlevel.checkpoint()
 
     async def unsubscribe(self, topic: str) -> None:
         self._topics.pop(topic, None)
+        self._validators.pop(topic, None)
         await trio.lowlevel.checkpoint()
 
     async def publish(self, topic: str, data: bytes) -> None:
@@ -221,6 +232,20 @@ class MemoryTransport:
         self._net._publish(self._peer_id, topic, bytes(data))
 
     # -- internals ------------------------------------------------------------------------
+
+    def _valid(self, topic: str, origin: PeerId, data: bytes) -> bool:
+        """Like libp2p's topic validators: a refused message is never delivered (this
+        network does not forward gossip, so it is not forwarded either)."""
+        validator = self._validators.get(topic)
+        if validator is None:
+            return True
+        try:
+            ok = validator(origin, data)
+        except Exception:  # libp2p treats a raising validator as a refusal
+            ok = False
+        if not ok:
+            self.gossip_rejected += 1
+        return ok
 
     def _check(self) -> None:
         if not self.alive:
@@ -407,4 +432,5 @@ class MemoryNetwork:
         if handler is None or not self.reachable(sender, t.peer_id):
             self.gossip_dropped += 1
             return
-        await handler(sender, data)
+        if t._valid(topic, sender, data):
+            await handler(sender, data)

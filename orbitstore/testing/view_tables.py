@@ -17,12 +17,14 @@ from orbitstore.storage.sqlite import SqliteStore
 TABLES = """
 CREATE TABLE IF NOT EXISTS view_kv(log INTEGER, key TEXT, value BLOB, json TEXT,
     clock INTEGER, writer TEXT, cid BLOB, idx INTEGER, deleted INTEGER,
+    arrival INTEGER NOT NULL DEFAULT 0, conflicts BLOB, conflicts_json TEXT,
     PRIMARY KEY(log, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS view_feed(log INTEGER, clock INTEGER, writer TEXT, cid BLOB,
     idx INTEGER, ts INTEGER, value BLOB, json TEXT,
     PRIMARY KEY(log, clock, writer, cid, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS view_documents(log INTEGER, id TEXT, doc TEXT, value BLOB,
     clock INTEGER, writer TEXT, cid BLOB, deleted INTEGER,
+    arrival INTEGER NOT NULL DEFAULT 0, conflicts BLOB, conflicts_json TEXT,
     PRIMARY KEY(log, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS view_counter(log INTEGER PRIMARY KEY, total TEXT NOT NULL);
 """
@@ -66,7 +68,9 @@ class Tables:
             )  # fmt: skip
         with self.store.transaction():
             self.conn.executemany(
-                "INSERT OR REPLACE INTO view_documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT OR REPLACE INTO view_documents(log, id, doc, value, clock, writer, cid,"
+                " deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
 
     def delete_doc(self, name: str, doc_id: str) -> None:
@@ -85,7 +89,9 @@ class Tables:
         rows += [(log, k, None, None, 99, WRITER, bytes(fake_cid(k)), 0, 1) for k in deleted]
         with self.store.transaction():
             self.conn.executemany(
-                "INSERT OR REPLACE INTO view_kv VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT OR REPLACE INTO view_kv(log, key, value, json, clock, writer, cid, idx,"
+                " deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
 
     def put_feed(self, name: str, values: Iterable[Any]) -> None:

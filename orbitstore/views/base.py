@@ -40,11 +40,36 @@ from orbitstore.core.entry import Entry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Conflict:
+    """A concurrent write that lost to the visible value of a register (a keyvalue key,
+    a document, or in field mode one field of a document).
+
+    ``value`` is what it wrote (None when ``deleted``: it deleted the key or document, or
+    in field mode left the field absent); ``cid``, ``writer`` and ``clock`` name its
+    entry; ``field`` is the document field in field mode, else None. A write that the
+    winner's writer had seen is never a conflict: only writes concurrent with it are.
+    """
+
+    value: Any
+    deleted: bool
+    cid: Cid
+    writer: str
+    clock: int
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Change:
     """One visible change, as delivered to subscribers of a database.
 
     ``kind`` is one of ``"append"`` (log), ``"add"`` (feed), ``"put"``/``"delete"``
-    (keyvalue, documents), ``"increment"`` (counter), ``"update"`` (ydoc).
+    (keyvalue, documents), ``"increment"`` (counter), ``"update"`` (ydoc), and
+    ``"conflict"`` (keyvalue, documents) when only the set of concurrent values of a
+    key or document changed: ``value`` is then the unchanged visible value.
+
+    ``conflicts`` (keyvalue, documents) are the concurrent writes that lost to the
+    visible value after this change, newest first; empty when there are none (a
+    ``"conflict"`` change with no conflicts says a merge cleared them).
     """
 
     kind: str
@@ -54,6 +79,7 @@ class Change:
     writer: str
     clock: int
     local: bool = True
+    conflicts: tuple[Conflict, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +116,13 @@ class SnapshotView(View, Protocol):
 
 
 def change_for(
-    entry: Entry, kind: str, *, key: Any = None, value: Any = None, local: bool
+    entry: Entry,
+    kind: str,
+    *,
+    key: Any = None,
+    value: Any = None,
+    local: bool,
+    conflicts: tuple[Conflict, ...] = (),
 ) -> Change:
     return Change(
         kind=kind,
@@ -100,4 +132,5 @@ def change_for(
         writer=entry.writer,
         clock=entry.clock,
         local=local,
+        conflicts=conflicts,
     )

@@ -44,226 +44,87 @@ only when the visible document changed.
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol, TypeAlias
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, TypeAlias
 
 from orbitstore.core import codec
 from orbitstore.core.entry import Entry
 from orbitstore.core.order import OrderKey
 from orbitstore.errors import InvalidValueError
-from orbitstore.views.base import Change, change_for
+from orbitstore.views.base import Change, Conflict, change_for
+from orbitstore.views.causal import (
+    CausalState,
+    CausalTracker,
+    EntryLookup,
+    Member,
+    Step,
+    conflicts_json,
+    newest_first,
+    prune,
+)
+from orbitstore.views.document_conflicts import DocumentConflicts
+from orbitstore.views.document_ops import (
+    DEFAULT_ID_FIELD,
+    MAX_ID_CHARS,
+    MAX_INDEXES,
+    WHERE_OPS,
+    DocumentsOptions,
+    MergeMode,
+    OpKey,
+    WhereValue,
+    _Del,
+    _Op,
+    _Patch,
+    _Put,
+    batch_op,
+    check_id,
+    check_path,
+    check_where,
+    delete_op,
+    parse_ops,
+    patch_op,
+    put_op,
+)
 
-MAX_ID_CHARS: Final = 1024
-MAX_INDEXES: Final = 32
-DEFAULT_ID_FIELD: Final = "_id"
-WHERE_OPS: Final = ("=", "!=", "<", "<=", ">", ">=")
-_SEGMENT: Final = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
-_PATH_RE: Final = re.compile(rf"^{_SEGMENT}(\.{_SEGMENT}){{0,7}}$")
-_OPTIONS: Final = frozenset({"id_field", "merge", "indexes"})
-
-OpKey: TypeAlias = tuple[int, str, bytes, int]
-"""``(clock, writer, cid bytes, op index)``: the order of ops."""
-
-MergeMode: TypeAlias = Literal["document", "field"]
-WhereValue: TypeAlias = str | int | float
-
-
-# --- options and validation (pure; used by the handle before anything is written) -------
-
-
-def check_id(value: object) -> str:
-    """``value`` if it is a valid document id, else InvalidValueError."""
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS:
-        raise InvalidValueError(
-            f"a document id is a string of 1 to {MAX_ID_CHARS} characters, not {value!r:.60}"
-        )
-    return value
-
-
-def check_path(path: object) -> str:
-    """A dotted field path for an index or a query: ``age``, ``address.city``."""
-    if not isinstance(path, str) or not _PATH_RE.match(path):
-        raise InvalidValueError(
-            f"a field path is up to 8 dot-separated names of letters, digits and '_'"
-            f" (not starting with a digit): {path!r:.80}"
-        )
-    return path
-
-
-def check_where(path: object, op: object, value: object) -> None:
-    """InvalidValueError unless ``(path, op, value)`` is a query :meth:`where` takes."""
-    check_path(path)
-    if op not in WHERE_OPS:
-        raise InvalidValueError(f"where: the operator is one of {list(WHERE_OPS)}, not {op!r:.20}")
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise InvalidValueError(f"where: the value is a string or a number, not {value!r:.40}")
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
-        raise InvalidValueError("where: integers are 64-bit")
-    if isinstance(value, float) and math.isnan(value):
-        raise InvalidValueError("where: NaN matches nothing")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DocumentsOptions:
-    """The documents options kept in a manifest's ``meta``."""
-
-    id_field: str = DEFAULT_ID_FIELD
-    merge: MergeMode = "document"
-    indexes: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.id_field, str) or not 1 <= len(self.id_field) <= 256:
-            raise InvalidValueError("id_field is a field name of 1 to 256 characters")
-        if self.merge not in ("document", "field"):
-            raise InvalidValueError(f"merge is 'document' or 'field', not {self.merge!r:.40}")
-        if not isinstance(self.indexes, tuple):
-            raise InvalidValueError("indexes is a list of field paths")
-        for path in self.indexes:
-            check_path(path)
-        if len(set(self.indexes)) != len(self.indexes) or len(self.indexes) > MAX_INDEXES:
-            raise InvalidValueError(f"indexes: up to {MAX_INDEXES} distinct field paths")
-
-    @classmethod
-    def from_meta(cls, meta: Mapping[str, Any]) -> DocumentsOptions:
-        unknown = set(meta) - _OPTIONS
-        if unknown:
-            raise InvalidValueError(
-                f"unknown documents options {sorted(unknown)}; known: {sorted(_OPTIONS)}"
-            )
-        indexes = meta.get("indexes", [])
-        if not isinstance(indexes, list):
-            raise InvalidValueError("indexes is a list of field paths")
-        return cls(
-            id_field=meta.get("id_field", DEFAULT_ID_FIELD),
-            merge=meta.get("merge", "document"),
-            indexes=tuple(indexes),
-        )
-
-
-def _check_doc(doc: object, id_field: str) -> str:
-    if not isinstance(doc, dict):
-        raise InvalidValueError(f"a document is a map, not {type(doc).__name__}")
-    if id_field not in doc:
-        raise InvalidValueError(f"the document has no id field {id_field!r}")
-    return check_id(doc[id_field])
-
-
-def put_op(doc: object, *, id_field: str) -> dict[str, Any]:
-    """The payload that puts ``doc``; InvalidValueError if it is not a document."""
-    _check_doc(doc, id_field)
-    assert isinstance(doc, dict)
-    codec.encode(doc)  # InvalidValueError for values DAG-CBOR cannot hold
-    return {"op": "put", "doc": doc}
-
-
-def delete_op(doc_id: object) -> dict[str, Any]:
-    return {"op": "del", "id": check_id(doc_id)}
-
-
-def patch_op(
-    doc_id: object, *, set: Mapping[str, Any], unset: Iterable[str], id_field: str
-) -> dict[str, Any]:
-    """The payload of a field-mode patch; InvalidValueError on bad fields."""
-    check_id(doc_id)
-    if not isinstance(set, Mapping):
-        raise InvalidValueError("patch 'set' is a map of field names to values")
-    if isinstance(unset, str | bytes):
-        raise InvalidValueError("patch 'unset' is a list of field names, not one string")
-    to_set = dict(set)
-    to_unset = sorted({*unset})
-    for name in (*to_set, *to_unset):
-        if not isinstance(name, str):
-            raise InvalidValueError(f"field names are strings, not {name!r:.40}")
-        if name == id_field:
-            raise InvalidValueError(f"a patch cannot change the id field {id_field!r}")
-    if to_set.keys() & {*to_unset}:
-        raise InvalidValueError("a field cannot be both set and unset in one patch")
-    if not to_set and not to_unset:
-        raise InvalidValueError("a patch sets or unsets at least one field")
-    codec.encode(to_set)
-    return {"op": "patch", "id": doc_id, "set": to_set, "unset": to_unset}
-
-
-def batch_op(ops: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {"op": "batch", "ops": list(ops)}
-
-
-# --- parsing ops from entries (foreign data: never raises, returns None) ----------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Put:
-    id: str
-    doc: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Del:
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Patch:
-    id: str
-    set: dict[str, Any]
-    unset: tuple[str, ...]
-
-
-_Op: TypeAlias = _Put | _Del | _Patch
-
-
-def _parse_one(raw: Any, id_field: str) -> _Op | None:
-    if not isinstance(raw, dict):
-        return None
-    kind = raw.get("op")
-    try:
-        if kind == "put" and raw.keys() == {"op", "doc"}:
-            return _Put(_check_doc(raw["doc"], id_field), raw["doc"])
-        if kind == "del" and raw.keys() == {"op", "id"}:
-            return _Del(check_id(raw["id"]))
-        if kind == "patch" and raw.keys() == {"op", "id", "set", "unset"}:
-            doc_id, to_set, to_unset = check_id(raw["id"]), raw["set"], raw["unset"]
-            if not isinstance(to_set, dict) or not isinstance(to_unset, list):
-                return None
-            if not all(isinstance(f, str) and f != id_field for f in to_unset):
-                return None
-            if id_field in to_set or to_set.keys() & {*to_unset}:
-                return None
-            if not to_set and not to_unset:
-                return None
-            return _Patch(doc_id, to_set, tuple(to_unset))
-    except InvalidValueError:
-        return None
-    return None
-
-
-def parse_ops(payload: Any, id_field: str) -> list[_Op]:
-    """The ops of an entry payload, or ``[]`` when it is not a valid documents op."""
-    if isinstance(payload, dict) and payload.get("op") == "batch":
-        raw_ops = payload.get("ops")
-        if payload.keys() != {"op", "ops"} or not isinstance(raw_ops, list):
-            return []
-        ops: list[_Op] = []
-        for raw in raw_ops:
-            op = _parse_one(raw, id_field)
-            if op is None:
-                return []  # a batch is all or nothing
-            ops.append(op)
-        return ops
-    single = _parse_one(payload, id_field)
-    return [] if single is None else [single]
-
+__all__ = [  # the op helpers live in document_ops; this module re-exports them
+    "DEFAULT_ID_FIELD",
+    "DocumentsOptions",
+    "DocumentsState",
+    "DocumentsView",
+    "FieldRegisters",
+    "MAX_ID_CHARS",
+    "MAX_INDEXES",
+    "MergeMode",
+    "OpKey",
+    "Register",
+    "RowWrite",
+    "WHERE_OPS",
+    "WhereValue",
+    "batch_op",
+    "check_id",
+    "check_path",
+    "check_where",
+    "delete_op",
+    "parse_ops",
+    "patch_op",
+    "put_op",
+]
 
 # --- state ---------------------------------------------------------------------------------
 
 FieldRegisters: TypeAlias = dict[str, tuple[OpKey, bool, Any]]
 """Field mode: field name -> (op key of its latest write, present?, value)."""
 
+Register: TypeAlias = tuple[OrderKey, bytes | None, int, bytes | None, str | None]
+"""A row: order key, value, the winner's arrival, conflict bookkeeping, its JSON."""
 
-class DocumentsState(Protocol):
+RowWrite: TypeAlias = tuple[
+    str, OrderKey, bytes | None, dict[str, Any] | None, int, bytes | None, str | None
+]
+"""A row to write: id, order key, value, decoded doc, arrival, bookkeeping, JSON."""
+
+
+class DocumentsState(CausalState, Protocol):
     """Where the documents view keeps its state (SQLite or memory). Values cross this
     interface as plain tuples so storage never imports this module."""
 
@@ -272,20 +133,21 @@ class DocumentsState(Protocol):
         """The order key and DAG-CBOR value (None: deleted) of a document's row."""
         ...
 
-    def set_row(
-        self, doc_id: str, key: OrderKey, value: bytes | None, doc: dict[str, Any] | None
-    ) -> None:
-        """Write a row; ``doc`` is the decoded ``value`` (for the JSON column)."""
+    def get_registers(self, doc_ids: Iterable[str]) -> dict[str, Register]:
+        """Rows with their conflict bookkeeping, for many ids (absent ids left out)."""
         ...
 
-    def get_rows(self, doc_ids: Iterable[str]) -> dict[str, tuple[OrderKey, bytes | None]]:
-        """:meth:`get_row` for many ids at once (absent ids are left out)."""
+    def set_rows(self, rows: Iterable[RowWrite]) -> None:
+        """Insert or replace rows; each ``doc`` is the decoded ``value`` (for the JSON
+        column), with the winner's arrival, the conflict bookkeeping and its JSON."""
         ...
 
-    def set_rows(
-        self, rows: Iterable[tuple[str, OrderKey, bytes | None, dict[str, Any] | None]]
-    ) -> None:
-        """:meth:`set_row` for many rows at once."""
+    def set_conflicts(self, doc_id: str, conflicts: bytes | None, text: str | None) -> None:
+        """Replace the conflict bookkeeping of an existing row."""
+        ...
+
+    def conflicted(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids (deleted ones included) that have conflicts, by id."""
         ...
 
     # field mode registers
@@ -324,11 +186,20 @@ def _order(key: OpKey) -> OrderKey:
 
 
 class DocumentsView:
-    name = "documents"
+    """Folds documents ops into a :class:`DocumentsState` (see the module docstring).
+    ``lookup`` reads entries of the log (to tell concurrent writes from superseded ones)."""
 
-    def __init__(self, state: DocumentsState, options: DocumentsOptions) -> None:
+    name = "documents"
+    #: It reads entries back from its log (``lookup``): AS OF snapshots must hold them.
+    reads_log = True
+
+    def __init__(
+        self, state: DocumentsState, options: DocumentsOptions, *, lookup: EntryLookup
+    ) -> None:
         self._state = state
         self.options = options
+        self._causal = CausalTracker(state, lookup)
+        self._conflicts = DocumentConflicts(options.id_field, lookup)
         for path in options.indexes:
             state.create_index(path)
 
@@ -339,46 +210,77 @@ class DocumentsView:
     def apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
         changes: list[Change] = []
         field_mode = self.options.merge == "field"
+        self._causal.begin()
         for entry in entries:
+            step = self._causal.step(entry)  # every entry: it moves the heads
             ops = parse_ops(entry.payload, self.options.id_field)
             if not ops:
                 continue
             if field_mode:
                 for index, op in enumerate(ops):
-                    key: OpKey = (entry.clock, entry.writer, bytes(entry.cid), index)
-                    done = self._apply_field(op, key)
+                    done = self._apply_field(step, op, index, local=local)
                     if done is not None:
-                        changes.append(_change(entry, *done, local=local))
+                        changes.append(done)
             else:
-                for doc_id, doc in self._apply_document(entry, ops):
-                    changes.append(_change(entry, doc_id, doc, local=local))
+                changes.extend(self._apply_document(step, ops, local=local))
+        self._causal.end()
         return changes
 
-    # Rule 1
-    def _apply_document(self, entry: Entry, ops: list[_Op]) -> list[tuple[str, Any]]:
-        key = entry.order_key
-        rows = self._state.get_rows({op.id for op in ops})
-        written: dict[str, tuple[str, OrderKey, bytes | None, dict[str, Any] | None]] = {}
-        changed: list[tuple[str, Any]] = []
-        # Ops of one entry are applied in index order, so an equal (clock, writer, cid)
-        # is an earlier op of the same batch: the later op wins.
-        for op in ops:
-            if isinstance(op, _Patch):
-                continue
-            row = rows.get(op.id)
-            if row is not None and row[0] > key:
+    # Rule 1 and rule 4 (document mode)
+    def _apply_document(self, step: Step, ops: list[_Op], *, local: bool) -> list[Change]:
+        entry = step.entry
+        # Within an entry a later op on an id supersedes an earlier one.
+        last = {op.id: (i, op) for i, op in enumerate(ops) if not isinstance(op, _Patch)}
+        registers = self._state.get_registers(last)
+        conflicts = self._conflicts
+        written: list[RowWrite] = []
+        changes: list[Change] = []
+        for doc_id, (_, op) in sorted(last.items(), key=lambda t: t[1][0]):
+            register = registers.get(doc_id)
+            new = step.member(0)  # one member per entry and document
+            old_losers: list[Member] = []
+            members: list[Member] = []
+            if register is not None:
+                old_losers = conflicts.decode_losers(register[3])
+                members = [Member((*register[0], 0), register[2]), *old_losers]
+            kept = [*prune(members, step), new]
+            top = max(kept, key=lambda m: m.stamp)
+            losers = newest_first(m for m in kept if m is not top)
+            rendered = conflicts.render_documents(doc_id, losers)
+            blob, text = conflicts.encode_losers(losers), conflicts_json(rendered)
+            if top is not new:  # an older op loses; here it is concurrent with the winner
+                assert register is not None
+                self._state.set_conflicts(doc_id, blob, text)
+                current = None if register[1] is None else codec.decode(register[1])
+                changes.append(
+                    change_for(
+                        entry,
+                        "conflict",
+                        key=doc_id,
+                        value=current,
+                        local=local,
+                        conflicts=rendered,
+                    )
+                )
                 continue
             doc = op.doc if isinstance(op, _Put) else None
             value = None if doc is None else codec.encode(doc)
-            rows[op.id] = (key, value)
-            written[op.id] = (op.id, key, value, doc)
-            if (None if row is None else row[1]) != value:
-                changed.append((op.id, doc))
-        self._state.set_rows(written.values())
-        return changed
+            written.append((doc_id, entry.order_key, value, doc, new.arrival, blob, text))
+            if (None if register is None else register[1]) != value:
+                kind = "delete" if doc is None else "put"
+            elif set(losers) != set(old_losers):
+                kind = "conflict"
+            else:
+                continue
+            changes.append(
+                change_for(entry, kind, key=doc_id, value=doc, local=local, conflicts=rendered)
+            )
+        self._state.set_rows(written)
+        return changes
 
-    # Rule 2
-    def _apply_field(self, op: _Op, key: OpKey) -> tuple[str, Any] | None:
+    # Rule 2 and rule 4 (field mode)
+    def _apply_field(self, step: Step, op: _Op, index: int, *, local: bool) -> Change | None:
+        key: OpKey = (step.entry.clock, step.entry.writer, bytes(step.entry.cid), index)
         clear, fields = self._state.get_fields(op.id)
         if isinstance(op, _Put | _Del) and (clear is None or clear < key):
             clear = key
@@ -395,11 +297,34 @@ class DocumentsView:
         if clear is not None:
             fields = {n: r for n, r in fields.items() if r[0] >= clear}
         self._state.set_fields(op.id, clear, fields)
-        return self._materialize(op.id, clear, fields)
+        register = self._state.get_registers([op.id]).get(op.id)
+        conflicts = self._conflicts
+        maximal = conflicts.field_write(
+            conflicts.decode_fields(None if register is None else register[3]), step, op, index
+        )
+        rendered = conflicts.render_fields(maximal)
+        text = conflicts_json(rendered)
+        doc, changed = self._materialize(
+            op.id, clear, fields, register, conflicts.encode_fields(maximal), text
+        )
+        if changed:
+            kind = "delete" if doc is None else "put"
+        elif text != (None if register is None else register[4]):
+            kind = "conflict"
+        else:
+            return None
+        return change_for(step.entry, kind, key=op.id, value=doc, local=local, conflicts=rendered)
 
-    def _materialize(
-        self, doc_id: str, clear: OpKey | None, fields: FieldRegisters
-    ) -> tuple[str, Any] | None:
+    def _materialize(  # noqa: PLR0917 - private, called once
+        self,
+        doc_id: str,
+        clear: OpKey | None,
+        fields: FieldRegisters,
+        register: Register | None,
+        blob: bytes,
+        text: str | None,
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Write the row of a field-mode document; return it and whether it changed."""
         visible = {n: v for n, (_, present, v) in fields.items() if present}
         doc: dict[str, Any] | None = None
         if visible:
@@ -408,15 +333,28 @@ class DocumentsView:
         keys = [k for k, _, _ in fields.values()]
         if clear is not None:
             keys.append(clear)
-        if not keys:  # pragma: no cover - every parsed op writes a field or clears
-            return None
-        latest = _order(max(keys))
+        latest = _order(max(keys))  # every parsed op writes a field or clears
         value = None if doc is None else codec.encode(doc)
-        row = self._state.get_row(doc_id)
-        self._state.set_row(doc_id, latest, value, doc)
-        if (None if row is None else row[1]) == value:
-            return None
-        return doc_id, doc
+        self._state.set_rows([(doc_id, latest, value, doc, 0, blob, text)])
+        return doc, (None if register is None else register[1]) != value
+
+    # -- conflicts --------------------------------------------------------------------------
+
+    def conflicts(self, doc_id: str) -> tuple[Conflict, ...]:
+        """The concurrent writes that lost to the visible document (document mode) or to
+        its fields (field mode: each :class:`Conflict` names its ``field``), newest first
+        within a field; empty when there are none."""
+        register = self._state.get_registers([check_id(doc_id)]).get(doc_id)
+        if register is None or register[3] is None:
+            return ()
+        if self.options.merge == "field":
+            return self._conflicts.render_fields(self._conflicts.decode_fields(register[3]))
+        return self._conflicts.render_documents(doc_id, self._conflicts.decode_losers(register[3]))
+
+    def conflicted(self, *, limit: int | None = None) -> list[str]:
+        """Ids of documents that have conflicts (deleted ones included), by id."""
+        checked = _check_limit(limit)
+        return self._state.conflicted(-1 if checked is None else checked)
 
     # -- reads (through the state) --------------------------------------------------------
 
@@ -443,11 +381,6 @@ class DocumentsView:
         if path not in self._state.indexes() and len(self._state.indexes()) >= MAX_INDEXES:
             raise InvalidValueError(f"a documents database has at most {MAX_INDEXES} indexes")
         self._state.create_index(path)
-
-
-def _change(entry: Entry, doc_id: str, doc: Any, *, local: bool) -> Change:
-    kind = "delete" if doc is None else "put"
-    return change_for(entry, kind, key=doc_id, value=doc, local=local)
 
 
 def _check_limit(limit: object) -> int | None:

@@ -31,9 +31,19 @@ non-empty string of at most 1024 UTF-8 bytes, a value with no DAG-JSON form (see
 this view on every replica (a batch is all or nothing). The handle refuses such writes
 before anything is stored, so only another implementation can produce them.
 
+Rule 4 — concurrent writes are kept as conflicts. Each key keeps its *maximal writes*:
+the last op on the key of every entry that is in the causal past of no other entry that
+wrote the key (:mod:`orbitstore.views.causal`). The record's winner (Rule 1) is the
+greatest of them; the others are the key's conflicts, stored with the record. A write
+removes from the set every member in its causal past, so a new local write on a key
+(which has seen every value) clears its conflicts: that is how an application resolves
+them. A write that loses Rule 1 but is concurrent with the winner joins the set.
+
 Changes: ``put`` (key, new value) or ``delete`` (key, value None), emitted only when the
 visible value of a key changed: re-putting the same value, deleting an absent key or
-losing to a newer stamp is silent.
+losing to a newer stamp changes no value. Every change carries the key's conflicts
+after it; when only those changed (a concurrent write lost, or a write of the same value
+cleared them), the change is a ``conflict`` with the unchanged value.
 """
 
 from __future__ import annotations
@@ -43,10 +53,23 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeAlias
 
 from orbitstore.core import codec
+from orbitstore.core.cid import Cid
 from orbitstore.core.dagjson import to_json
 from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError
-from orbitstore.views.base import Change, change_for
+from orbitstore.views.base import Change, Conflict, change_for
+from orbitstore.views.causal import (
+    CausalState,
+    CausalTracker,
+    EntryLookup,
+    Member,
+    Step,
+    conflicts_json,
+    decode_members,
+    encode_members,
+    newest_first,
+    prune,
+)
 
 MAX_KEY_BYTES: Final = 1024
 # Rows fetched per storage round trip while iterating a range: big enough to amortize the
@@ -127,12 +150,19 @@ Stamp: TypeAlias = tuple[int, str, bytes, int]
 KvRecord: TypeAlias = tuple[Stamp, bytes | None]
 """The state of one key: the winning stamp, and the DAG-CBOR value (None: a tombstone)."""
 
+KvRegister: TypeAlias = tuple[Stamp, bytes | None, int, bytes | None]
+"""A record with the winner's arrival number and the encoded conflict members."""
 
-class KeyValueState(Protocol):
+
+class KeyValueState(CausalState, Protocol):
     """Where the view keeps its records (SQLite table ``view_kv``, or memory)."""
 
     def get_record(self, key: str) -> KvRecord | None:
         """The record of ``key`` (live or tombstone), or None if no op ever touched it."""
+        ...
+
+    def get_register(self, key: str) -> KvRegister | None:
+        """The record of ``key`` with its winner's arrival and encoded conflicts."""
         ...
 
     def put_record(
@@ -143,10 +173,27 @@ class KeyValueState(Protocol):
         json: str | None,
         *,
         live_delta: int,
+        arrival: int = 0,
+        conflicts: bytes | None = None,
+        conflicts_json: str | None = None,
     ) -> None:
         """Insert or replace the record of ``key``: ``value`` DAG-CBOR and ``json`` its
         :func:`~orbitstore.core.dagjson.to_json` text, both None for a tombstone.
-        ``live_delta`` (-1, 0, +1) is the change in the number of live keys."""
+        ``live_delta`` (-1, 0, +1) is the change in the number of live keys. ``arrival``
+        is the winner's arrival number, ``conflicts`` the encoded losing members (None:
+        none) and ``conflicts_json`` their values for SQL."""
+        ...
+
+    def set_conflicts(self, key: str, conflicts: bytes | None, conflicts_json: str | None) -> None:
+        """Replace the conflicts of an existing record."""
+        ...
+
+    def get_conflicts(self, key: str) -> bytes | None:
+        """The encoded conflict members of ``key`` (None: none)."""
+        ...
+
+    def conflicted(self, limit: int) -> list[str]:
+        """Up to ``limit`` keys (deleted ones included) that have conflicts, in key order."""
         ...
 
     def get_value(self, key: str) -> bytes | None:
@@ -229,44 +276,104 @@ def prefix_end(prefix: str) -> str | None:
 
 
 class KeyValueView:
-    """Folds keyvalue operations into a :class:`KeyValueState` (see module docstring)."""
+    """Folds keyvalue operations into a :class:`KeyValueState` (see module docstring).
+    ``lookup`` reads entries of the log (to tell concurrent writes from superseded ones)."""
 
     name = "keyvalue"
+    #: It reads entries back from its log (``lookup``): AS OF snapshots must hold them.
+    reads_log = True
 
-    def __init__(self, state: KeyValueState) -> None:
+    def __init__(self, state: KeyValueState, *, lookup: EntryLookup) -> None:
         self._state = state
+        self._lookup = lookup
+        self._causal = CausalTracker(state, lookup)
 
     # -- applying ---------------------------------------------------------------------
 
     def apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
-        state = self._state
         changes: list[Change] = []
+        self._causal.begin()
         for entry in entries:
+            step = self._causal.step(entry)  # every entry: it moves the heads
             ops = parse_payload(entry.payload)
             if ops is None:
                 continue
-            cid = bytes(entry.cid)
-            for idx, op in enumerate(ops):
-                stamp: Stamp = (entry.clock, entry.writer, cid, idx)
-                current = state.get_record(op.key)
-                if current is not None and current[0] >= stamp:
-                    continue  # Rule 1: an older op loses
-                old = None if current is None else current[1]
-                state.put_record(
-                    op.key,
-                    stamp,
-                    op.data,
-                    op.json,
-                    live_delta=(op.data is not None) - (old is not None),
-                )
-                if op.data is not None:
-                    if old != op.data:
-                        changes.append(
-                            change_for(entry, "put", key=op.key, value=op.value, local=local)
-                        )
-                elif old is not None:
-                    changes.append(change_for(entry, "delete", key=op.key, local=local))
+            # Within an entry a later op on a key supersedes an earlier one (Rule 1 by
+            # index), so only the last op on each key is a write of this entry.
+            last = {op.key: (idx, op) for idx, op in enumerate(ops)}
+            for idx, op in sorted(last.values(), key=lambda t: t[0]):
+                change = self._write(step, idx, op, local=local)
+                if change is not None:
+                    changes.append(change)
+        self._causal.end()
         return changes
+
+    def _write(self, step: Step, idx: int, op: _Op, *, local: bool) -> Change | None:
+        state, entry = self._state, step.entry
+        register = state.get_register(op.key)
+        new = step.member(idx)
+        old_losers: list[Member] = []
+        members: list[Member] = []
+        if register is not None:
+            stamp, _, arrival, blob = register
+            old_losers = [] if blob is None else decode_members(codec.decode(blob))
+            members = [Member(stamp, arrival), *old_losers]
+        kept = [*prune(members, step), new]
+        top = max(kept, key=lambda m: m.stamp)
+        losers = newest_first(m for m in kept if m is not top)
+        conflicts: tuple[Conflict, ...] = ()
+        blob = text = None
+        if losers:
+            conflicts = self._render(losers, step)
+            blob, text = codec.encode(encode_members(losers)), conflicts_json(conflicts)
+        if top is not new:  # Rule 1: an older op loses, and here it is concurrent
+            assert register is not None
+            state.set_conflicts(op.key, blob, text)
+            value = None if register[1] is None else codec.decode(register[1])
+            return change_for(
+                entry, "conflict", key=op.key, value=value, local=local, conflicts=conflicts
+            )
+        old = None if register is None else register[1]
+        state.put_record(
+            op.key,
+            new.stamp,
+            op.data,
+            op.json,
+            live_delta=(op.data is not None) - (old is not None),
+            arrival=new.arrival,
+            conflicts=blob,
+            conflicts_json=text,
+        )
+        if old != op.data:
+            kind = "delete" if op.data is None else "put"
+        elif set(losers) != set(old_losers):
+            kind = "conflict"
+        else:
+            return None
+        value = None if op.data is None else op.value
+        return change_for(entry, kind, key=op.key, value=value, local=local, conflicts=conflicts)
+
+    def _render(self, members: Sequence[Member], step: Step | None = None) -> tuple[Conflict, ...]:
+        out: list[Conflict] = []
+        for m in members:
+            if step is not None and m.cid == bytes(step.entry.cid):
+                entry: Entry | None = step.entry
+            else:
+                entry = self._lookup(Cid(m.cid))
+            ops = None if entry is None else parse_payload(entry.payload)
+            if entry is None or ops is None:  # pragma: no cover - members are applied ops
+                continue
+            op = ops[m.stamp[3]]
+            out.append(
+                Conflict(
+                    value=op.value if op.data is not None else None,
+                    deleted=op.data is None,
+                    cid=entry.cid,
+                    writer=entry.writer,
+                    clock=entry.clock,
+                )
+            )
+        return tuple(out)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -276,6 +383,20 @@ class KeyValueView:
 
     def contains(self, key: str) -> bool:
         return self._state.get_value(key) is not None
+
+    def conflicts(self, key: str) -> tuple[Conflict, ...]:
+        """The concurrent writes that lost to the visible value of ``key``, newest first
+        (empty when there are none)."""
+        blob = self._state.get_conflicts(check_key(key))
+        if blob is None:
+            return ()
+        return self._render(decode_members(codec.decode(blob)))
+
+    def conflicted(self, *, limit: int | None = None) -> list[str]:
+        """Keys that have conflicts (deleted keys included), in key order."""
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise InvalidValueError("limit is a non-negative integer")
+        return self._state.conflicted(-1 if limit is None else limit)
 
     def record(self, key: str) -> KvRecord | None:
         """The raw record of a key, tombstones included (for tests and tools)."""

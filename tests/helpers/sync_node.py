@@ -20,7 +20,11 @@ in order:
   (``wait_synced`` too when ``synced`` is true), with the state below.
 - ``state {address}``: ``entries``, sorted ``heads``, and ``view``: the feed's values in
   order or the keyvalue's items.
-- ``stats``: the replication statistics, summarized.
+- ``stats``: the replication statistics, summarized (with the announcement counters).
+- ``publish_raw {address, data}``: publish ``data`` (hex) as is on the database's gossip
+  topic, whether or not this node has the database open (a hostile peer).
+- ``wait_stat {key, at_least, within}``: answers once ``stats[key] >= at_least``, or
+  after ``within`` seconds; ``reached`` says which.
 - ``connect {address, within?}``: dial a peer (a direct or a ``/p2p-circuit`` address);
   answers its ``peer_id``, the ``remote`` addresses of its connections and whether one
   is ``relayed``; or an error (with the time taken) when the dial fails or takes longer
@@ -52,6 +56,7 @@ from orbitstore.node.database import Database
 from orbitstore.node.feed import Feed
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.node import Node
+from orbitstore.node.replication import topic_for
 from orbitstore.views.feed import add_op
 
 WAIT_LIMIT = 50.0  # below the test's deadline, so that the test sees what the node knew
@@ -101,15 +106,14 @@ async def handle(node: Node, request: dict[str, Any]) -> dict[str, Any]:
             await transport.wait_relay_reservation(request["relay"])
         return {"circuit": transport.relay_addresses()}
     if op == "stats":
+        return stats_of(node)
+    if op == "publish_raw":
         assert node.replication is not None
-        stats = node.replication.statistics()
-        return {
-            "connected": list(stats.connected),
-            "databases": {
-                str(d.db): {"synced": d.synced, "needed": d.needed, "peers": len(d.peers)}
-                for d in stats.databases
-            },
-        }
+        cid = Cid.parse(request["address"].rsplit("/", 1)[1])
+        await node.replication.transport.publish(topic_for(cid), bytes.fromhex(request["data"]))
+        return {}
+    if op == "wait_stat":
+        return await wait_stat(node, request["key"], request["at_least"], request["within"])
     db = await node.open(request["address"], type=request.get("type", _type_of(node, request)))
     if op == "write":
         keys = request.get("keys", 10)
@@ -140,6 +144,31 @@ async def handle(node: Node, request: dict[str, Any]) -> dict[str, Any]:
     if op == "state":
         return state_of(db)
     raise ValueError(f"unknown op {op!r}")
+
+
+def stats_of(node: Node) -> dict[str, Any]:
+    assert node.replication is not None
+    stats = node.replication.statistics()
+    return {
+        "connected": list(stats.connected),
+        "databases": {
+            str(d.db): {"synced": d.synced, "needed": d.needed, "peers": len(d.peers)}
+            for d in stats.databases
+        },
+        "received": stats.announcements_received,
+        "rejected": stats.announcements_rejected,
+        "unexpected": stats.unexpected_errors,
+        "gossip_refused": libp2p_of(node).gossip_statistics().refused_invalid,
+    }
+
+
+async def wait_stat(node: Node, key: str, at_least: int, within: float) -> dict[str, Any]:
+    # The statistics have no change event: look again every 50 ms, up to the deadline.
+    with trio.move_on_after(within):
+        while stats_of(node)[key] < at_least:
+            await trio.sleep(0.05)
+    value = stats_of(node)[key]
+    return {"reached": value >= at_least, "value": value}
 
 
 def libp2p_of(node: Node) -> Libp2pTransport:

@@ -40,7 +40,20 @@ def open_view_state(store: NodeStore, kind: str, db: Cid) -> Any:
 
 # Tables whose rows are not a function of the log's entries: node-local declarations, the
 # checkpoints, and snapshots that also record arrival numbers (compared by their view).
-_NOT_DERIVED: Final = frozenset({"view_checkpoints", "view_document_indexes", "view_ydoc"})
+_NOT_DERIVED: Final = frozenset(
+    {
+        "view_checkpoints",
+        "view_document_indexes",
+        "view_ydoc",
+        # the node-local numbering of conflict tracking (storage/views/causal.py): it
+        # depends on arrival order; the conflicts it decides are compared as
+        # ``conflicts_json``
+        "view_causal",
+        "view_causal_frontier",
+    }
+)
+# Columns of derived tables that hold node-local arrival numbers (same reason).
+_NODE_LOCAL_COLUMNS: Final = frozenset({"arrival", "conflicts"})
 
 
 def _log_tables(store: SqliteStore) -> list[tuple[str, list[str]]]:
@@ -67,7 +80,7 @@ def view_rows(store: SqliteStore, log_id: int) -> dict[str, list[tuple[Any, ...]
     for name, columns in _log_tables(store):
         if name in _NOT_DERIVED:
             continue
-        cols = ", ".join(f'"{c}"' for c in columns if c != "log")
+        cols = ", ".join(f'"{c}"' for c in columns if c != "log" and c not in _NODE_LOCAL_COLUMNS)
         rows = store.connection.execute(
             f'SELECT {cols} FROM "{name}" WHERE log=?', (log_id,)
         ).fetchall()

@@ -2,10 +2,15 @@
 
 SQLite schema (all keyed by the node-local log id)::
 
-    view_documents(log, id, doc, value, clock, writer, cid, deleted)
+    view_documents(log, id, doc, value, clock, writer, cid, deleted, arrival, conflicts,
+                   conflicts_json)
         PRIMARY KEY (log, id) WITHOUT ROWID. ``doc`` is the document as JSON text (NULL
         when deleted) for ``json_extract``; ``value`` its DAG-CBOR; (clock, writer, cid)
         the greatest op that still affects it; ``deleted`` 1 for a tombstone.
+        ``arrival``: the winner's arrival number (orbitstore.views.causal); ``conflicts``:
+        DAG-CBOR bookkeeping of the maximal writes (document mode: the losing members;
+        field mode: the maximal clears and per-field members), NULL if none;
+        ``conflicts_json``: the losing values as JSON for SQL (``_conflicts``), NULL if none
     view_document_fields(log, id, field, clock, writer, cid, op, present, value)
         field mode only: one last-writer-wins register per top-level field
     view_document_clears(log, id, clock, writer, cid, op)
@@ -13,6 +18,12 @@ SQLite schema (all keyed by the node-local log id)::
     view_document_indexes(log, path)
         node-local index declarations; each is an expression index
         ``ON view_documents(log, json_extract(doc, '$.<path>'))``
+    view_causal, view_causal_frontier
+        see storage/views/causal.py
+
+Tables written before conflicts were tracked (no ``arrival`` column) are migrated by
+emptying them (index declarations are kept): every documents database is rebuilt from its
+log once, on its next open.
 
 The JSON column is DAG-JSON-like: compact, keys sorted, bytes as
 ``{"/": {"bytes": <base64, no padding>}}`` and links as ``{"/": <cid>}``.
@@ -31,11 +42,28 @@ from orbitstore.core.dagjson import to_json
 from orbitstore.core.order import OrderKey
 from orbitstore.errors import DecodeError, InvalidValueError, StorageCorruptedError, StorageError
 from orbitstore.storage.sqlite import SqliteStore
+from orbitstore.storage.views.causal import (
+    MemoryCausal,
+    SqliteCausal,
+    create_causal_tables,
+    has_column,
+    migrate,
+)
 
 # The same shapes as in orbitstore.views.documents (which storage must not import).
 OpKey: TypeAlias = tuple[int, str, bytes, int]
 FieldRegisters: TypeAlias = dict[str, tuple[OpKey, bool, Any]]
 Row: TypeAlias = tuple[str, OrderKey, bytes | None]
+# (order key, value, arrival, conflicts bookkeeping, conflicts JSON)
+Register: TypeAlias = tuple[OrderKey, bytes | None, int, bytes | None, str | None]
+# (id, order key, value, doc, arrival, conflicts bookkeeping, conflicts JSON)
+RowWrite: TypeAlias = tuple[
+    str, OrderKey, bytes | None, dict[str, Any] | None, int, bytes | None, str | None
+]
+_INSERT: Final = (
+    "INSERT OR REPLACE INTO view_documents(log, id, doc, value, clock, writer, cid, deleted,"
+    " arrival, conflicts, conflicts_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 # Paths are spliced into SQL (index expressions cannot take parameters), so storage checks
 # them itself, whatever its caller checked.
@@ -67,15 +95,32 @@ def _expr(path: str) -> str:
 # --- SQLite -----------------------------------------------------------------------------
 
 
-class SqliteDocumentsState:
+def _row_params(log: int, row: RowWrite) -> tuple[Any, ...]:
+    doc_id, key, value, doc, arrival, conflicts, conflicts_json = row
+    return (
+        log,
+        doc_id,
+        None if doc is None else to_json(doc),
+        value,
+        *key,
+        int(value is None),
+        arrival,
+        conflicts,
+        conflicts_json,
+    )
+
+
+class SqliteDocumentsState(SqliteCausal):
     @staticmethod
     def create_tables(conn: sqlite3.Connection) -> None:
+        old = has_column(conn, "view_documents", "arrival") is False
         conn.executescript(
             """
             CREATE TABLE IF NOT EXISTS view_documents(
                 log INTEGER NOT NULL, id TEXT NOT NULL, doc TEXT, value BLOB,
                 clock INTEGER NOT NULL, writer TEXT NOT NULL, cid BLOB NOT NULL,
-                deleted INTEGER NOT NULL, PRIMARY KEY(log, id)) WITHOUT ROWID;
+                deleted INTEGER NOT NULL, arrival INTEGER NOT NULL DEFAULT 0,
+                conflicts BLOB, conflicts_json TEXT, PRIMARY KEY(log, id)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS view_document_fields(
                 log INTEGER NOT NULL, id TEXT NOT NULL, field TEXT NOT NULL,
                 clock INTEGER NOT NULL, writer TEXT NOT NULL, cid BLOB NOT NULL,
@@ -88,6 +133,23 @@ class SqliteDocumentsState:
             CREATE TABLE IF NOT EXISTS view_document_indexes(
                 log INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY(log, path)) WITHOUT ROWID;
             """
+        )
+        create_causal_tables(conn)
+        if old:
+            migrate(
+                conn,
+                view="documents",
+                alter=[
+                    "ALTER TABLE view_documents ADD COLUMN arrival INTEGER NOT NULL DEFAULT 0",
+                    "ALTER TABLE view_documents ADD COLUMN conflicts BLOB",
+                    "ALTER TABLE view_documents ADD COLUMN conflicts_json TEXT",
+                ],
+                reset=["view_documents", "view_document_fields", "view_document_clears"],
+            )
+        # Rows with conflicts only (rare): listing them, in Python or SQL, is a short scan.
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS view_documents_conflicted ON view_documents(log, id)"
+            " WHERE conflicts_json IS NOT NULL"
         )
 
     def __init__(self, store: SqliteStore, log_id: int) -> None:
@@ -105,57 +167,42 @@ class SqliteDocumentsState:
             return None
         return (r[0], r[1], bytes(r[2])), None if r[3] is None else bytes(r[3])
 
-    def set_row(
-        self, doc_id: str, key: OrderKey, value: bytes | None, doc: dict[str, Any] | None
-    ) -> None:
-        clock, writer, cid = key
-        self._s.connection.execute(
-            "INSERT OR REPLACE INTO view_documents"
-            "(log, id, doc, value, clock, writer, cid, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                self._log,
-                doc_id,
-                None if doc is None else to_json(doc),
-                value,
-                clock,
-                writer,
-                cid,
-                int(value is None),
-            ),
-        )
-
-    def get_rows(self, doc_ids: Iterable[str]) -> dict[str, tuple[OrderKey, bytes | None]]:
+    def get_registers(self, doc_ids: Iterable[str]) -> dict[str, Register]:
         ids = list(doc_ids)
-        found: dict[str, tuple[OrderKey, bytes | None]] = {}
+        found: dict[str, Register] = {}
         conn = self._s.connection
         for lo in range(0, len(ids), _CHUNK):
             chunk = ids[lo : lo + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            for i, clock, writer, cid, value in conn.execute(
-                "SELECT id, clock, writer, cid, value FROM view_documents"
-                f" WHERE log=? AND id IN ({marks})",
+            for i, clock, writer, cid, value, arrival, blob, text in conn.execute(
+                "SELECT id, clock, writer, cid, value, arrival, conflicts, conflicts_json"
+                f" FROM view_documents WHERE log=? AND id IN ({marks})",
                 (self._log, *chunk),
             ):
-                found[i] = (clock, writer, bytes(cid)), None if value is None else bytes(value)
+                found[i] = (
+                    (clock, writer, bytes(cid)),
+                    None if value is None else bytes(value),
+                    int(arrival),
+                    None if blob is None else bytes(blob),
+                    text,
+                )
         return found
 
-    def set_rows(
-        self, rows: Iterable[tuple[str, OrderKey, bytes | None, dict[str, Any] | None]]
-    ) -> None:
-        self._s.connection.executemany(
-            "INSERT OR REPLACE INTO view_documents"
-            "(log, id, doc, value, clock, writer, cid, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    self._log,
-                    doc_id,
-                    None if doc is None else to_json(doc),
-                    value,
-                    *key,
-                    int(value is None),
-                )
-                for doc_id, key, value, doc in rows
-            ],
+    def set_rows(self, rows: Iterable[RowWrite]) -> None:
+        self._s.connection.executemany(_INSERT, [_row_params(self._log, r) for r in rows])
+
+    def conflicted(self, limit: int) -> list[str]:
+        rows = self._s.connection.execute(
+            "SELECT id FROM view_documents WHERE log=? AND conflicts_json IS NOT NULL"
+            " ORDER BY id LIMIT ?",
+            (self._log, limit),
+        )
+        return [str(r[0]) for r in rows]
+
+    def set_conflicts(self, doc_id: str, conflicts: bytes | None, text: str | None) -> None:
+        self._s.connection.execute(
+            "UPDATE view_documents SET conflicts=?, conflicts_json=? WHERE log=? AND id=?",
+            (conflicts, text, self._log, doc_id),
         )
 
     # -- field registers ----------------------------------------------------------------
@@ -337,28 +384,31 @@ def _compare(a: Any, op: str, b: Any) -> bool:
             return bool(x >= y)
 
 
-class MemoryDocumentsState:
+class MemoryDocumentsState(MemoryCausal):
     def __init__(self) -> None:
         self._rows: dict[str, tuple[OrderKey, bytes | None]] = {}
+        self._extra: dict[str, tuple[int, bytes | None, str | None]] = {}
         self._fields: dict[str, tuple[OpKey | None, FieldRegisters]] = {}
         self._indexes: set[str] = set()
+        self._init_causal()
 
     def get_row(self, doc_id: str) -> tuple[OrderKey, bytes | None] | None:
         return self._rows.get(doc_id)
 
-    def set_row(
-        self, doc_id: str, key: OrderKey, value: bytes | None, doc: dict[str, Any] | None
-    ) -> None:
-        self._rows[doc_id] = (key, value)
+    def get_registers(self, doc_ids: Iterable[str]) -> dict[str, Register]:
+        return {i: (*self._rows[i], *self._extra[i]) for i in doc_ids if i in self._rows}
 
-    def get_rows(self, doc_ids: Iterable[str]) -> dict[str, tuple[OrderKey, bytes | None]]:
-        return {i: self._rows[i] for i in doc_ids if i in self._rows}
-
-    def set_rows(
-        self, rows: Iterable[tuple[str, OrderKey, bytes | None, dict[str, Any] | None]]
-    ) -> None:
-        for doc_id, key, value, _ in rows:
+    def set_rows(self, rows: Iterable[RowWrite]) -> None:
+        for doc_id, key, value, _, arrival, conflicts, text in rows:
             self._rows[doc_id] = (key, value)
+            self._extra[doc_id] = (arrival, conflicts, text)
+
+    def set_conflicts(self, doc_id: str, conflicts: bytes | None, text: str | None) -> None:
+        self._extra[doc_id] = (self._extra[doc_id][0], conflicts, text)
+
+    def conflicted(self, limit: int) -> list[str]:
+        found = [i for i in sorted(self._extra) if self._extra[i][2] is not None]
+        return found if limit < 0 else found[:limit]
 
     def get_fields(self, doc_id: str) -> tuple[OpKey | None, FieldRegisters]:
         clear, fields = self._fields.get(doc_id, (None, {}))

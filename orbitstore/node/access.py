@@ -1,0 +1,284 @@
+"""Membership on database handles: grant, revoke, invite, redeem, and who holds what.
+
+Only databases opened with ``access="capabilities"`` have members; on a static database
+these methods raise UsageError. The rule they rely on is in
+:mod:`orbitstore.core.capabilities` and docs/security-model.md.
+
+Rebuilding: when an ACL op arrives that may change the visibility of entries already
+stored (a revocation that retracts concurrent entries, or one that becomes void), the
+database's view is rebuilt from the visible entries in the same transaction, and
+subscribers receive one ``Change(kind="rebuild")``: re-read what you display.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from orbitstore.core.capabilities import AclOp
+from orbitstore.core.capability_log import CapabilityLog
+from orbitstore.core.entry import NONCE_LENGTH, Entry
+from orbitstore.core.identity import Identity, b58decode, b58encode
+from orbitstore.core.manifest import parse_address
+from orbitstore.core.order import next_clock
+from orbitstore.errors import InvalidDataError, InvalidValueError, UsageError
+from orbitstore.views.base import Change, SnapshotView, change_for
+
+if TYPE_CHECKING:
+    from orbitstore.node.database import Database
+
+INVITE_MARK = "#invite="
+
+
+@dataclass(frozen=True, slots=True)
+class Right:
+    """A right held by a member: ``right`` is ``write``, ``admin`` or ``invite``."""
+
+    did: str
+    right: str
+    scope: str | None
+
+
+def parse_invite(link: str) -> tuple[str, Identity]:
+    """``(address, invite identity)`` of an invite link; InvalidValueError if malformed."""
+    if not isinstance(link, str) or INVITE_MARK not in link:
+        raise InvalidValueError("an invite link is /orbitstore/<cid>#invite=<secret>")
+    address, _, secret = link.partition(INVITE_MARK)
+    try:
+        parse_address(address)
+        seed = b58decode(secret)
+    except (InvalidDataError, UsageError) as exc:
+        raise InvalidValueError(f"not an invite link: {exc}") from exc
+    if len(seed) != 32:
+        raise InvalidValueError("an invite secret is 32 bytes")
+    return address, Identity(seed)
+
+
+def _caps(db: Database) -> CapabilityLog:
+    caps = db.log.capabilities
+    if caps is None:
+        raise UsageError(f"database {db.name!r} has static access: it has no members")
+    return caps
+
+
+async def _grant(db: Database, did: str, right: str = "write", scope: str | None = None) -> Entry:
+    """Grant ``right`` (``write`` or ``admin``) to ``did``, for keys/ids starting
+    with ``scope`` (write only). Needs the admin right."""
+    _caps(db)
+    return await db.append(AclOp(op="grant", to=did, right=right, scope=scope).to_payload())
+
+
+async def _revoke(db: Database, did: str, right: str = "write", scope: str | None = None) -> Entry:
+    """Revoke ``right`` from ``did``: its entries concurrent with this revocation are
+    retracted once it is known. Admin rights are revoked by the owner only."""
+    _caps(db)
+    return await db.append(AclOp(op="revoke", to=did, right=right, scope=scope).to_payload())
+
+
+async def _invite(db: Database, scope: str | None = None) -> str:
+    """A one-time invite link granting ``write`` (within ``scope``) to whoever
+    redeems it first. Revoke it with :meth:`revoke_invite`."""
+    _caps(db)
+    key = Identity(os.urandom(32))
+    await db.append(AclOp(op="grant", to=key.id, right="invite", scope=scope).to_payload())
+    return f"{db.address}{INVITE_MARK}{b58encode(key.seed)}"
+
+
+async def _revoke_invite(db: Database, link: str) -> Entry:
+    address, key = parse_invite(link)
+    if parse_address(address) != db.cid:
+        raise UsageError("this invite is for another database")
+    scope = _invite_scope(db, key)
+    return await db.revoke(key.id, "invite", scope)
+
+
+async def _redeem(db: Database, link: str, did: str | None = None) -> Entry:
+    """Use an invite: an entry signed by the invite key grants ``write`` to ``did``
+    (default: this node). The invite's grant must have reached this node."""
+    caps = _caps(db)
+    address, key = parse_invite(link)
+    if parse_address(address) != db.cid:
+        raise UsageError("this invite is for another database")
+    if did is None:
+        if db.log.identity is None:
+            raise UsageError("this node has no identity to redeem the invite for")
+        did = db.log.identity.id
+    scope = _invite_scope(db, key)
+    payload = AclOp(op="redeem", to=did, right="write", scope=scope).to_payload()
+    heads = db.log.head_clocks
+    why = caps.check_write(key.id, payload, heads)
+    if why is not None:
+        raise UsageError(f"the invite cannot be redeemed: {why}")
+    entry = Entry.create(
+        key,
+        db=db.cid,
+        clock=next_clock(heads.values()),
+        next=list(heads),
+        payload=payload,
+        nonce=os.urandom(NONCE_LENGTH),
+        limits=db.log.limits,
+    )
+    result = await db.receive_entries([entry])
+    if result.rejected:
+        raise UsageError(f"the invite was refused: {result.rejected[0].error}")
+    return entry
+
+
+def _members(db: Database) -> dict[str, list[Right]]:
+    """Who holds which rights now (the owner holds every right)."""
+    caps = _caps(db)
+    out: dict[str, list[Right]] = {caps.owner: [Right(caps.owner, "owner", None)]}
+    for did, right, scope in caps.graph.state():
+        out.setdefault(did, []).append(Right(did, right, scope))
+    return out
+
+
+def _access_state(db: Database) -> dict[str, Any]:
+    """A JSON-friendly description: owner, rights with the grants giving them,
+    and every ACL op with whether it is valid and, if not, why."""
+    caps = _caps(db)
+    graph = caps.graph
+    ops = []
+    for idx in range(len(graph)):
+        cid = graph.cid_of(idx)
+        op = graph.op(idx)
+        ops.append(
+            {
+                "cid": str(cid),
+                "op": op.op,
+                "to": op.to,
+                "right": op.right,
+                "scope": op.scope,
+                "valid": graph.is_valid(cid),
+                "reason": graph.reason(cid),
+            }
+        )
+    return {
+        "owner": caps.owner,
+        "rights": [
+            {"did": d, "right": r, "scope": s, "grants": sorted(map(str, g))}
+            for (d, r, s), g in graph.state().items()
+        ],
+        "ops": ops,
+    }
+
+
+def visible_changes(db: Database, entries: list[Entry], *, local: bool) -> list[Change] | None:
+    """Under capabilities: the changes of applying ``entries`` (rebuilding the view
+    if access changed). None for a static database (the caller applies as usual)."""
+    caps = db.log.capabilities
+    if caps is None:
+        return None
+    acl = [
+        change_for(e, "access", key=str(e.cid), value=e.payload, local=local)
+        for e in entries
+        if caps.is_acl(e.cid)
+    ]
+    if caps.take_change():
+        _rebuild_view(db, caps)
+        if not entries:  # the log changed outside a database write: nothing to name
+            return acl
+        trigger = next((e for e in reversed(entries) if caps.is_acl(e.cid)), entries[-1])
+        return [*acl, change_for(trigger, "rebuild", local=local)]
+    visible = [e for e in entries if caps.visible(e)]
+    if db._view is None:
+        return [
+            *acl,
+            *(change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in visible),
+        ]
+    return [*acl, *db._view.apply(visible, local=local)]
+
+
+def _rebuild_view(db: Database, caps: CapabilityLog) -> None:
+    """Rebuild the view from the visible entries (inside the caller's transaction)."""
+    from orbitstore.storage.memory import MemoryStore
+    from orbitstore.storage.sqlite import SqliteStore
+    from orbitstore.storage.views import reset_view_rows
+
+    if db._view is None or db._view_factory is None:
+        return
+    store = db._store
+    if isinstance(store, SqliteStore):
+        reset_view_rows(store, store.log_store(db.cid).log_id)
+    elif isinstance(store, MemoryStore):
+        store.view_states.pop((db.manifest.type, db.cid), None)
+    view = db._view_factory(store, db.cid, db.manifest)
+    db._view = view
+    db._snapshots = view if isinstance(view, SnapshotView) else None
+    log_store = store.log_store(db.cid)
+    batch: list[Entry] = []
+    for _, cid, block in log_store.iter_since(0):
+        entry = Entry.from_trusted_block(cid, block)
+        if caps.visible(entry):
+            batch.append(entry)
+        if len(batch) >= 1000:
+            view.apply(batch, local=False)
+            batch = []
+    if batch:
+        view.apply(batch, local=False)
+    if isinstance(view, SnapshotView):  # its stored snapshot holds retracted updates
+        view.save(log_store.last_seq(), force=True)
+
+
+class AccessMethods:
+    """Membership methods, mixed into :class:`~orbitstore.node.database.Database`."""
+
+    def _db(self) -> Database:
+        return cast("Database", self)
+
+    async def grant(self, did: str, right: str = "write", scope: str | None = None) -> Entry:
+        """Grant ``right`` (``write`` or ``admin``) to ``did``, for keys/ids starting
+        with ``scope`` (write only). Needs the admin right."""
+        return await _grant(self._db(), did, right, scope)
+
+    async def revoke(self, did: str, right: str = "write", scope: str | None = None) -> Entry:
+        """Revoke ``right`` from ``did``: its entries concurrent with this revocation are
+        retracted once it is known. Admin rights are revoked by the owner only."""
+        return await _revoke(self._db(), did, right, scope)
+
+    async def invite(self, scope: str | None = None) -> str:
+        """A one-time invite link granting ``write`` (within ``scope``) to whoever
+        redeems it first (:meth:`redeem`, or ``node.redeem``)."""
+        return await _invite(self._db(), scope)
+
+    async def revoke_invite(self, link: str) -> Entry:
+        """Revoke an unused invite: a redeem not after this revocation grants nothing."""
+        return await _revoke_invite(self._db(), link)
+
+    async def redeem(self, link: str, did: str | None = None) -> Entry:
+        """Use an invite: an entry signed by the invite key grants ``write`` to ``did``
+        (default: this node). The invite's grant must have reached this node."""
+        return await _redeem(self._db(), link, did)
+
+    def can_redeem(self, link: str) -> bool:
+        """Whether this node knows the invite's grant, unused and unrevoked."""
+        db = self._db()
+        _, key = parse_invite(link)
+        caps = db.log.capabilities
+        if caps is None or not any(d == key.id and r == "invite" for d, r, _ in caps.graph.state()):
+            return False
+        return caps.check_write(key.id, _redeem_probe(key, db), db.log.heads) is None
+
+    def members(self) -> dict[str, list[Right]]:
+        """Who holds which rights now (the owner holds every right)."""
+        return _members(self._db())
+
+    def access_state(self) -> dict[str, Any]:
+        """Owner, rights with the grants that give them, and every ACL op with whether
+        it is valid and, if not, why (JSON-friendly)."""
+        return _access_state(self._db())
+
+
+def _redeem_probe(key: Identity, db: Database) -> dict[str, Any]:
+    scope = _invite_scope(db, key)
+    return AclOp(op="redeem", to=key.id, right="write", scope=scope).to_payload()
+
+
+def _invite_scope(db: Database, key: Identity) -> str | None:
+    for did, right, scope in _caps(db).graph.state():
+        if did == key.id and right == "invite":
+            return scope
+    raise UsageError(
+        "this node does not know the invite (it was revoked or used, or has not synced yet)"
+    )

@@ -1,0 +1,341 @@
+"""Runs one :class:`~orbitstore.sync.session.SyncSession` over a stream: the thin I/O
+adapter between the sans-IO session and the transport.
+
+Three tasks per session: the *receiver* reads frames, feeds them to the session and
+verifies the entries it hands out (on worker threads when large), the *applier* stores
+verified frames (several at once when they queue up: commits are the costly part), and
+the *sender* writes what the session says, coalesced into large writes. Every block of a
+frame is verified before any of it is stored; the session itself holds back a ``Done``
+until everything before it was applied.
+
+This is a remote boundary: whatever the peer's bytes make any of the three raise —
+a typed error, or anything else (then logged with the peer and counted) — ends the
+session with an ``Error`` frame (best effort), never the node. What we serve is metered
+per session by the session and per peer by the service's token buckets
+(:mod:`orbitstore.sync.serve_limits`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
+from orbitstore.errors import (
+    ClosedError,
+    InvalidDataError,
+    NetworkError,
+    NotFoundError,
+    OrbitstoreError,
+    ProtocolError,
+    ServeLimitError,
+)
+from orbitstore.net.transport import PeerId, Stream
+from orbitstore.node.config import ReplicationConfig
+from orbitstore.node.sync_status import DbState, SyncProgress
+from orbitstore.node.verify import verify_blocks, verify_chunk
+from orbitstore.sync.frames import Done, Entries, Error, FrameDecoder, Message, Want, encode_frame
+from orbitstore.sync.peers import SyncFailure
+from orbitstore.sync.serve_limits import PeerServeBudget
+from orbitstore.sync.session import ApplyEntries, PeerHeads, SyncSession
+
+if TYPE_CHECKING:
+    from orbitstore.core.limits import EntryLimits
+
+READ_BYTES = 64 * 1024  # read at most this much at once
+_WRITE_BYTES = 64 * 1024  # coalesce frames into writes of at least this size
+# Verified frames waiting for the applier (at most ~1 MiB of entries at the default
+# frame size). One would be enough for verify and apply to overlap; a few let the applier
+# commit several frames at once when it is the slower side.
+_FRAMES_AHEAD = 4
+
+
+class Service(Protocol):
+    """What a session needs from the replication service."""
+
+    config: ReplicationConfig
+
+    entry_limits: EntryLimits
+
+    async def _store(self, st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any: ...
+
+    def _emit(self, event: SyncProgress) -> None: ...
+
+    def _unexpected(self, st: DbState, peer: PeerId, exc: Exception, where: str) -> None: ...
+
+    def _budget(self, peer: PeerId) -> PeerServeBudget: ...
+
+
+class _Wake:
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = trio.Event()
+
+
+class SessionRunner:
+    """One session with one peer about one database."""
+
+    def __init__(
+        self,
+        service: Service,
+        st: DbState,
+        stream: Stream,
+        decoder: FrameDecoder,
+        first: Sequence[Message],
+    ) -> None:
+        self._service = service
+        self._st = st
+        self._stream = stream
+        self._decoder = decoder
+        self._first = list(first)
+        self.peer = stream.remote_peer
+        self._config = service.config
+        db = st.database
+        self.session = SyncSession(
+            reader=db.log,
+            db=db.cid,
+            frame_limits=self._config.frame_limits,
+            limits=self._config.session_limits,
+            serve_limits=self._config.serve_limits,
+        )
+        self._wake = _Wake()
+        self._errors: list[Exception] = []
+        self._hello_heads: frozenset[Cid] = frozenset()
+        self._started = st.peer(self.peer).session_started()
+        self._to_apply, self._applying = trio.open_memory_channel[tuple[list[Entry], int]](
+            _FRAMES_AHEAD
+        )
+
+    # -- the session ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        st = self._st
+        self.session.start()
+        self._service._emit(SyncProgress("started", st.database.cid, self.peer))
+        with trio.CancelScope() as scope:
+            st.sessions.add(scope)
+            try:
+                with trio.move_on_after(self._config.session_timeout) as timeout:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._guard, self._sender, nursery.cancel_scope)
+                        nursery.start_soon(self._guard, self._applier, nursery.cancel_scope)
+                        await self._guard(self._receiver, nursery.cancel_scope)
+                        self._wake.set()
+                if timeout.cancelled_caught:
+                    self._errors.append(NetworkError("the sync session timed out"))
+            finally:
+                st.sessions.discard(scope)
+                st.inflight.release(self)
+        with trio.CancelScope(shield=True):
+            await self._finish()
+
+    async def _guard(self, task: Any, cancel: trio.CancelScope) -> None:
+        """Run one of the three tasks; whatever it raises ends the session."""
+        try:
+            await task()
+        except trio.TooSlowError:
+            self._errors.append(NetworkError("the peer went silent or does not read"))
+            cancel.cancel()
+        except Exception as exc:  # a remote boundary: see the module docstring
+            if not isinstance(exc, OrbitstoreError):
+                self._service._unexpected(self._st, self.peer, exc, "a sync session")
+            self._errors.append(exc)
+            cancel.cancel()
+
+    async def _finish(self) -> None:
+        st, peer = self._st, self.peer
+        record = st.peer(peer)
+        stats = self.session.statistics()
+        record.entries_sent += stats.entries_sent
+        record.bytes_sent += stats.bytes_sent
+        record.sessions += 1
+        error = self._errors[0] if self._errors else None
+        if error is None:
+            record.session_completed(self._started, self._hello_heads, st.database.log.has)
+            record.last_sync = trio.current_time()
+            record.last_failure = None
+            self._service._emit(
+                SyncProgress(
+                    "finished",
+                    st.database.cid,
+                    peer,
+                    entries_received=stats.entries_received,
+                    entries_sent=stats.entries_sent,
+                )
+            )
+        elif not isinstance(error, NotFoundError):
+            await self._failed(error)
+        st.notify()
+        with suppress(NetworkError, ClosedError):
+            await self._stream.close()
+
+    async def _failed(self, error: Exception) -> None:
+        record = self._st.peer(self.peer)
+        if isinstance(error, OrbitstoreError):
+            failure = SyncFailure.of(error)
+            record.failures += 1
+        else:  # _unexpected counted it
+            failure = SyncFailure.of(error, code="internal")
+        record.last_failure = failure
+        if isinstance(error, ServeLimitError):
+            record.cut_off += 1
+        ours = not isinstance(error, OrbitstoreError) or (
+            isinstance(error, InvalidDataError) and "peer_code" not in error.details
+        )
+        if ours:  # the peer's fault: what it claimed and did not send stops counting
+            record.failed_to_deliver(self._started, self._hello_heads, self._st.database.log.has)
+        if ours:  # tell the peer why we drop it (best effort)
+            frame = encode_frame(self.session.fail(failure.code, failure.message))
+            with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
+                await self._stream.send_all(frame)
+        self._service._emit(
+            SyncProgress(
+                "failed", self._st.database.cid, self.peer, error=str(failure), failure=failure
+            )
+        )
+
+    # -- the three tasks ------------------------------------------------------------------
+
+    async def _receiver(self) -> None:
+        async with self._to_apply:
+            for message in self._first:
+                await self._handle(message)
+            while not self.session.receiving_done:
+                with trio.fail_after(self._config.idle_timeout):
+                    data = await self._stream.receive_some(READ_BYTES)
+                if not data:
+                    raise NetworkError("the peer ended the stream before the exchange did")
+                for message in self._decoder.feed(data):
+                    await self._handle(message)
+
+    async def _handle(self, message: Message) -> None:
+        st, record = self._st, self._st.peer(self.peer)
+        if isinstance(message, Error) and message.code == "not_found":
+            record.has_db = False
+            record.heard = True
+            raise NotFoundError("the peer does not have this database open")
+        if isinstance(message, Want) and message.cids:
+            self._charge_want()
+        if isinstance(message, Done):  # the want it triggers asks for these
+            self.session.entries_applied(self._claim_needed(), batches=0)
+        for event in self.session.receive(message):
+            if isinstance(event, PeerHeads):
+                self._hello_heads = event.heads
+                record.told(event.heads, st.database.log.has)
+                record.heard = True
+                record.has_db = True
+                st.notify()
+            elif isinstance(event, ApplyEntries):
+                entries = await verify_frame(
+                    st, event.blocks, self._config, self._service.entry_limits
+                )
+                await self._to_apply.send((entries, sum(len(b) for _, b in event.blocks)))
+        self._wake.set()
+
+    async def _applier(self) -> None:
+        async with self._applying:
+            async for first_entries, first_size in self._applying:
+                # Frames that queued up while the last commit ran are applied in one
+                # transaction: commits are the costliest part of applying (every dirty
+                # index page goes to the WAL each time).
+                entries, size, frames = list(first_entries), first_size, 1
+                while True:
+                    try:
+                        more, more_size = self._applying.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    entries.extend(more)
+                    size += more_size
+                    frames += 1
+                await self._service._store(self._st, self.peer, entries, size)
+                self.session.entries_applied(self._claim_needed(), batches=frames)
+                self._wake.set()
+                received = self.session.statistics().entries_received
+                self._service._emit(
+                    SyncProgress(
+                        "entries", self._st.database.cid, self.peer, entries_received=received
+                    )
+                )
+
+    async def _sender(self) -> None:
+        while True:
+            out = bytearray()
+            while len(out) < _WRITE_BYTES:
+                message = self.session.next_message()
+                if message is None:
+                    break
+                if isinstance(message, Entries):
+                    self._charge_bytes(message.size)
+                out += encode_frame(message)
+            if out:
+                with trio.fail_after(self._config.idle_timeout):
+                    await self._stream.send_all(bytes(out))
+                continue
+            if self.session.sending_done:
+                return
+            await self._wake.wait()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _claim_needed(self) -> set[Cid]:
+        """What the log needs that no other session is asking for (now ours)."""
+        return self._st.inflight.claim(self, self._st.database.log.needed)
+
+    def _charge_want(self) -> None:
+        if not self._service._budget(self.peer).wants.take(1, trio.current_time()):
+            raise ServeLimitError("peer sent wants faster than we answer them")
+
+    def _charge_bytes(self, size: int) -> None:
+        if not self._service._budget(self.peer).bytes.take(size, trio.current_time()):
+            raise ServeLimitError("peer asked for more bytes than we serve it per second")
+
+
+# -- verification ---------------------------------------------------------------------
+
+
+async def verify_frame(
+    st: DbState,
+    blocks: Sequence[tuple[Cid, bytes]],
+    config: ReplicationConfig,
+    limits: EntryLimits,
+) -> list[Entry]:
+    """Decode and check every block of one frame, or raise a ProtocolError naming the
+    first bad one. Large frames are verified on worker threads (libsodium releases the
+    GIL), so the event loop keeps reading the stream and applying the previous frame
+    meanwhile."""
+    db = st.database
+    if len(blocks) >= config.thread_verify_min_blocks:
+        entries, rejected = await verify_blocks(blocks, threads=db.verify_threads, limits=limits)
+    else:
+        entries, rejected = verify_chunk(blocks, limits)
+    if rejected:
+        first = rejected[0]
+        raise ProtocolError(
+            f"peer sent an invalid entry {first.cid}: {first.error}"
+        ) from first.error
+    check_entries(st, entries)
+    return entries
+
+
+def check_entries(st: DbState, entries: Sequence[Entry]) -> None:
+    """Verified entries must be of this database and by a writer it allows."""
+    db = st.database
+    access = db.log.access
+    for entry in entries:
+        if entry.db != db.cid:
+            raise ProtocolError(f"peer sent entry {entry.cid} of database {entry.db}")
+        if not access.can_write(entry.writer):
+            raise ProtocolError(f"peer sent entry {entry.cid} by unauthorized {entry.writer}")
+
+
+__all__ = ["READ_BYTES", "SessionRunner", "check_entries", "verify_frame"]

@@ -1,0 +1,122 @@
+"""Bounds on what we serve a peer: per session and per unit of time (no I/O, no clock).
+
+How it works
+============
+
+What a peer may send us is bounded (:class:`~orbitstore.sync.frames.FrameLimits`,
+:class:`~orbitstore.sync.session.SessionLimits`); what it may make us send is bounded
+the same way, or one small ``want`` could be answered with megabytes, again and again.
+
+Rule 1 — per session. :class:`ServeLimits` caps the non-empty wants we answer in one
+session (an honest peer sends at most ``SessionLimits.max_want_rounds``), and the
+entries and bytes we send in one session. The session (:mod:`orbitstore.sync.session`)
+enforces them and raises :class:`~orbitstore.errors.ServeLimitError` past them.
+
+Rule 2 — per peer, over time. A peer could open session after session. A
+:class:`TokenBucket` per peer meters the bytes we serve it and the wants we answer
+across its sessions; the caller passes the time in (this module reads no clock). A peer
+that runs a bucket dry is cut off the same way.
+
+A peer cut off gets ``Error{code: "serve_limit"}`` and its session is dropped; what it
+received before is kept (it is valid), and it may come back once the bucket refilled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orbitstore.errors import InvalidValueError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServeLimits:
+    """What we serve one peer. Defaults with the reason for each."""
+
+    # Non-empty wants answered per session: what the protocol lets a peer ask
+    # (SessionLimits.max_want_rounds = 4; honest peers need one, rarely two). A want loop
+    # is cut off after 4 answers: at most 5 times the log for one session.
+    max_wants_per_session: int = 4
+    # Bytes served per session: the FrameLimits.max_total_bytes we accept ourselves
+    # (1 GiB). A larger log is served over several sessions (the next one starts from
+    # the peer's new heads).
+    max_bytes_per_session: int = 1024 * 1024 * 1024
+    # Entries served per session: 1 GiB of the smallest entries (~250 bytes).
+    max_entries_per_session: int = 4 * 1024 * 1024
+    # Per peer, across sessions: bytes served, refilled at this rate up to the burst.
+    # The burst is one full session, so a fresh replica of a large log catches up at
+    # once; the rate (16 MiB/s) then bounds what a peer that keeps reconnecting costs us.
+    peer_bytes_per_second: float = 16 * 1024 * 1024
+    peer_bytes_burst: int = 1024 * 1024 * 1024
+    # Per peer, across sessions: non-empty wants answered. Honest peers want once or
+    # twice per session, and sessions run on announcements and every 30 s; 64 at once
+    # and 4 per second leave them far from the limit.
+    peer_wants_per_second: float = 4.0
+    peer_wants_burst: int = 64
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_wants_per_session",
+            "max_bytes_per_session",
+            "max_entries_per_session",
+            "peer_bytes_burst",
+            "peer_wants_burst",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidValueError(f"serve limit {name} must be a positive integer")
+        for name in ("peer_bytes_per_second", "peer_wants_per_second"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise InvalidValueError(f"serve limit {name} must be a positive number")
+
+
+DEFAULT_SERVE_LIMITS = ServeLimits()
+
+
+class TokenBucket:
+    """``capacity`` tokens, refilled at ``rate`` per second; time is passed in."""
+
+    __slots__ = ("_at", "_tokens", "capacity", "rate")
+
+    def __init__(self, *, rate: float, capacity: float, now: float) -> None:
+        if rate <= 0 or capacity <= 0:
+            raise InvalidValueError("a token bucket has a positive rate and capacity")
+        self.rate = rate
+        self.capacity = capacity
+        self._tokens = float(capacity)
+        self._at = now
+
+    def tokens(self, now: float) -> float:
+        """Tokens available at ``now``."""
+        if now > self._at:
+            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+        return self._tokens
+
+    def take(self, amount: float, now: float) -> bool:
+        """Take ``amount`` tokens if there are that many; False (nothing taken) if not."""
+        if self.tokens(now) < amount:
+            return False
+        self._tokens -= amount
+        return True
+
+
+class PeerServeBudget:
+    """The two buckets of one peer (Rule 2)."""
+
+    __slots__ = ("bytes", "wants")
+
+    def __init__(self, limits: ServeLimits, now: float) -> None:
+        self.bytes = TokenBucket(
+            rate=limits.peer_bytes_per_second, capacity=limits.peer_bytes_burst, now=now
+        )
+        self.wants = TokenBucket(
+            rate=limits.peer_wants_per_second, capacity=limits.peer_wants_burst, now=now
+        )
+
+    def full(self, now: float) -> bool:
+        """Both buckets are full: forgetting them loses nothing."""
+        return all(b.tokens(now) >= b.capacity for b in (self.bytes, self.wants))
+
+
+__all__ = ["DEFAULT_SERVE_LIMITS", "PeerServeBudget", "ServeLimits", "TokenBucket"]

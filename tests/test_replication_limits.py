@@ -1,0 +1,244 @@
+"""What we serve is bounded; a liar cannot hold wait_synced; progress and status are
+typed (in-memory network, trio's virtual clock)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
+from orbitstore.core.oplog import OpLog
+from orbitstore.errors import NetworkError, SyncTimeoutError
+from orbitstore.net.transport import Stream
+from orbitstore.node import NodeConfig
+from orbitstore.node.config import ReplicationConfig
+from orbitstore.node.replication import SyncProgress, topic_for
+from orbitstore.node.sync_status import ProgressFanout
+from orbitstore.storage.memory import MemoryStore
+from orbitstore.sync.frames import (
+    Done,
+    Entries,
+    Error,
+    FrameDecoder,
+    Hello,
+    Message,
+    Want,
+    encode_frame,
+)
+from orbitstore.sync.serve_limits import PeerServeBudget, ServeLimits, TokenBucket
+from orbitstore.sync.session import ApplyEntries, SyncSession
+from orbitstore.testing.network import MemoryNetwork
+from orbitstore.views.base import Lagged
+from tests.test_replication_hardening import (
+    DB,
+    EVIL,
+    MANIFEST,
+    announcement,
+    peer_status,
+    still_replicates,
+    victim_node,
+)
+
+
+def limited(serve: ServeLimits) -> NodeConfig:
+    return NodeConfig(
+        timestamps=False,
+        replication=ReplicationConfig(
+            idle_timeout=5.0, thread_verify_min_blocks=1_000_000, serve_limits=serve
+        ),
+    )
+
+
+class Reader:
+    """Reads frames off a stream as they come."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.decoder = FrameDecoder()
+        self.pending: list[Message] = []
+
+    async def next(self) -> Message | None:
+        while not self.pending:
+            try:
+                data = await self.stream.receive_some()
+            except NetworkError:
+                return None
+            if not data:
+                return None
+            self.pending.extend(self.decoder.feed(data))
+        return self.pending.pop(0)
+
+    async def until(self, kind: type) -> list[Message]:
+        out: list[Message] = []
+        with trio.fail_after(10):
+            while (m := await self.next()) is not None:
+                out.append(m)
+                if isinstance(m, kind):
+                    return out
+        return out
+
+
+# --- c: serving is bounded ----------------------------------------------------------
+
+
+async def test_a_want_flood_is_cut_off_per_session(autojump_clock: trio.abc.Clock) -> None:
+    net = MemoryNetwork(rng=random.Random(11))
+    async with victim_node(net) as (node, db, _), net.open_transport("evil") as te:
+        entries = await db.append_many(range(200))
+        await te.connect("mem/victim")
+        stream = await te.open_stream("victim")
+        reader = Reader(stream)
+        await stream.send_all(encode_frame(Hello(db=DB, heads=(entries[-1].cid,))))
+        await reader.until(Done)  # the victim's first round: nothing (we claim it all)
+        served = 0
+        answers: list[Message] = []
+        limit = ServeLimits().max_wants_per_session
+        for _ in range(limit + 5):
+            try:
+                await stream.send_all(encode_frame(Want(cids=(entries[150].cid,))))
+            except NetworkError:
+                break
+            answers = await reader.until(Done)
+            served += sum(len(m.blocks) for m in answers if isinstance(m, Entries))
+            if any(isinstance(m, Error) for m in answers):
+                break
+        assert [m.code for m in answers if isinstance(m, Error)] == ["serve_limit"]
+        assert served <= limit * 151  # each answer: the wanted entry and its ancestry
+        status = peer_status(node, "evil")
+        assert status.cut_off == 1
+        assert status.last_failure is not None and status.last_failure.code == "serve_limit"
+        assert status.last_failure.error == "ServeLimitError"
+        await still_replicates(net, node, db)
+
+
+async def test_a_peer_that_keeps_coming_back_runs_its_bucket_dry(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    net = MemoryNetwork(rng=random.Random(12))
+    serve = ServeLimits(peer_bytes_burst=20_000, peer_bytes_per_second=100.0)
+    async with victim_node(net, limited(serve)) as (node, db, _), net.open_transport("evil") as te:
+        await db.append_many(range(100))  # ~30 KiB: more than the bucket holds
+        await te.connect("mem/victim")
+        codes: list[str] = []
+        received = 0
+        for _ in range(3):  # fresh hellos: the victim streams the whole log each time
+            stream = await te.open_stream("victim")
+            await stream.send_all(encode_frame(Hello(db=DB)))
+            answer = await Reader(stream).until(Error)
+            received += sum(len(m.blocks) for m in answer if isinstance(m, Entries))
+            codes += [m.code for m in answer if isinstance(m, Error)]
+        assert codes == ["serve_limit"] * 3
+        assert received < 100  # never the whole log: each session stops at the bucket
+        assert peer_status(node, "evil").cut_off == 3
+
+
+def test_token_bucket() -> None:
+    bucket = TokenBucket(rate=2.0, capacity=10, now=0.0)
+    assert bucket.take(10, 0.0)
+    assert not bucket.take(1, 0.0)
+    assert not bucket.take(3, 1.0)  # 2 tokens back after one second
+    assert bucket.take(2, 1.0)
+    assert bucket.tokens(100.0) == 10  # never above capacity
+    budget = PeerServeBudget(ServeLimits(peer_wants_burst=2, peer_wants_per_second=1.0), 0.0)
+    assert budget.full(0.0) and budget.wants.take(2, 0.0) and not budget.full(1.0)
+    assert budget.full(2.0)
+
+
+# --- d: a liar does not hold wait_synced --------------------------------------------
+
+
+class LyingReader:
+    """A log that claims a head it does not have."""
+
+    def __init__(self, log: OpLog, lie: Cid) -> None:
+        self.log = log
+        self.lie = lie
+
+    @property
+    def heads(self) -> frozenset[Cid]:
+        return self.log.heads | {self.lie}
+
+    def get(self, cid: Cid) -> Entry | None:
+        return self.log.get(cid)
+
+    def iter_blocks(self) -> Iterator[tuple[Cid, bytes]]:
+        return self.log.iter_blocks()
+
+
+async def run_liar(stream: Stream, lie: Cid) -> None:
+    """Follow the protocol, apart from the head it cannot serve."""
+    log = OpLog(db=DB, access=MANIFEST.access, store=MemoryStore().log_store(DB), identity=EVIL)
+    session = SyncSession(reader=LyingReader(log, lie), db=DB)
+    session.start()
+    reader = Reader(stream)
+    with trio.move_on_after(30):
+        while not session.complete:
+            out = b""
+            while (m := session.next_message()) is not None:
+                out += encode_frame(m)
+            if out:
+                await stream.send_all(out)
+            if session.receiving_done:
+                continue
+            message = await reader.next()
+            if message is None:
+                return
+            for event in session.receive(message):
+                if isinstance(event, ApplyEntries):
+                    session.entries_applied(log.receive(event.blocks).needed)
+    await stream.close()
+
+
+async def test_heads_a_peer_cannot_serve_stop_counting(autojump_clock: trio.abc.Clock) -> None:
+    net = MemoryNetwork(rng=random.Random(13))
+    lie = Cid.for_block(b"an entry nobody has")
+    async with victim_node(net) as (node, db, _), net.open_transport("evil") as te:
+        te.set_stream_handler(lambda stream: run_liar(stream, lie))
+        await te.connect("mem/victim")
+        # The liar says hello with a head it does not have, and completes the session.
+        await run_liar(await te.open_stream("victim"), lie)
+        with trio.fail_after(10):
+            await db.wait_synced(timeout=10)
+        status = peer_status(node, "evil")
+        assert status.undelivered == 1 and status.missing == 1
+        # Announcing another head it cannot serve: the victim syncs, the liar fails to
+        # deliver again, and wait_synced is not held either.
+        other = Cid.for_block(b"another entry nobody has")
+        await te.publish(topic_for(DB), announcement(heads=[other], blocks=[]))
+        await trio.sleep(0.1)
+        with trio.fail_after(20):
+            await db.wait_synced(timeout=20)
+        assert peer_status(node, "evil").undelivered == 2
+        await still_replicates(net, node, db)
+
+
+# --- g: progress and typed status ---------------------------------------------------
+
+
+async def test_dropped_progress_events_are_counted_and_signalled() -> None:
+    fanout = ProgressFanout()
+    event = SyncProgress("entries", DB, "p")
+    async with fanout.subscribe(2) as events:
+        for _ in range(5):
+            fanout.emit(event)
+        assert fanout.dropped == 3
+        assert [events.receive_nowait(), events.receive_nowait()] == [event, event]
+        fanout.emit(event)
+        assert events.receive_nowait() == Lagged(3)
+        assert events.receive_nowait() == event
+
+
+async def test_a_sync_timeout_says_what_is_missing(autojump_clock: trio.abc.Clock) -> None:
+    net = MemoryNetwork(rng=random.Random(14))
+    async with victim_node(net) as (_node, db, _), net.open_transport("evil") as te:
+        await te.connect("mem/victim")  # and never says hello
+        with pytest.raises(SyncTimeoutError, match="evil: not heard from yet"):
+            await db.wait_synced(timeout=1)
+        await te.publish(topic_for(DB), announcement(heads=[Cid.for_block(b"?")], blocks=[]))
+        await trio.sleep(0.5)
+        with pytest.raises(SyncTimeoutError, match="not heard from"):
+            await db.wait_synced(peer="evil", timeout=1)
