@@ -22,6 +22,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+_SETTINGS = ("threads", "clients", "mode", "size", "batch")
+
 
 def run(checkout: Path, script: str, args: list[str]) -> list[dict[str, object]]:
     python = checkout / ".venv" / "bin" / "python"
@@ -48,7 +50,9 @@ def main() -> int:
     for _ in range(opts.rounds):
         for side, checkout in (("old", opts.old), ("new", opts.new)):
             for line in run(checkout.resolve(), opts.script, opts.args):
-                name = f"{line['name']}@{line.get('n')}"
+                # lines of one name and size differ by their settings (threads=1/2, ...)
+                extra = "".join(f",{k}={line[k]}" for k in _SETTINGS if k in line)
+                name = f"{line['name']}@{line.get('n')}{extra}"
                 values[(name, side)].append(float(line["value"]))  # type: ignore[arg-type]
                 units[name] = str(line["unit"])
     for name, unit in units.items():

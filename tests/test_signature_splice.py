@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from orbitstore.core import codec
 from orbitstore.core.cid import Cid
-from orbitstore.core.entry import NONCE_LENGTH, Entry, unsigned_bytes
+from orbitstore.core.entry import NONCE_LENGTH, Entry, signed_bytes, unsigned_bytes
 from orbitstore.core.identity import Identity
 from orbitstore.errors import InvalidDataError
 from orbitstore.testing.strategies import cids, payloads
@@ -76,3 +76,19 @@ def test_verifying_a_real_entry_takes_the_splice(entry: Entry) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(codec, "encode_checked", no_encode)
         assert Entry.from_block(entry.cid, entry.block) == entry
+
+
+@settings(max_examples=150, deadline=None)
+@given(entries())
+def test_create_splices_the_sig_in_as_the_encoder_would(entry: Entry) -> None:
+    fields = codec.decode(entry.block)
+    assert entry.block == codec.encode(fields)  # canonical: what encoding the map gives
+    assert signed_bytes(reencoded(fields), fields, entry.sig) == entry.block
+
+
+@settings(max_examples=60, deadline=None)
+@given(entries(), st.binary(max_size=80))
+def test_any_sig_value_splices_in_as_encoded(entry: Entry, sig: bytes) -> None:
+    fields = codec.decode(entry.block)
+    fields["sig"] = sig
+    assert signed_bytes(reencoded(fields), fields, sig) == codec.encode(fields)

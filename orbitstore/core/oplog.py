@@ -115,9 +115,10 @@ class LogStore(Protocol):
         ...
 
     def iter_entries(
-        self, *, reverse: bool = False, limit: int | None = None
+        self, *, reverse: bool = False, limit: int | None = None, max_clock: int | None = None
     ) -> Iterator[tuple[Cid, bytes]]:
-        """Every stored entry, in total order ``(clock, writer, cid)`` (or reversed)."""
+        """Every stored entry, in total order ``(clock, writer, cid)`` (or reversed);
+        with ``max_clock``, only those whose clock is at most that."""
         ...
 
 
@@ -443,12 +444,39 @@ class OpLog:
             for cid, block in self._store.iter_entries(reverse=reverse, limit=limit):
                 yield Entry.from_trusted_block(cid, block)
             return
-        if reverse:
+        if reverse and limit is not None:  # a few of the newest: walk back from the heads
             yield from self._walk_back(heads, limit)
-        else:
-            found = list(self._walk_back(heads, None))
+            return
+        found = self._scan_back(heads)
+        if not reverse:
             found.reverse()
-            yield from found[:limit] if limit is not None else found
+        yield from found[:limit] if limit is not None else found
+
+    def _scan_back(self, heads: Iterable[Cid]) -> list[Entry]:
+        """``heads`` and their ancestors, newest first, in one reverse scan of the store.
+
+        A parent always sorts before its children, so scanning the store newest first
+        (from the largest head clock down) meets every wanted entry after all of its
+        children: a set of CIDs still wanted is enough, and only those entries are
+        decoded. The scan stops when nothing is wanted any more. One sequential read
+        instead of one lookup per ancestor (~10x less for a whole log)."""
+        wanted = set(heads)
+        clocks = self._store.get_clocks(wanted)
+        for cid in sorted(wanted, key=bytes):
+            if cid not in clocks:
+                raise UsageError(f"{cid} is not an entry of this log")
+        found: list[Entry] = []
+        if not wanted:
+            return found
+        for cid, block in self._store.iter_entries(reverse=True, max_clock=max(clocks.values())):
+            if cid in wanted:
+                wanted.discard(cid)
+                entry = Entry.from_trusted_block(cid, block)
+                found.append(entry)
+                wanted.update(entry.next)  # all sort after this one: not met yet
+                if not wanted:
+                    break
+        return found
 
     def _walk_back(self, heads: Iterable[Cid], limit: int | None) -> Iterator[Entry]:
         heads = list(heads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,28 @@ from orbitstore.sync.session import SessionLimits
 if TYPE_CHECKING:
     # Importing the libp2p config imports multiaddr (~0.8 s): only when a node uses it.
     from orbitstore.net.libp2p_config import Libp2pConfig
+
+
+# More verify threads than this gain nothing measurable: each frame is split into one
+# chunk per thread, and applying (one thread, the event loop's) becomes the bottleneck.
+MAX_AUTO_VERIFY_THREADS = 4
+
+
+def usable_cores() -> int:
+    """How many cores this process may run on (its CPU affinity where the OS has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        try:
+            return max(1, len(affinity(0)))
+        except OSError:  # pragma: no cover - a platform that has it but refuses
+            pass
+    return max(1, os.cpu_count() or 1)
+
+
+def default_verify_threads(cores: int | None = None) -> int:
+    """The default ``NodeConfig.verify_threads``: one per usable core (``cores``, or
+    :func:`usable_cores`), between 1 and :data:`MAX_AUTO_VERIFY_THREADS`."""
+    return max(1, min(usable_cores() if cores is None else cores, MAX_AUTO_VERIFY_THREADS))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,10 +144,12 @@ class NodeConfig:
     timestamps: bool = True
     # Threads that verify signatures of large received batches (off the event loop).
     # libsodium releases the GIL while it verifies, so 2 can use both cores of an idle
-    # machine (1.6-1.7x measured on 2 idle vCPUs), but on a busy shared machine 2 were
-    # measured slower than 1 (0.74x). 1 is the safe default; raise it on a machine with
-    # cores to spare (benchmarks/bench_receive.py measures both).
-    verify_threads: int = 1
+    # machine (1.6-1.7x measured on 2 idle vCPUs). The default is one per core this
+    # process may run on (os.sched_getaffinity), at most MAX_AUTO_VERIFY_THREADS, and 1
+    # on a single core, where a second thread only adds hand-offs. On a busy shared
+    # machine 2 were measured slower than 1 (0.74x): set 1 there
+    # (benchmarks/bench_receive.py measures both).
+    verify_threads: int = field(default_factory=default_verify_threads)
     # Bounds on SQL queries (rows, time, nesting, cache); see QueryLimits for defaults.
     query: QueryLimits = DEFAULT_QUERY_LIMITS
     # Used only when the node is opened with a transport.
@@ -137,6 +162,9 @@ class NodeConfig:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
 
     def __post_init__(self) -> None:
+        threads = self.verify_threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise InvalidValueError("NodeConfig.verify_threads must be an integer >= 1")
         if self.network is not None:
             from orbitstore.net.libp2p_config import Libp2pConfig
 

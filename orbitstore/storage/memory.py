@@ -189,9 +189,12 @@ class MemoryLogStore:
         self._order, self._arrivals = order, arrivals
 
     def iter_entries(
-        self, *, reverse: bool = False, limit: int | None = None
+        self, *, reverse: bool = False, limit: int | None = None, max_clock: int | None = None
     ) -> Iterator[tuple[Cid, bytes]]:
-        keys = reversed(self._order) if reverse else iter(list(self._order))
+        order = self._order
+        if max_clock is not None:  # keys with clock <= max_clock: those before (max_clock+1,)
+            order = order[: bisect.bisect_left(order, (max_clock + 1,))]
+        keys = reversed(order) if reverse else iter(list(order))
         for n, (_, _, raw) in enumerate(keys):
             if limit is not None and n >= limit:
                 return

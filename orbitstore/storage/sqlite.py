@@ -229,20 +229,48 @@ class SqliteLogStore:
         return {_stored_cid(c): int(k) for c, k in rows}
 
     def add_entries(self, entries: Sequence[Entry]) -> None:
+        """Store ``entries`` (parents before children) and keep ``has_child`` exact.
+
+        An entry named as a parent by another entry of the same call is inserted with
+        ``has_child=1`` at once; only parents stored by earlier calls are updated (for a
+        chain of appends: one row, not one per entry). If some entry was already stored
+        (its insert was ignored, so its flag was not set), every parent is updated."""
         conn = self._s._conn_()
         log = self._id
+        raws = [bytes(e.cid) for e in entries]
+        named = {bytes(p) for e in entries for p in e.next}
         with self._s.transaction():
-            conn.executemany(
-                "INSERT OR IGNORE INTO blocks(cid, data) VALUES (?, ?)",
-                [(bytes(e.cid), e.block) for e in entries],
-            )
+            # Blocks get ids chosen here (after the largest): when all of them are new,
+            # the entry rows name them directly instead of looking each CID up again.
+            (top,) = conn.execute("SELECT coalesce(max(id), 0) FROM blocks").fetchone()
+            ids = range(int(top) + 1, int(top) + 1 + len(entries))
             cur = conn.executemany(
-                "INSERT OR IGNORE INTO entries(log, block, clock, writer, cid)"
-                " SELECT ?, id, ?, ?, cid FROM blocks WHERE cid=?",
-                [(log, e.clock, e.writer, bytes(e.cid)) for e in entries],
+                "INSERT OR IGNORE INTO blocks(id, cid, data) VALUES (?, ?, ?)",
+                [(i, raw, e.block) for i, raw, e in zip(ids, raws, entries, strict=True)],
             )
+            if cur.rowcount == len(entries):
+                cur = conn.executemany(
+                    "INSERT OR IGNORE INTO entries(log, block, clock, writer, cid, has_child)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (log, i, e.clock, e.writer, raw, raw in named)
+                        for i, raw, e in zip(ids, raws, entries, strict=True)
+                    ],
+                )
+            else:  # some blocks were stored already, under their own ids
+                cur = conn.executemany(
+                    "INSERT OR IGNORE INTO entries(log, block, clock, writer, cid, has_child)"
+                    " SELECT ?, id, ?, ?, cid, ? FROM blocks WHERE cid=?",
+                    [
+                        (log, e.clock, e.writer, raw in named, raw)
+                        for raw, e in zip(raws, entries, strict=True)
+                    ],
+                )
             conn.execute("UPDATE logs SET count = count + ? WHERE id=?", (cur.rowcount, log))
-            conn.executemany(_MARK_PARENT, [(bytes(p), log) for e in entries for p in e.next])
+            # All new: only parents from earlier calls. Else some were stored already (or
+            # are twice in this call) and kept their flag: update every parent.
+            marks = named.difference(raws) if cur.rowcount == len(entries) else named
+            conn.executemany(_MARK_PARENT, [(raw, log) for raw in marks])
 
     def set_heads(self, heads: Mapping[Cid, int]) -> None:
         conn = self._s._conn_()
@@ -360,17 +388,21 @@ class SqliteLogStore:
         return removed
 
     def iter_entries(
-        self, *, reverse: bool = False, limit: int | None = None
+        self, *, reverse: bool = False, limit: int | None = None, max_clock: int | None = None
     ) -> Iterator[tuple[Cid, bytes]]:
         order = "DESC" if reverse else "ASC"
+        params: list[int] = [self._id]
+        where = "e.log=?"
+        if max_clock is not None:
+            where += " AND e.clock<=?"  # a range of the order index, not a filter
+            params.append(max_clock)
         sql = (
             "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.block"
-            f" WHERE e.log=? ORDER BY e.clock {order}, e.writer {order}, e.cid {order}"
+            f" WHERE {where} ORDER BY e.clock {order}, e.writer {order}, e.cid {order}"
         )
-        params: tuple[int, ...] = (self._id,)
         if limit is not None:
             sql += " LIMIT ?"
-            params = (self._id, limit)
+            params.append(limit)
         cur = self._s._conn_().execute(sql, params)
         while True:
             rows = cur.fetchmany(512)

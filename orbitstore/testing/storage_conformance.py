@@ -221,6 +221,12 @@ class NodeStoreConformance:
             assert [c for c, _ in log.iter_entries(limit=limit)] == expected[:limit]
             rev = [c for c, _ in log.iter_entries(reverse=True, limit=limit)]
             assert rev == expected[::-1][:limit]
+        by_cid = {e.cid: e.clock for e in entries}
+        for top in (0, 1, 2, max(clocks) // 2, max(clocks), max(clocks) + 1):
+            upto = [c for c in expected if by_cid[c] <= top]
+            assert [c for c, _ in log.iter_entries(max_clock=top)] == upto
+            down = [c for c, _ in log.iter_entries(reverse=True, max_clock=top, limit=3)]
+            assert down == upto[::-1][:3]
 
     def test_heads_persist(self, store: NodeStore) -> None:
         db = manifest_cid()
