@@ -15,6 +15,7 @@ four branches that say who is to blame::
     │   ├── NotFoundError               no database, key or entry by that name
 │   ├── UnauthorizedError           an API request without the right token
     │   ├── NodeLockedError             another process owns the node directory
+    │   ├── NotAMemberError             no key to read or write this encrypted database
     │   └── QueryError                  bad or refused SQL (has line/column)
     │       └── QueryLimitError         over a QueryLimits bound (rows, time, LIMIT)
     ├── InvalidDataError                bytes from elsewhere are wrong (a peer, a file)
@@ -32,8 +33,10 @@ four branches that say who is to blame::
     │   ├── UnauthorizedWriterError     writer not allowed by the access controller
     │   │   └── AccessDeniedError       capabilities: right not held in the causal past
     │   ├── InvalidAclOpError           malformed or misplaced access operation
-    │   └── ProtocolError               a peer broke the sync protocol
-    │       └── ServeLimitError         a peer asked for more than we serve
+    │   ├── ProtocolError               a peer broke the sync protocol
+    │   │   └── ServeLimitError         a peer asked for more than we serve
+    │   ├── DecryptionError             a sealed payload or key does not open (wrong key, tampered)
+    │   └── InvalidEncryptedPayloadError  not a well-formed payload of an encrypted database
     ├── StorageError                    our own disk failed us
     │   ├── StorageCorruptedError       stored bytes no longer verify
     │   └── KeystoreError               key file missing, unreadable or too permissive
@@ -130,6 +133,13 @@ class NodeLockedError(UsageError):
     stop that process, or talk to it through its API instead of opening the directory."""
 
     code = "node_locked"
+
+
+class NotAMemberError(UsageError):
+    """This node holds no key for the encrypted database (or the epoch) it was asked to
+    read or write: it is not a member, or not yet (its key was not distributed)."""
+
+    code = "not_a_member"
 
 
 class QueryError(UsageError):
@@ -264,6 +274,21 @@ class ServeLimitError(ProtocolError):
     unit of time): its session is cut off."""
 
     code = "serve_limit"
+
+
+class DecryptionError(InvalidDataError):
+    """A sealed payload or a sealed epoch key does not open: the key is wrong, or the
+    ciphertext, its nonce or the entry fields bound into its AAD were changed.
+    ``details``: ``kind`` (``payload`` or ``key``)."""
+
+    code = "decryption_failed"
+
+
+class InvalidEncryptedPayloadError(InvalidDataError):
+    """A payload of an encrypted database is not one of its shapes (sealed data, key
+    announcement, key epoch, access op), or a key epoch was written by a non-owner."""
+
+    code = "invalid_encrypted_payload"
 
 
 # --- our own storage ----------------------------------------------------------------

@@ -265,6 +265,23 @@ class Entry:
         verify(writer, sig, unsigned_bytes(block, fields))
         return cls._build(cid, block, fields)
 
+    def with_payload(self, payload: Any) -> Entry:
+        """This entry carrying ``payload`` in place of its stored one: the opened form of
+        an entry of an encrypted database, handed to views. ``cid``, ``block`` and ``sig``
+        are unchanged (they still name and sign the sealed payload)."""
+        fields = {
+            "db": self.db,
+            "clock": self.clock,
+            "next": self.next,
+            "refs": self.refs,
+            "payload": payload,
+            "writer": self.writer,
+            "sig": self.sig,
+            "ts": self.ts,
+            "n": self.nonce,
+        }
+        return Entry._build(self.cid, self.block, fields)
+
     @property
     def order_key(self) -> OrderKey:
         """The entry's place in the total order: ``(clock, writer, cid bytes)``."""

@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from orbitstore.core.access import AccessController
 from orbitstore.core.capability_log import CapabilityLog
@@ -74,6 +74,9 @@ __all__ = [
     "ReceiveResult",
     "Rejection",
 ]
+
+PayloadSealer: TypeAlias = Callable[[Any, int, Sequence[Cid], "bytes | None"], Any]
+"""``seal(payload, clock, next, nonce) -> stored payload`` (see :meth:`OpLog.append_many`)."""
 
 # Entries held while their parents are missing. 100k entries of ~600 bytes is ~60 MB in
 # the worst case; a replica catching up receives parents first, so this rarely fills.
@@ -243,8 +246,19 @@ class OpLog:
         """Sign and store a new entry on the current heads."""
         return self.append_many([payload], ts=ts)[0]
 
-    def append_many(self, payloads: Iterable[Any], *, ts: int | None = None) -> list[Entry]:
-        """Append several entries as a chain (each on the previous one)."""
+    def append_many(
+        self,
+        payloads: Iterable[Any],
+        *,
+        ts: int | None = None,
+        seal: PayloadSealer | None = None,
+    ) -> list[Entry]:
+        """Append several entries as a chain (each on the previous one).
+
+        With ``seal``, each payload is replaced by ``seal(payload, clock, next, nonce)``
+        once the entry's clock, parents and nonce are known (encrypted databases bind them
+        into the AAD).
+        """
         identity = self.identity
         if identity is None:
             raise UsageError("this log was opened without an identity and is read-only")
@@ -263,14 +277,16 @@ class OpLog:
                     why = caps.check_write(identity.id, payload, heads)
                     if why is not None:
                         raise WriteNotAllowedError(why, writer=identity.id)
+                clock, parents = next_clock(heads.values()), list(heads)
+                nonce = None if nonce_source is None else nonce_source()
                 entry = Entry.create(
                     identity,
                     db=self.db,
-                    clock=next_clock(heads.values()),
-                    next=list(heads),
-                    payload=payload,
+                    clock=clock,
+                    next=parents,
+                    payload=payload if seal is None else seal(payload, clock, parents, nonce),
                     ts=ts,
-                    nonce=None if nonce_source is None else nonce_source(),
+                    nonce=nonce,
                     limits=self.limits,
                 )
                 created.append(entry)

@@ -73,7 +73,10 @@ async def _revoke(db: Database, did: str, right: str = "write", scope: str | Non
     """Revoke ``right`` from ``did``: its entries concurrent with this revocation are
     retracted once it is known. Admin rights are revoked by the owner only."""
     _caps(db)
-    return await db.append(AclOp(op="revoke", to=did, right=right, scope=scope).to_payload())
+    entry = await db.append(AclOp(op="revoke", to=did, right=right, scope=scope).to_payload())
+    if db.encrypted and scope is None:
+        await db._rotate_without(did)  # encrypted: later entries under a key did lacks
+    return entry
 
 
 async def _invite(db: Database, scope: str | None = None) -> str:
@@ -213,10 +216,10 @@ def _rebuild_view(db: Database, caps: CapabilityLog) -> None:
         if caps.visible(entry):
             batch.append(entry)
         if len(batch) >= 1000:
-            view.apply(batch, local=False)
+            view.apply(db.view_entries(batch), local=False)
             batch = []
     if batch:
-        view.apply(batch, local=False)
+        view.apply(db.view_entries(batch), local=False)
     if isinstance(view, SnapshotView):  # its stored snapshot holds retracted updates
         view.save(log_store.last_seq(), force=True)
 

@@ -62,6 +62,8 @@ class Snapshottable(Protocol):
     @property
     def heads(self) -> frozenset[Cid]: ...
 
+    def view_entries(self, entries: Sequence[Entry]) -> list[Entry]: ...
+
     def fresh_view(self, store: NodeStore) -> View | None: ...
 
 
@@ -141,21 +143,21 @@ def fold_image(db: Snapshottable, heads: frozenset[Cid]) -> tuple[bytes, int]:
             for entry in db.log.traverse(heads):
                 batch.append(entry)
                 if len(batch) >= _FOLD_BATCH:
-                    _fold(view, log_store, batch)
+                    _fold(view, log_store, batch, db)
                     batch = []
             if batch:
-                _fold(view, log_store, batch)
+                _fold(view, log_store, batch, db)
         return scratch.serialize(), log_id
     finally:
         scratch.close()
 
 
-def _fold(view: View, log_store: SeqLogStore, batch: list[Entry]) -> None:
+def _fold(view: View, log_store: SeqLogStore, batch: list[Entry], db: Snapshottable) -> None:
     # Views that report conflicts (keyvalue, documents) read entries back from the log of
     # the store they live in, as in a live database: store them in the scratch log first.
     if getattr(view, "reads_log", False):
         log_store.add_entries(batch)
-    view.apply(batch, local=False)
+    view.apply(db.view_entries(batch), local=False)  # opened, in an encrypted database
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from typing import Any
 from orbitstore.core.access import CapabilitiesAccess
 from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
+from orbitstore.core.encryption import META_KEY
 from orbitstore.core.entry import Entry
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.core.manifest import Manifest, format_address
@@ -325,6 +326,8 @@ def _compare_view(store: NodeStore, db: Cid, manifest: Manifest, scan: _Log) -> 
     make_view = database_class(manifest.type)[1]
     if make_view is None or not isinstance(store, SqliteStore):
         return None
+    if META_KEY in manifest.meta:  # folding needs the keys, which only an open handle has
+        return None
     address = format_address(db)
     live = make_view(store, db, manifest)
     if isinstance(live, SnapshotView):
@@ -370,6 +373,11 @@ def _rebuild_view(store: NodeStore, db: Cid, manifest: Manifest, scan: _Log) -> 
     elif hasattr(store, "view_states"):
         store.view_states.pop((manifest.type, db), None)
     view = make_view(store, db, manifest)
+    if META_KEY in manifest.meta:  # encrypted: the next open folds the log with its keys
+        if not isinstance(view, SnapshotView):
+            with store.transaction():
+                store.set_checkpoint(db, view.name, 0)
+        return
     kept = _visible(store, db, manifest, list(scan.good.values()))
     with store.transaction():
         _fold(view, kept)

@@ -29,9 +29,11 @@ import trio
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
-from orbitstore.core.oplog import LogSnapshot, OpLog, ReceiveResult, Rejection
+from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult, Rejection
 from orbitstore.errors import ClosedError, InvalidValueError, UsageError
 from orbitstore.node.access import AccessMethods, visible_changes
+from orbitstore.node.encrypted import EncryptionMethods
+from orbitstore.node.encryption import DatabaseKeys
 from orbitstore.node.query import QueryMethods
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
 from orbitstore.node.writes import Frame, NodeWrites
@@ -101,7 +103,7 @@ class DatabaseStatistics:
     subscribers: int
 
 
-class Database(QueryMethods, AccessMethods):
+class Database(QueryMethods, AccessMethods, EncryptionMethods):
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
@@ -122,6 +124,7 @@ class Database(QueryMethods, AccessMethods):
         timestamps: bool = True,
         verify_threads: int = 1,
         view_factory: Callable[[NodeStore, Cid, Manifest], View] | None = None,
+        keys: DatabaseKeys | None = None,
         writes: NodeWrites | None = None,
     ) -> None:
         self.manifest = manifest
@@ -138,6 +141,8 @@ class Database(QueryMethods, AccessMethods):
         self._writes = writes if writes is not None else NodeWrites(store)
         self._closed = False
         self._subscribers: set[Subscription] = set()
+        # The keys of an encrypted database (see node/encryption.py); None in the clear.
+        self._keys = keys
         self._reapplied = self._catch_up()
         # Set by the node when it replicates this database (see node/replication.py).
         self._sync_waiter: Callable[[Database, str | None, float], Awaitable[None]] | None = None
@@ -179,19 +184,30 @@ class Database(QueryMethods, AccessMethods):
     # -- views and checkpoints -----------------------------------------------------------
 
     def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
-        """Fold entries into the view (inside the caller's transaction)."""
+        """Fold entries into the view (inside the caller's transaction).
+
+        A local entry that changes no view state (a key announcement or epoch, an access
+        op) still yields a ``Change(kind="meta")``: subscribers, and the replication
+        announcer among them, learn of every local write.
+        """
+        stored = entries
+        if self._keys is not None:
+            entries = self._readable(entries, upto=self._store.log_store(self.cid).last_seq())
         if self._log.capabilities is not None:  # only visible entries (node/access.py)
             changes = visible_changes(self, list(entries), local=local)
             assert changes is not None
             if self._view is not None:
                 self._checkpoint(self._store.log_store(self.cid).last_seq())
-            return changes
-        if self._view is None:
-            return [
+        elif self._view is None:
+            changes = [
                 change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
             ]
-        changes = self._view.apply(entries, local=local)
-        self._checkpoint(self._store.log_store(self.cid).last_seq())
+        else:
+            changes = self._view.apply(entries, local=local)
+            self._checkpoint(self._store.log_store(self.cid).last_seq())
+        if local and len(entries) < len(stored):
+            shown = {e.cid for e in entries}
+            changes += [change_for(e, "meta", local=True) for e in stored if e.cid not in shown]
         return changes
 
     def fresh_view(self, store: NodeStore) -> View | None:
@@ -212,33 +228,48 @@ class Database(QueryMethods, AccessMethods):
 
     def _catch_up(self) -> int:
         """Apply entries that arrived after the view's checkpoint. Returns how many."""
-        if self._view is None:
-            return 0
         log_store = self._store.log_store(self.cid)
+        if self._view is None:
+            if self._keys is not None:  # no view: only the keys to learn again
+                self._keys.learn(self._log.traverse())
+            return 0
         if self._snapshots is not None:
             since = self._snapshots.checkpoint()
         else:
             since = self._store.get_checkpoint(self.cid, self._view.name)
+        if self._keys is not None:  # the keys the view's state already reflects
+            self._keys.learn(
+                Entry.from_trusted_block(cid, block)
+                for seq, cid, block in log_store.iter_since(0)
+                if seq <= since
+            )
         if since >= log_store.last_seq():
             return 0
         count = 0
         with self._store.transaction():
             batch: list[Entry] = []
+            upto = since
             caps = self._log.capabilities
-            for _, cid, block in log_store.iter_since(since):
+            for seq, cid, block in log_store.iter_since(since):
                 entry = Entry.from_trusted_block(cid, block)
                 if caps is not None and not caps.visible(entry):
                     continue
                 batch.append(entry)
                 if len(batch) >= 1000:
-                    self._view.apply(batch, local=False)
+                    self._fold_caught_up(batch, upto)
                     count += len(batch)
-                    batch = []
+                    batch, upto = [], seq
             if batch:
-                self._view.apply(batch, local=False)
+                self._fold_caught_up(batch, upto)
                 count += len(batch)
             self._checkpoint(log_store.last_seq())
         return count
+
+    def _fold_caught_up(self, batch: Sequence[Entry], upto: int) -> None:
+        assert self._view is not None
+        self._view.apply(
+            batch if self._keys is None else self._readable(batch, upto=upto), local=False
+        )
 
     # -- writing --------------------------------------------------------------------------
 
@@ -250,10 +281,14 @@ class Database(QueryMethods, AccessMethods):
         return (await self.append_many([payload]))[0]
 
     async def append_many(self, payloads: Iterable[Any]) -> list[Entry]:
-        """Append several entries in one transaction (one commit for all)."""
+        """Append several entries in one transaction (one commit for all). In an
+        encrypted database each payload is sealed (NotAMemberError without the key)."""
+        return await self._append(payloads, None if self._keys is None else self._keys.seal)
+
+    async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
         self._check()
         async with self._write() as frame:
-            entries = self._log.append_many(payloads, ts=self._ts())
+            entries = self._log.append_many(payloads, ts=self._ts(), seal=seal)
             frame.publish(self, self._apply(entries, local=True))
         return entries
 
@@ -366,16 +401,18 @@ class Database(QueryMethods, AccessMethods):
             with self._writes.frame(self) as frame:
                 yield frame
 
-    def _snapshot_state(self) -> LogSnapshot:
-        return self._log.snapshot()
+    def _snapshot_state(self) -> tuple[LogSnapshot, Any]:
+        return self._log.snapshot(), None if self._keys is None else self._keys.snapshot()
 
-    def _restore_state(self, snapshot: LogSnapshot) -> None:
+    def _restore_state(self, snapshot: tuple[LogSnapshot, Any]) -> None:
         """Called after a rollback: the log from its snapshot, the view reopened on the
         rolled-back store (a view's in-memory state, such as a ydoc's document, cannot be
         undone; reopening it replays what its checkpoint lacks). A ydoc's document is
         then a new ``pycrdt.Doc``: local edits not committed on the old one are dropped,
         since Yjs cannot apply them without the rolled-back updates they follow."""
-        self._log.restore(snapshot)
+        self._log.restore(snapshot[0])
+        if self._keys is not None:
+            self._keys.restore(snapshot[1])
         if self._view is not None and self._view_factory is not None and not self._closed:
             self._view = self._view_factory(self._store, self.cid, self.manifest)
             self._snapshots = self._view if isinstance(self._view, SnapshotView) else None
@@ -427,9 +464,12 @@ class Database(QueryMethods, AccessMethods):
         return self._log.get(Cid.parse(cid) if isinstance(cid, str) else cid)
 
     def entries(self, *, reverse: bool = False, limit: int | None = None) -> Iterator[Entry]:
-        """Entries in total order (oldest first; newest first with ``reverse``)."""
+        """Entries in total order (oldest first; newest first with ``reverse``). In an
+        encrypted database, entries this node can open carry their plaintext payload;
+        the others (key entries, and all of them on a blind replica) are as stored."""
         self._check()
-        return self._log.traverse(reverse=reverse, limit=limit)
+        found = self._log.traverse(reverse=reverse, limit=limit)
+        return found if self._keys is None else map(self._keys.opened, found)
 
     @property
     def last_seq(self) -> int:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from orbitstore.core import encryption as enc
 from orbitstore.core.access import AccessController, CapabilitiesAccess, StaticAccess
 from orbitstore.core.capability_log import CapabilityLog, payload_keys
 from orbitstore.core.cid import Cid
@@ -20,6 +21,7 @@ from orbitstore.core.oplog import OpLog
 from orbitstore.errors import (
     ClosedError,
     InvalidDataError,
+    InvalidValueError,
     NotFoundError,
     StorageCorruptedError,
     StorageError,
@@ -31,9 +33,10 @@ from orbitstore.node.asof import Heads
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.discovery import ProviderDiscovery
+from orbitstore.node.encryption import DatabaseKeys
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.replication import Replication
-from orbitstore.node.types import database_class
+from orbitstore.node.types import database_class, with_opener
 from orbitstore.node.writes import NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
@@ -108,6 +111,7 @@ class Node:
         write: Iterable[str] | None = None,
         meta: dict[str, object] | None = None,
         access: str = "static",
+        encrypted: bool = False,
     ) -> Database:
         """Open a database by local name (created if new) or by ``/orbitstore/<cid>``.
 
@@ -124,9 +128,15 @@ class Node:
         peer for it (``ReplicationConfig.manifest_timeout``), verifies and stores the
         first answer, then opens and replicates as usual. With no transport, no peer, or
         no valid answer it raises NotFoundError saying how many peers were asked.
+
+        ``encrypted=True`` (for a new database) seals every payload under a database key
+        that only members hold; this node is its owner and first member, and adds others
+        with ``db.set_readers(...)`` (see docs/encryption.md). Whether an existing
+        database is encrypted is read from its manifest.
         """
         if self._closed:
             raise ClosedError("the node is closed")
+        created = False
         if is_address(name_or_address):
             db = parse_address(name_or_address)
             manifest = await self._find_manifest(db)
@@ -137,19 +147,30 @@ class Node:
             if found is not None:
                 db, manifest = found, self._load_manifest(found)
             else:
+                if enc.META_KEY in (meta or {}):
+                    raise UsageError("use encrypted=True, not meta['encryption']")
                 database_class(type)[0].check_meta(meta or {})
+                full_meta = dict(meta or {})
+                if encrypted:
+                    full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
                 manifest = Manifest(
                     name=name_or_address,
                     type=type,
                     access=self._new_access(access, write),
-                    meta=dict(meta or {}),
+                    meta=full_meta,
                 )
+                created = True
                 db, block = manifest.to_block()
                 self._check_not_in_batch(name_or_address)
                 async with self.writes.locked():
                     with self.store.transaction():
                         self.store.blocks.put(db, block)
                         self.store.set_name(name_or_address, db)
+        if encrypted and enc.META_KEY not in manifest.meta:
+            raise UsageError(
+                f"{name_or_address!r:.200} exists and is not encrypted: encryption is chosen"
+                " when a database is created (its manifest, and so its address, records it)"
+            )
         if manifest.type != type:
             raise WrongDatabaseTypeError(
                 f"{name_or_address!r} is a {manifest.type} database, not a {type}",
@@ -162,6 +183,9 @@ class Node:
                 return existing
             self._check_not_in_batch(name_or_address)
             database = self._construct(db, manifest)
+        if created and database.encrypted:  # the owner's key and the first epoch
+            await database.announce_key()
+            await database.set_readers([self.id])
         if self.replication is not None:
             replication = self.replication
 
@@ -204,6 +228,18 @@ class Node:
                 keys_of=lambda p: payload_keys(p, id_field if isinstance(id_field, str) else "_id"),
             )
         cls, make_view = database_class(manifest.type)
+        spec = _encryption_spec(manifest)
+        keys = None
+        if spec is not None:
+            keys = DatabaseKeys(
+                db=db,
+                spec=spec,
+                identity=self.identity,
+                random_bytes=os.urandom,
+                clear_acl=isinstance(manifest.access, CapabilitiesAccess),
+            )
+            if make_view is not None:  # views that read entries back read them opened
+                make_view = with_opener(make_view, keys.opened)
         database = cls(
             manifest=manifest,
             db=db,
@@ -214,6 +250,7 @@ class Node:
             verify_threads=self.config.verify_threads,
             view_factory=make_view,
             writes=self.writes,
+            keys=keys,
         )
         database._queries = self.queries
         self._open[db] = database
@@ -370,6 +407,15 @@ class Node:
             raise failed
 
 
+def _encryption_spec(manifest: Manifest) -> enc.EncryptionSpec | None:
+    try:
+        return enc.EncryptionSpec.from_meta(manifest.meta)
+    except InvalidValueError as exc:
+        raise StorageCorruptedError(
+            f"database {manifest.name!r} declares an encryption this node cannot use: {exc}"
+        ) from exc
+
+
 @asynccontextmanager
 async def open_node(
     path: str | Path | None = None,
@@ -433,8 +479,6 @@ async def _open_node(
     elif path is None:
         store = MemoryStore()
         if identity is None:
-            import os
-
             identity = Identity(os.urandom(32))
     else:
         root = Path(path)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.encryption import strip_meta
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest
 from orbitstore.errors import InvalidValueError
@@ -24,16 +25,38 @@ ViewFactory = Callable[[NodeStore, Cid, Manifest], View]
 Handler = tuple["type[Database]", ViewFactory | None]
 
 
-def _lookup(store: NodeStore, db: Cid) -> Callable[[Cid], Entry | None]:
+class LogLookup:
     """Entries of ``db``'s log in ``store``: the views that report conflicts read them
-    back (``orbitstore/views/causal.py``)."""
-    log_store = store.log_store(db)
+    back (``orbitstore/views/causal.py``). In an encrypted database the node sets
+    ``opener`` so that they read opened payloads, as they folded them."""
 
-    def lookup(cid: Cid) -> Entry | None:
-        block = log_store.get_block(cid)
-        return None if block is None else Entry.from_trusted_block(cid, block)
+    def __init__(self, store: NodeStore, db: Cid) -> None:
+        self._log_store = store.log_store(db)
+        self.opener: Callable[[Entry], Entry] | None = None
 
-    return lookup
+    def __call__(self, cid: Cid) -> Entry | None:
+        block = self._log_store.get_block(cid)
+        if block is None:
+            return None
+        entry = Entry.from_trusted_block(cid, block)
+        return entry if self.opener is None else self.opener(entry)
+
+
+def with_opener(factory: ViewFactory, opener: Callable[[Entry], Entry]) -> ViewFactory:
+    """``factory`` whose views read entries back through ``opener`` (encrypted databases)."""
+
+    def make(store: NodeStore, db: Cid, manifest: Manifest) -> View:
+        view = factory(store, db, manifest)
+        lookup = getattr(view, "_lookup", None)
+        if isinstance(lookup, LogLookup):
+            lookup.opener = opener
+        return view
+
+    return make
+
+
+def _lookup(store: NodeStore, db: Cid) -> LogLookup:
+    return LogLookup(store, db)
 
 
 def _log() -> Handler:
@@ -57,7 +80,7 @@ def _documents() -> Handler:
     from orbitstore.views.documents import DocumentsOptions, DocumentsView
 
     def view(store: NodeStore, db: Cid, manifest: Manifest) -> View:
-        options = DocumentsOptions.from_meta(manifest.meta)
+        options = DocumentsOptions.from_meta(strip_meta(manifest.meta))
         state = open_view_state(store, "documents", db)
         return DocumentsView(state, options, lookup=_lookup(store, db))
 

@@ -1,0 +1,360 @@
+"""The keys of one encrypted database on this node, learned from its log.
+
+How it works
+============
+
+:class:`DatabaseKeys` reads the reserved payloads of :mod:`orbitstore.core.encryption`
+as entries are applied: key announcements (a member's X25519 key) and key epochs (a new
+database key sealed to each member). It keeps the epoch keys this node can open — those
+sealed to its own derived X25519 key, and the earlier ones an epoch it opened carries —
+and which epoch is current: the valid epoch greatest in the total order. Nothing here is
+persisted: the keys are a function of the log and this node's identity, so opening the
+database learns them again from the log (one pass over the entries).
+
+Writes seal under the current epoch (:meth:`DatabaseKeys.seal`); a node whose key the
+current epoch does not carry cannot write (NotAMemberError), so a revoked member's new
+entries cannot land under an epoch the remaining members no longer expect.
+
+:meth:`DatabaseKeys.readable` turns entries into what the view folds: sealed data it can
+open becomes the entry with its plaintext payload; reserved payloads (keys, epochs) are
+left out; sealed data under an epoch it has no key for is left out and counted
+(a blind replica's view stays empty); a payload that does not open or is not one of the
+shapes is left out, counted and logged. The entries themselves are stored and served
+either way: validity (hash, signature, parents, clock, writer) does not depend on keys.
+
+This module draws randomness (keys, nonces) from the ``random_bytes`` it is given; the
+node passes ``os.urandom``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.bindings
+
+from orbitstore.core import encryption as enc
+from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
+from orbitstore.core.identity import Identity
+from orbitstore.core.oplog import PayloadSealer
+from orbitstore.core.order import OrderKey
+from orbitstore.errors import (
+    InvalidDataError,
+    InvalidEncryptedPayloadError,
+    NotAMemberError,
+    UsageError,
+)
+
+logger = logging.getLogger("orbitstore.node.encryption")
+
+RandomBytes = Callable[[int], bytes]
+_MAX_SEALED = 100_000
+_NONE: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionStatistics:
+    epochs: int
+    """Valid key epochs in the log."""
+    keys: int
+    """Epoch keys this node holds."""
+    readers: tuple[str, ...]
+    """Members of the current epoch (who can read new entries)."""
+    unreadable: int
+    """Sealed entries seen since open under an epoch this node had no key for."""
+    invalid: int
+    """Payloads that did not open or had no valid shape (not in the view)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Epoch:
+    cid: Cid
+    order: OrderKey
+    members: frozenset[str]
+
+
+_KeysSnapshot = tuple[
+    dict[Cid, bytes], dict[Cid, _Epoch], "_Epoch | None", dict[str, tuple[OrderKey, bytes]]
+]
+
+
+def _is_acl(payload: object) -> bool:
+    return isinstance(payload, dict) and "acl" in payload
+
+
+class DatabaseKeys:
+    """Epoch keys, announced exchange keys and the current epoch of one database."""
+
+    def __init__(
+        self,
+        *,
+        db: Cid,
+        spec: enc.EncryptionSpec,
+        identity: Identity,
+        random_bytes: RandomBytes,
+        clear_acl: bool = False,
+    ) -> None:
+        self.db = db
+        # Under capabilities access, ACL ops ({"acl": ...}) stay in the clear: every
+        # replica evaluates rights from them. Elsewhere such a payload is data, sealed.
+        self._clear_acl = clear_acl
+        self.spec = spec
+        self._identity = identity
+        self._random = random_bytes
+        self._public, self._secret = enc.exchange_keypair(identity)
+        self._keys: dict[Cid, bytes] = {}
+        self._epochs: dict[Cid, _Epoch] = {}
+        self._current: _Epoch | None = None
+        self._announced: dict[str, tuple[OrderKey, bytes]] = {}
+        self._unreadable = 0
+        self._invalid = 0
+        # Plaintexts of what this node sealed, by nonce (unique), until its view takes
+        # them: a local append need not open what it has just sealed. Bounded.
+        self._sealed: dict[bytes, Any] = {}
+
+    # -- learning ---------------------------------------------------------------------
+
+    def learn(self, entries: Iterable[Entry]) -> set[Cid]:
+        """Take in the announcements and epochs among ``entries``; returns the epochs
+        whose keys this call made known."""
+        learned: set[Cid] = set()
+        for entry in entries:
+            shape = enc.classify(entry.payload)
+            if shape is None or shape == enc.SEALED:
+                continue
+            try:
+                if shape == enc.ANNOUNCE:
+                    self._learn_announcement(entry)
+                else:
+                    learned |= self._learn_epoch(entry)
+            except InvalidDataError as exc:
+                self._problem(entry, exc)
+        return learned
+
+    def _learn_announcement(self, entry: Entry) -> None:
+        member, public = enc.parse_announcement(self.db, entry.payload[enc.ANNOUNCE])
+        known = self._announced.get(member)
+        if known is None or known[0] < entry.order_key:  # a newer announcement wins
+            self._announced = {**self._announced, member: (entry.order_key, public)}
+
+    def _learn_epoch(self, entry: Entry) -> set[Cid]:
+        if entry.writer != self.spec.owner:
+            raise InvalidEncryptedPayloadError(
+                f"a key epoch by {entry.writer[:24]}..., not the owner", writer=entry.writer
+            )
+        body = enc.parse_epoch(entry.payload[enc.EPOCH])
+        epoch = _Epoch(cid=entry.cid, order=entry.order_key, members=frozenset(body.keys))
+        found: dict[Cid, bytes] = {}
+        sealed = body.keys.get(self._identity.id)
+        if sealed is not None and entry.cid not in self._keys:
+            # Opened before the epoch counts: one whose key does not open for us (a
+            # broken or forged box) is not made current here, or nobody could write.
+            key = enc.open_sealed_key(sealed, self._public, self._secret)
+            found[entry.cid] = key
+            if body.prior is not None:
+                found.update(
+                    enc.open_prior(
+                        key,
+                        body.prior,
+                        db=self.db,
+                        writer=entry.writer,
+                        clock=entry.clock,
+                        next=entry.next,
+                        entry_nonce=entry.nonce,
+                    )
+                )
+        self._epochs = {**self._epochs, entry.cid: epoch}
+        if self._current is None or self._current.order < epoch.order:
+            self._current = epoch
+        learned = {cid for cid in found if cid not in self._keys}
+        if found:
+            self._keys = {**self._keys, **found}
+        return learned
+
+    def _problem(self, entry: Entry, exc: InvalidDataError) -> None:
+        self._invalid += 1
+        logger.warning("encrypted database %s: entry %s skipped: %s", self.db, entry.cid, exc)
+
+    def snapshot(self) -> _KeysSnapshot:
+        """The learned state now, O(1): containers are replaced, never changed in place."""
+        return (self._keys, self._epochs, self._current, self._announced)
+
+    def restore(self, snapshot: _KeysSnapshot) -> None:
+        """Back to ``snapshot`` after the store rolled back the entries learned since."""
+        self._keys, self._epochs, self._current, self._announced = snapshot
+
+    # -- reading ------------------------------------------------------------------------
+
+    def can_open(self, entry: Entry) -> bool:
+        """Whether ``entry`` is sealed data under an epoch whose key this node holds."""
+        payload = entry.payload
+        if enc.classify(payload) != enc.SEALED:
+            return False
+        epoch = payload[enc.SEALED].get("e") if isinstance(payload[enc.SEALED], dict) else None
+        return isinstance(epoch, Cid) and epoch in self._keys
+
+    def open(self, entry: Entry) -> Any:
+        """The plaintext payload of a sealed entry; NotAMemberError without its key,
+        DecryptionError / InvalidEncryptedPayloadError if it does not open."""
+        if enc.classify(entry.payload) != enc.SEALED:
+            raise InvalidEncryptedPayloadError(f"entry {entry.cid} carries no sealed payload")
+        sealed = enc.parse_sealed(entry.payload[enc.SEALED])
+        key = self._keys.get(sealed.epoch)
+        if key is None:
+            raise NotAMemberError(
+                f"this node holds no key for epoch {sealed.epoch} of {self.db}",
+                epoch=sealed.epoch,
+            )
+        return enc.open_payload(
+            key,
+            sealed,
+            db=self.db,
+            writer=entry.writer,
+            clock=entry.clock,
+            next=entry.next,
+            entry_nonce=entry.nonce,
+        )
+
+    def opened(self, entry: Entry) -> Entry:
+        """``entry`` with its plaintext payload if this node can open it, else as is."""
+        if not self.can_open(entry):
+            return entry
+        try:
+            return entry.with_payload(self.open(entry))
+        except InvalidDataError:
+            return entry
+
+    def readable(self, entries: Iterable[Entry]) -> list[Entry]:
+        """What the view folds (see the module docstring)."""
+        out: list[Entry] = []
+        for entry in entries:
+            shape = enc.classify(entry.payload)
+            if shape is None:
+                if self._clear_acl and _is_acl(entry.payload):
+                    out.append(entry)  # access ops stay in the clear; the access layer owns them
+                else:
+                    self._problem(entry, InvalidEncryptedPayloadError("a payload in the clear"))
+                continue
+            if shape != enc.SEALED:
+                continue
+            body = entry.payload[enc.SEALED]
+            nonce = body.get("n") if isinstance(body, dict) else None
+            mine = self._sealed.pop(nonce, _NONE) if isinstance(nonce, bytes) else _NONE
+            if mine is not _NONE and entry.writer == self._identity.id:
+                out.append(entry.with_payload(mine))
+                continue
+            if not self.can_open(entry):
+                self._unreadable += 1
+                continue
+            try:
+                out.append(entry.with_payload(self.open(entry)))
+            except InvalidDataError as exc:
+                self._problem(entry, exc)
+        return out
+
+    def sealed_under(self, epochs: set[Cid], entries: Iterable[Entry]) -> list[Entry]:
+        """Those of ``entries`` sealed under one of ``epochs`` (to fold once learned)."""
+        out = []
+        for entry in entries:
+            if enc.classify(entry.payload) == enc.SEALED:
+                body = entry.payload[enc.SEALED]
+                if isinstance(body, dict) and body.get("e") in epochs:
+                    out.append(entry)
+        return out
+
+    # -- writing ------------------------------------------------------------------------
+
+    @property
+    def current_readers(self) -> frozenset[str]:
+        return frozenset() if self._current is None else self._current.members
+
+    @property
+    def is_owner(self) -> bool:
+        return self._identity.id == self.spec.owner
+
+    def can_write(self) -> bool:
+        return self._current is not None and self._current.cid in self._keys
+
+    def _writing_epoch(self) -> tuple[Cid, bytes]:
+        current = self._current
+        if current is None or current.cid not in self._keys:
+            raise NotAMemberError(
+                f"{self._identity.id} holds no key for the current epoch of {self.db}:"
+                " it is not (or no longer) a member",
+                writer=self._identity.id,
+            )
+        return current.cid, self._keys[current.cid]
+
+    def seal(self, payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
+        """The sealed-data payload of ``payload`` in the entry ``(clock, next)`` (an
+        :data:`~orbitstore.core.oplog.PayloadSealer`)."""
+        if self._clear_acl and _is_acl(payload):
+            return payload
+        epoch, key = self._writing_epoch()
+        nonce = self._random(enc.NONCE_BYTES)
+        if len(self._sealed) >= _MAX_SEALED:  # appends that were rolled back
+            self._sealed.clear()
+        self._sealed[nonce] = payload
+        return enc.seal_payload(
+            key,
+            payload,
+            nonce=nonce,
+            db=self.db,
+            epoch=epoch,
+            writer=self._identity.id,
+            clock=clock,
+            next=next,
+            entry_nonce=entry_nonce,
+        )
+
+    def announcement(self) -> dict[str, Any] | None:
+        """This node's key announcement, or None if the log already has it."""
+        known = self._announced.get(self._identity.id)
+        if known is not None and known[1] == self._public:
+            return None
+        return enc.announcement(self._identity, self.db)
+
+    def epoch_sealer(self, members: Iterable[str]) -> PayloadSealer:
+        """A sealer that makes the payload of a new epoch for ``members`` (owner only)."""
+        if self._identity.id != self.spec.owner:
+            raise UsageError(f"only the owner ({self.spec.owner}) rotates the database key")
+        chosen = sorted({*members, self.spec.owner})  # the owner always reads: it rotates
+        missing = [m for m in chosen if m not in self._announced]
+        if missing:
+            raise UsageError(
+                "no key announcement in the log from "
+                + ", ".join(missing)
+                + ": each member announces its key first (db.announce_key())"
+            )
+        key = self._random(enc.KEY_BYTES)
+        sealed = {m: nacl.bindings.crypto_box_seal(key, self._announced[m][1]) for m in chosen}
+        prior = dict(self._keys)
+
+        def make(_: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
+            boxed = None
+            if prior:
+                boxed = enc.seal_prior(
+                    key,
+                    prior,
+                    nonce=self._random(enc.NONCE_BYTES),
+                    db=self.db,
+                    writer=self._identity.id,
+                    clock=clock,
+                    next=next,
+                    entry_nonce=entry_nonce,
+                )
+            return enc.epoch_payload(sealed, boxed)
+
+        return make
+
+    def statistics(self) -> EncryptionStatistics:
+        return EncryptionStatistics(
+            epochs=len(self._epochs),
+            keys=len(self._keys),
+            readers=tuple(sorted(self.current_readers)),
+            unreadable=self._unreadable,
+            invalid=self._invalid,
+        )
