@@ -145,7 +145,7 @@ class SqliteBlockStore:
         for cid, data in blocks:
             check_block(cid, data)
             rows.append((bytes(cid), bytes(data)))
-        with self._s.transaction():
+        with self._s.atomic():
             self._s._conn_().executemany(
                 "INSERT OR IGNORE INTO blocks(cid, data) VALUES (?, ?)", rows
             )
@@ -239,7 +239,7 @@ class SqliteLogStore:
         log = self._id
         raws = [bytes(e.cid) for e in entries]
         named = {bytes(p) for e in entries for p in e.next}
-        with self._s.transaction():
+        with self._s.atomic():
             # Blocks get ids chosen here (after the largest): when all of them are new,
             # the entry rows name them directly instead of looking each CID up again.
             (top,) = conn.execute("SELECT coalesce(max(id), 0) FROM blocks").fetchone()
@@ -274,7 +274,7 @@ class SqliteLogStore:
 
     def set_heads(self, heads: Mapping[Cid, int]) -> None:
         conn = self._s._conn_()
-        with self._s.transaction():
+        with self._s.atomic():
             conn.execute("DELETE FROM heads WHERE log=?", (self._id,))
             conn.executemany(
                 "INSERT INTO heads(log, cid, clock) VALUES (?, ?, ?)",
@@ -569,6 +569,18 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise type(exc)(f"commit failed on {self.path}: {exc}") from exc
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """For the store's own multi-statement writes (add_entries, set_heads, put_many):
+        a transaction of their own when none is open, else they simply join the open one
+        — no savepoint per call (that cost four statements per append). A failure inside
+        then fails the enclosing transaction, which its owner rolls back as a whole."""
+        if self._depth:
+            yield
+            return
+        with self.transaction():
+            yield
 
     @contextmanager
     def _savepoint(self, conn: Connection) -> Iterator[None]:
