@@ -12,8 +12,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
+# `make run PORT=4412 HOME_DIR=.orbitstore-run2` in a second terminal starts a second
+# node that finds the first by mDNS and replicates the demo databases with it; where
+# multicast does not get through, add PEER=<a "dial:" address the first node printed>.
+PORT ?= 4402
+HOME_DIR ?= .orbitstore-run
+PEER ?=
+
 run: $(STAMP)
-	$(PY) -m orbitstore --home .orbitstore-run demo
+	$(PY) -m orbitstore --home $(HOME_DIR) run --api 127.0.0.1:$(PORT) $(if $(PEER),--bootstrap $(PEER))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check orbitstore tests benchmarks examples

@@ -63,13 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = sub.add_parser(
-        "demo", help="create a log, write, close, reopen and read back (the `make run` job)"
-    )
+    demo = sub.add_parser("demo", help="create a log, write, close, reopen and read back")
     demo.add_argument("--count", type=int, default=5, help="entries to append (default 5)")
     demo.set_defaults(handler="demo")
 
     serve.add_parser(sub).set_defaults(handler="serve")
+    serve.add_run_parser(sub).set_defaults(handler="serve.run")
 
     sub.add_parser("id", help="print this node's writer id (did:key)").set_defaults(handler="id")
     sub.add_parser("ls", help="list the databases this node knows by name").set_defaults(
