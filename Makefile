@@ -13,14 +13,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # `make run PORT=4412 HOME_DIR=.orbitstore-run2` in a second terminal starts a second
-# node that finds the first by mDNS and replicates the demo databases with it; where
-# multicast does not get through, add PEER=<a "dial:" address the first node printed>.
+# node that joins the first (running in .orbitstore-run) and replicates with it. PEER=
+# <a "dial:" address> dials a node elsewhere instead.
 PORT ?= 4402
 HOME_DIR ?= .orbitstore-run
+FIRST := .orbitstore-run
 PEER ?=
 
 run: $(STAMP)
-	$(PY) -m orbitstore --home $(HOME_DIR) run --api 127.0.0.1:$(PORT) $(if $(PEER),--bootstrap $(PEER))
+	$(PY) -m orbitstore --home $(HOME_DIR) run --api 127.0.0.1:$(PORT) \
+	  $(if $(PEER),--bootstrap $(PEER),$(if $(filter $(FIRST),$(HOME_DIR)),,--join $(FIRST)))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check orbitstore tests benchmarks examples

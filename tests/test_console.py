@@ -8,6 +8,8 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,8 @@ import pytest
 import trio
 from starlette.routing import Match
 
+from orbitstore.cli.run import ADDRESSES_FILE, join_addresses
+from orbitstore.errors import UsageError
 from orbitstore.node import open_node
 from orbitstore.server import ApiConfig
 from orbitstore.server.app import routes
@@ -73,30 +77,67 @@ async def test_console_files_are_public_even_with_a_token(tmp_path: Path) -> Non
         assert (await api.get("/v1/databases")).status_code == 401  # the data is not public
 
 
-@pytest.mark.slow
-async def test_run_serves_the_console_and_stops_on_sigint(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "orbitstore", "--home", str(tmp_path / "home"), "--json"]
-    command += ["run", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]
+@asynccontextmanager
+async def run(home: Path, *args: str) -> AsyncIterator[Served]:
+    """``orbitstore run`` in a process (``--json``); killed if the test did not stop it."""
+    command = [sys.executable, "-m", "orbitstore", "--home", str(home), "--json", "run"]
+    command += ["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", *args]
     process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
     served = Served(process)
     try:
-        ready = await served.event("ready")
-        assert ready["peer_id"] and ready["addresses"]
-        opened = {(await served.event("open"))["name"] for _ in range(3)}
-        assert opened == {"chat", "notes", "todos"}
-        (url,) = (await served.event("console"))["urls"]
-        async with httpx.AsyncClient(base_url=url) as http:
-            await _drive_the_console_calls(http)
-        process.send_signal(signal.SIGINT)
-        await served.event("stopped")
-        with trio.fail_after(30):
-            assert await process.wait() == 0
+        yield served
     finally:
         with trio.CancelScope(shield=True):
             if process.returncode is None:
                 process.kill()
             await process.wait()
             await served._stdout.aclose()
+
+
+async def stop(served: Served) -> None:
+    served.process.send_signal(signal.SIGINT)
+    await served.event("stopped")
+    with trio.fail_after(30):
+        assert await served.process.wait() == 0
+
+
+@pytest.mark.slow
+async def test_run_serves_the_console_and_stops_on_sigint(tmp_path: Path) -> None:
+    async with run(tmp_path / "home") as served:
+        ready = await served.event("ready")
+        assert ready["peer_id"] and ready["addresses"]
+        opened = {(await served.event("open"))["name"] for _ in range(3)}
+        assert opened == {"chat", "notes", "todos"}
+        (url,) = (await served.event("console"))["urls"]
+        assert (tmp_path / "home" / ADDRESSES_FILE).read_text().strip() == ready["addresses"][0]
+        async with httpx.AsyncClient(base_url=url) as http:
+            await _drive_the_console_calls(http)
+        await stop(served)
+    assert not (tmp_path / "home" / ADDRESSES_FILE).exists()
+
+
+@pytest.mark.slow
+async def test_a_second_run_joins_the_first_and_the_chat_replicates(tmp_path: Path) -> None:
+    async with run(tmp_path / "a") as a:
+        first = await a.event("open", name="chat")
+        (url_a,) = (await a.event("console"))["urls"]
+        async with run(tmp_path / "b", "--join", str(tmp_path / "a")) as b:
+            assert (await b.event("open", name="chat"))["address"] == first["address"]
+            (url_b,) = (await b.event("console"))["urls"]
+            async with httpx.AsyncClient(base_url=url_a) as http:
+                r = await http.post("/v1/databases/chat/items", json={"value": {"text": "hi"}})
+                assert r.status_code == 201
+            await b.event("status", name="chat", entries=1)
+            async with httpx.AsyncClient(base_url=url_b) as http:
+                items = (await http.get("/v1/databases/chat/items")).json()["items"]
+                assert [i["value"] for i in items] == [{"text": "hi"}]
+            await stop(b)
+        await stop(a)
+
+
+async def test_join_needs_a_running_node(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no `orbitstore run` node is running"):
+        join_addresses(tmp_path)
 
 
 async def _drive_the_console_calls(http: httpx.AsyncClient) -> None:

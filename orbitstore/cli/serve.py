@@ -46,40 +46,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-#: ``orbitstore run``'s demo databases: (name, type, writers). Anyone may write them, so
-#: their manifests (and addresses) are the same on every node that opens them by name:
-#: two ``run`` nodes replicate them without exchanging addresses.
-DEMO_DATABASES: tuple[tuple[str, str, list[str] | None], ...] = (
-    ("chat", "feed", ["*"]),
-    ("notes", "ydoc", ["*"]),
-    ("todos", "documents", ["*"]),
-)
-RUN_LISTEN = "/ip4/0.0.0.0/tcp/0"
-RUN_API = "127.0.0.1:4402"
-
-
-def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``run`` command (the ``make run`` job): ``serve`` with the demo databases,
-    the API and its web console on, and a listen port the OS picks."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "run",
-        help="run a node with demo databases (chat, notes, todos) and the web console"
-        " (the `make run` job)",
-        description="Like `serve`, with the demo databases chat (feed), notes (ydoc) and"
-        f" todos (documents) open, the API and web console on {RUN_API} and libp2p on"
-        f" {RUN_LISTEN}; until Ctrl-C.",
-    )
-    add_arguments(parser)
-    parser.set_defaults(api=RUN_API)
-    return parser
-
-
-async def cmd_run(args: argparse.Namespace, home: Path, out: Any) -> int:
-    if args.listen is None:
-        args.listen = [RUN_LISTEN]
-    return await cmd_serve(args, home, defaults=DEMO_DATABASES, console=True)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen",
@@ -228,10 +194,12 @@ async def cmd_serve(
     *,
     defaults: tuple[tuple[str, str, list[str] | None], ...] = (),
     console: bool = False,
+    addresses_file: Path | None = None,
 ) -> int:
     """Run the node until SIGINT/SIGTERM. ``defaults`` are ``(name, type, write)``
     databases to open before the ``--open`` ones (``orbitstore run``'s demo set);
-    ``console`` prints the web console's URL once the API is up."""
+    ``console`` prints the web console's URL once the API is up and the ``dial:``
+    addresses, which it also writes to ``addresses_file``."""
     import trio
 
     from orbitstore.node import NodeConfig, open_node
@@ -255,6 +223,8 @@ async def cmd_serve(
                 writer=node.id,
                 addresses=addresses,
             )
+            if addresses_file is not None:
+                addresses_file.write_text("".join(a + "\n" for a in dial_addresses(addresses)))
             databases = []
             wanted = [*defaults, *((n, args.type, args.write) for n in args.open)]
             for name, default_type, write in wanted:
