@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit docs bench clean
+.PHONY: run test lint typecheck unit docs bench clean console-bundle
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ test: lint docs unit
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir .site
+
+# The web console's editor: yjs + y-websocket as one committed browser script (needs npm;
+# versions in tools/console-bundle/README.md). Not part of `make run`.
+console-bundle:
+	cd tools/console-bundle && npm ci --no-audit --no-fund && ./node_modules/.bin/esbuild entry.js \
+	  --bundle --minify --format=iife --target=es2020 --legal-comments=eof \
+	  --outfile=../../orbitstore/server/console/yjs-bundle.js
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

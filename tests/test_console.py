@@ -46,6 +46,9 @@ def test_every_api_call_of_the_console_is_a_route() -> None:
     calls = console_calls()
     # The console's features: chat, todos, sync, databases, entries, SQL, the live feed.
     assert len(calls) >= 11 and ("WS", "/v1/databases/x/changes/ws") in calls
+    # The editor's y-websocket provider connects to <server URL>/<room>.
+    assert 'new URL("/ydoc", location.href)' in SCRIPT
+    calls.append(("WS", "/ydoc/x"))
     for method, path in calls:
         scope = (
             {"type": "websocket", "path": path}
@@ -57,7 +60,18 @@ def test_every_api_call_of_the_console_is_a_route() -> None:
 
 
 def test_the_console_loads_nothing_from_elsewhere() -> None:
+    index = (CONSOLE_DIR / "index.html").read_text()
+    assert re.findall(r'(?:src|href)="([^"]*)"', index) == [
+        "/console/console.css",
+        "/docs",
+        "/console/yjs-bundle.js",
+        "/console/console.js",
+    ]
+    bundle = (CONSOLE_DIR / "yjs-bundle.js").read_text()
+    assert "OrbitstoreYjs" in bundle and "import(" not in bundle
     for page in CONSOLE_DIR.iterdir():
+        if page.name in ("yjs-bundle.js", "README.md"):  # generated; its docs
+            continue
         text = page.read_text()
         assert "http://" not in text and "https://" not in text, page.name
         assert "//cdn" not in text and "import(" not in text, page.name
@@ -70,7 +84,11 @@ async def test_console_files_are_public_even_with_a_token(tmp_path: Path) -> Non
         assert index.status_code == 200
         assert index.headers["content-type"] == "text/html; charset=utf-8"
         assert "/console/console.js" in index.text
-        for name, kind in (("console.js", "text/javascript"), ("console.css", "text/css")):
+        for name, kind in (
+            ("console.js", "text/javascript"),
+            ("yjs-bundle.js", "text/javascript"),
+            ("console.css", "text/css"),
+        ):
             r = await api.get(f"/console/{name}")
             assert r.status_code == 200 and r.headers["content-type"].startswith(kind)
         assert (await api.get("/console/nope.js")).status_code == 404

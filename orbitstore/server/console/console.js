@@ -5,6 +5,7 @@
 
 const CHAT = "chat";
 const TODOS = "todos";
+const NOTES = "notes";
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;
 
@@ -120,6 +121,39 @@ $("todo-form").onsubmit = async (event) => {
   } catch (err) { showError(err); }
 };
 
+// -- notes: the ydoc as a shared plain-text editor (Yjs over the node's y-websocket room) ----
+
+function startEditor() {
+  const lib = window.OrbitstoreYjs;  // yjs-bundle.js; without it the editor stays off
+  const area = $("notes-text");
+  if (!lib) { area.disabled = true; $("notes-status").textContent = "no Yjs bundle"; return; }
+  const doc = new lib.Y.Doc();
+  const text = doc.getText("text");
+  const server = new URL("/ydoc", location.href);
+  server.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const provider = new lib.WebsocketProvider(server.href, NOTES, doc, { params: token ? { token } : {} });
+  provider.on("status", (event) => { $("notes-status").textContent = event.status; });
+  text.observe((event) => {
+    if (event.transaction.local) return;
+    const start = area.selectionStart, end = area.selectionEnd;
+    area.value = text.toString();
+    area.setSelectionRange(Math.min(start, area.value.length), Math.min(end, area.value.length));
+  });
+  area.oninput = () => {
+    // One edit: the changed middle between the common prefix and the common suffix.
+    const before = text.toString(), after = area.value;
+    let head = 0;
+    while (head < before.length && head < after.length && before[head] === after[head]) head++;
+    let tail = 0;
+    while (tail < before.length - head && tail < after.length - head
+      && before[before.length - 1 - tail] === after[after.length - 1 - tail]) tail++;
+    doc.transact(() => {
+      text.delete(head, before.length - head - tail);
+      text.insert(head, after.slice(head, after.length - tail));
+    });
+  };
+}
+
 // -- node, peers, sync (polled) -----------------------------------------------------------
 
 async function refreshSync() {
@@ -174,3 +208,4 @@ poll(refreshSync, 2000);
 poll(refreshDatabases, 5000);
 follow(CHAT, refreshChat).catch(showError);
 follow(TODOS, refreshTodos).catch(showError);
+startEditor();
