@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit docs bench clean
+.PHONY: run test lint typecheck unit docs bench clean console-bundle
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,8 +12,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
+# `make run PORT=4412 HOME_DIR=.orbitstore-run2` in a second terminal starts a second
+# node that joins the first (running in .orbitstore-run) and replicates with it. PEER=
+# <a "dial:" address> dials a node elsewhere instead.
+PORT ?= 4402
+HOME_DIR ?= .orbitstore-run
+FIRST := .orbitstore-run
+PEER ?=
+
 run: $(STAMP)
-	$(PY) -m orbitstore --home .orbitstore-run demo
+	$(PY) -m orbitstore --home $(HOME_DIR) run --api 127.0.0.1:$(PORT) \
+	  $(if $(PEER),--bootstrap $(PEER),$(if $(filter $(FIRST),$(HOME_DIR)),,--join $(FIRST)))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check orbitstore tests benchmarks examples
@@ -28,6 +37,13 @@ test: lint docs unit
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir .site
+
+# The web console's editor: yjs + y-websocket as one committed browser script (needs npm;
+# versions in tools/console-bundle/README.md). Not part of `make run`.
+console-bundle:
+	cd tools/console-bundle && npm ci --no-audit --no-fund && ./node_modules/.bin/esbuild entry.js \
+	  --bundle --minify --format=iife --target=es2020 --legal-comments=eof \
+	  --outfile=../../orbitstore/server/console/yjs-bundle.js
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

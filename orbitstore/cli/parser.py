@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from orbitstore.cli import serve
+from orbitstore.cli import run, serve
 
 DEFAULT_HOME_ENV = "ORBITSTORE_HOME"
 # Kept in step with orbitstore.node.types (a test checks it) so that `--help` does not
@@ -63,13 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = sub.add_parser(
-        "demo", help="create a log, write, close, reopen and read back (the `make run` job)"
-    )
+    demo = sub.add_parser("demo", help="create a log, write, close, reopen and read back")
     demo.add_argument("--count", type=int, default=5, help="entries to append (default 5)")
     demo.set_defaults(handler="demo")
 
     serve.add_parser(sub).set_defaults(handler="serve")
+    run.add_parser(sub).set_defaults(handler="run.run")
 
     sub.add_parser("id", help="print this node's writer id (did:key)").set_defaults(handler="id")
     sub.add_parser("ls", help="list the databases this node knows by name").set_defaults(

@@ -154,6 +154,15 @@ class _Printer:
         sys.stdout.flush()
 
 
+def dial_addresses(addresses: list[str]) -> list[str]:
+    """Addresses another node on this machine can dial: a wildcard listen address
+    (``/ip4/0.0.0.0/...``) is reachable as loopback."""
+    out = []
+    for a in addresses:
+        out.append(a.replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/", 1))
+    return list(dict.fromkeys(out))
+
+
 def _type_of(node: Node, name_or_address: str, default: str) -> str:
     """The type in the manifest we hold for it, else ``default``."""
     try:
@@ -179,7 +188,18 @@ def _status_text(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def cmd_serve(args: argparse.Namespace, home: Path) -> int:
+async def cmd_serve(
+    args: argparse.Namespace,
+    home: Path,
+    *,
+    defaults: tuple[tuple[str, str, list[str] | None], ...] = (),
+    console: bool = False,
+    addresses_file: Path | None = None,
+) -> int:
+    """Run the node until SIGINT/SIGTERM. ``defaults`` are ``(name, type, write)``
+    databases to open before the ``--open`` ones (``orbitstore run``'s demo set);
+    ``console`` prints the web console's URL once the API is up and the ``dial:``
+    addresses, which it also writes to ``addresses_file``."""
     import trio
 
     from orbitstore.node import NodeConfig, open_node
@@ -197,15 +217,19 @@ async def cmd_serve(args: argparse.Namespace, home: Path) -> int:
             say(
                 "ready",
                 f"peer id: {transport.peer_id}\nwriter id: {node.id}\n"
-                + "\n".join(f"listening: {a}" for a in addresses),
+                + "\n".join(f"listening: {a}" for a in addresses)
+                + "".join(f"\ndial: {a}" for a in dial_addresses(addresses) if console),
                 peer_id=transport.peer_id,
                 writer=node.id,
                 addresses=addresses,
             )
+            if addresses_file is not None:
+                addresses_file.write_text("".join(a + "\n" for a in dial_addresses(addresses)))
             databases = []
-            for name in args.open:
-                kind = _type_of(node, name, args.type)
-                db = await node.open(name, type=kind, write=args.write)
+            wanted = [*defaults, *((n, args.type, args.write) for n in args.open)]
+            for name, default_type, write in wanted:
+                kind = _type_of(node, name, default_type)
+                db = await node.open(name, type=kind, write=write)
                 databases.append(db)
                 say(
                     "open",
@@ -216,7 +240,7 @@ async def cmd_serve(args: argparse.Namespace, home: Path) -> int:
                 )
             async with trio.open_nursery() as nursery:
                 if api is not None:
-                    await _start_api(nursery, node, api, say)
+                    await _start_api(nursery, node, api, say, console=console)
                 nursery.start_soon(_report, node, databases, say, args.status_interval)
                 async for signum in signals:
                     say("stopping", f"stopping ({signal.Signals(signum).name})")
@@ -236,11 +260,16 @@ def _api_config(args: argparse.Namespace) -> Any:
     return ApiConfig.parse_bind(args.api, token=token)
 
 
-async def _start_api(nursery: trio.Nursery, node: Node, config: Any, say: _Printer) -> None:
+async def _start_api(
+    nursery: trio.Nursery, node: Node, config: Any, say: _Printer, *, console: bool = False
+) -> None:
     from orbitstore.server import serve_api
 
     urls = await nursery.start(serve_api, node, config)
     say("api", "\n".join(f"api: {u}" for u in urls), urls=urls)
+    if console:
+        pages = [f"{u}/" for u in urls]
+        say("console", "\n".join(f"console: {u}" for u in pages), urls=pages)
 
 
 async def _report(node: Node, databases: list[Database], say: _Printer, interval: float) -> None:

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orbitstore.errors import NotFoundError, OrbitstoreError, UnauthorizedError, UsageError
 from orbitstore.node.node import Node
-from orbitstore.server import changes, openapi, routes_data, routes_query
+from orbitstore.server import changes, console, openapi, routes_data, routes_query
 from orbitstore.server.config import ApiConfig
 from orbitstore.server.context import ApiContext, context
 from orbitstore.server.handles import Handles
@@ -34,7 +34,8 @@ from orbitstore.server.responses import (
 from orbitstore.server.status import node_status
 from orbitstore.server.ywebsocket import ydoc_ws
 
-#: Paths anyone may read without the token: they describe the API, not the data.
+#: Paths anyone may read without the token: they describe the API, not the data (and
+#: the console's static files, under ``/console/``: the page asks for the token).
 PUBLIC_PATHS = frozenset({"/", "/docs", "/openapi.json"})
 
 
@@ -51,7 +52,9 @@ class TokenGate:
         if self.token is None or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if scope["path"] in PUBLIC_PATHS or self._authorized(scope):
+        path = scope["path"]
+        public = path in PUBLIC_PATHS or path.startswith(console.CONSOLE_PREFIX)
+        if public or self._authorized(scope):
             await self.app(scope, receive, send)
             return
         exc = UnauthorizedError("this node's API needs 'Authorization: Bearer <token>'")
@@ -124,6 +127,7 @@ def routes() -> list[BaseRoute]:
         *routes_query.routes(),
         WebSocketRoute("/ydoc/{db}", ydoc_ws),
         *openapi.routes(),
+        *console.routes(),
     ]
 
 

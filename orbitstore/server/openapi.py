@@ -226,5 +226,4 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/openapi.json", openapi_route, methods=["GET"]),
         Route("/docs", docs_page, methods=["GET"]),
-        Route("/", docs_page, methods=["GET"]),
     ]
