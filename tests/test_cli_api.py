@@ -1,0 +1,83 @@
+"""The command line talks to a running ``orbitstore serve`` through its API (api.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from orbitstore.cli.apifile import API_FILE, running_api, write_api_file
+from orbitstore.node import open_node
+from orbitstore.storage.lock import DirectoryLock
+from tests.test_serve import DEADLINE, serve
+
+
+def test_a_stale_api_file_is_ignored(tmp_path: Path) -> None:
+    assert running_api(tmp_path) is None  # no file
+    write_api_file(tmp_path, url="http://127.0.0.1:1", token="t" * 20)
+    assert stat.S_IMODE((tmp_path / API_FILE).stat().st_mode) == 0o600
+    assert running_api(tmp_path) is None  # nobody holds the lock
+    with DirectoryLock.acquire(tmp_path):  # held by this (live) process: counts
+        api = running_api(tmp_path)
+        assert api is not None and api.pid == os.getpid() and api.token == "t" * 20
+    (tmp_path / API_FILE).write_text(json.dumps({"url": "x", "pid": 2**22 + 7}))
+    assert running_api(tmp_path) is None  # a dead pid
+    (tmp_path / API_FILE).write_text("{not json")
+    assert running_api(tmp_path) is None
+
+
+async def _cli(home: Path, *argv: str) -> subprocess.CompletedProcess[bytes]:
+    command = [sys.executable, "-m", "orbitstore", "--home", str(home), *argv]
+    with trio.fail_after(DEADLINE):
+        return await trio.run_process(
+            command, capture_stdout=True, capture_stderr=True, check=False
+        )
+
+
+@pytest.mark.slow
+async def test_cli_writes_go_through_the_api_and_replicate(tmp_path: Path) -> None:
+    async with open_node(tmp_path / "a") as node:
+        notes = await node.open("notes", type="keyvalue")
+        address, manifest = notes.address, node.store.blocks.get(notes.cid)
+    assert manifest is not None
+    async with open_node(tmp_path / "b") as node:
+        node.store.blocks.put(notes.cid, manifest)
+
+    async with serve(tmp_path / "a", "--open", "notes") as a:
+        ready = await a.event("ready")
+        await a.event("api")
+        assert running_api(tmp_path / "a") is not None
+        async with serve(
+            tmp_path / "b", "--no-api", "--bootstrap", ready["addresses"][0], "--open", address
+        ) as b:
+            await b.event("open", address=address)
+            put = await _cli(tmp_path / "a", "kv", "put", "notes", "theme", '"dark"')
+            assert put.returncode == 0, put.stderr
+            await b.event("status", entries=1, missing=0)  # reached b over libp2p
+            got = await _cli(tmp_path / "a", "kv", "get", "notes", "theme")
+            assert (got.returncode, got.stdout) == (0, b'"dark"\n')
+            missing = await _cli(tmp_path / "a", "kv", "get", "notes", "nope")
+            assert missing.returncode == 2 and missing.stderr.endswith(b"[not_found]\n")
+            inc = await _cli(tmp_path / "a", "--json", "counter", "inc", "hits", "3")
+            assert json.loads(inc.stdout) == {"value": 3}, inc.stderr
+            assert b"created the counter database 'hits'" not in inc.stdout
+            listed = await _cli(tmp_path / "a", "ls")
+            assert b"notes\tkeyvalue\t" in listed.stdout and b"hits\tcounter\t" in listed.stdout
+            # A command that does not go through the API still meets the lock.
+            log = await _cli(tmp_path / "a", "log", "notes")
+            assert log.returncode == 2 and log.stderr.endswith(b"[node_locked]\n")
+        a.process.send_signal(signal.SIGTERM)
+        await a.event("stopped")
+        with trio.fail_after(DEADLINE):
+            assert await a.process.wait() == 0
+    assert not (tmp_path / "a" / API_FILE).exists()
+    # No node runs: the command opens the directory itself, as before.
+    got = await _cli(tmp_path / "a", "kv", "get", "notes", "theme")
+    assert (got.returncode, got.stdout) == (0, b'"dark"\n')
