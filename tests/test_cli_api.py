@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from orbitstore.cli.apifile import API_FILE, running_api, write_api_file
+from orbitstore.cli.remote import sync_state
 from orbitstore.node import open_node
 from orbitstore.storage.lock import DirectoryLock
 from tests.test_serve import DEADLINE, serve
@@ -57,6 +58,7 @@ async def test_cli_writes_go_through_the_api_and_replicate(tmp_path: Path) -> No
         async with serve(
             tmp_path / "b", "--no-api", "--bootstrap", ready["addresses"][0], "--open", address
         ) as b:
+            b_ready = await b.event("ready")
             await b.event("open", address=address)
             put = await _cli(tmp_path / "a", "kv", "put", "notes", "theme", '"dark"')
             assert put.returncode == 0, put.stderr
@@ -66,10 +68,27 @@ async def test_cli_writes_go_through_the_api_and_replicate(tmp_path: Path) -> No
             missing = await _cli(tmp_path / "a", "kv", "get", "notes", "nope")
             assert missing.returncode == 2 and missing.stderr.endswith(b"[not_found]\n")
             inc = await _cli(tmp_path / "a", "--json", "counter", "inc", "hits", "3")
+            assert inc.returncode == 0, (inc.stdout, inc.stderr)
             assert json.loads(inc.stdout) == {"value": 3}, inc.stderr
             assert b"created the counter database 'hits'" not in inc.stdout
             listed = await _cli(tmp_path / "a", "ls")
             assert b"notes\tkeyvalue\t" in listed.stdout and b"hits\tcounter\t" in listed.stdout
+            status = await a.event("status", name="notes", synced=True, missing=0)
+            while not status["peers"]:
+                status = await a.event("status", name="notes", synced=True, missing=0)
+            sync = await _cli(tmp_path / "a", "sync", "status")
+            assert sync.returncode == 0, sync.stderr
+            lines = sync.stdout.decode().splitlines()
+            assert "notes: in sync with 1 peer" in lines and "hits: no peers" in lines
+            peers = await _cli(tmp_path / "a", "peers")
+            assert f"connected: {b_ready['peer_id']}".encode() in peers.stdout
+            connect = await _cli(tmp_path / "a", "connect", b_ready["addresses"][0])
+            assert connect.stdout == f"connected: {b_ready['peer_id']}\n".encode()
+            info = await _cli(tmp_path / "a", "--json", "info", "notes")
+            shown = json.loads(info.stdout)
+            assert (shown["address"], shown["entries"]) == (address, 1)
+            wrong = await _cli(tmp_path / "a", "counter", "get", "notes")
+            assert wrong.returncode == 2 and wrong.stderr.endswith(b"[wrong_database_type]\n")
             # A command that does not go through the API still meets the lock.
             log = await _cli(tmp_path / "a", "log", "notes")
             assert log.returncode == 2 and log.stderr.endswith(b"[node_locked]\n")
@@ -81,3 +100,27 @@ async def test_cli_writes_go_through_the_api_and_replicate(tmp_path: Path) -> No
     # No node runs: the command opens the directory itself, as before.
     got = await _cli(tmp_path / "a", "kv", "get", "notes", "theme")
     assert (got.returncode, got.stdout) == (0, b'"dark"\n')
+
+
+def test_sync_state_in_words() -> None:
+    def status(**kw: object) -> dict[str, object]:
+        return {"peers": [], "needed": 0, "missing": 0, "synced": False, **kw}
+
+    def peer(error: str | None = None, has: bool = True) -> dict[str, object]:
+        return {"has_database": has, "last_error": error}
+
+    assert sync_state(status()) == "no peers"
+    assert sync_state(status(peers=[peer(has=False)])) == "no peers"
+    assert sync_state(status(peers=[peer()], needed=3)) == "behind by 3"
+    assert sync_state(status(peers=[peer("reset")])) == "peer unreachable"
+    assert sync_state(status(peers=[peer(), peer()], synced=True)) == "in sync with 2 peers"
+    assert sync_state(status(peers=[peer()])) == "syncing with 1 peer"
+
+
+@pytest.mark.slow
+async def test_serve_refuses_to_open_an_unknown_name(tmp_path: Path) -> None:
+    async with serve(tmp_path / "a", "--no-api", "--open", "typo") as a:
+        with trio.fail_after(DEADLINE):
+            assert await a.process.wait() == 2  # a usage error, not a traceback
+    async with open_node(tmp_path / "a") as node:
+        assert "typo" not in node.databases()

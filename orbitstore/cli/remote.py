@@ -66,6 +66,9 @@ class Client:
             self._conn.request(method, path, body=data, headers=headers)
             response = self._conn.getresponse()
             raw = response.read()
+            # One connection per request: the server may close a connection after an
+            # error answer without saying so, and a local connect costs nothing.
+            self._conn.close()
         except (ConnectionRefusedError, ConnectionResetError) as exc:
             if not self._used:  # nothing was done: the directory may be opened instead
                 raise ApiUnreachable(str(exc)) from exc
@@ -304,6 +307,84 @@ def query(client: Client, args: argparse.Namespace, out: Output) -> None:
     out.table(tuple(answer["columns"]), rows)
 
 
+def docs_patch(client: Client, args: argparse.Namespace, out: Output) -> None:
+    body = {"set": json.loads(dagjson.to_json(parse_object(args.set, "--set")))}
+    answer = client.call("PATCH", f"{_db(args.name)}/docs/{quote(args.id, safe='')}", body)
+    cid = answer["cid"]
+    out.emit(cid, {"id": args.id, "cid": cid, "clock": _clock(client, args.name, cid)})
+
+
+def info(client: Client, args: argparse.Namespace, out: Output) -> None:
+    """What ``GET /v1/databases/{db}`` says, in the direct command's layout."""
+    got = client.call("GET", _db(args.name))
+    access = got.get("access") or {}
+    shown: dict[str, Any] = {
+        "name": got["name"],
+        "type": got["type"],
+        "address": got["address"],
+        "entries": got["entries"],
+        "heads": got["heads"],
+        "access": access.get("type", "?"),
+        "writers": access.get("write", []),
+    }
+    if got.get("meta"):
+        shown["meta"] = got["meta"]
+    stats = {k: got[k] for k in ("count", "indexes", "id_field", "value") if k in got}
+    stats.update(got.get("ydoc") or {})
+    shown["statistics"] = stats
+    if out.json:
+        out.emit("", shown)
+        return
+    for key, value in shown.items():
+        if isinstance(value, list):
+            print(f"{key}:" if value else f"{key}: -")
+            for item in value:
+                print(f"  {item}")
+        elif isinstance(value, dict):
+            print(f"{key}:")
+            for k, v in value.items():
+                print(f"  {k}: {v if isinstance(v, str) else json.dumps(v)}")
+        else:
+            print(f"{key}: {value}")
+
+
+def peers(client: Client, args: argparse.Namespace, out: Output) -> None:
+    node = client.call("GET", "/v1/peers")
+    out.emit(f"peer id: {node['peer_id']}", {"peer_id": node["peer_id"]})
+    for address in node["addresses"]:
+        out.emit(f"listening: {address}", {"address": address})
+    for peer in node["connected"]:
+        out.emit(f"connected: {peer}", {"connected": peer})
+
+
+def connect(client: Client, args: argparse.Namespace, out: Output) -> None:
+    answer = client.call("POST", "/v1/peers", {"address": args.address})
+    out.emit(f"connected: {answer['peer']}", answer)
+
+
+def sync_state(status: dict[str, Any]) -> str:
+    """One database's sync state in words (the ``sync status`` line)."""
+    peers = [p for p in status["peers"] if p["has_database"]]
+    behind = max(status["needed"], status["missing"])
+    if not peers:
+        return "no peers"
+    if behind:
+        return f"behind by {behind}"
+    if not status["synced"] and any(p["last_error"] for p in peers):
+        return "peer unreachable"
+    n = len(peers)
+    if status["synced"]:
+        return f"in sync with {n} peer{'s' if n != 1 else ''}"
+    return f"syncing with {n} peer{'s' if n != 1 else ''}"
+
+
+def sync_status(client: Client, args: argparse.Namespace, out: Output) -> None:
+    for status in client.call("GET", "/v1/sync")["databases"]:
+        state = sync_state(status)
+        name = status["name"] or status["address"]
+        out.emit(f"{name}: {state}", {"name": name, "address": status["address"], "state": state})
+
+
 Handler = Callable[[Client, argparse.Namespace, Output], None]
 
 #: The commands that go through the API (by ``args.handler``); the others open the
@@ -318,12 +399,17 @@ HANDLERS: dict[str, Handler] = {
     "typed.docs_put": docs_put,
     "typed.docs_get": docs_get,
     "typed.docs_rm": docs_rm,
+    "typed.docs_patch": docs_patch,
     "typed.counter_inc": counter_inc,
     "typed.counter_get": counter_get,
     "append": append,
     "ls": ls,
     "create": create,
     "query": query,
+    "info": info,
+    "peers": peers,
+    "connect": connect,
+    "sync_status": sync_status,
 }
 
 

@@ -103,8 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--type",
-        default="log",
-        help="type of a database --open creates by a new name (default: log)",
+        default=None,
+        help="type of a database --open creates by a new name (without it, a new name"
+        " is refused: a typo never creates a database)",
     )
     parser.add_argument(
         "--write",
@@ -165,12 +166,24 @@ class _Printer:
         sys.stdout.flush()
 
 
-def _type_of(node: Node, name_or_address: str, default: str) -> str:
-    """The type in the manifest we hold for it, else ``default``."""
+def _type_of(node: Node, name_or_address: str, given: str | None) -> str:
+    """The type in the manifest we hold for it, else ``--type`` (``log`` for an
+    address); a new local name without ``--type`` is refused."""
+    from orbitstore.core.manifest import is_address
+
     try:
         return node.manifest(name_or_address).type
     except NotFoundError:
-        return default
+        if given is not None:
+            return given
+        if is_address(name_or_address):
+            return "log"
+        raise NotFoundError(
+            f"this node has no database named {name_or_address!r:.200}: create it with"
+            f" `orbitstore create {name_or_address} --type TYPE`, or give `--type TYPE`"
+            " to --open it as new",
+            name=name_or_address,
+        ) from None
 
 
 def _status_text(status: dict[str, Any]) -> str:
@@ -290,7 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import trio
 
-    result: int = trio.run(cmd_serve, args, args.home)
+    from orbitstore.errors import OrbitstoreError
+
+    try:
+        result: int = trio.run(cmd_serve, args, args.home)
+    except OrbitstoreError as exc:  # as `orbitstore serve` reports it
+        print(f"error: {exc} [{exc.code}]", file=sys.stderr)
+        return 2
     return result
 
 
