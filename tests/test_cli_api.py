@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from orbitstore.cli import main
 from orbitstore.cli.apifile import API_FILE, running_api, write_api_file
 from orbitstore.cli.remote import sync_state
 from orbitstore.node import open_node
@@ -89,6 +90,14 @@ async def test_cli_writes_go_through_the_api_and_replicate(tmp_path: Path) -> No
             assert (shown["address"], shown["entries"]) == (address, 1)
             wrong = await _cli(tmp_path / "a", "counter", "get", "notes")
             assert wrong.returncode == 2 and wrong.stderr.endswith(b"[wrong_database_type]\n")
+            doc = await _cli(tmp_path / "a", "docs", "put", "people", '{"_id": "ada", "age": 36}')
+            assert doc.returncode == 0, doc.stderr
+            patched = await _cli(
+                tmp_path / "a", "docs", "patch", "people", "ada", "--set", '{"age": 37}'
+            )
+            assert patched.returncode == 0, patched.stderr
+            got_doc = await _cli(tmp_path / "a", "--json", "docs", "get", "people", "ada")
+            assert json.loads(got_doc.stdout) == {"_id": "ada", "age": 37}
             # A command that does not go through the API still meets the lock.
             log = await _cli(tmp_path / "a", "log", "notes")
             assert log.returncode == 2 and log.stderr.endswith(b"[node_locked]\n")
@@ -124,3 +133,19 @@ async def test_serve_refuses_to_open_an_unknown_name(tmp_path: Path) -> None:
             assert await a.process.wait() == 2  # a usage error, not a traceback
     async with open_node(tmp_path / "a") as node:
         assert "typo" not in node.databases()
+
+
+def test_without_a_node_docs_patch_opens_the_directory_and_network_commands_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = ["--home", str(tmp_path)]
+    assert main([*home, "docs", "put", "people", '{"_id": "ada", "age": 36}']) == 0
+    assert main([*home, "docs", "patch", "people", "ada", "--set", '{"age": 37}']) == 0
+    capsys.readouterr()
+    assert main([*home, "docs", "get", "people", "ada"]) == 0
+    assert capsys.readouterr().out == '{"_id":"ada","age":37}\n'
+    assert main([*home, "docs", "patch", "people", "bob", "--set", '{"a": 1}']) == 2
+    assert capsys.readouterr().err.endswith("[not_found]\n")
+    for command in (["peers"], ["connect", "/ip4/127.0.0.1/tcp/1"], ["sync", "status"]):
+        assert main([*home, *command]) == 2
+        assert "needs a running node" in capsys.readouterr().err
