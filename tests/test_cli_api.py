@@ -98,6 +98,24 @@ async def test_cli_writes_go_through_the_api_and_replicate(tmp_path: Path) -> No
             assert patched.returncode == 0, patched.stderr
             got_doc = await _cli(tmp_path / "a", "--json", "docs", "get", "people", "ada")
             assert json.loads(got_doc.stdout) == {"_id": "ada", "age": 37}
+            async with trio.open_nursery() as nursery:
+                watched: list[subprocess.CompletedProcess[bytes]] = []
+
+                async def watch() -> None:
+                    watched.append(
+                        await _cli(tmp_path / "a", "watch", "notes", "--since", "0", "--count", "2")
+                    )
+
+                nursery.start_soon(watch)
+                assert (
+                    await _cli(tmp_path / "a", "kv", "put", "notes", "lang", '"en"')
+                ).returncode == 0
+            (done,) = watched
+            assert done.returncode == 0, done.stderr
+            lines = done.stdout.decode().splitlines()
+            seqs = [int(line.split("\t")[0]) for line in lines]
+            assert len(seqs) == 2 and seqs[0] < seqs[1]  # the cursor only grows
+            assert '"theme"' in lines[0] and '"lang"' in lines[1]
             # A command that does not go through the API still meets the lock.
             log = await _cli(tmp_path / "a", "log", "notes")
             assert log.returncode == 2 and log.stderr.endswith(b"[node_locked]\n")
@@ -146,6 +164,6 @@ def test_without_a_node_docs_patch_opens_the_directory_and_network_commands_refu
     assert capsys.readouterr().out == '{"_id":"ada","age":37}\n'
     assert main([*home, "docs", "patch", "people", "bob", "--set", '{"a": 1}']) == 2
     assert capsys.readouterr().err.endswith("[not_found]\n")
-    for command in (["peers"], ["connect", "/ip4/127.0.0.1/tcp/1"], ["sync", "status"]):
+    for command in (["peers"], ["connect", "/x"], ["sync", "status"], ["watch", "people"]):
         assert main([*home, *command]) == 2
         assert "needs a running node" in capsys.readouterr().err

@@ -255,3 +255,7 @@ async def cmd_connect(args: argparse.Namespace, home: Path, out: Output) -> int:
 
 async def cmd_sync_status(args: argparse.Namespace, home: Path, out: Output) -> int:
     raise _needs_serve("`orbitstore sync status`")
+
+
+async def cmd_watch(args: argparse.Namespace, home: Path, out: Output) -> int:
+    raise _needs_serve("`orbitstore watch`")

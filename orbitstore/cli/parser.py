@@ -293,6 +293,21 @@ def _network(sub: _Sub[_Parser]) -> None:
     connect = sub.add_parser("connect", help="make the running node dial a peer and keep it")
     connect.add_argument("address", help="a multiaddr ending in /p2p/<peer id>")
     connect.set_defaults(handler="connect")
+    watch = sub.add_parser(
+        "watch", help="print a database's changes as the running node commits them"
+    )
+    watch.add_argument("name", help=_NAME)
+    watch.add_argument(
+        "--since",
+        metavar="SEQ",
+        type=_count,
+        default=None,
+        help="start after this change number (0: from the start; default: only new ones)",
+    )
+    watch.add_argument(
+        "--count", metavar="N", type=_count, default=None, help="stop after N changes"
+    )
+    watch.set_defaults(handler="watch")
     sync = _group(sub, "sync", "the running node's replication: status")
     sync.add_parser(
         "status", help="one line per open database: in sync, no peers, unreachable, behind"

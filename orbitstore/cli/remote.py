@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -385,6 +386,30 @@ def sync_status(client: Client, args: argparse.Namespace, out: Output) -> None:
         out.emit(f"{name}: {state}", {"name": name, "address": status["address"], "state": state})
 
 
+# Each long-poll waits at most this long on the node before asking again (below TIMEOUT_S).
+WATCH_POLL_S = 30
+
+
+def watch(client: Client, args: argparse.Namespace, out: Output) -> None:
+    """Long-poll the changes feed from a cursor; every change once, in commit order."""
+    path = f"{_db(args.name)}/changes"
+    since = args.since
+    if since is None:
+        since = client.call("GET", _db(args.name))["last_seq"]
+    seen = 0
+    while args.count is None or seen < args.count:
+        query = urlencode({"since": since, "feed": "longpoll", "timeout": WATCH_POLL_S})
+        page = client.call("GET", f"{path}?{query}")
+        for change in page["results"]:
+            if args.count is not None and seen >= args.count:
+                break
+            seen += 1
+            payload = render(_value(change["payload"]))
+            out.emit(f"{change['seq']}\t{change['cid']}\t{payload}", change)
+        since = page["last_seq"]
+        sys.stdout.flush()
+
+
 Handler = Callable[[Client, argparse.Namespace, Output], None]
 
 #: The commands that go through the API (by ``args.handler``); the others open the
@@ -410,6 +435,7 @@ HANDLERS: dict[str, Handler] = {
     "peers": peers,
     "connect": connect,
     "sync_status": sync_status,
+    "watch": watch,
 }
 
 
