@@ -167,3 +167,13 @@ def test_without_a_node_docs_patch_opens_the_directory_and_network_commands_refu
     for command in (["peers"], ["connect", "/x"], ["sync", "status"], ["watch", "people"]):
         assert main([*home, *command]) == 2
         assert "needs a running node" in capsys.readouterr().err
+
+
+def test_the_api_path_imports_no_heavy_module() -> None:
+    code = (
+        "import sys, orbitstore.cli, orbitstore.cli.remote, orbitstore.cli.parser\n"
+        "heavy = ('httpx', 'trio', 'libp2p', 'starlette', 'sqlglot', 'pycrdt')\n"
+        "print([m for m in heavy if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert result.stdout == b"[]\n"  # `kv get` through the API stays quick
