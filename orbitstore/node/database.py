@@ -468,8 +468,10 @@ class Database(QueryMethods, AccessMethods):
 
     async def wait_synced(self, *, peer: str | None = None, timeout: float = 30.0) -> None:
         """Return once this node holds everything the connected peers (or ``peer``, a
-        transport peer id) have announced for this database. Raises SyncTimeoutError
-        after ``timeout`` seconds, UsageError on a node without a transport."""
+        transport peer id) have announced for this database. On a node configured with
+        bootstrap peers it also waits until at least one peer is connected. Raises
+        SyncTimeoutError after ``timeout`` seconds, UsageError on a node without a
+        transport."""
         self._check()
         if self._sync_waiter is None:
             raise UsageError("this node has no transport: there is nothing to sync with")

@@ -76,6 +76,7 @@ class Node:
         #: The replication service, when the node was opened with a transport.
         self.replication = replication
         self._expects_peers = False
+        self._has_bootstrap = False
         #: DHT provider discovery, when the node runs its own transport with the DHT on.
         self.discovery = discovery
         self._owns_store = owns_store
@@ -164,8 +165,12 @@ class Node:
         if self.replication is not None:
             replication = self.replication
 
+            # A node configured with bootstrap peers waits for one of them: right after
+            # start it is connected to nobody yet, and "in sync with nobody" is not sync.
+            min_peers = 1 if self._has_bootstrap else 0
+
             async def waiter(d: Database, peer: str | None, timeout: float) -> None:
-                await replication.wait_synced(d, peer=peer, timeout=timeout)
+                await replication.wait_synced(d, peer=peer, timeout=timeout, min_peers=min_peers)
 
             database._sync_waiter = waiter
             await replication.add_database(database)
@@ -485,6 +490,7 @@ async def _open_node(
             node._expects_peers = own is not None and bool(
                 own.config.bootstrap_peers or own.config.mdns or own.config.dht
             )
+            node._has_bootstrap = own is not None and bool(own.config.bootstrap_peers)
             try:
                 yield node
             finally:

@@ -230,21 +230,37 @@ class Replication:
         self._progress.emit(event)
 
     async def wait_synced(
-        self, database: Database, *, peer: PeerId | None = None, timeout: float = 30.0
+        self,
+        database: Database,
+        *,
+        peer: PeerId | None = None,
+        timeout: float = 30.0,
+        min_peers: int = 0,
     ) -> None:
         """Return once we hold every head the connected peers (or ``peer``) told us of,
         having heard from each of them. Heads a peer did not send in a completed session
-        with it no longer count (see :mod:`orbitstore.sync.peers`). Raises
-        SyncTimeoutError after ``timeout``."""
+        with it no longer count (see :mod:`orbitstore.sync.peers`). ``min_peers``: also
+        wait until at least that many peers are connected (a node still dialling its
+        bootstrap peers is not "in sync" with nobody). Raises SyncTimeoutError after
+        ``timeout``."""
         st = self._dbs.get(database.cid)
         if st is None or st.database is not database:
             raise NotFoundError(f"{database.address} is not replicated by this node")
+
+        def done() -> bool:
+            connected = self.transport.connected_peers()
+            enough = peer is not None or len(connected) >= min_peers
+            return enough and st.synced(connected, peer)
+
         try:
             with trio.fail_after(timeout):
-                while not st.synced(self.transport.connected_peers(), peer):
+                while not done():
                     await st.changed.wait()
         except trio.TooSlowError as exc:
-            waiting = st.unsynced(self.transport.connected_peers(), peer)
+            connected = self.transport.connected_peers()
+            waiting = st.unsynced(connected, peer)
+            if peer is None and len(connected) < min_peers:
+                waiting = f"{len(connected)} of at least {min_peers} peers connected; {waiting}"
             raise SyncTimeoutError(
                 f"not synced with {peer or 'the connected peers'} after {timeout} s: {waiting}"
             ) from exc
