@@ -24,7 +24,11 @@ def _args(*argv: str) -> object:
 
 def test_api_option_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORBITSTORE_API_TOKEN", raising=False)
-    assert _api_config(_args()) is None
+    assert _api_config(_args("--no-api")) is None
+    default = _api_config(_args())  # on by default, for this machine's command line
+    assert (default.host, default.port) == ("127.0.0.1", 0) and len(default.token) >= 16
+    with pytest.raises(UsageError, match="contradict"):
+        _api_config(_args("--no-api", "--api", "4500"))
     config = _api_config(_args("--api", "4500"))
     assert (config.host, config.port, config.token) == ("127.0.0.1", 4500, None)
     with pytest.raises(UsageError, match="needs a token"):

@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
     try:
+        remote = _through_api(args)
+        if remote is not None:
+            return remote
         import trio  # imported late: `--help` and usage errors stay quick
 
         return trio.run(_run, args)
@@ -63,6 +66,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("os", str(exc), json_lines=args.json)
     except KeyboardInterrupt:
         return 130
+
+
+def _through_api(args: argparse.Namespace) -> int | None:
+    """Run the command through the API of the node that owns the directory, if one runs
+    and the command can (orbitstore.cli.remote); None: open the directory directly."""
+    from orbitstore.cli.apifile import running_api
+
+    api = running_api(args.home or default_home())
+    if api is None:
+        return None
+    from orbitstore.cli import remote
+
+    if args.handler not in remote.HANDLERS:
+        return None
+    try:
+        return remote.run(api, args, Output(json_lines=args.json))
+    except remote.ApiUnreachable:
+        return None
 
 
 def _fail(code: str, message: str, *, json_lines: bool) -> int:

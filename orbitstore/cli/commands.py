@@ -236,3 +236,26 @@ async def cmd_serve(args: argparse.Namespace, home: Path, out: Output) -> int:
     from orbitstore.cli import serve
 
     return await serve.cmd_serve(args, home)
+
+
+def _needs_serve(what: str) -> UsageError:
+    return UsageError(
+        f"{what} needs a running node: start `orbitstore serve` on this --home (its API is"
+        " on by default), then run this again"
+    )
+
+
+async def cmd_peers(args: argparse.Namespace, home: Path, out: Output) -> int:
+    raise _needs_serve("`orbitstore peers`")
+
+
+async def cmd_connect(args: argparse.Namespace, home: Path, out: Output) -> int:
+    raise _needs_serve("`orbitstore connect`")
+
+
+async def cmd_sync_status(args: argparse.Namespace, home: Path, out: Output) -> int:
+    raise _needs_serve("`orbitstore sync status`")
+
+
+async def cmd_watch(args: argparse.Namespace, home: Path, out: Output) -> int:
+    raise _needs_serve("`orbitstore watch`")

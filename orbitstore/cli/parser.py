@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.set_defaults(handler="query")
 
+    _network(sub)
+
     check = sub.add_parser("check", help="verify the store: SQLite file, every entry, heads, views")
     check.add_argument(
         "--repair",
@@ -243,6 +245,13 @@ def _documents(sub: _Sub[_Parser]) -> None:
     find.add_argument("--limit", metavar="N", type=_count, help="at most N documents")
     find.add_argument("--skip", metavar="N", type=_count, default=0, help="skip the first N")
     find.set_defaults(handler="typed.docs_find")
+    patch = docs.add_parser("patch", help="set top-level fields of an existing document")
+    patch.add_argument("name", help=_NAME)
+    patch.add_argument("id", help="the document id")
+    patch.add_argument(
+        "--set", required=True, metavar="JSON", help="the fields to set, e.g. '{\"age\": 31}'"
+    )
+    patch.set_defaults(handler="typed.docs_patch")
     index = docs.add_parser("index", help="declare an index on a (dotted) field of this node")
     index.add_argument("name", help=_NAME)
     index.add_argument("field", help='a field path, e.g. "address.city"')
@@ -273,6 +282,35 @@ def _ydoc(sub: _Sub[_Parser]) -> None:
     append.add_argument("string", help="the text to append")
     append.add_argument("--field", default="text", help="the root Text's name (default: text)")
     append.set_defaults(handler="typed.ydoc_append")
+
+
+def _network(sub: _Sub[_Parser]) -> None:
+    """Commands about a running node's network: they need `orbitstore serve` running."""
+    sub.add_parser(
+        "peers", help="the running node's peer id, addresses and connected peers"
+    ).set_defaults(handler="peers")
+    connect = sub.add_parser("connect", help="make the running node dial a peer and keep it")
+    connect.add_argument("address", help="a multiaddr ending in /p2p/<peer id>")
+    connect.set_defaults(handler="connect")
+    watch = sub.add_parser(
+        "watch", help="print a database's changes as the running node commits them"
+    )
+    watch.add_argument("name", help=_NAME)
+    watch.add_argument(
+        "--since",
+        metavar="SEQ",
+        type=_count,
+        default=None,
+        help="start after this change number (0: from the start; default: only new ones)",
+    )
+    watch.add_argument(
+        "--count", metavar="N", type=_count, default=None, help="stop after N changes"
+    )
+    watch.set_defaults(handler="watch")
+    sync = _group(sub, "sync", "the running node's replication: status")
+    sync.add_parser(
+        "status", help="one line per open database: in sync, no peers, unreachable, behind"
+    ).set_defaults(handler="sync_status")
 
 
 def _archive(sub: _Sub[_Parser]) -> None:

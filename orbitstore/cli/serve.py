@@ -7,8 +7,11 @@ replicates every ``--open`` database. It prints its peer id and addresses, then 
 status line per database (and per peer of it) whenever its sync state changes, and stops
 cleanly on Ctrl-C or SIGTERM (exit status 0).
 
-With ``--api HOST:PORT`` it also serves the HTTP + WebSocket API (docs/http-api.md);
-a host other than loopback needs ``--api-token`` (or ``ORBITSTORE_API_TOKEN``).
+It also serves the HTTP + WebSocket API (docs/http-api.md): by default on 127.0.0.1
+at a port the OS chooses, with a random token, both written to ``<home>/api.json``
+(mode 0600) so the command line talks to this node instead of opening its directory;
+``--api HOST:PORT`` picks the address (a host other than loopback needs ``--api-token``
+or ``ORBITSTORE_API_TOKEN``), ``--no-api`` turns it off.
 
 With ``--json`` every line is a JSON object with an ``event`` field: ``ready``, ``api``,
 ``open``, ``status``, ``stopped``. See docs/serve.md.
@@ -19,12 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orbitstore.errors import InvalidValueError, NotFoundError
+from orbitstore.cli.apifile import remove_api_file, write_api_file
+from orbitstore.errors import InvalidValueError, NotFoundError, UsageError
 
 if TYPE_CHECKING:  # the node layer is imported when the command runs: `--help` stays quick
     import trio
@@ -98,8 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--type",
-        default="log",
-        help="type of a database --open creates by a new name (default: log)",
+        default=None,
+        help="type of a database --open creates by a new name (without it, a new name"
+        " is refused: a typo never creates a database)",
     )
     parser.add_argument(
         "--write",
@@ -112,7 +118,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--api",
         metavar="HOST:PORT",
         default=None,
-        help="serve the HTTP + WebSocket API there (PORT alone binds 127.0.0.1; default: off)",
+        help="serve the HTTP + WebSocket API there (PORT alone binds 127.0.0.1;"
+        " default: 127.0.0.1, a port the OS chooses)",
+    )
+    parser.add_argument(
+        "--no-api",
+        action="store_true",
+        help="do not serve the API (the command line cannot reach this node then)",
     )
     parser.add_argument(
         "--api-token",
@@ -163,12 +175,24 @@ def dial_addresses(addresses: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _type_of(node: Node, name_or_address: str, default: str) -> str:
-    """The type in the manifest we hold for it, else ``default``."""
+def _type_of(node: Node, name_or_address: str, given: str | None) -> str:
+    """The type in the manifest we hold for it, else ``--type`` (``log`` for an
+    address); a new local name without ``--type`` is refused."""
+    from orbitstore.core.manifest import is_address
+
     try:
         return node.manifest(name_or_address).type
     except NotFoundError:
-        return default
+        if given is not None:
+            return given
+        if is_address(name_or_address):
+            return "log"
+        raise NotFoundError(
+            f"this node has no database named {name_or_address!r:.200}: create it with"
+            f" `orbitstore create {name_or_address} --type TYPE`, or give `--type TYPE`"
+            " to --open it as new",
+            name=name_or_address,
+        ) from None
 
 
 def _status_text(status: dict[str, Any]) -> str:
@@ -238,34 +262,50 @@ async def cmd_serve(
                     type=db.type,
                     address=db.address,
                 )
-            async with trio.open_nursery() as nursery:
-                if api is not None:
-                    await _start_api(nursery, node, api, say, console=console)
-                nursery.start_soon(_report, node, databases, say, args.status_interval)
-                async for signum in signals:
-                    say("stopping", f"stopping ({signal.Signals(signum).name})")
-                    nursery.cancel_scope.cancel()
-                    break
+            try:
+                async with trio.open_nursery() as nursery:
+                    if api is not None:
+                        await _start_api(nursery, node, api, say, home, console=console)
+                    nursery.start_soon(_report, node, databases, say, args.status_interval)
+                    async for signum in signals:
+                        say("stopping", f"stopping ({signal.Signals(signum).name})")
+                        nursery.cancel_scope.cancel()
+                        break
+            finally:
+                remove_api_file(home)
     say("stopped", "stopped")
     return 0
 
 
 def _api_config(args: argparse.Namespace) -> Any:
-    """The ``ApiConfig`` of ``--api``/``--api-token``, or None without ``--api``."""
-    if args.api is None:
+    """The ``ApiConfig`` of ``--api``/``--api-token``, or None with ``--no-api``."""
+    if args.no_api:
+        if args.api is not None:
+            raise UsageError("--api and --no-api contradict each other")
         return None
     from orbitstore.server.config import ApiConfig
 
     token = args.api_token or os.environ.get("ORBITSTORE_API_TOKEN") or None
+    if args.api is None:
+        # The default API is for this machine's command line: a random token keeps
+        # other local users (who cannot read api.json) out.
+        return ApiConfig(port=0, token=token or secrets.token_urlsafe(24))
     return ApiConfig.parse_bind(args.api, token=token)
 
 
 async def _start_api(
-    nursery: trio.Nursery, node: Node, config: Any, say: _Printer, *, console: bool = False
+    nursery: trio.Nursery,
+    node: Node,
+    config: Any,
+    say: _Printer,
+    home: Path,
+    *,
+    console: bool = False,
 ) -> None:
     from orbitstore.server import serve_api
 
     urls = await nursery.start(serve_api, node, config)
+    write_api_file(home, url=urls[0], token=config.token)
     say("api", "\n".join(f"api: {u}" for u in urls), urls=urls)
     if console:
         pages = [f"{u}/" for u in urls]
@@ -296,7 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import trio
 
-    result: int = trio.run(cmd_serve, args, args.home)
+    from orbitstore.errors import OrbitstoreError
+
+    try:
+        result: int = trio.run(cmd_serve, args, args.home)
+    except OrbitstoreError as exc:  # as `orbitstore serve` reports it
+        print(f"error: {exc} [{exc.code}]", file=sys.stderr)
+        return 2
     return result
 
 

@@ -207,6 +207,17 @@ async def cmd_docs_find(args: argparse.Namespace, home: Path, out: Output) -> in
     return 0
 
 
+async def cmd_docs_patch(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.node.documents import Documents
+
+    fields = parse_object(args.set, "--set")
+    async with open_node(home) as node:
+        docs = await open_as(node, args.name, Documents, create=False, out=out)
+        entry = await docs.patch(args.id, set=fields)
+        out.emit(str(entry.cid), {"id": args.id, "cid": str(entry.cid), "clock": entry.clock})
+    return 0
+
+
 async def cmd_docs_index(args: argparse.Namespace, home: Path, out: Output) -> int:
     from orbitstore.node.documents import Documents
 

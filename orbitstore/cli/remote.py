@@ -1,0 +1,449 @@
+"""The commands, through the HTTP API of the ``orbitstore serve`` that owns the directory.
+
+While a node runs, its directory is locked (storage/lock.py): a command cannot open it,
+and a write made beside it would never be replicated. ``main`` asks
+:func:`orbitstore.cli.apifile.running_api`; when it names a live API, a command listed
+in :data:`HANDLERS` runs here instead, prints what the direct command prints, and maps
+an API error back to our error class of the same ``code`` (exit status 2,
+``error: <message> [<code>]``). The others open the directory as before (and meet the
+lock's NodeLockedError). Only the standard library's ``http.client`` is used: no httpx,
+no trio, so ``kv get`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from orbitstore import errors
+from orbitstore.cli.apifile import RunningApi
+from orbitstore.cli.output import Output, parse_object, parse_value, render
+from orbitstore.core import dagjson
+from orbitstore.errors import OrbitstoreError
+
+# A local API answers at once; a stuck one should not hang the terminal forever.
+TIMEOUT_S = 60.0
+
+
+class ApiUnreachable(Exception):
+    """The API named in api.json does not answer (the caller opens the directory)."""
+
+
+def _error_classes() -> dict[str, type[OrbitstoreError]]:
+    found: dict[str, type[OrbitstoreError]] = {}
+    todo: list[type[OrbitstoreError]] = [OrbitstoreError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.code, cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+class Client:
+    """One connection to the API; ``call`` answers the JSON body or raises our error."""
+
+    def __init__(self, api: RunningApi) -> None:
+        parts = urlsplit(api.url)
+        self._conn = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port or 80, timeout=TIMEOUT_S
+        )
+        self._token = api.token
+        self._used = False
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            self._conn.request(method, path, body=data, headers=headers)
+            response = self._conn.getresponse()
+            raw = response.read()
+            # One connection per request: the server may close a connection after an
+            # error answer without saying so, and a local connect costs nothing.
+            self._conn.close()
+        except (ConnectionRefusedError, ConnectionResetError) as exc:
+            if not self._used:  # nothing was done: the directory may be opened instead
+                raise ApiUnreachable(str(exc)) from exc
+            raise errors.NetworkError(f"the node's API stopped answering: {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise errors.NetworkError(f"the node's API at {path} failed: {exc}") from exc
+        self._used = True
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise errors.NetworkError(f"the node's API answered {path} with non-JSON") from exc
+        if response.status >= 400:
+            raise _error(answer, response.status)
+        return answer
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _error(answer: Any, status: int) -> OrbitstoreError:
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if not isinstance(error, dict):
+        return errors.NetworkError(f"the node's API answered HTTP {status}")
+    code, message = str(error.get("code", "error")), str(error.get("message", ""))
+    cls = _error_classes().get(code)
+    if cls is None:
+        exc = OrbitstoreError(message)
+        exc.code = code  # keep the node's code even if this CLI does not know it
+        return exc
+    return cls(message)
+
+
+def _db(name: str) -> str:
+    return "/v1/databases/" + quote(name.removeprefix("/orbitstore/"), safe="")
+
+
+def _value(answer_value: Any) -> Any:
+    """An API (DAG-JSON form) value as the DAG-CBOR value the direct command holds."""
+    return dagjson.from_json(json.dumps(answer_value))
+
+
+def _creating(
+    client: Client,
+    args: argparse.Namespace,
+    out: Output,
+    *,
+    type_name: str,
+    method: str,
+    path: str,
+    body: Any,
+) -> Any:
+    """A write that creates its database on first use, like the direct commands."""
+    try:
+        return client.call(method, path, body)
+    except errors.NotFoundError:
+        if args.name.startswith("/orbitstore/"):
+            raise
+    info = client.call("POST", "/v1/databases", {"name": args.name, "type": type_name})
+    out.note(f"created the {type_name} database {args.name!r} ({info['address']})")
+    return client.call(method, path, body)
+
+
+def _clock(client: Client, name: str, cid: str) -> Any:
+    return client.call("GET", f"{_db(name)}/entries/{quote(cid, safe='')}").get("clock")
+
+
+def kv_put(client: Client, args: argparse.Namespace, out: Output) -> None:
+    value = parse_value(args.value)
+    body = {"value": json.loads(dagjson.to_json(value))}
+    path = f"{_db(args.name)}/keys/{quote(args.key, safe='')}"
+    answer = _creating(client, args, out, type_name="keyvalue", method="PUT", path=path, body=body)
+    cid = answer["cid"]
+    out.emit(cid, {"key": args.key, "cid": cid, "clock": _clock(client, args.name, cid)})
+
+
+def kv_get(client: Client, args: argparse.Namespace, out: Output) -> None:
+    answer = client.call("GET", f"{_db(args.name)}/keys/{quote(args.key, safe='')}")
+    out.emit(render(_value(answer["value"])), {"key": args.key, "value": answer["value"]})
+
+
+def kv_del(client: Client, args: argparse.Namespace, out: Output) -> None:
+    answer = client.call("DELETE", f"{_db(args.name)}/keys/{quote(args.key, safe='')}")
+    cid = answer["cid"]
+    out.emit(cid, {"key": args.key, "cid": cid, "clock": _clock(client, args.name, cid)})
+
+
+def kv_ls(client: Client, args: argparse.Namespace, out: Output) -> None:
+    query: dict[str, Any] = {}
+    if args.prefix is not None:
+        query["prefix"] = args.prefix
+    if args.limit is not None:
+        query["limit"] = args.limit
+    answer = client.call("GET", f"{_db(args.name)}/keys?{urlencode(query)}")
+    for item in answer["items"]:
+        out.emit(f"{item['key']}\t{render(_value(item['value']))}", item)
+
+
+def _item(item: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "cid", "writer", "clock", "ts", "value")
+    return {k: item.get(k) for k in keys}
+
+
+def feed_add(client: Client, args: argparse.Namespace, out: Output) -> None:
+    body = {"value": json.loads(dagjson.to_json(parse_value(args.value)))}
+    answer = _creating(
+        client,
+        args,
+        out,
+        type_name="feed",
+        method="POST",
+        path=f"{_db(args.name)}/items",
+        body=body,
+    )
+    item = answer["items"][0]
+    out.emit(item["id"], _item(item))
+
+
+def feed_ls(client: Client, args: argparse.Namespace, out: Output) -> None:
+    query: dict[str, Any] = {"reverse": "true" if args.reverse else "false"}
+    for key in ("gt", "lt", "limit"):
+        if getattr(args, key) is not None:
+            query[key] = getattr(args, key)
+    answer = client.call("GET", f"{_db(args.name)}/items?{urlencode(query)}")
+    for item in answer["items"]:
+        out.emit(f"{item['id']}\t{render(_value(item['value']))}", _item(item))
+
+
+def docs_put(client: Client, args: argparse.Namespace, out: Output) -> None:
+    doc = parse_object(args.document, "document")
+    body = json.loads(dagjson.to_json(doc))
+    answer = _creating(
+        client,
+        args,
+        out,
+        type_name="documents",
+        method="POST",
+        path=f"{_db(args.name)}/docs",
+        body=body,
+    )
+    cid = answer["cid"]
+    out.emit(
+        f"{render(_value(answer['id'])) if not isinstance(answer['id'], str) else answer['id']}"
+        f"\t{cid}",
+        {"id": answer["id"], "cid": cid, "clock": _clock(client, args.name, cid)},
+    )
+
+
+def docs_get(client: Client, args: argparse.Namespace, out: Output) -> None:
+    answer = client.call("GET", f"{_db(args.name)}/docs/{quote(args.id, safe='')}")
+    out.emit(render(_value(answer)), answer)
+
+
+def docs_rm(client: Client, args: argparse.Namespace, out: Output) -> None:
+    answer = client.call("DELETE", f"{_db(args.name)}/docs/{quote(args.id, safe='')}")
+    cid = answer["cid"]
+    out.emit(cid, {"id": args.id, "cid": cid, "clock": _clock(client, args.name, cid)})
+
+
+def counter_inc(client: Client, args: argparse.Namespace, out: Output) -> None:
+    path = f"{_db(args.name)}/counter"
+    answer = _creating(
+        client, args, out, type_name="counter", method="POST", path=path, body={"by": args.by}
+    )
+    out.emit(str(answer["value"]), {"value": answer["value"]})
+
+
+def counter_get(client: Client, args: argparse.Namespace, out: Output) -> None:
+    answer = client.call("GET", f"{_db(args.name)}/counter")
+    out.emit(str(answer["value"]), {"value": answer["value"]})
+
+
+def append(client: Client, args: argparse.Namespace, out: Output) -> None:
+    body = {"payload": json.loads(dagjson.to_json(parse_value(args.value)))}
+    e = _creating(
+        client,
+        args,
+        out,
+        type_name="log",
+        method="POST",
+        path=f"{_db(args.name)}/entries",
+        body=body,
+    )
+    out.emit(
+        e["cid"],
+        {k: e.get(k) for k in ("cid", "clock", "writer", "ts", "payload")},
+    )
+
+
+def ls(client: Client, args: argparse.Namespace, out: Output) -> None:
+    for db in client.call("GET", "/v1/databases")["databases"]:
+        if db.get("name") is None:
+            continue  # open by address only: the direct `ls` lists local names
+        out.emit(
+            f"{db['name']}\t{db['type']}\t{db['address']}",
+            {"name": db["name"], "type": db["type"], "address": db["address"]},
+        )
+
+
+def create(client: Client, args: argparse.Namespace, out: Output) -> None:
+    if args.name.startswith("/orbitstore/"):
+        raise errors.UsageError("a new database needs a local name, not an address")
+    body: dict[str, Any] = {"name": args.name, "type": args.type}
+    if args.write:
+        body["write"] = args.write
+    if args.meta is not None:
+        body["meta"] = json.loads(dagjson.to_json(parse_object(args.meta, "--meta")))
+    names = {d.get("name"): d for d in client.call("GET", "/v1/databases")["databases"]}
+    if args.name in names:
+        existing = names[args.name]
+        raise errors.UsageError(
+            f"this node already has a {existing['type']} database named {args.name!r}"
+            f" ({existing['address']})"
+        )
+    info = client.call("POST", "/v1/databases", body)
+    writers = info.get("access", {}).get("write", [])
+    out.emit(
+        info["address"],
+        {
+            "name": info["name"],
+            "type": info["type"],
+            "address": info["address"],
+            "writers": writers,
+        },
+    )
+
+
+def query(client: Client, args: argparse.Namespace, out: Output) -> None:
+    params = [json.loads(dagjson.to_json(parse_value(p, "--param"))) for p in args.param or []]
+    if args.explain:
+        plan = client.call("POST", "/v1/explain", {"sql": args.sql, "params": params})
+        keys = ("table", "access", "index", "path", "detail")
+        out.table(keys, [tuple(s.get(k) for k in keys) for s in plan["steps"]])
+        return
+    answer = client.call("POST", "/v1/query", {"sql": args.sql, "params": params})
+    rows = [tuple(_value(v) for v in row) for row in answer["rows"]]
+    out.table(tuple(answer["columns"]), rows)
+
+
+def docs_patch(client: Client, args: argparse.Namespace, out: Output) -> None:
+    body = {"set": json.loads(dagjson.to_json(parse_object(args.set, "--set")))}
+    answer = client.call("PATCH", f"{_db(args.name)}/docs/{quote(args.id, safe='')}", body)
+    cid = answer["cid"]
+    out.emit(cid, {"id": args.id, "cid": cid, "clock": _clock(client, args.name, cid)})
+
+
+def info(client: Client, args: argparse.Namespace, out: Output) -> None:
+    """What ``GET /v1/databases/{db}`` says, in the direct command's layout."""
+    got = client.call("GET", _db(args.name))
+    access = got.get("access") or {}
+    shown: dict[str, Any] = {
+        "name": got["name"],
+        "type": got["type"],
+        "address": got["address"],
+        "entries": got["entries"],
+        "heads": got["heads"],
+        "access": access.get("type", "?"),
+        "writers": access.get("write", []),
+    }
+    if got.get("meta"):
+        shown["meta"] = got["meta"]
+    stats = {k: got[k] for k in ("count", "indexes", "id_field", "value") if k in got}
+    stats.update(got.get("ydoc") or {})
+    shown["statistics"] = stats
+    if out.json:
+        out.emit("", shown)
+        return
+    for key, value in shown.items():
+        if isinstance(value, list):
+            print(f"{key}:" if value else f"{key}: -")
+            for item in value:
+                print(f"  {item}")
+        elif isinstance(value, dict):
+            print(f"{key}:")
+            for k, v in value.items():
+                print(f"  {k}: {v if isinstance(v, str) else json.dumps(v)}")
+        else:
+            print(f"{key}: {value}")
+
+
+def peers(client: Client, args: argparse.Namespace, out: Output) -> None:
+    node = client.call("GET", "/v1/peers")
+    out.emit(f"peer id: {node['peer_id']}", {"peer_id": node["peer_id"]})
+    for address in node["addresses"]:
+        out.emit(f"listening: {address}", {"address": address})
+    for peer in node["connected"]:
+        out.emit(f"connected: {peer}", {"connected": peer})
+
+
+def connect(client: Client, args: argparse.Namespace, out: Output) -> None:
+    answer = client.call("POST", "/v1/peers", {"address": args.address})
+    out.emit(f"connected: {answer['peer']}", answer)
+
+
+def sync_state(status: dict[str, Any]) -> str:
+    """One database's sync state in words (the ``sync status`` line)."""
+    peers = [p for p in status["peers"] if p["has_database"]]
+    behind = max(status["needed"], status["missing"])
+    if not peers:
+        return "no peers"
+    if behind:
+        return f"behind by {behind}"
+    if not status["synced"] and any(p["last_error"] for p in peers):
+        return "peer unreachable"
+    n = len(peers)
+    if status["synced"]:
+        return f"in sync with {n} peer{'s' if n != 1 else ''}"
+    return f"syncing with {n} peer{'s' if n != 1 else ''}"
+
+
+def sync_status(client: Client, args: argparse.Namespace, out: Output) -> None:
+    for status in client.call("GET", "/v1/sync")["databases"]:
+        state = sync_state(status)
+        name = status["name"] or status["address"]
+        out.emit(f"{name}: {state}", {"name": name, "address": status["address"], "state": state})
+
+
+# Each long-poll waits at most this long on the node before asking again (below TIMEOUT_S).
+WATCH_POLL_S = 30
+
+
+def watch(client: Client, args: argparse.Namespace, out: Output) -> None:
+    """Long-poll the changes feed from a cursor; every change once, in commit order."""
+    path = f"{_db(args.name)}/changes"
+    since = args.since
+    if since is None:
+        since = client.call("GET", _db(args.name))["last_seq"]
+    seen = 0
+    while args.count is None or seen < args.count:
+        query = urlencode({"since": since, "feed": "longpoll", "timeout": WATCH_POLL_S})
+        page = client.call("GET", f"{path}?{query}")
+        for change in page["results"]:
+            if args.count is not None and seen >= args.count:
+                break
+            seen += 1
+            payload = render(_value(change["payload"]))
+            out.emit(f"{change['seq']}\t{change['cid']}\t{payload}", change)
+        since = page["last_seq"]
+        sys.stdout.flush()
+
+
+Handler = Callable[[Client, argparse.Namespace, Output], None]
+
+#: The commands that go through the API (by ``args.handler``); the others open the
+#: directory directly.
+HANDLERS: dict[str, Handler] = {
+    "typed.kv_put": kv_put,
+    "typed.kv_get": kv_get,
+    "typed.kv_del": kv_del,
+    "typed.kv_ls": kv_ls,
+    "typed.feed_add": feed_add,
+    "typed.feed_ls": feed_ls,
+    "typed.docs_put": docs_put,
+    "typed.docs_get": docs_get,
+    "typed.docs_rm": docs_rm,
+    "typed.docs_patch": docs_patch,
+    "typed.counter_inc": counter_inc,
+    "typed.counter_get": counter_get,
+    "append": append,
+    "ls": ls,
+    "create": create,
+    "query": query,
+    "info": info,
+    "peers": peers,
+    "connect": connect,
+    "sync_status": sync_status,
+    "watch": watch,
+}
+
+
+def run(api: RunningApi, args: argparse.Namespace, out: Output) -> int:
+    """Run the command through ``api``; ApiUnreachable if it did not answer at all."""
+    client = Client(api)
+    try:
+        HANDLERS[args.handler](client, args, out)
+    finally:
+        client.close()
+    return 0
