@@ -19,8 +19,9 @@ database: use :class:`Database`; tests and tools import them from
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orbitstore._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from orbitstore.core.cid import Cid as Cid
@@ -86,13 +87,7 @@ __all__ = list(_EXPORTS)
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orbitstore' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:
