@@ -107,21 +107,7 @@ async def cmd_create(args: argparse.Namespace, home: Path, out: Output) -> int:
 async def cmd_info(args: argparse.Namespace, home: Path, out: Output) -> int:
     async with open_node(home) as node:
         db = await open_existing(node, args.name)
-        info = _info(db)
-        if out.json:
-            out.emit("", info)
-            return 0
-        for key, value in info.items():
-            if isinstance(value, list):
-                print(f"{key}:" if value else f"{key}: -")
-                for item in value:
-                    print(f"  {item}")
-            elif isinstance(value, dict):
-                print(f"{key}:")
-                for k, v in value.items():
-                    print(f"  {k}: {v if isinstance(v, str) else render(v)}")
-            else:
-                print(f"{key}: {value}")
+        out.record(_info(db))
     return 0
 
 

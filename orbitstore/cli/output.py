@@ -33,6 +33,23 @@ class Output:
         pass DAG-CBOR values through :func:`jsonable`)."""
         print(json.dumps(obj, ensure_ascii=False) if self.json else text)
 
+    def record(self, info: dict[str, Any]) -> None:
+        """One record: a JSON line, or ``key: value`` lines (lists and maps indented)."""
+        if self.json:
+            self.emit("", info)
+            return
+        for key, value in info.items():
+            if isinstance(value, list):
+                print(f"{key}:" if value else f"{key}: -")
+                for item in value:
+                    print(f"  {item}")
+            elif isinstance(value, dict):
+                print(f"{key}:")
+                for k, v in value.items():
+                    print(f"  {k}: {v if isinstance(v, str) else render(v)}")
+            else:
+                print(f"{key}: {value}")
+
     def note(self, text: str) -> None:
         """A remark for the person at the terminal (stderr; not part of the output)."""
         if not self.json:

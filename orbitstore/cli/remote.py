@@ -333,20 +333,7 @@ def info(client: Client, args: argparse.Namespace, out: Output) -> None:
     stats = {k: got[k] for k in ("count", "indexes", "id_field", "value") if k in got}
     stats.update(got.get("ydoc") or {})
     shown["statistics"] = stats
-    if out.json:
-        out.emit("", shown)
-        return
-    for key, value in shown.items():
-        if isinstance(value, list):
-            print(f"{key}:" if value else f"{key}: -")
-            for item in value:
-                print(f"  {item}")
-        elif isinstance(value, dict):
-            print(f"{key}:")
-            for k, v in value.items():
-                print(f"  {k}: {v if isinstance(v, str) else json.dumps(v)}")
-        else:
-            print(f"{key}: {value}")
+    out.record(shown)
 
 
 def peers(client: Client, args: argparse.Namespace, out: Output) -> None:
