@@ -123,10 +123,7 @@ class Cid:
 
     def __init__(self, raw: bytes) -> None:
         raw = bytes(raw)
-        if len(raw) == CID_LENGTH and raw[:4] in _BLOCK_PREFIXES:
-            meta = None
-        else:
-            meta = _parse(raw)
+        meta = None if len(raw) == CID_LENGTH and raw[:4] in _BLOCK_PREFIXES else _parse(raw)
         _SET_BYTES(self, raw)
         _SET_HASH(self, hash(raw))
         _SET_STR(self, None)

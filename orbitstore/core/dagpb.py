@@ -9,7 +9,8 @@ message::
 and UnixFS (https://specs.ipfs.tech/unixfs/) puts another one in ``Data``::
 
     message Data {
-        required DataType Type = 1;       // Raw 0, Directory 1, File 2, Metadata 3, Symlink 4, HAMTShard 5
+        required DataType Type = 1;   // Raw 0, Directory 1, File 2, Metadata 3,
+                                      // Symlink 4, HAMTShard 5
         optional bytes Data = 2;
         optional uint64 filesize = 3;
         repeated uint64 blocksizes = 4;   // not packed: one field per child

@@ -203,7 +203,9 @@ class FileBuilder:
         items.append(child)
 
 
-def build_file(data: bytes, layout: FileLayout | None = None) -> tuple[Cid, list[tuple[Cid, bytes]]]:
+def build_file(
+    data: bytes, layout: FileLayout | None = None
+) -> tuple[Cid, list[tuple[Cid, bytes]]]:
     """The root CID and all blocks of ``data`` as a UnixFS file (children first)."""
     builder = FileBuilder(layout)
     blocks = builder.feed(data)

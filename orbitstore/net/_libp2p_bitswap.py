@@ -61,6 +61,7 @@ from orbitstore.errors import (
     ProtocolError,
     StorageError,
 )
+from orbitstore.net._bitswap_client import MAX_BLOCK_MESSAGE, BitswapClient
 from orbitstore.net._bitswap_wire import FrameReader, decode_request, reply_messages
 from orbitstore.net._bitswap_wire import frame as encode_frame
 from orbitstore.net._libp2p_stream import Libp2pStream
@@ -128,6 +129,15 @@ class BitswapStatistics:
     wants_over_budget: int = 0
     corrupt_blocks: int = 0
     unsolicited_blocks_dropped: int = 0
+    # Fetching (orbitstore.net._bitswap_client): wants we sent, blocks that verified
+    # against a CID we were waiting for, DONT_HAVEs, peers given up for silence, and
+    # blocks over the size limit dropped unhashed.
+    wants_sent: int = 0
+    blocks_received: int = 0
+    bytes_received: int = 0
+    dont_haves_received: int = 0
+    fetch_peer_timeouts: int = 0
+    oversized_blocks_dropped: int = 0
     # Streams ended by an unexpected exception (a bug, ours or the library's): logged
     # with the peer, the stream is reset, the server keeps serving everyone else.
     internal_errors: int = 0
@@ -171,24 +181,30 @@ class BitswapServer:
     its tasks run in the transport's nursery."""
 
     def __init__(
-        self, host: IHost, config: BitswapConfig, nursery: trio.Nursery, source: BlockSource
+        self,
+        host: IHost,
+        config: BitswapConfig,
+        nursery: trio.Nursery,
+        source: BlockSource | None,
     ) -> None:
         self._host = host
         self._config = config
         self._nursery = nursery
-        self._source = source
+        self._source = source  # None: we fetch but serve nothing (BitswapConfig.enabled off)
         self._peers: dict[ID, _Peer] = {}
         self._idle_buckets: OrderedDict[ID, TokenBucket] = OrderedDict()
         self._streams = 0
         self._stats: dict[str, int] = dict.fromkeys(BitswapStatistics.__dataclass_fields__, 0)
         self._started = False
+        #: Asks peers for blocks; their answers arrive on the streams this server reads.
+        self.client = BitswapClient(host, nursery, BITSWAP_PROTOCOLS, self._count)
 
     @property
-    def source(self) -> BlockSource:
+    def source(self) -> BlockSource | None:
         return self._source
 
     @source.setter
-    def source(self, source: BlockSource) -> None:
+    def source(self, source: BlockSource | None) -> None:
         self._source = source
 
     def start(self) -> None:
@@ -235,7 +251,7 @@ class BitswapServer:
     async def _serve(self, raw: INetStream, peer_id: ID, peer: _Peer) -> None:
         protocol = str(raw.get_protocol() or BITSWAP_V100)
         inbound = Libp2pStream(raw, write_chunk_size=_WRITE_CHUNK)
-        reader = FrameReader(inbound, self._config.max_message_size)
+        reader = FrameReader(inbound, lambda: self._message_limit(peer_id))
         outbound: Libp2pStream | None = None
         try:
             while True:
@@ -245,7 +261,7 @@ class BitswapServer:
                     raise ProtocolError("idle Bitswap stream")
                 if frame is None:
                     break
-                reply = self._answer(frame, peer, protocol)
+                reply = self._answer(frame, peer_id, peer, protocol)
                 if not reply.blocks and not reply.presences:
                     continue
                 try:
@@ -277,6 +293,11 @@ class BitswapServer:
                     await outbound.close()
             self._release(peer_id, peer)
 
+    def _message_limit(self, peer_id: ID) -> int:
+        if self.client.waiting_on(peer_id):  # its answers carry blocks
+            return max(MAX_BLOCK_MESSAGE, self._config.max_message_size)
+        return self._config.max_message_size
+
     def _release(self, peer_id: ID, peer: _Peer) -> None:
         self._streams -= 1
         peer.streams -= 1
@@ -298,10 +319,10 @@ class BitswapServer:
 
     # --- answering ------------------------------------------------------------------------
 
-    def _answer(self, frame: bytes, peer: _Peer, protocol: str) -> _Reply:
+    def _answer(self, frame: bytes, peer_id: ID, peer: _Peer, protocol: str) -> _Reply:
         request = decode_request(frame)
-        if request.pushed_blocks:
-            self._count("unsolicited_blocks_dropped", request.pushed_blocks)
+        if request.blocks or request.dont_haves:  # answers to our wants, or pushed
+            self.client.on_message(peer_id, request)
         reply = _Reply(blocks=[], presences=[])
         wants = list(request.wants)
         if not wants:
@@ -339,7 +360,7 @@ class BitswapServer:
             cid = Cid(raw_cid)
         except InvalidCidError:
             return None  # not a CID we could hold
-        block = self._source.get(cid)
+        block = None if self._source is None else self._source.get(cid)
         if block is None:
             return None
         if hashlib.sha256(block).digest() != cid.digest:
