@@ -49,6 +49,7 @@ from orbitstore.net._bitswap_wire import (
 )
 from orbitstore.net._bitswap_wire import frame as encode_frame
 from orbitstore.net._libp2p_stream import Libp2pStream
+from orbitstore.net.transport import FetchOptions
 
 logger = logging.getLogger("orbitstore.net.bitswap")
 
@@ -58,18 +59,6 @@ _WRITE_CHUNK: Final = 64 * 1024
 _OPEN_TIMEOUT: Final = 10.0
 _SEND_TIMEOUT: Final = 10.0
 _CANCEL_TIMEOUT: Final = 1.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class FetchOptions:
-    """How long to wait for peers, and what to take from them."""
-
-    # A peer that says nothing for this long is given up for this fetch.
-    peer_timeout: float = 10.0
-    # A peer that says nothing for this long is asked again for what is still missing.
-    resend_interval: float = 1.0
-    # Larger blocks are dropped unread (2 MiB: kubo's largest block).
-    max_block_size: int = 2 * 1024 * 1024
 
 
 @dataclass(eq=False)

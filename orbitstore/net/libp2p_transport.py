@@ -57,7 +57,6 @@ from orbitstore.errors import (
     PeerUnavailableError,
     UsageError,
 )
-from orbitstore.net._bitswap_client import FetchOptions
 from orbitstore.net._libp2p_bitswap import BitswapServer, BitswapStatistics
 from orbitstore.net._libp2p_conn import close_broken_connections, is_broken
 from orbitstore.net._libp2p_discovery import DhtService, MdnsListener, Provider, RelayService
@@ -87,6 +86,7 @@ from orbitstore.net.libp2p_config import (
 )
 from orbitstore.net.transport import (
     BlockSource,
+    FetchOptions,
     GossipHandler,
     GossipValidator,
     PeerHandler,
