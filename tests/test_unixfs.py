@@ -201,7 +201,7 @@ def test_a_block_that_does_not_hash_to_its_cid_is_refused() -> None:
 
 
 def test_a_block_over_the_size_limit_is_refused_before_hashing() -> None:
-    root, blocks = build_file(pattern(5000), SMALL)
+    root, _blocks = build_file(pattern(5000), SMALL)
     reader = FileReader(root, AttachmentLimits(max_block_size=100))
     with pytest.raises(AttachmentLimitError, match="limit 100"):
         reader.receive(root, b"x" * 101)  # it would not even hash to the root

@@ -18,7 +18,8 @@ attachments, not the attachments.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -100,23 +101,23 @@ class Attachments:
         stay as blocks nothing links)."""
         builder = FileBuilder(self.config.layout)
         pending: list[tuple[Cid, bytes]] = []
-        pending_bytes = 0
-        async for piece in _pieces(source):
-            if builder.size + len(piece) > self.config.limits.max_size:
-                raise PayloadTooLargeError(
-                    f"attachment over {self.config.limits.max_size} bytes"
-                    " (AttachmentLimits.max_size)"
-                )
-            for cid, block in builder.feed(piece):
-                pending.append((cid, block))
-                pending_bytes += len(block)
-            if pending_bytes >= _COMMIT_BYTES:
-                self._put(pending)
-                pending, pending_bytes = [], 0
-                await trio.lowlevel.checkpoint()
+        async with aclosing(_pieces(source)) as pieces:
+            async for piece in pieces:
+                self._take(builder, piece, pending)
+                if sum(len(b) for _c, b in pending) >= _COMMIT_BYTES:
+                    self._put(pending)
+                    pending = []
+                    await trio.lowlevel.checkpoint()
         root, rest = builder.finish()
         self._put(pending + rest)  # the root is the last block of the last batch
         return root
+
+    def _take(self, builder: FileBuilder, piece: bytes, pending: list[tuple[Cid, bytes]]) -> None:
+        if builder.size + len(piece) > self.config.limits.max_size:
+            raise PayloadTooLargeError(
+                f"attachment over {self.config.limits.max_size} bytes (AttachmentLimits.max_size)"
+            )
+        pending.extend(builder.feed(piece))
 
     def _put(self, blocks: list[tuple[Cid, bytes]]) -> None:
         if blocks:
@@ -240,7 +241,7 @@ def as_cid(cid: Cid | str) -> Cid:
     return cid if isinstance(cid, Cid) else Cid.parse(cid)
 
 
-async def _pieces(source: AttachmentSource) -> AsyncIterator[bytes]:
+async def _pieces(source: AttachmentSource) -> AsyncGenerator[bytes, None]:
     """``source`` in pieces of at most 1 MiB."""
     if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")
@@ -258,25 +259,22 @@ async def _pieces(source: AttachmentSource) -> AsyncIterator[bytes]:
         except OSError as exc:
             raise InvalidValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
         with handle:
-            async for piece in _read_file(handle):
+            while piece := await _read_piece(handle):
                 yield piece
         return
     if not callable(getattr(source, "read", None)):
         raise InvalidValueError(
             f"attach takes bytes, a path or a binary file object, not {type(source).__name__}"
         )
-    async for piece in _read_file(source):
+    while piece := await _read_piece(source):
         yield piece
 
 
-async def _read_file(handle: BinaryIO) -> AsyncIterator[bytes]:
-    while True:
-        try:
-            piece = await trio.to_thread.run_sync(handle.read, _READ_BYTES)
-        except OSError as exc:
-            raise InvalidValueError(f"cannot read the attachment: {exc}") from exc
-        if not isinstance(piece, bytes | bytearray):
-            raise InvalidValueError("attach needs a file opened in binary mode ('rb')")
-        if not piece:
-            return
-        yield bytes(piece)
+async def _read_piece(handle: BinaryIO) -> bytes:
+    try:
+        piece = await trio.to_thread.run_sync(handle.read, _READ_BYTES)
+    except OSError as exc:
+        raise InvalidValueError(f"cannot read the attachment: {exc}") from exc
+    if not isinstance(piece, bytes | bytearray):
+        raise InvalidValueError("attach needs a file opened in binary mode ('rb')")
+    return bytes(piece)
