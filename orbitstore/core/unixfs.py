@@ -385,6 +385,17 @@ class FileReader:
         out.append(data)
 
 
+def file_size(root: Cid, block: bytes) -> int:
+    """The size of the file whose root block is ``block`` (its UnixFS ``filesize``, or the
+    length of a raw root); InvalidAttachmentError if it is not a file's root."""
+    reader = FileReader(root, AttachmentLimits(max_size=2**64 - 1))
+    reader.receive(root, block)
+    reader.read()
+    total = reader.total_bytes
+    assert total is not None  # read() decoded the root, or raised
+    return total
+
+
 def read_all(root: Cid, blocks: dict[Cid, bytes], limits: AttachmentLimits | None = None) -> bytes:
     """The file under ``root`` from blocks in hand (tests, small files);
     InvalidAttachmentError if one is missing."""

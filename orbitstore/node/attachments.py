@@ -18,7 +18,7 @@ attachments, not the attachments.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,8 @@ from orbitstore.core.unixfs import (
     FileLayout,
     FileReader,
     ReadProgress,
+    block_cid,
+    file_size,
 )
 from orbitstore.errors import (
     AttachmentUnavailableError,
@@ -48,8 +50,11 @@ from orbitstore.storage.base import NodeStore
 _READ_BYTES: Final = 1024 * 1024
 _COMMIT_BYTES: Final = 16 * 1024 * 1024
 
-AttachmentSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
-"""What :meth:`Attachments.attach` takes: the bytes, a path, or a binary file object."""
+AttachmentSource = (
+    bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO | AsyncIterable[bytes]
+)
+"""What :meth:`Attachments.attach` takes: the bytes, a path, a binary file object, or
+an async iterable of bytes (an HTTP request body)."""
 ProgressCallback = Callable[[ReadProgress], None]
 
 
@@ -147,6 +152,12 @@ class Attachments:
         async for _chunk in self._read(as_cid(cid), progress, stats):
             pass
         return stats[0]
+
+    def size_hint(self, cid: Cid | str) -> int | None:
+        """The file's size from its root block, if the root is here (None otherwise)."""
+        root = as_cid(cid)
+        block = self._store.blocks.get(block_cid(root))
+        return None if block is None else file_size(root, block)
 
     def is_complete(self, cid: Cid | str) -> bool:
         """Whether every block of the file is here (walks the DAG in the store)."""
@@ -247,6 +258,18 @@ async def _pieces(source: AttachmentSource) -> AsyncGenerator[bytes, None]:
         view = memoryview(source).cast("B")
         for start in range(0, len(view), _READ_BYTES):
             yield bytes(view[start : start + _READ_BYTES])
+        return
+    if isinstance(source, AsyncIterable):
+        iterator = aiter(source)
+        try:
+            async for piece in iterator:
+                if not isinstance(piece, bytes | bytearray | memoryview):
+                    raise InvalidValueError("an attachment stream must yield bytes")
+                yield bytes(piece)
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:  # an async generator left early (too large): close it
+                await close()
         return
     if isinstance(source, str | os.PathLike):
         path = Path(source)
