@@ -23,8 +23,12 @@ async def test_put_get_and_pin_an_attachment_streamed() -> None:
     data = os.urandom(2 * 262144 + 99)
     config = NodeConfig(attachments=AttachmentsConfig(limits=AttachmentLimits(max_size=10**6)))
     with trio.fail_after(DEADLINE):
-        async with open_node(None, config=config) as node, running_api(node) as base:
-            async with httpx.AsyncClient(base_url=base) as client:
+        async with (
+            open_node(None, config=config) as node,
+            running_api(node) as base,
+            httpx.AsyncClient(base_url=base) as client,
+        ):
+            if True:
 
                 async def body():  # type: ignore[no-untyped-def]
                     for start in range(0, len(data), 100_000):
