@@ -11,9 +11,11 @@ want-list without a bound, and looks up every want of a 4 MiB message. This serv
 few small rules instead:
 
 * **Read-only.** It answers want-lists and nothing else. Blocks in an incoming message
-  (``blocks``/``payload``) are counted and dropped: there is no block store behind this
-  server to write to, no cache, nothing. The only thing it holds is a
-  :class:`~orbitstore.net.transport.BlockSource` (``get(cid) -> bytes | None``).
+  (``blocks``/``payload``) go to the :class:`~orbitstore.net._bitswap_client.BitswapClient`,
+  which keeps only the ones a fetch of ours waits for (by hash) and counts the rest as
+  dropped: there is no block store behind this server to write to, no cache, nothing.
+  The only thing it holds is a :class:`~orbitstore.net.transport.BlockSource`
+  (``get(cid) -> bytes | None``), or none on a node that fetches but does not serve.
 * **Stateless.** A want is answered when it arrives, from what we hold then: the block
   (WANT_BLOCK), HAVE (WANT_HAVE, Bitswap 1.2), or DONT_HAVE when the peer asked for one.
   No want-list is remembered, so a block written later is served when the peer asks again
