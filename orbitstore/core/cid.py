@@ -53,7 +53,6 @@ CID_LENGTH: Final = 36
 # refuses those over 128 bytes, so no CID an IPFS node makes is longer.
 MAX_DIGEST_LENGTH: Final = 128
 _V0_TEXT_LENGTH: Final = 46
-_BLOCK_PREFIXES: Final = frozenset((_PREFIX_DAG_CBOR, _PREFIX_RAW, _PREFIX_DAG_PB))
 
 _CODEC_NAMES: Final = {
     0x55: "raw",
@@ -123,7 +122,12 @@ class Cid:
 
     def __init__(self, raw: bytes) -> None:
         raw = bytes(raw)
-        meta = None if len(raw) == CID_LENGTH and raw[:4] in _BLOCK_PREFIXES else _parse(raw)
+        if len(raw) == CID_LENGTH and (
+            raw[:4] == _PREFIX_DAG_CBOR or raw[:4] == _PREFIX_RAW or raw[:4] == _PREFIX_DAG_PB
+        ):
+            meta = None
+        else:
+            meta = _parse(raw)
         _SET_BYTES(self, raw)
         _SET_HASH(self, hash(raw))
         _SET_STR(self, None)
