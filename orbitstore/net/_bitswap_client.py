@@ -65,7 +65,7 @@ _CANCEL_TIMEOUT: Final = 1.0
 class _Request:
     missing: dict[bytes, Cid]  # digest -> CID still wanted
     got: dict[Cid, bytes] = field(default_factory=dict)
-    dont_have: dict[ID, set[bytes]] = field(default_factory=dict)
+    dont_have: dict[ID | None, set[bytes]] = field(default_factory=dict)
     heard: dict[ID, trio.Event] = field(default_factory=dict)
     active: set[ID] = field(default_factory=set)
     finished: trio.Event = field(default_factory=trio.Event)
@@ -74,8 +74,8 @@ class _Request:
         refused = self.dont_have.get(peer, set())
         return [cid for digest, cid in self.missing.items() if digest not in refused]
 
-    def wake(self, peer: ID) -> None:
-        event = self.heard.get(peer)
+    def wake(self, peer: ID | None) -> None:
+        event = None if peer is None else self.heard.get(peer)
         if event is not None:
             event.set()
 
@@ -226,7 +226,7 @@ class BitswapClient:
 
     # --- incoming ---------------------------------------------------------------------------
 
-    def on_message(self, peer: ID, message: BitswapRequest) -> int:
+    def on_message(self, peer: ID | None, message: BitswapRequest) -> int:
         """Take the blocks and DONT_HAVEs of a message from ``peer``; returns how many
         of its blocks were ones a fetch waits for (the rest are unsolicited)."""
         accepted = 0

@@ -167,6 +167,7 @@ class TokenBucket:
 @dataclass
 class _Peer:
     bucket: TokenBucket
+    peer_id: ID | None = None  # None only in tests that drive _answer directly
     streams: int = 0
     in_flight: int = 0
 
@@ -238,7 +239,7 @@ class BitswapServer:
                 burst=self._config.max_wants_per_message,
                 now=trio.current_time(),
             )
-            peer = self._peers[peer_id] = _Peer(bucket=bucket)
+            peer = self._peers[peer_id] = _Peer(bucket=bucket, peer_id=peer_id)
         peer.streams += 1
         self._streams += 1
         try:
@@ -263,7 +264,7 @@ class BitswapServer:
                     raise ProtocolError("idle Bitswap stream")
                 if frame is None:
                     break
-                reply = self._answer(frame, peer_id, peer, protocol)
+                reply = self._answer(frame, peer, protocol)
                 if not reply.blocks and not reply.presences:
                     continue
                 try:
@@ -321,10 +322,10 @@ class BitswapServer:
 
     # --- answering ------------------------------------------------------------------------
 
-    def _answer(self, frame: bytes, peer_id: ID, peer: _Peer, protocol: str) -> _Reply:
+    def _answer(self, frame: bytes, peer: _Peer, protocol: str) -> _Reply:
         request = decode_request(frame)
         if request.blocks or request.dont_haves:  # answers to our wants, or pushed
-            self.client.on_message(peer_id, request)
+            self.client.on_message(peer.peer_id, request)
         reply = _Reply(blocks=[], presences=[])
         wants = list(request.wants)
         if not wants:
