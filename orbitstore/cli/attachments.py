@@ -59,7 +59,7 @@ async def cmd_cat(args: argparse.Namespace, home: Path, out: Output) -> int:
 
     async with open_node(home) as node:
         size = 0
-        with _target(args.output) as (write, finish):
+        with _Target(args.output) as (write, finish):
             async for chunk in node.attachments.open(args.cid):
                 write(chunk)
                 size += len(chunk)
@@ -77,7 +77,7 @@ def _written(out: Output, args: argparse.Namespace, size: int) -> None:
         out.emit(f"wrote {size} bytes to {args.output}", {"file": args.output, "size": size})
 
 
-class _target:
+class _Target:
     """Where ``cat`` writes: standard output, or ``<file>.partial`` renamed to the file
     once every byte arrived (a failed read never leaves half a file under its name)."""
 
@@ -164,7 +164,7 @@ def remote_cat(client: Client, args: argparse.Namespace, out: Output) -> None:
         response = conn.getresponse()
         _check(response)
         expected = response.getheader("content-length")
-        with _target(args.output) as (write, finish):
+        with _Target(args.output) as (write, finish):
             while chunk := response.read(_CHUNK):
                 write(chunk)
                 size += len(chunk)
