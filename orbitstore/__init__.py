@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from orbitstore.core.identity import Identity as Identity
     from orbitstore.core.limits import EntryLimits as EntryLimits
     from orbitstore.core.manifest import Manifest as Manifest
+    from orbitstore.core.unixfs import AttachmentLimits as AttachmentLimits
+    from orbitstore.core.unixfs import FileLayout as FileLayout
+    from orbitstore.core.unixfs import ReadProgress as ReadProgress
     from orbitstore.errors import OrbitstoreError as OrbitstoreError
+    from orbitstore.node.attachments import AttachmentsConfig as AttachmentsConfig
     from orbitstore.node.config import DiscoveryConfig as DiscoveryConfig
     from orbitstore.node.config import NodeConfig as NodeConfig
     from orbitstore.node.config import ReplicationConfig as ReplicationConfig
@@ -59,7 +63,11 @@ _EXPORTS: dict[str, str] = {
     "Identity": "orbitstore.core.identity",
     "EntryLimits": "orbitstore.core.limits",
     "Manifest": "orbitstore.core.manifest",
+    "AttachmentLimits": "orbitstore.core.unixfs",
+    "FileLayout": "orbitstore.core.unixfs",
+    "ReadProgress": "orbitstore.core.unixfs",
     "OrbitstoreError": "orbitstore.errors",
+    "AttachmentsConfig": "orbitstore.node.attachments",
     "DiscoveryConfig": "orbitstore.node.config",
     "NodeConfig": "orbitstore.node.config",
     "ReplicationConfig": "orbitstore.node.config",

@@ -33,7 +33,7 @@ dies abruptly may look like a clean EOF**; the sync protocol's end marker catche
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -48,6 +48,7 @@ from libp2p.peer.peerinfo import PeerInfo
 from libp2p.stream_muxer.exceptions import MuxedConnError
 from multiaddr import Multiaddr
 
+from orbitstore.core.cid import Cid
 from orbitstore.errors import (
     ClosedError,
     InvalidDataError,
@@ -85,6 +86,7 @@ from orbitstore.net.libp2p_config import (
 )
 from orbitstore.net.transport import (
     BlockSource,
+    FetchOptions,
     GossipHandler,
     GossipValidator,
     PeerHandler,
@@ -417,11 +419,29 @@ class Libp2pTransport:
         ``Libp2pConfig(bitswap=BitswapConfig(enabled=True))``."""
         if not self._config.bitswap.enabled:
             raise UsageError("Bitswap is off; enable it with BitswapConfig(enabled=True)")
+        self._bitswap_server().source = source
+
+    def _bitswap_server(self) -> BitswapServer:
         self._check_open()
         if self._bitswap is None:
-            self._bitswap = BitswapServer(self._host, self._config.bitswap, self._nursery, source)
+            self._bitswap = BitswapServer(self._host, self._config.bitswap, self._nursery, None)
             self._bitswap.start()
-        self._bitswap.source = source
+        return self._bitswap
+
+    async def fetch_blocks(
+        self,
+        cids: Sequence[Cid],
+        *,
+        peers: Iterable[PeerId] | None = None,
+        options: FetchOptions | None = None,
+    ) -> dict[Cid, bytes]:
+        """Ask ``peers`` (default: every connected peer) for blocks over Bitswap; returns
+        those that arrived, each verified against its CID (see ``_bitswap_client``).
+        Works whether or not this node serves blocks (``BitswapConfig.enabled``)."""
+        server = self._bitswap_server()
+        chosen = sorted(self.connected_peers()) if peers is None else list(peers)
+        targets = [parse_peer_id(p) for p in chosen]
+        return await server.client.fetch(cids, targets, options or FetchOptions())
 
     def bitswap_statistics(self) -> BitswapStatistics:
         """What the Bitswap server did so far (all zero until ``serve_blocks``)."""

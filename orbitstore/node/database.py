@@ -32,6 +32,7 @@ from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult, Rejection
 from orbitstore.errors import ClosedError, InvalidValueError, UsageError
 from orbitstore.node.access import AccessMethods, visible_changes
+from orbitstore.node.attachments import Attachments, AttachmentSource, ProgressCallback
 from orbitstore.node.encrypted import EncryptionMethods
 from orbitstore.node.encryption import DatabaseKeys
 from orbitstore.node.query import QueryMethods
@@ -144,6 +145,8 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         # The keys of an encrypted database (see node/encryption.py); None in the clear.
         self._keys = keys
         self._reapplied = self._catch_up()
+        # The node's attachments (node/attachments.py); set by the node, local if alone.
+        self._attachments: Attachments | None = None
         # Set by the node when it replicates this database (see node/replication.py).
         self._sync_waiter: Callable[[Database, str | None, float], Awaitable[None]] | None = None
 
@@ -516,6 +519,32 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         if self._sync_waiter is None:
             raise UsageError("this node has no transport: there is nothing to sync with")
         await self._sync_waiter(self, peer, timeout)
+
+    # -- attachments (node/attachments.py; docs/attachments.md) ----------------------------
+
+    def _attachment_store(self) -> Attachments:
+        self._check()
+        if self._attachments is None:
+            self._attachments = Attachments(self._store)
+        return self._attachments
+
+    async def attach(self, source: AttachmentSource) -> Cid:
+        """Store a large binary value (bytes, a path or a binary file object) as a
+        UnixFS file in the node; returns its CID, to link in a payload
+        (``{"image": cid}``). Replicas fetch it only when they read it."""
+        return await self._attachment_store().attach(source)
+
+    async def read_attachment(
+        self, cid: Cid | str, *, progress: ProgressCallback | None = None
+    ) -> bytes:
+        """The bytes of an attachment, fetched from peers if this node lacks them."""
+        return await self._attachment_store().read(cid, progress=progress)
+
+    def open_attachment(
+        self, cid: Cid | str, *, progress: ProgressCallback | None = None
+    ) -> AsyncIterator[bytes]:
+        """An attachment's bytes as they arrive (see :meth:`read_attachment`)."""
+        return self._attachment_store().open(cid, progress=progress)
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -28,8 +28,9 @@ from orbitstore.errors import (
     UsageError,
     WrongDatabaseTypeError,
 )
-from orbitstore.net.transport import Transport
+from orbitstore.net.transport import BlockFetcher, Transport
 from orbitstore.node.asof import Heads
+from orbitstore.node.attachments import Attachments
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.discovery import ProviderDiscovery
@@ -88,6 +89,9 @@ class Node:
         #: The write lock and batches shared by this node's databases (node/writes.py).
         self.writes = NodeWrites(store)
         self.queries = QueryService(store, config.query)
+        #: Large binary values as UnixFS blocks (node/attachments.py); fetched over the
+        #: transport when it can fetch blocks (libp2p: Bitswap).
+        self.attachments = Attachments(store, config.attachments)
 
     @property
     def id(self) -> str:
@@ -253,6 +257,7 @@ class Node:
             keys=keys,
         )
         database._queries = self.queries
+        database._attachments = self.attachments
         self._open[db] = database
         return database
 
@@ -535,6 +540,8 @@ async def _open_node(
                 own.config.bootstrap_peers or own.config.mdns or own.config.dht
             )
             node._has_bootstrap = own is not None and bool(own.config.bootstrap_peers)
+            if isinstance(transport, BlockFetcher):
+                node.attachments.fetcher = transport
             try:
                 yield node
             finally:
