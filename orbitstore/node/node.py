@@ -88,6 +88,7 @@ class Node:
         #: The write lock and batches shared by this node's databases (node/writes.py).
         self.writes = NodeWrites(store)
         self.queries = QueryService(store, config.query)
+        self._sync = None if replication is None else _SyncWaiter(self, replication)
 
     @property
     def id(self) -> str:
@@ -187,17 +188,7 @@ class Node:
             await database.announce_key()
             await database.set_readers([self.id])
         if self.replication is not None:
-            replication = self.replication
-
-            # A node configured with bootstrap peers waits for one of them: right after
-            # start it is connected to nobody yet, and "in sync with nobody" is not sync.
-            min_peers = 1 if self._has_bootstrap else 0
-
-            async def waiter(d: Database, peer: str | None, timeout: float) -> None:
-                await replication.wait_synced(d, peer=peer, timeout=timeout, min_peers=min_peers)
-
-            database._sync_waiter = waiter
-            await replication.add_database(database)
+            await self.replication.add_database(database)
         if self.discovery is not None:
             self.discovery.add_database(database)
         return database
@@ -251,8 +242,9 @@ class Node:
             view_factory=make_view,
             writes=self.writes,
             keys=keys,
+            queries=self.queries,
+            sync=self._sync,
         )
-        database._queries = self.queries
         self._open[db] = database
         return database
 
@@ -405,6 +397,22 @@ class Node:
             failed = failed or exc
         if failed is not None:
             raise failed
+
+
+class _SyncWaiter:
+    """``wait_synced`` for the databases of a node with a transport. A node configured
+    with bootstrap peers waits for one of them: right after start it is connected to
+    nobody yet, and "in sync with nobody" is not sync."""
+
+    def __init__(self, node: Node, replication: Replication) -> None:
+        self._node = node
+        self._replication = replication
+
+    async def wait_synced(self, database: Database, *, peer: str | None, timeout: float) -> None:
+        min_peers = 1 if self._node._has_bootstrap else 0
+        await self._replication.wait_synced(
+            database, peer=peer, timeout=timeout, min_peers=min_peers
+        )
 
 
 def _encryption_spec(manifest: Manifest) -> enc.EncryptionSpec | None:

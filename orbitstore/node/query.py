@@ -1,11 +1,11 @@
-"""SQL over the node's databases: the query service, and the query methods of handles.
+"""SQL over the node's databases: the query service.
 
 The :class:`QueryService` (one per node) joins the pure compiler of
 :mod:`orbitstore.query` to the read-only executor of :mod:`orbitstore.storage.query_exec`.
-Database handles get ``query``/``explain``/``watch`` from :class:`QueryMethods` (their
-own name, and ``this``, are the table); the node's ``query`` sees every open database by
-its local name. ``find`` (Mongo-style filters) is provided by :class:`FindMethods` for the
-documents handle. ``as_of`` runs a query over past states (:mod:`orbitstore.node.asof`).
+The node passes it to every database handle it builds (``Database(queries=...)``): a
+handle's ``query``/``explain``/``watch`` see its own name, and ``this``, as the table;
+the node's ``query`` sees every open database by its local name. ``as_of`` runs a query
+over past states (:mod:`orbitstore.node.asof`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import trio
 from orbitstore.core.cid import Cid
 from orbitstore.errors import NotFoundError, UsageError
 from orbitstore.node.asof import AsOf, Heads, SnapshotCache, SnapshotStatistics, resolve
+from orbitstore.node.subscription import Subscription, wait_any
 from orbitstore.query.catalog import KINDS, Catalog, Source, queryable
 from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from orbitstore.query.results import PlanStep, QueryPlan, QueryResult, shape_rows
@@ -28,9 +29,7 @@ from orbitstore.storage.query_exec import SqliteQueryExecutor
 from orbitstore.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:  # sqlglot is imported with the compiler, on the first query
-    from orbitstore.node.database import Subscription
     from orbitstore.query.compiler import CompiledQuery, QueryCompiler
-    from orbitstore.query.filters import Filter, SortSpec
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -212,7 +211,7 @@ class QueryService:
             last = self.run(compiled, params)
             yield last
             while subs:
-                if not await _wait_any(subs):
+                if not await wait_any(subs):
                     return
                 await trio.sleep(debounce_s)
                 for sub in subs:
@@ -228,85 +227,6 @@ class QueryService:
             self._snapshots.clear()
         if self._executor is not None:
             self._executor.close()
-
-
-async def _wait_any(subs: Sequence[Subscription]) -> bool:
-    """Wait until one subscription has something; False when one of them closed."""
-    if len(subs) == 1:
-        try:
-            await subs[0].__anext__()
-        except StopAsyncIteration:
-            return False
-        return True
-    alive = True
-
-    async def one(sub: Subscription, cancel: trio.CancelScope) -> None:
-        nonlocal alive
-        try:
-            await sub.__anext__()
-        except StopAsyncIteration:
-            alive = False
-        cancel.cancel()
-
-    async with trio.open_nursery() as nursery:
-        for sub in subs:
-            nursery.start_soon(one, sub, nursery.cancel_scope)
-    return alive
-
-
-class QueryMethods:
-    """``query``/``explain``/``watch`` for database handles (mixed into ``Database``).
-
-    The handle's own local name and the word ``this`` are its table.
-    """
-
-    _queries: QueryService | None = None
-
-    def _query_service(self) -> QueryService:
-        service = self._queries
-        if service is None:
-            raise UsageError("this database handle is not attached to a node's query service")
-        return service
-
-    def query(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryResult:
-        """Run a SELECT over this database; see docs/query.md for the dialect.
-
-        With ``as_of`` (entry CIDs of this log, or their text), over the state the
-        database had when those were its heads: the view of exactly those entries and
-        their ancestors. NotFoundError for a CID this log does not hold; ``as_of=()``
-        is the empty database."""
-        handle: Any = self
-        handle._check()
-        service = self._query_service()
-        catalog = service.catalog_for(handle)
-        return service.query(sql, params, catalog, self._as_of(as_of))
-
-    def explain(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryPlan:
-        """How the query would run: which declared index serves it, or a scan. With
-        ``as_of``, the plan over the snapshot (see :meth:`query`)."""
-        handle: Any = self
-        handle._check()
-        service = self._query_service()
-        catalog = service.catalog_for(handle)
-        return service.explain(sql, params, catalog, self._as_of(as_of))
-
-    def _as_of(self, as_of: Heads | None) -> tuple[AsOf, ...]:
-        if as_of is None:
-            return ()
-        handle: Any = self
-        request = resolve(handle, as_of)
-        return () if request is None else (request,)
-
-    def watch(
-        self, sql: str, params: Params = None, *, debounce_s: float = DEFAULT_WATCH_DEBOUNCE_S
-    ) -> AsyncIterator[QueryResult]:
-        """A live query: ``async for result in db.watch(sql): ...``."""
-        handle: Any = self
-        handle._check()
-        service = self._query_service()
-        catalog = service.catalog_for(handle)
-        handles = {key: handle for key in catalog.sources}
-        return service.watch(sql, params, catalog, handles, debounce_s=debounce_s)
 
 
 def resolve_all(handles: Mapping[str, Any], as_of: Mapping[str, Heads] | None) -> tuple[AsOf, ...]:
@@ -327,23 +247,3 @@ def resolve_all(handles: Mapping[str, Any], as_of: Mapping[str, Heads] | None) -
         if request is not None:
             out.append(request)
     return tuple(out)
-
-
-class FindMethods:
-    """``find`` with Mongo-style filters, for the documents handle (needs QueryMethods)."""
-
-    def find(
-        self,
-        filter: Filter | None = None,
-        *,
-        sort: SortSpec = (),
-        limit: int | None = None,
-        skip: int = 0,
-    ) -> list[Any]:
-        """Documents matching ``filter`` (see docs/query.md), as decoded values."""
-        from orbitstore.query.filters import compile_find
-
-        sql, params = compile_find(filter or {}, sort=sort, limit=limit, skip=skip)
-        handle: Any = self
-        result: QueryResult = handle.query(sql, params)
-        return [row[0] for row in result.rows]
