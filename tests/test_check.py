@@ -182,7 +182,7 @@ async def test_a_memory_node_is_checked_and_repaired_too() -> None:
         await db.put("a", 1)
         await db.put("b", 2)
         cid = db.cid
-        await db.close()
+        await db.aclose()
         assert node.check().problems == ()
         node.store.log_store(cid).set_heads({})
         report = node.check()

@@ -47,7 +47,7 @@ async def reach(node: Node, db: KeyValue, entry: Entry | None) -> None:
     ``entry``."""
     assert node.replication is not None and entry is not None
     with trio.fail_after(10):
-        async with node.replication.progress() as events:
+        async with node.replication.subscribe_progress() as events:
             while not db.log.has(entry.cid):
                 await events.receive()
 
@@ -108,7 +108,7 @@ async def test_reopen_learns_the_keys_again(tmp_path: object) -> None:
         assert list(node.query(sql).rows) == [("k", "v"), ("k2", "v2")]
         past = node.query(sql, as_of={"kv": sorted(str(h) for h in before)})
         assert list(past.rows) == [("k", "v")]  # AS OF folds opened payloads too
-        await db.close()
+        await db.aclose()
         assert node.check().problems == ()  # no false view mismatch on sealed payloads
     async with open_node(path, identity=ALICE, config=CONFIG) as node:
         assert node.check(repair=True).ok
@@ -140,7 +140,7 @@ async def test_blind_replica_stores_and_serves_but_cannot_read(
         assert len(r) == len(a) and r.heads == a.heads  # stored everything, verified
         assert list(r.items()) == [] and not r.is_reader  # reads nothing
         assert not any("secret" in str(e.payload) for e in r.entries())
-        stats = r.encryption_statistics()
+        stats = r.statistics().encryption
         assert stats.unreadable == 5 and stats.readers == (ALICE.id, CAROL.id)
         sealed = next(e for e in r.log.traverse() if enc.classify(e.payload) == enc.SEALED)
         with pytest.raises(NotAMemberError):
@@ -200,7 +200,7 @@ async def test_tampered_entries_never_reach_the_view() -> None:
         keys = db._keys
         assert keys is not None
         assert keys.readable([forged]) == []
-        assert db.encryption_statistics().invalid == 1
+        assert db.statistics().encryption.invalid == 1
 
 
 class Boom(Exception):
@@ -216,7 +216,7 @@ async def test_a_rolled_back_rotation_is_forgotten() -> None:
             async with db.batch():
                 await db.set_readers([ALICE.id, BOB.id])
                 raise Boom
-        assert db.encryption_statistics().epochs == 1 and db.readers == {ALICE.id}
+        assert db.statistics().encryption.epochs == 1 and db.readers == {ALICE.id}
         entry = await db.put("k", 1)  # sealed under the epoch that is in the log
         assert db.get("k") == 1
         sealed = enc.parse_sealed(entry.payload[enc.SEALED])
@@ -229,7 +229,7 @@ async def test_an_epoch_whose_key_does_not_open_is_not_made_current() -> None:
         assert isinstance(db, KeyValue)
         broken = enc.epoch_payload({ALICE.id: bytes(80)}, None)
         await db._append([broken], None)  # as a buggy or forged owner device would
-        assert db.encryption_statistics().invalid == 1
+        assert db.statistics().encryption.invalid == 1
         assert db.is_reader
         await db.put("k", 1)  # still writable under the last epoch that opens
         assert db.get("k") == 1

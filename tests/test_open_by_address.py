@@ -89,7 +89,7 @@ async def test_fresh_node_opens_by_address_and_converges(autojump_clock: trio.ab
         assert bob.replication.statistics().manifests_fetched == 1
         assert alice.replication.statistics().manifests_served == 1
         # The manifest is stored now: reopening needs no peer.
-        await replica.close()
+        await replica.aclose()
         again = await bob.open(hits.address, type="counter")
         assert again.manifest == hits.manifest
         assert bob.replication.statistics().manifests_fetched == 1
@@ -150,7 +150,7 @@ async def test_peers_without_the_database_say_so(autojump_clock: trio.abc.Clock)
         open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
     ):
         chat = await alice.open("chat")
-        await chat.close()
+        await chat.aclose()
         assert bob.replication is not None
         await bob.replication.connect("mem/carol")
         start = trio.current_time()

@@ -37,6 +37,7 @@ PUBLIC = {
     "QueryResult",
     "ReplicationConfig",
     "SqliteConfig",
+    "Subscription",
     "SyncProgress",
     "YDocument",
     "open_node",

@@ -30,7 +30,7 @@ from orbitstore.errors import ClosedError, UsageError
 from orbitstore.node.access import AccessMethods, visible_changes
 from orbitstore.node.asof import AsOf, Heads, resolve
 from orbitstore.node.encrypted import EncryptionMethods
-from orbitstore.node.encryption import DatabaseKeys
+from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
 from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params, QueryService
 from orbitstore.node.subscription import DEFAULT_SUBSCRIPTION_BUFFER, Subscription
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, receive_pipelined
@@ -48,13 +48,17 @@ class SyncWaiter(Protocol):
     ) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DatabaseStatistics:
+    """What :meth:`Database.statistics` reports (a typed handle may add fields)."""
+
     entries: int
     heads: int
     pending: int
     reapplied_on_open: int
     subscribers: int
+    encryption: EncryptionStatistics | None = None
+    """Key epochs and unreadable entries of an encrypted database; None in the clear."""
 
 
 class Database(AccessMethods, EncryptionMethods):
@@ -129,7 +133,7 @@ class Database(AccessMethods, EncryptionMethods):
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called."""
+        """True once :meth:`aclose` was called."""
         return self._closed
 
     @property
@@ -460,13 +464,18 @@ class Database(AccessMethods, EncryptionMethods):
     # -- statistics -----------------------------------------------------------------------
 
     def statistics(self) -> DatabaseStatistics:
-        return DatabaseStatistics(
-            entries=len(self._log),
-            heads=len(self._log.heads),
-            pending=self._log.pending_count,
-            reapplied_on_open=self._reapplied,
-            subscribers=len(self._subscribers),
-        )
+        return DatabaseStatistics(**self._statistics())
+
+    def _statistics(self) -> dict[str, Any]:
+        """The fields of :class:`DatabaseStatistics`, for subclasses that add some."""
+        return {
+            "entries": len(self._log),
+            "heads": len(self._log.heads),
+            "pending": self._log.pending_count,
+            "reapplied_on_open": self._reapplied,
+            "subscribers": len(self._subscribers),
+            "encryption": None if self._keys is None else self._keys.statistics(),
+        }
 
     async def wait_synced(self, *, peer: str | None = None, timeout: float = 30.0) -> None:
         """Return once this node holds everything the connected peers (or ``peer``, a
@@ -481,7 +490,10 @@ class Database(AccessMethods, EncryptionMethods):
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
+        """Close this handle: its subscriptions end, its replication stops, and further
+        use raises ClosedError. The node closes every handle when it closes; opening the
+        database again gives a new handle."""
         if self._closed:
             return
         if self._snapshots is not None:
@@ -490,6 +502,10 @@ class Database(AccessMethods, EncryptionMethods):
         self._closed = True
         for sub in list(self._subscribers):
             sub._close()
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose` (the older name, kept as an alias)."""
+        await self.aclose()
 
     def _check(self) -> None:
         if self._closed:

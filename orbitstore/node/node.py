@@ -385,7 +385,7 @@ class Node:
         failed: StorageError | None = None
         for database in self._open.values():
             try:
-                await database.close()
+                await database.aclose()
             except StorageError as exc:
                 failed = failed or exc
         self._open.clear()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -56,6 +57,14 @@ class _Handle(Protocol):
     cid: Cid
 
     def subscribe(self, *, buffer: int = ...) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueryStatistics:
+    """What :meth:`QueryService.statistics` reports."""
+
+    snapshots: SnapshotStatistics
+    """Size and hit/miss/eviction counts of the AS OF snapshot cache."""
 
 
 class QueryService:
@@ -122,11 +131,11 @@ class QueryService:
                 named.append((key, Source(live.name, live.type_name, snap.log_id, (), snap.schema)))
         return Catalog.of(named)
 
-    def snapshot_statistics(self) -> SnapshotStatistics:
-        """Size and hit/miss counts of the AS OF snapshot cache."""
+    def statistics(self) -> QueryStatistics:
+        """Counters of the service: its AS OF snapshot cache (``snapshots``)."""
         if self._snapshots is None:
-            return SnapshotStatistics(0, 0, 0, 0)
-        return self._snapshots.statistics()
+            return QueryStatistics(SnapshotStatistics(0, 0, 0, 0))
+        return QueryStatistics(self._snapshots.statistics())
 
     # -- running -------------------------------------------------------------------------
 
