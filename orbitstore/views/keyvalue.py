@@ -70,6 +70,7 @@ from orbitstore.views.causal import (
     newest_first,
     prune,
 )
+from orbitstore.views.history import Ancestry, fold_registers
 
 MAX_KEY_BYTES: Final = 1024
 # Rows fetched per storage round trip while iterating a range: big enough to amortize the
@@ -153,6 +154,10 @@ KvRecord: TypeAlias = tuple[Stamp, bytes | None]
 KvRegister: TypeAlias = tuple[Stamp, bytes | None, int, bytes | None]
 """A record with the winner's arrival number and the encoded conflict members."""
 
+KvLoad: TypeAlias = tuple[str, Stamp, bytes | None, str | None, int, bytes | None, str | None]
+"""A whole record for :meth:`KeyValueState.load_records`: key, stamp, value (DAG-CBOR,
+None: tombstone), its JSON, the winner's arrival, conflicts and their JSON (None: none)."""
+
 
 class KeyValueState(CausalState, Protocol):
     """Where the view keeps its records (SQLite table ``view_kv``, or memory)."""
@@ -186,6 +191,10 @@ class KeyValueState(CausalState, Protocol):
 
     def set_conflicts(self, key: str, conflicts: bytes | None, conflicts_json: str | None) -> None:
         """Replace the conflicts of an existing record."""
+        ...
+
+    def load_records(self, rows: Sequence[KvLoad], *, live: int) -> None:
+        """Write the records of an empty state at once (``live`` of them hold a value)."""
         ...
 
     def get_conflicts(self, key: str) -> bytes | None:
@@ -226,15 +235,25 @@ class _Op:
     json: str | None
 
 
-def _parse_one(op: Any) -> _Op | None:
+# A put whose value is a plain scalar, not encoded yet (no DAG-CBOR encoding is empty).
+# Scalars of a stored entry always have both forms, so the bulk fold encodes only the
+# values it keeps (see _encoded); everything else is encoded to be checked (Rule 3).
+_DEFERRED: Final = b""
+_SCALARS: Final = frozenset({int, str, bool, type(None)})
+
+
+def _parse_one(op: Any, defer: bool = False) -> _Op | None:
     if not isinstance(op, dict):
         return None
     kind = op.get("op")
     try:
         key = check_key(op.get("key"))
         if kind == "put" and "value" in op:
-            data, text = _encode_value(op["value"])
-            return _Op(key, op["value"], data, text)
+            value = op["value"]
+            if defer and type(value) in _SCALARS:
+                return _Op(key, value, _DEFERRED, None)
+            data, text = _encode_value(value)
+            return _Op(key, value, data, text)
     except InvalidValueError:
         return None
     if kind == "del":
@@ -242,8 +261,9 @@ def _parse_one(op: Any) -> _Op | None:
     return None
 
 
-def parse_payload(payload: Any) -> list[_Op] | None:
-    """The operations of an entry's payload, or None if any part is malformed (Rule 3)."""
+def parse_payload(payload: Any, *, defer: bool = False) -> list[_Op] | None:
+    """The operations of an entry's payload, or None if any part is malformed (Rule 3).
+    With ``defer``, scalar values of stored entries are left to :func:`_encoded`."""
     if not isinstance(payload, dict):
         return None
     if payload.get("op") == "batch":
@@ -252,13 +272,42 @@ def parse_payload(payload: Any) -> list[_Op] | None:
             return None
         parsed: list[_Op] = []
         for op in ops:
-            one = _parse_one(op)
+            one = _parse_one(op, defer)
             if one is None:
                 return None
             parsed.append(one)
         return parsed
-    one = _parse_one(payload)
+    one = _parse_one(payload, defer)
     return None if one is None else [one]
+
+
+def _encoded(op: _Op) -> tuple[bytes | None, str | None]:
+    """The DAG-CBOR and JSON of an op's value (None, None for a delete)."""
+    if op.data is _DEFERRED:
+        return _encode_value(op.value)
+    return op.data, op.json
+
+
+def _writes_of(entry: Entry) -> list[tuple[str, int, _Op]] | None:
+    """The writes of an entry: its last op on each key (a later op in an entry
+    supersedes an earlier one on the same key), or None for a malformed entry."""
+    ops = parse_payload(entry.payload, defer=True)
+    if ops is None:
+        return None
+    if len(ops) == 1:
+        return [(ops[0].key, 0, ops[0])]
+    last = {op.key: (idx, op) for idx, op in enumerate(ops)}
+    return [(key, idx, op) for key, (idx, op) in last.items()]
+
+
+def _conflict(entry: Entry, op: _Op) -> Conflict:
+    return Conflict(
+        value=op.value if op.data is not None else None,
+        deleted=op.data is None,
+        cid=entry.cid,
+        writer=entry.writer,
+        clock=entry.clock,
+    )
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -353,6 +402,33 @@ class KeyValueView:
         value = None if op.data is None else op.value
         return change_for(entry, kind, key=op.key, value=value, local=local, conflicts=conflicts)
 
+    def fold_snapshot(self, entries: Sequence[Entry]) -> bool:
+        """Fold a whole history (ancestor-closed, in total order) into this view's empty
+        state at once, for a read-only snapshot: the records :meth:`apply` would leave,
+        conflicts included, without the causal bookkeeping further applies would need.
+        False, with nothing written, for a history the bulk fold refuses
+        (:mod:`orbitstore.views.history`): fold it with :meth:`apply` then."""
+        ancestry = Ancestry.of(entries)
+        if ancestry is None:
+            return False
+        rows: list[KvLoad] = []
+        live = 0
+        for key, writes in fold_registers(entries, ancestry, _writes_of).items():
+            top = writes[-1]
+            losers = writes[-2::-1]  # newest first
+            blob = text = None
+            if losers:
+                conflicts = tuple(_conflict(w.entry, w.op) for w in losers)
+                blob = codec.encode(encode_members(w.member for w in losers))
+                text = conflicts_json(conflicts)
+            data, json = _encoded(top.op)
+            live += data is not None
+            e = top.entry
+            stamp = (e.clock, e.writer, bytes(e.cid), top.index)
+            rows.append((key, stamp, data, json, top.arrival, blob, text))
+        self._state.load_records(rows, live=live)
+        return True
+
     def _render(self, members: Sequence[Member], step: Step | None = None) -> tuple[Conflict, ...]:
         out: list[Conflict] = []
         for m in members:
@@ -363,16 +439,7 @@ class KeyValueView:
             ops = None if entry is None else parse_payload(entry.payload)
             if entry is None or ops is None:  # pragma: no cover - members are applied ops
                 continue
-            op = ops[m.stamp[3]]
-            out.append(
-                Conflict(
-                    value=op.value if op.data is not None else None,
-                    deleted=op.data is None,
-                    cid=entry.cid,
-                    writer=entry.writer,
-                    clock=entry.clock,
-                )
-            )
+            out.append(_conflict(entry, ops[m.stamp[3]]))
         return tuple(out)
 
     # -- reading ----------------------------------------------------------------------
