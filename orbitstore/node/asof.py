@@ -16,10 +16,12 @@ state it had then, on every replica that holds them.
    view of the database's type over a scratch in-memory SQLite store — the very view and
    state code that maintain the live tables, so the snapshot's rows are exactly the rows
    the live table had (or would have had) at ``H``. A view that can fold a whole history
-   at once (:class:`~orbitstore.views.base.SnapshotFold`: keyvalue, documents, feed,
-   counter; :mod:`orbitstore.views.history`) computes the final rows in memory and writes
-   them in one statement; otherwise (ydoc, or a history the bulk fold refuses) the
-   entries are applied in batches as a live view applies them.
+   at once (:class:`~orbitstore.views.base.SnapshotFold`: keyvalue, feed, counter;
+   :mod:`orbitstore.views.history`) computes the final rows in memory and writes them in
+   one statement. Documents are folded by their own view code on a memory store, then
+   their rows are copied in one statement (:class:`RowCopy`). Otherwise (ydoc, or a
+   history the bulk fold refuses) the entries are applied in batches as a live view
+   applies them.
 3. **Attach.** The scratch database's image is deserialized into an attached schema of
    the query executor's read-only connection (:meth:`SqliteQueryExecutor.attach_image`);
    the query is compiled against a catalog whose source points at that schema and runs
@@ -36,13 +38,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.oplog import OpLog
 from orbitstore.errors import InvalidCidError, InvalidValueError, NotFoundError, UsageError
 from orbitstore.storage.base import NodeStore, SeqLogStore
+from orbitstore.storage.memory import MemoryStore
 from orbitstore.storage.query_exec import MAX_ATTACHED, SqliteQueryExecutor
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.views.base import SnapshotFold, View
@@ -134,9 +137,10 @@ def resolve(db: Snapshottable, value: Heads) -> AsOf | None:
     return AsOf(db=db.cid, name=db.name, heads=heads, build=lambda: fold_image(db, heads))
 
 
-def fold_image(db: Snapshottable, heads: frozenset[Cid]) -> tuple[bytes, int]:
+def fold_image(db: Snapshottable, heads: frozenset[Cid], *, bulk: bool = True) -> tuple[bytes, int]:
     """Fold ``heads`` and their ancestors into a fresh view on a scratch in-memory store;
-    return the store's image and the log id its view rows carry."""
+    return the store's image and the log id its view rows carry. ``bulk=False`` folds
+    entry by entry as a live view does (the reference the bulk folds are tested against)."""
     scratch = SqliteStore.in_memory()
     try:
         view = db.fresh_view(scratch)
@@ -144,15 +148,42 @@ def fold_image(db: Snapshottable, heads: frozenset[Cid]) -> tuple[bytes, int]:
             raise UsageError(f"database {db.name!r} has no view to query as of past heads")
         log_store = scratch.log_store(db.cid)
         with scratch.transaction(), _collector_paused():
-            entries = list(db.log.traverse(heads))
-            if not (
-                isinstance(view, SnapshotFold) and view.fold_snapshot(db.view_entries(entries))
-            ):
-                for i in range(0, len(entries), _FOLD_BATCH):
-                    _fold(view, log_store, entries[i : i + _FOLD_BATCH], db)
+            _fold_history(db, view, log_store, list(db.log.traverse(heads)), bulk=bulk)
         return scratch.serialize(), log_store.log_id
     finally:
         scratch.close()
+
+
+def _fold_history(
+    db: Snapshottable, view: View, log_store: SeqLogStore, entries: list[Entry], *, bulk: bool
+) -> None:
+    if bulk and isinstance(view, SnapshotFold) and view.fold_snapshot(db.view_entries(entries)):
+        return
+    if bulk and isinstance(view, RowCopy):
+        _fold_staged(db, view, entries)
+        return
+    for i in range(0, len(entries), _FOLD_BATCH):  # entry by entry, as a live view
+        _fold(view, log_store, entries[i : i + _FOLD_BATCH], db)
+
+
+@runtime_checkable
+class RowCopy(Protocol):
+    """A view whose SQL rows can be copied from another view of its type (documents)."""
+
+    def dump_rows(self) -> Sequence[Any]: ...
+
+    def load_rows(self, rows: Sequence[Any]) -> None: ...
+
+
+def _fold_staged(db: Snapshottable, view: RowCopy, entries: list[Entry]) -> None:
+    """Fold ``entries`` into a view on a memory store (the same view code, its state in
+    dicts: no SQL per op), then copy its rows into ``view`` in one statement."""
+    memory = MemoryStore()
+    staged = db.fresh_view(memory)
+    assert isinstance(staged, RowCopy)
+    memory.log_store(db.cid).add_entries(entries)  # read back to render conflicts
+    staged.apply(db.view_entries(entries), local=False)
+    view.load_rows(staged.dump_rows())
 
 
 @contextmanager

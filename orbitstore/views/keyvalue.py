@@ -193,8 +193,9 @@ class KeyValueState(CausalState, Protocol):
         """Replace the conflicts of an existing record."""
         ...
 
-    def load_records(self, rows: Sequence[KvLoad], *, live: int) -> None:
-        """Write the records of an empty state at once (``live`` of them hold a value)."""
+    def load_records(self, rows: Sequence[KvLoad], *, live: int | None) -> None:
+        """Write the records of an empty state at once; ``live`` of them hold a value
+        (None: no key ever did, so no count is stored)."""
         ...
 
     def get_conflicts(self, key: str) -> bytes | None:
@@ -411,9 +412,18 @@ class KeyValueView:
         ancestry = Ancestry.of(entries)
         if ancestry is None:
             return False
+        puts = 0  # applied puts: the live count is stored once one was (as by apply)
+
+        def writes_of(entry: Entry) -> list[tuple[str, int, _Op]] | None:
+            nonlocal puts
+            writes = _writes_of(entry)
+            if writes:
+                puts += sum(op.data is not None for _, _, op in writes)
+            return writes
+
         rows: list[KvLoad] = []
         live = 0
-        for key, writes in fold_registers(entries, ancestry, _writes_of).items():
+        for key, writes in fold_registers(entries, ancestry, writes_of).items():
             top = writes[-1]
             losers = writes[-2::-1]  # newest first
             blob = text = None
@@ -426,7 +436,7 @@ class KeyValueView:
             e = top.entry
             stamp = (e.clock, e.writer, bytes(e.cid), top.index)
             rows.append((key, stamp, data, json, top.arrival, blob, text))
-        self._state.load_records(rows, live=live)
+        self._state.load_records(rows, live=live if puts else None)
         return True
 
     def _render(self, members: Sequence[Member], step: Step | None = None) -> tuple[Conflict, ...]:

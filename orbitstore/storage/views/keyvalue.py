@@ -150,7 +150,7 @@ class SqliteKeyValueState(SqliteCausal):
                 (self._log, live_delta),
             )
 
-    def load_records(self, rows: Sequence[_Load], *, live: int) -> None:
+    def load_records(self, rows: Sequence[_Load], *, live: int | None) -> None:
         conn = self._s.connection
         conn.executemany(
             "INSERT INTO view_kv(log, key, value, json, clock, writer, cid, idx, deleted,"
@@ -160,7 +160,7 @@ class SqliteKeyValueState(SqliteCausal):
                 for key, stamp, value, text, arrival, blob, ctext in rows
             ],
         )
-        if live:
+        if live is not None:
             conn.execute(
                 "INSERT INTO view_kv_stats(log, live) VALUES (?, ?)"
                 " ON CONFLICT(log) DO UPDATE SET live = live + excluded.live",
@@ -257,12 +257,12 @@ class MemoryKeyValueState(MemoryCausal):
         self._extra[key] = (arrival, conflicts)
         self._live += live_delta
 
-    def load_records(self, rows: Sequence[_Load], *, live: int) -> None:
+    def load_records(self, rows: Sequence[_Load], *, live: int | None) -> None:
         for key, stamp, value, _, arrival, blob, _ in rows:
             self._records[key] = (stamp, value)
             self._extra[key] = (arrival, blob)
         self._sorted = sorted(self._records)
-        self._live += live
+        self._live += live or 0
 
     def set_conflicts(self, key: str, conflicts: bytes | None, conflicts_json: str | None) -> None:
         self._extra[key] = (self._extra[key][0], conflicts)
