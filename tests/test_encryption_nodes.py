@@ -5,6 +5,7 @@ network, trio's virtual clock)."""
 from __future__ import annotations
 
 import random
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import trio
@@ -23,6 +24,7 @@ from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.node import Node
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import NodePair, open_memory_pair
 
 CONFIG = NodeConfig(
     timestamps=False,
@@ -32,6 +34,13 @@ CONFIG = NodeConfig(
 )
 ALICE, BOB, CAROL, RELAY = (Identity(bytes([i]) * 32) for i in (1, 2, 3, 4))
 WRITERS = [ALICE.id, BOB.id, CAROL.id]
+
+
+def alice_and_bob(net: MemoryNetwork) -> AbstractAsyncContextManager[NodePair]:
+    """Alice's and Bob's nodes on ``net``, not connected yet."""
+    return open_memory_pair(
+        network=net, names=("alice", "bob"), identities=(ALICE, BOB), config=CONFIG
+    )
 
 
 def network() -> MemoryNetwork:
@@ -63,12 +72,8 @@ async def replica(node: Node, address: str, peer: str) -> KeyValue:
 
 async def test_two_members_read_and_write_on_two_nodes(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with alice_and_bob(net) as pair:
+        alice, bob = pair.nodes
         a = await alice.open("notes", type="keyvalue", write=WRITERS, encrypted=True)
         assert isinstance(a, KeyValue) and a.encrypted and a.readers == {ALICE.id}
         await a.put("a1", "from alice")
@@ -155,12 +160,8 @@ async def test_blind_replica_stores_and_serves_but_cannot_read(
 
 async def test_a_revoked_member_cannot_read_later_entries(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with alice_and_bob(net) as pair:
+        alice, bob = pair.nodes
         a = await alice.open("notes", type="keyvalue", write=WRITERS, encrypted=True)
         assert isinstance(a, KeyValue)
         await a.announce_key(enc.announcement(BOB, a.cid))
@@ -253,12 +254,8 @@ async def test_encryption_is_chosen_at_creation_only() -> None:
 
 async def test_capabilities_revoke_rotates_the_key(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with alice_and_bob(net) as pair:
+        alice, bob = pair.nodes
         a = await alice.open("notes", type="keyvalue", access="capabilities", encrypted=True)
         assert isinstance(a, KeyValue) and a.encrypted
         grant = await a.grant(BOB.id, "write")
