@@ -94,6 +94,7 @@ class _History:
     def __init__(self, db_type: str, meta: dict[str, Any], log: OpLog, manifest: Manifest):
         self.cid = log.db
         self.name = manifest.name
+        self.type = db_type
         self.log = log
         self.heads = log.heads
         self._manifest = manifest

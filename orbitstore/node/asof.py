@@ -57,6 +57,11 @@ Heads = Iterable[Cid | str] | Cid | str
 _FOLD_BATCH = 1000
 
 
+#: Types whose SQL table exists only in snapshots: a query of the current state is a
+#: query as of the current heads (a ydoc's document lives in memory, not in a table).
+SNAPSHOT_ONLY = frozenset({"ydoc"})
+
+
 class Snapshottable(Protocol):
     """What building a snapshot needs of a database handle."""
 
@@ -64,6 +69,9 @@ class Snapshottable(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
 
     @property
     def log(self) -> OpLog: ...
@@ -132,9 +140,19 @@ def resolve(db: Snapshottable, value: Heads) -> AsOf | None:
             raise NotFoundError(
                 f"as_of: {cid} is not an entry of database {db.name!r}", cid=cid, db=db.name
             )
-    if heads == db.heads:
+    if heads == db.heads and db.type not in SNAPSHOT_ONLY:
         return None
     return AsOf(db=db.cid, name=db.name, heads=heads, build=lambda: fold_image(db, heads))
+
+
+def request(db: Snapshottable, value: Heads | None) -> AsOf | None:
+    """The snapshot a query of ``db`` needs: as of ``value`` (None: the current state,
+    which needs one only for the types of :data:`SNAPSHOT_ONLY`)."""
+    if value is None:
+        if db.type not in SNAPSHOT_ONLY:
+            return None
+        value = db.heads
+    return resolve(db, value)
 
 
 def fold_image(db: Snapshottable, heads: frozenset[Cid], *, bulk: bool = True) -> tuple[bytes, int]:
@@ -144,11 +162,15 @@ def fold_image(db: Snapshottable, heads: frozenset[Cid], *, bulk: bool = True) -
     scratch = SqliteStore.in_memory()
     try:
         view = db.fresh_view(scratch)
-        if view is None:
+        if view is None and db.type != "log":
             raise UsageError(f"database {db.name!r} has no view to query as of past heads")
         log_store = scratch.log_store(db.cid)
         with scratch.transaction(), _collector_paused():
-            _fold_history(db, view, log_store, list(db.log.traverse(heads)), bulk=bulk)
+            entries = list(db.log.traverse(heads))
+            if view is None:  # a log's table reads its entries
+                log_store.add_entries(entries)
+            else:
+                _fold_history(db, view, log_store, entries, bulk=bulk)
         return scratch.serialize(), log_store.log_id
     finally:
         scratch.close()

@@ -28,7 +28,7 @@ from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult
 from orbitstore.errors import ClosedError, UsageError
 from orbitstore.node.access import AccessMethods, visible_changes
-from orbitstore.node.asof import AsOf, Heads, resolve
+from orbitstore.node.asof import AsOf, Heads, request
 from orbitstore.node.encrypted import EncryptionMethods
 from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
 from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params, QueryService
@@ -458,8 +458,8 @@ class Database(AccessMethods, EncryptionMethods):
         return service.watch(sql, params, catalog, handles, debounce_s=debounce_s)
 
     def _as_of(self, as_of: Heads | None) -> tuple[AsOf, ...]:
-        request = None if as_of is None else resolve(self, as_of)
-        return () if request is None else (request,)
+        found = request(self, as_of)
+        return () if found is None else (found,)
 
     # -- statistics -----------------------------------------------------------------------
 

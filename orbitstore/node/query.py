@@ -20,7 +20,15 @@ import trio
 
 from orbitstore.core.cid import Cid
 from orbitstore.errors import NotFoundError, UsageError
-from orbitstore.node.asof import AsOf, Heads, SnapshotCache, SnapshotStatistics, resolve
+from orbitstore.node.asof import (
+    SNAPSHOT_ONLY,
+    AsOf,
+    Heads,
+    SnapshotCache,
+    SnapshotStatistics,
+    request,
+    resolve,
+)
 from orbitstore.node.subscription import Subscription, wait_any
 from orbitstore.query.catalog import KINDS, Catalog, Source, queryable
 from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
@@ -55,6 +63,9 @@ class _Handle(Protocol):
     def type(self) -> str: ...
 
     cid: Cid
+
+    @property
+    def encrypted(self) -> bool: ...
 
     def subscribe(self, *, buffer: int = ...) -> Any: ...
 
@@ -102,13 +113,14 @@ class QueryService:
         return Source(name, type_name, log_id, indexes)
 
     def catalog_for(self, db: _Handle) -> Catalog:
-        if not queryable(db.type):
-            raise UsageError(f"a {db.type} database has no SQL table")
+        if not _has_table(db):
+            reason = " in the clear (its payloads are sealed)" if queryable(db.type) else ""
+            raise UsageError(f"a {db.type} database has no SQL table{reason}")
         src = self.source(db)
         return Catalog.of([("this", src), (db.name, src)])
 
     def catalog_of(self, dbs: Sequence[_Handle]) -> Catalog:
-        return Catalog.of([(d.name, self.source(d)) for d in dbs if queryable(d.type)])
+        return Catalog.of([(d.name, self.source(d)) for d in dbs if _has_table(d)])
 
     def catalog_as_of(self, sql: str, catalog: Catalog, as_of: Sequence[AsOf]) -> Catalog:
         """``catalog`` with the databases of ``as_of`` that ``sql`` reads swapped for
@@ -200,7 +212,7 @@ class QueryService:
 
     # -- live queries --------------------------------------------------------------------
 
-    async def watch(
+    def watch(
         self,
         sql: str,
         params: Params,
@@ -210,9 +222,25 @@ class QueryService:
         debounce_s: float = DEFAULT_WATCH_DEBOUNCE_S,
     ) -> AsyncIterator[QueryResult]:
         """The current result, then each *different* result after changes to the
-        databases the query reads (debounced)."""
+        databases the query reads (debounced). Bad SQL or parameters, and tables a live
+        query cannot read (ydoc), are refused here, before anything is subscribed."""
         compiled = self.compile(sql, catalog)
-        compiled.bind(params)  # refuse bad parameters before subscribing
+        for table in compiled.tables:
+            if handles[table].type in SNAPSHOT_ONLY:
+                raise UsageError(
+                    f"a live query cannot read the {handles[table].type} table {table!r}:"
+                    " subscribe to the document and query it again on changes"
+                )
+        compiled.bind(params)
+        return self._watch(compiled, params, handles, debounce_s)
+
+    async def _watch(
+        self,
+        compiled: CompiledQuery,
+        params: Params,
+        handles: Mapping[str, _Handle],
+        debounce_s: float,
+    ) -> AsyncIterator[QueryResult]:
         async with AsyncExitStack() as stack:
             subs: list[Subscription] = []
             for table in compiled.tables:
@@ -238,11 +266,23 @@ class QueryService:
             self._executor.close()
 
 
+def _has_table(db: _Handle) -> bool:
+    # A log's table shows payloads as stored: an encrypted one's are sealed.
+    return queryable(db.type) and not (db.type == "log" and db.encrypted)
+
+
 def resolve_all(handles: Mapping[str, Any], as_of: Mapping[str, Heads] | None) -> tuple[AsOf, ...]:
     """Snapshot requests for ``{local name: heads}`` over the open ``handles`` (by
-    lower-cased name). NotFoundError for a name that is not open."""
+    lower-cased name), and for the current state of the others that need one (ydoc;
+    built only if the query reads them). NotFoundError for a name that is not open."""
+    named = {n.lower() for n in as_of or {} if isinstance(n, str)}
+    current = [
+        found
+        for key, handle in handles.items()
+        if key not in named and (found := request(handle, None)) is not None
+    ]
     if as_of is None:
-        return ()
+        return tuple(current)
     if not isinstance(as_of, Mapping):
         raise UsageError("as_of maps database names to heads: {name: [cid, ...]}")
     out = []
@@ -252,7 +292,7 @@ def resolve_all(handles: Mapping[str, Any], as_of: Mapping[str, Heads] | None) -
             raise NotFoundError(f"as_of names {name!r}, which is not an open database")
         if not queryable(handle.type):
             raise UsageError(f"a {handle.type} database has no SQL table")
-        request = resolve(handle, heads)
-        if request is not None:
-            out.append(request)
-    return tuple(out)
+        found = resolve(handle, heads)
+        if found is not None:
+            out.append(found)
+    return (*out, *current)
