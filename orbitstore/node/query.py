@@ -114,8 +114,12 @@ class QueryService:
 
     def catalog_for(self, db: _Handle) -> Catalog:
         if not _has_table(db):
-            reason = " in the clear (its payloads are sealed)" if queryable(db.type) else ""
-            raise UsageError(f"a {db.type} database has no SQL table{reason}")
+            if queryable(db.type):
+                raise UsageError(
+                    "an encrypted log database has no SQL table: its payloads are sealed"
+                    " in the store (read it with db.entries())"
+                )
+            raise UsageError(f"a {db.type} database has no SQL table")
         src = self.source(db)
         return Catalog.of([("this", src), (db.name, src)])
 
