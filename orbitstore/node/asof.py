@@ -166,19 +166,26 @@ def fold_image(db: Snapshottable, heads: frozenset[Cid], *, bulk: bool = True) -
             raise UsageError(f"database {db.name!r} has no view to query as of past heads")
         log_store = scratch.log_store(db.cid)
         with scratch.transaction(), _collector_paused():
-            entries = list(db.log.traverse(heads))
-            if view is None:  # a log's table reads its entries
-                log_store.add_entries(entries)
-            else:
-                _fold_history(db, view, log_store, entries, bulk=bulk)
+            # The entries live only inside this call: freed before the collector resumes,
+            # they are not walked by it either.
+            _fold_history(db, view, log_store, heads, bulk=bulk)
         return scratch.serialize(), log_store.log_id
     finally:
         scratch.close()
 
 
 def _fold_history(
-    db: Snapshottable, view: View, log_store: SeqLogStore, entries: list[Entry], *, bulk: bool
+    db: Snapshottable,
+    view: View | None,
+    log_store: SeqLogStore,
+    heads: frozenset[Cid],
+    *,
+    bulk: bool,
 ) -> None:
+    entries = list(db.log.traverse(heads))
+    if view is None:  # a log's table reads its entries
+        log_store.add_entries(entries)
+        return
     if bulk and isinstance(view, SnapshotFold) and view.fold_snapshot(db.view_entries(entries)):
         return
     if bulk and isinstance(view, RowCopy):
