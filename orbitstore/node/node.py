@@ -148,18 +148,7 @@ class Node:
             if found is not None:
                 db, manifest = found, self._load_manifest(found)
             else:
-                if enc.META_KEY in (meta or {}):
-                    raise UsageError("use encrypted=True, not meta['encryption']")
-                database_class(type)[0].check_meta(meta or {})
-                full_meta = dict(meta or {})
-                if encrypted:
-                    full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
-                manifest = Manifest(
-                    name=name_or_address,
-                    type=type,
-                    access=self._new_access(access, write),
-                    meta=full_meta,
-                )
+                manifest = self._new_manifest(name_or_address, type, write, meta, access, encrypted)
                 created = True
                 db, block = manifest.to_block()
                 self._check_not_in_batch(name_or_address)
@@ -192,6 +181,24 @@ class Node:
         if self.discovery is not None:
             self.discovery.add_database(database)
         return database
+
+    def _new_manifest(  # noqa: PLR0917 - private, the arguments of open()
+        self,
+        name: str,
+        type_name: str,
+        write: Iterable[str] | None,
+        meta: dict[str, object] | None,
+        access: str,
+        encrypted: bool,
+    ) -> Manifest:
+        if enc.META_KEY in (meta or {}):
+            raise UsageError("use encrypted=True, not meta['encryption']")
+        database_class(type_name)[0].check_meta(meta or {})
+        full_meta = dict(meta or {})
+        if encrypted:
+            full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
+        access_controller = self._new_access(access, write)
+        return Manifest(name=name, type=type_name, access=access_controller, meta=full_meta)
 
     def _check_not_in_batch(self, name_or_address: str) -> None:
         if self.writes.in_batch:  # a rollback would undo the store under the new handle
