@@ -189,17 +189,9 @@ class FeedView:
         self._state = state
 
     def fold_snapshot(self, entries: Sequence[Entry]) -> bool:
-        """Fold a whole history at once: its items, stored in one statement."""
-        rows: list[tuple[FeedRow, str]] = []
-        for entry in entries:
-            items = parse_payload(entry.payload)
-            if items is None:
-                continue
-            cid = bytes(entry.cid)
-            for index, (_, data, text) in enumerate(items):
-                rows.append(((entry.clock, entry.writer, cid, index, entry.ts, data), text))
-        if rows:
-            self._state.add(rows)
+        """Fold a whole history at once: :meth:`apply` already stores all the items of
+        its entries in one statement (the changes it returns are dropped)."""
+        self.apply(entries, local=False)
         return True
 
     def apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
