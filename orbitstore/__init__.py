@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from orbitstore.node.node import Node as Node
     from orbitstore.node.node import open_node as open_node
     from orbitstore.node.replication import SyncProgress as SyncProgress
+    from orbitstore.node.subscription import Subscription as Subscription
     from orbitstore.node.ydoc import YDocument as YDocument
     from orbitstore.query.limits import QueryLimits as QueryLimits
     from orbitstore.query.results import QueryPlan as QueryPlan
@@ -80,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "Node": "orbitstore.node.node",
     "open_node": "orbitstore.node.node",
     "SyncProgress": "orbitstore.node.replication",
+    "Subscription": "orbitstore.node.subscription",
     "YDocument": "orbitstore.node.ydoc",
     "QueryLimits": "orbitstore.query.limits",
     "QueryPlan": "orbitstore.query.results",

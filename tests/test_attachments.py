@@ -208,11 +208,11 @@ async def test_a_replica_fetches_an_attachment_lazily_over_libp2p() -> None:
             assert seen[0].total_bytes == len(data)
             assert replica.attachments.is_complete(cid)
             transport = replica.replication.transport  # type: ignore[union-attr]
-            stats = transport.bitswap_statistics()  # type: ignore[attr-defined]
+            stats = transport.statistics().bitswap  # type: ignore[attr-defined]
             assert stats.blocks_received == 7  # the root and 6 leaves, each verified
             assert stats.unsolicited_blocks_dropped == 0
             assert await copy.read_attachment(linked) == data  # local now: nothing more asked
-            assert transport.bitswap_statistics().wants_sent == stats.wants_sent  # type: ignore[attr-defined]
+            assert transport.statistics().bitswap.wants_sent == stats.wants_sent  # type: ignore[attr-defined]
 
 
 async def test_a_replica_gets_a_typed_error_when_no_peer_has_the_attachment() -> None:
@@ -307,6 +307,6 @@ async def test_blocks_that_do_not_verify_are_dropped_and_the_read_fails_typed(
             with pytest.raises(AttachmentUnavailableError):
                 await replica.attachments.read(cid)
             assert not replica.store.blocks.has(cid)
-            stats = replica.replication.transport.bitswap_statistics()  # type: ignore[attr-defined]
+            stats = replica.replication.transport.statistics().bitswap  # type: ignore[attr-defined]
             assert getattr(stats, counter) >= 1
             assert stats.blocks_received == 0 and stats.fetch_peer_timeouts == 1

@@ -99,7 +99,7 @@ async def test_helia_reads_our_attachment_as_a_file_over_our_bitswap(node_module
                 capture_stderr=True,
                 check=False,
             )
-            stats = node.replication.transport.bitswap_statistics()  # type: ignore[attr-defined]
+            stats = node.replication.transport.statistics().bitswap  # type: ignore[attr-defined]
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     answer = json.loads(result.stdout.decode().strip().splitlines()[-1])
     assert answer == {"event": "cat", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -136,6 +136,6 @@ async def test_we_read_a_file_helia_added_over_bitswap(node_modules: Path) -> No
             await node.replication.connect(ready["addresses"][0])
             assert await node.attachments.read(ready["cid"]) == pattern(size)
             assert node.attachments.is_complete(ready["cid"])
-            stats = node.replication.transport.bitswap_statistics()  # type: ignore[attr-defined]
+            stats = node.replication.transport.statistics().bitswap  # type: ignore[attr-defined]
             assert stats.blocks_received == 9  # the root and 8 leaves, each verified
             await process.stdin.aclose()  # the Helia node stops when its input closes

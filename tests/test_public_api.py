@@ -41,6 +41,7 @@ PUBLIC = {
     "ReadProgress",
     "ReplicationConfig",
     "SqliteConfig",
+    "Subscription",
     "SyncProgress",
     "YDocument",
     "open_node",

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -109,6 +110,15 @@ _DIAL_ERRORS = (BaseLibp2pError, OSError, MuxedConnError, trio.BrokenResourceErr
 
 async def _ignore_peer(_peer: PeerId) -> None:
     await trio.lowlevel.checkpoint()
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStatistics:
+    """What :meth:`Libp2pTransport.statistics` reports."""
+
+    handlers: HandlerStatistics
+    gossip: GossipStatistics
+    bitswap: BitswapStatistics
 
 
 class Libp2pTransport:
@@ -350,10 +360,6 @@ class Libp2pTransport:
     async def _run_stream_handler(self, handler: StreamHandler, stream: Libp2pStream) -> None:
         await run_stream_handler(handler, stream, self._handler_stats)
 
-    def handler_statistics(self) -> HandlerStatistics:
-        """Inbound sync streams and handler failures so far."""
-        return self._handler_stats.snapshot()
-
     # --- gossip ----------------------------------------------------------------------------------
 
     async def subscribe(
@@ -368,9 +374,6 @@ class Libp2pTransport:
     async def publish(self, topic: str, data: bytes) -> None:
         self._check_open()
         await self._gossip.publish(topic, data)
-
-    def gossip_statistics(self) -> GossipStatistics:
-        return self._gossip.statistics()
 
     # --- discovery --------------------------------------------------------------------------------
 
@@ -443,9 +446,15 @@ class Libp2pTransport:
         targets = [parse_peer_id(p) for p in chosen]
         return await server.client.fetch(cids, targets, options or FetchOptions())
 
-    def bitswap_statistics(self) -> BitswapStatistics:
-        """What the Bitswap server did so far (all zero until ``serve_blocks``)."""
-        return self._bitswap.statistics() if self._bitswap else BitswapStatistics()
+    def statistics(self) -> TransportStatistics:
+        """Counters so far: inbound sync streams and handler failures (``handlers``),
+        gossip (``gossip``), and the Bitswap server (``bitswap``, all zero until
+        :meth:`serve_blocks`)."""
+        return TransportStatistics(
+            handlers=self._handler_stats.snapshot(),
+            gossip=self._gossip.statistics(),
+            bitswap=self._bitswap.statistics() if self._bitswap else BitswapStatistics(),
+        )
 
     # --- lifecycle ------------------------------------------------------------------------------
 
