@@ -109,9 +109,15 @@ class EncryptionSpec:
         return cls(owner=desc["owner"], aead=desc["aead"], v=desc["v"])
 
 
+# Meta keys the node reserves (encryption here, read control in core/privacy.py): never
+# view options.
+_RESERVED_META: Final = frozenset({META_KEY, "read"})
+
+
 def strip_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """``meta`` without the encryption key (what a view's options are read from)."""
-    return {k: v for k, v in meta.items() if k != META_KEY}
+    """``meta`` without the keys the node reserves (encryption, read control): what a
+    view's options are read from."""
+    return {k: v for k, v in meta.items() if k not in _RESERVED_META}
 
 
 # -- keys -------------------------------------------------------------------------------
