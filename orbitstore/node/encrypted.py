@@ -104,18 +104,29 @@ class EncryptionMethods:
         return (await self._append([payload], None))[0]
 
     async def set_readers(self, members: Sequence[str]) -> Entry:
-        """Owner only: start a new key epoch readable by ``members`` and the owner (each
-        must have announced its key). Entries written from now on are sealed under the new
-        key; members removed cannot read them. Members added read the history too."""
+        """The owner (or, under capabilities, an admin): start a new key epoch readable
+        by ``members``, the owner and this node (each must have announced its key).
+        Entries written from now on are sealed under the new key; members removed cannot
+        read them. Members added read the history too (the earlier keys this node
+        holds)."""
         keys = self._require_keys()
-        sealer = keys.epoch_sealer(members)
+        sealer = keys.epoch_sealer(members, as_admin=self._holds_admin())
         return (await self._append([None], sealer))[0]
 
+    def _holds_admin(self) -> bool:
+        caps = self.log.capabilities
+        me = self.log.identity
+        if caps is None or me is None:
+            return False
+        return (me.id, "admin", None) in caps.graph.state()
+
     async def _rotate_without(self, did: str) -> Entry | None:
-        """After a revocation: a new epoch without ``did`` if it reads and this node is
-        the owner (an admin's revocation rotates when the owner calls set_readers)."""
+        """After a revocation: a new epoch without ``did`` if it reads and this node may
+        rotate (the owner, or an admin holding the key of the current epoch)."""
         keys = self._require_keys()
-        if did not in keys.current_readers or not keys.is_owner or did == keys.spec.owner:
+        if did not in keys.current_readers or did == keys.spec.owner:
+            return None
+        if not keys.is_owner and not (self._holds_admin() and keys.can_write()):
             return None
         return await self.set_readers(sorted(keys.current_readers - {did}))
 

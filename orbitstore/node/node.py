@@ -34,7 +34,7 @@ from orbitstore.node.asof import Heads
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.discovery import ProviderDiscovery
-from orbitstore.node.encryption import DatabaseKeys
+from orbitstore.node.encryption import DatabaseKeys, admin_epochs
 from orbitstore.node.privacy import PublicBlocks
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.replication import Replication
@@ -259,6 +259,9 @@ class Node:
                 identity=self.identity,
                 random_bytes=os.urandom,
                 clear_acl=isinstance(manifest.access, CapabilitiesAccess),
+                epoch_authority=None
+                if log.capabilities is None
+                else admin_epochs(log.capabilities),
             )
             if make_view is not None:  # views that read entries back read them opened
                 make_view = with_opener(make_view, keys.opened)
