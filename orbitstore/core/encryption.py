@@ -21,7 +21,8 @@ A payload in an encrypted database is one of four shapes:
   a new database key, sealed (``crypto_box_seal``) to each member's announced X25519 key;
   ``prior`` holds the keys of the earlier epochs the writer knew, sealed under the new key
   (so a member added later reads the history). An epoch is named by its entry's CID; it
-  is valid only when written by the owner named in the manifest.
+  is valid only when written by the owner named in the manifest (or, under capabilities
+  access, by an admin: see :mod:`orbitstore.node.encryption`).
 - **access op** ``{"acl": ...}`` (capabilities databases): in the clear, as elsewhere.
 
 The member's X25519 key is not the Ed25519 signing key: it is derived from the identity
