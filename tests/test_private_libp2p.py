@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trio
 from test_bitswap import presences_of, raw_client, serving, wants
 
 import orbitstore
@@ -58,6 +59,27 @@ async def test_member_served_and_non_member_refused(tmp_path: Path) -> None:
             # Nothing of the database reached Mallory's store.
             assert m.store.blocks.get(team.cid) is None
             assert all(m.store.blocks.get(e.cid) is None for e in team.log.traverse())
+        # Mallory got the manifest out of band (say, she was a member once): the sync
+        # itself is refused, typed, in her sync status; no heads, no entries.
+        async with orbitstore.open_node(
+            tmp_path / "m2", config=config(dial(a)), identity=MALLORY
+        ) as m:
+            m.store.blocks.put(team.cid, team.manifest.to_block()[1])
+            mine = await m.open(team.address, type="feed")
+            assert m.replication is not None
+            with trio.fail_after(30):
+                async with m.replication.progress() as events:
+                    m.replication.request_sync(mine, a.replication.peer_id)  # type: ignore[union-attr]
+                    while True:
+                        event = await events.receive()
+                        if getattr(event, "kind", None) == "failed":
+                            break
+            (status,) = m.replication.statistics().databases
+            (peer,) = status.peers
+            assert peer.last_failure is not None
+            assert peer.last_failure.code == AccessDeniedError.code
+            assert peer.heads_known == frozenset() and not peer.has_database
+            assert len(mine.log) == 0 and mine.heads == frozenset()
         # Alice logged and counted no session with Mallory that served anything.
         assert a.replication is not None
         stats = a.replication.statistics()
