@@ -48,10 +48,8 @@ from orbitstore.sync.serve_limits import PeerServeBudget
 from orbitstore.sync.session import ApplyEntries, PeerHeads, SyncSession
 
 if TYPE_CHECKING:
-    from orbitstore.sync.auth import PeerAuth
-
-if TYPE_CHECKING:
     from orbitstore.core.limits import EntryLimits
+    from orbitstore.sync.auth import PeerAuth
 
 logger = logging.getLogger("orbitstore.replication")
 READ_BYTES = 64 * 1024  # read at most this much at once
@@ -156,12 +154,23 @@ class SessionRunner:
         """The reader proof of a private database (node/session_auth.py); False when it
         failed (then the session is over: recorded, and the peer told why)."""
         assert self._auth is not None
+        st = self._st
         try:
-            self._first = await authenticate(
-                self._stream, self._decoder, self._first, self._auth, self._config.idle_timeout
-            )
+            with trio.CancelScope() as scope:  # closing the database cancels it
+                st.sessions.add(scope)
+                try:
+                    self._first = await authenticate(
+                        self._stream,
+                        self._decoder,
+                        self._first,
+                        self._auth,
+                        self._config.idle_timeout,
+                    )
+                finally:
+                    st.sessions.discard(scope)
+            if scope.cancelled_caught:
+                raise ClosedError("the database was closed during the reader proof")
         except OrbitstoreError as exc:
-            st = self._st
             if isinstance(exc, AccessDeniedError):
                 logger.info("private %s with %s: %s", st.database.address, self.peer, exc)
                 record = st.peer(self.peer)
