@@ -9,9 +9,11 @@ import random
 import pytest
 import trio
 
+from orbitstore.core import encryption as enc
 from orbitstore.core.identity import Identity
 from orbitstore.errors import AccessDeniedError, NotFoundError, UsageError, WriteNotAllowedError
 from orbitstore.node import NodeConfig, open_node
+from orbitstore.node.announcer import topic_for
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.node import Node
@@ -70,6 +72,12 @@ async def test_private_database_serves_members_and_refuses_others(
                 while not a.log.has(entry.cid):
                     await events.receive()
         assert a.get("b") == 1
+        # Nothing was gossiped: no topic, no announcement, on any node.
+        for node in (alice, bob):
+            assert node.replication is not None
+            assert node.replication.statistics().announcements_sent == 0
+        for transport in (ta, tb):
+            assert topic_for(a.cid) not in transport._topics  # never subscribed
 
 
 async def test_a_hello_for_a_private_database_gets_no_heads(
@@ -187,3 +195,35 @@ async def test_private_options_are_checked() -> None:
         await node.open("pub", type="keyvalue")
         with pytest.raises(UsageError, match="not private"):
             await node.open("pub", type="keyvalue", private=True)
+
+
+async def test_an_encrypted_private_database_on_a_blind_named_replica(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    net = network()
+    async with (
+        net.open_transport("alice") as ta,
+        net.open_transport("pin") as tp,
+        net.open_transport("bob") as tb,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+        open_node(transport=tp, identity=PIN, config=CONFIG) as pin,
+        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
+    ):
+        a = await alice.open(
+            "vault",
+            type="keyvalue",
+            write=[ALICE.id, BOB.id],
+            encrypted=True,
+            private=True,
+            replicas=[PIN.id],
+        )
+        assert isinstance(a, KeyValue)
+        await a.announce_key(enc.announcement(BOB, a.cid))
+        await a.set_readers([BOB.id])
+        await a.put("k", "sealed secret")
+        r = await follow(pin, a.address, "alice")
+        assert r.heads == a.heads and list(r.items()) == [] and not r.is_reader
+        assert not any(b"sealed secret" in block for _, block in r.log.iter_blocks())
+        b = await follow(bob, a.address, "pin")  # Bob talks to the replica only
+        assert "alice" not in tb.connected_peers()
+        assert b.get("k") == "sealed secret"
