@@ -117,3 +117,30 @@ async def test_a_removed_admins_concurrent_epoch_is_not_current(
         assert c.get("after") is None  # sealed under a key Carol does not hold
         # On Carol's node too, once the removal arrived, her own epoch is retracted.
         assert c.readers == {ALICE.id, BOB.id} and not c.is_reader
+
+
+async def test_an_admins_epoch_survives_a_restart(tmp_path: object) -> None:
+    """On disk, the stored key state keeps an admin's epoch (re-checked against the log)."""
+    net = MemoryNetwork(rng=random.Random(5), latency=(0.0, 0.0))
+    home = str(tmp_path)
+    async with (
+        net.open_transport("alice") as ta,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+    ):
+        a = await setup(alice)
+        async with (
+            net.open_transport("carol") as tc,
+            open_node(home, transport=tc, identity=CAROL, config=CONFIG) as carol,
+        ):
+            c = await replica(carol, a.address, "alice")
+            await c.revoke(BOB.id, "write")
+            readers = set(c.readers)
+            assert readers == {ALICE.id, CAROL.id}
+            await c.put("mine", 1)
+        async with (
+            net.open_transport("carol") as tc,
+            open_node(home, transport=tc, identity=CAROL, config=CONFIG) as carol,
+        ):
+            db = await carol.open(a.address, type="keyvalue")
+            assert isinstance(db, KeyValue)
+            assert set(db.readers) == readers and db.is_reader and db.get("mine") == 1

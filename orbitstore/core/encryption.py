@@ -70,6 +70,8 @@ ANNOUNCE: Final = "keys"
 EPOCH: Final = "epoch"
 RESERVED: Final = frozenset({SEALED, ANNOUNCE, EPOCH})
 _PERSON: Final = b"orbitstore.kx.v1"  # BLAKE2b personalization: 16 bytes
+_STATE_PERSON: Final = b"orbitstore.ks.v1"  # the node's own sealing of learned keys
+_STATE_AAD: Final = b"orbitstore/keystate/v1"
 _ANNOUNCE_PURPOSE: Final = "orbitstore/key-announcement/v1"
 _AAD_TAG: Final = b"orbitstore/aad/v1"
 _AAD_KINDS: Final = frozenset({"data", "prior"})
@@ -132,6 +134,20 @@ def exchange_keypair(identity: Identity) -> tuple[bytes, bytes]:
     )
     public: bytes = nacl.bindings.crypto_scalarmult_base(secret)
     return public, secret
+
+
+def state_key(identity: Identity) -> bytes:
+    """The key a node seals its own learned epoch keys under at rest (never sent):
+    BLAKE2b keyed with the identity seed, personalized ``orbitstore.ks.v1``."""
+    key: bytes = nacl.bindings.crypto_generichash_blake2b_salt_personal(
+        b"", digest_size=KEY_BYTES, key=identity.seed, person=_STATE_PERSON
+    )
+    return key
+
+
+def state_aad(db: Cid) -> bytes:
+    """The associated data of a sealed key state: it opens for this database only."""
+    return _STATE_AAD + bytes(db)
 
 
 def open_sealed_key(sealed: bytes, public: bytes, secret: bytes) -> bytes:

@@ -9,6 +9,7 @@ rolls back, the log and view in memory go back with it (see :mod:`orbitstore.nod
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import (
@@ -22,6 +23,7 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Any, ClassVar
 
 import trio
@@ -30,7 +32,7 @@ from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult, Rejection
-from orbitstore.errors import ClosedError, InvalidValueError, UsageError
+from orbitstore.errors import ClosedError, InvalidDataError, InvalidValueError, UsageError
 from orbitstore.node.access import AccessMethods, visible_changes
 from orbitstore.node.encrypted import EncryptionMethods
 from orbitstore.node.encryption import DatabaseKeys
@@ -38,6 +40,7 @@ from orbitstore.node.query import QueryMethods
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
 from orbitstore.node.writes import Frame, NodeWrites
 from orbitstore.storage.base import NodeStore
+from orbitstore.storage.keys import KeyStateStore
 from orbitstore.views.base import Change, Lagged, SnapshotView, View, change_for
 
 # A subscriber that falls this many changes behind gets a Lagged marker instead of more
@@ -46,6 +49,8 @@ DEFAULT_SUBSCRIPTION_BUFFER = 10_000
 # Blocks per pipelined receive chunk: large enough that a thread hand-off (~50-100 µs)
 # is noise against verifying it (~17 ms), small enough that apply and verify overlap.
 PIPELINE_CHUNK = 256
+
+logger = logging.getLogger("orbitstore.node.encryption")
 
 
 class Subscription:
@@ -143,6 +148,9 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         self._subscribers: set[Subscription] = set()
         # The keys of an encrypted database (see node/encryption.py); None in the clear.
         self._keys = keys
+        # Its learned keys at rest, sealed (storage/keys.py): reopening skips the log.
+        self._key_state = None if keys is None else KeyStateStore(store, db)
+        self._keys_saved: Any = None  # the keys snapshot last written there
         self._reapplied = self._catch_up()
         # Set by the node when it replicates this database (see node/replication.py).
         self._sync_waiter: Callable[[Database, str | None, float], Awaitable[None]] | None = None
@@ -225,6 +233,35 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
             self._snapshots.save(seq)
         else:
             self._store.set_checkpoint(self.cid, self._view.name, seq)
+            self._save_keys(seq)
+
+    def _save_keys(self, seq: int) -> None:
+        """Keep the learned keys with the checkpoint they match (sealed anew only when
+        they changed; containers are replaced on change, so identity tells)."""
+        if self._keys is None or self._key_state is None:
+            return
+        snapshot = self._keys.snapshot()
+        saved = self._keys_saved
+        if saved is not None and all(a is b for a, b in zip(snapshot, saved, strict=True)):
+            self._key_state.save(seq, None)
+            return
+        self._key_state.save(seq, self._keys.export_sealed())
+        self._keys_saved = snapshot
+
+    def _load_keys(self, since: int) -> int:
+        """Take the stored key state if it matches the view's checkpoint ``since``: the
+        arrival seq it reflects (0: none, learn from the whole log)."""
+        assert self._keys is not None and self._key_state is not None
+        row = self._key_state.load()
+        if row is None or row[0] > since:
+            return 0
+        try:
+            self._keys.import_sealed(row[1], self._log.get)
+        except InvalidDataError as exc:
+            logger.warning("stored keys of %s not used (%s); relearning them", self.address, exc)
+            return 0
+        self._keys_saved = self._keys.snapshot()
+        return row[0]
 
     def _catch_up(self) -> int:
         """Apply entries that arrived after the view's checkpoint. Returns how many."""
@@ -238,10 +275,12 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         else:
             since = self._store.get_checkpoint(self.cid, self._view.name)
         if self._keys is not None:  # the keys the view's state already reflects
+            start = 0 if self._snapshots is not None else self._load_keys(since)
             self._keys.learn(
                 Entry.from_trusted_block(cid, block)
-                for seq, cid, block in log_store.iter_since(0)
-                if seq <= since
+                for seq, cid, block in takewhile(
+                    lambda row: row[0] <= since, log_store.iter_since(start)
+                )
             )
         if since >= log_store.last_seq():
             return 0

@@ -44,6 +44,7 @@ from typing import Any
 
 import nacl.bindings
 
+from orbitstore.core import codec
 from orbitstore.core import encryption as enc
 from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
@@ -248,6 +249,64 @@ class DatabaseKeys:
     def restore(self, snapshot: _KeysSnapshot) -> None:
         """Back to ``snapshot`` after the store rolled back the entries learned since."""
         self._keys, self._epochs, self._current, self._announced = snapshot
+
+    # -- at rest ------------------------------------------------------------------------
+
+    def export_sealed(self) -> bytes:
+        """The learned state, sealed under this node's state key (see
+        :func:`~orbitstore.core.encryption.state_key`): ``nonce ‖ ciphertext``."""
+        epochs = [
+            [e.cid, e.order[0], e.order[1], e.order[2], sorted(e.members), e.entry is not None]
+            for e in sorted(self._epochs.values(), key=lambda e: e.order)
+        ]
+        announced = [
+            [did, order[0], order[1], order[2], public]
+            for did, (order, public) in sorted(self._announced.items())
+        ]
+        state = {
+            "v": 1,
+            "keys": [[cid, key] for cid, key in sorted(self._keys.items())],
+            "epochs": epochs,
+            "current": None if self._current is None else self._current.cid,
+            "announced": announced,
+        }
+        nonce = self._random(enc.NONCE_BYTES)
+        key = enc.state_key(self._identity)
+        return nonce + enc.seal(key, codec.encode(state), nonce=nonce, aad=enc.state_aad(self.db))
+
+    def import_sealed(self, blob: bytes, get_entry: Callable[[Cid], Entry | None]) -> None:
+        """Take a state :meth:`export_sealed` made (``get_entry`` finds the entries of
+        admins' epochs, whose validity may change). InvalidDataError if it does not open
+        or does not fit this log; the state is then unchanged."""
+        if len(blob) < enc.NONCE_BYTES:
+            raise InvalidEncryptedPayloadError("a sealed key state starts with its nonce")
+        nonce, sealed = blob[: enc.NONCE_BYTES], blob[enc.NONCE_BYTES :]
+        key = enc.state_key(self._identity)
+        plain = enc.unseal(key, sealed, nonce=nonce, aad=enc.state_aad(self.db))
+        try:
+            state = codec.decode(plain)
+            if not isinstance(state, dict) or state.get("v") != 1:
+                raise InvalidEncryptedPayloadError("unknown key state version")
+            keys = {cid: k for cid, k in state["keys"]}
+            epochs: dict[Cid, _Epoch] = {}
+            for cid, clock, writer, ocid, members, admin in state["epochs"]:
+                entry = get_entry(cid) if admin else None
+                if admin and entry is None:
+                    raise InvalidEncryptedPayloadError(f"epoch {cid} is not in the log")
+                epochs[cid] = _Epoch(
+                    cid=cid, order=(clock, writer, ocid), members=frozenset(members), entry=entry
+                )
+            current = state["current"]
+            announced = {
+                did: ((clock, writer, ocid), public)
+                for did, clock, writer, ocid, public in state["announced"]
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidEncryptedPayloadError(f"a malformed key state: {exc}") from exc
+        if current is not None and current not in epochs:
+            raise InvalidEncryptedPayloadError("the key state names an unknown current epoch")
+        self._keys, self._epochs, self._announced = keys, epochs, announced
+        self._current = None if current is None else epochs[current]
 
     # -- reading ------------------------------------------------------------------------
 
