@@ -245,7 +245,8 @@ def test_transcript_is_canonical_and_names_the_session() -> None:
         nonce=b"2" * 32,
     )
     assert a != b and a.startswith(b"\x87")  # a DAG-CBOR array of 7 items
-    assert b"orbitstore/auth/v1" in a
+    assert a[1:20] == b"\x72orbitstore/auth/v1"  # the tag, as docs/wire-format.md says
+    assert a[20:61] == b"\xd8\x2a\x58\x25\x00" + bytes(DB)
 
 
 AUTH_BODIES = [
@@ -350,3 +351,26 @@ def test_read_spec_meta_is_checked() -> None:
     ):
         with pytest.raises(InvalidValueError):
             ReadSpec.from_meta(bad)
+
+
+def test_challenge_and_proof_bytes_are_as_documented() -> None:
+    """docs/sync-protocol.md gives these frames byte by byte."""
+    link = b"\xd8\x2a\x58\x25\x00" + bytes(DB)
+    challenge = encode_frame(Challenge(db=DB, nonce=bytes(32)))
+    assert challenge == (
+        b"\x64\xa4\x61t\x69challenge\x61v\x01\x62db" + link + b"\x65nonce\x58\x20" + bytes(32)
+    )
+    assert len(challenge) == 101
+    proof = encode_frame(Proof(db=DB, id=ALICE.id, nonce=bytes(32), sig=bytes(64)))
+    assert len(ALICE.id) == 56
+    assert proof == (
+        b"\xe0\x01\xa5\x61t\x65proof\x62db"
+        + link
+        + b"\x62id\x78\x38"
+        + ALICE.id.encode()
+        + b"\x63sig\x58\x40"
+        + bytes(64)
+        + b"\x65nonce\x58\x20"
+        + bytes(32)
+    )
+    assert len(proof) == 226

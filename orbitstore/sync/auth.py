@@ -71,7 +71,6 @@ from orbitstore.core.privacy import Role
 from orbitstore.errors import (
     AccessDeniedError,
     InvalidDataError,
-    InvalidValueError,
     ProtocolError,
     UsageError,
 )
@@ -282,10 +281,7 @@ class PeerAuth:
                 verifier_peer=self._local,
                 challenge=self._nonce,
             )
-            try:
-                role = self._decide(identity)
-            except InvalidValueError as exc:  # pragma: no cover - decide is ours
-                raise AccessDeniedError(str(exc)) from exc
+            role = self._decide(identity)
             if role is None:
                 raise AccessDeniedError(
                     f"{identity} is not a member or replica of private database {self.db}",
