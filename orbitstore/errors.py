@@ -262,7 +262,9 @@ class InvalidAclOpError(InvalidDataError):
 
 class AccessDeniedError(UnauthorizedWriterError):
     """Under capabilities access: the writer did not hold the right the entry needs in
-    the entry's own causal past. ``details``: ``writer``, ``right``, ``scope``, ``reason``."""
+    the entry's own causal past. ``details``: ``writer``, ``right``, ``scope``, ``reason``.
+    Private databases: the peer proved no reader identity in the session (``reason``,
+    ``identity``), or refused ours (``peer_code``); see ``orbitstore.sync.auth``."""
 
     code = "access_denied"
 

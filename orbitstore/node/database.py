@@ -20,6 +20,7 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Any, ClassVar, Protocol
 
 from orbitstore.core.cid import Cid
@@ -38,6 +39,7 @@ from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, receive_pipelined
 from orbitstore.node.writes import Frame, NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
+from orbitstore.storage.keys import KeyStateStore
 from orbitstore.views.base import Change, SnapshotView, View, change_for
 
 
@@ -109,6 +111,9 @@ class Database(AccessMethods, EncryptionMethods):
         self._subscribers: set[Subscription] = set()
         # The keys of an encrypted database (see node/encryption.py); None in the clear.
         self._keys = keys
+        # Its learned keys at rest, sealed (storage/keys.py): reopening skips the log.
+        self._key_state = None if keys is None else KeyStateStore(store, db)
+        self._keys_saved: Any = None  # the keys snapshot last written there
         self._queries = queries
         self._sync = sync
         self._reapplied = self._catch_up()
@@ -193,6 +198,7 @@ class Database(AccessMethods, EncryptionMethods):
             self._snapshots.save(seq)
         else:
             self._store.set_checkpoint(self.cid, self._view.name, seq)
+            self._save_keys(seq)
 
     def _catch_up(self) -> int:
         """Apply entries that arrived after the view's checkpoint. Returns how many."""
@@ -206,10 +212,12 @@ class Database(AccessMethods, EncryptionMethods):
         else:
             since = self._store.get_checkpoint(self.cid, self._view.name)
         if self._keys is not None:  # the keys the view's state already reflects
+            start = 0 if self._snapshots is not None else self._load_keys(since)
             self._keys.learn(
                 Entry.from_trusted_block(cid, block)
-                for seq, cid, block in log_store.iter_since(0)
-                if seq <= since
+                for seq, cid, block in takewhile(
+                    lambda row: row[0] <= since, log_store.iter_since(start)
+                )
             )
         if since >= log_store.last_seq():
             return 0

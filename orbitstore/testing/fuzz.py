@@ -478,6 +478,14 @@ def frame_bodies(db: Cid, entries: Sequence[Entry], manifest_block: bytes) -> li
         {"t": "get_manifest", "v": 1, "db": db},
         {"t": "manifest", "db": db, "block": manifest_block},
         {"t": "not_found", "db": db},
+        {"t": "challenge", "v": 1, "db": db, "nonce": bytes(range(32))},
+        {
+            "t": "proof",
+            "db": db,
+            "id": entries[0].writer if entries else "did:key:z6Mk",
+            "nonce": bytes(range(1, 33)),
+            "sig": bytes(64),
+        },
     ]
 
 
