@@ -5,7 +5,8 @@
 
 Per-entry instructions = (count at 3000 - count at 1000) / 2000: start-up cancels. Run
 it with each checkout's interpreter (it imports whichever ``orbitstore`` is installed).
-Modes: ``append`` (``db.append_many``, batches of 1000, SQLite node), ``asof`` (N keyvalue
+Modes: ``append`` (``db.append_many``, batches of 1000, SQLite node), ``single`` (N
+``db.append`` calls, one commit each, SQLite node), ``asof`` (N keyvalue
 puts, then ``fold_image`` of the heads before the last put) and ``asofnofold`` (the
 same without the fold: the difference is the fold). Prints nothing.
 """
@@ -33,6 +34,11 @@ async def main(mode: str, n: int) -> None:
                 db = await node.open("bench")
                 for lo in range(0, n, 1000):
                     await db.append_many([payload(i) for i in range(lo, lo + 1000)])
+                return
+            if mode == "single":
+                db = await node.open("bench")
+                for i in range(n):
+                    await db.append(payload(i))
                 return
             kv = await node.open("kv", type="keyvalue")
             assert isinstance(kv, KeyValue)
