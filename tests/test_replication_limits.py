@@ -16,9 +16,9 @@ from orbitstore.errors import InvalidValueError, NetworkError, SyncTimeoutError
 from orbitstore.net.transport import Stream
 from orbitstore.node import NodeConfig
 from orbitstore.node.config import ReplicationConfig
-from orbitstore.node.verify import verify_blocks
 from orbitstore.node.replication import SyncProgress, topic_for
 from orbitstore.node.sync_status import ProgressFanout
+from orbitstore.node.verify import verify_blocks
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.sync.frames import (
     Done,
