@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from orbitstore import errors
 from orbitstore.cli.apifile import RunningApi
+from orbitstore.cli.attachments import REMOTE_HANDLERS as REMOTE_ATTACHMENTS
 from orbitstore.cli.output import Output, parse_object, parse_value, render
 from orbitstore.core import dagjson
 from orbitstore.errors import OrbitstoreError
@@ -52,6 +53,7 @@ class Client:
         self._conn = http.client.HTTPConnection(
             parts.hostname or "127.0.0.1", parts.port or 80, timeout=TIMEOUT_S
         )
+        self.api = api
         self._token = api.token
         self._used = False
 
@@ -100,6 +102,9 @@ def _error(answer: Any, status: int) -> OrbitstoreError:
         exc.code = code  # keep the node's code even if this CLI does not know it
         return exc
     return cls(message)
+
+
+api_error = _error  # for the command modules that make their own requests (attachments)
 
 
 def _db(name: str) -> str:
@@ -423,6 +428,7 @@ HANDLERS: dict[str, Handler] = {
     "connect": connect,
     "sync_status": sync_status,
     "watch": watch,
+    **REMOTE_ATTACHMENTS,
 }
 
 

@@ -133,6 +133,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bearer token the API requires (default: $ORBITSTORE_API_TOKEN; needed off loopback)",
     )
     parser.add_argument(
+        "--bitswap",
+        action="store_true",
+        help="serve this node's blocks (entries, attachments) to IPFS and orbitstore peers"
+        " over Bitswap: anyone who can connect can read them",
+    )
+    parser.add_argument(
         "--status-interval",
         type=float,
         default=1.0,
@@ -143,7 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def network_config(args: argparse.Namespace) -> Any:
     """The ``Libp2pConfig`` the arguments describe (imports py-libp2p: ~1 s)."""
-    from orbitstore.net.libp2p_config import Libp2pConfig, RelayConfig
+    from orbitstore.net.libp2p_config import BitswapConfig, Libp2pConfig, RelayConfig
 
     relay = RelayConfig(hop=args.relay_hop, client=bool(args.relay), relays=tuple(args.relay))
     return Libp2pConfig(
@@ -153,6 +159,7 @@ def network_config(args: argparse.Namespace) -> Any:
         mdns=args.mdns,
         dht=args.dht,
         relay=relay,
+        bitswap=BitswapConfig(enabled=bool(getattr(args, "bitswap", False))),
     )
 
 

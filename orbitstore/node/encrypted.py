@@ -16,7 +16,7 @@ from orbitstore.errors import InvalidDataError, InvalidValueError, UsageError
 if TYPE_CHECKING:
     from orbitstore.core.cid import Cid
     from orbitstore.core.oplog import OpLog, PayloadSealer
-    from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
+    from orbitstore.node.encryption import DatabaseKeys
     from orbitstore.storage.base import NodeStore
 
 
@@ -118,6 +118,3 @@ class EncryptionMethods:
         if did not in keys.current_readers or not keys.is_owner or did == keys.spec.owner:
             return None
         return await self.set_readers(sorted(keys.current_readers - {did}))
-
-    def encryption_statistics(self) -> EncryptionStatistics:
-        return self._require_keys().statistics()

@@ -28,8 +28,9 @@ from orbitstore.errors import (
     UsageError,
     WrongDatabaseTypeError,
 )
-from orbitstore.net.transport import Transport
+from orbitstore.net.transport import BlockFetcher, Transport
 from orbitstore.node.asof import Heads
+from orbitstore.node.attachments import Attachments
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.discovery import ProviderDiscovery
@@ -88,6 +89,10 @@ class Node:
         #: The write lock and batches shared by this node's databases (node/writes.py).
         self.writes = NodeWrites(store)
         self.queries = QueryService(store, config.query)
+        #: Large binary values as UnixFS blocks (node/attachments.py); fetched over the
+        #: transport when it can fetch blocks (libp2p: Bitswap).
+        self.attachments = Attachments(store, config.attachments)
+        self._sync = None if replication is None else _SyncWaiter(self, replication)
 
     @property
     def id(self) -> str:
@@ -147,18 +152,7 @@ class Node:
             if found is not None:
                 db, manifest = found, self._load_manifest(found)
             else:
-                if enc.META_KEY in (meta or {}):
-                    raise UsageError("use encrypted=True, not meta['encryption']")
-                database_class(type)[0].check_meta(meta or {})
-                full_meta = dict(meta or {})
-                if encrypted:
-                    full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
-                manifest = Manifest(
-                    name=name_or_address,
-                    type=type,
-                    access=self._new_access(access, write),
-                    meta=full_meta,
-                )
+                manifest = self._new_manifest(name_or_address, type, write, meta, access, encrypted)
                 created = True
                 db, block = manifest.to_block()
                 self._check_not_in_batch(name_or_address)
@@ -187,20 +181,28 @@ class Node:
             await database.announce_key()
             await database.set_readers([self.id])
         if self.replication is not None:
-            replication = self.replication
-
-            # A node configured with bootstrap peers waits for one of them: right after
-            # start it is connected to nobody yet, and "in sync with nobody" is not sync.
-            min_peers = 1 if self._has_bootstrap else 0
-
-            async def waiter(d: Database, peer: str | None, timeout: float) -> None:
-                await replication.wait_synced(d, peer=peer, timeout=timeout, min_peers=min_peers)
-
-            database._sync_waiter = waiter
-            await replication.add_database(database)
+            await self.replication.add_database(database)
         if self.discovery is not None:
             self.discovery.add_database(database)
         return database
+
+    def _new_manifest(  # noqa: PLR0917 - private, the arguments of open()
+        self,
+        name: str,
+        type_name: str,
+        write: Iterable[str] | None,
+        meta: dict[str, object] | None,
+        access: str,
+        encrypted: bool,
+    ) -> Manifest:
+        if enc.META_KEY in (meta or {}):
+            raise UsageError("use encrypted=True, not meta['encryption']")
+        database_class(type_name)[0].check_meta(meta or {})
+        full_meta = dict(meta or {})
+        if encrypted:
+            full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
+        access_controller = self._new_access(access, write)
+        return Manifest(name=name, type=type_name, access=access_controller, meta=full_meta)
 
     def _check_not_in_batch(self, name_or_address: str) -> None:
         if self.writes.in_batch:  # a rollback would undo the store under the new handle
@@ -251,8 +253,10 @@ class Node:
             view_factory=make_view,
             writes=self.writes,
             keys=keys,
+            queries=self.queries,
+            sync=self._sync,
+            attachments=self.attachments,
         )
-        database._queries = self.queries
         self._open[db] = database
         return database
 
@@ -393,7 +397,7 @@ class Node:
         failed: StorageError | None = None
         for database in self._open.values():
             try:
-                await database.close()
+                await database.aclose()
             except StorageError as exc:
                 failed = failed or exc
         self._open.clear()
@@ -405,6 +409,22 @@ class Node:
             failed = failed or exc
         if failed is not None:
             raise failed
+
+
+class _SyncWaiter:
+    """``wait_synced`` for the databases of a node with a transport. A node configured
+    with bootstrap peers waits for one of them: right after start it is connected to
+    nobody yet, and "in sync with nobody" is not sync."""
+
+    def __init__(self, node: Node, replication: Replication) -> None:
+        self._node = node
+        self._replication = replication
+
+    async def wait_synced(self, database: Database, *, peer: str | None, timeout: float) -> None:
+        min_peers = 1 if self._node._has_bootstrap else 0
+        await self._replication.wait_synced(
+            database, peer=peer, timeout=timeout, min_peers=min_peers
+        )
 
 
 def _encryption_spec(manifest: Manifest) -> enc.EncryptionSpec | None:
@@ -535,6 +555,8 @@ async def _open_node(
                 own.config.bootstrap_peers or own.config.mdns or own.config.dht
             )
             node._has_bootstrap = own is not None and bool(own.config.bootstrap_peers)
+            if isinstance(transport, BlockFetcher):
+                node.attachments.fetcher = transport
             try:
                 yield node
             finally:

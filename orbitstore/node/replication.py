@@ -217,7 +217,7 @@ class Replication:
         )
 
     @asynccontextmanager
-    async def progress(
+    async def subscribe_progress(
         self, *, buffer: int = 1000
     ) -> AsyncIterator[trio.MemoryReceiveChannel[SyncProgress | Lagged]]:
         """Progress events from now on. A subscriber more than ``buffer`` events behind

@@ -20,7 +20,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orbitstore.errors import NotFoundError, OrbitstoreError, UnauthorizedError, UsageError
 from orbitstore.node.node import Node
-from orbitstore.server import changes, console, openapi, routes_data, routes_query
+from orbitstore.server import (
+    changes,
+    console,
+    openapi,
+    routes_attachments,
+    routes_data,
+    routes_query,
+)
 from orbitstore.server.config import ApiConfig
 from orbitstore.server.context import ApiContext, context
 from orbitstore.server.handles import Handles
@@ -125,6 +132,7 @@ def routes() -> list[BaseRoute]:
         *routes_data.routes(),
         *changes.routes(),
         *routes_query.routes(),
+        *routes_attachments.routes(),
         WebSocketRoute("/ydoc/{db}", ydoc_ws),
         *openapi.routes(),
         *console.routes(),
