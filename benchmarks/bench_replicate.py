@@ -10,9 +10,12 @@
   carries ``time.monotonic_ns()``: CLOCK_MONOTONIC is one clock for every process of a
   Linux machine.
 - ``fanout``: one writer, five replicas in separate processes, writes at 100/s; every
-  replica must receive every write; latency percentiles over all deliveries.
+  replica must receive every write; latency percentiles over all deliveries, and the
+  CPU time per write of the writer and of the median replica (``fanout_*_cpu``: what
+  the latency is made of on a busy machine, and much less noisy than it).
 
     python benchmarks/bench_replicate.py [--quick] [--sizes 10000,100000] [--replicate-only]
+    python benchmarks/bench_replicate.py --fanout-only [--quick]   # only the fan-out
 
 ``BENCH_PROFILE=<dir>`` writes a cProfile of every replica process into ``<dir>``; run
 the writer under ``python -m cProfile -o <file>`` to profile the sending side.
@@ -97,6 +100,7 @@ async def child(args: argparse.Namespace) -> None:
             while changes.receive_nowait() is not None:  # what the catch-up brought
                 pass
             say({"ready": True})
+            cpu = time.process_time()
             with trio.move_on_after(args.window):
                 async for change in changes:
                     if isinstance(change, Lagged) or "warm" in change.value:
@@ -105,7 +109,7 @@ async def child(args: argparse.Namespace) -> None:
                     latencies.append((now - change.value["t"]) / 1e6)
                     if len(latencies) >= args.expect:
                         break
-        say({"latencies": latencies})
+        say({"latencies": latencies, "cpu_s": time.process_time() - cpu})
 
 
 # --- the writer (this process) ----------------------------------------------------------
@@ -187,11 +191,17 @@ async def replicate(tmp: Path, n: int) -> None:
         )
 
 
-async def latencies_from(children: list[Child]) -> list[list[float]]:
+async def latencies_from(
+    children: list[Child], cpu: list[float] | None = None
+) -> list[list[float]]:
+    """Each child's latencies; its CPU seconds while listening go into ``cpu``."""
     out: list[list[float]] = [[] for _ in children]
 
     async def collect(i: int, child: Child) -> None:
-        out[i] = (await child.line())["latencies"]
+        line = await child.line()
+        out[i] = line["latencies"]
+        if cpu is not None:
+            cpu.append(line["cpu_s"])
 
     async with trio.open_nursery() as nursery:
         for i, c in enumerate(children):
@@ -242,10 +252,13 @@ async def fanout(tmp: Path, readers: int, writes: int, rate: float) -> None:
                 await c.line()
         await warm_up(feed.add)
         start = trio.current_time()
+        writer_cpu = time.process_time()
         for i in range(writes):
             await feed.add({"t": time.monotonic_ns(), "i": i})
             await trio.sleep_until(start + (i + 1) / rate)
-        results = await latencies_from(children)
+        writer_cpu = time.process_time() - writer_cpu
+        reader_cpu: list[float] = []
+        results = await latencies_from(children, reader_cpu)
         for c in children:
             await c.process.wait()
     everything = [x for r in results for x in r]
@@ -255,15 +268,20 @@ async def fanout(tmp: Path, readers: int, writes: int, rate: float) -> None:
     for q in (0.5, 0.99):
         emit(f"fanout_p{round(q * 100)}", percentile(everything, q), "ms", writes, **extra)
     emit("fanout_max", max(everything), "ms", writes, **extra)
+    # CPU per write: what the latency is made of when the cores are busy (load-proof).
+    emit("fanout_writer_cpu", writer_cpu / writes * 1000, "ms/write", writes, **extra)
+    per_reader = sorted(reader_cpu)[len(reader_cpu) // 2] / writes * 1000
+    emit("fanout_reader_cpu", per_reader, "ms/write", writes, **extra)
 
 
-async def main(quick: bool, sizes: list[int] | None, only_replicate: bool) -> None:
+async def main(quick: bool, sizes: list[int] | None, only: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes or ([1000] if quick else [10_000, 100_000]):
-            await replicate(Path(tmp), n)
-        if only_replicate:
-            return
-        await propagation(Path(tmp), 20 if quick else 200)
+        if only != "fanout":
+            for n in sizes or ([1000] if quick else [10_000, 100_000]):
+                await replicate(Path(tmp), n)
+            if only == "replicate":
+                return
+            await propagation(Path(tmp), 20 if quick else 200)
         if quick:
             await fanout(Path(tmp), readers=2, writes=50, rate=100.0)
         else:
@@ -279,6 +297,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--replicate-only", action="store_true", help="only the catch-up run (no latencies)"
     )
+    parser.add_argument("--fanout-only", action="store_true", help="only the fan-out run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("home", "bootstrap", "address", "manifest", "type", "mode"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -289,4 +308,5 @@ if __name__ == "__main__":
         trio.run(child, args)
     else:
         sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else None
-        trio.run(main, args.quick, sizes, args.replicate_only)
+        only = "replicate" if args.replicate_only else "fanout" if args.fanout_only else None
+        trio.run(main, args.quick, sizes, only)

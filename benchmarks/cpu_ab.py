@@ -4,6 +4,7 @@ Run with each checkout's interpreter, alternating (old, new, old, new, ...)::
 
     ../base/.venv/bin/python benchmarks/cpu_ab.py    # the old code
     .venv/bin/python benchmarks/cpu_ab.py            # the new code
+    .venv/bin/python benchmarks/cpu_ab.py single receive   # only these measures
 
 It imports whichever ``orbitstore`` that interpreter has installed, so one copy of this
 script measures both. CPU time (``time.process_time``) is what one core spends, so it
@@ -11,6 +12,8 @@ holds up where wall time does not (other jobs take the cores, not our instructio
 
 - ``append_batched_cpu``: entries per CPU second, ``db.append_many`` of 1000 payloads
   per call on a SQLite node, 100,000 entries (10,000 with ``--quick``).
+- ``append_single_cpu``: entries per CPU second, ``await db.append(x)`` one commit each
+  on a SQLite node, 3,000 appends (1,000 with ``--quick``) after 50 untimed ones.
 - ``receive_apply_cpu``: µs of CPU per entry to apply and store verified entries
   (``db.receive_entries``, frames of 1000), 5,000 entries.
 - ``asof_traverse_cpu`` / ``asof_fold_cpu``: ms of CPU to read the ancestors of heads
@@ -20,13 +23,14 @@ holds up where wall time does not (other jobs take the cores, not our instructio
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import trio
-from _common import emit, parse_args
+from _common import emit
 
 import orbitstore
 from orbitstore.core.entry import Entry
@@ -45,6 +49,18 @@ async def append_cpu(n: int) -> float:
             start = time.process_time()
             for lo in range(0, n, 1000):
                 await db.append_many([payload(i) for i in range(lo, min(n, lo + 1000))])
+            return n / (time.process_time() - start)
+
+
+async def append_single_cpu(n: int) -> float:
+    with tempfile.TemporaryDirectory() as home:
+        async with orbitstore.open_node(home) as node:
+            db = await node.open("bench")
+            for i in range(50):
+                await db.append(payload(i))
+            start = time.process_time()
+            for i in range(n):
+                await db.append(payload(i))
             return n / (time.process_time() - start)
 
 
@@ -86,8 +102,19 @@ async def asof_cpu(n: int) -> tuple[float, float]:
 
 
 async def main() -> None:
-    args = parse_args(__doc__ or "")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small workloads")
+    parser.add_argument("only", nargs="*", help="run only these: single, receive")
+    args = parser.parse_args()
+    only = args.only
     n = 10_000 if args.quick else 100_000
+    single_n = 1_000 if args.quick else 3_000
+    if not only or "single" in only:
+        emit("append_single_cpu", [await append_single_cpu(single_n)], "entries/s", single_n)
+    if only:
+        if "receive" in only:
+            emit("receive_apply_cpu", [await receive_apply_cpu(5_000)], "µs/entry", 5_000)
+        return
     emit("append_batched_cpu", [await append_cpu(n)], "entries/s", n, basis="CPU time")
     emit("receive_apply_cpu", [await receive_apply_cpu(5_000)], "µs/entry", 5_000)
     kv_n = 2_000 if args.quick else 10_000

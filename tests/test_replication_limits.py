@@ -12,12 +12,13 @@ import trio
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.oplog import OpLog
-from orbitstore.errors import NetworkError, SyncTimeoutError
+from orbitstore.errors import InvalidValueError, NetworkError, SyncTimeoutError
 from orbitstore.net.transport import Stream
 from orbitstore.node import NodeConfig
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.replication import SyncProgress, topic_for
 from orbitstore.node.sync_status import ProgressFanout
+from orbitstore.node.verify import verify_blocks
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.sync.frames import (
     Done,
@@ -148,6 +149,69 @@ def test_token_bucket() -> None:
     assert budget.full(2.0)
 
 
+def test_time_bucket_goes_into_debt_and_says_how_long_to_wait() -> None:
+    bucket = TokenBucket(rate=0.5, capacity=1.0, now=0.0)
+    assert bucket.wait(0.0) == 0.0
+    bucket.charge(3.0, 0.0)  # a step that took 3 s: 2 s of debt
+    assert bucket.tokens(0.0) == -2.0
+    assert bucket.wait(0.0) == 4.0 and bucket.wait(3.0) == 1.0 and bucket.wait(4.0) == 0.0
+    budget = PeerServeBudget(ServeLimits(peer_serve_share=0.1, peer_serve_burst_s=0.5), 0.0)
+    assert budget.time.capacity == 0.5 and budget.time.rate == 0.1
+    budget.time.charge(0.5, 0.0)
+    assert not budget.full(1.0) and budget.full(5.0)
+
+
+@pytest.mark.parametrize("field", ["peer_serve_share", "peer_serve_burst_s"])
+@pytest.mark.parametrize("value", [0, -1.0, True, "0.2"])
+def test_serve_time_limits_are_checked(field: str, value: object) -> None:
+    with pytest.raises(InvalidValueError, match=field):
+        ServeLimits(**{field: value})  # type: ignore[arg-type]
+
+
+async def test_a_peer_in_debt_waits_while_another_is_served(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """serve_limits Rule 3: a peer whose time bucket is in debt gets nothing until it
+    refilled — not even our hello — while an honest peer syncs at once."""
+    net = MemoryNetwork(rng=random.Random(15))
+    serve = ServeLimits(peer_serve_share=0.01)
+    async with victim_node(net, limited(serve)) as (node, db, _), net.open_transport("evil") as te:
+        await db.append_many(range(50))
+        assert node.replication is not None
+        node.replication._budget("evil").time.charge(100.0, trio.current_time())  # 10,000 s
+        await te.connect("mem/victim")
+        stream = await te.open_stream("victim")
+        await stream.send_all(encode_frame(Hello(db=DB)))
+        got = b""
+        with trio.move_on_after(60):
+            got += await stream.receive_some()
+        assert got == b""  # 60 s later: still waiting for its turn
+        began = trio.current_time()
+        await still_replicates(net, node, db)
+        assert trio.current_time() - began < 10
+
+
+async def test_the_walks_a_peer_asks_for_are_charged_to_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Answering a want walks the log: that time is the asking peer's, not the node's."""
+    net = MemoryNetwork(rng=random.Random(16))
+    async with victim_node(net) as (node, db, _), net.open_transport("evil") as te:
+        entries = await db.append_many(range(300))
+        assert node.replication is not None
+        await te.connect("mem/victim")
+        stream = await te.open_stream("victim")
+        reader = Reader(stream)
+        await stream.send_all(encode_frame(Hello(db=DB, heads=(entries[-1].cid,))))
+        await reader.until(Done)
+        bucket = node.replication._budget("evil").time
+        before = bucket.tokens(trio.current_time())
+        await stream.send_all(encode_frame(Want(cids=tuple(e.cid for e in entries[::3]))))
+        answer = await reader.until(Done)
+        assert sum(len(m.blocks) for m in answer if isinstance(m, Entries)) >= 100
+        assert bucket.tokens(trio.current_time()) < before  # virtual time stood still
+
+
 # --- d: a liar does not hold wait_synced --------------------------------------------
 
 
@@ -242,3 +306,20 @@ async def test_a_sync_timeout_says_what_is_missing(autojump_clock: trio.abc.Cloc
         await trio.sleep(0.5)
         with pytest.raises(SyncTimeoutError, match="not heard from"):
             await db.wait_synced(peer="evil", timeout=1)
+
+
+async def test_a_frame_of_forged_entries_is_verified_until_its_first_bad_one() -> None:
+    """Cheap rejection: one bad entry drops the session, so the rest of its frame is not
+    worth a signature check each (forged entries hash right: only Ed25519 finds them)."""
+    good = Entry.create(EVIL, db=DB, clock=1, next=[], payload="ok")
+    forged = []
+    for i in range(40):
+        block = bytearray(Entry.create(EVIL, db=DB, clock=1, next=[], payload=f"x{i}").block)
+        block[-3] ^= 1  # inside the signature
+        forged.append((Cid.for_block(bytes(block)), bytes(block)))
+    blocks = [(good.cid, good.block), *forged]
+    entries, rejected = await verify_blocks(blocks, threads=2, stop_at_first=True)
+    assert 1 <= len(rejected) <= 2 and rejected[0].cid == forged[0][0]
+    assert [e.cid for e in entries][:1] == [good.cid]
+    _, every = await verify_blocks(blocks, threads=2)
+    assert len(every) == 40  # without it, every block is checked

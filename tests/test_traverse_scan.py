@@ -75,6 +75,12 @@ def test_traverse_heads_is_the_ancestry(
         assert [e.cid for e in log.traverse(heads, limit=3)] == want[:3]
         assert [e.cid for e in log.traverse(heads, reverse=True, limit=3)] == want[::-1][:3]
         assert list(log.traverse(set())) == []
+        # The current heads (the announcer's inline walk): a scan of the whole log.
+        current = set(log.heads)
+        every = ancestry(made, current)
+        assert every == [e.cid for e in sorted(made, key=lambda e: e.order_key)]
+        assert [e.cid for e in log.traverse(current)] == every
+        assert [e.cid for e in log.traverse(current, reverse=True, limit=3)] == every[::-1][:3]
     finally:
         store.close()
 

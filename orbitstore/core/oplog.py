@@ -440,6 +440,13 @@ class OpLog:
         """
         if limit is not None and limit <= 0:
             return
+        if heads is not None:
+            heads = list(heads)
+            if len(heads) == len(self._heads) and all(h in self._heads for h in heads):
+                # The current heads: their ancestry is the whole log (every stored entry
+                # is a head or the parent of a stored entry), so one scan of the store
+                # instead of a lookup per entry (an announcement's inline walk).
+                heads = None
         if heads is None:
             for cid, block in self._store.iter_entries(reverse=reverse, limit=limit):
                 yield Entry.from_trusted_block(cid, block)

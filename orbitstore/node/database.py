@@ -331,13 +331,10 @@ class Database(AccessMethods, EncryptionMethods):
         """The node's write lock, as the current context holds it (node/writes.py)."""
         return self._writes.locked()
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[Frame]:
+    def _write(self) -> AbstractAsyncContextManager[Frame]:
         """One write: the write lock, and a transaction that memory follows
         (node/writes.py). The body must not await."""
-        async with self._writes.locked():
-            with self._writes.frame(self) as frame:
-                yield frame
+        return self._writes.write(self)
 
     def _snapshot_state(self) -> tuple[LogSnapshot, Any]:
         return self._log.snapshot(), None if self._keys is None else self._keys.snapshot()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextlib import suppress
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -45,7 +46,7 @@ from orbitstore.sync.auth import peer_error
 from orbitstore.sync.frames import Done, Entries, Error, FrameDecoder, Message, Want, encode_frame
 from orbitstore.sync.peers import SyncFailure
 from orbitstore.sync.serve_limits import PeerServeBudget
-from orbitstore.sync.session import ApplyEntries, PeerHeads, SyncSession
+from orbitstore.sync.session import ApplyEntries, PeerHeads, SyncSession, hello_sample
 
 if TYPE_CHECKING:
     from orbitstore.core.limits import EntryLimits
@@ -131,7 +132,9 @@ class SessionRunner:
         st = self._st
         if self._auth is not None and not await self._authenticate():
             return
-        self.session.start()
+        began = perf_counter()
+        self.session.start(have=self._hello_sample())
+        self._charge_time(perf_counter() - began)
         self._service._emit(SyncProgress("started", st.database.cid, self.peer))
         with trio.CancelScope() as scope:
             st.sessions.add(scope)
@@ -254,11 +257,15 @@ class SessionRunner:
             for message in self._first:
                 await self._handle(message)
             while not self.session.receiving_done:
+                await self._turn()
                 with trio.fail_after(self._config.idle_timeout):
                     data = await self._stream.receive_some(READ_BYTES)
                 if not data:
                     raise NetworkError("the peer ended the stream before the exchange did")
-                for message in self._decoder.feed(data):
+                began = perf_counter()
+                messages = self._decoder.feed(data)
+                self._charge_time(perf_counter() - began)
+                for message in messages:
                     await self._handle(message)
 
     async def _handle(self, message: Message) -> None:
@@ -275,7 +282,10 @@ class SessionRunner:
             self._charge_want()
         if isinstance(message, Done):  # the want it triggers asks for these
             self.session.entries_applied(self._claim_needed(), batches=0)
-        for event in self.session.receive(message):
+        began = perf_counter()
+        events = self.session.receive(message)  # a hello or a want walks the log
+        self._charge_time(perf_counter() - began)
+        for event in events:
             if isinstance(event, PeerHeads):
                 self._hello_heads = event.heads
                 record.told(event.heads, st.database.log.has)
@@ -316,7 +326,9 @@ class SessionRunner:
 
     async def _sender(self) -> None:
         while True:
+            await self._turn()
             out = bytearray()
+            began = perf_counter()
             while len(out) < _WRITE_BYTES:
                 message = self.session.next_message()
                 if message is None:
@@ -324,6 +336,7 @@ class SessionRunner:
                 if isinstance(message, Entries):
                     self._charge_bytes(message.size)
                 out += encode_frame(message)
+            self._charge_time(perf_counter() - began)
             if out:
                 with trio.fail_after(self._config.idle_timeout):
                     await self._stream.send_all(bytes(out))
@@ -337,6 +350,26 @@ class SessionRunner:
     def _claim_needed(self) -> set[Cid]:
         """What the log needs that no other session is asking for (now ours)."""
         return self._st.inflight.claim(self, self._st.database.log.needed)
+
+    def _hello_sample(self) -> tuple[Cid, ...]:
+        """Our Hello's ``have`` for the current heads, kept on the database's state."""
+        st = self._st
+        log = st.database.log
+        heads = log.heads
+        kept = st.hello_sample
+        if kept is None or kept[0] != heads:
+            have = hello_sample(log, heads, self._config.session_limits.have_samples)
+            kept = st.hello_sample = (heads, have)
+        return kept[1]
+
+    async def _turn(self) -> None:
+        """Wait while the peer's time bucket is in debt (serve_limits Rule 3)."""
+        bucket = self._service._budget(self.peer).time
+        while (wait := bucket.wait(trio.current_time())) > 0:
+            await trio.sleep(wait)
+
+    def _charge_time(self, seconds: float) -> None:
+        self._service._budget(self.peer).time.charge(seconds, trio.current_time())
 
     def _charge_want(self) -> None:
         if not self._service._budget(self.peer).wants.take(1, trio.current_time()):
@@ -361,10 +394,14 @@ async def verify_frame(
     GIL), so the event loop keeps reading the stream and applying the previous frame
     meanwhile."""
     db = st.database
+    # One bad entry ends the session: stop verifying there (a frame of forged entries
+    # costs one signature check per thread, not one per entry).
     if len(blocks) >= config.thread_verify_min_blocks:
-        entries, rejected = await verify_blocks(blocks, threads=db.verify_threads, limits=limits)
+        entries, rejected = await verify_blocks(
+            blocks, threads=db.verify_threads, limits=limits, stop_at_first=True
+        )
     else:
-        entries, rejected = verify_chunk(blocks, limits)
+        entries, rejected = verify_chunk(blocks, limits, stop_at_first=True)
     if rejected:
         first = rejected[0]
         raise ProtocolError(

@@ -125,6 +125,9 @@ class DbState:
     # Cancel the database's announcer and sessions when it is closed.
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     sessions: set[trio.CancelScope] = field(default_factory=set)
+    # The ``have`` sample of our Hello for these heads (sync/session.hello_sample): kept
+    # while the heads stay the same, instead of a walk per session.
+    hello_sample: tuple[frozenset[Cid], tuple[Cid, ...]] | None = None
 
     def link(self, peer: PeerId) -> PeerLink:
         link = self.peers.get(peer)

@@ -13,6 +13,7 @@ offers :meth:`Entry.from_block`, and this module runs it on ``trio.to_thread``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import trio
 
@@ -31,9 +32,14 @@ PIPELINE_CHUNK = 256
 
 
 def verify_chunk(
-    blocks: Sequence[tuple[Cid, bytes]], limits: EntryLimits = DEFAULT_LIMITS
+    blocks: Sequence[tuple[Cid, bytes]],
+    limits: EntryLimits = DEFAULT_LIMITS,
+    *,
+    stop_at_first: bool = False,
 ) -> tuple[list[Entry], list[Rejection]]:
-    """Decode and verify ``blocks`` in the calling thread, keeping their order."""
+    """Decode and verify ``blocks`` in the calling thread, keeping their order. With
+    ``stop_at_first``, stop at the first rejected block (for a caller that refuses the
+    whole batch then: the rest is not worth its signature checks)."""
     entries: list[Entry] = []
     rejected: list[Rejection] = []
     for cid, block in blocks:
@@ -41,6 +47,8 @@ def verify_chunk(
             entries.append(Entry.from_block(cid, block, limits=limits))
         except InvalidDataError as exc:
             rejected.append(Rejection(cid, exc))
+            if stop_at_first:
+                break
     return entries, rejected
 
 
@@ -49,11 +57,14 @@ async def verify_blocks(
     *,
     threads: int = 2,
     limits: EntryLimits = DEFAULT_LIMITS,
+    stop_at_first: bool = False,
 ) -> tuple[list[Entry], list[Rejection]]:
     """Decode and verify ``blocks`` on ``threads`` worker threads.
 
     Returns the valid entries and the rejected blocks, both in the order of ``blocks``
-    (the same result as calling :meth:`Entry.from_block` on each in turn).
+    (the same result as calling :meth:`Entry.from_block` on each in turn). With
+    ``stop_at_first``, each thread stops at its first rejected block: there is at least
+    one rejection if any block is bad, but not every one is listed.
     """
     if threads < 1:
         raise UsageError("threads must be at least 1")
@@ -64,7 +75,9 @@ async def verify_blocks(
     results: list[tuple[list[Entry], list[Rejection]]] = [([], [])] * len(chunks)
 
     async def run(i: int) -> None:
-        results[i] = await trio.to_thread.run_sync(verify_chunk, chunks[i], limits)
+        results[i] = await trio.to_thread.run_sync(
+            partial(verify_chunk, chunks[i], limits, stop_at_first=stop_at_first)
+        )
 
     async with trio.open_nursery() as nursery:
         for i in range(len(chunks)):

@@ -36,8 +36,9 @@ and only the outermost one, after its commit, publishes the changes to subscribe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Any, Protocol
 
 import trio
@@ -87,10 +88,11 @@ class _Level:
     """An open batch: its lock, the task that opened it, and the nurseries that task
     had open before (tasks in those are not inside the batch)."""
 
-    __slots__ = ("lock", "outside", "owner")
+    __slots__ = ("holder", "lock", "outside", "owner")
 
     def __init__(self, owner: trio.lowlevel.Task | None) -> None:
         self.lock = trio.Lock()
+        self.holder: trio.lowlevel.Task | None = None  # who took ``lock`` (see _Hold)
         self.owner = owner
         self.outside = {id(n) for n in owner.child_nurseries} if owner is not None else set()
 
@@ -110,6 +112,78 @@ class _Level:
                 return id(nursery) not in self.outside
             current = parent
         return False
+
+
+class _Hold:
+    """``async with writes.locked():`` (a class, not a generator: every write takes it).
+    The level's ``holder`` is the task that took its lock here; a task that is already
+    the holder goes ahead without taking it again (Rule 2)."""
+
+    __slots__ = ("_level", "_writes")
+
+    def __init__(self, writes: NodeWrites) -> None:
+        self._writes = writes
+        self._level: _Level | None = None
+
+    async def __aenter__(self) -> None:
+        level = self._writes._level()
+        task = trio.lowlevel.current_task()
+        if level.holder is task:
+            return
+        await level.lock.acquire()
+        level.holder = task
+        self._level = level
+
+    async def __aexit__(self, *exc: object) -> None:
+        level, self._level = self._level, None
+        if level is not None:
+            level.holder = None
+            level.lock.release()
+
+
+class _FrameScope:
+    """``with writes.frame(db) as frame:`` (see :meth:`NodeWrites.frame`)."""
+
+    __slots__ = ("_database", "_frame", "_transaction", "_writes")
+
+    def __init__(self, writes: NodeWrites, database: Participant | None) -> None:
+        self._writes = writes
+        self._database = database
+
+    def __enter__(self) -> Frame:
+        self._frame, self._transaction = self._writes._enter_frame(self._database)
+        return self._frame
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._writes._exit_frame(self._frame, self._transaction, exc, tb)
+
+
+class _Write:
+    """``async with writes.write(db) as frame:`` (see :meth:`NodeWrites.write`)."""
+
+    __slots__ = ("_database", "_frame", "_hold", "_transaction", "_writes")
+
+    def __init__(self, writes: NodeWrites, database: Participant) -> None:
+        self._writes = writes
+        self._database = database
+        self._hold = _Hold(writes)
+
+    async def __aenter__(self) -> Frame:
+        await self._hold.__aenter__()
+        try:
+            self._frame, self._transaction = self._writes._enter_frame(self._database)
+        except BaseException:
+            await self._hold.__aexit__()
+            raise
+        return self._frame
+
+    async def __aexit__(
+        self, kind: object, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self._writes._exit_frame(self._frame, self._transaction, exc, tb)
+        finally:
+            await self._hold.__aexit__()
 
 
 class NodeWrites:
@@ -135,37 +209,52 @@ class NodeWrites:
         """True inside an open batch (Rule 1)."""
         return self._level() is not self._root
 
-    @asynccontextmanager
-    async def locked(self) -> AsyncIterator[None]:
+    def locked(self) -> _Hold:
         """Hold the write lock of the current level (waits while another context's batch
-        is open)."""
-        lock = self._level().lock
-        if lock.statistics().owner is trio.lowlevel.current_task():
-            yield
-            return
-        async with lock:
-            yield
+        is open): ``async with writes.locked():``."""
+        return _Hold(self)
 
-    @contextmanager
-    def frame(self, database: Participant | None = None) -> Iterator[Frame]:
-        """One transaction (or savepoint) with its records (Rule 3). Hold :meth:`locked`
-        (or be inside a batch that does) around it."""
+    def frame(self, database: Participant | None = None) -> _FrameScope:
+        """One transaction (or savepoint) with its records (Rule 3):
+        ``with writes.frame(db) as frame:``. Hold :meth:`locked` (or be inside a batch
+        that does) around it."""
+        return _FrameScope(self, database)
+
+    def write(self, database: Participant) -> _Write:
+        """:meth:`locked` and :meth:`frame` in one: ``async with writes.write(db) as
+        frame:`` (one write of ``database``; the body must not await)."""
+        return _Write(self, database)
+
+    def _enter_frame(
+        self, database: Participant | None
+    ) -> tuple[Frame, AbstractContextManager[None]]:
         frame = Frame()
         if database is not None:
             frame.touch(database)
         self._frames.append(frame)
+        transaction = self._store.transaction()
         try:
-            with self._store.transaction():
-                yield frame
+            transaction.__enter__()
         except BaseException:
-            if frame in self._frames:
-                self._frames.remove(frame)
-            for touched, snapshot in reversed(frame.touched.items()):
-                touched._restore_state(snapshot)
-            if self._frames:  # restored again if the enclosing frame rolls back too
-                for touched, snapshot in frame.touched.items():
-                    self._frames[-1].touched.setdefault(touched, snapshot)
+            self._frame_failed(frame)
             raise
+        return frame, transaction
+
+    def _exit_frame(
+        self,
+        frame: Frame,
+        transaction: AbstractContextManager[None],
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            transaction.__exit__(type(exc) if exc is not None else None, exc, tb)
+        except BaseException:
+            self._frame_failed(frame)  # the rollback or the commit failed
+            raise
+        if exc is not None:  # rolled back; the caller's exception goes on
+            self._frame_failed(frame)
+            return
         self._pop(frame)
         if self._frames:
             parent = self._frames[-1]
@@ -175,6 +264,15 @@ class NodeWrites:
         else:
             for touched, changes in frame.changes:
                 touched._push_changes(changes)
+
+    def _frame_failed(self, frame: Frame) -> None:
+        if frame in self._frames:
+            self._frames.remove(frame)
+        for touched, snapshot in reversed(frame.touched.items()):
+            touched._restore_state(snapshot)
+        if self._frames:  # restored again if the enclosing frame rolls back too
+            for touched, snapshot in frame.touched.items():
+                self._frames[-1].touched.setdefault(touched, snapshot)
 
     def _pop(self, frame: Frame) -> None:
         if not self._frames or self._frames[-1] is not frame:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -235,21 +235,59 @@ class SqliteLogStore:
         ``has_child=1`` at once; only parents stored by earlier calls are updated (for a
         chain of appends: one row, not one per entry). If some entry was already stored
         (its insert was ignored, so its flag was not set), every parent is updated."""
-        conn = self._s._conn_()
+        if not entries:
+            return
+        store = self._s
+        if store._depth:  # join the open transaction (see SqliteStore.atomic)
+            self._add_entries(entries)
+            return
+        with store.transaction():
+            self._add_entries(entries)
+
+    def _add_entries(self, entries: Sequence[Entry]) -> None:
         log = self._id
-        raws = [bytes(e.cid) for e in entries]
-        named = {bytes(p) for e in entries for p in e.next}
-        with self._s.atomic():
+        with self._s._conn_().guarded() as cur:
+            if len(entries) == 1:  # a single append: 4 statements, no id lookup
+                entry = entries[0]
+                raw = bytes(entry.cid)
+                cur.execute(
+                    "INSERT OR IGNORE INTO blocks(cid, data) VALUES (?, ?)", (raw, entry.block)
+                )
+                if cur.rowcount == 1:
+                    block_id = cur.lastrowid
+                    cur.execute(
+                        "INSERT OR IGNORE INTO entries(log, block, clock, writer, cid, has_child)"
+                        " VALUES (?, ?, ?, ?, ?, 0)",
+                        (log, block_id, entry.clock, entry.writer, raw),
+                    )
+                else:
+                    cur.execute(
+                        "INSERT OR IGNORE INTO entries(log, block, clock, writer, cid, has_child)"
+                        " SELECT ?, id, ?, ?, cid, 0 FROM blocks WHERE cid=?",
+                        (log, entry.clock, entry.writer, raw),
+                    )
+                if cur.rowcount:
+                    cur.execute("UPDATE logs SET count = count + 1 WHERE id=?", (log,))
+                parents = entry.next
+                if len(parents) == 1:
+                    cur.execute(_MARK_PARENT, (bytes(parents[0]), log))
+                elif parents:
+                    cur.executemany(_MARK_PARENT, [(bytes(p), log) for p in parents])
+                return
+            raws = [bytes(e.cid) for e in entries]
+            named = {bytes(p) for e in entries for p in e.next}
             # Blocks get ids chosen here (after the largest): when all of them are new,
             # the entry rows name them directly instead of looking each CID up again.
-            (top,) = conn.execute("SELECT coalesce(max(id), 0) FROM blocks").fetchone()
+            cur.execute("SELECT coalesce(max(id), 0) FROM blocks")
+            (top,) = cur.fetchone()
             ids = range(int(top) + 1, int(top) + 1 + len(entries))
-            cur = conn.executemany(
+            cur.executemany(
                 "INSERT OR IGNORE INTO blocks(id, cid, data) VALUES (?, ?, ?)",
                 [(i, raw, e.block) for i, raw, e in zip(ids, raws, entries, strict=True)],
             )
-            if cur.rowcount == len(entries):
-                cur = conn.executemany(
+            fresh = cur.rowcount == len(entries)
+            if fresh:
+                cur.executemany(
                     "INSERT OR IGNORE INTO entries(log, block, clock, writer, cid, has_child)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     [
@@ -258,7 +296,7 @@ class SqliteLogStore:
                     ],
                 )
             else:  # some blocks were stored already, under their own ids
-                cur = conn.executemany(
+                cur.executemany(
                     "INSERT OR IGNORE INTO entries(log, block, clock, writer, cid, has_child)"
                     " SELECT ?, id, ?, ?, cid, ? FROM blocks WHERE cid=?",
                     [
@@ -266,19 +304,34 @@ class SqliteLogStore:
                         for raw, e in zip(raws, entries, strict=True)
                     ],
                 )
-            conn.execute("UPDATE logs SET count = count + ? WHERE id=?", (cur.rowcount, log))
+            added = cur.rowcount
+            cur.execute("UPDATE logs SET count = count + ? WHERE id=?", (added, log))
             # All new: only parents from earlier calls. Else some were stored already (or
             # are twice in this call) and kept their flag: update every parent.
-            marks = named.difference(raws) if cur.rowcount == len(entries) else named
-            conn.executemany(_MARK_PARENT, [(raw, log) for raw in marks])
+            marks = named.difference(raws) if added == len(entries) else named
+            cur.executemany(_MARK_PARENT, [(raw, log) for raw in marks])
 
     def set_heads(self, heads: Mapping[Cid, int]) -> None:
-        conn = self._s._conn_()
-        with self._s.atomic():
-            conn.execute("DELETE FROM heads WHERE log=?", (self._id,))
-            conn.executemany(
+        store = self._s
+        if store._depth:
+            self._set_heads(heads)
+            return
+        with store.transaction():
+            self._set_heads(heads)
+
+    def _set_heads(self, heads: Mapping[Cid, int]) -> None:
+        log = self._id
+        with self._s._conn_().guarded() as cur:
+            cur.execute("DELETE FROM heads WHERE log=?", (log,))
+            if len(heads) == 1:  # a chain of appends, a caught-up replica
+                ((cid, clock),) = heads.items()
+                cur.execute(
+                    "INSERT INTO heads(log, cid, clock) VALUES (?, ?, ?)", (log, bytes(cid), clock)
+                )
+                return
+            cur.executemany(
                 "INSERT INTO heads(log, cid, clock) VALUES (?, ?, ?)",
-                [(self._id, bytes(c), k) for c, k in heads.items()],
+                [(log, bytes(c), k) for c, k in heads.items()],
             )
 
     def count(self) -> int:
@@ -540,35 +593,13 @@ class SqliteStore:
             raise ClosedError(f"the store {self.path} is closed")
         return conn
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """All writes inside commit together or not at all. A nested transaction is a
         savepoint: if it raises, only what it wrote is rolled back (the outer one goes
         on, and commits or rolls back as a whole)."""
-        conn = self._conn_()
         if self._depth:
-            with self._savepoint(conn):
-                yield
-            return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except StorageError as exc:
-            raise StorageError(f"cannot start a transaction on {self.path}: {exc}") from exc
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            if conn.in_transaction:  # SQLite may already have rolled back on its own
-                conn.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        try:
-            conn.execute("COMMIT")
-        except StorageError as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise type(exc)(f"commit failed on {self.path}: {exc}") from exc
+            return self._savepoint(self._conn_())
+        return _Transaction(self)
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -694,6 +725,41 @@ class SqliteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Transaction:
+    """The outermost transaction of a store (:meth:`SqliteStore.transaction`): a class,
+    not a generator, since every single write opens one."""
+
+    __slots__ = ("_conn", "_store")
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._conn = store._conn_()
+
+    def __enter__(self) -> None:
+        store, conn = self._store, self._conn
+        try:
+            with conn.guarded() as cur:
+                cur.execute("BEGIN IMMEDIATE")
+        except StorageError as exc:
+            raise StorageError(f"cannot start a transaction on {store.path}: {exc}") from exc
+        store._depth = 1
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        store, conn = self._store, self._conn
+        store._depth = 0
+        if exc is not None:
+            if conn.in_transaction:  # SQLite may already have rolled back on its own
+                conn.execute("ROLLBACK")
+            return
+        try:
+            with conn.guarded() as cur:
+                cur.execute("COMMIT")
+        except StorageError as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise type(error)(f"commit failed on {store.path}: {error}") from error
 
 
 def _stored_cid(raw: object) -> Cid:

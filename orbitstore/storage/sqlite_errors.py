@@ -15,6 +15,10 @@ that can reach the file — ``execute``, ``executemany``, ``executescript``, eac
 always ``raise ... from exc``, so the cause is kept. Code above the adapter therefore
 never sees sqlite3, whichever statement, table or view it went through.
 
+The store's hot write path (one append: seven statements) cannot afford three Python
+calls per statement: :meth:`Connection.guarded` hands out one plain cursor of the
+connection inside a guard that translates the same way, once for the whole block.
+
 A connection that runs user SQL (the query executor) marks the statements that came
 from the user with :meth:`Connection.user_statement`; an error of such a statement that
 is the user's fault (bad SQL, a refused table or function, a wrong parameter count, the
@@ -78,12 +82,46 @@ def translate(exc: sqlite3.Error, where: str) -> StorageError:
     return StorageError(f"{where}: {exc}", sqlite=name)
 
 
+class _Guard:
+    """``with conn.guarded() as cur:``: the connection's plain cursor, errors translated.
+    Stateless, so one instance per connection serves every (nested) use."""
+
+    __slots__ = ("_conn", "_cursor")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._cursor: sqlite3.Cursor | None = None
+
+    def __enter__(self) -> sqlite3.Cursor:
+        cursor = self._cursor
+        if cursor is None:
+            try:
+                cursor = self._cursor = sqlite3.Connection.cursor(self._conn)
+            except sqlite3.Error as exc:
+                raise self._conn._translate(exc) from exc
+        return cursor
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, sqlite3.Error):
+            raise self._conn._translate(exc) from exc
+
+
 class Connection(sqlite3.Connection):
     """An ``sqlite3.Connection`` whose errors are orbitstore's (see the module doc)."""
 
     #: What the messages call this database (a path, "a scratch store").
     label: str = "the SQLite store"
     _user: float | None = None  # the time budget of the user statement running now
+    _guard: _Guard | None = None
+
+    def guarded(self) -> _Guard:
+        """A guard whose ``__enter__`` gives a plain cursor of this connection, shared
+        by every guarded block: run statements whose results are read at once (a
+        fetch after the block, or after another guarded statement, reads nothing)."""
+        guard = self._guard
+        if guard is None:
+            guard = self._guard = _Guard(self)
+        return guard
 
     def _translate(self, exc: sqlite3.Error) -> OrbitstoreError:
         budget = self._user

@@ -19,6 +19,21 @@ that runs a bucket dry is cut off the same way.
 
 A peer cut off gets ``Error{code: "serve_limit"}`` and its session is dropped; what it
 received before is kept (it is valid), and it may come back once the bucket refilled.
+
+Rule 3 — per peer, a share of our time. Bytes and wants do not say what a request
+costs: a want of 4,096 CIDs we share no history on walks (reads and decodes) the whole
+log, and a peer's frames cost us decoding. The caller measures the time each step of a
+peer's sessions takes — answering its hello and wants, building the frames we send it,
+decoding the frames it sends — and charges it to the peer's third bucket, in seconds,
+refilled at ``peer_serve_share`` seconds per second (a share of one core) up to
+``peer_serve_burst_s``. Before each such step a session whose peer's bucket is in debt
+waits (:meth:`TokenBucket.wait`) while the sessions of other peers go on: a peer, with
+all its sessions together, gets at most its share of our time on average, however many
+sessions it opens and however costly its requests. An honest replica needs a few
+percent of a core to be served (reading and framing ~10 µs an entry, against its own
+~100 µs to verify and apply one), so the share never slows it; an attacker's flood is
+held to the share. What we verify and apply for ourselves is not charged (it is what we
+asked for; junk fails at its first bad entry, see ``node/session_runner.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +67,13 @@ class ServeLimits:
     # and 4 per second leave them far from the limit.
     peer_wants_per_second: float = 4.0
     peer_wants_burst: int = 64
+    # Per peer, across sessions: seconds of our time spent on its requests (Rule 3),
+    # refilled at this share of one core, up to the burst. An honest replica needs a few
+    # percent (serving is ~10 % of the cost of a catch-up, the replica's verification the
+    # rest); 20 % holds a flood to a fifth of a core, and the small burst makes it
+    # binding within a quarter second.
+    peer_serve_share: float = 0.2
+    peer_serve_burst_s: float = 0.25
 
     def __post_init__(self) -> None:
         for name in (
@@ -64,7 +86,12 @@ class ServeLimits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidValueError(f"serve limit {name} must be a positive integer")
-        for name in ("peer_bytes_per_second", "peer_wants_per_second"):
+        for name in (
+            "peer_bytes_per_second",
+            "peer_wants_per_second",
+            "peer_serve_share",
+            "peer_serve_burst_s",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise InvalidValueError(f"serve limit {name} must be a positive number")
@@ -100,11 +127,21 @@ class TokenBucket:
         self._tokens -= amount
         return True
 
+    def charge(self, amount: float, now: float) -> None:
+        """Take ``amount`` tokens even if that leaves the bucket in debt (for a cost known
+        only once it was paid, like time spent)."""
+        self._tokens = self.tokens(now) - amount
+
+    def wait(self, now: float) -> float:
+        """Seconds from ``now`` until the bucket is out of debt (0 if it is not)."""
+        tokens = self.tokens(now)
+        return 0.0 if tokens >= 0 else -tokens / self.rate
+
 
 class PeerServeBudget:
-    """The two buckets of one peer (Rule 2)."""
+    """The three buckets of one peer (Rules 2 and 3)."""
 
-    __slots__ = ("bytes", "wants")
+    __slots__ = ("bytes", "time", "wants")
 
     def __init__(self, limits: ServeLimits, now: float) -> None:
         self.bytes = TokenBucket(
@@ -113,10 +150,13 @@ class PeerServeBudget:
         self.wants = TokenBucket(
             rate=limits.peer_wants_per_second, capacity=limits.peer_wants_burst, now=now
         )
+        self.time = TokenBucket(
+            rate=limits.peer_serve_share, capacity=limits.peer_serve_burst_s, now=now
+        )
 
     def full(self, now: float) -> bool:
-        """Both buckets are full: forgetting them loses nothing."""
-        return all(b.tokens(now) >= b.capacity for b in (self.bytes, self.wants))
+        """Every bucket is full: forgetting them loses nothing."""
+        return all(b.tokens(now) >= b.capacity for b in (self.bytes, self.wants, self.time))
 
 
 __all__ = ["DEFAULT_SERVE_LIMITS", "PeerServeBudget", "ServeLimits", "TokenBucket"]

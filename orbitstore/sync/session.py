@@ -131,6 +131,24 @@ class SessionLimits:
             raise InvalidValueError("max_want_rounds must be >= 0")
 
 
+def hello_sample(reader: LogReader, heads: Iterable[Cid], samples: int) -> tuple[Cid, ...]:
+    """The ``have`` of our Hello (Rule 1): the entries at positions 1, 2, 4, ... 2**(samples
+    - 1) back from ``heads`` in reverse total order, sorted. A pure function of the log
+    and the heads, so a caller may keep it while the heads stay the same."""
+    heads = sorted(heads)
+    if not samples or not heads:
+        return ()
+    want = {(1 << i) for i in range(samples)}
+    last = max(want)
+    out: list[Cid] = []
+    for position, entry in enumerate(walk_back(reader.get, heads)):
+        if position in want:
+            out.append(entry.cid)
+        if position >= last:
+            break
+    return tuple(sorted(out))
+
+
 # --- events ----------------------------------------------------------------------------
 
 
@@ -217,15 +235,18 @@ class SyncSession:
 
     # -- inputs -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Queue our Hello. Call once, before anything else."""
+    def start(self, *, have: tuple[Cid, ...] | None = None) -> None:
+        """Queue our Hello. Call once, before anything else. ``have``: the sample of our
+        current heads (:func:`hello_sample`), if the caller keeps it across sessions (it
+        walks back thousands of entries; the heads change far less often than sessions
+        start)."""
         if self._started:
             raise UsageError("the session was already started")
         self._started = True
         heads = sorted(self._reader.heads)
-        self._outbox.append(
-            Hello(v=PROTOCOL_VERSION, db=self.db, heads=tuple(heads), have=self._sample(heads))
-        )
+        if have is None:
+            have = hello_sample(self._reader, heads, self.limits.have_samples)
+        self._outbox.append(Hello(v=PROTOCOL_VERSION, db=self.db, heads=tuple(heads), have=have))
 
     def receive(self, message: Message) -> list[Event]:
         """Take one message from the peer; returns what the caller must do about it."""
@@ -411,19 +432,6 @@ class SyncSession:
             received[cid] = None
         while len(received) > RECENT_RECEIVED:
             received.popitem(last=False)
-
-    def _sample(self, heads: list[Cid]) -> tuple[Cid, ...]:
-        if not self.limits.have_samples or not heads:
-            return ()
-        want = {(1 << i) for i in range(self.limits.have_samples)}
-        last = max(want)
-        out: list[Cid] = []
-        for position, entry in enumerate(walk_back(self._reader.get, heads)):
-            if position in want:
-                out.append(entry.cid)
-            if position >= last:
-                break
-        return tuple(sorted(out))
 
     def _on_hello(self, hello: Hello) -> None:
         self._known.update(hello.heads)
