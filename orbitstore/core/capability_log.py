@@ -154,7 +154,9 @@ class CapabilityLog:
         """Forget memory state and re-read the store (after a rolled-back transaction)."""
         self._reset()
 
-    def check_write(self, writer: str, payload: Any, parents: Iterable[Cid]) -> str | None:
+    def check_write(
+        self, writer: str, payload: Any, parents: Iterable[Cid], ts: int | None = None
+    ) -> str | None:
         """Why ``writer`` may not append ``payload`` on ``parents`` (None: it may)."""
         past = self.mask(self._frontier_of(parents))
         if is_acl_payload(payload):
@@ -163,8 +165,8 @@ class CapabilityLog:
             except InvalidAclOpError as exc:
                 return str(exc)
             assert op is not None
-            return self.graph.check_new_op(writer, op, past)
-        verdict = self.graph.authorize(writer, self._keys_of(payload), past)
+            return self.graph.check_new_op(writer, op, past, ts)
+        verdict = self.graph.authorize(writer, self._keys_of(payload), past, ts)
         return verdict.message() if isinstance(verdict, Denied) else None
 
     def _new_frontier(self, entry: Entry) -> Frontier:
@@ -196,8 +198,17 @@ class CapabilityLog:
                 acl = parse_acl_payload(entry.payload)
             except InvalidAclOpError as exc:
                 return exc
+        if acl is not None and acl.op == "link":
+            if acl.to != entry.writer:
+                return InvalidAclOpError(
+                    "a link op is posted by the device it links (signed by the device key)"
+                )
+            if not acl.delegation.covers(entry.db):
+                return InvalidAclOpError("this delegation is for another database")
         frontier = self._new_frontier(entry)
-        if entry.writer != self.owner and not self._named(entry.writer, self.mask(frontier)):
+        if entry.writer != self.owner and not self.graph.admissible(
+            entry.writer, self.mask(frontier), acl
+        ):
             return AccessDeniedError(
                 f"{entry.writer} was granted no right in this entry's causal past",
                 writer=entry.writer,
@@ -214,9 +225,6 @@ class CapabilityLog:
             return got
         self.applied(entry, *got)
         return None
-
-    def _named(self, did: str, mask: int) -> bool:
-        return self.graph.names(did, mask)
 
     def applied(self, entry: Entry, frontier: Frontier, op: AclOp | None) -> None:
         """Record an admitted entry (parents first), in memory; :meth:`settle` stores."""
@@ -250,6 +258,7 @@ class CapabilityLog:
             author=entry.writer,
             op=op,
             past=self.mask(frontier),
+            ts=entry.ts,
         )
         self._frontiers[entry.cid] = self._intern(frontier)
         self._plain.clear()
@@ -281,7 +290,7 @@ class CapabilityLog:
 
     def verdict(self, entry: Entry) -> Authorized | Denied:
         past = self.mask(self.frontier(entry.cid))
-        return self.graph.authorize(entry.writer, self._keys_of(entry.payload), past)
+        return self.graph.authorize(entry.writer, self._keys_of(entry.payload), past, entry.ts)
 
     def visible(self, entry: Entry) -> bool:
         """Whether a stored entry that is not an ACL op is visible to views."""
@@ -313,11 +322,14 @@ class CapabilityLog:
         return cid in found
 
     def _walk_past(self, v: int) -> set[Cid]:
-        """Entries in the causal past of ACL op ``v`` by the writer it revokes, down to
-        the clock of the oldest grant of that writer."""
+        """Entries in the causal past of ACL op ``v`` by the writer it revokes (and, for
+        a user, its devices) or the device it unlinks, down to the clock of the oldest
+        grant (or link) of that writer."""
         op = self.graph.op(v)
-        target = op.to
-        floor = self.graph.oldest_grant_clock(target)
+        floor = self.graph.oldest_grant_clock(op.to)
+        targets = {op.to}
+        if op.op == "revoke":
+            targets |= self.graph.devices_of(op.to)
         start = self._get(self.graph.cid_of(v))
         found: set[Cid] = set()
         if start is None:
@@ -332,7 +344,7 @@ class CapabilityLog:
             entry = self._get(cid)
             if entry is None or entry.clock <= floor:
                 continue
-            if entry.writer == target:
+            if entry.writer in targets:
                 found.add(cid)
             stack.extend(entry.next)
         return found

@@ -18,6 +18,7 @@ from orbitstore.core.entry import NONCE_LENGTH
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
 from orbitstore.core.oplog import OpLog
+from orbitstore.core.pairing import PairingDesk
 from orbitstore.errors import (
     ClosedError,
     InvalidDataError,
@@ -32,11 +33,13 @@ from orbitstore.net.transport import Transport
 from orbitstore.node.asof import Heads
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
+from orbitstore.node.devices import DeviceState
 from orbitstore.node.discovery import ProviderDiscovery
 from orbitstore.node.encryption import DatabaseKeys
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class, with_opener
+from orbitstore.node.user import UserMethods
 from orbitstore.node.writes import NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
@@ -60,7 +63,7 @@ def _new_nonce() -> bytes:
     return os.urandom(NONCE_LENGTH)
 
 
-class Node:
+class Node(UserMethods):
     """Owns one store and one identity, and the databases opened on them."""
 
     def __init__(
@@ -75,6 +78,9 @@ class Node:
     ) -> None:
         self.store = store
         self.identity = identity
+        #: This node as a device of a user (docs/identity.md).
+        self.device = DeviceState(device=identity)
+        self._pairing: PairingDesk | None = None
         self.config = config
         #: The replication service, when the node was opened with a transport.
         self.replication = replication
@@ -98,7 +104,7 @@ class Node:
         if kind == "capabilities":
             if write is not None:
                 raise UsageError("capabilities access takes no write list: grant rights instead")
-            return CapabilitiesAccess.of(self.id)
+            return CapabilitiesAccess.of(self.user_id)
         if kind != "static":
             raise UsageError(f"access is 'static' or 'capabilities', not {kind!r:.40}")
         return StaticAccess.of(write if write is not None else [self.id])
@@ -253,6 +259,7 @@ class Node:
             keys=keys,
         )
         database._queries = self.queries
+        database._delegation = self.device.delegation
         self._open[db] = database
         return database
 
@@ -461,6 +468,13 @@ async def open_node(
         lock.release()
 
 
+def _device_state(path: str | Path | None, identity: Identity) -> DeviceState:
+    if path is None:
+        return DeviceState(device=identity)
+    root = Path(path)
+    return DeviceState.load(identity, root, Keystore(root / KEYSTORE_FILE))
+
+
 @asynccontextmanager
 async def _open_node(
     path: str | Path | None,
@@ -489,6 +503,7 @@ async def _open_node(
     assert identity is not None
     if transport is None and config.network is None:
         plain = Node(store=store, identity=identity, config=config, owns_store=owns_store)
+        plain.device = _device_state(path, identity)
         try:
             yield plain
         finally:
@@ -529,6 +544,7 @@ async def _open_node(
                 owns_store=owns_store,
                 discovery=discovery,
             )
+            node.device = _device_state(path, identity)
             # A node that will dial peers by itself may open an address before the first
             # connection is up: opening waits for one instead of failing at once.
             node._expects_peers = own is not None and bool(
