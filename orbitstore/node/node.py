@@ -81,6 +81,8 @@ class Node(UserMethods):
         #: This node as a device of a user (docs/identity.md).
         self.device = DeviceState(device=identity)
         self._pairing: PairingDesk | None = None
+        self._paired_event = trio.Event()
+        self._paired_seen = 0
         self.config = config
         #: The replication service, when the node was opened with a transport.
         self.replication = replication

@@ -8,6 +8,7 @@ sends one length-prefixed request, the device holding the root key one answer.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -97,16 +98,22 @@ class UserMethods:
         for db in node._open.values():
             db._delegation = node.device.delegation
 
-    async def unlink_device(self, device: str) -> Unlink:
-        """Unlink ``device`` (needs the root key): the unlinking is posted to every open
-        capabilities database where the device is linked; post it elsewhere with
-        ``db.unlink_device(statement)``."""
+    async def unlink_device(
+        self, device: str, databases: Iterable[Database] | None = None
+    ) -> Unlink:
+        """Unlink ``device`` (needs the root key). The unlinking is posted to
+        ``databases`` (capabilities ones), by default to every open capabilities database
+        where a link op names the device; post it elsewhere later with
+        ``db.unlink_device(statement)`` (an unlinking posted before the link still
+        kills it: it compares the root's issue times)."""
         node = self._node()
         statement = node.device.unlink_statement(device)
-        for db in list(node._open.values()):
-            if db.closed or db.log.capabilities is None:
+        chosen = list(node._open.values()) if databases is None else list(databases)
+        for db in chosen:
+            caps = db.log.capabilities
+            if db.closed or caps is None:
                 continue
-            if device in db.log.capabilities.graph.devices_of(statement.user):
+            if databases is not None or device in caps.graph.devices_of(statement.user):
                 await db.unlink_device(statement)
         return statement
 
@@ -162,10 +169,24 @@ class UserMethods:
         with trio.fail_after(30):
             data = await _receive(stream)
             answer = desk.answer(data, now=trio.current_time(), root=root, issued=now_ms())
-            if desk.paired:
+            paired = len(desk.paired) > node._paired_seen
+            if paired:
+                node._paired_seen = len(desk.paired)
                 node.device.issued[desk.paired[-1].device] = desk.paired[-1]
                 node.device._save()
             await _send(stream, answer)
+            if paired:
+                node._paired_event.set()
+
+    async def wait_paired(self) -> Delegation:
+        """Wait until a device pairs with a code this node opened; its delegation."""
+        node = self._node()
+        desk = self._desk()
+        seen = len(desk.paired)
+        while len(desk.paired) <= seen:
+            await node._paired_event.wait()
+            node._paired_event = trio.Event()
+        return desk.paired[-1]
 
     async def pair(self, link: str, *, timeout: float = 30.0) -> Delegation:
         """Pair this node with the device that showed ``link``: it signs a delegation to
