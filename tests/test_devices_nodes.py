@@ -193,3 +193,31 @@ async def test_device_state_persists_and_rejects_a_foreign_delegation(tmp_path: 
         async with open_node(tmp_path / "other"):
             pass
     assert other_id != user
+
+
+async def test_encryption_epochs_are_sealed_to_each_device_of_a_user() -> None:
+    async with (
+        open_node(store=MemoryStore(), identity=LAPTOP) as laptop,
+        open_node(store=MemoryStore(), identity=PHONE) as phone,
+    ):
+        user = laptop.create_user()
+        phone.accept_delegation(laptop.delegate_device(PHONE.id))
+        a = await laptop.open("secret", type="keyvalue", access="capabilities", encrypted=True)
+        assert isinstance(a, KeyValue)
+        await a.put("one", 1)
+        b = await open_copy(phone, a)
+        await sync(a, b)
+        await b.announce_key()  # posts the phone's link op first, then its key
+        await sync(a, b)
+        await a.set_readers([user])  # the user: every linked device that announced
+        assert a.readers == {LAPTOP.id, PHONE.id}
+        await sync(a, b)
+        assert b.get("one") == 1  # history too
+        await b.put("two", 2)
+        await sync(a, b)
+        assert a.get("two") == 2
+        await laptop.unlink_device(PHONE.id)  # a new epoch without the phone
+        assert a.readers == {LAPTOP.id}
+        await a.put("three", 3)
+        await sync(a, b)
+        assert b.get("three") is None and a.get("three") == 3

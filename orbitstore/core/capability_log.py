@@ -12,17 +12,20 @@ is one bit test on the closure of e's frontier (see
 :class:`~orbitstore.core.capabilities.AccessGraph`).
 
 Admission (final, so every replica stores the same set): an entry is *rejected* when its
-writer is neither the owner nor named by any grant (or redeem) in its causal past — no
-later entry can change that past, so no state could ever authorize it — and an ACL op
-with a malformed payload is rejected. Everything else is stored, and its *visibility*
+writer is neither the owner nor named by any grant (or redeem) in its causal past, nor a
+device that a link op in its past (or the entry itself, a link op) links to a user who is
+— no later entry can change that past, so no state could ever authorize it — and an ACL
+op with a malformed payload (a link op: one not posted by its device, or whose delegation
+is for another database or does not verify) is rejected. Everything else is stored, and its *visibility*
 (authorized and not retracted) is a function of the whole set of ACL ops: it can change
 when a revocation arrives, or when a revocation becomes void. :meth:`CapabilityLog.visible`
 answers it; :meth:`CapabilityLog.take_change` tells the database that the visibility of
 already stored entries may have changed (its view must be rebuilt from the visible ones).
 
-"e is in the past of revoke v" is answered by a walk back from v, done once per revoke
-and bounded below by the clock of the grants it kills (an entry authorized by a grant
-sorts after it).
+"e is in the past of revoke (or unlink) v" is answered by a walk back from v over the
+entries of the writer it revokes (and that writer's devices) or of the device it unlinks,
+done once per op and bounded below by the clock of the grants (or links) it kills (an
+entry authorized by one sorts after it).
 """
 
 from __future__ import annotations

@@ -226,6 +226,7 @@ def _access_state(db: Database) -> dict[str, Any]:
                 "to": op.to,
                 "right": op.right,
                 "scope": op.scope,
+                **({} if op.user is None else {"user": op.user}),
                 "valid": graph.is_valid(cid),
                 "reason": graph.reason(cid),
             }
@@ -237,6 +238,7 @@ def _access_state(db: Database) -> dict[str, Any]:
             for (d, r, s), g in graph.state().items()
         ],
         "ops": ops,
+        "devices": {u: sorted(d) for u, d in graph.linked().items()},
     }
 
 

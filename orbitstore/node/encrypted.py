@@ -108,8 +108,27 @@ class EncryptionMethods:
         must have announced its key). Entries written from now on are sealed under the new
         key; members removed cannot read them. Members added read the history too."""
         keys = self._require_keys()
-        sealer = keys.epoch_sealer(members)
+        sealer = keys.epoch_sealer(self._with_devices(members))
         return (await self._append([None], sealer))[0]
+
+    def _with_devices(self, members: Sequence[str]) -> list[str]:
+        """Under capabilities access, a user among ``members`` reads through its linked
+        devices: each device that announced its key gets the epoch key sealed to it (the
+        user itself too if it announced; a user without any announcement is kept, so the
+        sealer says who must announce)."""
+        keys = self._require_keys()
+        caps = self.log.capabilities
+        if caps is None:
+            return list(members)
+        linked = caps.graph.linked()
+        out: list[str] = []
+        for member in members:
+            devices = [d for d in sorted(linked.get(member, {})) if keys.has_announced(d)]
+            if devices and not keys.has_announced(member):
+                out.extend(devices)
+            else:
+                out.extend([member, *devices])
+        return out
 
     async def _rotate_without(self, did: str) -> Entry | None:
         """After a revocation: a new epoch without ``did`` if it reads and this node is

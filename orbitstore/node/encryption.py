@@ -310,6 +310,10 @@ class DatabaseKeys:
             entry_nonce=entry_nonce,
         )
 
+    def has_announced(self, member: str) -> bool:
+        """Whether ``member`` announced its exchange key in the log."""
+        return member in self._announced
+
     def announcement(self) -> dict[str, Any] | None:
         """This node's key announcement, or None if the log already has it."""
         known = self._announced.get(self._identity.id)
