@@ -7,11 +7,14 @@ capabilities database, interleaved over 300 writers either way:
   by its own link op (delegation signed by its user's root key); the writes come from the
   300 device keys;
 - ``single_key_receive``: 300 writers granted ``write`` directly, writing with their own
-  keys (the baseline).
+  keys (the baseline: the same number of keys, without devices);
+- ``single_user_key_receive``: 100 writers granted ``write``, one key per user (fewer
+  grants to search, the same number of members).
 
 The ACL history (grants, and link ops) is received first, untimed. Both are reported as
 entries/s of wall time and of process CPU time (``*_cpu``; steadier on a loaded machine),
-and ``devices_ratio`` is devices / single-key CPU throughput (target: at least 0.9).
+and ``devices_ratio`` / ``devices_ratio_100`` are devices / single-key CPU throughput
+against each baseline (target: at least 0.9).
 
 Run: ``.venv/bin/python benchmarks/bench_devices.py [--quick]``
 """
@@ -64,7 +67,9 @@ class Chain:
         self.last = entry
 
 
-def workload(n: int, devices: bool) -> tuple[Manifest, list[Entry], list[Entry]]:
+def workload(
+    n: int, devices: bool, writers_count: int = USERS * DEVICES
+) -> tuple[Manifest, list[Entry], list[Entry]]:
     manifest = Manifest(name="d", type="keyvalue", access=CapabilitiesAccess.of(OWNER.id), meta={})
     chain = Chain(manifest.cid)
     writers: list[Identity] = []
@@ -79,7 +84,7 @@ def workload(n: int, devices: bool) -> tuple[Manifest, list[Entry], list[Entry]]
                 chain.add(device, AclOp.link(delegation).to_payload())
                 writers.append(device)
     else:
-        for w in range(USERS * DEVICES):
+        for w in range(writers_count):
             writer = key(4, w)
             chain.add(OWNER, AclOp(op="grant", to=writer.id, right="write").to_payload())
             writers.append(writer)
@@ -113,21 +118,29 @@ async def main() -> None:
     n, reps = (1000, 1) if args.quick else (10_000, 5)
     dev = workload(n, devices=True)
     single = workload(n, devices=False)
-    runs: dict[str, list[float]] = {"d": [], "dc": [], "s": [], "sc": []}
+    single_100 = workload(n, devices=False, writers_count=USERS)
+    runs: dict[str, list[float]] = {k: [] for k in ("d", "dc", "s", "sc", "u", "uc")}
     for _ in range(reps):  # interleaved: the machine's load drifts
         wall, cpu = await receive_timed(*single)
         runs["s"].append(n / wall)
         runs["sc"].append(n / cpu)
+        wall, cpu = await receive_timed(*single_100)
+        runs["u"].append(n / wall)
+        runs["uc"].append(n / cpu)
         wall, cpu = await receive_timed(*dev)
         runs["d"].append(n / wall)
         runs["dc"].append(n / cpu)
     extra = {"users": USERS, "devices_per_user": DEVICES, **machine()}
     emit("single_key_receive", runs["s"], "entries/s", n, **extra)
+    emit("single_user_key_receive", runs["u"], "entries/s", n, **extra)
     emit("devices_receive", runs["d"], "entries/s", n, **extra)
     emit("single_key_receive_cpu", runs["sc"], "entries/s", n, **extra)
+    emit("single_user_key_receive_cpu", runs["uc"], "entries/s", n, **extra)
     emit("devices_receive_cpu", runs["dc"], "entries/s", n, **extra)
     ratios = [d / s for d, s in zip(runs["dc"], runs["sc"], strict=True)]
     emit("devices_ratio", ratios, "x", n, **extra)
+    ratios = [d / s for d, s in zip(runs["dc"], runs["uc"], strict=True)]
+    emit("devices_ratio_100", ratios, "x", n, **extra)
 
 
 if __name__ == "__main__":

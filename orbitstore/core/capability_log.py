@@ -288,6 +288,15 @@ class CapabilityLog:
 
     # -- visibility -------------------------------------------------------------------
 
+    def is_member(self, did: str, ts: int | None = None) -> bool:
+        """Whether ``did`` holds a right now, directly or as a device linked to a user
+        who does (the owner and its devices included): "may it read / replicate"."""
+        return self.graph.is_member(did, ts)
+
+    def user_of(self, did: str) -> str:
+        """The user ``did`` acts for now (itself if it is no linked device)."""
+        return self.graph.acting_as(did, self.graph.valid_mask())[0]
+
     def is_acl(self, cid: Cid) -> bool:
         return cid in self.graph
 
