@@ -17,8 +17,8 @@ device that a link op in its past (or the entry itself, a link op) links to a us
 — no later entry can change that past, so no state could ever authorize it — and an ACL
 op with a malformed payload (a link op: one not posted by its device, or whose delegation
 is for another database or does not verify) is rejected. Everything else is stored, and
-its *visibility* (authorized and not retracted) is a function of the whole set of ACL ops: it can change
-when a revocation arrives, or when a revocation becomes void. :meth:`CapabilityLog.visible`
+its *visibility* (authorized and not retracted) is a function of the whole set of ACL
+ops: it can change when a revocation arrives, or when a revocation becomes void. :meth:`CapabilityLog.visible`
 answers it; :meth:`CapabilityLog.take_change` tells the database that the visibility of
 already stored entries may have changed (its view must be rebuilt from the visible ones).
 
