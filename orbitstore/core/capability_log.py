@@ -18,9 +18,10 @@ device that a link op in its past (or the entry itself, a link op) links to a us
 op with a malformed payload (a link op: one not posted by its device, or whose delegation
 is for another database or does not verify) is rejected. Everything else is stored, and
 its *visibility* (authorized and not retracted) is a function of the whole set of ACL
-ops: it can change when a revocation arrives, or when a revocation becomes void. :meth:`CapabilityLog.visible`
-answers it; :meth:`CapabilityLog.take_change` tells the database that the visibility of
-already stored entries may have changed (its view must be rebuilt from the visible ones).
+ops: it can change when a revocation arrives, or when a revocation becomes void.
+:meth:`CapabilityLog.visible` answers it; :meth:`CapabilityLog.take_change` tells the
+database that the visibility of already stored entries may have changed (its view must
+be rebuilt from the visible ones).
 
 "e is in the past of revoke (or unlink) v" is answered by a walk back from v over the
 entries of the writer it revokes (and that writer's devices) or of the device it unlinks,
