@@ -221,3 +221,30 @@ async def test_encryption_epochs_are_sealed_to_each_device_of_a_user() -> None:
         await a.put("three", 3)
         await sync(a, b)
         assert b.get("three") is None and a.get("three") == 3
+
+
+async def test_an_invite_redeemed_on_a_device_admits_the_user_and_its_devices() -> None:
+    async with (
+        open_node(store=MemoryStore(), identity=FRIEND) as owner,
+        open_node(store=MemoryStore(), identity=LAPTOP) as laptop,
+        open_node(store=MemoryStore(), identity=PHONE) as phone,
+    ):
+        user = laptop.create_user()
+        phone.accept_delegation(laptop.delegate_device(PHONE.id))
+        team = await owner.open("team", type="keyvalue", access="capabilities")
+        assert isinstance(team, KeyValue)
+        link = await team.invite(scope="u/")
+        a = await open_copy(laptop, team)
+        await sync(team, a)
+        redeemed = await a.redeem(link)  # for the user, not the laptop's own key
+        assert redeemed.payload["acl"]["to"] == user
+        await a.put("u/laptop", 1)
+        b = await open_copy(phone, team)
+        await sync(a, b)
+        await b.put("u/phone", 2)
+        await sync(team, a)
+        await sync(team, b)
+        assert team.get("u/laptop") == 1 and team.get("u/phone") == 2
+        [row] = [w for w in team.writers() if w["user"] == user]
+        assert row["rights"] == [{"right": "write", "scope": "u/"}]
+        assert {d["device"] for d in row["devices"]} == {LAPTOP.id, PHONE.id}
