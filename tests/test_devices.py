@@ -434,3 +434,64 @@ async def test_one_device_one_user_the_first_link_wins() -> None:
         state = {op["cid"]: op for op in db.access_state()["ops"]}
         assert state[str(to_v.cid)]["valid"] is False
         assert "linked to" in state[str(to_v.cid)]["reason"]
+
+
+# -- decoders never raise anything but our errors -----------------------------------------
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64 - 1)
+    | st.text(max_size=20)
+    | st.binary(max_size=70),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["type", "user", "device", "issued", "expires", "purpose", "sig"]),
+    _VALUES,
+    st.booleans(),
+)
+def test_a_mangled_link_op_is_refused_with_our_error(field: str, value: Any, unlink: bool) -> None:
+    if unlink:
+        body = Unlink.create(KEYS["U"], ID["U1"], issued=3).to_value()
+        field = field if field in body else "sig"
+    else:
+        body = Delegation.create(KEYS["U"], ID["U1"], issued=3).to_value()
+    body[field] = value
+    payload = {
+        "acl": {"op": "unlink" if unlink else "link", ("unlink" if unlink else "delegation"): body}
+    }
+    try:
+        got = parse_acl_payload(payload)
+    except InvalidAclOpError:
+        return
+    assert got is not None and got.statement is not None  # only an unchanged value passes
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_pairing_messages_from_anyone_are_refused_with_our_error(data: bytes) -> None:
+    from orbitstore.core import codec, pairing
+    from orbitstore.errors import InvalidDataError
+
+    desk = pairing.PairingDesk(peer="12D3KooWpeer")
+    desk.open(b"\x01" * 5, 0.0)
+    for blob in (
+        data,
+        codec.encode({"t": "pair", "v": 1, "device": ID["U1"], "proof": data, "sig": data}),
+    ):
+        answer = desk.answer(blob, now=1.0, root=KEYS["U"], issued=1)
+        with pytest.raises(InvalidDataError):
+            pairing.parse_answer(answer, ID["U1"])
+        with pytest.raises(InvalidDataError):
+            pairing.parse_answer(blob, ID["U1"])
+    from orbitstore.errors import InvalidDelegationError
+
+    with pytest.raises(InvalidDelegationError):
+        Delegation.from_text("odl" + data.decode("latin-1"))
