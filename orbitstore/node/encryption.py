@@ -146,6 +146,10 @@ class DatabaseKeys:
                 f"a key epoch by {entry.writer[:24]}..., not the owner", writer=entry.writer
             )
         body = enc.parse_epoch(entry.payload[enc.EPOCH])
+        if self.spec.owner not in body.keys:  # the owner rotates: it always reads
+            raise InvalidEncryptedPayloadError(
+                "a key epoch that does not seal its key to the owner", writer=entry.writer
+            )
         epoch = _Epoch(cid=entry.cid, order=entry.order_key, members=frozenset(body.keys))
         found: dict[Cid, bytes] = {}
         sealed = body.keys.get(self._identity.id)
