@@ -121,9 +121,6 @@ class UserMethods:
         """This node as a device: its id, its user, whether it holds the root key."""
         return self._node().device.describe()
 
-    def writers_of(self, db: Database) -> list[dict[str, Any]]:
-        return db.writers()
-
     # -- pairing --------------------------------------------------------------------------
 
     def _desk(self) -> pairing.PairingDesk:
