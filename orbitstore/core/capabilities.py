@@ -65,7 +65,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
 
 from orbitstore.core.acl_ops import (
     ACL_KEY,
@@ -80,6 +79,7 @@ from orbitstore.core.acl_ops import (
     parse_acl_payload,
 )
 from orbitstore.core.cid import Cid
+from orbitstore.core.device_links import NO_LINKS, SELF, DeviceLinks, OpNode
 from orbitstore.core.order import OrderKey
 
 __all__ = [
@@ -95,8 +95,6 @@ __all__ = [
     "is_acl_payload",
     "parse_acl_payload",
 ]
-
-_NO_LINKS: Final[frozenset[int]] = frozenset()
 
 
 def _covers_some(scope: str | None, keys: Sequence[str] | None) -> bool:
@@ -123,19 +121,8 @@ class Authorized:
 
     groups: tuple[frozenset[int], ...]
     """Indices of authorizing grants; empty tuple for the owner (never retracted)."""
-    links: frozenset[int] = _NO_LINKS
+    links: frozenset[int] = NO_LINKS
     """Indices of the authorizing links of a device acting for its user (else empty)."""
-
-
-@dataclass(slots=True)
-class _Op:
-    idx: int
-    cid: Cid
-    order: OrderKey
-    author: str
-    op: AclOp
-    past: int  # bit set of the ACL ops in its causal past
-    ts: int | None = None
 
 
 @dataclass(slots=True)
@@ -144,33 +131,18 @@ class _Eval:
     reasons: dict[int, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class _Acting:
-    """Whom a writer acts as in a past: itself (no links) or the user of its links."""
-
-    principal: str
-    links: frozenset[int]
-    expiring: bool  # some link has an expiry: the answer depends on the entry's ts
-
-
-_SELF = _Acting("", _NO_LINKS, False)
-
-
 class AccessGraph:
     """The ACL ops of one log and the rights they give (see the module docstring)."""
 
     def __init__(self, owner: str) -> None:
         self.owner = owner
-        self._ops: list[_Op] = []
-        self._by_cid: dict[Cid, _Op] = {}
+        self._ops: list[OpNode] = []
+        self._by_cid: dict[Cid, OpNode] = {}
         self._grants: dict[RightKey, list[int]] = {}
         self._revokes: dict[RightKey, list[int]] = {}
-        self._links: dict[str, list[int]] = {}  # device -> link ops
-        self._unlinks: dict[tuple[str, str], list[int]] = {}  # (device, user) -> unlinks
-        self._devices_of: dict[str, set[str]] = {}  # user -> devices named by link ops
+        self._devices = DeviceLinks(self._ops)
         self._eval: _Eval | None = None
         self._cache: dict[int, dict[tuple[object, ...], object]] = {}
-        self._acting: dict[tuple[int, str], _Acting] = {}
         self._names: dict[tuple[int, str], bool] = {}
         self._killers: dict[Authorized, frozenset[int]] = {}
 
@@ -210,23 +182,18 @@ class AccessGraph:
         """Add an ACL op whose ACL past (a :meth:`closure`) is known."""
         if cid in self._by_cid:
             return
-        node = _Op(len(self._ops), cid, order, author, op, past, ts)
+        node = OpNode(len(self._ops), cid, order, author, op, past, ts)
         self._ops.append(node)
         self._by_cid[cid] = node
-        if op.op == "link":
-            assert op.user is not None
-            self._links.setdefault(op.to, []).append(node.idx)
-            self._devices_of.setdefault(op.user, set()).add(op.to)
-        elif op.op == "unlink":
-            assert op.user is not None
-            self._unlinks.setdefault((op.to, op.user), []).append(node.idx)
+        if op.op in DEVICE_OPS:
+            self._devices.add(node)
         else:
             target = self._grants if op.op in ("grant", "redeem") else self._revokes
             key = (op.to, "write", op.scope) if op.op == "redeem" else op.key
             target.setdefault(key, []).append(node.idx)
         self._eval = None
         self._cache.clear()
-        self._acting.clear()
+        self._devices.clear()
         self._names.clear()
         self._killers.clear()
 
@@ -236,7 +203,7 @@ class AccessGraph:
     def cid_of(self, idx: int) -> Cid:
         return self._ops[idx].cid
 
-    def _members(self, mask: int) -> Iterable[_Op]:
+    def _members(self, mask: int) -> Iterable[OpNode]:
         while mask:
             low = mask & -mask
             yield self._ops[low.bit_length() - 1]
@@ -252,7 +219,7 @@ class AccessGraph:
     def _evaluate(self) -> _Eval:
         ev = _Eval()
         ordered = sorted(self._ops, key=lambda o: o.order)
-        self._decide_device_ops(ev, ordered)
+        ev.valid, ev.reasons = self._devices.decide(ordered)
         rest = [n for n in ordered if n.op.op not in DEVICE_OPS]
         owners = set()
         for node in rest:  # the owner's ops (and its devices') depend on device ops only
@@ -268,26 +235,15 @@ class AccessGraph:
                 self._decide(ev, node, "invite", used)
         return ev
 
-    def _decide_device_ops(self, ev: _Eval, ordered: list[_Op]) -> None:
-        first_user: dict[str, str] = {}
-        for node in ordered:
-            op = node.op
-            if op.op == "unlink":
-                ev.valid |= 1 << node.idx
-            elif op.op == "link":
-                assert op.user is not None
-                user = first_user.setdefault(op.to, op.user)
-                if user != op.user:
-                    ev.reasons[node.idx] = f"this device was linked to {user} first"
-                else:
-                    ev.valid |= 1 << node.idx
-
-    def _acts_for_owner(self, ev: _Eval, node: _Op) -> bool:
-        if node.op.op == "redeem" or node.author not in self._links:
+    def _acts_for_owner(self, ev: _Eval, node: OpNode) -> bool:
+        if node.op.op == "redeem" or not self._devices.is_device(node.author):
             return False
-        return self._acting_in(ev.valid, node.past, node.author, node.ts).principal == self.owner
+        return (
+            self._devices.acting_in(ev.valid, node.past, node.author, node.ts).principal
+            == self.owner
+        )
 
-    def _decide(self, ev: _Eval, node: _Op, right: str, used: set[str] | None = None) -> None:
+    def _decide(self, ev: _Eval, node: OpNode, right: str, used: set[str] | None = None) -> None:
         reason = self._check_op(ev, node, right)
         if reason is None and used is not None:
             if node.author in used:
@@ -299,14 +255,14 @@ class AccessGraph:
         else:
             ev.reasons[node.idx] = reason
 
-    def _check_op(self, ev: _Eval, node: _Op, right: str) -> str | None:
+    def _check_op(self, ev: _Eval, node: OpNode, right: str) -> str | None:
         op = node.op
-        acting = _SELF
+        acting = SELF
         author = node.author
         if op.op != "redeem" and author != self.owner:
-            acting = self._acting_in(ev.valid, node.past, author, node.ts)
+            acting = self._devices.acting_in(ev.valid, node.past, author, node.ts)
             author = acting.principal or author
-            if acting.links and self._links_retracted(
+            if acting.links and self._devices.retracted(
                 ev.valid, acting.links, lambda v: bool(self._ops[v].past >> node.idx & 1)
             ):
                 return f"{node.author} was unlinked from {author} concurrently"
@@ -336,91 +292,25 @@ class AccessGraph:
 
     # -- devices -------------------------------------------------------------------------
 
-    def _acting_in(self, valid: int, past: int, writer: str, ts: int | None) -> _Acting:
-        """Whom ``writer`` acts as in the valid ops of ``past``, for an entry at ``ts``."""
-        acting = self._acting_as(valid, past, writer)
-        if acting.expiring:
-            links = frozenset(li for li in acting.links if self._ops[li].op.delegation.valid_at(ts))
-            if not links:
-                return _SELF
-            acting = _Acting(acting.principal, links, True)
-        return acting
-
-    def _acting_as(self, valid: int, past: int, writer: str) -> _Acting:
-        links = self._links.get(writer)
-        if not links:
-            return _SELF
-        ck = (past, writer)
-        got = self._acting.get(ck)
-        if got is None:
-            got = self._acting[ck] = self._compute_acting(valid & past, writer, links)
-        return got
-
-    def _compute_acting(self, mask: int, device: str, links: list[int]) -> _Acting:
-        held = [li for li in links if mask >> li & 1]
-        if not held:
-            return _SELF
-        user = self._ops[held[0]].op.user
-        assert user is not None
-        unlinks = [v for v in self._unlinks.get((device, user), ()) if mask >> v & 1]
-        kept = frozenset(li for li in held if not any(self._kills(v, li) for v in unlinks))
-        if not kept:
-            return _SELF
-        expiring = any(self._ops[li].op.delegation.expires is not None for li in kept)
-        return _Acting(user, kept, expiring)
-
-    def _links_retracted(
-        self, valid: int, links: frozenset[int], in_past_of: Callable[[int], bool]
-    ) -> bool:
-        """Whether every link in ``links`` is killed by a valid unlink that does not have
-        the entry in its past."""
-        for li in links:
-            op = self._ops[li].op
-            if not any(
-                valid >> v & 1 and self._kills(v, li) and not in_past_of(v)
-                for v in self._unlinks.get((op.to, op.user or ""), ())
-            ):
-                return False
-        return True
-
-    def _kills(self, v: int, li: int) -> bool:
-        """Whether unlink ``v`` kills link ``li`` (same device and user, known to hold):
-        the delegation was issued no later than the unlinking."""
-        unlink = self._ops[v].op.statement
-        delegation = self._ops[li].op.delegation
-        assert unlink is not None
-        return delegation.issued <= unlink.issued
-
     def acting_as(
         self, writer: str, past: int, ts: int | None = None
     ) -> tuple[str, frozenset[int]]:
         """``(principal, links)``: the user ``writer`` acts for in ``past`` (itself, with
         no links, if it is no linked device there)."""
         if writer == self.owner:
-            return writer, _NO_LINKS
-        acting = self._acting_in(self._evaluated().valid, past, writer, ts)
+            return writer, NO_LINKS
+        acting = self._devices.acting_in(self._evaluated().valid, past, writer, ts)
         return acting.principal or writer, acting.links
 
     def devices_of(self, user: str) -> frozenset[str]:
         """Every device some link op (valid or not) names for ``user``."""
-        return frozenset(self._devices_of.get(user, ()))
+        return self._devices.devices_of(user)
 
     def linked(self, past: int | None = None) -> dict[str, dict[str, frozenset[Cid]]]:
         """``{user: {device: link CIDs}}`` of the devices linked now (or in ``past``),
         ignoring expiry."""
         valid = self._evaluated().valid
-        mask = valid if past is None else past
-        out: dict[str, dict[str, frozenset[Cid]]] = {}
-        for device, links in self._links.items():
-            acting = self._compute_acting(valid & mask, device, links)
-            if acting.links:
-                out.setdefault(acting.principal, {})[device] = frozenset(
-                    self._ops[li].cid for li in acting.links
-                )
-        return out
-
-    def delegation_of(self, idx: int) -> object:
-        return self._ops[idx].op.statement
+        return self._devices.linked(valid, valid if past is None else past)
 
     def _retracted(
         self, valid: int, groups: frozenset[int], in_past_of: Callable[[int], bool]
@@ -446,7 +336,7 @@ class AccessGraph:
         if op.op == "link":
             if op.to != author:
                 return "a device links itself: its link op is signed by the device key"
-            first = self._first_user(op.to)
+            first = self._devices.first_user(op.to)
             if first is not None and first != op.user:
                 return f"this device is linked to {first}"
             return None
@@ -471,12 +361,6 @@ class AccessGraph:
             return "this invite was already redeemed"
         return None
 
-    def _first_user(self, device: str) -> str | None:
-        links = self._links.get(device)
-        if not links:
-            return None
-        return min((self._ops[li] for li in links), key=lambda n: n.order).op.user
-
     def is_valid(self, cid: Cid) -> bool:
         node = self._by_cid[cid]
         return bool(self._evaluated().valid >> node.idx & 1)
@@ -498,10 +382,10 @@ class AccessGraph:
         ck: tuple[object, ...] = (writer, None if keys is None else tuple(keys))
         got = per.get(ck)
         if got is None:
-            links = _NO_LINKS
+            links = NO_LINKS
             principal = writer
-            if writer != self.owner and writer in self._links:
-                acting = self._acting_in(self._evaluated().valid, past, writer, ts)
+            if writer != self.owner and self._devices.is_device(writer):
+                acting = self._devices.acting_in(self._evaluated().valid, past, writer, ts)
                 if acting.expiring:  # the answer depends on ts: do not cache it
                     return self._verdict(acting.principal or writer, keys, past, acting.links)
                 principal, links = acting.principal or writer, acting.links
@@ -550,7 +434,7 @@ class AccessGraph:
         """Whether an authorized write is retracted; ``in_past_of(v)`` says whether the
         write is in the causal past of the ACL op with index v."""
         valid = self._evaluated().valid
-        if verdict.links and self._links_retracted(valid, verdict.links, in_past_of):
+        if verdict.links and self._devices.retracted(valid, verdict.links, in_past_of):
             return True
         return any(self._retracted(valid, g, in_past_of) for g in verdict.groups)
 
@@ -580,7 +464,7 @@ class AccessGraph:
             assert op.user is not None
             if self.names(op.user, past):
                 return True
-        for li in self._links.get(writer, ()):
+        for li in self._devices.links_of(writer):
             if past >> li & 1:
                 user = self._ops[li].op.user
                 assert user is not None
@@ -597,7 +481,7 @@ class AccessGraph:
             if to == did
             for g in grants
         ]
-        clocks.extend(self._ops[li].order[0] for li in self._links.get(did, ()))
+        clocks.extend(self._devices.link_clocks(did))
         return min(clocks, default=1) - 1
 
     def killers(self, verdict: Authorized) -> frozenset[int]:
@@ -617,13 +501,7 @@ class AccessGraph:
                         for v in self._revokes.get(key, ())
                         if valid >> v & 1 and not grant.past >> v & 1
                     )
-            for li in verdict.links:
-                op = self._ops[li].op
-                found.update(
-                    v
-                    for v in self._unlinks.get((op.to, op.user or ""), ())
-                    if valid >> v & 1 and self._kills(v, li)
-                )
+            found.update(self._devices.killers(valid, verdict.links))
             got = self._killers[verdict] = frozenset(found)
         return got
 
@@ -650,11 +528,11 @@ class AccessGraph:
         device currently linked to one of them (expiry checked against ``ts`` if given).
         This is "may this identity read / replicate" for private databases."""
         principal = did
-        if did != self.owner and did in self._links:
+        if did != self.owner and self._devices.is_device(did):
             valid = self._evaluated().valid
-            acting = self._acting_as(valid, valid, did)
+            acting = self._devices.acting_as(valid, valid, did)
             if acting.links and ts is not None:
-                acting = self._acting_in(valid, valid, did, ts)
+                acting = self._devices.acting_in(valid, valid, did, ts)
             principal = acting.principal or did
         if principal == self.owner:
             return True
