@@ -33,6 +33,7 @@ four branches that say who is to blame::
     │   ├── UnauthorizedWriterError     writer not allowed by the access controller
     │   │   └── AccessDeniedError       capabilities: right not held in the causal past
     │   ├── InvalidAclOpError           malformed or misplaced access operation
+    │   ├── InvalidDelegationError      a device delegation or unlinking is malformed or unsigned
     │   ├── ProtocolError               a peer broke the sync protocol
     │   │   └── ServeLimitError         a peer asked for more than we serve
     │   ├── DecryptionError             a sealed payload or key does not open (wrong key, tampered)
@@ -258,6 +259,13 @@ class InvalidAclOpError(InvalidDataError):
     exactly the ACL op shape, or it is not allowed in this database."""
 
     code = "invalid_acl_op"
+
+
+class InvalidDelegationError(InvalidDataError):
+    """A device delegation or unlinking statement is not exactly its shape, or is not
+    signed by the user key it names (see docs/identity.md)."""
+
+    code = "invalid_delegation"
 
 
 class AccessDeniedError(UnauthorizedWriterError):

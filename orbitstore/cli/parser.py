@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from orbitstore.cli import attachments, run, serve
+from orbitstore.cli import attachments, devices, run, serve
 
 DEFAULT_HOME_ENV = "ORBITSTORE_HOME"
 # Kept in step with orbitstore.node.types (a test checks it) so that `--help` does not
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve.add_parser(sub).set_defaults(handler="serve")
     run.add_parser(sub).set_defaults(handler="run.run")
+    devices.add_parser(sub)
 
     sub.add_parser("id", help="print this node's writer id (did:key)").set_defaults(handler="id")
     sub.add_parser("ls", help="list the databases this node knows by name").set_defaults(

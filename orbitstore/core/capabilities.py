@@ -4,10 +4,7 @@ How it works
 ============
 
 A database with ``access: {"type": "capabilities", "owner": <did>}`` keeps its access
-list in its log. An *ACL op* is an entry whose payload is exactly
-``{"acl": {"op": ..., "to": <did>, "right": ..., "scope": <str or None>}}``; any other
-payload is data, and a payload with the ``"acl"`` key that is not exactly that shape is
-invalid (so an ACL op can never be smuggled in as data, nor data mistaken for one).
+list in its log, as *ACL ops* (their payload shapes: :mod:`orbitstore.core.acl_ops`).
 Views never see ACL ops.
 
 Rights are keyed ``(did, right, scope)``:
@@ -19,26 +16,45 @@ Rights are keyed ``(did, right, scope)``:
 - ``invite`` (held by a one-time invite key, scoped like ``write``): its holder may sign
   one ``redeem`` op that grants ``write`` (with the invite's scope) to the ``to`` did.
 
+*Users and devices* (docs/identity.md). A ``link`` op carries a delegation signed by a
+user's root key naming a device; it is posted by that device (its entry is signed by the
+device key: the device consents). An ``unlink`` op carries an unlinking signed by the
+root key; anyone admitted may post it. An unlink v *kills* a link l of the same (device,
+user) iff l's delegation was issued no later than v (both times are signed by the root
+key, so a stolen device cannot re-link itself by posting its old delegation again; only a
+new delegation re-links). A device's *links* in a set S are its valid link ops in S not
+killed by an unlink in S. A writer whose links in an entry's past are not empty (and not
+expired at the entry's ``ts``) *acts as the user*: its rights are the user's rights (its
+own grants, if any, are not used), and if the user is the owner it is the owner. Link ops
+are valid iff signed (checked when parsed) and no earlier (``<``) link op of the same
+device names another user (one device, one user); unlink ops are always valid. Neither
+depends on any other op, so they are decided first.
+
 The rule (``past(x)`` = strict ancestors of ``x``; ``<`` = the total order):
 
 1. *State.* In a set S of valid ACL ops, the right k is held iff some grant g of k in S
    is not *killed* by a revoke v of k in S, where v kills g iff v is not in past(g)
    (so a revoke wins over a concurrent grant; a grant after a revoke re-grants). A valid
    redeem counts as a grant of the right it redeems.
-2. *Authorization.* An op (or a write) is authorized iff its author holds the right it
-   needs in the state of the valid ACL ops in its past. Its *authorizing grants* are the
-   grants that make that right held there.
-3. *Retraction.* It is retracted iff every authorizing grant is killed by a valid revoke
-   that does not have it in its past (it is concurrent with the revocation: the
-   backdating attack, appending on old parents after being revoked, gains nothing).
-4. *Validity.* The owner's ops are valid. Other ACL ops are valid iff authorized and not
-   retracted; a redeem is also void if an earlier (``<``) valid redeem signed by the same
-   invite key exists (an invite is used once). A write is *visible* iff authorized and
-   not retracted.
+2. *Authorization.* An op (or a write) is authorized iff its author (or the user its
+   links in its past make it act for) holds the right it needs in the state of the valid
+   ACL ops in its past. Its *authorizing grants* are the grants that make that right held
+   there; its *authorizing links* are those links.
+3. *Retraction.* It is retracted iff every authorizing grant (of some touched key) is
+   killed by a valid revoke that does not have it in its past, or every authorizing link
+   is killed by an unlink that does not have it in its past (it is concurrent with the
+   revocation or the unlinking: the backdating attack, appending on old parents after
+   being revoked or unlinked, gains nothing).
+4. *Validity.* The owner's ops are valid (an owner's device's ops: unless retracted by
+   an unlinking). Other ACL ops are valid iff authorized and not retracted; a redeem is
+   also void if an earlier (``<``) valid redeem signed by the same invite key exists (an
+   invite is used once). A write is *visible* iff authorized and not retracted.
 
-No cycle: an admin op depends on the ops in its past and on the owner's revocations
-(always valid); a redeem (write only) additionally on revocations of its invite, which
-are admin ops. So validity is computed in total order, admin ops first, redeems second.
+No cycle: link and unlink ops depend on nothing; an admin op depends on the ops in its
+past and on the owner's revocations (valid unless the owner's posting device was
+unlinked concurrently, which depends on unlinks only); a redeem (write only)
+additionally on revocations of its invite, which are admin ops. So validity is computed
+in total order: device ops, the owner's ops, admin ops, redeems.
 
 The evaluator below keeps the ACL ops as a DAG of their own: each op knows its *ACL
 frontier* (the maximal ACL ops in its causal past) and its ACL past as a bit set, so
@@ -49,85 +65,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
 
+from orbitstore.core.acl_ops import (
+    ACL_KEY,
+    DEVICE_OPS,
+    MAX_SCOPE,
+    OPS,
+    RIGHTS,
+    AclOp,
+    RightKey,
+    covers,
+    is_acl_payload,
+    parse_acl_payload,
+)
 from orbitstore.core.cid import Cid
-from orbitstore.core.identity import public_key_from_did
+from orbitstore.core.device_links import NO_LINKS, SELF, DeviceLinks, OpNode
 from orbitstore.core.order import OrderKey
-from orbitstore.errors import InvalidAclOpError, InvalidDataError, InvalidValueError
 
-ACL_KEY: Final = "acl"
-OPS: Final = frozenset({"grant", "revoke", "redeem"})
-RIGHTS: Final = frozenset({"write", "admin", "invite"})
-MAX_SCOPE: Final = 256
-
-RightKey = tuple[str, str, "str | None"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AclOp:
-    """One access operation (the ``acl`` part of an ACL entry's payload)."""
-
-    op: str
-    to: str
-    right: str
-    scope: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.op not in OPS:
-            raise InvalidValueError(f"an ACL op is one of {sorted(OPS)}, not {self.op!r:.40}")
-        if self.right not in RIGHTS:
-            raise InvalidValueError(f"a right is one of {sorted(RIGHTS)}, not {self.right!r:.40}")
-        if not isinstance(self.to, str):
-            raise InvalidValueError("an ACL op's 'to' is a did:key string")
-        try:
-            public_key_from_did(self.to)
-        except InvalidDataError as exc:
-            raise InvalidValueError(f"not a did:key: {self.to!r:.80}") from exc
-        if self.scope is not None and (
-            not isinstance(self.scope, str) or not 0 < len(self.scope) <= MAX_SCOPE
-        ):
-            raise InvalidValueError(f"a scope is a key prefix of 1-{MAX_SCOPE} characters")
-        if self.right == "admin" and self.scope is not None:
-            raise InvalidValueError("the admin right is not scoped")
-        if self.op == "redeem" and self.right != "write":
-            raise InvalidValueError("an invite redeems the write right")
-
-    @property
-    def key(self) -> RightKey:
-        return (self.to, self.right, self.scope)
-
-    def to_payload(self) -> dict[str, Any]:
-        return {ACL_KEY: {"op": self.op, "to": self.to, "right": self.right, "scope": self.scope}}
-
-
-def is_acl_payload(payload: object) -> bool:
-    """Whether a payload claims to be an ACL op (a map whose keys include ``acl``)."""
-    return isinstance(payload, dict) and ACL_KEY in payload
-
-
-def parse_acl_payload(payload: object) -> AclOp | None:
-    """The ACL op of a payload; None for data; InvalidAclOpError if it claims to be one
-    (it has the ``acl`` key) but is not exactly the shape."""
-    if not is_acl_payload(payload):
-        return None
-    assert isinstance(payload, dict)
-    body = payload[ACL_KEY]
-    if len(payload) != 1 or not isinstance(body, dict):
-        raise InvalidAclOpError("an ACL payload is exactly {'acl': {op, to, right, scope}}")
-    if set(body) != {"op", "to", "right", "scope"}:
-        raise InvalidAclOpError("an ACL op has exactly the fields op, to, right and scope")
-    try:
-        return AclOp(op=body["op"], to=body["to"], right=body["right"], scope=body["scope"])
-    except InvalidValueError as exc:
-        raise InvalidAclOpError(f"invalid ACL op: {exc}") from exc
-
-
-def covers(scope: str | None, keys: Sequence[str] | None) -> bool:
-    """Whether a write right with ``scope`` covers writing ``keys`` (None: unscoped)."""
-    if scope is None:
-        return True
-    return keys is not None and all(k.startswith(scope) for k in keys)
+__all__ = [
+    "ACL_KEY",
+    "MAX_SCOPE",
+    "OPS",
+    "RIGHTS",
+    "AccessGraph",
+    "AclOp",
+    "Authorized",
+    "Denied",
+    "covers",
+    "is_acl_payload",
+    "parse_acl_payload",
+]
 
 
 def _covers_some(scope: str | None, keys: Sequence[str] | None) -> bool:
@@ -154,16 +121,8 @@ class Authorized:
 
     groups: tuple[frozenset[int], ...]
     """Indices of authorizing grants; empty tuple for the owner (never retracted)."""
-
-
-@dataclass(slots=True)
-class _Op:
-    idx: int
-    cid: Cid
-    order: OrderKey
-    author: str
-    op: AclOp
-    past: int  # bit set of the ACL ops in its causal past
+    links: frozenset[int] = NO_LINKS
+    """Indices of the authorizing links of a device acting for its user (else empty)."""
 
 
 @dataclass(slots=True)
@@ -177,12 +136,13 @@ class AccessGraph:
 
     def __init__(self, owner: str) -> None:
         self.owner = owner
-        self._ops: list[_Op] = []
-        self._by_cid: dict[Cid, _Op] = {}
+        self._ops: list[OpNode] = []
+        self._by_cid: dict[Cid, OpNode] = {}
         self._grants: dict[RightKey, list[int]] = {}
         self._revokes: dict[RightKey, list[int]] = {}
+        self._devices = DeviceLinks(self._ops)
         self._eval: _Eval | None = None
-        self._cache: dict[int, dict[tuple[str, tuple[str, ...] | None], object]] = {}
+        self._cache: dict[int, dict[tuple[object, ...], object]] = {}
         self._names: dict[tuple[int, str], bool] = {}
         self._killers: dict[Authorized, frozenset[int]] = {}
 
@@ -209,18 +169,31 @@ class AccessGraph:
             inner |= op.past
         return tuple(sorted((op.cid for op in self._members(mask & ~inner)), key=bytes))
 
-    def add(self, *, cid: Cid, order: OrderKey, author: str, op: AclOp, past: int) -> None:
+    def add(
+        self,
+        *,
+        cid: Cid,
+        order: OrderKey,
+        author: str,
+        op: AclOp,
+        past: int,
+        ts: int | None = None,
+    ) -> None:
         """Add an ACL op whose ACL past (a :meth:`closure`) is known."""
         if cid in self._by_cid:
             return
-        node = _Op(len(self._ops), cid, order, author, op, past)
+        node = OpNode(len(self._ops), cid, order, author, op, past, ts)
         self._ops.append(node)
         self._by_cid[cid] = node
-        target = self._grants if op.op in ("grant", "redeem") else self._revokes
-        key = (op.to, "write", op.scope) if op.op == "redeem" else op.key
-        target.setdefault(key, []).append(node.idx)
+        if op.op in DEVICE_OPS:
+            self._devices.add(node)
+        else:
+            target = self._grants if op.op in ("grant", "redeem") else self._revokes
+            key = (op.to, "write", op.scope) if op.op == "redeem" else op.key
+            target.setdefault(key, []).append(node.idx)
         self._eval = None
         self._cache.clear()
+        self._devices.clear()
         self._names.clear()
         self._killers.clear()
 
@@ -230,7 +203,7 @@ class AccessGraph:
     def cid_of(self, idx: int) -> Cid:
         return self._ops[idx].cid
 
-    def _members(self, mask: int) -> Iterable[_Op]:
+    def _members(self, mask: int) -> Iterable[OpNode]:
         while mask:
             low = mask & -mask
             yield self._ops[low.bit_length() - 1]
@@ -246,19 +219,31 @@ class AccessGraph:
     def _evaluate(self) -> _Eval:
         ev = _Eval()
         ordered = sorted(self._ops, key=lambda o: o.order)
-        for node in ordered:  # the owner's ops are valid whatever else exists
-            if node.author == self.owner:
+        ev.valid, ev.reasons = self._devices.decide(ordered)
+        rest = [n for n in ordered if n.op.op not in DEVICE_OPS]
+        owners = set()
+        for node in rest:  # the owner's ops (and its devices') depend on device ops only
+            if node.author == self.owner or self._acts_for_owner(ev, node):
+                owners.add(node.idx)
                 self._decide(ev, node, "admin")
-        for node in ordered:  # then the admins' ops, in total order
-            if node.op.op != "redeem" and node.author != self.owner:
+        for node in rest:  # then the admins' ops, in total order
+            if node.op.op != "redeem" and node.idx not in owners:
                 self._decide(ev, node, "admin")
         used: set[str] = set()
-        for node in ordered:  # then redeems: they only depend on admin ops
-            if node.op.op == "redeem" and node.author != self.owner:
+        for node in rest:  # then redeems: they only depend on admin ops
+            if node.op.op == "redeem" and node.idx not in owners:
                 self._decide(ev, node, "invite", used)
         return ev
 
-    def _decide(self, ev: _Eval, node: _Op, right: str, used: set[str] | None = None) -> None:
+    def _acts_for_owner(self, ev: _Eval, node: OpNode) -> bool:
+        if node.op.op == "redeem" or not self._devices.is_device(node.author):
+            return False
+        return (
+            self._devices.acting_in(ev.valid, node.past, node.author, node.ts).principal
+            == self.owner
+        )
+
+    def _decide(self, ev: _Eval, node: OpNode, right: str, used: set[str] | None = None) -> None:
         reason = self._check_op(ev, node, right)
         if reason is None and used is not None:
             if node.author in used:
@@ -270,9 +255,18 @@ class AccessGraph:
         else:
             ev.reasons[node.idx] = reason
 
-    def _check_op(self, ev: _Eval, node: _Op, right: str) -> str | None:
+    def _check_op(self, ev: _Eval, node: OpNode, right: str) -> str | None:
         op = node.op
-        if node.author == self.owner:
+        acting = SELF
+        author = node.author
+        if op.op != "redeem" and author != self.owner:
+            acting = self._devices.acting_in(ev.valid, node.past, author, node.ts)
+            author = acting.principal or author
+            if acting.links and self._devices.retracted(
+                ev.valid, acting.links, lambda v: bool(self._ops[v].past >> node.idx & 1)
+            ):
+                return f"{node.author} was unlinked from {author} concurrently"
+        if author == self.owner:
             if op.to == self.owner and op.op == "revoke":
                 return "the owner cannot be revoked"
             return None
@@ -281,11 +275,11 @@ class AccessGraph:
         if op.op == "revoke" and op.right == "admin":
             return "only the owner revokes the admin right"
         scope = op.scope if right == "invite" else None
-        groups = self._held(ev.valid & node.past, node.author, right, scope)
+        groups = self._held(ev.valid & node.past, author, right, scope)
         if not groups:
-            return f"{node.author} did not hold the {right} right in the op's causal past"
+            return f"{author} did not hold the {right} right in the op's causal past"
         if self._retracted(ev.valid, groups, lambda v: bool(self._ops[v].past >> node.idx & 1)):
-            return f"{node.author}'s {right} right was revoked concurrently"
+            return f"{author}'s {right} right was revoked concurrently"
         return None
 
     def _held(self, mask: int, did: str, right: str, scope: str | None) -> frozenset[int]:
@@ -295,6 +289,28 @@ class AccessGraph:
         return frozenset(
             g for g in held if not any(not self._ops[g].past >> v & 1 for v in revokes)
         )
+
+    # -- devices -------------------------------------------------------------------------
+
+    def acting_as(
+        self, writer: str, past: int, ts: int | None = None
+    ) -> tuple[str, frozenset[int]]:
+        """``(principal, links)``: the user ``writer`` acts for in ``past`` (itself, with
+        no links, if it is no linked device there)."""
+        if writer == self.owner:
+            return writer, NO_LINKS
+        acting = self._devices.acting_in(self._evaluated().valid, past, writer, ts)
+        return acting.principal or writer, acting.links
+
+    def devices_of(self, user: str) -> frozenset[str]:
+        """Every device some link op (valid or not) names for ``user``."""
+        return self._devices.devices_of(user)
+
+    def linked(self, past: int | None = None) -> dict[str, dict[str, frozenset[Cid]]]:
+        """``{user: {device: link CIDs}}`` of the devices linked now (or in ``past``),
+        ignoring expiry."""
+        valid = self._evaluated().valid
+        return self._devices.linked(valid, valid if past is None else past)
 
     def _retracted(
         self, valid: int, groups: frozenset[int], in_past_of: Callable[[int], bool]
@@ -315,8 +331,19 @@ class AccessGraph:
 
     # -- answers -------------------------------------------------------------------------
 
-    def check_new_op(self, author: str, op: AclOp, past: int) -> str | None:
+    def check_new_op(self, author: str, op: AclOp, past: int, ts: int | None = None) -> str | None:
         """Why ``author`` may not append ``op`` on a past (None: it may)."""
+        if op.op == "link":
+            if op.to != author:
+                return "a device links itself: its link op is signed by the device key"
+            first = self._devices.first_user(op.to)
+            if first is not None and first != op.user:
+                return f"this device is linked to {first}"
+            return None
+        if op.op == "unlink":
+            return None
+        if author != self.owner and op.op != "redeem":
+            author = self.acting_as(author, past, ts)[0]
         if author == self.owner:
             return "the owner cannot be revoked" if op.op == "revoke" and op.to == author else None
         if op.to == self.owner:
@@ -345,16 +372,33 @@ class AccessGraph:
     def valid_mask(self) -> int:
         return self._evaluated().valid
 
-    def authorize(self, writer: str, keys: Sequence[str] | None, past: int) -> Authorized | Denied:
+    def authorize(
+        self, writer: str, keys: Sequence[str] | None, past: int, ts: int | None = None
+    ) -> Authorized | Denied:
         """Whether ``writer`` may write ``keys`` (None: the whole database) given the
-        ACL ops ``past`` in its causal past. Cached per (past, writer, keys)."""
+        ACL ops ``past`` in its causal past (and, for a device whose delegation expires,
+        the entry's ``ts``). Cached per (past, writer, keys)."""
         per = self._cache.setdefault(past, {})
-        ck = (writer, None if keys is None else tuple(keys))
+        ck: tuple[object, ...] = (writer, None if keys is None else tuple(keys))
         got = per.get(ck)
         if got is None:
-            got = self._authorize(writer, keys, past)
-            per[ck] = got
+            links = NO_LINKS
+            principal = writer
+            if writer != self.owner and self._devices.is_device(writer):
+                acting = self._devices.acting_in(self._evaluated().valid, past, writer, ts)
+                if acting.expiring:  # the answer depends on ts: do not cache it
+                    return self._verdict(acting.principal or writer, keys, past, acting.links)
+                principal, links = acting.principal or writer, acting.links
+            got = per[ck] = self._verdict(principal, keys, past, links)
         assert isinstance(got, Authorized | Denied)
+        return got
+
+    def _verdict(
+        self, principal: str, keys: Sequence[str] | None, past: int, links: frozenset[int]
+    ) -> Authorized | Denied:
+        got = self._authorize(principal, keys, past)
+        if links and isinstance(got, Authorized):
+            return Authorized(got.groups, links)
         return got
 
     def _authorize(self, writer: str, keys: Sequence[str] | None, past: int) -> Authorized | Denied:
@@ -390,37 +434,59 @@ class AccessGraph:
         """Whether an authorized write is retracted; ``in_past_of(v)`` says whether the
         write is in the causal past of the ACL op with index v."""
         valid = self._evaluated().valid
+        if verdict.links and self._devices.retracted(valid, verdict.links, in_past_of):
+            return True
         return any(self._retracted(valid, g, in_past_of) for g in verdict.groups)
 
     def op(self, idx: int) -> AclOp:
         return self._ops[idx].op
 
     def names(self, did: str, past: int) -> bool:
-        """Whether some grant or redeem in ``past`` (valid or not) names ``did``: if none
-        does, no state of that past can authorize ``did``."""
+        """Whether some grant or redeem in ``past`` (valid or not) names ``did``, or
+        ``did`` is the owner: if not, no state of that past can authorize ``did``."""
         ck = (past, did)
         got = self._names.get(ck)
         if got is None:
-            got = any(
+            got = did == self.owner or any(
                 to == did and any(past >> g & 1 for g in grants)
                 for (to, _, _), grants in self._grants.items()
             )
             self._names[ck] = got
         return got
 
+    def admissible(self, writer: str, past: int, op: AclOp | None) -> bool:
+        """Whether an entry by ``writer`` on ``past`` can ever be authorized: ``writer``
+        is named (:meth:`names`), or it is a device with a link op in ``past`` (or this
+        link op) naming a user who is named. Decided by ``past`` alone (final)."""
+        if self.names(writer, past):
+            return True
+        if op is not None and op.op == "link" and op.to == writer:
+            assert op.user is not None
+            if self.names(op.user, past):
+                return True
+        for li in self._devices.links_of(writer):
+            if past >> li & 1:
+                user = self._ops[li].op.user
+                assert user is not None
+                if self.names(user, past):
+                    return True
+        return False
+
     def oldest_grant_clock(self, did: str) -> int:
-        """The smallest clock of a grant naming ``did`` (0 if none)."""
+        """The smallest clock of a grant naming ``did`` (0 if none), or for a device, of
+        a link op naming it."""
         clocks = [
             self._ops[g].order[0]
             for (to, _, _), grants in self._grants.items()
             if to == did
             for g in grants
         ]
+        clocks.extend(self._devices.link_clocks(did))
         return min(clocks, default=1) - 1
 
     def killers(self, verdict: Authorized) -> frozenset[int]:
-        """The valid revokes that kill some authorizing grant of ``verdict`` (only they
-        can retract it). Cached per verdict."""
+        """The valid revokes and unlinks that kill some authorizing grant or link of
+        ``verdict`` (only they can retract it). Cached per verdict."""
         got = self._killers.get(verdict)
         if got is None:
             valid = self._evaluated().valid
@@ -435,14 +501,15 @@ class AccessGraph:
                         for v in self._revokes.get(key, ())
                         if valid >> v & 1 and not grant.past >> v & 1
                     )
+            found.update(self._devices.killers(valid, verdict.links))
             got = self._killers[verdict] = frozenset(found)
         return got
 
     def revokes(self) -> Iterable[tuple[int, AclOp]]:
-        """Valid revocations, as (index, op)."""
+        """Valid revocations and unlinkings, as (index, op)."""
         valid = self._evaluated().valid
         for node in self._ops:
-            if node.op.op == "revoke" and valid >> node.idx & 1:
+            if node.op.op in ("revoke", "unlink") and valid >> node.idx & 1:
                 yield node.idx, node.op
 
     def state(self, past: int | None = None) -> Mapping[RightKey, frozenset[Cid]]:
@@ -455,3 +522,18 @@ class AccessGraph:
             if held:
                 out[key] = frozenset(self._ops[g].cid for g in held)
         return out
+
+    def is_member(self, did: str, ts: int | None = None) -> bool:
+        """Whether ``did`` holds some right now: the owner, a holder of a grant, or a
+        device currently linked to one of them (expiry checked against ``ts`` if given).
+        This is "may this identity read / replicate" for private databases."""
+        principal = did
+        if did != self.owner and self._devices.is_device(did):
+            valid = self._evaluated().valid
+            acting = self._devices.acting_as(valid, valid, did)
+            if acting.links and ts is not None:
+                acting = self._devices.acting_in(valid, valid, did, ts)
+            principal = acting.principal or did
+        if principal == self.owner:
+            return True
+        return any(d == principal for d, _, _ in self.state())

@@ -12,17 +12,21 @@ is one bit test on the closure of e's frontier (see
 :class:`~orbitstore.core.capabilities.AccessGraph`).
 
 Admission (final, so every replica stores the same set): an entry is *rejected* when its
-writer is neither the owner nor named by any grant (or redeem) in its causal past — no
-later entry can change that past, so no state could ever authorize it — and an ACL op
-with a malformed payload is rejected. Everything else is stored, and its *visibility*
-(authorized and not retracted) is a function of the whole set of ACL ops: it can change
-when a revocation arrives, or when a revocation becomes void. :meth:`CapabilityLog.visible`
-answers it; :meth:`CapabilityLog.take_change` tells the database that the visibility of
-already stored entries may have changed (its view must be rebuilt from the visible ones).
+writer is neither the owner nor named by any grant (or redeem) in its causal past, nor a
+device that a link op in its past (or the entry itself, a link op) links to a user who is
+— no later entry can change that past, so no state could ever authorize it — and an ACL
+op with a malformed payload (a link op: one not posted by its device, or whose delegation
+is for another database or does not verify) is rejected. Everything else is stored, and
+its *visibility* (authorized and not retracted) is a function of the whole set of ACL
+ops: it can change when a revocation arrives, or when a revocation becomes void.
+:meth:`CapabilityLog.visible` answers it; :meth:`CapabilityLog.take_change` tells the
+database that the visibility of already stored entries may have changed (its view must
+be rebuilt from the visible ones).
 
-"e is in the past of revoke v" is answered by a walk back from v, done once per revoke
-and bounded below by the clock of the grants it kills (an entry authorized by a grant
-sorts after it).
+"e is in the past of revoke (or unlink) v" is answered by a walk back from v over the
+entries of the writer it revokes (and that writer's devices) or of the device it unlinks,
+done once per op and bounded below by the clock of the grants (or links) it kills (an
+entry authorized by one sorts after it).
 """
 
 from __future__ import annotations
@@ -154,7 +158,9 @@ class CapabilityLog:
         """Forget memory state and re-read the store (after a rolled-back transaction)."""
         self._reset()
 
-    def check_write(self, writer: str, payload: Any, parents: Iterable[Cid]) -> str | None:
+    def check_write(
+        self, writer: str, payload: Any, parents: Iterable[Cid], ts: int | None = None
+    ) -> str | None:
         """Why ``writer`` may not append ``payload`` on ``parents`` (None: it may)."""
         past = self.mask(self._frontier_of(parents))
         if is_acl_payload(payload):
@@ -163,8 +169,8 @@ class CapabilityLog:
             except InvalidAclOpError as exc:
                 return str(exc)
             assert op is not None
-            return self.graph.check_new_op(writer, op, past)
-        verdict = self.graph.authorize(writer, self._keys_of(payload), past)
+            return self.graph.check_new_op(writer, op, past, ts)
+        verdict = self.graph.authorize(writer, self._keys_of(payload), past, ts)
         return verdict.message() if isinstance(verdict, Denied) else None
 
     def _new_frontier(self, entry: Entry) -> Frontier:
@@ -196,8 +202,17 @@ class CapabilityLog:
                 acl = parse_acl_payload(entry.payload)
             except InvalidAclOpError as exc:
                 return exc
+        if acl is not None and acl.op == "link":
+            if acl.to != entry.writer:
+                return InvalidAclOpError(
+                    "a link op is posted by the device it links (signed by the device key)"
+                )
+            if not acl.delegation.covers(entry.db):
+                return InvalidAclOpError("this delegation is for another database")
         frontier = self._new_frontier(entry)
-        if entry.writer != self.owner and not self._named(entry.writer, self.mask(frontier)):
+        if entry.writer != self.owner and not self.graph.admissible(
+            entry.writer, self.mask(frontier), acl
+        ):
             return AccessDeniedError(
                 f"{entry.writer} was granted no right in this entry's causal past",
                 writer=entry.writer,
@@ -214,9 +229,6 @@ class CapabilityLog:
             return got
         self.applied(entry, *got)
         return None
-
-    def _named(self, did: str, mask: int) -> bool:
-        return self.graph.names(did, mask)
 
     def applied(self, entry: Entry, frontier: Frontier, op: AclOp | None) -> None:
         """Record an admitted entry (parents first), in memory; :meth:`settle` stores."""
@@ -250,6 +262,7 @@ class CapabilityLog:
             author=entry.writer,
             op=op,
             past=self.mask(frontier),
+            ts=entry.ts,
         )
         self._frontiers[entry.cid] = self._intern(frontier)
         self._plain.clear()
@@ -276,12 +289,21 @@ class CapabilityLog:
 
     # -- visibility -------------------------------------------------------------------
 
+    def is_member(self, did: str, ts: int | None = None) -> bool:
+        """Whether ``did`` holds a right now, directly or as a device linked to a user
+        who does (the owner and its devices included): "may it read / replicate"."""
+        return self.graph.is_member(did, ts)
+
+    def user_of(self, did: str) -> str:
+        """The user ``did`` acts for now (itself if it is no linked device)."""
+        return self.graph.acting_as(did, self.graph.valid_mask())[0]
+
     def is_acl(self, cid: Cid) -> bool:
         return cid in self.graph
 
     def verdict(self, entry: Entry) -> Authorized | Denied:
         past = self.mask(self.frontier(entry.cid))
-        return self.graph.authorize(entry.writer, self._keys_of(entry.payload), past)
+        return self.graph.authorize(entry.writer, self._keys_of(entry.payload), past, entry.ts)
 
     def visible(self, entry: Entry) -> bool:
         """Whether a stored entry that is not an ACL op is visible to views."""
@@ -313,11 +335,14 @@ class CapabilityLog:
         return cid in found
 
     def _walk_past(self, v: int) -> set[Cid]:
-        """Entries in the causal past of ACL op ``v`` by the writer it revokes, down to
-        the clock of the oldest grant of that writer."""
+        """Entries in the causal past of ACL op ``v`` by the writer it revokes (and, for
+        a user, its devices) or the device it unlinks, down to the clock of the oldest
+        grant (or link) of that writer."""
         op = self.graph.op(v)
-        target = op.to
-        floor = self.graph.oldest_grant_clock(target)
+        floor = self.graph.oldest_grant_clock(op.to)
+        targets = {op.to}
+        if op.op == "revoke":
+            targets |= self.graph.devices_of(op.to)
         start = self._get(self.graph.cid_of(v))
         found: set[Cid] = set()
         if start is None:
@@ -332,7 +357,7 @@ class CapabilityLog:
             entry = self._get(cid)
             if entry is None or entry.clock <= floor:
                 continue
-            if entry.writer == target:
+            if entry.writer in targets:
                 found.add(cid)
             stack.extend(entry.next)
         return found

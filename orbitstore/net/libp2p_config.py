@@ -17,6 +17,9 @@ from orbitstore.errors import InvalidValueError
 SYNC_PROTOCOL_ID = "/orbitstore/sync/1.0.0"
 """The libp2p protocol id of orbitstore's sync streams."""
 
+PROTOCOL_IDS = {"pair": "/orbitstore/pair/1.0.0"}
+"""The libp2p protocol ids of the other protocols (see net/transport.PROTOCOLS)."""
+
 LIBP2P_MAX_RPC_SIZE = 1 << 20
 """py-libp2p's largest pubsub RPC (1 MiB); bigger messages vanish without an error."""
 

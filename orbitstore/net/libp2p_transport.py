@@ -32,6 +32,7 @@ dies abruptly may look like a clean EOF**; the sync protocol's end marker catche
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -79,6 +80,7 @@ from orbitstore.net._libp2p_stream import (
 )
 from orbitstore.net._peer_key import load_or_create_peer_key
 from orbitstore.net.libp2p_config import (
+    PROTOCOL_IDS,
     SYNC_PROTOCOL_ID,
     BitswapConfig,
     GossipConfig,
@@ -144,6 +146,9 @@ class Libp2pTransport:
         self._handler_stats = HandlerCounters()
         self._closed = False
         host.set_stream_handler(TProtocol(SYNC_PROTOCOL_ID), self._on_inbound_stream)
+        self._protocol_handlers: dict[str, StreamHandler] = {}
+        for name, pid in PROTOCOL_IDS.items():
+            host.set_stream_handler(TProtocol(pid), functools.partial(self._on_protocol, name))
 
     # --- identity and addresses ---------------------------------------------------------
 
@@ -347,6 +352,35 @@ class Libp2pTransport:
 
     def set_stream_handler(self, handler: StreamHandler) -> None:
         self._stream_handler = handler
+
+    async def open_protocol_stream(self, peer: PeerId, protocol: str) -> Stream:
+        pid = parse_peer_id(peer)
+        self._check_open()
+        if protocol not in PROTOCOL_IDS:
+            raise UsageError(f"unknown protocol {protocol!r}")
+        try:
+            with trio.fail_after(self._config.stream_open_timeout):
+                raw = await self._host.new_stream(pid, [TProtocol(PROTOCOL_IDS[protocol])])
+        except trio.TooSlowError as exc:
+            raise NetworkError(f"opening a {protocol} stream to {peer} timed out") from exc
+        except (*_DIAL_ERRORS, StreamError) as exc:
+            raise PeerUnavailableError(
+                f"cannot open a {protocol} stream to {peer}: {exc}", peer=peer
+            ) from exc
+        return Libp2pStream(raw, write_chunk_size=self._config.write_chunk_size)
+
+    def set_protocol_handler(self, protocol: str, handler: StreamHandler) -> None:
+        if protocol not in PROTOCOL_IDS:
+            raise UsageError(f"unknown protocol {protocol!r}")
+        self._protocol_handlers[protocol] = handler
+
+    async def _on_protocol(self, protocol: str, raw: INetStream) -> None:
+        handler = self._protocol_handlers.get(protocol)
+        stream = Libp2pStream(raw, write_chunk_size=self._config.write_chunk_size)
+        if handler is None or self._closed:
+            await stream.reset()
+            return
+        self._nursery.start_soon(self._run_stream_handler, handler, stream)
 
     async def _on_inbound_stream(self, raw: INetStream) -> None:
         handler = self._stream_handler

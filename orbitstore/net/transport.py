@@ -94,6 +94,12 @@ A message it refuses (returns False, or raises) is neither delivered to the topi
 handler nor forwarded to other peers."""
 
 
+PAIR_PROTOCOL = "pair"
+"""Device pairing (:mod:`orbitstore.core.pairing`): one request, one answer."""
+PROTOCOLS = frozenset({PAIR_PROTOCOL})
+"""The protocols besides sync that a transport carries."""
+
+
 class Transport(Protocol):
     """One node's presence on a network."""
 
@@ -116,6 +122,14 @@ class Transport(Protocol):
 
     def set_stream_handler(self, handler: StreamHandler) -> None:
         """Called (in its own task) for every inbound sync stream."""
+        ...
+
+    async def open_protocol_stream(self, peer: PeerId, protocol: str) -> Stream:
+        """A new stream to ``peer`` speaking ``protocol`` (one of :data:`PROTOCOLS`)."""
+        ...
+
+    def set_protocol_handler(self, protocol: str, handler: StreamHandler) -> None:
+        """Called (in its own task) for every inbound stream of ``protocol``."""
         ...
 
     def set_peer_handlers(self, *, connected: PeerHandler, disconnected: PeerHandler) -> None:

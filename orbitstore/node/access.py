@@ -13,11 +13,13 @@ subscribers receive one ``Change(kind="rebuild")``: re-read what you display.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from orbitstore.core.capabilities import AclOp
+from orbitstore.core.capabilities import AclOp, parse_acl_payload
 from orbitstore.core.capability_log import CapabilityLog
+from orbitstore.core.devices import Delegation, Unlink
 from orbitstore.core.entry import NONCE_LENGTH, Entry
 from orbitstore.core.identity import Identity, b58decode, b58encode
 from orbitstore.core.manifest import parse_address
@@ -75,7 +77,9 @@ async def _revoke(db: Database, did: str, right: str = "write", scope: str | Non
     _caps(db)
     entry = await db.append(AclOp(op="revoke", to=did, right=right, scope=scope).to_payload())
     if db.encrypted and scope is None:
-        await db._rotate_without(did)  # encrypted: later entries under a key did lacks
+        caps = _caps(db)
+        for reader in sorted({did, *caps.graph.devices_of(did)}):
+            await db._rotate_without(reader)  # later entries under a key it lacks
     return entry
 
 
@@ -106,7 +110,7 @@ async def _redeem(db: Database, link: str, did: str | None = None) -> Entry:
     if did is None:
         if db.log.identity is None:
             raise UsageError("this node has no identity to redeem the invite for")
-        did = db.log.identity.id
+        did = db.log.identity.id if db._delegation is None else db._delegation.user
     scope = _invite_scope(db, key)
     payload = AclOp(op="redeem", to=did, right="write", scope=scope).to_payload()
     heads = db.log.head_clocks
@@ -137,6 +141,75 @@ def _members(db: Database) -> dict[str, list[Right]]:
     return out
 
 
+def _writers(db: Database) -> list[dict[str, Any]]:
+    """Members as users with their devices: ``[{user, rights, devices: [...]}]``."""
+    caps = _caps(db)
+    graph = caps.graph
+    rights: dict[str, list[dict[str, Any]]] = {caps.owner: [{"right": "owner", "scope": None}]}
+    for did, right, scope in graph.state():
+        if right != "invite":
+            rights.setdefault(did, []).append({"right": right, "scope": scope})
+    linked = graph.linked()
+    out = []
+    for user in sorted(set(rights) | set(linked)):
+        devices = linked.get(user, {})
+        out.append(
+            {
+                "user": user,
+                "rights": rights.get(user, []),
+                "devices": [
+                    {"device": d, "links": sorted(map(str, cids))}
+                    for d, cids in sorted(devices.items())
+                ],
+            }
+        )
+    return out
+
+
+def _link_payloads(db: Database, payloads: Iterable[Any]) -> Iterable[Any]:
+    """``payloads``, preceded by this device's link op when the database needs it: this
+    node is a linked device, the database has capabilities access, the delegation covers
+    it, its user is admitted there, and no link op of this delegation is in the log yet."""
+    delegation = db._delegation
+    caps = db.log.capabilities
+    if delegation is None or caps is None or not delegation.covers(db.cid):
+        return payloads
+    graph = caps.graph
+    past = caps.mask(caps._frontier_of(db.log.heads))
+    if graph.acting_as(delegation.device, past)[1]:
+        return payloads  # linked already
+    payloads = list(payloads)
+    op = AclOp.link(delegation)
+    if any(isinstance(p, dict) and parse_link(p) is not None for p in payloads):
+        return payloads  # the caller links explicitly
+    if any(graph.op(i) == op for i in range(len(graph))):
+        return payloads  # posted before and no longer linking: posting again changes nothing
+    if not graph.admissible(delegation.device, past, op) or graph.check_new_op(
+        delegation.device, op, past
+    ):
+        return payloads  # the user is no member (yet): the write is refused as usual
+    return [op.to_payload(), *payloads]
+
+
+def parse_link(payload: dict[str, Any]) -> AclOp | None:
+    acl = payload.get("acl")
+    if not isinstance(acl, dict) or acl.get("op") != "link":
+        return None
+    try:
+        return parse_acl_payload(payload)
+    except InvalidDataError:
+        return None
+
+
+async def _unlink_device(db: Database, statement: Unlink) -> Entry:
+    """Post an unlinking signed by the user's root key."""
+    _caps(db)
+    entry = await db.append(AclOp.unlink(statement).to_payload())
+    if db.encrypted:
+        await db._rotate_without(statement.device)
+    return entry
+
+
 def _access_state(db: Database) -> dict[str, Any]:
     """A JSON-friendly description: owner, rights with the grants giving them,
     and every ACL op with whether it is valid and, if not, why."""
@@ -153,6 +226,7 @@ def _access_state(db: Database) -> dict[str, Any]:
                 "to": op.to,
                 "right": op.right,
                 "scope": op.scope,
+                **({} if op.user is None else {"user": op.user}),
                 "valid": graph.is_valid(cid),
                 "reason": graph.reason(cid),
             }
@@ -164,6 +238,7 @@ def _access_state(db: Database) -> dict[str, Any]:
             for (d, r, s), g in graph.state().items()
         ],
         "ops": ops,
+        "devices": {u: sorted(d) for u, d in graph.linked().items()},
     }
 
 
@@ -227,6 +302,9 @@ def _rebuild_view(db: Database, caps: CapabilityLog) -> None:
 class AccessMethods:
     """Membership methods, mixed into :class:`~orbitstore.node.database.Database`."""
 
+    #: This node's delegation (set by the node when it is a linked device).
+    _delegation: Delegation | None = None
+
     def _db(self) -> Database:
         return cast("Database", self)
 
@@ -266,6 +344,41 @@ class AccessMethods:
     def members(self) -> dict[str, list[Right]]:
         """Who holds which rights now (the owner holds every right)."""
         return _members(self._db())
+
+    def writers(self) -> list[dict[str, Any]]:
+        """Members as users with their devices: ``[{user, rights, devices}]``, each
+        device with the link ops that link it now (JSON-friendly)."""
+        return _writers(self._db())
+
+    def devices(self) -> dict[str, list[str]]:
+        """``{user: [device, ...]}``: the devices linked now, by user."""
+        return {u: sorted(d) for u, d in _caps(self._db()).graph.linked().items()}
+
+    def user_of(self, writer: str) -> str:
+        """The user ``writer`` writes for now (itself if it is no linked device)."""
+        caps = _caps(self._db())
+        return caps.graph.acting_as(writer, caps.graph.valid_mask())[0]
+
+    def is_member(self, did: str) -> bool:
+        """Whether ``did`` holds a right now, directly or as a linked device of a user
+        who does (the owner and its devices included). For read control."""
+        return _caps(self._db()).graph.is_member(did)
+
+    async def link_device(self, delegation: Delegation | None = None) -> Entry:
+        """Post a link op for ``delegation`` (default: this node's own). Only the device
+        it names can post it; writes post this node's automatically when needed."""
+        db = self._db()
+        _caps(db)
+        delegation = delegation or db._delegation
+        if delegation is None:
+            raise UsageError("this node is not a linked device (orbitstore devices ...)")
+        return (await db._append([AclOp.link(delegation).to_payload()], None))[0]
+
+    async def unlink_device(self, statement: Unlink) -> Entry:
+        """Post an unlinking (signed by the user's root key): the device's entries not
+        in its past are excluded, as after a revocation; the user and its other
+        devices keep their rights."""
+        return await _unlink_device(self._db(), statement)
 
     def access_state(self) -> dict[str, Any]:
         """Owner, rights with the grants that give them, and every ACL op with whether

@@ -28,7 +28,7 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult
 from orbitstore.errors import ClosedError, UsageError
-from orbitstore.node.access import AccessMethods, visible_changes
+from orbitstore.node.access import AccessMethods, _link_payloads, visible_changes
 from orbitstore.node.asof import AsOf, Heads, request
 from orbitstore.node.attachments import Attachments, AttachmentSource, ProgressCallback
 from orbitstore.node.encrypted import EncryptionMethods
@@ -264,6 +264,7 @@ class Database(AccessMethods, EncryptionMethods):
     async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
         self._check()
         async with self._write() as frame:
+            payloads = _link_payloads(self, payloads)  # a linked device's first write
             entries = self._log.append_many(payloads, ts=self._ts(), seal=seal)
             frame.publish(self, self._apply(entries, local=True))
         return entries

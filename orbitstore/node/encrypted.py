@@ -148,15 +148,38 @@ class EncryptionMethods:
         read them. Members added read the history too (the earlier keys this node
         holds)."""
         keys = self._require_keys()
-        sealer = keys.epoch_sealer(members, as_admin=self._holds_admin())
+        sealer = keys.epoch_sealer(self._with_devices(members), as_admin=self._holds_admin())
         return (await self._append([None], sealer))[0]
 
+    def _with_devices(self, members: Sequence[str]) -> list[str]:
+        """Under capabilities access, a user among ``members`` reads through its linked
+        devices: each device that announced its key gets the epoch key sealed to it (the
+        user itself too if it announced; a user without any announcement is kept, so the
+        sealer says who must announce)."""
+        keys = self._require_keys()
+        caps = self.log.capabilities
+        if caps is None:
+            return list(members)
+        linked = caps.graph.linked()
+        out: list[str] = []
+        for member in members:
+            devices = [d for d in sorted(linked.get(member, {})) if keys.has_announced(d)]
+            if devices and not keys.has_announced(member):
+                out.extend(devices)
+            else:
+                out.extend([member, *devices])
+        return out
+
     def _holds_admin(self) -> bool:
+        """Whether this node holds ``admin`` now, itself or as a linked device of its user."""
         caps = self.log.capabilities
         me = self.log.identity
         if caps is None or me is None:
             return False
-        return (me.id, "admin", None) in caps.graph.state()
+        state = caps.graph.state()
+        delegation = getattr(self, "_delegation", None)
+        ids = {me.id} if delegation is None else {me.id, delegation.user}
+        return any((i, "admin", None) in state for i in ids)
 
     async def _rotate_without(self, did: str) -> Entry | None:
         """After a revocation: a new epoch without ``did`` if it reads and this node may

@@ -189,6 +189,10 @@ class DatabaseKeys:
                 writer=entry.writer,
             )
         body = enc.parse_epoch(entry.payload[enc.EPOCH])
+        if self.spec.owner not in body.keys:  # the owner rotates: it always reads
+            raise InvalidEncryptedPayloadError(
+                "a key epoch that does not seal its key to the owner", writer=entry.writer
+            )
         epoch = _Epoch(
             cid=entry.cid,
             order=entry.order_key,
@@ -431,6 +435,10 @@ class DatabaseKeys:
             next=next,
             entry_nonce=entry_nonce,
         )
+
+    def has_announced(self, member: str) -> bool:
+        """Whether ``member`` announced its exchange key in the log."""
+        return member in self._announced
 
     def announcement(self) -> dict[str, Any] | None:
         """This node's key announcement, or None if the log already has it."""

@@ -19,6 +19,7 @@ from orbitstore.core.entry import NONCE_LENGTH
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
 from orbitstore.core.oplog import OpLog
+from orbitstore.core.pairing import PairingDesk
 from orbitstore.errors import (
     ClosedError,
     InvalidDataError,
@@ -34,12 +35,14 @@ from orbitstore.node.asof import Heads
 from orbitstore.node.attachments import Attachments
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
+from orbitstore.node.devices import DeviceState
 from orbitstore.node.discovery import ProviderDiscovery
 from orbitstore.node.encryption import DatabaseKeys, admin_epochs
 from orbitstore.node.privacy import PublicBlocks
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class, with_opener
+from orbitstore.node.user import UserMethods
 from orbitstore.node.writes import NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
@@ -63,7 +66,7 @@ def _new_nonce() -> bytes:
     return os.urandom(NONCE_LENGTH)
 
 
-class Node:
+class Node(UserMethods):
     """Owns one store and one identity, and the databases opened on them."""
 
     def __init__(
@@ -78,6 +81,11 @@ class Node:
     ) -> None:
         self.store = store
         self.identity = identity
+        #: This node as a device of a user (docs/identity.md).
+        self.device = DeviceState(device=identity)
+        self._pairing: PairingDesk | None = None
+        self._paired_event = trio.Event()
+        self._paired_seen = 0
         self.config = config
         #: The replication service, when the node was opened with a transport.
         self.replication = replication
@@ -105,7 +113,7 @@ class Node:
         if kind == "capabilities":
             if write is not None:
                 raise UsageError("capabilities access takes no write list: grant rights instead")
-            return CapabilitiesAccess.of(self.id)
+            return CapabilitiesAccess.of(self.user_id)
         if kind != "static":
             raise UsageError(f"access is 'static' or 'capabilities', not {kind!r:.40}")
         return StaticAccess.of(write if write is not None else [self.id])
@@ -286,6 +294,8 @@ class Node:
             sync=self._sync,
             attachments=self.attachments,
         )
+        # This node's delegation (docs/identity.md); UserMethods updates it on pairing.
+        database._delegation = self.device.delegation
         self._open[db] = database
         return database
 
@@ -530,6 +540,13 @@ async def open_node(
         lock.release()
 
 
+def _device_state(path: str | Path | None, identity: Identity) -> DeviceState:
+    if path is None:
+        return DeviceState(device=identity)
+    root = Path(path)
+    return DeviceState.load(identity, root, Keystore(root / KEYSTORE_FILE))
+
+
 @asynccontextmanager
 async def _open_node(
     path: str | Path | None,
@@ -558,6 +575,7 @@ async def _open_node(
     assert identity is not None
     if transport is None and config.network is None:
         plain = Node(store=store, identity=identity, config=config, owns_store=owns_store)
+        plain.device = _device_state(path, identity)
         try:
             yield plain
         finally:
@@ -602,6 +620,7 @@ async def _open_node(
                 owns_store=owns_store,
                 discovery=discovery,
             )
+            node.device = _device_state(path, identity)
             # A node that will dial peers by itself may open an address before the first
             # connection is up: opening waits for one instead of failing at once.
             node._expects_peers = own is not None and bool(

@@ -168,6 +168,7 @@ class MemoryTransport:
         self._peer_id = peer_id
         self._nursery = nursery
         self._stream_handler: StreamHandler | None = None
+        self._protocol_handlers: dict[str, StreamHandler] = {}
         self._on_connect: PeerHandler | None = None
         self._on_disconnect: PeerHandler | None = None
         self._topics: dict[str, GossipHandler] = {}
@@ -205,6 +206,14 @@ class MemoryTransport:
 
     def set_stream_handler(self, handler: StreamHandler) -> None:
         self._stream_handler = handler
+
+    async def open_protocol_stream(self, peer: PeerId, protocol: str) -> MemoryStream:
+        self._check()
+        await trio.lowlevel.checkpoint()
+        return self._net._open_stream(self._peer_id, peer, protocol)
+
+    def set_protocol_handler(self, protocol: str, handler: StreamHandler) -> None:
+        self._protocol_handlers[protocol] = handler
 
     def set_peer_handlers(self, *, connected: PeerHandler, disconnected: PeerHandler) -> None:
         self._on_connect = connected
@@ -265,10 +274,12 @@ class MemoryTransport:
         except InvalidDataError as exc:
             logger.info("handler on %s failed: %s", self._peer_id, exc)
 
-    async def _run_stream_handler(self, stream: MemoryStream) -> None:
+    async def _run_stream_handler(self, stream: MemoryStream, protocol: str | None = None) -> None:
         """Like the libp2p transport: close the stream when the handler returns, reset
         it when the handler blames the peer or the network."""
-        handler = self._stream_handler
+        handler = (
+            self._stream_handler if protocol is None else self._protocol_handlers.get(protocol)
+        )
         if handler is None:
             await stream.reset()
             return
@@ -391,18 +402,20 @@ class MemoryNetwork:
             if t.alive and t._on_disconnect is not None:
                 t._spawn(t._on_disconnect, other)
 
-    def _open_stream(self, a: PeerId, b: PeerId) -> MemoryStream:
+    def _open_stream(self, a: PeerId, b: PeerId, protocol: str | None = None) -> MemoryStream:
         if frozenset((a, b)) not in self._links or not self.reachable(a, b):
             raise PeerUnavailableError(f"{a} is not connected to {b}")
         tb = self._transports[b]
-        if tb._stream_handler is None:
+        if protocol is None and tb._stream_handler is None:
             raise PeerUnavailableError(f"{b} does not speak the sync protocol")
+        if protocol is not None and protocol not in tb._protocol_handlers:
+            raise PeerUnavailableError(f"{b} does not speak the {protocol} protocol")
         ab, ba = _Pipe(), _Pipe()
         ours = MemoryStream(network=self, local=a, remote=b, out=ab, inp=ba)
         theirs = MemoryStream(network=self, local=b, remote=a, out=ba, inp=ab)
         self._transports[a]._streams.add(ours)
         tb._streams.add(theirs)
-        tb._spawn(tb._run_stream_handler, theirs)
+        tb._spawn(tb._run_stream_handler, theirs, protocol)
         return ours
 
     def _forget_stream(self, stream: MemoryStream) -> None:
