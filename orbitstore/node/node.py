@@ -48,6 +48,7 @@ from orbitstore.storage.sqlite import SqliteStore
 if TYPE_CHECKING:
     from orbitstore.net.libp2p_transport import Libp2pTransport
     from orbitstore.node.check import CheckReport, Progress
+    from orbitstore.node.drop import DropReport
 
 STORE_FILE = "orbitstore.sqlite"
 KEYSTORE_FILE = "keystore.json"
@@ -328,6 +329,16 @@ class Node:
     def open_databases(self) -> list[Database]:
         """The databases open on this node (by name or by address), in opening order."""
         return self._live()
+
+    async def drop(self, name_or_address: str) -> DropReport:
+        """Close a database, stop replicating it and remove all its data from this node
+        (entries, views, heads, names, manifest); peers keep their copies. NotFoundError
+        if this node has no such database. See :mod:`orbitstore.node.drop`."""
+        from orbitstore.node.drop import drop_database
+
+        if self._closed:
+            raise ClosedError("the node is closed")
+        return await drop_database(self, name_or_address)
 
     # -- SQL ---------------------------------------------------------------------------
 

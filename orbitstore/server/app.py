@@ -20,7 +20,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orbitstore.errors import NotFoundError, OrbitstoreError, UnauthorizedError, UsageError
 from orbitstore.node.node import Node
-from orbitstore.server import changes, console, openapi, routes_data, routes_query
+from orbitstore.server import (
+    changes,
+    console,
+    openapi,
+    routes_archive,
+    routes_data,
+    routes_members,
+    routes_query,
+)
 from orbitstore.server.config import ApiConfig
 from orbitstore.server.context import ApiContext, context
 from orbitstore.server.handles import Handles
@@ -123,6 +131,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/v1/node", node_route, methods=["GET"]),
         *routes_data.routes(),
+        *routes_members.routes(),
+        *routes_archive.routes(),
         *changes.routes(),
         *routes_query.routes(),
         WebSocketRoute("/ydoc/{db}", ydoc_ws),
