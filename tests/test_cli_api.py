@@ -15,7 +15,7 @@ import trio
 
 from orbitstore.cli import main
 from orbitstore.cli.apifile import API_FILE, running_api, write_api_file
-from orbitstore.cli.remote import sync_state
+from orbitstore.cli.sync_view import sync_state
 from orbitstore.node import open_node
 from orbitstore.storage.lock import DirectoryLock
 from tests.test_serve import DEADLINE, serve

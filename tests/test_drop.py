@@ -44,7 +44,8 @@ async def test_drop_removes_every_row_of_the_database_and_keeps_the_others(
         assert people.closed and "people" not in node.databases()
         assert _rows(store) == before  # nothing of it is left, the other database is whole
         indexes = store.connection.execute(
-            "SELECT name FROM sqlite_master WHERE type='index' AND name LIKE 'view~_documents~_%~_%' ESCAPE '~'"
+            "SELECT name FROM sqlite_master WHERE type='index'"
+            " AND name LIKE 'view~_documents~_%~_%' ESCAPE '~'"
         ).fetchall()
         assert indexes == []
         with pytest.raises(NotFoundError):

@@ -78,7 +78,7 @@ def _through_api(args: argparse.Namespace) -> int | None:
         return None
     from orbitstore.cli import remote
 
-    if args.handler not in remote.HANDLERS:
+    if remote.find(args.handler) is None:
         return None
     try:
         return remote.run(api, args, Output(json_lines=args.json))

@@ -115,6 +115,17 @@ def parse_object(text: str, what: str) -> dict[str, Any]:
     return value
 
 
+def sort_spec(specs: list[str] | None) -> list[tuple[str, int]]:
+    """``--sort FIELD[:asc|:desc]`` options as ``(field, 1 | -1)`` pairs."""
+    out: list[tuple[str, int]] = []
+    for spec in specs or []:
+        field, _, direction = spec.rpartition(":") if ":" in spec else (spec, "", "asc")
+        if direction not in ("asc", "desc") or not field:
+            raise InvalidValueError(f"--sort is FIELD, FIELD:asc or FIELD:desc, not {spec!r}")
+        out.append((field, -1 if direction == "desc" else 1))
+    return out
+
+
 def entry_dict(e: Entry) -> dict[str, Any]:
     return {
         "cid": str(e.cid),

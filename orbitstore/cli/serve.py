@@ -88,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--relay-hop", action="store_true", help="relay connections for peers behind a NAT"
     )
     parser.add_argument(
+        "--bitswap",
+        action="store_true",
+        help="serve our blocks read-only to IPFS peers over Bitswap (anyone who can connect"
+        " reads every block by its CID; encrypted payloads stay sealed)",
+    )
+    parser.add_argument(
         "--relay",
         action="append",
         default=[],
@@ -143,10 +149,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def network_config(args: argparse.Namespace) -> Any:
     """The ``Libp2pConfig`` the arguments describe (imports py-libp2p: ~1 s)."""
-    from orbitstore.net.libp2p_config import Libp2pConfig, RelayConfig
+    from orbitstore.net.libp2p_config import BitswapConfig, Libp2pConfig, RelayConfig
 
     relay = RelayConfig(hop=args.relay_hop, client=bool(args.relay), relays=tuple(args.relay))
     return Libp2pConfig(
+        bitswap=BitswapConfig(enabled=bool(getattr(args, "bitswap", False))),
         listen_addresses=tuple(args.listen or [DEFAULT_LISTEN]),
         announce_addresses=tuple(args.announce),
         bootstrap_peers=tuple(args.bootstrap),
