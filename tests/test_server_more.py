@@ -221,3 +221,67 @@ async def test_conflicts_in_get_and_in_the_changes_feed(api: httpx.AsyncClient, 
     # A delete that saw both values resolves the conflict: the key is simply gone.
     await kv.delete("k")
     error_of(await api.get("/v1/databases/kv/keys/k?conflicts=true"), 404, "not_found")
+
+
+def test_the_openapi_document_lists_every_route() -> None:
+    from starlette.routing import Route, WebSocketRoute
+
+    from orbitstore.server.app import routes
+    from orbitstore.server.openapi import openapi_document
+
+    paths = openapi_document("test")["paths"]
+    for route in routes():
+        if isinstance(route, WebSocketRoute):
+            assert route.path in paths, route.path
+        elif isinstance(route, Route) and route.path.startswith("/v1/"):
+            path = route.path.replace("{key:path}", "{key}").replace("{item:path}", "{item}")
+            for method in route.methods or ():
+                if method != "HEAD":
+                    assert method.lower() in paths.get(path, {}), f"{method} {path}"
+
+
+async def _exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` on one connection and read until the server closes it or goes
+    quiet (every answer to ``data`` has come by then)."""
+    import trio
+
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(data)
+        out = b""
+        while True:
+            with trio.move_on_after(1.0) as quiet:
+                chunk = await stream.receive_some(65536)
+            if quiet.cancelled_caught:
+                return out + b"<open>"
+            if not chunk:
+                return out + b"<closed>"
+            out += chunk
+
+
+async def test_connections_stay_open_after_client_errors_and_close_after_413(
+    node: Node,
+) -> None:
+    import trio
+
+    from orbitstore.server import serve_api
+
+    await node.open("kv", type="keyvalue")
+    after = b"GET /v1/node HTTP/1.1\r\nHost: x\r\n\r\n"
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(serve_api, node, ApiConfig(port=0, max_body_bytes=100))
+        port = int(urls[0].rsplit(":", 1)[1])
+        # A 404 and a 400 are whole answers to whole requests: the next request is served.
+        for bad in (
+            b"GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"PUT /v1/databases/kv/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{x}",
+        ):
+            out = await _exchange(port, bad + after)
+            assert out.count(b"HTTP/1.1 ") == 2 and out.endswith(b"<open>"), out
+            assert b"connection: close" not in out.lower()
+        # A body over the limit is refused before it is read, and the connection closed.
+        big = b"PUT /v1/databases/kv/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+        out = await _exchange(port, big + b"x" * 1000 + after)
+        assert out.startswith(b"HTTP/1.1 413") and out.endswith(b"<closed>"), out
+        assert out.count(b"HTTP/1.1 ") == 1 and b"connection: close" in out.lower()
+        nursery.cancel_scope.cancel()

@@ -87,13 +87,23 @@ def error_body(exc: OrbitstoreError) -> dict[str, Any]:
     return {"error": body}
 
 
+# Answers after which the connection is closed (``Connection: close``) instead of kept
+# alive: a refused body may still be on its way (a 413 is answered before it is read,
+# and draining a large one would cost what the limit saves), and after a 5xx the state
+# of the exchange is not to be trusted. Other errors are complete answers to complete
+# requests: the connection stays usable.
+CLOSE_AFTER = frozenset({413, 500})
+
+
 def error_response(exc: OrbitstoreError) -> JSONResponse:
-    return JSONResponse(error_body(exc), status_code=status_for(exc))
+    status = status_for(exc)
+    headers = {"connection": "close"} if status in CLOSE_AFTER else None
+    return JSONResponse(error_body(exc), status_code=status, headers=headers)
 
 
 def internal_error() -> JSONResponse:
     body = {"error": {"code": "internal", "message": "internal server error (see the node's log)"}}
-    return JSONResponse(body, status_code=500)
+    return JSONResponse(body, status_code=500, headers={"connection": "close"})
 
 
 def jsonable(value: Any) -> Any:
