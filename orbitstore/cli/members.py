@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from orbitstore.cli.output import Output
-
 if TYPE_CHECKING:
+    from orbitstore.cli.output import Output
     from orbitstore.cli.remote import Client
 
 _NAME = "local name or /orbitstore/<cid> address"

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orbitstore.core import dagjson
-from orbitstore.core.entry import Entry
 from orbitstore.errors import DecodeError, InvalidValueError
+
+if TYPE_CHECKING:  # only its attributes are read: `kv get` through the API never loads it
+    from orbitstore.core.entry import Entry
 
 # First characters of JSON text that is not a bare word: anything else is most likely a
 # string the user forgot to quote.

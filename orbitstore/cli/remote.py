@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -47,14 +48,22 @@ def _error_classes() -> dict[str, type[OrbitstoreError]]:
     return found
 
 
+class _Connection(http.client.HTTPConnection):
+    """``http.client`` sends a request's headers and body in two writes; without
+    TCP_NODELAY the body waits for the server to acknowledge the headers (Nagle's
+    algorithm against delayed ACKs): a PUT through the API took ~2x as long."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class Client:
     """One connection to the API; ``call`` answers the JSON body or raises our error."""
 
     def __init__(self, api: RunningApi) -> None:
         parts = urlsplit(api.url)
-        self._conn = http.client.HTTPConnection(
-            parts.hostname or "127.0.0.1", parts.port or 80, timeout=TIMEOUT_S
-        )
+        self._conn = _Connection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=TIMEOUT_S)
         self._token = api.token
         self._used = False
         self.api = api

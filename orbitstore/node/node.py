@@ -32,10 +32,8 @@ from orbitstore.net.transport import Transport
 from orbitstore.node.asof import Heads
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
-from orbitstore.node.discovery import ProviderDiscovery
 from orbitstore.node.encryption import DatabaseKeys
 from orbitstore.node.query import Params, QueryService, resolve_all
-from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class, with_opener
 from orbitstore.node.writes import NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
@@ -48,7 +46,9 @@ from orbitstore.storage.sqlite import SqliteStore
 if TYPE_CHECKING:
     from orbitstore.net.libp2p_transport import Libp2pTransport
     from orbitstore.node.check import CheckReport, Progress
+    from orbitstore.node.discovery import ProviderDiscovery
     from orbitstore.node.drop import DropReport
+    from orbitstore.node.replication import Replication
 
 STORE_FILE = "orbitstore.sqlite"
 KEYSTORE_FILE = "keystore.json"
@@ -508,6 +508,10 @@ async def _open_node(
     node: Node | None = None
     try:
         async with AsyncExitStack() as stack:
+            # Imported here: a node without a network (most commands) never needs them.
+            from orbitstore.node.discovery import ProviderDiscovery
+            from orbitstore.node.replication import Replication
+
             discovery: ProviderDiscovery | None = None
             own: Libp2pTransport | None = None
             if transport is None:
