@@ -7,6 +7,16 @@ is one round trip; the rate counts both. Run with 1 client, then 50 concurrent c
 (the same total work split between them). Client and server share the process and its
 trio loop, so the figure is a floor for a client on another machine.
 
+Two baselines, in the same run, split the cost of a round trip:
+
+- ``api_put_get_python``: the same put + get pairs on the Python handle (``kv.put``,
+  ``kv.get``): the work itself, what the command line does after start-up.
+- ``api_put_get_asgi``: the same requests handed to the ASGI app directly (no sockets,
+  no HTTP parsing): our routes, Starlette's routing and JSON.
+
+What ``api_put_get`` adds to ``api_put_get_asgi`` is the HTTP stack on both sides
+(Hypercorn's h11 server and httpx's h11 client, both pure Python, sharing one process).
+
 Run: ``.venv/bin/python benchmarks/bench_api.py [--quick]``
 """
 
@@ -25,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, machine, parse_args
 
 import orbitstore
+from orbitstore.node.keyvalue import KeyValue
 from orbitstore.server import ApiConfig, serve_api
+from orbitstore.server.app import create_app
 
 
 async def _client(client: httpx.AsyncClient, worker: int, pairs: int) -> None:
@@ -59,9 +71,39 @@ async def measure(pairs: int, clients: int) -> float:
     return 2 * (pairs // clients) * clients / elapsed
 
 
+async def measure_python(pairs: int) -> float:
+    with tempfile.TemporaryDirectory() as home:
+        async with orbitstore.open_node(Path(home) / "node") as node:
+            kv = await node.open("kv", type="keyvalue")
+            assert isinstance(kv, KeyValue)
+            started = time.perf_counter()
+            for i in range(pairs):
+                await kv.put(f"w0-{i}", {"i": i, "text": "hello"})
+                if kv.get(f"w0-{i}")["i"] != i:
+                    raise SystemExit("unexpected value")
+            elapsed = time.perf_counter() - started
+    return 2 * pairs / elapsed
+
+
+async def measure_asgi(pairs: int) -> float:
+    with tempfile.TemporaryDirectory() as home:
+        async with orbitstore.open_node(Path(home) / "node") as node:
+            await node.open("kv", type="keyvalue")
+            transport = httpx.ASGITransport(app=create_app(node, ApiConfig()))
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+                started = time.perf_counter()
+                await _client(client, 0, pairs)
+                elapsed = time.perf_counter() - started
+    return 2 * pairs / elapsed
+
+
 def main() -> None:
     args = parse_args(__doc__ or "")
     pairs, reps = (100, 1) if args.quick else (1000, 3)
+    runs = [trio.run(measure_python, pairs) for _ in range(reps)]
+    emit("api_put_get_python", runs, "round_trips/s", 2 * pairs, clients=1, **machine())
+    runs = [trio.run(measure_asgi, pairs) for _ in range(reps)]
+    emit("api_put_get_asgi", runs, "round_trips/s", 2 * pairs, clients=1, **machine())
     for clients in (1, 50):
         runs = [trio.run(measure, pairs, clients) for _ in range(reps)]
         emit("api_put_get", runs, "round_trips/s", 2 * pairs, clients=clients, **machine())
