@@ -39,6 +39,10 @@ from orbitstore.node.keyvalue import KeyValue
 from orbitstore.server import ApiConfig, serve_api
 from orbitstore.server.app import create_app
 
+# A loaded machine can hold one of 50 concurrent requests for longer than httpx's 5 s
+# default: a slow run, not a failed one.
+TIMEOUT_S = 120.0
+
 
 async def _client(client: httpx.AsyncClient, worker: int, pairs: int) -> None:
     for i in range(pairs):
@@ -59,7 +63,9 @@ async def measure(pairs: int, clients: int) -> float:
                 # system's CA bundle (~30 ms) even for plain http, which is not a round trip.
                 async with AsyncExitStack() as stack:
                     pool = [
-                        await stack.enter_async_context(httpx.AsyncClient(base_url=urls[0]))
+                        await stack.enter_async_context(
+                            httpx.AsyncClient(base_url=urls[0], timeout=TIMEOUT_S)
+                        )
                         for _ in range(clients)
                     ]
                     started = time.perf_counter()
