@@ -259,9 +259,7 @@ async def _exchange(port: int, data: bytes) -> bytes:
             out += chunk
 
 
-async def test_connections_stay_open_after_client_errors_and_close_after_413(
-    node: Node,
-) -> None:
+async def test_connections_stay_usable_after_error_answers(node: Node) -> None:
     import trio
 
     from orbitstore.server import serve_api
@@ -271,17 +269,18 @@ async def test_connections_stay_open_after_client_errors_and_close_after_413(
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(serve_api, node, ApiConfig(port=0, max_body_bytes=100))
         port = int(urls[0].rsplit(":", 1)[1])
-        # A 404 and a 400 are whole answers to whole requests: the next request is served.
-        for bad in (
-            b"GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\n",
-            b"PUT /v1/databases/kv/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{x}",
+        # A 404, a 400 and a 413 (refused before the body was read): each is one whole
+        # answer, and the next request on the same connection is answered after it.
+        big = b"PUT /v1/databases/kv/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+        for bad, status in (
+            (b"GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\n", b"404"),
+            (
+                b"PUT /v1/databases/kv/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{x}",
+                b"400",
+            ),
+            (big + b"x" * 1000, b"413"),
         ):
             out = await _exchange(port, bad + after)
-            assert out.count(b"HTTP/1.1 ") == 2 and out.endswith(b"<open>"), out
-            assert b"connection: close" not in out.lower()
-        # A body over the limit is refused before it is read, and the connection closed.
-        big = b"PUT /v1/databases/kv/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
-        out = await _exchange(port, big + b"x" * 1000 + after)
-        assert out.startswith(b"HTTP/1.1 413") and out.endswith(b"<closed>"), out
-        assert out.count(b"HTTP/1.1 ") == 1 and b"connection: close" in out.lower()
+            assert out.startswith(b"HTTP/1.1 " + status), out
+            assert out.count(b"HTTP/1.1 200") == 1 and out.endswith(b"<open>"), out
         nursery.cancel_scope.cancel()

@@ -87,23 +87,21 @@ def error_body(exc: OrbitstoreError) -> dict[str, Any]:
     return {"error": body}
 
 
-# Answers after which the connection is closed (``Connection: close``) instead of kept
-# alive: a refused body may still be on its way (a 413 is answered before it is read,
-# and draining a large one would cost what the limit saves), and after a 5xx the state
-# of the exchange is not to be trusted. Other errors are complete answers to complete
-# requests: the connection stays usable.
-CLOSE_AFTER = frozenset({413, 500})
+# No error answer asks to close the connection. Every error is a complete answer, and
+# Hypercorn reads and discards what is left of a body we refused (413 before reading it),
+# so the next request on the connection is served. ``Connection: close`` set by the app
+# races Hypercorn's own close (it shuts the socket down without its send lock, so the
+# answer being written can be lost: seen on a loaded machine); h11 closes by itself
+# whenever HTTP requires it.
 
 
 def error_response(exc: OrbitstoreError) -> JSONResponse:
-    status = status_for(exc)
-    headers = {"connection": "close"} if status in CLOSE_AFTER else None
-    return JSONResponse(error_body(exc), status_code=status, headers=headers)
+    return JSONResponse(error_body(exc), status_code=status_for(exc))
 
 
 def internal_error() -> JSONResponse:
     body = {"error": {"code": "internal", "message": "internal server error (see the node's log)"}}
-    return JSONResponse(body, status_code=500, headers={"connection": "close"})
+    return JSONResponse(body, status_code=500)
 
 
 def jsonable(value: Any) -> Any:
