@@ -111,7 +111,7 @@ async def catch_up(n: int, attackers: int) -> float:
         began = time.perf_counter()
         await replica.replication.connect("mem/source")
         with trio.fail_after(600):
-            async with replica.replication.progress() as events:
+            async with replica.replication.subscribe_progress() as events:
                 while len(r) < n:
                     await events.receive()
         elapsed = time.perf_counter() - began

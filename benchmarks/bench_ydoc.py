@@ -66,7 +66,7 @@ async def main(n: int) -> None:
                 assert not result.rejected and not result.needed
             elapsed = time.perf_counter() - started
             assert str(y.doc.get("t", type=pycrdt.Text)) == expected, "replicas diverged"
-            stats = y.ydoc_statistics()
+            stats = y.statistics().document
         print(
             json.dumps(
                 {

@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from orbitstore.core.identity import Identity as Identity
     from orbitstore.core.limits import EntryLimits as EntryLimits
     from orbitstore.core.manifest import Manifest as Manifest
+    from orbitstore.core.unixfs import AttachmentLimits as AttachmentLimits
+    from orbitstore.core.unixfs import FileLayout as FileLayout
+    from orbitstore.core.unixfs import ReadProgress as ReadProgress
     from orbitstore.errors import OrbitstoreError as OrbitstoreError
+    from orbitstore.node.attachments import AttachmentsConfig as AttachmentsConfig
     from orbitstore.node.config import DiscoveryConfig as DiscoveryConfig
     from orbitstore.node.config import NodeConfig as NodeConfig
     from orbitstore.node.config import ReplicationConfig as ReplicationConfig
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from orbitstore.node.node import Node as Node
     from orbitstore.node.node import open_node as open_node
     from orbitstore.node.replication import SyncProgress as SyncProgress
+    from orbitstore.node.subscription import Subscription as Subscription
     from orbitstore.node.ydoc import YDocument as YDocument
     from orbitstore.query.limits import QueryLimits as QueryLimits
     from orbitstore.query.results import QueryPlan as QueryPlan
@@ -59,7 +64,11 @@ _EXPORTS: dict[str, str] = {
     "Identity": "orbitstore.core.identity",
     "EntryLimits": "orbitstore.core.limits",
     "Manifest": "orbitstore.core.manifest",
+    "AttachmentLimits": "orbitstore.core.unixfs",
+    "FileLayout": "orbitstore.core.unixfs",
+    "ReadProgress": "orbitstore.core.unixfs",
     "OrbitstoreError": "orbitstore.errors",
+    "AttachmentsConfig": "orbitstore.node.attachments",
     "DiscoveryConfig": "orbitstore.node.config",
     "NodeConfig": "orbitstore.node.config",
     "ReplicationConfig": "orbitstore.node.config",
@@ -72,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "Node": "orbitstore.node.node",
     "open_node": "orbitstore.node.node",
     "SyncProgress": "orbitstore.node.replication",
+    "Subscription": "orbitstore.node.subscription",
     "YDocument": "orbitstore.node.ydoc",
     "QueryLimits": "orbitstore.query.limits",
     "QueryPlan": "orbitstore.query.results",

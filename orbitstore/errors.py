@@ -36,14 +36,18 @@ four branches that say who is to blame::
     │   ├── ProtocolError               a peer broke the sync protocol
     │   │   └── ServeLimitError         a peer asked for more than we serve
     │   ├── DecryptionError             a sealed payload or key does not open (wrong key, tampered)
-    │   └── InvalidEncryptedPayloadError  not a well-formed payload of an encrypted database
+    │   ├── InvalidEncryptedPayloadError  not a well-formed payload of an encrypted database
+    │   └── InvalidAttachmentError      not a UnixFS file we can read (bad dag-pb, sizes, type)
+    │       └── AttachmentLimitError    over an AttachmentLimits bound (block, links, depth)
+    │           └── AttachmentTooLargeError  the file is larger than max_size
     ├── StorageError                    our own disk failed us
     │   ├── StorageCorruptedError       stored bytes no longer verify
     │   └── KeystoreError               key file missing, unreadable or too permissive
     └── NetworkError                    transport-level failure talking to a peer
         ├── PeerUnavailableError        dialling failed or timed out
         ├── StreamResetError            the peer (or its death) reset a stream
-        └── SyncTimeoutError            wait_synced ran out of time before we caught up
+        ├── SyncTimeoutError            wait_synced ran out of time before we caught up
+        └── AttachmentUnavailableError  no peer gave an attachment's blocks in time
 
 Foreign exceptions (sqlite3, libp2p, sqlglot, cbrrr) are translated where they are
 caught, with ``raise ... from exc`` so the cause is kept.
@@ -258,7 +262,9 @@ class InvalidAclOpError(InvalidDataError):
 
 class AccessDeniedError(UnauthorizedWriterError):
     """Under capabilities access: the writer did not hold the right the entry needs in
-    the entry's own causal past. ``details``: ``writer``, ``right``, ``scope``, ``reason``."""
+    the entry's own causal past. ``details``: ``writer``, ``right``, ``scope``, ``reason``.
+    Private databases: the peer proved no reader identity in the session (``reason``,
+    ``identity``), or refused ours (``peer_code``); see ``orbitstore.sync.auth``."""
 
     code = "access_denied"
 
@@ -289,6 +295,26 @@ class InvalidEncryptedPayloadError(InvalidDataError):
     announcement, key epoch, access op), or a key epoch was written by a non-owner."""
 
     code = "invalid_encrypted_payload"
+
+
+class InvalidAttachmentError(InvalidDataError):
+    """An attachment's blocks are not a UnixFS file we can read: a malformed dag-pb node
+    or UnixFS message, sizes that disagree, a directory or symlink, an unsupported CID."""
+
+    code = "invalid_attachment"
+
+
+class AttachmentLimitError(InvalidAttachmentError):
+    """An attachment over a bound of ``AttachmentLimits``: a block too large, a node
+    with too many links, a DAG too deep."""
+
+    code = "attachment_limit"
+
+
+class AttachmentTooLargeError(AttachmentLimitError):
+    """An attachment whose size (the root's UnixFS ``filesize``) is over ``max_size``."""
+
+    code = "attachment_too_large"
 
 
 # --- our own storage ----------------------------------------------------------------
@@ -331,6 +357,13 @@ class SyncTimeoutError(NetworkError):
     """``wait_synced`` timed out before we held everything the peers announced."""
 
     code = "sync_timeout"
+
+
+class AttachmentUnavailableError(NetworkError):
+    """Blocks of an attachment are neither here nor given by any peer in time.
+    ``details``: ``cid`` (the attachment), ``missing`` (a block nobody gave)."""
+
+    code = "attachment_unavailable"
 
 
 class StreamResetError(NetworkError):

@@ -23,9 +23,10 @@ from orbitstore.core.manifest import Manifest
 from orbitstore.errors import UsageError
 from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
-from orbitstore.node.database import Database, Subscription
+from orbitstore.node.database import Database
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.node import Node
+from orbitstore.node.subscription import Subscription
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS
 from orbitstore.node.ydoc import YDocument
 from orbitstore.storage.memory import MemoryStore

@@ -27,9 +27,10 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest
 from orbitstore.node import NodeConfig, open_node
-from orbitstore.node.database import Database, Subscription
+from orbitstore.node.database import Database
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.node import Node
+from orbitstore.node.subscription import Subscription
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.views.base import Lagged

@@ -132,7 +132,7 @@ async def test_library_client_fetches_an_entry_and_a_manifest_by_cid() -> None:
     assert Entry.from_block(ENTRY.cid, entry_block) == ENTRY
     assert manifest_block == MANIFEST_BLOCK
     assert Manifest.from_block(DB, manifest_block) == MANIFEST
-    stats = server.bitswap_statistics()
+    stats = server.statistics().bitswap
     assert stats.blocks_sent >= 2
     assert stats.haves_sent >= 1
     assert stats.bytes_sent >= len(ENTRY.block) + len(MANIFEST_BLOCK)
@@ -157,8 +157,8 @@ async def test_a_missing_cid_is_not_served_and_the_client_gives_up_in_time() -> 
             await client.new_session().get_block(
                 to_libp2p_cid(MISSING), peer_id=server_id, timeout=1.0
             )
-        assert server.bitswap_statistics().dont_haves_sent >= 1
-        assert server.bitswap_statistics().blocks_sent == 0
+        assert server.statistics().bitswap.dont_haves_sent >= 1
+        assert server.statistics().bitswap.blocks_sent == 0
 
 
 # --- a raw client, for the edges ----------------------------------------------------------
@@ -304,7 +304,7 @@ async def test_pushed_blocks_are_dropped_and_stay_unknown() -> None:
     push_v100 = create_message(blocks_v100=[pushed[0][1]])
     async with serving(store) as server, raw_client(server) as client:
         replies = await client.exchange(push, push_v100, wants(*(cid for cid, _ in pushed)))
-        stats = server.bitswap_statistics()
+        stats = server.statistics().bitswap
     assert presences_of(replies) == [(cid, False) for cid, _ in pushed]
     assert stats.unsolicited_blocks_dropped == 4
     assert {cid: store.get(cid) for cid in store} == before
@@ -315,7 +315,7 @@ async def test_a_long_want_list_is_truncated_to_the_limit() -> None:
     config = BitswapConfig(enabled=True, max_wants_per_message=4, max_wants_per_second=1e9)
     async with serving(our_store(*blocks), config) as server, raw_client(server) as client:
         replies = await client.exchange(wants(*(cid for cid, _ in blocks)), wants(MISSING))
-        stats = server.bitswap_statistics()
+        stats = server.statistics().bitswap
     assert blocks_of(replies) == [data for _, data in blocks[:4]]
     assert presences_of(replies) == [(MISSING, False)]  # the next message is answered
     assert stats.wants_truncated == 6
@@ -328,7 +328,7 @@ async def test_wants_over_the_rate_are_ignored() -> None:
     async with serving(our_store(*blocks), config) as server, raw_client(server) as client:
         cids = [cid for cid, _ in blocks]
         replies = await client.exchange(wants(*cids[:3]), wants(*cids[3:6]))
-        stats = server.bitswap_statistics()
+        stats = server.statistics().bitswap
     assert blocks_of(replies) == [data for _, data in blocks[:4]]
     assert stats.wants_rate_limited == 2
 
@@ -340,7 +340,7 @@ async def test_bytes_in_flight_per_peer_are_bounded() -> None:
         replies = await client.exchange(wants(*(cid for cid, _ in blocks)))
         # The budget is returned once a reply is written: the next want-list is served.
         again = await client.exchange(wants(*(cid for cid, _ in blocks[2:])))
-        stats = server.bitswap_statistics()
+        stats = server.statistics().bitswap
     assert blocks_of(replies) == [data for _, data in blocks[:2]]
     assert blocks_of(again) == [data for _, data in blocks[2:4]]
     assert stats.wants_over_budget == 4
@@ -365,7 +365,7 @@ async def test_oversized_messages_and_extra_streams_are_reset() -> None:
                 pass  # reset while the client was still negotiating
             else:
                 assert await read_exactly(extra, 1) is None
-        stats = server.bitswap_statistics()
+        stats = server.statistics().bitswap
     assert stats.unsolicited_blocks_dropped == 0  # never even parsed
     assert stats.streams_reset >= 1
     assert stats.streams_refused == 1
@@ -383,7 +383,7 @@ async def test_a_failing_block_store_ends_the_stream_not_the_transport() -> None
         await stream.write(frame(wants(ENTRY.cid)))
         with trio.fail_after(10):
             assert await read_exactly(stream, 1) is None
-        assert server.bitswap_statistics().streams_reset == 1
+        assert server.statistics().bitswap.streams_reset == 1
         server.serve_blocks(our_store())  # a second call replaces the source
         replies = await client.exchange(wants(ENTRY.cid))
     assert blocks_of(replies) == [ENTRY.block]
@@ -401,13 +401,13 @@ async def test_a_reply_cut_by_send_timeout_leaves_the_connection_usable() -> Non
         await stream.write(frame(wants(*(cid for cid, _ in blocks))))
         with trio.fail_after(10):
             assert await read_exactly(stream, 1) is None  # the server gave up: reset
-        assert server.bitswap_statistics().streams_reset == 1
+        assert server.statistics().bitswap.streams_reset == 1
         client.reading.set()
         with trio.fail_after(5):
             await client.reply_ended.wait()  # the cut reply stream, read to its reset
             client.reply_ended, client.replies = trio.Event(), []
             replies = await client.exchange(wants(ENTRY.cid))
-        stats = server.bitswap_statistics()
+        stats = server.statistics().bitswap
     assert ENTRY.block in blocks_of(replies)
     assert stats.internal_errors == 0
 
@@ -424,7 +424,7 @@ async def test_an_unexpected_error_resets_the_stream_is_counted_and_serving_goes
         await stream.write(frame(wants(ENTRY.cid)))
         with trio.fail_after(10):
             assert await read_exactly(stream, 1) is None  # reset
-        stats = server.bitswap_statistics()
+        stats = server.statistics().bitswap
         assert (stats.internal_errors, stats.streams_reset) == (1, 1)
         server.serve_blocks(our_store())
         replies = await client.exchange(wants(ENTRY.cid))
@@ -437,7 +437,7 @@ async def test_an_idle_stream_is_reset() -> None:
         stream = await client.open()
         with trio.fail_after(10):
             assert await read_exactly(stream, 1) is None
-        assert server.bitswap_statistics().streams_reset == 1
+        assert server.statistics().bitswap.streams_reset == 1
 
 
 # --- configuration and CIDs ------------------------------------------------------------------
@@ -447,7 +447,7 @@ async def test_serve_blocks_needs_bitswap_enabled() -> None:
     async with open_libp2p_transport(Libp2pConfig(), key_path=None) as transport:
         with pytest.raises(UsageError, match="Bitswap is off"):
             transport.serve_blocks(our_store())
-        assert transport.bitswap_statistics().blocks_sent == 0
+        assert transport.statistics().bitswap.blocks_sent == 0
 
 
 @pytest.mark.parametrize(

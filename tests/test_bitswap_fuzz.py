@@ -196,6 +196,6 @@ def test_live_server_survives_mutated_messages(payloads: list[bytes]) -> None:
             async with raw_client(server) as fresh:
                 replies = await fresh.exchange(wants(ENTRY.cid))
             assert blocks_of(replies) == [ENTRY.block]
-            assert server.bitswap_statistics().internal_errors == 0
+            assert server.statistics().bitswap.internal_errors == 0
 
     trio.run(run)

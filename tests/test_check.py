@@ -20,6 +20,7 @@ from orbitstore.node.check import check_store
 from orbitstore.node.node import STORE_FILE
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import open_memory_pair
 
 
 async def _fill(home: Path) -> None:
@@ -134,18 +135,15 @@ async def test_a_damaged_entry_is_removed_and_fetched_again_from_a_peer(tmp_path
     ids = Identity(b"\x01" * 32), Identity(b"\x02" * 32)
 
     async def sync(replica_store: SqliteStore) -> tuple[Any, Any]:
-        async with (
-            net.open_transport("w") as tw,
-            net.open_transport("r") as tr,
-            open_node(store=writer_store, identity=ids[0], transport=tw) as w_node,
-            open_node(store=replica_store, identity=ids[1], transport=tr) as r_node,
-        ):
+        async with open_memory_pair(
+            network=net, names=("w", "r"), identities=ids, stores=(writer_store, replica_store)
+        ) as pair:
+            w_node, r_node = pair.nodes
             w = await w_node.open("kv", type="keyvalue")
             if len(w) == 0:
                 for n in range(30):
                     await w.put(f"k{n}", n)
-            assert r_node.replication is not None
-            await r_node.replication.connect("mem/w")
+            await pair.connect()
             r = await r_node.open(w.address, type="keyvalue")
             with trio.fail_after(30):
                 await r.wait_synced(timeout=30)
@@ -182,7 +180,7 @@ async def test_a_memory_node_is_checked_and_repaired_too() -> None:
         await db.put("a", 1)
         await db.put("b", 2)
         cid = db.cid
-        await db.close()
+        await db.aclose()
         assert node.check().problems == ()
         node.store.log_store(cid).set_heads({})
         report = node.check()

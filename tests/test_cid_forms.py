@@ -59,7 +59,8 @@ def test_known_ipfs_cids(text: str, version: int, codec_: int, hash_function: in
     assert bytes(cid) == bytes(multiformats.CID.decode(text))
     assert Cid(bytes(cid)) == cid and hash(Cid(bytes(cid))) == hash(cid)
     assert not cid.is_entry_link
-    assert cid.is_block_cid == (text == KNOWN[4][0])
+    # CIDv1 sha2-256 raw and dag-pb (attachments) are stored and served; v0 is not.
+    assert cid.is_block_cid == (text in (KNOWN[1][0], KNOWN[3][0], KNOWN[4][0]))
     if not cid.is_block_cid:
         with pytest.raises(InvalidCidError, match="unsupported"):
             from_libp2p_cid(bytes(cid))
@@ -68,8 +69,10 @@ def test_known_ipfs_cids(text: str, version: int, codec_: int, hash_function: in
 def test_known_raw_sha256_is_what_for_block_makes() -> None:
     assert Cid.for_block(b"", RAW) == Cid.parse(KNOWN[4][0])
     assert Cid.for_block(b"").is_entry_link and not Cid.for_block(b"", RAW).is_entry_link
+    assert Cid.for_block(b"", DAG_PB) == Cid(b"\x01\x70\x12\x20" + Cid.for_block(b"").digest)
+    assert Cid.parse(KNOWN[0][0]).to_v1() == Cid.parse(KNOWN[1][0])
     with pytest.raises(InvalidCidError, match="unsupported codec"):
-        Cid.for_block(b"", DAG_PB)
+        Cid.for_block(b"", 0x0129)
 
 
 _HASHES = {"sha2-256": 32, "sha2-512": 64, "sha3-256": 32, "blake2b-256": 32}
@@ -211,12 +214,13 @@ def test_kind_names_the_form() -> None:
 
 def test_car_reader_skips_blocks_of_other_cid_forms() -> None:
     good = Cid.for_block(b"\xa0")  # an empty map
+    node = Cid.for_block(b"x", DAG_PB)  # attachments' dag-pb nodes are read
     data = encode_header([good]) + b"".join(
         encode_section(cid, block)
-        for cid, block in [(V0, b"dag-pb bytes"), (DAG_PB_V1, b"x"), (good, b"\xa0")]
+        for cid, block in [(V0, b"dag-pb bytes"), (node, b"x"), (good, b"\xa0")]
     )
     data += encode_section(SHA512_DAG_CBOR, b"y")
     reader = CarReader()
-    assert list(reader.feed(data)) == [(good, b"\xa0")]
+    assert list(reader.feed(data)) == [(node, b"x"), (good, b"\xa0")]
     reader.finish()
-    assert reader.skipped == 3
+    assert reader.skipped == 2

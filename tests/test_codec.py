@@ -261,7 +261,7 @@ def test_cid_for_block_and_immutability() -> None:
     with pytest.raises(AttributeError):
         cid.foo = 1  # type: ignore[attr-defined]
     with pytest.raises(InvalidCidError):
-        Cid.for_block(b"hello", 0x70)
+        Cid.for_block(b"hello", 0x0129)
 
 
 # -- Ed25519: the PyNaCl hot path agrees with `cryptography` --------------------------------

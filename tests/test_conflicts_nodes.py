@@ -8,8 +8,8 @@ import contextlib
 import json
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,10 @@ from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
 from orbitstore.node.documents import Documents
 from orbitstore.node.keyvalue import KeyValue
-from orbitstore.node.node import Node
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import NodePair, open_memory_pair
 from orbitstore.views.base import Change, Lagged
 
 CONFIG = NodeConfig(timestamps=False, replication=ReplicationConfig(idle_timeout=5.0))
@@ -50,35 +50,24 @@ async def _wait(db: Database, done: Callable[[], bool], seen: list[Change]) -> N
                 seen.append(item)
 
 
-@asynccontextmanager
-async def _pair(stores: list[NodeStore]) -> AsyncIterator[tuple[MemoryNetwork, list[Node]]]:
-    net = MemoryNetwork(rng=random.Random(5), latency=(0.0, 0.002))
-    async with (
-        net.open_transport("a") as ta,
-        net.open_transport("b") as tb,
-        open_node(
-            store=stores[0], identity=Identity(b"\x0a" * 32), transport=ta, config=CONFIG
-        ) as a,
-        open_node(
-            store=stores[1], identity=Identity(b"\x0b" * 32), transport=tb, config=CONFIG
-        ) as b,
-    ):
-        yield net, [a, b]
-
-
-async def _connect(nodes: list[Node]) -> None:
-    assert nodes[1].replication is not None
-    await nodes[1].replication.connect("mem/a")
+def _pair(stores: list[NodeStore]) -> AbstractAsyncContextManager[NodePair]:
+    return open_memory_pair(
+        network=MemoryNetwork(rng=random.Random(5), latency=(0.0, 0.002)),
+        identities=(Identity(b"\x0a" * 32), Identity(b"\x0b" * 32)),
+        stores=stores,
+        config=CONFIG,
+    )
 
 
 async def _concurrent_edits(
-    net: MemoryNetwork,
-    nodes: list[Node],
+    pair: NodePair,
     dbs: list[Any],
     write: Callable[[Any, str], Any],
 ) -> tuple[list[Change], list[Change]]:
     """Partition, write one title on each side, heal; returns the changes each side saw
     until it held both writes."""
+    net = pair.network
+    assert net is not None
     net.partition({"a"}, {"b"})
     ea = await write(dbs[0], "Buy oat milk")
     eb = await write(dbs[1], "Buy almond milk")
@@ -89,7 +78,7 @@ async def _concurrent_edits(
         nursery.start_soon(_wait, dbs[1], lambda: dbs[1].get_entry(ea.cid) is not None, seen[1])
         await trio.lowlevel.checkpoint()
         with contextlib.suppress(OrbitstoreError):
-            await _connect(nodes)
+            await pair.connect()
     return seen
 
 
@@ -105,17 +94,17 @@ async def test_todo_documents_on_the_memory_network(merge: str, tmp_path: Path) 
     for s in stores:
         s.blocks.put(cid, block)
     try:
-        async with _pair(stores) as (net, nodes):
-            dbs = [await n.open(f"/orbitstore/{cid}", type="documents") for n in nodes]
+        async with _pair(stores) as pair:
+            dbs = [await n.open(f"/orbitstore/{cid}", type="documents") for n in pair.nodes]
             assert all(isinstance(d, Documents) for d in dbs)
             first = await dbs[0].put({"_id": "t1", "title": "Buy milk", "done": False})
-            await _connect(nodes)
+            await pair.connect()
             await _wait(dbs[1], lambda: dbs[1].get_entry(first.cid) is not None, [])
 
             async def retitle(db: Documents, title: str) -> Any:
                 return await db.patch("t1", set={"title": title})
 
-            seen = await _concurrent_edits(net, nodes, dbs, retitle)
+            seen = await _concurrent_edits(pair, dbs, retitle)
             winner = dbs[0].get("t1")["title"]
             loser = ({"Buy oat milk", "Buy almond milk"} - {winner}).pop()
             lost_doc = {"_id": "t1", "title": loser, "done": False}
@@ -160,17 +149,17 @@ async def test_todo_documents_on_the_memory_network(merge: str, tmp_path: Path) 
 
 
 async def _kv_scenario(stores: list[NodeStore], cid: Any) -> None:
-    async with _pair(stores) as (net, nodes):
-        dbs = [await n.open(f"/orbitstore/{cid}", type="keyvalue") for n in nodes]
+    async with _pair(stores) as pair:
+        dbs = [await n.open(f"/orbitstore/{cid}", type="keyvalue") for n in pair.nodes]
         assert all(isinstance(d, KeyValue) for d in dbs)
         first = await dbs[0].put("todo/1/title", "Buy milk")
-        await _connect(nodes)
+        await pair.connect()
         await _wait(dbs[1], lambda: dbs[1].get_entry(first.cid) is not None, [])
 
         async def retitle(db: KeyValue, title: str) -> Any:
             return await db.put("todo/1/title", title)
 
-        seen = await _concurrent_edits(net, nodes, dbs, retitle)
+        seen = await _concurrent_edits(pair, dbs, retitle)
         winner = dbs[0].get("todo/1/title")
         loser = ({"Buy oat milk", "Buy almond milk"} - {winner}).pop()
         for db, changes in zip(dbs, seen, strict=True):
@@ -186,7 +175,7 @@ async def _kv_scenario(stores: list[NodeStore], cid: Any) -> None:
             assert row["value"] == winner and [c["value"] for c in row["_conflicts"]] == [loser]
         # the loser's side resolves by writing the winner again: the conflict clears
         loser_writer = dbs[0].conflicts("todo/1/title")[0].writer
-        side = 0 if nodes[0].identity.id == loser_writer else 1
+        side = 0 if pair.a.identity.id == loser_writer else 1
         before = dbs[0].heads
         merged = await dbs[side].put("todo/1/title", winner)
         other = dbs[1 - side]

@@ -71,7 +71,7 @@ async def _converge(history: list[tuple[Any, ...]], seed: int, reader: Identity)
             await b.receive(blocks[i : i + 3])
         assert b.heads == a.heads
         assert dict(b.items()) == _model(history, "bob" if reader == BOB else "carol")
-        stats = b.encryption_statistics()
+        stats = b.statistics().encryption
         assert stats.readers == tuple(sorted(a.readers)) and stats.invalid == 0
 
 

@@ -5,6 +5,7 @@ network, trio's virtual clock)."""
 from __future__ import annotations
 
 import random
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import trio
@@ -23,6 +24,7 @@ from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.node import Node
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import NodePair, open_memory_pair
 
 CONFIG = NodeConfig(
     timestamps=False,
@@ -32,6 +34,13 @@ CONFIG = NodeConfig(
 )
 ALICE, BOB, CAROL, RELAY = (Identity(bytes([i]) * 32) for i in (1, 2, 3, 4))
 WRITERS = [ALICE.id, BOB.id, CAROL.id]
+
+
+def alice_and_bob(net: MemoryNetwork) -> AbstractAsyncContextManager[NodePair]:
+    """Alice's and Bob's nodes on ``net``, not connected yet."""
+    return open_memory_pair(
+        network=net, names=("alice", "bob"), identities=(ALICE, BOB), config=CONFIG
+    )
 
 
 def network() -> MemoryNetwork:
@@ -47,7 +56,7 @@ async def reach(node: Node, db: KeyValue, entry: Entry | None) -> None:
     ``entry``."""
     assert node.replication is not None and entry is not None
     with trio.fail_after(10):
-        async with node.replication.progress() as events:
+        async with node.replication.subscribe_progress() as events:
             while not db.log.has(entry.cid):
                 await events.receive()
 
@@ -63,12 +72,8 @@ async def replica(node: Node, address: str, peer: str) -> KeyValue:
 
 async def test_two_members_read_and_write_on_two_nodes(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with alice_and_bob(net) as pair:
+        alice, bob = pair.nodes
         a = await alice.open("notes", type="keyvalue", write=WRITERS, encrypted=True)
         assert isinstance(a, KeyValue) and a.encrypted and a.readers == {ALICE.id}
         await a.put("a1", "from alice")
@@ -108,7 +113,7 @@ async def test_reopen_learns_the_keys_again(tmp_path: object) -> None:
         assert list(node.query(sql).rows) == [("k", "v"), ("k2", "v2")]
         past = node.query(sql, as_of={"kv": sorted(str(h) for h in before)})
         assert list(past.rows) == [("k", "v")]  # AS OF folds opened payloads too
-        await db.close()
+        await db.aclose()
         assert node.check().problems == ()  # no false view mismatch on sealed payloads
     async with open_node(path, identity=ALICE, config=CONFIG) as node:
         assert node.check(repair=True).ok
@@ -140,7 +145,7 @@ async def test_blind_replica_stores_and_serves_but_cannot_read(
         assert len(r) == len(a) and r.heads == a.heads  # stored everything, verified
         assert list(r.items()) == [] and not r.is_reader  # reads nothing
         assert not any("secret" in str(e.payload) for e in r.entries())
-        stats = r.encryption_statistics()
+        stats = r.statistics().encryption
         assert stats.unreadable == 5 and stats.readers == (ALICE.id, CAROL.id)
         sealed = next(e for e in r.log.traverse() if enc.classify(e.payload) == enc.SEALED)
         with pytest.raises(NotAMemberError):
@@ -155,12 +160,8 @@ async def test_blind_replica_stores_and_serves_but_cannot_read(
 
 async def test_a_revoked_member_cannot_read_later_entries(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with alice_and_bob(net) as pair:
+        alice, bob = pair.nodes
         a = await alice.open("notes", type="keyvalue", write=WRITERS, encrypted=True)
         assert isinstance(a, KeyValue)
         await a.announce_key(enc.announcement(BOB, a.cid))
@@ -200,7 +201,7 @@ async def test_tampered_entries_never_reach_the_view() -> None:
         keys = db._keys
         assert keys is not None
         assert keys.readable([forged]) == []
-        assert db.encryption_statistics().invalid == 1
+        assert db.statistics().encryption.invalid == 1
 
 
 class Boom(Exception):
@@ -216,7 +217,7 @@ async def test_a_rolled_back_rotation_is_forgotten() -> None:
             async with db.batch():
                 await db.set_readers([ALICE.id, BOB.id])
                 raise Boom
-        assert db.encryption_statistics().epochs == 1 and db.readers == {ALICE.id}
+        assert db.statistics().encryption.epochs == 1 and db.readers == {ALICE.id}
         entry = await db.put("k", 1)  # sealed under the epoch that is in the log
         assert db.get("k") == 1
         sealed = enc.parse_sealed(entry.payload[enc.SEALED])
@@ -229,7 +230,7 @@ async def test_an_epoch_whose_key_does_not_open_is_not_made_current() -> None:
         assert isinstance(db, KeyValue)
         broken = enc.epoch_payload({ALICE.id: bytes(80)}, None)
         await db._append([broken], None)  # as a buggy or forged owner device would
-        assert db.encryption_statistics().invalid == 1
+        assert db.statistics().encryption.invalid == 1
         assert db.is_reader
         await db.put("k", 1)  # still writable under the last epoch that opens
         assert db.get("k") == 1
@@ -253,12 +254,8 @@ async def test_encryption_is_chosen_at_creation_only() -> None:
 
 async def test_capabilities_revoke_rotates_the_key(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with alice_and_bob(net) as pair:
+        alice, bob = pair.nodes
         a = await alice.open("notes", type="keyvalue", access="capabilities", encrypted=True)
         assert isinstance(a, KeyValue) and a.encrypted
         grant = await a.grant(BOB.id, "write")

@@ -68,8 +68,8 @@ async def test_libp2p_refused_messages_are_not_forwarded() -> None:
                 await changed.wait()
         for data in (b"bad", b"raise"):
             assert data not in inbox_b and data not in inbox_c
-        assert b.gossip_statistics().refused_invalid == 2
-        assert c.gossip_statistics().refused_invalid == 0
+        assert b.statistics().gossip.refused_invalid == 2
+        assert c.statistics().gossip.refused_invalid == 0
         assert set(origins) == {a.peer_id}  # the origin, not the forwarder
 
 

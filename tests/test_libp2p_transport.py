@@ -275,7 +275,7 @@ async def test_gossip_burst_is_delivered_in_full_with_back_pressure() -> None:
         with trio.fail_after(DEADLINE):
             while len({d for d in got if d.startswith(b"m-")}) < count:
                 await changed.wait()
-        assert a.gossip_statistics().published >= count
+        assert a.statistics().gossip.published >= count
 
 
 async def test_gossip_is_forwarded_and_oversized_messages_stop_at_the_validator() -> None:
@@ -323,7 +323,7 @@ async def test_gossip_is_forwarded_and_oversized_messages_stop_at_the_validator(
                 await changed.wait()
         assert big not in inbox_b
         assert big not in inbox_c
-        assert b.gossip_statistics().refused_oversized >= 1
+        assert b.statistics().gossip.refused_oversized >= 1
 
 
 async def test_oversized_gossip_is_refused_locally() -> None:
@@ -585,7 +585,7 @@ async def test_handler_bug_resets_the_stream_is_counted_and_the_node_goes_on() -
             stream = await a.open_stream(b.peer_id)
             await stream.send_all(b"ok")
             assert await stream.receive_some() == b"fine"
-        stats = b.handler_statistics()
+        stats = b.statistics().handlers
         assert (stats.inbound_streams, stats.stream_handler_errors) == (2, 1)
 
 
@@ -607,7 +607,7 @@ async def test_gossip_handler_bug_is_counted_and_the_subscription_goes_on() -> N
         await a.connect(b.listen_addresses()[0])
         with trio.fail_after(DEADLINE):
             sent = 0
-            while not good or not b.gossip_statistics().handler_errors:
+            while not good or not b.statistics().gossip.handler_errors:
                 sent += 1
                 await a.publish(topic, b"bug-%d" % sent)
                 await a.publish(topic, b"good-%d" % sent)

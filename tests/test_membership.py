@@ -26,6 +26,7 @@ from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import open_memory_pair
 
 OWNER = Identity(b"\x01" * 32)
 ALICE = Identity(b"\x02" * 32)
@@ -240,16 +241,17 @@ async def test_partitioned_revoked_writer_is_excluded_everywhere(
 
 async def test_node_redeem_over_the_network(autojump_clock: trio.abc.Clock) -> None:
     net = MemoryNetwork(rng=random.Random(3), latency=(0.001, 0.01))
-    async with (
-        net.open_transport("owner") as t_o,
-        net.open_transport("alice") as t_a,
-        open_node(store=MemoryStore(), identity=OWNER, transport=t_o, config=CONFIG) as n_o,
-        open_node(store=MemoryStore(), identity=ALICE, transport=t_a, config=CONFIG) as n_a,
-    ):
+    async with open_memory_pair(
+        network=net,
+        names=("owner", "alice"),
+        identities=(OWNER, ALICE),
+        stores=(MemoryStore(), MemoryStore()),
+        config=CONFIG,
+    ) as pair:
+        n_o, n_a = pair.nodes
         db_o = await owner_kv(n_o)
         link = await db_o.invite()
-        assert n_a.replication is not None
-        await n_a.replication.connect("mem/owner")
+        await pair.connect()
         db_a = await n_a.redeem(link)
         assert isinstance(db_a, KeyValue)
         await db_a.put("hello", "from alice")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import trio
@@ -29,6 +30,7 @@ from orbitstore.sync.frames import (
 )
 from orbitstore.sync.manifest_fetch import answer_manifest_request
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import NodePair, open_memory_pair
 
 CONFIG = NodeConfig(
     timestamps=False,
@@ -40,6 +42,13 @@ CONFIG = NodeConfig(
     ),
 )
 ALICE, BOB, CAROL = (Identity(bytes([i]) * 32) for i in (1, 2, 3))
+
+
+def alice_and_bob(net: MemoryNetwork) -> AbstractAsyncContextManager[NodePair]:
+    """Alice's and Bob's nodes on ``net``, not connected yet."""
+    return open_memory_pair(
+        network=net, names=("alice", "bob"), identities=(ALICE, BOB), config=CONFIG
+    )
 
 
 def network() -> MemoryNetwork:
@@ -59,18 +68,14 @@ async def read_message(stream: Stream) -> Message:
 
 async def test_fresh_node_opens_by_address_and_converges(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with alice_and_bob(net) as pair:
+        alice, bob = pair.nodes
         hits = await alice.open("hits", type="counter", write=["*"])
         assert isinstance(hits, Counter)
         for _ in range(20):
             await hits.increment(2)
-        assert bob.replication is not None and alice.replication is not None
-        await bob.replication.connect("mem/alice")
+        assert alice.replication is not None
+        await pair.connect()
         assert not bob.store.blocks.has(hits.cid)
         start = trio.current_time()
         replica = await bob.open(hits.address, type="counter")
@@ -89,7 +94,7 @@ async def test_fresh_node_opens_by_address_and_converges(autojump_clock: trio.ab
         assert bob.replication.statistics().manifests_fetched == 1
         assert alice.replication.statistics().manifests_served == 1
         # The manifest is stored now: reopening needs no peer.
-        await replica.close()
+        await replica.aclose()
         again = await bob.open(hits.address, type="counter")
         assert again.manifest == hits.manifest
         assert bob.replication.statistics().manifests_fetched == 1
@@ -116,12 +121,8 @@ async def test_no_transport_says_so() -> None:
 
 async def test_no_peers_fails_fast_with_a_clear_message(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with alice_and_bob(net) as pair:
+        alice, bob = pair.nodes
         chat = await alice.open("chat", write=["*"])
         start = trio.current_time()
         with pytest.raises(NotFoundError) as info:
@@ -133,8 +134,7 @@ async def test_no_peers_fails_fast_with_a_clear_message(autojump_clock: trio.abc
         assert info.value.details["asked"] == 0
         assert not bob.store.blocks.has(chat.cid)
         # Connecting, then opening again, works.
-        assert bob.replication is not None
-        await bob.replication.connect("mem/alice")
+        await pair.connect()
         replica = await bob.open(chat.address)
         assert replica.manifest == chat.manifest
 
@@ -150,7 +150,7 @@ async def test_peers_without_the_database_say_so(autojump_clock: trio.abc.Clock)
         open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
     ):
         chat = await alice.open("chat")
-        await chat.close()
+        await chat.aclose()
         assert bob.replication is not None
         await bob.replication.connect("mem/carol")
         start = trio.current_time()
@@ -164,15 +164,10 @@ async def test_peers_without_the_database_say_so(autojump_clock: trio.abc.Clock)
 
 async def test_type_is_checked_after_the_fetch(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with alice_and_bob(net) as pair:
+        alice, bob = pair.nodes
         chat = await alice.open("chat", type="feed")
-        assert bob.replication is not None
-        await bob.replication.connect("mem/alice")
+        await pair.connect()
         with pytest.raises(WrongDatabaseTypeError):
             await bob.open(chat.address, type="keyvalue")
         feed = await bob.open(chat.address, type="feed")
@@ -213,13 +208,11 @@ async def test_wrong_block_is_refused_and_the_next_answer_used(
 ) -> None:
     net = network()
     async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
+        alice_and_bob(net) as pair,
         net.open_transport("evil") as te,
         net.open_transport("slow") as ts,
     ):
+        alice, bob = pair.nodes
         chat = await alice.open("chat", write=["*"])
         await chat.append("hi")
         other = await alice.open("other")
@@ -252,14 +245,12 @@ async def test_wrong_block_is_refused_and_the_next_answer_used(
 async def test_only_bad_or_silent_peers(autojump_clock: trio.abc.Clock) -> None:
     net = network()
     async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
+        alice_and_bob(net) as pair,
         net.open_transport("evil") as te,
         net.open_transport("mute") as tm,
         net.open_transport("liar") as tl,
     ):
+        alice, bob = pair.nodes
         chat = await alice.open("chat")
         te.set_stream_handler(scripted(lambda r: ManifestBlock(db=r.db, block=b"\xa0")))
         tm.set_stream_handler(scripted(lambda r: None))

@@ -13,6 +13,8 @@ import pytest
 import orbitstore
 
 PUBLIC = {
+    "AttachmentLimits",
+    "AttachmentsConfig",
     "Cid",
     "Change",
     "Conflict",
@@ -25,6 +27,7 @@ PUBLIC = {
     "EntryLimits",
     "Feed",
     "FeedItem",
+    "FileLayout",
     "Identity",
     "KeyValue",
     "Lagged",
@@ -35,8 +38,10 @@ PUBLIC = {
     "QueryLimits",
     "QueryPlan",
     "QueryResult",
+    "ReadProgress",
     "ReplicationConfig",
     "SqliteConfig",
+    "Subscription",
     "SyncProgress",
     "YDocument",
     "open_node",

@@ -84,9 +84,9 @@ async def test_kv_history_as_of_every_step(tmp_path: Path) -> None:
         assert history[0][0] == frozenset()
         assert kv.query(KV_SQL, as_of=()).rows == ()
         # a repeat is served from the cache
-        before = node.queries.snapshot_statistics()
+        before = node.queries.statistics().snapshots
         assert kv.query(KV_SQL, as_of=history[-2][0]) == history[-2][1]
-        after = node.queries.snapshot_statistics()
+        after = node.queries.statistics().snapshots
         assert after.hits == before.hits + 1 and after.misses == before.misses
 
 
@@ -245,7 +245,7 @@ async def test_store_is_unchanged_by_as_of_queries(tmp_path: Path) -> None:
             kv.query(KV_SQL, as_of=kv_heads)
             feed.query(FEED_SQL, as_of=feed_heads)
             node.query("SELECT count(*) FROM kv JOIN f ON 1", as_of={"kv": kv_heads, "f": []})
-        stats = node.queries.snapshot_statistics()
+        stats = node.queries.statistics().snapshots
         assert stats.size <= QueryLimits().snapshot_cache_size
         assert stats.evictions > 0
         assert len(kv) == count and kv.heads == heads

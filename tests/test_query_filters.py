@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orbitstore.errors import QueryError
-from orbitstore.node.query import FindMethods, QueryService
-from orbitstore.query import QueryResult, compile_find
+from orbitstore.node.query import QueryService
+from orbitstore.query import compile_find
 from orbitstore.query.catalog import Catalog
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.testing.view_tables import Tables
@@ -120,15 +120,16 @@ def matches(doc: dict[str, Any], spec: dict[str, Any]) -> bool:
     return True
 
 
-class FakeDocuments(FindMethods):
-    """Stands in for the documents handle: FindMethods only needs ``query``."""
+class FakeDocuments:
+    """Stands in for the documents handle: ``find`` as ``Documents.find`` runs it."""
 
     def __init__(self, service: QueryService, catalog: Catalog) -> None:
         self.service = service
         self.catalog = catalog
 
-    def query(self, sql: str, params: Any = None) -> QueryResult:
-        return self.service.query(sql, params, self.catalog)
+    def find(self, spec: Any = None, **options: Any) -> list[Any]:
+        sql, params = compile_find(spec or {}, **options)
+        return [row[0] for row in self.service.query(sql, params, self.catalog).rows]
 
 
 @pytest.fixture(scope="module")

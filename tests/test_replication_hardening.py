@@ -269,7 +269,7 @@ async def test_a_closed_database_stops_replicating_and_reopens_live(
     net = MemoryNetwork(rng=random.Random(6))
     async with victim_node(net) as (node, db, tv), net.open_transport("evil") as te:
         await te.connect("mem/victim")
-        await db.close()
+        await db.aclose()
         await trio.sleep(1)
         assert node.replication is not None
         assert node.replication.statistics().databases == ()

@@ -21,6 +21,7 @@ from orbitstore.node.config import ReplicationConfig
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.sync.frames import Entries, Hello, encode_frame
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import open_memory_pair
 
 CONFIG = NodeConfig(timestamps=False, replication=ReplicationConfig(idle_timeout=5.0))
 MANIFEST = Manifest(name="p", type="log", access=StaticAccess.of(["*"]), meta={})
@@ -38,22 +39,19 @@ async def test_large_catch_up_through_threaded_verification() -> None:
     assert CONFIG.replication.thread_verify_min_blocks <= 64
     net = MemoryNetwork(rng=random.Random(1), latency=(0.0, 0.001))
     stores = _stores()
-    async with (
-        net.open_transport("writer") as tw,
-        net.open_transport("replica") as tr,
-        open_node(
-            store=stores[0], identity=Identity(b"\x01" * 32), transport=tw, config=CONFIG
-        ) as writer,
-        open_node(
-            store=stores[1], identity=Identity(b"\x02" * 32), transport=tr, config=CONFIG
-        ) as replica,
-    ):
+    async with open_memory_pair(
+        network=net,
+        names=("writer", "replica"),
+        identities=(Identity(b"\x01" * 32), Identity(b"\x02" * 32)),
+        stores=stores,
+        config=CONFIG,
+    ) as pair:
+        writer, replica = pair.nodes
         w = await writer.open(f"/orbitstore/{DB}")
         for start in range(0, 3000, 500):
             await w.append_many(range(start, start + 500))
         r = await replica.open(f"/orbitstore/{DB}")
-        assert replica.replication is not None
-        await replica.replication.connect("mem/writer")
+        await pair.connect()
         with trio.fail_after(30):
             await r.wait_synced(timeout=30)
         assert r.heads == w.heads and len(r) == 3000

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import orbitstore
 from orbitstore.net.libp2p_config import Libp2pConfig
-
-LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+from orbitstore.testing.pairs import LOOPBACK, dial_address
 
 
 def config(*peers: str) -> orbitstore.NodeConfig:
@@ -20,24 +19,17 @@ def config(*peers: str) -> orbitstore.NodeConfig:
     )
 
 
-def dial(node: orbitstore.Node) -> str:
-    assert node.replication is not None
-    transport = node.replication.transport
-    address = transport.listen_addresses()[0]
-    return address if "/p2p/" in address else f"{address}/p2p/{transport.peer_id}"
-
-
 async def test_reopened_replica_waits_for_its_bootstrap_peer(tmp_path: Path) -> None:
     async with orbitstore.open_node(tmp_path / "a", config=config()) as a:
         feed = await a.open("news", type="feed", write=["*"])
         await feed.add("first")
-        async with orbitstore.open_node(tmp_path / "b", config=config(dial(a))) as b:
+        async with orbitstore.open_node(tmp_path / "b", config=config(dial_address(a))) as b:
             replica = await b.open(feed.address, type="feed")
             await replica.wait_synced(timeout=30)
             assert len(replica) == 1
         for i in range(3):  # written while the replica is offline
             await feed.add(f"while away {i}")
-        async with orbitstore.open_node(tmp_path / "b", config=config(dial(a))) as b:
+        async with orbitstore.open_node(tmp_path / "b", config=config(dial_address(a))) as b:
             replica = await b.open(feed.address, type="feed")  # manifest is local now
             await replica.wait_synced(timeout=30)
             assert replica.heads == feed.heads

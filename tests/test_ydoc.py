@@ -344,14 +344,14 @@ async def test_replay_after_a_crash_is_bounded_by_the_snapshot_interval(tmp_path
         async with y.edit() as doc:
             doc.get("t", type=pycrdt.Text).insert(0, chr(ord("a") + i))
     expected = str(y.doc.get("t", type=pycrdt.Text))
-    assert y.ydoc_statistics().snapshot_seq == 20
+    assert y.statistics().document.snapshot_seq == 20
     store.close()  # a crash: the handle is never closed, no final snapshot
 
     store = SqliteStore(tmp_path / "s.sqlite")
     y = _open_ydoc(store, identity, every=10)
     assert y.statistics().reapplied_on_open == 5  # the entries after the snapshot (<= 10)
     assert str(y.doc.get("t", type=pycrdt.Text)) == expected
-    await y.close()  # a clean close stores a snapshot
+    await y.aclose()  # a clean close stores a snapshot
     store.close()
 
     store = SqliteStore(tmp_path / "s.sqlite")
@@ -397,7 +397,7 @@ async def test_edits_in_a_failing_block_are_still_committed() -> None:
             async with y.edit() as doc:
                 doc.get("t", type=pycrdt.Text).insert(0, "kept")
                 raise KeyError("app bug")
-        assert len(y) == 1 and y.ydoc_statistics().captured == 0
+        assert len(y) == 1 and y.statistics().document.captured == 0
 
 
 async def test_autocommit_coalesces_bursts(autojump_clock: trio.abc.Clock) -> None:
@@ -425,14 +425,14 @@ async def test_remote_updates_wait_for_an_open_local_transaction() -> None:
         with b.doc.transaction():  # the application holds a pycrdt transaction open
             b.doc.get("t", type=pycrdt.Text).insert(0, "local ")
             await b.receive([(entry.cid, entry.block)])
-            assert b.ydoc_statistics().deferred == 1
+            assert b.statistics().document.deferred == 1
             assert str(b.doc.get("t", type=pycrdt.Text)) == "local "
-        stats = b.ydoc_statistics()
+        stats = b.statistics().document
         assert len(b) == 1 and stats.captured == 1  # only the local edit was captured
         await b.commit()
         # Concurrent inserts at 0: Yjs orders them by client id (random per opening).
         assert str(b.doc.get("t", type=pycrdt.Text)) in ("local remote", "remotelocal ")
-        assert b.ydoc_statistics().deferred == 0 and len(b) == 2
+        assert b.statistics().document.deferred == 0 and len(b) == 2
 
 
 async def test_append_update_checks_the_bytes() -> None:

@@ -137,7 +137,7 @@ def _info(db: Database) -> dict[str, Any]:
     elif isinstance(db, Counter):
         stats["value"] = db.value
     elif isinstance(db, YDocument):
-        stats.update(dataclasses.asdict(db.ydoc_statistics()))
+        stats.update(dataclasses.asdict(db.statistics().document))
     info["statistics"] = stats
     return info
 

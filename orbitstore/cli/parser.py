@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from orbitstore.cli import members, run, serve
+from orbitstore.cli import attachments, members, run, serve
 
 DEFAULT_HOME_ENV = "ORBITSTORE_HOME"
 # Kept in step with orbitstore.node.types (a test checks it) so that `--help` does not
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler="check")
     _archive(sub)
+    attachments.add_parsers(sub)
     _global_options_anywhere(parser)
     return parser
 

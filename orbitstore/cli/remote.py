@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from orbitstore import errors
 from orbitstore.cli.apifile import RunningApi
+from orbitstore.cli.attachments import REMOTE_HANDLERS as REMOTE_ATTACHMENTS
 from orbitstore.cli.output import Output, parse_object, parse_value, render
 from orbitstore.cli.sync_view import TerminalBars, Waiter, sync_state
 from orbitstore.core import dagjson
@@ -174,6 +175,9 @@ def _error(answer: Any, status: int) -> OrbitstoreError:
         exc.code = code  # keep the node's code even if this CLI does not know it
         return exc
     return cls(message)
+
+
+api_error = _error  # for the command modules that make their own requests (attachments)
 
 
 def db_path(name: str) -> str:
@@ -521,6 +525,7 @@ HANDLERS: dict[str, Handler | str] = {
     "check": "remote_admin:check",
     "archive.export": "remote_admin:export",
     "archive.import": "remote_admin:import_",
+    **REMOTE_ATTACHMENTS,
 }
 
 # Commands that only make sense on this process (they start a node or do not touch one).

@@ -88,12 +88,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--relay-hop", action="store_true", help="relay connections for peers behind a NAT"
     )
     parser.add_argument(
-        "--bitswap",
-        action="store_true",
-        help="serve our blocks read-only to IPFS peers over Bitswap (anyone who can connect"
-        " reads every block by its CID; encrypted payloads stay sealed)",
-    )
-    parser.add_argument(
         "--relay",
         action="append",
         default=[],
@@ -139,6 +133,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bearer token the API requires (default: $ORBITSTORE_API_TOKEN; needed off loopback)",
     )
     parser.add_argument(
+        "--bitswap",
+        action="store_true",
+        help="serve this node's blocks (entries, attachments) to IPFS and orbitstore peers"
+        " over Bitswap: anyone who can connect can read them",
+    )
+    parser.add_argument(
         "--status-interval",
         type=float,
         default=1.0,
@@ -153,13 +153,13 @@ def network_config(args: argparse.Namespace) -> Any:
 
     relay = RelayConfig(hop=args.relay_hop, client=bool(args.relay), relays=tuple(args.relay))
     return Libp2pConfig(
-        bitswap=BitswapConfig(enabled=bool(getattr(args, "bitswap", False))),
         listen_addresses=tuple(args.listen or [DEFAULT_LISTEN]),
         announce_addresses=tuple(args.announce),
         bootstrap_peers=tuple(args.bootstrap),
         mdns=args.mdns,
         dht=args.dht,
         relay=relay,
+        bitswap=BitswapConfig(enabled=bool(getattr(args, "bitswap", False))),
     )
 
 

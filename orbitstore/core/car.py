@@ -136,7 +136,7 @@ class CarReader:
         except InvalidDataError:
             self.skipped += 1
             return None
-        if not cid.is_block_cid:  # well-formed, but not CIDv1 dag-cbor/raw sha2-256
+        if not cid.is_block_cid:  # well-formed, but not CIDv1 dag-cbor/raw/dag-pb sha2-256
             self.skipped += 1
             return None
         if hashlib.sha256(block).digest() != cid.digest:

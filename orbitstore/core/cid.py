@@ -8,18 +8,19 @@ Binary forms::
 
 Every varint is unsigned LEB128, minimal, below 2**63. A digest is at most
 :data:`MAX_DIGEST_LENGTH` bytes. The CIDs this package makes — of entries and manifests
-(dag-cbor, ``0x71``) and of raw blocks (``0x55``) — are CIDv1 with a sha2-256 digest,
-36 bytes, prefix ``01 71 12 20`` or ``01 55 12 20``::
+(dag-cbor, ``0x71``), of raw blocks (``0x55``) and of attachment nodes (dag-pb,
+``0x70``) — are CIDv1 with a sha2-256 digest, 36 bytes, prefix ``01 71 12 20``,
+``01 55 12 20`` or ``01 70 12 20``::
 
     0x01            CID version 1
-    0x71 | 0x55     multicodec: dag-cbor (entries, manifests) or raw
+    0x71 | 0x55 | 0x70  multicodec: dag-cbor (entries, manifests), raw or dag-pb
     0x12 0x20       multihash: sha2-256, 32-byte digest
     <32 bytes>      sha256(block)
 
 Payloads may link any CID (an IPFS image: ``Qm…``, ``bafybei…`` dag-pb, raw, other
 hashes), but an entry's ``db``, ``next`` and ``refs``, sync messages and addresses accept
 only :attr:`Cid.is_entry_link` CIDs; hashing a block (:meth:`Cid.for_block`) gives only
-those two forms.
+those three forms.
 
 Text forms: CIDv1 is multibase base32 (RFC 4648, lower case, no padding) with the prefix
 ``b`` (``bafyrei…`` for an entry); CIDv0 is base58btc without a prefix (``Qm…``), as
@@ -44,6 +45,7 @@ DAG_PB: Final = 0x70
 SHA2_256: Final = 0x12
 _PREFIX_DAG_CBOR: Final = b"\x01\x71\x12\x20"
 _PREFIX_RAW: Final = b"\x01\x55\x12\x20"
+_PREFIX_DAG_PB: Final = b"\x01\x70\x12\x20"
 _PREFIX_V0: Final = b"\x12\x20"
 CID_LENGTH: Final = 36
 """Bytes of the CIDs this package makes (CIDv1, dag-cbor or raw, sha2-256)."""
@@ -120,7 +122,9 @@ class Cid:
 
     def __init__(self, raw: bytes) -> None:
         raw = bytes(raw)
-        if len(raw) == CID_LENGTH and (raw[:4] == _PREFIX_DAG_CBOR or raw[:4] == _PREFIX_RAW):
+        if len(raw) == CID_LENGTH and (
+            raw[:4] == _PREFIX_DAG_CBOR or raw[:4] == _PREFIX_RAW or raw[:4] == _PREFIX_DAG_PB
+        ):
             meta = None
         else:
             meta = _parse(raw)
@@ -131,7 +135,7 @@ class Cid:
 
     @classmethod
     def _trusted(cls, raw: bytes) -> Cid:
-        """Build without validation; only for CIDv1 sha2-256 dag-cbor/raw bytes made here."""
+        """Build without validation; only for CIDv1 sha2-256 dag-cbor/raw/dag-pb bytes made here."""
         self = object.__new__(cls)
         _SET_BYTES(self, raw)
         _SET_HASH(self, hash(raw))
@@ -141,13 +145,16 @@ class Cid:
 
     @classmethod
     def for_block(cls, block: bytes, codec: int = DAG_CBOR) -> Cid:
-        """The CIDv1 sha2-256 of ``block`` (hashes it); ``codec`` is dag-cbor or raw."""
+        """The CIDv1 sha2-256 of ``block`` (hashes it); ``codec`` is dag-cbor, raw or
+        dag-pb (attachments, :mod:`orbitstore.core.unixfs`)."""
         if codec == DAG_CBOR:
             prefix = _PREFIX_DAG_CBOR
         elif codec == RAW:
             prefix = _PREFIX_RAW
+        elif codec == DAG_PB:
+            prefix = _PREFIX_DAG_PB
         else:
-            raise InvalidCidError(f"unsupported codec 0x{codec:x} (dag-cbor or raw are)")
+            raise InvalidCidError(f"unsupported codec 0x{codec:x} (dag-cbor, raw or dag-pb are)")
         return cls._trusted(prefix + hashlib.sha256(block).digest())
 
     @classmethod
@@ -174,6 +181,12 @@ class Cid:
         if str(cid) != text:  # non-canonical padding bits, or a CIDv0 written in base32
             raise InvalidCidError(f"non-canonical CID string: {_describe(text)}")
         return cid
+
+    def to_v1(self) -> Cid:
+        """The CIDv1 of the same content (a CIDv0 is dag-pb sha2-256); itself if v1."""
+        if self.version == 1:
+            return self
+        return Cid(_PREFIX_DAG_PB + self.digest)
 
     @property
     def version(self) -> int:
@@ -205,7 +218,7 @@ class Cid:
 
     @property
     def is_block_cid(self) -> bool:
-        """Whether this is CIDv1 dag-cbor or raw with a sha2-256 digest: the forms
+        """Whether this is CIDv1 dag-cbor, raw or dag-pb with a sha2-256 digest: the forms
         :meth:`for_block` makes, the only ones stores and bitswap hold."""
         return self._meta is None  # exactly the CIDs of the fast path in __init__
 

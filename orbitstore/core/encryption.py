@@ -21,7 +21,8 @@ A payload in an encrypted database is one of four shapes:
   a new database key, sealed (``crypto_box_seal``) to each member's announced X25519 key;
   ``prior`` holds the keys of the earlier epochs the writer knew, sealed under the new key
   (so a member added later reads the history). An epoch is named by its entry's CID; it
-  is valid only when written by the owner named in the manifest.
+  is valid only when written by the owner named in the manifest (or, under capabilities
+  access, by an admin: see :mod:`orbitstore.node.encryption`).
 - **access op** ``{"acl": ...}`` (capabilities databases): in the clear, as elsewhere.
 
 The member's X25519 key is not the Ed25519 signing key: it is derived from the identity
@@ -69,6 +70,8 @@ ANNOUNCE: Final = "keys"
 EPOCH: Final = "epoch"
 RESERVED: Final = frozenset({SEALED, ANNOUNCE, EPOCH})
 _PERSON: Final = b"orbitstore.kx.v1"  # BLAKE2b personalization: 16 bytes
+_STATE_PERSON: Final = b"orbitstore.ks.v1"  # the node's own sealing of learned keys
+_STATE_AAD: Final = b"orbitstore/keystate/v1"
 _ANNOUNCE_PURPOSE: Final = "orbitstore/key-announcement/v1"
 _AAD_TAG: Final = b"orbitstore/aad/v1"
 _AAD_KINDS: Final = frozenset({"data", "prior"})
@@ -109,9 +112,15 @@ class EncryptionSpec:
         return cls(owner=desc["owner"], aead=desc["aead"], v=desc["v"])
 
 
+# Meta keys the node reserves (encryption here, read control in core/privacy.py): never
+# view options.
+_RESERVED_META: Final = frozenset({META_KEY, "read"})
+
+
 def strip_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """``meta`` without the encryption key (what a view's options are read from)."""
-    return {k: v for k, v in meta.items() if k != META_KEY}
+    """``meta`` without the keys the node reserves (encryption, read control): what a
+    view's options are read from."""
+    return {k: v for k, v in meta.items() if k not in _RESERVED_META}
 
 
 # -- keys -------------------------------------------------------------------------------
@@ -125,6 +134,20 @@ def exchange_keypair(identity: Identity) -> tuple[bytes, bytes]:
     )
     public: bytes = nacl.bindings.crypto_scalarmult_base(secret)
     return public, secret
+
+
+def state_key(identity: Identity) -> bytes:
+    """The key a node seals its own learned epoch keys under at rest (never sent):
+    BLAKE2b keyed with the identity seed, personalized ``orbitstore.ks.v1``."""
+    key: bytes = nacl.bindings.crypto_generichash_blake2b_salt_personal(
+        b"", digest_size=KEY_BYTES, key=identity.seed, person=_STATE_PERSON
+    )
+    return key
+
+
+def state_aad(db: Cid) -> bytes:
+    """The associated data of a sealed key state: it opens for this database only."""
+    return _STATE_AAD + bytes(db)
 
 
 def open_sealed_key(sealed: bytes, public: bytes, secret: bytes) -> bytes:

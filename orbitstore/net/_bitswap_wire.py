@@ -9,6 +9,8 @@ valid value or raises :class:`~orbitstore.errors.ProtocolError` (an
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -16,7 +18,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from libp2p.bitswap.pb.bitswap_pb2 import Message
 
 from orbitstore.core.cid import Cid
-from orbitstore.errors import InvalidValueError, ProtocolError
+from orbitstore.errors import InvalidCidError, InvalidValueError, ProtocolError
 from orbitstore.net.transport import Stream
 
 _WANT_HAVE: Final = 1  # Message.Wantlist.WantType.Have
@@ -41,15 +43,23 @@ class Want:
 
 @dataclass(frozen=True, kw_only=True)
 class BitswapRequest:
-    """What a peer asked for in one message, and what it pushed uninvited."""
+    """What a peer asked for in one message, the blocks it sent (answers to our wants, or
+    pushed uninvited), and the CIDs it said it does not have (DONT_HAVE, 1.2.0)."""
 
     wants: tuple[Want, ...]
     cancels: int = 0
-    pushed_blocks: int = 0
+    # (prefix, data): the prefix (CID version, codec, hash, length) of a 1.1.0+ payload
+    # block, None for a 1.0.0 block. Nothing here is verified yet.
+    blocks: tuple[tuple[bytes | None, bytes], ...] = ()
+    dont_haves: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
-        if min(self.cancels, self.pushed_blocks) < 0:
+        if self.cancels < 0:
             raise InvalidValueError("BitswapRequest counts must not be negative")
+
+    @property
+    def pushed_blocks(self) -> int:
+        return len(self.blocks)
 
 
 def decode_request(frame: bytes) -> BitswapRequest:
@@ -58,7 +68,11 @@ def decode_request(frame: bytes) -> BitswapRequest:
     try:
         message.ParseFromString(frame)
         entries = list(message.wantlist.entries)
-        pushed = len(message.blocks) + len(message.payload)
+        blocks: list[tuple[bytes | None, bytes]] = [(None, bytes(b)) for b in message.blocks]
+        blocks += [(bytes(p.prefix), bytes(p.data)) for p in message.payload]
+        dont_haves = tuple(
+            bytes(p.cid) for p in message.blockPresences if p.type == Message.DontHave
+        )
     except _PARSE_ERRORS as exc:
         raise ProtocolError(f"not a Bitswap message: {exc or type(exc).__name__}") from exc
     wants = []
@@ -74,7 +88,38 @@ def decode_request(frame: bytes) -> BitswapRequest:
                 send_dont_have=bool(entry.sendDontHave),
             )
         )
-    return BitswapRequest(wants=tuple(wants), cancels=cancels, pushed_blocks=pushed)
+    return BitswapRequest(
+        wants=tuple(wants), cancels=cancels, blocks=tuple(blocks), dont_haves=dont_haves
+    )
+
+
+def want_message(cids: list[Cid], *, cancel: bool = False, v120: bool = True) -> Message:
+    """A want-list update: WANT_BLOCK for each CID (asking for DONT_HAVE where the
+    protocol has it), or cancels."""
+    message = Message()
+    message.wantlist.full = False
+    for cid in cids:
+        entry = message.wantlist.entries.add()
+        entry.block = bytes(cid)
+        entry.priority = 1
+        entry.cancel = cancel
+        if v120 and not cancel:
+            entry.wantType = Message.Wantlist.Block
+            entry.sendDontHave = True
+    return message
+
+
+def block_cid(prefix: bytes, data: bytes) -> Cid | None:
+    """The CID a 1.1.0+ payload block claims with its prefix, from the hash of its data,
+    if that is a CID we can verify (CIDv1 sha2-256, or CIDv0); None otherwise."""
+    if prefix == b"\x00\x70\x12\x20":  # CIDv0 (version 0 written out)
+        return Cid(b"\x01\x70\x12\x20" + hashlib.sha256(data).digest())
+    if len(prefix) != 4 or prefix[0] != 1 or prefix[2:] != b"\x12\x20":
+        return None  # multi-byte codecs, other hashes: nothing we hold or want
+    try:
+        return Cid(prefix + hashlib.sha256(data).digest())
+    except InvalidCidError:
+        return None
 
 
 def reply_messages(
@@ -122,9 +167,11 @@ def frame(payload: bytes) -> bytes:
 class FrameReader:
     """Varint-length-prefixed messages from a stream, each at most ``max_size`` bytes."""
 
-    def __init__(self, stream: Stream, max_size: int) -> None:
+    def __init__(self, stream: Stream, max_size: int | Callable[[], int]) -> None:
         self._stream = stream
-        self._max = max_size
+        # A callable is asked at each message: the server allows larger messages from a
+        # peer while we wait for blocks from it.
+        self._max = max_size if callable(max_size) else (lambda: max_size)
         self._buffer = bytearray()
 
     async def next(self) -> bytes | None:
@@ -145,8 +192,9 @@ class FrameReader:
                 return None
 
     async def _body(self, length: int, offset: int) -> bytes:
-        if length > self._max:
-            raise ProtocolError(f"Bitswap message of {length} bytes is over {self._max}")
+        limit = self._max()
+        if length > limit:
+            raise ProtocolError(f"Bitswap message of {length} bytes is over {limit}")
         while len(self._buffer) < offset + length:
             if not await self._fill():
                 raise ProtocolError("Bitswap stream ended inside a message")

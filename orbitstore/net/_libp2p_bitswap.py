@@ -11,9 +11,11 @@ want-list without a bound, and looks up every want of a 4 MiB message. This serv
 few small rules instead:
 
 * **Read-only.** It answers want-lists and nothing else. Blocks in an incoming message
-  (``blocks``/``payload``) are counted and dropped: there is no block store behind this
-  server to write to, no cache, nothing. The only thing it holds is a
-  :class:`~orbitstore.net.transport.BlockSource` (``get(cid) -> bytes | None``).
+  (``blocks``/``payload``) go to the :class:`~orbitstore.net._bitswap_client.BitswapClient`,
+  which keeps only the ones a fetch of ours waits for (by hash) and counts the rest as
+  dropped: there is no block store behind this server to write to, no cache, nothing.
+  The only thing it holds is a :class:`~orbitstore.net.transport.BlockSource`
+  (``get(cid) -> bytes | None``), or none on a node that fetches but does not serve.
 * **Stateless.** A want is answered when it arrives, from what we hold then: the block
   (WANT_BLOCK), HAVE (WANT_HAVE, Bitswap 1.2), or DONT_HAVE when the peer asked for one.
   No want-list is remembered, so a block written later is served when the peer asks again
@@ -61,6 +63,7 @@ from orbitstore.errors import (
     ProtocolError,
     StorageError,
 )
+from orbitstore.net._bitswap_client import MAX_BLOCK_MESSAGE, BitswapClient
 from orbitstore.net._bitswap_wire import FrameReader, decode_request, reply_messages
 from orbitstore.net._bitswap_wire import frame as encode_frame
 from orbitstore.net._libp2p_stream import Libp2pStream
@@ -128,6 +131,15 @@ class BitswapStatistics:
     wants_over_budget: int = 0
     corrupt_blocks: int = 0
     unsolicited_blocks_dropped: int = 0
+    # Fetching (orbitstore.net._bitswap_client): wants we sent, blocks that verified
+    # against a CID we were waiting for, DONT_HAVEs, peers given up for silence, and
+    # blocks over the size limit dropped unhashed.
+    wants_sent: int = 0
+    blocks_received: int = 0
+    bytes_received: int = 0
+    dont_haves_received: int = 0
+    fetch_peer_timeouts: int = 0
+    oversized_blocks_dropped: int = 0
     # Streams ended by an unexpected exception (a bug, ours or the library's): logged
     # with the peer, the stream is reset, the server keeps serving everyone else.
     internal_errors: int = 0
@@ -155,6 +167,7 @@ class TokenBucket:
 @dataclass
 class _Peer:
     bucket: TokenBucket
+    peer_id: ID | None = None  # None only in tests that drive _answer directly
     streams: int = 0
     in_flight: int = 0
 
@@ -171,24 +184,30 @@ class BitswapServer:
     its tasks run in the transport's nursery."""
 
     def __init__(
-        self, host: IHost, config: BitswapConfig, nursery: trio.Nursery, source: BlockSource
+        self,
+        host: IHost,
+        config: BitswapConfig,
+        nursery: trio.Nursery,
+        source: BlockSource | None,
     ) -> None:
         self._host = host
         self._config = config
         self._nursery = nursery
-        self._source = source
+        self._source = source  # None: we fetch but serve nothing (BitswapConfig.enabled off)
         self._peers: dict[ID, _Peer] = {}
         self._idle_buckets: OrderedDict[ID, TokenBucket] = OrderedDict()
         self._streams = 0
         self._stats: dict[str, int] = dict.fromkeys(BitswapStatistics.__dataclass_fields__, 0)
         self._started = False
+        #: Asks peers for blocks; their answers arrive on the streams this server reads.
+        self.client = BitswapClient(host, nursery, BITSWAP_PROTOCOLS, self._count)
 
     @property
-    def source(self) -> BlockSource:
+    def source(self) -> BlockSource | None:
         return self._source
 
     @source.setter
-    def source(self, source: BlockSource) -> None:
+    def source(self, source: BlockSource | None) -> None:
         self._source = source
 
     def start(self) -> None:
@@ -220,7 +239,7 @@ class BitswapServer:
                 burst=self._config.max_wants_per_message,
                 now=trio.current_time(),
             )
-            peer = self._peers[peer_id] = _Peer(bucket=bucket)
+            peer = self._peers[peer_id] = _Peer(bucket=bucket, peer_id=peer_id)
         peer.streams += 1
         self._streams += 1
         try:
@@ -235,7 +254,7 @@ class BitswapServer:
     async def _serve(self, raw: INetStream, peer_id: ID, peer: _Peer) -> None:
         protocol = str(raw.get_protocol() or BITSWAP_V100)
         inbound = Libp2pStream(raw, write_chunk_size=_WRITE_CHUNK)
-        reader = FrameReader(inbound, self._config.max_message_size)
+        reader = FrameReader(inbound, lambda: self._message_limit(peer_id))
         outbound: Libp2pStream | None = None
         try:
             while True:
@@ -277,6 +296,11 @@ class BitswapServer:
                     await outbound.close()
             self._release(peer_id, peer)
 
+    def _message_limit(self, peer_id: ID) -> int:
+        if self.client.waiting_on(peer_id):  # its answers carry blocks
+            return max(MAX_BLOCK_MESSAGE, self._config.max_message_size)
+        return self._config.max_message_size
+
     def _release(self, peer_id: ID, peer: _Peer) -> None:
         self._streams -= 1
         peer.streams -= 1
@@ -300,8 +324,8 @@ class BitswapServer:
 
     def _answer(self, frame: bytes, peer: _Peer, protocol: str) -> _Reply:
         request = decode_request(frame)
-        if request.pushed_blocks:
-            self._count("unsolicited_blocks_dropped", request.pushed_blocks)
+        if request.blocks or request.dont_haves:  # answers to our wants, or pushed
+            self.client.on_message(peer.peer_id, request)
         reply = _Reply(blocks=[], presences=[])
         wants = list(request.wants)
         if not wants:
@@ -339,7 +363,7 @@ class BitswapServer:
             cid = Cid(raw_cid)
         except InvalidCidError:
             return None  # not a CID we could hold
-        block = self._source.get(cid)
+        block = None if self._source is None else self._source.get(cid)
         if block is None:
             return None
         if hashlib.sha256(block).digest() != cid.digest:

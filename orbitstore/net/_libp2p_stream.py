@@ -60,7 +60,7 @@ _BUFFERED_READ_TIMEOUT = 60.0
 
 @dataclass(frozen=True, kw_only=True)
 class HandlerStatistics:
-    """What the transport's inbound plumbing saw (``Libp2pTransport.handler_statistics``).
+    """What the transport's inbound plumbing saw (``Libp2pTransport.statistics().handlers``).
     A handler error is an unexpected exception (a bug): it is logged with the peer, that
     peer's stream is reset, and the transport carries on."""
 

@@ -33,8 +33,9 @@ dies abruptly may look like a clean EOF**; the sync protocol's end marker catche
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -48,6 +49,7 @@ from libp2p.peer.peerinfo import PeerInfo
 from libp2p.stream_muxer.exceptions import MuxedConnError
 from multiaddr import Multiaddr
 
+from orbitstore.core.cid import Cid
 from orbitstore.errors import (
     ClosedError,
     InvalidDataError,
@@ -85,6 +87,7 @@ from orbitstore.net.libp2p_config import (
 )
 from orbitstore.net.transport import (
     BlockSource,
+    FetchOptions,
     GossipHandler,
     GossipValidator,
     PeerHandler,
@@ -107,6 +110,15 @@ _DIAL_ERRORS = (BaseLibp2pError, OSError, MuxedConnError, trio.BrokenResourceErr
 
 async def _ignore_peer(_peer: PeerId) -> None:
     await trio.lowlevel.checkpoint()
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStatistics:
+    """What :meth:`Libp2pTransport.statistics` reports."""
+
+    handlers: HandlerStatistics
+    gossip: GossipStatistics
+    bitswap: BitswapStatistics
 
 
 class Libp2pTransport:
@@ -348,10 +360,6 @@ class Libp2pTransport:
     async def _run_stream_handler(self, handler: StreamHandler, stream: Libp2pStream) -> None:
         await run_stream_handler(handler, stream, self._handler_stats)
 
-    def handler_statistics(self) -> HandlerStatistics:
-        """Inbound sync streams and handler failures so far."""
-        return self._handler_stats.snapshot()
-
     # --- gossip ----------------------------------------------------------------------------------
 
     async def subscribe(
@@ -366,9 +374,6 @@ class Libp2pTransport:
     async def publish(self, topic: str, data: bytes) -> None:
         self._check_open()
         await self._gossip.publish(topic, data)
-
-    def gossip_statistics(self) -> GossipStatistics:
-        return self._gossip.statistics()
 
     # --- discovery --------------------------------------------------------------------------------
 
@@ -417,15 +422,39 @@ class Libp2pTransport:
         ``Libp2pConfig(bitswap=BitswapConfig(enabled=True))``."""
         if not self._config.bitswap.enabled:
             raise UsageError("Bitswap is off; enable it with BitswapConfig(enabled=True)")
+        self._bitswap_server().source = source
+
+    def _bitswap_server(self) -> BitswapServer:
         self._check_open()
         if self._bitswap is None:
-            self._bitswap = BitswapServer(self._host, self._config.bitswap, self._nursery, source)
+            self._bitswap = BitswapServer(self._host, self._config.bitswap, self._nursery, None)
             self._bitswap.start()
-        self._bitswap.source = source
+        return self._bitswap
 
-    def bitswap_statistics(self) -> BitswapStatistics:
-        """What the Bitswap server did so far (all zero until ``serve_blocks``)."""
-        return self._bitswap.statistics() if self._bitswap else BitswapStatistics()
+    async def fetch_blocks(
+        self,
+        cids: Sequence[Cid],
+        *,
+        peers: Iterable[PeerId] | None = None,
+        options: FetchOptions | None = None,
+    ) -> dict[Cid, bytes]:
+        """Ask ``peers`` (default: every connected peer) for blocks over Bitswap; returns
+        those that arrived, each verified against its CID (see ``_bitswap_client``).
+        Works whether or not this node serves blocks (``BitswapConfig.enabled``)."""
+        server = self._bitswap_server()
+        chosen = sorted(self.connected_peers()) if peers is None else list(peers)
+        targets = [parse_peer_id(p) for p in chosen]
+        return await server.client.fetch(cids, targets, options or FetchOptions())
+
+    def statistics(self) -> TransportStatistics:
+        """Counters so far: inbound sync streams and handler failures (``handlers``),
+        gossip (``gossip``), and the Bitswap server (``bitswap``, all zero until
+        :meth:`serve_blocks`)."""
+        return TransportStatistics(
+            handlers=self._handler_stats.snapshot(),
+            gossip=self._gossip.statistics(),
+            bitswap=self._bitswap.statistics() if self._bitswap else BitswapStatistics(),
+        )
 
     # --- lifecycle ------------------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ hint, never the only path).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from orbitstore.core.cid import Cid
 
@@ -50,6 +51,36 @@ class BlockSource(Protocol):
 
     def get(self, cid: Cid) -> bytes | None:
         """The block's bytes, or None if we do not hold it."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchOptions:
+    """How long a block fetch waits for peers, and what it takes from them."""
+
+    # A peer that says nothing for this long is given up for this fetch.
+    peer_timeout: float = 10.0
+    # A peer that says nothing for this long is asked again for what is still missing
+    # (servers skip wants over their rate or budget instead of queueing them).
+    resend_interval: float = 1.0
+    # Larger blocks are dropped unread (2 MiB: kubo's largest block).
+    max_block_size: int = 2 * 1024 * 1024
+
+
+@runtime_checkable
+class BlockFetcher(Protocol):
+    """Asks peers for blocks by CID (libp2p: over Bitswap). What attachments are
+    fetched with; every block returned hashes to its CID."""
+
+    async def fetch_blocks(
+        self,
+        cids: Sequence[Cid],
+        *,
+        peers: Iterable[PeerId] | None = None,
+        options: FetchOptions | None = None,
+    ) -> dict[Cid, bytes]:
+        """The blocks of ``cids`` that ``peers`` (default: all connected) gave; those
+        that nobody gave are missing from the result."""
         ...
 
 

@@ -88,9 +88,17 @@ class Announcements:
                 self.counts.dropped += 1
 
     async def announcer(
-        self, database: Database, ready: trio.Event, scope: trio.CancelScope
+        self,
+        database: Database,
+        ready: trio.Event,
+        scope: trio.CancelScope,
+        push: Callable[[], None] | None = None,
     ) -> None:
-        """Announce local writes to ``database`` until it closes or ``scope`` is cancelled."""
+        """Announce local writes to ``database`` until it closes or ``scope`` is cancelled.
+
+        ``push``: a private database is never announced on gossip (its heads are not
+        for everyone to read); ``push()`` is called instead, with the same coalescing,
+        and syncs with the readers connected (the caller decides who they are)."""
         with scope:
             async with database.subscribe() as changes:
                 ready.set()
@@ -106,7 +114,10 @@ class Announcements:
                         await trio.sleep(wait)
                     while changes.receive_nowait() is not None:
                         pass
-                    self.queue(database)
+                    if push is not None:
+                        push()
+                    else:
+                        self.queue(database)
                     last = trio.current_time()
         ready.set()  # a database closed before the announcer started
 

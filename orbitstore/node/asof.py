@@ -12,10 +12,16 @@ state it had then, on every replica that holds them.
    this log (else :class:`~orbitstore.errors.NotFoundError`). ``as_of`` equal to the
    current heads is the live view: no snapshot is built.
 2. **Fold.** The entries of ``H`` and their ancestors are read with
-   :meth:`OpLog.traverse` (total order, so parents come first) and applied to a *fresh*
+   :meth:`OpLog.traverse` (total order, so parents come first) and folded into a *fresh*
    view of the database's type over a scratch in-memory SQLite store — the very view and
    state code that maintain the live tables, so the snapshot's rows are exactly the rows
-   the live table had (or would have had) at ``H``.
+   the live table had (or would have had) at ``H``. A view that can fold a whole history
+   at once (:class:`~orbitstore.views.base.SnapshotFold`: keyvalue, feed, counter;
+   :mod:`orbitstore.views.history`) computes the final rows in memory and writes them in
+   one statement. Documents are folded by their own view code on a memory store, then
+   their rows are copied in one statement (:class:`RowCopy`). Otherwise (ydoc, or a
+   history the bulk fold refuses) the entries are applied in batches as a live view
+   applies them.
 3. **Attach.** The scratch database's image is deserialized into an attached schema of
    the query executor's read-only connection (:meth:`SqliteQueryExecutor.attach_image`);
    the query is compiled against a catalog whose source points at that schema and runs
@@ -27,25 +33,33 @@ state it had then, on every replica that holds them.
 
 from __future__ import annotations
 
+import gc
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.oplog import OpLog
 from orbitstore.errors import InvalidCidError, InvalidValueError, NotFoundError, UsageError
 from orbitstore.storage.base import NodeStore, SeqLogStore
+from orbitstore.storage.memory import MemoryStore
 from orbitstore.storage.query_exec import MAX_ATTACHED, SqliteQueryExecutor
 from orbitstore.storage.sqlite import SqliteStore
-from orbitstore.views.base import View
+from orbitstore.views.base import SnapshotFold, View
 
 #: What ``as_of`` takes: entry CIDs (or their text), or a single one.
 Heads = Iterable[Cid | str] | Cid | str
 
 # Entries applied to the scratch view per call: bounds the list held at once.
 _FOLD_BATCH = 1000
+
+
+#: Types whose SQL table exists only in snapshots: a query of the current state is a
+#: query as of the current heads (a ydoc's document lives in memory, not in a table).
+SNAPSHOT_ONLY = frozenset({"ydoc"})
 
 
 class Snapshottable(Protocol):
@@ -55,6 +69,9 @@ class Snapshottable(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
 
     @property
     def log(self) -> OpLog: ...
@@ -123,33 +140,94 @@ def resolve(db: Snapshottable, value: Heads) -> AsOf | None:
             raise NotFoundError(
                 f"as_of: {cid} is not an entry of database {db.name!r}", cid=cid, db=db.name
             )
-    if heads == db.heads:
+    if heads == db.heads and db.type not in SNAPSHOT_ONLY:
         return None
     return AsOf(db=db.cid, name=db.name, heads=heads, build=lambda: fold_image(db, heads))
 
 
-def fold_image(db: Snapshottable, heads: frozenset[Cid]) -> tuple[bytes, int]:
+def request(db: Snapshottable, value: Heads | None) -> AsOf | None:
+    """The snapshot a query of ``db`` needs: as of ``value`` (None: the current state,
+    which needs one only for the types of :data:`SNAPSHOT_ONLY`)."""
+    if value is None:
+        if db.type not in SNAPSHOT_ONLY:
+            return None
+        value = db.heads
+    return resolve(db, value)
+
+
+def fold_image(db: Snapshottable, heads: frozenset[Cid], *, bulk: bool = True) -> tuple[bytes, int]:
     """Fold ``heads`` and their ancestors into a fresh view on a scratch in-memory store;
-    return the store's image and the log id its view rows carry."""
+    return the store's image and the log id its view rows carry. ``bulk=False`` folds
+    entry by entry as a live view does (the reference the bulk folds are tested against)."""
     scratch = SqliteStore.in_memory()
     try:
         view = db.fresh_view(scratch)
-        if view is None:
+        if view is None and db.type != "log":
             raise UsageError(f"database {db.name!r} has no view to query as of past heads")
         log_store = scratch.log_store(db.cid)
-        log_id = log_store.log_id
-        with scratch.transaction():
-            batch: list[Entry] = []
-            for entry in db.log.traverse(heads):
-                batch.append(entry)
-                if len(batch) >= _FOLD_BATCH:
-                    _fold(view, log_store, batch, db)
-                    batch = []
-            if batch:
-                _fold(view, log_store, batch, db)
-        return scratch.serialize(), log_id
+        with scratch.transaction(), _collector_paused():
+            # The entries live only inside this call: freed before the collector resumes,
+            # they are not walked by it either.
+            _fold_history(db, view, log_store, heads, bulk=bulk)
+        return scratch.serialize(), log_store.log_id
     finally:
         scratch.close()
+
+
+def _fold_history(
+    db: Snapshottable,
+    view: View | None,
+    log_store: SeqLogStore,
+    heads: frozenset[Cid],
+    *,
+    bulk: bool,
+) -> None:
+    entries = list(db.log.traverse(heads))
+    if view is None:  # a log's table reads its entries
+        log_store.add_entries(entries)
+        return
+    if bulk and isinstance(view, SnapshotFold) and view.fold_snapshot(db.view_entries(entries)):
+        return
+    if bulk and isinstance(view, RowCopy):
+        _fold_staged(db, view, entries)
+        return
+    for i in range(0, len(entries), _FOLD_BATCH):  # entry by entry, as a live view
+        _fold(view, log_store, entries[i : i + _FOLD_BATCH], db)
+
+
+@runtime_checkable
+class RowCopy(Protocol):
+    """A view whose SQL rows can be copied from another view of its type (documents)."""
+
+    def dump_rows(self) -> Sequence[Any]: ...
+
+    def load_rows(self, rows: Sequence[Any]) -> None: ...
+
+
+def _fold_staged(db: Snapshottable, view: RowCopy, entries: list[Entry]) -> None:
+    """Fold ``entries`` into a view on a memory store (the same view code, its state in
+    dicts: no SQL per op), then copy its rows into ``view`` in one statement."""
+    memory = MemoryStore()
+    staged = db.fresh_view(memory)
+    assert isinstance(staged, RowCopy)
+    memory.log_store(db.cid).add_entries(entries)  # read back to render conflicts
+    staged.apply(db.view_entries(entries), local=False)
+    view.load_rows(staged.dump_rows())
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a history is folded: the fold
+    allocates tens of thousands of acyclic containers (entries, payloads, rows), and
+    every few hundred allocations the collector would walk them all again (a third of
+    the fold's time at 10,000 entries). Collection resumes, as it was, right after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _fold(view: View, log_store: SeqLogStore, batch: list[Entry], db: Snapshottable) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.errors import InvalidValueError
+from orbitstore.node.attachments import AttachmentsConfig
 from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from orbitstore.storage.sqlite import SqliteConfig
 from orbitstore.sync.frames import DEFAULT_FRAME_LIMITS, FrameLimits
@@ -160,6 +161,8 @@ class NodeConfig:
     network: Libp2pConfig | None = None
     # Used only when ``network`` turns the DHT on.
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    # Attachments: limits, the UnixFS layout, fetching (docs/attachments.md).
+    attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)
 
     def __post_init__(self) -> None:
         threads = self.verify_threads

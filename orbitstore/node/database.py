@@ -10,10 +10,8 @@ rolls back, the log and view in memory go back with it (see :mod:`orbitstore.nod
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import (
     AsyncIterator,
-    Awaitable,
     Callable,
     Iterable,
     Iterator,
@@ -22,92 +20,59 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import trio
+from itertools import takewhile
+from typing import Any, ClassVar, Protocol
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
-from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult, Rejection
-from orbitstore.errors import ClosedError, InvalidValueError, UsageError
+from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult
+from orbitstore.errors import ClosedError, UsageError
 from orbitstore.node.access import AccessMethods, visible_changes
+from orbitstore.node.asof import AsOf, Heads, request
+from orbitstore.node.attachments import Attachments, AttachmentSource, ProgressCallback
 from orbitstore.node.encrypted import EncryptionMethods
-from orbitstore.node.encryption import DatabaseKeys
-from orbitstore.node.query import QueryMethods
-from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, verify_blocks
+from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
+from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params, QueryService
+from orbitstore.node.subscription import DEFAULT_SUBSCRIPTION_BUFFER, Subscription
+from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, receive_pipelined
 from orbitstore.node.writes import Frame, NodeWrites
+from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
-from orbitstore.views.base import Change, Lagged, SnapshotView, View, change_for
-
-# A subscriber that falls this many changes behind gets a Lagged marker instead of more
-# changes: a slow reader must never block writers or grow memory without bound.
-DEFAULT_SUBSCRIPTION_BUFFER = 10_000
-# Blocks per pipelined receive chunk: large enough that a thread hand-off (~50-100 µs)
-# is noise against verifying it (~17 ms), small enough that apply and verify overlap.
-PIPELINE_CHUNK = 256
+from orbitstore.storage.keys import KeyStateStore
+from orbitstore.views.base import Change, SnapshotView, View, change_for
 
 
-class Subscription:
-    """An async iterator of :class:`Change` (and :class:`Lagged` on overflow)."""
+class SyncWaiter(Protocol):
+    """What :meth:`Database.wait_synced` asks of the node's replication (node/node.py)."""
 
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise InvalidValueError("a subscription buffer holds at least one change")
-        self._queue: deque[Change] = deque()
-        self._capacity = capacity
-        self._missed = 0
-        self._closed = False
-        self._lot = trio.lowlevel.ParkingLot()
-
-    def _push(self, changes: Sequence[Change]) -> None:
-        for change in changes:
-            if len(self._queue) < self._capacity and not self._missed:
-                self._queue.append(change)
-            else:
-                self._missed += 1
-        self._lot.unpark_all()
-
-    def _close(self) -> None:
-        self._closed = True
-        self._lot.unpark_all()
-
-    def receive_nowait(self) -> Change | Lagged | None:
-        """The next change if one is buffered, else None."""
-        if self._queue:
-            return self._queue.popleft()
-        if self._missed:
-            missed, self._missed = self._missed, 0
-            return Lagged(missed)
-        return None
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> Change | Lagged:
-        while True:
-            item = self.receive_nowait()
-            if item is not None:
-                return item
-            if self._closed:
-                raise StopAsyncIteration
-            await self._lot.park()
+    async def wait_synced(
+        self, database: Database, *, peer: str | None, timeout: float
+    ) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DatabaseStatistics:
+    """What :meth:`Database.statistics` reports (a typed handle may add fields)."""
+
     entries: int
     heads: int
     pending: int
     reapplied_on_open: int
     subscribers: int
+    encryption: EncryptionStatistics | None = None
+    """Key epochs and unreadable entries of an encrypted database; None in the clear."""
 
 
-class Database(QueryMethods, AccessMethods, EncryptionMethods):
+class Database(AccessMethods, EncryptionMethods):
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
     read the local store and never wait on the network.
+
+    The node builds handles (:meth:`Node.open`) and passes in what they share with the
+    node's other databases: the write coordinator (``writes``), the SQL service
+    (``queries``) and, on a node with a transport, its replication (``sync``).
     """
 
     #: The database type this class handles (the manifest's ``type``).
@@ -126,6 +91,9 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         view_factory: Callable[[NodeStore, Cid, Manifest], View] | None = None,
         keys: DatabaseKeys | None = None,
         writes: NodeWrites | None = None,
+        queries: QueryService | None = None,
+        sync: SyncWaiter | None = None,
+        attachments: Attachments | None = None,
     ) -> None:
         self.manifest = manifest
         self.cid = db
@@ -143,9 +111,14 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         self._subscribers: set[Subscription] = set()
         # The keys of an encrypted database (see node/encryption.py); None in the clear.
         self._keys = keys
+        # Its learned keys at rest, sealed (storage/keys.py): reopening skips the log.
+        self._key_state = None if keys is None else KeyStateStore(store, db)
+        self._keys_saved: Any = None  # the keys snapshot last written there
+        self._queries = queries
+        self._sync = sync
         self._reapplied = self._catch_up()
-        # Set by the node when it replicates this database (see node/replication.py).
-        self._sync_waiter: Callable[[Database, str | None, float], Awaitable[None]] | None = None
+        # The node's attachments (node/attachments.py); a local store if alone.
+        self._attachments = attachments
 
     @classmethod
     def check_meta(cls, meta: Mapping[str, Any]) -> None:
@@ -169,7 +142,7 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called."""
+        """True once :meth:`aclose` was called."""
         return self._closed
 
     @property
@@ -225,6 +198,7 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
             self._snapshots.save(seq)
         else:
             self._store.set_checkpoint(self.cid, self._view.name, seq)
+            self._save_keys(seq)
 
     def _catch_up(self) -> int:
         """Apply entries that arrived after the view's checkpoint. Returns how many."""
@@ -238,10 +212,12 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         else:
             since = self._store.get_checkpoint(self.cid, self._view.name)
         if self._keys is not None:  # the keys the view's state already reflects
+            start = 0 if self._snapshots is not None else self._load_keys(since)
             self._keys.learn(
                 Entry.from_trusted_block(cid, block)
-                for seq, cid, block in log_store.iter_since(0)
-                if seq <= since
+                for seq, cid, block in takewhile(
+                    lambda row: row[0] <= since, log_store.iter_since(start)
+                )
             )
         if since >= log_store.last_seq():
             return 0
@@ -296,8 +272,10 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         """Verify and apply entry blocks from elsewhere (a peer, a file).
 
         Batches of :data:`~orbitstore.node.verify.MIN_BLOCKS_FOR_THREADS` or more are
-        verified on ``NodeConfig.verify_threads`` worker threads; the result is the same
-        as verifying them one by one.
+        verified on ``NodeConfig.verify_threads`` worker threads, a chunk ahead of the
+        one being applied (:func:`~orbitstore.node.verify.receive_pipelined`): each chunk
+        is its own write (inside a batch, a savepoint of it) and holds the write lock
+        only while it is applied. The result is the same as verifying them one by one.
         """
         self._check()
         blocks = list(blocks)
@@ -311,48 +289,8 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         async with self._lock:
             unknown = set(self._log.missing(cid for cid, _ in blocks))
         fresh = [(cid, block) for cid, block in blocks if cid in unknown]
-        return await self._receive_pipelined(fresh)
-
-    async def _receive_pipelined(self, blocks: Sequence[tuple[Cid, bytes]]) -> ReceiveResult:
-        """Verify chunk k+1 on worker threads while chunk k is applied and committed.
-
-        Verification (libsodium, GIL released) and applying (SQLite + view, on this
-        thread) overlap, so a bulk receive runs at the speed of the slower of the two
-        rather than their sum. Each chunk is its own write (inside a batch, a savepoint
-        of it) and holds the write lock only while it is applied: what was applied
-        stays applied if a later chunk fails.
-        """
-        log = self._log
-        chunks = [blocks[i : i + PIPELINE_CHUNK] for i in range(0, len(blocks), PIPELINE_CHUNK)]
-        added: list[Entry] = []
-        rejected: list[Rejection] = []
-        dropped: list[Cid] = []
-        result = ReceiveResult()
-        send, recv = trio.open_memory_channel[tuple[list[Entry], list[Rejection]]](1)
-
-        async def verifier() -> None:
-            async with send:
-                for chunk in chunks:
-                    await send.send(
-                        await verify_blocks(chunk, threads=self._verify_threads, limits=log.limits)
-                    )
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(verifier)
-            async with recv:
-                async for entries, bad in recv:
-                    rejected.extend(bad)
-                    async with self._write() as frame:
-                        result = log.receive_entries(entries)
-                        frame.publish(self, self._apply(result.added, local=False))
-                    added.extend(result.added)
-                    rejected.extend(result.rejected)
-                    dropped.extend(result.dropped)
-        return ReceiveResult(
-            added=tuple(added),
-            rejected=tuple(rejected),
-            needed=result.needed,
-            dropped=tuple(dropped),
+        return await receive_pipelined(
+            fresh, apply=self.receive_entries, threads=self._verify_threads, limits=self._log.limits
         )
 
     async def receive_entries(
@@ -497,14 +435,59 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
                 out.append((n, Entry.from_trusted_block(cid, block)))
         return out
 
+    # -- SQL ------------------------------------------------------------------------------
+
+    def _query_service(self) -> QueryService:
+        self._check()
+        if self._queries is None:
+            raise UsageError("this database handle was built without a query service")
+        return self._queries
+
+    def query(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryResult:
+        """Run a SELECT over this database (its name, and ``this``, are the table); see
+        docs/query.md for the dialect.
+
+        With ``as_of`` (entry CIDs of this log, or their text), over the state the
+        database had when those were its heads: the view of exactly those entries and
+        their ancestors. NotFoundError for a CID this log does not hold; ``as_of=()``
+        is the empty database."""
+        service = self._query_service()
+        return service.query(sql, params, service.catalog_for(self), self._as_of(as_of))
+
+    def explain(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryPlan:
+        """How the query would run: which declared index serves it, or a scan. With
+        ``as_of``, the plan over the snapshot (see :meth:`query`)."""
+        service = self._query_service()
+        return service.explain(sql, params, service.catalog_for(self), self._as_of(as_of))
+
+    def watch(
+        self, sql: str, params: Params = None, *, debounce_s: float = DEFAULT_WATCH_DEBOUNCE_S
+    ) -> AsyncIterator[QueryResult]:
+        """A live query: ``async for result in db.watch(sql): ...``."""
+        service = self._query_service()
+        catalog = service.catalog_for(self)
+        handles = {key: self for key in catalog.sources}
+        return service.watch(sql, params, catalog, handles, debounce_s=debounce_s)
+
+    def _as_of(self, as_of: Heads | None) -> tuple[AsOf, ...]:
+        found = request(self, as_of)
+        return () if found is None else (found,)
+
+    # -- statistics -----------------------------------------------------------------------
+
     def statistics(self) -> DatabaseStatistics:
-        return DatabaseStatistics(
-            entries=len(self._log),
-            heads=len(self._log.heads),
-            pending=self._log.pending_count,
-            reapplied_on_open=self._reapplied,
-            subscribers=len(self._subscribers),
-        )
+        return DatabaseStatistics(**self._statistics())
+
+    def _statistics(self) -> dict[str, Any]:
+        """The fields of :class:`DatabaseStatistics`, for subclasses that add some."""
+        return {
+            "entries": len(self._log),
+            "heads": len(self._log.heads),
+            "pending": self._log.pending_count,
+            "reapplied_on_open": self._reapplied,
+            "subscribers": len(self._subscribers),
+            "encryption": None if self._keys is None else self._keys.statistics(),
+        }
 
     async def wait_synced(self, *, peer: str | None = None, timeout: float = 30.0) -> None:
         """Return once this node holds everything the connected peers (or ``peer``, a
@@ -513,13 +496,42 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         SyncTimeoutError after ``timeout`` seconds, UsageError on a node without a
         transport."""
         self._check()
-        if self._sync_waiter is None:
+        if self._sync is None:
             raise UsageError("this node has no transport: there is nothing to sync with")
-        await self._sync_waiter(self, peer, timeout)
+        await self._sync.wait_synced(self, peer=peer, timeout=timeout)
+
+    # -- attachments (node/attachments.py; docs/attachments.md) ----------------------------
+
+    def _attachment_store(self) -> Attachments:
+        self._check()
+        if self._attachments is None:
+            self._attachments = Attachments(self._store)
+        return self._attachments
+
+    async def attach(self, source: AttachmentSource) -> Cid:
+        """Store a large binary value (bytes, a path or a binary file object) as a
+        UnixFS file in the node; returns its CID, to link in a payload
+        (``{"image": cid}``). Replicas fetch it only when they read it."""
+        return await self._attachment_store().attach(source)
+
+    async def read_attachment(
+        self, cid: Cid | str, *, progress: ProgressCallback | None = None
+    ) -> bytes:
+        """The bytes of an attachment, fetched from peers if this node lacks them."""
+        return await self._attachment_store().read(cid, progress=progress)
+
+    def open_attachment(
+        self, cid: Cid | str, *, progress: ProgressCallback | None = None
+    ) -> AsyncIterator[bytes]:
+        """An attachment's bytes as they arrive (see :meth:`read_attachment`)."""
+        return self._attachment_store().open(cid, progress=progress)
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
+        """Close this handle: its subscriptions end, its replication stops, and further
+        use raises ClosedError. The node closes every handle when it closes; opening the
+        database again gives a new handle."""
         if self._closed:
             return
         if self._snapshots is not None:
@@ -528,6 +540,10 @@ class Database(QueryMethods, AccessMethods, EncryptionMethods):
         self._closed = True
         for sub in list(self._subscribers):
             sub._close()
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose` (the older name, kept as an alias)."""
+        await self.aclose()
 
     def _check(self) -> None:
         if self._closed:

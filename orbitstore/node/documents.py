@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError, NotFoundError
 from orbitstore.node.database import Database
-from orbitstore.node.query import FindMethods
 from orbitstore.views.base import Conflict
 from orbitstore.views.documents import (
     DocumentsOptions,
@@ -21,8 +20,11 @@ from orbitstore.views.documents import (
     put_op,
 )
 
+if TYPE_CHECKING:
+    from orbitstore.query.filters import Filter, SortSpec
 
-class Documents(FindMethods, Database):
+
+class Documents(Database):
     """JSON-like documents keyed by an id field (``_id`` by default).
 
     Options live in the manifest's ``meta`` when the database is created::
@@ -157,6 +159,20 @@ class Documents(FindMethods, Database):
         ``path`` serves the query."""
         self._check()
         return self._docs.where(path, op, value, limit=limit)
+
+    def find(
+        self,
+        filter: Filter | None = None,
+        *,
+        sort: SortSpec = (),
+        limit: int | None = None,
+        skip: int = 0,
+    ) -> list[Any]:
+        """Documents matching ``filter`` (Mongo-style, see docs/query.md), as values."""
+        from orbitstore.query.filters import compile_find  # sqlglot: on first use
+
+        sql, params = compile_find(filter or {}, sort=sort, limit=limit, skip=skip)
+        return [row[0] for row in self.query(sql, params).rows]
 
     def indexes(self) -> list[str]:
         """The declared index paths (from the manifest and :meth:`create_index`)."""

@@ -6,6 +6,7 @@ other methods raise UsageError.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +17,51 @@ from orbitstore.errors import InvalidDataError, InvalidValueError, UsageError
 if TYPE_CHECKING:
     from orbitstore.core.cid import Cid
     from orbitstore.core.oplog import OpLog, PayloadSealer
-    from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
+    from orbitstore.node.encryption import DatabaseKeys
     from orbitstore.storage.base import NodeStore
+    from orbitstore.storage.keys import KeyStateStore
+
+logger = logging.getLogger("orbitstore.node.encryption")
 
 
 class EncryptionMethods:
     _keys: DatabaseKeys | None
+    _key_state: KeyStateStore | None
+    _keys_saved: Any
     _store: NodeStore
     cid: Cid
+
+    @property
+    def address(self) -> str:  # pragma: no cover - implemented by Database
+        raise NotImplementedError
+
+    def _save_keys(self, seq: int) -> None:
+        """Keep the learned keys with the checkpoint they match (sealed anew only when
+        they changed; containers are replaced on change, so identity tells)."""
+        if self._keys is None or self._key_state is None:
+            return
+        snapshot = self._keys.snapshot()
+        saved = self._keys_saved
+        if saved is not None and all(a is b for a, b in zip(snapshot, saved, strict=True)):
+            self._key_state.save(seq, None)
+            return
+        self._key_state.save(seq, self._keys.export_sealed())
+        self._keys_saved = snapshot
+
+    def _load_keys(self, since: int) -> int:
+        """Take the stored key state if it matches the view's checkpoint ``since``: the
+        arrival seq it reflects (0: none, learn from the whole log)."""
+        assert self._keys is not None and self._key_state is not None
+        row = self._key_state.load()
+        if row is None or row[0] > since:
+            return 0
+        try:
+            self._keys.import_sealed(row[1], self.log.get)
+        except InvalidDataError as exc:
+            logger.warning("stored keys of %s not used (%s); relearning them", self.address, exc)
+            return 0
+        self._keys_saved = self._keys.snapshot()
+        return row[0]
 
     @property
     def log(self) -> OpLog:  # pragma: no cover - implemented by Database
@@ -104,20 +142,28 @@ class EncryptionMethods:
         return (await self._append([payload], None))[0]
 
     async def set_readers(self, members: Sequence[str]) -> Entry:
-        """Owner only: start a new key epoch readable by ``members`` and the owner (each
-        must have announced its key). Entries written from now on are sealed under the new
-        key; members removed cannot read them. Members added read the history too."""
+        """The owner (or, under capabilities, an admin): start a new key epoch readable
+        by ``members``, the owner and this node (each must have announced its key).
+        Entries written from now on are sealed under the new key; members removed cannot
+        read them. Members added read the history too (the earlier keys this node
+        holds)."""
         keys = self._require_keys()
-        sealer = keys.epoch_sealer(members)
+        sealer = keys.epoch_sealer(members, as_admin=self._holds_admin())
         return (await self._append([None], sealer))[0]
 
+    def _holds_admin(self) -> bool:
+        caps = self.log.capabilities
+        me = self.log.identity
+        if caps is None or me is None:
+            return False
+        return (me.id, "admin", None) in caps.graph.state()
+
     async def _rotate_without(self, did: str) -> Entry | None:
-        """After a revocation: a new epoch without ``did`` if it reads and this node is
-        the owner (an admin's revocation rotates when the owner calls set_readers)."""
+        """After a revocation: a new epoch without ``did`` if it reads and this node may
+        rotate (the owner, or an admin holding the key of the current epoch)."""
         keys = self._require_keys()
-        if did not in keys.current_readers or not keys.is_owner or did == keys.spec.owner:
+        if did not in keys.current_readers or did == keys.spec.owner:
+            return None
+        if not keys.is_owner and not (self._holds_admin() and keys.can_write()):
             return None
         return await self.set_readers(sorted(keys.current_readers - {did}))
-
-    def encryption_statistics(self) -> EncryptionStatistics:
-        return self._require_keys().statistics()

@@ -11,6 +11,15 @@ and which epoch is current: the valid epoch greatest in the total order. Nothing
 persisted: the keys are a function of the log and this node's identity, so opening the
 database learns them again from the log (one pass over the entries).
 
+Who makes epochs. The owner named in the manifest, always; under capabilities access also
+an identity that held ``admin`` in the epoch entry's causal past, as long as that entry is
+not retracted (``epoch_authority``, decided by the capability log): an admin's revocation
+rotates the key as the owner's does. An admin epoch concurrent with its author's
+removal is retracted like any of its writes, and :meth:`DatabaseKeys.revalidate` (called
+when a revocation changed what is visible) makes the greatest epoch that is still valid
+current again — so a removed admin cannot, by writing on old parents, make the others
+seal under a key it chose.
+
 Writes seal under the current epoch (:meth:`DatabaseKeys.seal`); a node whose key the
 current epoch does not carry cannot write (NotAMemberError), so a revoked member's new
 entries cannot land under an epoch the remaining members no longer expect.
@@ -35,7 +44,9 @@ from typing import Any
 
 import nacl.bindings
 
+from orbitstore.core import codec
 from orbitstore.core import encryption as enc
+from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
@@ -74,6 +85,12 @@ class _Epoch:
     cid: Cid
     order: OrderKey
     members: frozenset[str]
+    entry: Entry | None = None  # kept for epochs by admins: their validity may change
+
+
+EpochAuthority = Callable[[Entry], bool]
+"""Whether the (non-owner) writer of an epoch entry may distribute keys: under
+capabilities, it held ``admin`` in the entry's causal past and the entry is visible."""
 
 
 _KeysSnapshot = tuple[
@@ -83,6 +100,19 @@ _KeysSnapshot = tuple[
 
 def _is_acl(payload: object) -> bool:
     return isinstance(payload, dict) and "acl" in payload
+
+
+def admin_epochs(caps: CapabilityLog) -> EpochAuthority:
+    """The epoch authority of a capabilities database: the writer held ``admin`` in the
+    epoch entry's causal past, and the entry is not retracted."""
+
+    def authority(entry: Entry) -> bool:
+        past = caps.mask(caps.frontier(entry.cid))
+        if (entry.writer, "admin", None) not in caps.graph.state(past):
+            return False
+        return caps.visible(entry)
+
+    return authority
 
 
 class DatabaseKeys:
@@ -96,8 +126,10 @@ class DatabaseKeys:
         identity: Identity,
         random_bytes: RandomBytes,
         clear_acl: bool = False,
+        epoch_authority: EpochAuthority | None = None,
     ) -> None:
         self.db = db
+        self._authority = epoch_authority
         # Under capabilities access, ACL ops ({"acl": ...}) stay in the clear: every
         # replica evaluates rights from them. Elsewhere such a payload is data, sealed.
         self._clear_acl = clear_acl
@@ -121,8 +153,11 @@ class DatabaseKeys:
         """Take in the announcements and epochs among ``entries``; returns the epochs
         whose keys this call made known."""
         learned: set[Cid] = set()
+        access_changed = False
         for entry in entries:
             shape = enc.classify(entry.payload)
+            if shape is None and _is_acl(entry.payload):
+                access_changed = True
             if shape is None or shape == enc.SEALED:
                 continue
             try:
@@ -132,6 +167,8 @@ class DatabaseKeys:
                     learned |= self._learn_epoch(entry)
             except InvalidDataError as exc:
                 self._problem(entry, exc)
+        if access_changed:  # a revocation may have retracted an admin's epoch
+            self.revalidate()
         return learned
 
     def _learn_announcement(self, entry: Entry) -> None:
@@ -140,13 +177,24 @@ class DatabaseKeys:
         if known is None or known[0] < entry.order_key:  # a newer announcement wins
             self._announced = {**self._announced, member: (entry.order_key, public)}
 
+    def _may_make_epochs(self, entry: Entry) -> bool:
+        if entry.writer == self.spec.owner:
+            return True
+        return self._authority is not None and self._authority(entry)
+
     def _learn_epoch(self, entry: Entry) -> set[Cid]:
-        if entry.writer != self.spec.owner:
+        if not self._may_make_epochs(entry):
             raise InvalidEncryptedPayloadError(
-                f"a key epoch by {entry.writer[:24]}..., not the owner", writer=entry.writer
+                f"a key epoch by {entry.writer[:24]}..., neither the owner nor an admin",
+                writer=entry.writer,
             )
         body = enc.parse_epoch(entry.payload[enc.EPOCH])
-        epoch = _Epoch(cid=entry.cid, order=entry.order_key, members=frozenset(body.keys))
+        epoch = _Epoch(
+            cid=entry.cid,
+            order=entry.order_key,
+            members=frozenset(body.keys),
+            entry=None if entry.writer == self.spec.owner else entry,
+        )
         found: dict[Cid, bytes] = {}
         sealed = body.keys.get(self._identity.id)
         if sealed is not None and entry.cid not in self._keys:
@@ -178,6 +226,22 @@ class DatabaseKeys:
         self._invalid += 1
         logger.warning("encrypted database %s: entry %s skipped: %s", self.db, entry.cid, exc)
 
+    def revalidate(self) -> bool:
+        """After a revocation changed what is visible: drop the epochs by admins that
+        are no longer valid and make the greatest valid one current. True if the
+        current epoch changed."""
+        if not any(e.entry is not None for e in self._epochs.values()):
+            return False
+        valid = {
+            cid: e
+            for cid, e in self._epochs.items()
+            if e.entry is None or self._may_make_epochs(e.entry)
+        }
+        current = max(valid.values(), key=lambda e: e.order, default=None)
+        changed = current != self._current
+        self._epochs, self._current = valid, current
+        return changed
+
     def snapshot(self) -> _KeysSnapshot:
         """The learned state now, O(1): containers are replaced, never changed in place."""
         return (self._keys, self._epochs, self._current, self._announced)
@@ -185,6 +249,64 @@ class DatabaseKeys:
     def restore(self, snapshot: _KeysSnapshot) -> None:
         """Back to ``snapshot`` after the store rolled back the entries learned since."""
         self._keys, self._epochs, self._current, self._announced = snapshot
+
+    # -- at rest ------------------------------------------------------------------------
+
+    def export_sealed(self) -> bytes:
+        """The learned state, sealed under this node's state key (see
+        :func:`~orbitstore.core.encryption.state_key`): ``nonce ‖ ciphertext``."""
+        epochs = [
+            [e.cid, e.order[0], e.order[1], e.order[2], sorted(e.members), e.entry is not None]
+            for e in sorted(self._epochs.values(), key=lambda e: e.order)
+        ]
+        announced = [
+            [did, order[0], order[1], order[2], public]
+            for did, (order, public) in sorted(self._announced.items())
+        ]
+        state = {
+            "v": 1,
+            "keys": [[cid, key] for cid, key in sorted(self._keys.items())],
+            "epochs": epochs,
+            "current": None if self._current is None else self._current.cid,
+            "announced": announced,
+        }
+        nonce = self._random(enc.NONCE_BYTES)
+        key = enc.state_key(self._identity)
+        return nonce + enc.seal(key, codec.encode(state), nonce=nonce, aad=enc.state_aad(self.db))
+
+    def import_sealed(self, blob: bytes, get_entry: Callable[[Cid], Entry | None]) -> None:
+        """Take a state :meth:`export_sealed` made (``get_entry`` finds the entries of
+        admins' epochs, whose validity may change). InvalidDataError if it does not open
+        or does not fit this log; the state is then unchanged."""
+        if len(blob) < enc.NONCE_BYTES:
+            raise InvalidEncryptedPayloadError("a sealed key state starts with its nonce")
+        nonce, sealed = blob[: enc.NONCE_BYTES], blob[enc.NONCE_BYTES :]
+        key = enc.state_key(self._identity)
+        plain = enc.unseal(key, sealed, nonce=nonce, aad=enc.state_aad(self.db))
+        try:
+            state = codec.decode(plain)
+            if not isinstance(state, dict) or state.get("v") != 1:
+                raise InvalidEncryptedPayloadError("unknown key state version")
+            keys = {cid: k for cid, k in state["keys"]}
+            epochs: dict[Cid, _Epoch] = {}
+            for cid, clock, writer, ocid, members, admin in state["epochs"]:
+                entry = get_entry(cid) if admin else None
+                if admin and entry is None:
+                    raise InvalidEncryptedPayloadError(f"epoch {cid} is not in the log")
+                epochs[cid] = _Epoch(
+                    cid=cid, order=(clock, writer, ocid), members=frozenset(members), entry=entry
+                )
+            current = state["current"]
+            announced = {
+                did: ((clock, writer, ocid), public)
+                for did, clock, writer, ocid, public in state["announced"]
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidEncryptedPayloadError(f"a malformed key state: {exc}") from exc
+        if current is not None and current not in epochs:
+            raise InvalidEncryptedPayloadError("the key state names an unknown current epoch")
+        self._keys, self._epochs, self._announced = keys, epochs, announced
+        self._current = None if current is None else epochs[current]
 
     # -- reading ------------------------------------------------------------------------
 
@@ -317,11 +439,15 @@ class DatabaseKeys:
             return None
         return enc.announcement(self._identity, self.db)
 
-    def epoch_sealer(self, members: Iterable[str]) -> PayloadSealer:
-        """A sealer that makes the payload of a new epoch for ``members`` (owner only)."""
-        if self._identity.id != self.spec.owner:
-            raise UsageError(f"only the owner ({self.spec.owner}) rotates the database key")
-        chosen = sorted({*members, self.spec.owner})  # the owner always reads: it rotates
+    def epoch_sealer(self, members: Iterable[str], *, as_admin: bool = False) -> PayloadSealer:
+        """A sealer that makes the payload of a new epoch for ``members`` (the owner, or
+        with ``as_admin`` an identity the caller found holding ``admin`` now)."""
+        if self._identity.id != self.spec.owner and not (as_admin and self._authority):
+            raise UsageError(
+                f"only the owner ({self.spec.owner}) or an admin rotates the database key"
+            )
+        # The owner always reads (it rotates); so does an admin that rotates.
+        chosen = sorted({*members, self.spec.owner, self._identity.id})
         missing = [m for m in chosen if m not in self._announced]
         if missing:
             raise UsageError(

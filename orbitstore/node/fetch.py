@@ -4,12 +4,15 @@
 keeps the first answer that verifies; the others are cancelled. A peer whose answer does
 not verify is told so (``error{code: "protocol"}``) and ignored; the other peers' answers
 still count. Everything ends after ``ReplicationConfig.manifest_timeout``.
-:func:`serve_manifest_request` answers one request on an inbound stream.
+:func:`serve_manifest_request` answers one request on an inbound stream; for a private
+database it first challenges the asker to prove a reader identity (Rule 4 of
+:mod:`orbitstore.sync.manifest_fetch`), and asking proves ours when challenged.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -17,13 +20,27 @@ import trio
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.manifest import format_address
-from orbitstore.errors import ClosedError, NetworkError, ProtocolError
+from orbitstore.errors import AccessDeniedError, ClosedError, NetworkError, ProtocolError
 from orbitstore.net.transport import PeerId, Stream, Transport
 from orbitstore.node.config import ReplicationConfig
-from orbitstore.sync.frames import Error, FrameDecoder, GetManifest, ManifestBlock, encode_frame
+from orbitstore.sync.auth import Decide, Signer, prove
+from orbitstore.sync.frames import (
+    AUTH_NONCE_BYTES,
+    PROTOCOL_VERSION,
+    Challenge,
+    Error,
+    FrameDecoder,
+    GetManifest,
+    ManifestBlock,
+    Message,
+    Proof,
+    encode_frame,
+)
 from orbitstore.sync.manifest_fetch import (
+    ManifestChallenged,
     ManifestFetched,
     ManifestRequest,
+    answer_manifest_proof,
     answer_manifest_request,
 )
 
@@ -52,6 +69,9 @@ class ManifestFetchReport:
     unexpected: int = 0
     """Peers whose answer raised an exception we did not expect (logged; counted in
     ``invalid`` too)."""
+    refused: int = 0
+    """Peers that hold the database but refused it to us: it is private and our
+    identity is not one of its readers (counted in ``failed`` too)."""
 
     def explain(self) -> str:
         """Why nothing was fetched, and what to do, for a NotFoundError."""
@@ -65,22 +85,24 @@ class ManifestFetchReport:
         return (
             f"the manifest of {address} is not in this node's store and none of the"
             f" {self.asked} connected peers asked gave it ({self.not_found} do not have it,"
-            f" {self.invalid} sent an invalid answer, {self.failed} failed,"
+            f" {self.invalid} sent an invalid answer, {self.failed} failed"
+            f" ({self.refused} refused: a private database this identity may not read),"
             f" {self.unanswered} did not answer within {self.timeout:g} s); connect to a"
             " peer that has the database open and open it again"
         )
 
 
 async def fetch_manifest(
-    transport: Transport, config: ReplicationConfig, db: Cid
+    transport: Transport, config: ReplicationConfig, db: Cid, signer: Signer | None = None
 ) -> ManifestFetchReport:
-    """Ask every connected peer for the manifest ``db``; the first verified answer wins."""
+    """Ask every connected peer for the manifest ``db``; the first verified answer wins.
+    ``signer``: the identity we prove when a peer holds ``db`` as a private database."""
     peers = sorted(transport.connected_peers())
     outcomes: dict[PeerId, str] = {}
     found: list[ManifestFetched] = []
 
     async def ask(peer: PeerId, cancel: trio.CancelScope) -> None:
-        outcome = await _ask(transport, config, db, peer)
+        outcome = await _ask(transport, config, db, peer, signer)
         if isinstance(outcome, ManifestFetched):
             if not found:
                 found.append(outcome)
@@ -95,6 +117,7 @@ async def fetch_manifest(
                     nursery.start_soon(ask, peer, nursery.cancel_scope)
     counts = {kind: sum(1 for o in outcomes.values() if o == kind) for kind in _OUTCOMES}
     counts["invalid"] += counts["unexpected"]
+    counts["failed"] += counts["refused"]
     return ManifestFetchReport(
         db=db,
         fetched=found[0] if found else None,
@@ -105,29 +128,41 @@ async def fetch_manifest(
         unanswered=len(peers) - len(outcomes),
         timeout=config.manifest_timeout,
         unexpected=sum(1 for o in outcomes.values() if o == "unexpected"),
+        refused=counts["refused"],
     )
 
 
-_OUTCOMES = ("not_found", "invalid", "failed", "unexpected")
+_OUTCOMES = ("not_found", "invalid", "failed", "unexpected", "refused")
 
 
 async def _ask(
-    transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId
+    transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId, signer: Signer | None
 ) -> ManifestFetched | str:
     """One peer's answer: the verified manifest, or one of ``_OUTCOMES``. A remote
     boundary: anything the peer's answer makes us raise is logged and ends only this
     peer's part of the fetch."""
     try:
-        return await _ask_one(transport, config, db, peer)
+        return await _ask_one(transport, config, db, peer, signer)
     except Exception as exc:
         logger.warning("unexpected error reading %s's manifest answer", peer, exc_info=exc)
         return "unexpected"
 
 
 async def _ask_one(
-    transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId
+    transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId, signer: Signer | None
 ) -> ManifestFetched | str:
-    request = ManifestRequest(db=db)
+    def prover(challenge: bytes) -> Proof:
+        assert signer is not None
+        return prove(
+            signer,
+            db=db,
+            prover_peer=transport.peer_id,
+            verifier_peer=peer,
+            challenge=challenge,
+            nonce=os.urandom(AUTH_NONCE_BYTES),
+        )
+
+    request = ManifestRequest(db=db, prover=None if signer is None else prover)
     decoder = FrameDecoder(config.frame_limits)
     try:
         stream = await transport.open_stream(peer)
@@ -140,7 +175,12 @@ async def _ask_one(
             if not data:
                 return "failed"  # closed without answering (an older peer, or shutting down)
             for message in decoder.feed(data):
-                request.receive(message)
+                answer = request.receive(message)
+                if isinstance(answer, ManifestChallenged):
+                    await stream.send_all(encode_frame(answer.proof))
+    except AccessDeniedError as exc:
+        logger.info("%s refused the manifest of %s: %s", peer, format_address(db), exc)
+        return "refused"
     except ProtocolError as exc:
         if "peer_code" in exc.details:
             return "failed"
@@ -156,16 +196,73 @@ async def _ask_one(
     return result if isinstance(result, ManifestFetched) else "not_found"
 
 
+@dataclass(frozen=True, slots=True)
+class ReaderGate:
+    """A private database's manifest is sent only to a proven reader: our peer id (the
+    verifier in the proof) and the decision."""
+
+    local_peer: PeerId
+    decide: Decide
+
+
 async def serve_manifest_request(
-    stream: Stream, request: GetManifest, block: bytes | None, config: ReplicationConfig
+    stream: Stream,
+    request: GetManifest,
+    block: bytes | None,
+    config: ReplicationConfig,
+    *,
+    decoder: FrameDecoder | None = None,
+    gate: ReaderGate | None = None,
 ) -> bool:
-    """Answer one request (``block``: the manifest if we hold the database, else None).
+    """Answer one request (``block``: the manifest if we hold the database, else None;
+    ``gate`` when it is private, with the stream's ``decoder`` to read the proof).
     Returns True when a manifest was sent."""
-    answer = answer_manifest_request(request, block)
     with trio.move_on_after(config.idle_timeout), suppress(NetworkError, ClosedError):
+        if block is not None and gate is not None and request.v == PROTOCOL_VERSION:
+            decoder = decoder or FrameDecoder(config.frame_limits)
+            answer = await _gated_answer(stream, request, block, decoder, gate)
+        else:
+            answer = answer_manifest_request(request, block)
         await stream.send_all(encode_frame(answer))
         return isinstance(answer, ManifestBlock)
     return False
 
 
-__all__ = ["ManifestFetchReport", "fetch_manifest", "serve_manifest_request"]
+async def _gated_answer(
+    stream: Stream,
+    request: GetManifest,
+    block: bytes,
+    decoder: FrameDecoder,
+    gate: ReaderGate,
+) -> Message:
+    nonce = os.urandom(AUTH_NONCE_BYTES)
+    await stream.send_all(encode_frame(Challenge(db=request.db, nonce=nonce)))
+    messages: list[Message] = []
+    try:
+        while not messages:
+            data = await stream.receive_some(_READ_BYTES)
+            if not data:
+                raise NetworkError("the peer ended the stream instead of proving its identity")
+            messages = decoder.feed(data)
+        answer = answer_manifest_proof(
+            request,
+            nonce,
+            messages[0],
+            block,
+            prover_peer=stream.remote_peer,
+            verifier_peer=gate.local_peer,
+            decide=gate.decide,
+        )
+    except (ProtocolError, AccessDeniedError) as exc:
+        return Error(code=exc.code, message=str(exc)[:1024])
+    if isinstance(answer, Error):
+        logger.info(
+            "manifest of private %s refused to %s: %s",
+            format_address(request.db),
+            stream.remote_peer,
+            answer.message,
+        )
+    return answer
+
+
+__all__ = ["ManifestFetchReport", "ReaderGate", "fetch_manifest", "serve_manifest_request"]

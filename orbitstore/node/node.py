@@ -6,12 +6,13 @@ import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from orbitstore.core import encryption as enc
-from orbitstore.core.access import AccessController, CapabilitiesAccess, StaticAccess
+from orbitstore.core import privacy
+from orbitstore.core.access import ANYONE, AccessController, CapabilitiesAccess, StaticAccess
 from orbitstore.core.capability_log import CapabilityLog, payload_keys
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import NONCE_LENGTH
@@ -28,11 +29,13 @@ from orbitstore.errors import (
     UsageError,
     WrongDatabaseTypeError,
 )
-from orbitstore.net.transport import Transport
+from orbitstore.net.transport import BlockFetcher, Transport
 from orbitstore.node.asof import Heads
+from orbitstore.node.attachments import Attachments
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
-from orbitstore.node.encryption import DatabaseKeys
+from orbitstore.node.encryption import DatabaseKeys, admin_epochs
+from orbitstore.node.privacy import PublicBlocks
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.types import database_class, with_opener
 from orbitstore.node.writes import NodeWrites
@@ -89,6 +92,10 @@ class Node:
         #: The write lock and batches shared by this node's databases (node/writes.py).
         self.writes = NodeWrites(store)
         self.queries = QueryService(store, config.query)
+        #: Large binary values as UnixFS blocks (node/attachments.py); fetched over the
+        #: transport when it can fetch blocks (libp2p: Bitswap).
+        self.attachments = Attachments(store, config.attachments)
+        self._sync = None if replication is None else _SyncWaiter(self, replication)
 
     @property
     def id(self) -> str:
@@ -113,6 +120,8 @@ class Node:
         meta: dict[str, object] | None = None,
         access: str = "static",
         encrypted: bool = False,
+        private: bool = False,
+        replicas: Iterable[str] | None = None,
     ) -> Database:
         """Open a database by local name (created if new) or by ``/orbitstore/<cid>``.
 
@@ -134,6 +143,12 @@ class Node:
         that only members hold; this node is its owner and first member, and adds others
         with ``db.set_readers(...)`` (see docs/encryption.md). Whether an existing
         database is encrypted is read from its manifest.
+
+        ``private=True`` (for a new database) makes it readable by its members only:
+        this node serves it — sync, manifest, blocks — only to peers that prove a
+        member identity, or one of the ``replicas`` (identities allowed to hold and
+        serve it without writing), and never gossips its heads (see
+        docs/security-model.md).
         """
         if self._closed:
             raise ClosedError("the node is closed")
@@ -148,17 +163,8 @@ class Node:
             if found is not None:
                 db, manifest = found, self._load_manifest(found)
             else:
-                if enc.META_KEY in (meta or {}):
-                    raise UsageError("use encrypted=True, not meta['encryption']")
-                database_class(type)[0].check_meta(meta or {})
-                full_meta = dict(meta or {})
-                if encrypted:
-                    full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
-                manifest = Manifest(
-                    name=name_or_address,
-                    type=type,
-                    access=self._new_access(access, write),
-                    meta=full_meta,
+                manifest = self._new_manifest(
+                    name_or_address, type, write, meta, access, encrypted, private, replicas
                 )
                 created = True
                 db, block = manifest.to_block()
@@ -167,6 +173,12 @@ class Node:
                     with self.store.transaction():
                         self.store.blocks.put(db, block)
                         self.store.set_name(name_or_address, db)
+        if private and privacy.META_KEY not in manifest.meta:
+            raise UsageError(
+                f"{name_or_address!r:.200} exists and is not private: read control is chosen"
+                " when a database is created (its manifest, and so its address, records it)"
+            )
+        _read_spec(manifest)
         if encrypted and enc.META_KEY not in manifest.meta:
             raise UsageError(
                 f"{name_or_address!r:.200} exists and is not encrypted: encryption is chosen"
@@ -188,20 +200,36 @@ class Node:
             await database.announce_key()
             await database.set_readers([self.id])
         if self.replication is not None:
-            replication = self.replication
-
-            # A node configured with bootstrap peers waits for one of them: right after
-            # start it is connected to nobody yet, and "in sync with nobody" is not sync.
-            min_peers = 1 if self._has_bootstrap else 0
-
-            async def waiter(d: Database, peer: str | None, timeout: float) -> None:
-                await replication.wait_synced(d, peer=peer, timeout=timeout, min_peers=min_peers)
-
-            database._sync_waiter = waiter
-            await replication.add_database(database)
+            await self.replication.add_database(database)
         if self.discovery is not None:
             self.discovery.add_database(database)
         return database
+
+    def _new_manifest(  # noqa: PLR0917 - private, the arguments of open()
+        self,
+        name: str,
+        type_name: str,
+        write: Iterable[str] | None,
+        meta: dict[str, object] | None,
+        access: str,
+        encrypted: bool,
+        private: bool,
+        replicas: Iterable[str] | None,
+    ) -> Manifest:
+        if enc.META_KEY in (meta or {}):
+            raise UsageError("use encrypted=True, not meta['encryption']")
+        if privacy.META_KEY in (meta or {}):
+            raise UsageError("use private=True (and replicas=...), not meta['read']")
+        database_class(type_name)[0].check_meta(meta or {})
+        full_meta = dict(meta or {})
+        if encrypted:
+            full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
+        if private:
+            full_meta[privacy.META_KEY] = _new_read_spec(access, write, replicas)
+        elif replicas is not None:
+            raise UsageError("replicas=... names who may hold a private database")
+        access_controller = self._new_access(access, write)
+        return Manifest(name=name, type=type_name, access=access_controller, meta=full_meta)
 
     def _check_not_in_batch(self, name_or_address: str) -> None:
         if self.writes.in_batch:  # a rollback would undo the store under the new handle
@@ -238,6 +266,9 @@ class Node:
                 identity=self.identity,
                 random_bytes=os.urandom,
                 clear_acl=isinstance(manifest.access, CapabilitiesAccess),
+                epoch_authority=None
+                if log.capabilities is None
+                else admin_epochs(log.capabilities),
             )
             if make_view is not None:  # views that read entries back read them opened
                 make_view = with_opener(make_view, keys.opened)
@@ -252,8 +283,10 @@ class Node:
             view_factory=make_view,
             writes=self.writes,
             keys=keys,
+            queries=self.queries,
+            sync=self._sync,
+            attachments=self.attachments,
         )
-        database._queries = self.queries
         self._open[db] = database
         return database
 
@@ -404,7 +437,7 @@ class Node:
         failed: StorageError | None = None
         for database in self._open.values():
             try:
-                await database.close()
+                await database.aclose()
             except StorageError as exc:
                 failed = failed or exc
         self._open.clear()
@@ -416,6 +449,42 @@ class Node:
             failed = failed or exc
         if failed is not None:
             raise failed
+
+
+class _SyncWaiter:
+    """``wait_synced`` for the databases of a node with a transport. A node configured
+    with bootstrap peers waits for one of them: right after start it is connected to
+    nobody yet, and "in sync with nobody" is not sync."""
+
+    def __init__(self, node: Node, replication: Replication) -> None:
+        self._node = node
+        self._replication = replication
+
+    async def wait_synced(self, database: Database, *, peer: str | None, timeout: float) -> None:
+        min_peers = 1 if self._node._has_bootstrap else 0
+        await self._replication.wait_synced(
+            database, peer=peer, timeout=timeout, min_peers=min_peers
+        )
+
+
+def _new_read_spec(
+    access: str, write: Iterable[str] | None, replicas: Iterable[str] | None
+) -> dict[str, Any]:
+    if access == "static" and write is not None and ANYONE in write:
+        raise UsageError("a private database cannot let anyone ('*') write: anyone would read")
+    try:
+        return privacy.ReadSpec.of(replicas or ()).to_meta()
+    except InvalidValueError as exc:
+        raise UsageError(f"private database: {exc.message}") from exc
+
+
+def _read_spec(manifest: Manifest) -> privacy.ReadSpec | None:
+    try:
+        return privacy.ReadSpec.from_meta(manifest.meta)
+    except InvalidValueError as exc:
+        raise InvalidDataError(
+            f"database {manifest.name!r:.80} declares a read control this node cannot use: {exc}"
+        ) from exc
 
 
 def _encryption_spec(manifest: Manifest) -> enc.EncryptionSpec | None:
@@ -525,7 +594,10 @@ async def _open_node(
                 )
                 transport = own
             replication = Replication(
-                transport=transport, config=config.replication, limits=config.limits
+                transport=transport,
+                config=config.replication,
+                limits=config.limits,
+                identity=identity,
             )
             nursery = await stack.enter_async_context(trio.open_nursery())
             await nursery.start(replication.run)
@@ -535,7 +607,8 @@ async def _open_node(
                 )
                 await nursery.start(discovery.run)
             if own is not None and own.config.bitswap.enabled:
-                own.serve_blocks(store.blocks)  # read-only: IPFS peers fetch blocks by CID
+                # Read-only: IPFS peers fetch blocks by CID; never a private database's.
+                own.serve_blocks(PublicBlocks(store.blocks))
             node = Node(
                 store=store,
                 identity=identity,
@@ -550,6 +623,8 @@ async def _open_node(
                 own.config.bootstrap_peers or own.config.mdns or own.config.dht
             )
             node._has_bootstrap = own is not None and bool(own.config.bootstrap_peers)
+            if isinstance(transport, BlockFetcher):
+                node.attachments.fetcher = transport
             try:
                 yield node
             finally:

@@ -1,11 +1,11 @@
-"""SQL over the node's databases: the query service, and the query methods of handles.
+"""SQL over the node's databases: the query service.
 
 The :class:`QueryService` (one per node) joins the pure compiler of
 :mod:`orbitstore.query` to the read-only executor of :mod:`orbitstore.storage.query_exec`.
-Database handles get ``query``/``explain``/``watch`` from :class:`QueryMethods` (their
-own name, and ``this``, are the table); the node's ``query`` sees every open database by
-its local name. ``find`` (Mongo-style filters) is provided by :class:`FindMethods` for the
-documents handle. ``as_of`` runs a query over past states (:mod:`orbitstore.node.asof`).
+The node passes it to every database handle it builds (``Database(queries=...)``): a
+handle's ``query``/``explain``/``watch`` see its own name, and ``this``, as the table;
+the node's ``query`` sees every open database by its local name. ``as_of`` runs a query
+over past states (:mod:`orbitstore.node.asof`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,23 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from orbitstore.core.cid import Cid
 from orbitstore.errors import NotFoundError, UsageError
-from orbitstore.node.asof import AsOf, Heads, SnapshotCache, SnapshotStatistics, resolve
+from orbitstore.node.asof import (
+    SNAPSHOT_ONLY,
+    AsOf,
+    Heads,
+    SnapshotCache,
+    SnapshotStatistics,
+    request,
+    resolve,
+)
+from orbitstore.node.subscription import Subscription, wait_any
 from orbitstore.query.catalog import KINDS, Catalog, Source, queryable
 from orbitstore.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from orbitstore.query.results import PlanStep, QueryPlan, QueryResult, shape_rows
@@ -28,9 +38,7 @@ from orbitstore.storage.query_exec import SqliteQueryExecutor
 from orbitstore.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:  # sqlglot is imported with the compiler, on the first query
-    from orbitstore.node.database import Subscription
     from orbitstore.query.compiler import CompiledQuery, QueryCompiler
-    from orbitstore.query.filters import Filter, SortSpec
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -56,7 +64,18 @@ class _Handle(Protocol):
 
     cid: Cid
 
+    @property
+    def encrypted(self) -> bool: ...
+
     def subscribe(self, *, buffer: int = ...) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueryStatistics:
+    """What :meth:`QueryService.statistics` reports."""
+
+    snapshots: SnapshotStatistics
+    """Size and hit/miss/eviction counts of the AS OF snapshot cache."""
 
 
 class QueryService:
@@ -94,13 +113,18 @@ class QueryService:
         return Source(name, type_name, log_id, indexes)
 
     def catalog_for(self, db: _Handle) -> Catalog:
-        if not queryable(db.type):
+        if not _has_table(db):
+            if queryable(db.type):
+                raise UsageError(
+                    "an encrypted log database has no SQL table: its payloads are sealed"
+                    " in the store (read it with db.entries())"
+                )
             raise UsageError(f"a {db.type} database has no SQL table")
         src = self.source(db)
         return Catalog.of([("this", src), (db.name, src)])
 
     def catalog_of(self, dbs: Sequence[_Handle]) -> Catalog:
-        return Catalog.of([(d.name, self.source(d)) for d in dbs if queryable(d.type)])
+        return Catalog.of([(d.name, self.source(d)) for d in dbs if _has_table(d)])
 
     def catalog_as_of(self, sql: str, catalog: Catalog, as_of: Sequence[AsOf]) -> Catalog:
         """``catalog`` with the databases of ``as_of`` that ``sql`` reads swapped for
@@ -123,11 +147,11 @@ class QueryService:
                 named.append((key, Source(live.name, live.type_name, snap.log_id, (), snap.schema)))
         return Catalog.of(named)
 
-    def snapshot_statistics(self) -> SnapshotStatistics:
-        """Size and hit/miss counts of the AS OF snapshot cache."""
+    def statistics(self) -> QueryStatistics:
+        """Counters of the service: its AS OF snapshot cache (``snapshots``)."""
         if self._snapshots is None:
-            return SnapshotStatistics(0, 0, 0, 0)
-        return self._snapshots.statistics()
+            return QueryStatistics(SnapshotStatistics(0, 0, 0, 0))
+        return QueryStatistics(self._snapshots.statistics())
 
     # -- running -------------------------------------------------------------------------
 
@@ -192,7 +216,7 @@ class QueryService:
 
     # -- live queries --------------------------------------------------------------------
 
-    async def watch(
+    def watch(
         self,
         sql: str,
         params: Params,
@@ -202,9 +226,25 @@ class QueryService:
         debounce_s: float = DEFAULT_WATCH_DEBOUNCE_S,
     ) -> AsyncIterator[QueryResult]:
         """The current result, then each *different* result after changes to the
-        databases the query reads (debounced)."""
+        databases the query reads (debounced). Bad SQL or parameters, and tables a live
+        query cannot read (ydoc), are refused here, before anything is subscribed."""
         compiled = self.compile(sql, catalog)
-        compiled.bind(params)  # refuse bad parameters before subscribing
+        for table in compiled.tables:
+            if handles[table].type in SNAPSHOT_ONLY:
+                raise UsageError(
+                    f"a live query cannot read the {handles[table].type} table {table!r}:"
+                    " subscribe to the document and query it again on changes"
+                )
+        compiled.bind(params)
+        return self._watch(compiled, params, handles, debounce_s)
+
+    async def _watch(
+        self,
+        compiled: CompiledQuery,
+        params: Params,
+        handles: Mapping[str, _Handle],
+        debounce_s: float,
+    ) -> AsyncIterator[QueryResult]:
         async with AsyncExitStack() as stack:
             subs: list[Subscription] = []
             for table in compiled.tables:
@@ -212,7 +252,7 @@ class QueryService:
             last = self.run(compiled, params)
             yield last
             while subs:
-                if not await _wait_any(subs):
+                if not await wait_any(subs):
                     return
                 await trio.sleep(debounce_s)
                 for sub in subs:
@@ -230,90 +270,23 @@ class QueryService:
             self._executor.close()
 
 
-async def _wait_any(subs: Sequence[Subscription]) -> bool:
-    """Wait until one subscription has something; False when one of them closed."""
-    if len(subs) == 1:
-        try:
-            await subs[0].__anext__()
-        except StopAsyncIteration:
-            return False
-        return True
-    alive = True
-
-    async def one(sub: Subscription, cancel: trio.CancelScope) -> None:
-        nonlocal alive
-        try:
-            await sub.__anext__()
-        except StopAsyncIteration:
-            alive = False
-        cancel.cancel()
-
-    async with trio.open_nursery() as nursery:
-        for sub in subs:
-            nursery.start_soon(one, sub, nursery.cancel_scope)
-    return alive
-
-
-class QueryMethods:
-    """``query``/``explain``/``watch`` for database handles (mixed into ``Database``).
-
-    The handle's own local name and the word ``this`` are its table.
-    """
-
-    _queries: QueryService | None = None
-
-    def _query_service(self) -> QueryService:
-        service = self._queries
-        if service is None:
-            raise UsageError("this database handle is not attached to a node's query service")
-        return service
-
-    def query(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryResult:
-        """Run a SELECT over this database; see docs/query.md for the dialect.
-
-        With ``as_of`` (entry CIDs of this log, or their text), over the state the
-        database had when those were its heads: the view of exactly those entries and
-        their ancestors. NotFoundError for a CID this log does not hold; ``as_of=()``
-        is the empty database."""
-        handle: Any = self
-        handle._check()
-        service = self._query_service()
-        catalog = service.catalog_for(handle)
-        return service.query(sql, params, catalog, self._as_of(as_of))
-
-    def explain(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryPlan:
-        """How the query would run: which declared index serves it, or a scan. With
-        ``as_of``, the plan over the snapshot (see :meth:`query`)."""
-        handle: Any = self
-        handle._check()
-        service = self._query_service()
-        catalog = service.catalog_for(handle)
-        return service.explain(sql, params, catalog, self._as_of(as_of))
-
-    def _as_of(self, as_of: Heads | None) -> tuple[AsOf, ...]:
-        if as_of is None:
-            return ()
-        handle: Any = self
-        request = resolve(handle, as_of)
-        return () if request is None else (request,)
-
-    def watch(
-        self, sql: str, params: Params = None, *, debounce_s: float = DEFAULT_WATCH_DEBOUNCE_S
-    ) -> AsyncIterator[QueryResult]:
-        """A live query: ``async for result in db.watch(sql): ...``."""
-        handle: Any = self
-        handle._check()
-        service = self._query_service()
-        catalog = service.catalog_for(handle)
-        handles = {key: handle for key in catalog.sources}
-        return service.watch(sql, params, catalog, handles, debounce_s=debounce_s)
+def _has_table(db: _Handle) -> bool:
+    # A log's table shows payloads as stored: an encrypted one's are sealed.
+    return queryable(db.type) and not (db.type == "log" and db.encrypted)
 
 
 def resolve_all(handles: Mapping[str, Any], as_of: Mapping[str, Heads] | None) -> tuple[AsOf, ...]:
     """Snapshot requests for ``{local name: heads}`` over the open ``handles`` (by
-    lower-cased name). NotFoundError for a name that is not open."""
+    lower-cased name), and for the current state of the others that need one (ydoc;
+    built only if the query reads them). NotFoundError for a name that is not open."""
+    named = {n.lower() for n in as_of or {} if isinstance(n, str)}
+    current = [
+        found
+        for key, handle in handles.items()
+        if key not in named and (found := request(handle, None)) is not None
+    ]
     if as_of is None:
-        return ()
+        return tuple(current)
     if not isinstance(as_of, Mapping):
         raise UsageError("as_of maps database names to heads: {name: [cid, ...]}")
     out = []
@@ -323,27 +296,7 @@ def resolve_all(handles: Mapping[str, Any], as_of: Mapping[str, Heads] | None) -
             raise NotFoundError(f"as_of names {name!r}, which is not an open database")
         if not queryable(handle.type):
             raise UsageError(f"a {handle.type} database has no SQL table")
-        request = resolve(handle, heads)
-        if request is not None:
-            out.append(request)
-    return tuple(out)
-
-
-class FindMethods:
-    """``find`` with Mongo-style filters, for the documents handle (needs QueryMethods)."""
-
-    def find(
-        self,
-        filter: Filter | None = None,
-        *,
-        sort: SortSpec = (),
-        limit: int | None = None,
-        skip: int = 0,
-    ) -> list[Any]:
-        """Documents matching ``filter`` (see docs/query.md), as decoded values."""
-        from orbitstore.query.filters import compile_find
-
-        sql, params = compile_find(filter or {}, sort=sort, limit=limit, skip=skip)
-        handle: Any = self
-        result: QueryResult = handle.query(sql, params)
-        return [row[0] for row in result.rows]
+        found = resolve(handle, heads)
+        if found is not None:
+            out.append(found)
+    return (*out, *current)

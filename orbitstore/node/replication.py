@@ -12,6 +12,11 @@ One :class:`Replication` per node opened with a transport. For every open databa
   ``anti_entropy_interval`` (anti-entropy);
 - answers peers' manifest requests for the databases it replicates, and asks its peers
   for a manifest the node lacks (:mod:`orbitstore.node.fetch`);
+- for a private database (:mod:`orbitstore.core.privacy`): neither subscribes to nor
+  announces on its topic (its heads are never gossiped), pushes local writes by syncing
+  with the readers connected instead, opens and accepts sessions only after both peers
+  proved a reader identity (:mod:`orbitstore.node.session_auth`), and sends its
+  manifest only to a proven reader;
 - stops all of that when the database is closed, and forgets it.
 
 Everything a peer sends is verified before it is stored. A peer that breaks the protocol,
@@ -35,6 +40,7 @@ import trio
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.errors import (
+    AccessDeniedError,
     ClosedError,
     InvalidDataError,
     NetworkError,
@@ -48,7 +54,14 @@ from orbitstore.net.transport import PeerId, Stream, Transport
 from orbitstore.node.announcer import TOPIC_PREFIX, Announcements, topic_for
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
-from orbitstore.node.fetch import ManifestFetchReport, fetch_manifest, serve_manifest_request
+from orbitstore.node.fetch import (
+    ManifestFetchReport,
+    ReaderGate,
+    fetch_manifest,
+    serve_manifest_request,
+)
+from orbitstore.node.privacy import is_private, reader_role
+from orbitstore.node.session_auth import new_auth
 from orbitstore.node.session_runner import READ_BYTES, SessionRunner, check_entries
 from orbitstore.node.sync_status import (
     DatabaseSyncStatus,
@@ -58,7 +71,16 @@ from orbitstore.node.sync_status import (
     ReplicationStatistics,
     SyncProgress,
 )
-from orbitstore.sync.frames import Error, FrameDecoder, GetManifest, Hello, Message, encode_frame
+from orbitstore.sync.auth import PeerAuth, Signer
+from orbitstore.sync.frames import (
+    Challenge,
+    Error,
+    FrameDecoder,
+    GetManifest,
+    Hello,
+    Message,
+    encode_frame,
+)
 from orbitstore.sync.peers import SyncFailure
 from orbitstore.sync.serve_limits import PeerServeBudget
 from orbitstore.views.base import Lagged
@@ -78,8 +100,11 @@ class Replication:
         transport: Transport,
         config: ReplicationConfig,
         limits: EntryLimits,
+        identity: Signer | None = None,
     ) -> None:
         self.transport = transport
+        # What this node proves to the peers of private databases (none: it cannot).
+        self.identity = identity
         self.config = config
         self.entry_limits = limits
         self._dbs: dict[Cid, DbState] = {}
@@ -136,12 +161,13 @@ class Replication:
         async def on_gossip(peer: PeerId, data: bytes) -> None:
             await self._on_announcement(st, peer, data)
 
-        async with self._topics_lock:
-            await self.transport.subscribe(
-                topic_for(database.cid),
-                on_gossip,
-                validator=self._announcements.validator(database),
-            )
+        if not is_private(st.database):
+            async with self._topics_lock:
+                await self.transport.subscribe(
+                    topic_for(database.cid),
+                    on_gossip,
+                    validator=self._announcements.validator(database),
+                )
         ready = trio.Event()
         nursery.start_soon(self._announce, st, ready)
         await ready.wait()
@@ -152,8 +178,9 @@ class Replication:
         """The database's announcer; once it ends (the database closed) the database is
         forgotten. When the service stops, the cancellation passes through: the transport
         is going away, there is nothing to unsubscribe from."""
+        push = (lambda: self._push(st)) if is_private(st.database) else None
         try:
-            await self._announcements.announcer(st.database, ready, st.scope)
+            await self._announcements.announcer(st.database, ready, st.scope, push)
         except ClosedError:
             ready.set()
         await self._forget(st)
@@ -167,6 +194,8 @@ class Replication:
             return
         del self._dbs[st.database.cid]
         st.notify()
+        if is_private(st.database):
+            return  # never subscribed
         async with self._topics_lock:
             with (
                 suppress(NetworkError, ClosedError),
@@ -184,7 +213,7 @@ class Replication:
             with trio.move_on_after(self.config.manifest_timeout):
                 while not self.transport.connected_peers():
                     await self._peer_lot.park()
-        report = await fetch_manifest(self.transport, self.config, db)
+        report = await fetch_manifest(self.transport, self.config, db, self.identity)
         self._counts["refused"] += report.invalid
         self._counts["unexpected"] += report.unexpected
         if report.fetched is not None:
@@ -217,7 +246,7 @@ class Replication:
         )
 
     @asynccontextmanager
-    async def progress(
+    async def subscribe_progress(
         self, *, buffer: int = 1000
     ) -> AsyncIterator[trio.MemoryReceiveChannel[SyncProgress | Lagged]]:
         """Progress events from now on. A subscriber more than ``buffer`` events behind
@@ -311,6 +340,24 @@ class Replication:
         if not all(log.has(h) for h in heads):
             self._sync_for_heads(st, peer)
 
+    def _push(self, st: DbState) -> None:
+        """A private database's local writes: sync with the connected peers that proved
+        a reader identity for it (what gossip does for a public one)."""
+        for peer in sorted(self.transport.connected_peers()):
+            record = st.peer(peer)
+            if record.has_db and record.heard:
+                self.request_sync(st.database, peer)
+
+    def _auth(self, st: DbState, peer: PeerId, *, initiator: bool) -> PeerAuth | None:
+        """The reader proof of a session with ``peer`` (None: a public database)."""
+        if not is_private(st.database):
+            return None
+        if self.identity is None:
+            raise UsageError("a node without an identity cannot sync a private database")
+        return new_auth(
+            st.database, self.identity, local=self.peer_id, remote=peer, initiator=initiator
+        )
+
     def _sync_for_heads(self, st: DbState, peer: PeerId) -> None:
         connected = self.transport.connected_peers()
         if peer in connected:
@@ -390,7 +437,8 @@ class Replication:
                     return
                 decoder = FrameDecoder(self.config.frame_limits)
                 try:
-                    await SessionRunner(self, st, stream, decoder, []).run()
+                    auth = self._auth(st, peer, initiator=True)
+                    await SessionRunner(self, st, stream, decoder, [], auth=auth).run()
                 except Exception as exc:  # a remote boundary, like _serve
                     self._unexpected(st, peer, exc, "a sync session")
                     return
@@ -444,9 +492,9 @@ class Replication:
     async def _dispatch(self, stream: Stream, decoder: FrameDecoder, first: list[Message]) -> None:
         hello = first[0]
         if isinstance(hello, GetManifest):
-            await self._answer_manifest(stream, hello)
+            await self._answer_manifest(stream, hello, decoder)
             return
-        if not isinstance(hello, Hello):
+        if not isinstance(hello, (Hello, Challenge)):
             name = type(hello).__name__.lower()
             await self._refuse(stream, ProtocolError(f"a stream opens with hello, not {name}"))
             return
@@ -457,21 +505,45 @@ class Replication:
                     encode_frame(Error(code="not_found", message="database not open"))
                 )
             return
-        await SessionRunner(self, st, stream, decoder, first).run()
+        if is_private(st.database) and isinstance(hello, Hello):
+            # Not even our heads: a private database is served after the reader proof.
+            await self._refuse(
+                stream,
+                AccessDeniedError(
+                    f"{st.database.address} is private: prove a reader identity first"
+                    " (challenge, not hello)"
+                ),
+            )
+            return
+        auth = self._auth(st, stream.remote_peer, initiator=False)
+        if auth is None and isinstance(hello, Challenge):
+            message = "a public database's stream opens with hello, not challenge"
+            await self._refuse(stream, ProtocolError(message))
+            return
+        await SessionRunner(self, st, stream, decoder, first, auth=auth).run()
 
     async def _refuse(self, stream: Stream, exc: OrbitstoreError) -> None:
         logger.info("inbound stream from %s refused: %s", stream.remote_peer, exc)
         with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
             await stream.send_all(encode_frame(Error(code=exc.code, message=str(exc)[:1024])))
 
-    async def _answer_manifest(self, stream: Stream, request: GetManifest) -> None:
-        """Only the manifests of databases we replicate, never other blocks."""
+    async def _answer_manifest(
+        self, stream: Stream, request: GetManifest, decoder: FrameDecoder
+    ) -> None:
+        """Only the manifests of databases we replicate, never other blocks; a private
+        one only to a peer that proves a reader identity."""
         st = self._dbs.get(request.db)
         block = None
+        gate = None
         if st is not None:
             cid, data = st.database.manifest.to_block()
             block = data if cid == request.db else None
-        if await serve_manifest_request(stream, request, block, self.config):
+            if is_private(st.database):
+                database = st.database
+                gate = ReaderGate(self.peer_id, lambda did: reader_role(database, did))
+        if await serve_manifest_request(
+            stream, request, block, self.config, decoder=decoder, gate=gate
+        ):
             self._counts["served"] += 1
 
     # -- peers ----------------------------------------------------------------------------

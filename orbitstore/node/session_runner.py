@@ -17,6 +17,7 @@ per session by the session and per peer by the service's token buckets
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +27,7 @@ import trio
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.errors import (
+    AccessDeniedError,
     ClosedError,
     InvalidDataError,
     NetworkError,
@@ -36,8 +38,10 @@ from orbitstore.errors import (
 )
 from orbitstore.net.transport import PeerId, Stream
 from orbitstore.node.config import ReplicationConfig
+from orbitstore.node.session_auth import authenticate
 from orbitstore.node.sync_status import DbState, SyncProgress
 from orbitstore.node.verify import verify_blocks, verify_chunk
+from orbitstore.sync.auth import peer_error
 from orbitstore.sync.frames import Done, Entries, Error, FrameDecoder, Message, Want, encode_frame
 from orbitstore.sync.peers import SyncFailure
 from orbitstore.sync.serve_limits import PeerServeBudget
@@ -45,7 +49,9 @@ from orbitstore.sync.session import ApplyEntries, PeerHeads, SyncSession
 
 if TYPE_CHECKING:
     from orbitstore.core.limits import EntryLimits
+    from orbitstore.sync.auth import PeerAuth
 
+logger = logging.getLogger("orbitstore.replication")
 READ_BYTES = 64 * 1024  # read at most this much at once
 _WRITE_BYTES = 64 * 1024  # coalesce frames into writes of at least this size
 # Verified frames waiting for the applier (at most ~1 MiB of entries at the default
@@ -92,8 +98,11 @@ class SessionRunner:
         stream: Stream,
         decoder: FrameDecoder,
         first: Sequence[Message],
+        *,
+        auth: PeerAuth | None = None,
     ) -> None:
         self._service = service
+        self._auth = auth  # a private database: the reader proof comes first
         self._st = st
         self._stream = stream
         self._decoder = decoder
@@ -120,6 +129,8 @@ class SessionRunner:
 
     async def run(self) -> None:
         st = self._st
+        if self._auth is not None and not await self._authenticate():
+            return
         self.session.start()
         self._service._emit(SyncProgress("started", st.database.cid, self.peer))
         with trio.CancelScope() as scope:
@@ -138,6 +149,38 @@ class SessionRunner:
                 st.inflight.release(self)
         with trio.CancelScope(shield=True):
             await self._finish()
+
+    async def _authenticate(self) -> bool:
+        """The reader proof of a private database (node/session_auth.py); False when it
+        failed (then the session is over: recorded, and the peer told why)."""
+        assert self._auth is not None
+        st = self._st
+        try:
+            with trio.CancelScope() as scope:  # closing the database cancels it
+                st.sessions.add(scope)
+                try:
+                    self._first = await authenticate(
+                        self._stream,
+                        self._decoder,
+                        self._first,
+                        self._auth,
+                        self._config.idle_timeout,
+                    )
+                finally:
+                    st.sessions.discard(scope)
+            if scope.cancelled_caught:
+                raise ClosedError("the database was closed during the reader proof")
+        except OrbitstoreError as exc:
+            if isinstance(exc, AccessDeniedError):
+                logger.info("private %s with %s: %s", st.database.address, self.peer, exc)
+                record = st.peer(self.peer)
+                record.heard, record.has_db = True, False  # nothing to wait for from it
+            st.inflight.release(self)
+            self._errors.append(exc)
+            with trio.CancelScope(shield=True):
+                await self._finish()
+            return False
+        return True
 
     async def _guard(self, task: Any, cancel: trio.CancelScope) -> None:
         """Run one of the three tasks; whatever it raises ends the session."""
@@ -224,6 +267,10 @@ class SessionRunner:
             record.has_db = False
             record.heard = True
             raise NotFoundError("the peer does not have this database open")
+        if isinstance(message, Error) and message.code == AccessDeniedError.code:
+            # A private database: the peer checked our proof after we checked its own.
+            record.heard, record.has_db = True, False
+            raise peer_error(message, "to serve this private database")
         if isinstance(message, Want) and message.cids:
             self._charge_want()
         if isinstance(message, Done):  # the want it triggers asks for these

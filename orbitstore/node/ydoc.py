@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pycrdt
@@ -24,7 +25,7 @@ import trio
 
 from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError, WriteNotAllowedError
-from orbitstore.node.database import Database
+from orbitstore.node.database import Database, DatabaseStatistics
 from orbitstore.views.ydoc import (
     YDocStatistics,
     YDocView,
@@ -42,6 +43,13 @@ _CLIENT_ID_BITS = 32
 def new_client_id() -> int:
     """A fresh random Yjs client id (each opening of a document gets its own)."""
     return secrets.randbits(_CLIENT_ID_BITS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class YDocumentStatistics(DatabaseStatistics):
+    """:class:`DatabaseStatistics` of a ydoc, with its document's counters."""
+
+    document: YDocStatistics
 
 
 class YDocument(Database):
@@ -88,8 +96,8 @@ class YDocument(Database):
         text: pycrdt.Text = self._ydoc.doc.get(name, type=pycrdt.Text)
         return text
 
-    def ydoc_statistics(self) -> YDocStatistics:
-        return self._ydoc.statistics()
+    def statistics(self) -> YDocumentStatistics:
+        return YDocumentStatistics(**self._statistics(), document=self._ydoc.statistics())
 
     # -- writing --------------------------------------------------------------------------
 
@@ -181,10 +189,10 @@ class YDocument(Database):
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Commit what is captured (if this identity may write), store a snapshot, close."""
         if not self._closed and self._ydoc.has_captured:
             identity = self._log.identity
             if identity is not None and self._log.access.can_write(identity.id):
                 await self.commit()
-        await super().close()
+        await super().aclose()

@@ -9,6 +9,10 @@ The physical view tables are fixed (see ``docs/query.md``)::
     view_documents(log, id, doc, value, clock, writer, cid, deleted, arrival, conflicts,
                    conflicts_json)
     view_counter(log, total)
+    view_ydoc_roots(log, name, text, fields)     (in snapshots only, see node/asof.py)
+
+A ``log`` table reads the node's ``entries`` and ``blocks`` (its ts and payload decoded
+from each block by SQL functions of the executor).
 
 keyvalue and documents tables have a hidden ``_conflicts`` column (JSON: the concurrent
 writes that lost, NULL when there are none): selectable by name, left out of ``*``.
@@ -125,6 +129,33 @@ KINDS: Final[Mapping[str, TableKind]] = {
         ),
         "view_feed",
     ),
+    "log": TableKind(
+        "log",
+        # Read from the log itself (no view table): each entry's ts and payload are
+        # decoded from its block when a query reads them.
+        "(SELECT e.cid AS cid, e.writer AS writer, e.clock AS clock,"
+        " os_entry_ts(b.data) AS ts, os_entry_payload(b.data) AS payload"
+        " FROM {s}entries AS e JOIN {s}blocks AS b ON b.id = e.block WHERE e.log = {log})"
+        " AS {t}",
+        "1",
+        (
+            _c("cid", _C, "{t}.cid"),
+            _c("writer", _P, "{t}.writer"),
+            _c("clock", _P, "{t}.clock"),
+            _c("ts", _P, "{t}.ts"),
+            _c("payload", _J, "{t}.payload"),
+        ),
+    ),
+    "ydoc": TableKind(
+        "ydoc",
+        "{s}view_ydoc_roots AS {t}",
+        "{t}.log = {log}",
+        (
+            _c("name", _P, "{t}.name"),
+            _c("text", _P, "{t}.text"),
+            _c("fields", _J, "{t}.fields"),
+        ),
+    ),
     "counter": TableKind(
         "counter",
         # Always one row, also before the first increment.
@@ -185,7 +216,7 @@ class Catalog:
             if not _NAME.fullmatch(name):
                 raise InvalidValueError(f"{name!r} cannot name a table")
             if source.type_name not in KINDS:
-                continue  # types without a SQL view (log, ydoc) are not tables
+                continue  # a type without a SQL table
             sources[name.lower()] = source
         key = tuple(
             sorted(

@@ -104,6 +104,6 @@ def database_info(db: Database) -> dict[str, Any]:
     if isinstance(db, Counter):
         info["value"] = db.value
     if isinstance(db, YDocument):
-        stats = db.ydoc_statistics()
+        stats = db.statistics().document
         info["ydoc"] = {"applied": stats.applied, "ignored": stats.ignored}
     return info

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from orbitstore.server import routes_attachments
 from orbitstore.server.responses import JSONResponse
 
 _DB = {"name": "db", "in": "path", "required": True, "description": "local name or CID"}
@@ -153,6 +154,7 @@ _OPERATIONS: list[tuple[str, str, str, list[dict[str, Any]], dict[str, Any] | No
     ("get", "/v1/sync", "Sync status of every database", [], None),
     ("get", "/v1/peers", "Peer id, addresses, connected peers", [], None),
     ("post", "/v1/peers", "Connect to a peer: {address}", [], _JSON_BODY),
+    *routes_attachments.OPERATIONS,
 ]
 
 _WEBSOCKETS = {

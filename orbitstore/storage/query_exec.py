@@ -1,8 +1,10 @@
 """Runs compiled queries on the node's SQLite file, read-only and within limits.
 
 A dedicated connection opened with ``mode=ro`` and ``PRAGMA query_only`` serves every
-query, with an authorizer that allows only SELECT, reads of view tables (``view_*``) and
-the functions the dialect whitelists — a second wall behind the compiler, which already
+query, with an authorizer that allows only SELECT, reads of view tables (``view_*``), of
+the entry columns the ``log`` table shows (``entries``: log, cid, writer, clock, block;
+``blocks``: id, data — decoded by ``os_entry_ts``/``os_entry_payload``) and the functions
+the dialect whitelists — a second wall behind the compiler, which already
 refuses everything else. A progress handler enforces the time budget; the row cap is
 checked while fetching. The connection is a translated one
 (:mod:`orbitstore.storage.sqlite_errors`): an error of the user's statement that is the
@@ -25,10 +27,12 @@ import re
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
-from orbitstore.errors import QueryLimitError
+from orbitstore.core import codec
+from orbitstore.core.dagjson import to_json
+from orbitstore.errors import InvalidValueError, QueryLimitError
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.storage.sqlite_errors import Connection, connect
 
@@ -41,7 +45,7 @@ _FUNCTIONS = frozenset(
         "abs", "avg", "coalesce", "count", "group_concat", "ifnull", "iif", "instr",
         "json_array_length", "json_extract", "json_type", "length", "lower", "ltrim", "max",
         "min", "nullif", "replace", "round", "rtrim", "substr", "sum", "total", "trim",
-        "typeof", "upper", "like", "glob", "os_cid",
+        "typeof", "upper", "like", "glob", "os_cid", "os_entry_ts", "os_entry_payload",
         "->",  # emitted only by the compiler, to read a projected path as exact JSON text
     }
 )  # fmt: skip
@@ -62,12 +66,38 @@ def cid_text(raw: bytes | None) -> str | None:
     return "b" + base64.b32encode(bytes(raw)).decode("ascii").lower().rstrip("=")
 
 
+def entry_ts(block: bytes | None) -> int | None:
+    """SQL function ``os_entry_ts``: the ``ts`` of an entry block (NULL if it has none)."""
+    if block is None:
+        return None
+    ts = codec.decode(bytes(block), check_nesting=False).get("ts")
+    return ts if isinstance(ts, int) else None
+
+
+def entry_payload(block: bytes | None) -> str | None:
+    """SQL function ``os_entry_payload``: the payload of an entry block as DAG-JSON."""
+    if block is None:
+        return None
+    try:
+        return to_json(codec.decode(bytes(block), check_nesting=False).get("payload"))
+    except InvalidValueError:  # a payload with no DAG-JSON form reads as SQL NULL
+        return None
+
+
+# The columns of the node's own tables that the ``log`` table reads (catalog.py).
+# ("": a row is visited for no column, as in count(*).)
+_LOG_COLUMNS: Final = {
+    "entries": frozenset({"", "log", "cid", "writer", "clock", "block"}),
+    "blocks": frozenset({"", "id", "data"}),
+}
+
+
 def _authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
     if action == sqlite3.SQLITE_SELECT:
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_READ:
         # arg1 is the table; subquery columns come with no table
-        if not arg1 or arg1.startswith("view_"):
+        if not arg1 or arg1.startswith("view_") or arg2 in _LOG_COLUMNS.get(arg1, ()):
             return sqlite3.SQLITE_OK
         return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_FUNCTION:
@@ -105,6 +135,8 @@ class SqliteQueryExecutor:
             conn.execute("PRAGMA query_only=ON")
             conn.execute(f"PRAGMA cache_size=-{int(self._store.config.cache_kib)}")
             conn.create_function("os_cid", 1, cid_text, deterministic=True)
+            conn.create_function("os_entry_ts", 1, entry_ts, deterministic=True)
+            conn.create_function("os_entry_payload", 1, entry_payload, deterministic=True)
             conn.set_authorizer(_authorize)
             conn.set_progress_handler(self._progress, _PROGRESS_STEPS)
         except BaseException:

@@ -13,6 +13,11 @@ the body, then the body: one canonical DAG-CBOR map whose ``"t"`` key names the 
     {"t": "manifest",  "db": <link>, "block": <bytes>}   the answer: the manifest block
     {"t": "not_found", "db": <link>}                 the answer: "I do not hold it"
 
+    {"t": "challenge", "v": 1, "db": <link>, "nonce": <32 bytes>}    private databases:
+    {"t": "proof", "db": <link>, "id": <did>, "nonce": <32 bytes>, "sig": <64 bytes>}
+                                                     prove a reader identity first
+                                                     (see orbitstore.sync.auth)
+
 Messages are frozen values with keyword-only validating constructors, so an invalid one
 cannot be built; :class:`FrameDecoder` turns bytes into messages and raises
 :class:`~orbitstore.errors.ProtocolError` for anything malformed or over a limit.
@@ -210,7 +215,62 @@ class NotFound:
         _check_db("not_found", self.db)
 
 
-Message: TypeAlias = Hello | Entries | Want | Done | Error | GetManifest | ManifestBlock | NotFound
+AUTH_NONCE_BYTES: Final = 32
+_MAX_DID_CHARS: Final = 128  # a did:key of an Ed25519 key has 56
+
+
+def _check_nonce(name: str, nonce: object) -> None:
+    if not isinstance(nonce, bytes) or len(nonce) != AUTH_NONCE_BYTES:
+        raise InvalidValueError(f"{name}.nonce must be {AUTH_NONCE_BYTES} bytes")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Challenge:
+    """Private databases: "prove to me that you are a reader of ``db``". ``nonce`` is
+    fresh randomness of the sender's; the answer is a :class:`Proof` signed over it."""
+
+    v: int = PROTOCOL_VERSION
+    db: Cid
+    nonce: bytes
+
+    def __post_init__(self) -> None:
+        _check_version("challenge", self.v)
+        _check_db("challenge", self.db)
+        _check_nonce("challenge", self.nonce)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proof:
+    """The answer to a :class:`Challenge`: identity ``id`` signed the session
+    transcript (:func:`orbitstore.sync.auth.transcript`) with ``sig``; ``nonce`` is the
+    prover's own fresh randomness, bound into what it signed."""
+
+    db: Cid
+    id: str
+    nonce: bytes
+    sig: bytes
+
+    def __post_init__(self) -> None:
+        _check_db("proof", self.db)
+        if not isinstance(self.id, str) or not 0 < len(self.id) <= _MAX_DID_CHARS:
+            raise InvalidValueError(f"proof.id must be a did of 1 to {_MAX_DID_CHARS} characters")
+        _check_nonce("proof", self.nonce)
+        if not isinstance(self.sig, bytes) or len(self.sig) != 64:
+            raise InvalidValueError("proof.sig must be a 64-byte Ed25519 signature")
+
+
+Message: TypeAlias = (
+    Hello
+    | Entries
+    | Want
+    | Done
+    | Error
+    | GetManifest
+    | ManifestBlock
+    | NotFound
+    | Challenge
+    | Proof
+)
 
 
 # --- encoding --------------------------------------------------------------------------
@@ -253,6 +313,16 @@ def _to_map(message: Message) -> dict[str, Any]:
         return {"t": "manifest", "db": message.db, "block": message.block}
     if isinstance(message, NotFound):
         return {"t": "not_found", "db": message.db}
+    if isinstance(message, Challenge):
+        return {"t": "challenge", "v": message.v, "db": message.db, "nonce": message.nonce}
+    if isinstance(message, Proof):
+        return {
+            "t": "proof",
+            "db": message.db,
+            "id": message.id,
+            "nonce": message.nonce,
+            "sig": message.sig,
+        }
     raise InvalidValueError(f"not a sync message: {type(message).__name__}")
 
 
@@ -338,6 +408,12 @@ def decode_body(body: bytes, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> Mess
         if kind == "not_found":
             _keys(msg, {"t", "db"})
             return NotFound(db=msg["db"])
+        if kind == "challenge":
+            _keys(msg, {"t", "v", "db", "nonce"})
+            return Challenge(v=msg["v"], db=msg["db"], nonce=msg["nonce"])
+        if kind == "proof":
+            _keys(msg, {"t", "db", "id", "nonce", "sig"})
+            return Proof(db=msg["db"], id=msg["id"], nonce=msg["nonce"], sig=msg["sig"])
     except InvalidValueError as exc:
         raise ProtocolError(f"invalid {kind} message: {exc.message}") from exc
     raise ProtocolError(f"unknown message type ({codec.describe(kind)})")
@@ -447,7 +523,9 @@ def batch_entries(
 
 
 __all__: Sequence[str] = [
+    "AUTH_NONCE_BYTES",
     "DEFAULT_FRAME_LIMITS",
+    "Challenge",
     "PROTOCOL_VERSION",
     "Done",
     "Entries",
@@ -459,6 +537,7 @@ __all__: Sequence[str] = [
     "ManifestBlock",
     "Message",
     "NotFound",
+    "Proof",
     "Want",
     "batch_entries",
     "decode_body",

@@ -29,24 +29,41 @@ a message that is not one of the answers, anything after the answer — is a
 waits for another peer's. An ``Error`` from the responder is a ProtocolError too, with
 the peer's code in ``details["peer_code"]`` (the peer refused; it did not lie).
 
+Rule 4 — private databases (:mod:`orbitstore.core.privacy`). The responder answers a
+``GetManifest`` for a private database it holds with ``Challenge{v, db, nonce}`` instead
+of the manifest; the asker answers with a ``Proof`` of its identity over that nonce
+(:func:`orbitstore.sync.auth.prove`: the transcript binds both peer ids and both
+nonces), and the responder then sends the ``ManifestBlock`` if the proof verifies and
+names a reader, ``Error{code: "access_denied"}`` otherwise
+(:func:`answer_manifest_proof`). An asker that cannot prove (no ``prover``), or is
+refused, gets :class:`~orbitstore.errors.AccessDeniedError`. Only the asker proves: the
+manifest it receives verifies by its hash.
+
 Everything that affects the state of a fetch lives in this file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.manifest import Manifest
-from orbitstore.errors import InvalidDataError, ProtocolError, UsageError
+from orbitstore.errors import AccessDeniedError, InvalidDataError, ProtocolError, UsageError
+from orbitstore.sync.auth import Decide, check_proof, peer_error, refusal
 from orbitstore.sync.frames import (
     PROTOCOL_VERSION,
+    Challenge,
     Error,
     GetManifest,
     ManifestBlock,
     Message,
     NotFound,
+    Proof,
 )
+
+Prover = Callable[[bytes], Proof]
+"""Makes our proof for the responder's challenge nonce (the caller binds the peer ids)."""
 
 # --- results ---------------------------------------------------------------------------
 
@@ -67,6 +84,13 @@ class ManifestMissing:
     db: Cid
 
 
+@dataclass(frozen=True, slots=True)
+class ManifestChallenged:
+    """The database is private: send ``proof`` and wait for the answer."""
+
+    proof: Proof
+
+
 FetchResult = ManifestFetched | ManifestMissing
 
 
@@ -76,10 +100,12 @@ FetchResult = ManifestFetched | ManifestMissing
 class ManifestRequest:
     """The asking side of one fetch; see the module docstring for the rules."""
 
-    def __init__(self, *, db: Cid) -> None:
+    def __init__(self, *, db: Cid, prover: Prover | None = None) -> None:
         if not isinstance(db, Cid):
             raise UsageError("ManifestRequest needs the manifest CID")
         self.db = db
+        self._prover = prover
+        self._challenged = False
         self._started = False
         self._result: FetchResult | None = None
         self._failed = False
@@ -96,28 +122,40 @@ class ManifestRequest:
         """The verified answer, once received."""
         return self._result
 
-    def receive(self, message: Message) -> FetchResult:
-        """Take the peer's answer. Raises ProtocolError for anything but a verified one."""
+    def receive(self, message: Message) -> FetchResult | ManifestChallenged:
+        """Take the peer's answer. Raises ProtocolError for anything but a verified one,
+        AccessDeniedError when the database is private and we may not (or cannot) read
+        it; a :class:`ManifestChallenged` says what to send before the answer."""
         if not self._started:
             raise UsageError("start() the request before feeding it messages")
         if self._failed:
             raise ProtocolError("the request already failed")
         try:
             result = self._receive(message)
-        except ProtocolError:
+        except (ProtocolError, AccessDeniedError):
             self._failed = True
             raise
-        self._result = result
+        if not isinstance(result, ManifestChallenged):
+            self._result = result
         return result
 
-    def _receive(self, message: Message) -> FetchResult:
+    def _receive(self, message: Message) -> FetchResult | ManifestChallenged:
         if self._result is not None:
             raise ProtocolError(f"peer sent {type(message).__name__} after its answer")
         if isinstance(message, Error):
-            raise ProtocolError(
-                f"peer refused the manifest request: {message.code}: {message.message}",
-                peer_code=message.code,
-            )
+            raise peer_error(message, "the manifest request")
+        if isinstance(message, Challenge):
+            if self._challenged:
+                raise ProtocolError("peer sent a second challenge")
+            if message.db != self.db or message.v != PROTOCOL_VERSION:
+                raise ProtocolError(f"peer challenged us for {message.db} v{message.v}")
+            self._challenged = True
+            if self._prover is None:
+                raise AccessDeniedError(
+                    f"{self.db} is a private database and this request cannot prove an identity",
+                    reason="no_identity",
+                )
+            return ManifestChallenged(self._prover(message.nonce))
         if isinstance(message, NotFound):
             if message.db != self.db:
                 raise ProtocolError(f"peer answered not_found for {message.db}, not {self.db}")
@@ -154,10 +192,48 @@ def answer_manifest_request(request: GetManifest, block: bytes | None) -> Messag
     return ManifestBlock(db=request.db, block=block)
 
 
+def answer_manifest_proof(
+    request: GetManifest,
+    challenge: bytes,
+    proof: Message,
+    block: bytes,
+    *,
+    prover_peer: str,
+    verifier_peer: str,
+    decide: Decide,
+) -> Message:
+    """Rule 4, the responder: the manifest ``block`` if ``proof`` (the asker's answer to
+    our ``challenge`` nonce) verifies and names a reader, else ``Error{access_denied}``."""
+    if isinstance(proof, Error):
+        raise peer_error(proof, "our challenge")
+    if not isinstance(proof, Proof):
+        raise ProtocolError(f"expected a proof, got {type(proof).__name__}")
+    try:
+        identity = check_proof(
+            proof,
+            db=request.db,
+            prover_peer=prover_peer,
+            verifier_peer=verifier_peer,
+            challenge=challenge,
+        )
+        if decide(identity) is None:
+            raise AccessDeniedError(
+                f"{identity} is not a member or replica of private database {request.db}",
+                identity=identity,
+                reason="not_a_reader",
+            )
+    except AccessDeniedError as exc:
+        return refusal(exc)
+    return answer_manifest_request(request, block)
+
+
 __all__ = [
     "FetchResult",
+    "ManifestChallenged",
     "ManifestFetched",
     "ManifestMissing",
     "ManifestRequest",
+    "Prover",
+    "answer_manifest_proof",
     "answer_manifest_request",
 ]

@@ -28,15 +28,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from hypothesis import strategies as st
 
 from orbitstore.core import codec
-from orbitstore.core.cid import _PREFIX_DAG_CBOR, _PREFIX_RAW, Cid
+from orbitstore.core.cid import _PREFIX_DAG_CBOR, _PREFIX_RAW, DAG_PB, RAW, Cid
+from orbitstore.core.dagpb import PBNode, decode_node, decode_unixfs, encode_node, encode_unixfs
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
+from orbitstore.core.unixfs import FileLayout, build_file
 
 # --- a CBOR writer that can lie ---------------------------------------------------------
 
@@ -476,6 +478,14 @@ def frame_bodies(db: Cid, entries: Sequence[Entry], manifest_block: bytes) -> li
         {"t": "get_manifest", "v": 1, "db": db},
         {"t": "manifest", "db": db, "block": manifest_block},
         {"t": "not_found", "db": db},
+        {"t": "challenge", "v": 1, "db": db, "nonce": bytes(range(32))},
+        {
+            "t": "proof",
+            "db": db,
+            "id": entries[0].writer if entries else "did:key:z6Mk",
+            "nonce": bytes(range(1, 33)),
+            "sig": bytes(64),
+        },
     ]
 
 
@@ -491,3 +501,56 @@ def manifest_value(name: str, type_: str, writers: Sequence[str]) -> dict[str, A
         "access": {"type": "static", "write": sorted(writers)},
         "meta": {"indexes": ["a"], "n": 1},
     }
+
+
+# --- UnixFS attachments -------------------------------------------------------------------
+
+
+@st.composite
+def unixfs_files(draw: st.DrawFn) -> tuple[Cid, dict[Cid, bytes]]:
+    """A small valid UnixFS file: its root CID and blocks (random layout, so deep and
+    wide trees both occur)."""
+    data = draw(st.binary(max_size=3000))
+    layout = FileLayout(chunk_size=draw(st.integers(1, 400)), max_links=draw(st.integers(2, 5)))
+    root, blocks = build_file(data, layout)
+    return root, dict(blocks)
+
+
+def _lying_node(draw: st.DrawFn, node: PBNode) -> PBNode:
+    """``node`` with its UnixFS fields or links changed the way a hostile peer would."""
+    fs = decode_unixfs(node.data or b"")
+    big = st.sampled_from([0, 1, 2**31, 2**40, 2**64 - 1])
+    kind = draw(st.sampled_from(["sizes", "filesize", "type", "dup", "drop", "data"]))
+    links = list(node.links)
+    if kind == "sizes":
+        fs = replace(fs, blocksizes=tuple(draw(st.lists(big, max_size=len(links) + 2))))
+    elif kind == "filesize":
+        fs = replace(fs, filesize=draw(big))
+    elif kind == "type":
+        fs = replace(fs, type=draw(st.integers(0, 9)))
+    elif kind == "dup" and links:
+        links = links + links * draw(st.integers(1, 50))
+        fs = replace(fs, blocksizes=fs.blocksizes * (len(links) // max(len(fs.blocksizes), 1)))
+    elif kind == "drop" and links:
+        links = links[1:]
+    else:
+        fs = replace(fs, data=draw(st.binary(max_size=20)))
+    return PBNode(links=tuple(links), data=encode_unixfs(fs))
+
+
+@st.composite
+def mutated_unixfs_files(draw: st.DrawFn) -> tuple[Cid, dict[Cid, bytes]]:
+    """A valid file with one block broken: bytes edited (kept under its CID, or
+    re-addressed as the root so the decoders see it), or the root's fields made to lie."""
+    root, blocks = draw(unixfs_files())
+    if root.codec == DAG_PB and draw(st.booleans()):
+        bad = encode_node(_lying_node(draw, decode_node(blocks[root])))
+    else:
+        target = draw(st.sampled_from(sorted(blocks)))
+        bad = draw(mutated_bytes(blocks[target]))
+        if target != root and draw(st.booleans()):
+            blocks[target] = bad  # under its old CID: the hash check must catch it
+            return root, blocks
+    root = Cid.for_block(bad, draw(st.sampled_from([DAG_PB, RAW])))
+    blocks[root] = bad
+    return root, blocks

@@ -115,6 +115,17 @@ class SnapshotView(View, Protocol):
         ...
 
 
+@runtime_checkable
+class SnapshotFold(View, Protocol):
+    """A view that can fold a whole history at once (:mod:`orbitstore.views.history`)."""
+
+    def fold_snapshot(self, entries: Sequence[Entry]) -> bool:
+        """Fold ``entries`` (ancestor-closed, in total order) into the empty state: the
+        state :meth:`apply` would reach, for a read-only snapshot. False, with nothing
+        written, when this history must be folded with :meth:`apply` instead."""
+        ...
+
+
 def change_for(
     entry: Entry,
     kind: str,

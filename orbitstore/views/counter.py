@@ -66,3 +66,10 @@ class CounterView:
             total = self._state.add(by)
             changes.append(change_for(entry, "increment", key=by, value=total, local=local))
         return changes
+
+    def fold_snapshot(self, entries: Sequence[Entry]) -> bool:
+        """Fold a whole history at once (the sum of its increments: one write)."""
+        deltas = [by for by in map(_delta, (e.payload for e in entries)) if by is not None]
+        if deltas:  # even a sum of 0 is a stored total, as after applying them one by one
+            self._state.add(sum(deltas))
+        return True

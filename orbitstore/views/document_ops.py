@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 from orbitstore.core import codec
+from orbitstore.core.dagjson import to_json
 from orbitstore.errors import InvalidValueError
 
 MAX_ID_CHARS: Final = 1024
@@ -112,6 +113,7 @@ def put_op(doc: object, *, id_field: str) -> dict[str, Any]:
     _check_doc(doc, id_field)
     assert isinstance(doc, dict)
     codec.encode(doc)  # InvalidValueError for values DAG-CBOR cannot hold
+    to_json(doc)  # ... or that have no DAG-JSON form (the SQL column)
     return {"op": "put", "doc": doc}
 
 
@@ -140,6 +142,7 @@ def patch_op(
     if not to_set and not to_unset:
         raise InvalidValueError("a patch sets or unsets at least one field")
     codec.encode(to_set)
+    to_json(to_set)
     return {"op": "patch", "id": doc_id, "set": to_set, "unset": to_unset}
 
 
@@ -177,7 +180,9 @@ def _parse_one(raw: Any, id_field: str) -> _Op | None:
     kind = raw.get("op")
     try:
         if kind == "put" and raw.keys() == {"op", "doc"}:
-            return _Put(_check_doc(raw["doc"], id_field), raw["doc"])
+            doc_id = _check_doc(raw["doc"], id_field)
+            to_json(raw["doc"])  # a value with no JSON form cannot be a row (Rule 3)
+            return _Put(doc_id, raw["doc"])
         if kind == "del" and raw.keys() == {"op", "id"}:
             return _Del(check_id(raw["id"]))
         if kind == "patch" and raw.keys() == {"op", "id", "set", "unset"}:
@@ -190,6 +195,7 @@ def _parse_one(raw: Any, id_field: str) -> _Op | None:
                 return None
             if not to_set and not to_unset:
                 return None
+            to_json(to_set)
             return _Patch(doc_id, to_set, tuple(to_unset))
     except InvalidValueError:
         return None

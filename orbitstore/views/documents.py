@@ -33,8 +33,10 @@ a delete resurrects the document with only the fields written after the delete. 
 register that sorts before the latest clear can never be visible again and is dropped.
 
 Rule 3 — bad operations. An op of the wrong shape (for example a put whose document has
-no valid id) is ignored; a batch holding any such op is ignored whole, so a batch is all
-or nothing. The handle validates before writing, so only foreign writers produce these.
+no valid id, or a value with no DAG-JSON form, such as a map ``{"/": "text"}``; see
+:mod:`orbitstore.core.dagjson`) is ignored; a batch holding any such op is ignored whole,
+so a batch is all or nothing. The handle validates before writing, so only foreign
+writers produce these.
 
 The view reads and writes through an injected :class:`DocumentsState` (SQLite and memory
 implementations live in :mod:`orbitstore.storage.views.documents`) and returns a
@@ -166,6 +168,10 @@ class DocumentsState(CausalState, Protocol):
 
     def rows(self) -> list[tuple[str, OrderKey, bytes | None]]:
         """Every row, tombstones included, by id (for tests and rebuild checks)."""
+        ...
+
+    def dump_rows(self) -> list[RowWrite]:
+        """Every row as :meth:`set_rows` takes it (to copy a state elsewhere)."""
         ...
 
     def where(
@@ -337,6 +343,18 @@ class DocumentsView:
         value = None if doc is None else codec.encode(doc)
         self._state.set_rows([(doc_id, latest, value, doc, 0, blob, text)])
         return doc, (None if register is None else register[1]) != value
+
+    # -- copying (AS OF snapshots) -----------------------------------------------------------
+
+    def dump_rows(self) -> list[RowWrite]:
+        """The rows of this view (queried through SQL) as :meth:`load_rows` takes them."""
+        return self._state.dump_rows()
+
+    def load_rows(self, rows: Sequence[RowWrite]) -> None:
+        """Write rows dumped from another view of the same database into this one's empty
+        state: its SQL table then answers like the other's (the field registers and the
+        causal bookkeeping are not copied: a snapshot is read-only)."""
+        self._state.set_rows(rows)
 
     # -- conflicts --------------------------------------------------------------------------
 

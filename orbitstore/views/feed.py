@@ -188,6 +188,12 @@ class FeedView:
     def __init__(self, state: FeedState) -> None:
         self._state = state
 
+    def fold_snapshot(self, entries: Sequence[Entry]) -> bool:
+        """Fold a whole history at once: :meth:`apply` already stores all the items of
+        its entries in one statement (the changes it returns are dropped)."""
+        self.apply(entries, local=False)
+        return True
+
     def apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
         changes: list[Change] = []
         rows: list[tuple[FeedRow, str]] = []

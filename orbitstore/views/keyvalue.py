@@ -48,13 +48,11 @@ cleared them), the change is a ``conflict`` with the unchanged value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, Protocol, TypeAlias
 
 from orbitstore.core import codec
 from orbitstore.core.cid import Cid
-from orbitstore.core.dagjson import to_json
 from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError
 from orbitstore.views.base import Change, Conflict, change_for
@@ -70,78 +68,39 @@ from orbitstore.views.causal import (
     newest_first,
     prune,
 )
+from orbitstore.views.history import Ancestry, fold_registers
+from orbitstore.views.keyvalue_ops import (
+    MAX_KEY_BYTES,
+    Delete,
+    Put,
+    _conflict,
+    _encoded,
+    _Op,
+    _writes_of,
+    batch_op,
+    check_key,
+    delete_op,
+    parse_payload,
+    put_op,
+)
 
-MAX_KEY_BYTES: Final = 1024
+__all__ = [
+    "MAX_KEY_BYTES",
+    "Delete",
+    "KeyValueState",
+    "KeyValueView",
+    "Put",
+    "batch_op",
+    "check_key",
+    "delete_op",
+    "parse_payload",
+    "prefix_end",
+    "put_op",
+]
+
 # Rows fetched per storage round trip while iterating a range: big enough to amortize the
 # query, small enough that a short ``limit`` or an abandoned iterator costs little.
 _PAGE: Final = 256
-
-
-def check_key(key: object) -> str:
-    """Return ``key`` if it is a valid key, else raise InvalidValueError."""
-    if not isinstance(key, str):
-        raise InvalidValueError(f"a key is a str, not {type(key).__name__}")
-    if not key:
-        raise InvalidValueError("a key is a non-empty string")
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise InvalidValueError("a key must be valid Unicode (no lone surrogates)") from exc
-    if size > MAX_KEY_BYTES:
-        raise InvalidValueError(f"a key is at most {MAX_KEY_BYTES} UTF-8 bytes, not {size}")
-    return key
-
-
-def _encode_value(value: Any) -> tuple[bytes, str]:
-    """The DAG-CBOR bytes and DAG-JSON text of a value; InvalidValueError if it has none."""
-    return codec.encode(value), to_json(value)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Put:
-    """Set ``key`` to ``value`` (one operation of :meth:`KeyValue.apply_batch`)."""
-
-    key: str
-    value: Any
-
-    def __post_init__(self) -> None:
-        check_key(self.key)
-        _encode_value(self.value)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Delete:
-    """Delete ``key`` (one operation of :meth:`KeyValue.apply_batch`)."""
-
-    key: str
-
-    def __post_init__(self) -> None:
-        check_key(self.key)
-
-
-def put_op(key: str, value: Any) -> dict[str, Any]:
-    """The payload of one put; InvalidValueError for a bad key or value."""
-    Put(key=key, value=value)
-    return {"op": "put", "key": key, "value": value}
-
-
-def delete_op(key: str) -> dict[str, Any]:
-    """The payload of one delete; InvalidValueError for a bad key."""
-    check_key(key)
-    return {"op": "del", "key": key}
-
-
-def batch_op(ops: Iterable[Put | Delete]) -> dict[str, Any]:
-    """The payload of a batch (one entry, several operations, applied in order)."""
-    out: list[dict[str, Any]] = []
-    for op in ops:
-        if isinstance(op, Put):
-            out.append({"op": "put", "key": op.key, "value": op.value})
-        elif isinstance(op, Delete):
-            out.append({"op": "del", "key": op.key})
-        else:
-            raise InvalidValueError(f"a batch holds Put and Delete, not {type(op).__name__}")
-    return {"op": "batch", "ops": out}
 
 
 Stamp: TypeAlias = tuple[int, str, bytes, int]
@@ -152,6 +111,10 @@ KvRecord: TypeAlias = tuple[Stamp, bytes | None]
 
 KvRegister: TypeAlias = tuple[Stamp, bytes | None, int, bytes | None]
 """A record with the winner's arrival number and the encoded conflict members."""
+
+KvLoad: TypeAlias = tuple[str, Stamp, bytes | None, str | None, int, bytes | None, str | None]
+"""A whole record for :meth:`KeyValueState.load_records`: key, stamp, value (DAG-CBOR,
+None: tombstone), its JSON, the winner's arrival, conflicts and their JSON (None: none)."""
 
 
 class KeyValueState(CausalState, Protocol):
@@ -188,6 +151,11 @@ class KeyValueState(CausalState, Protocol):
         """Replace the conflicts of an existing record."""
         ...
 
+    def load_records(self, rows: Sequence[KvLoad], *, live: int | None) -> None:
+        """Write the records of an empty state at once; ``live`` of them hold a value
+        (None: no key ever did, so no count is stored)."""
+        ...
+
     def get_conflicts(self, key: str) -> bytes | None:
         """The encoded conflict members of ``key`` (None: none)."""
         ...
@@ -216,49 +184,6 @@ class KeyValueState(CausalState, Protocol):
     def count(self) -> int:
         """How many keys are live."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Op:
-    key: str
-    value: Any  # the value as it sits in the payload (unused for a delete)
-    data: bytes | None  # DAG-CBOR, None for a delete
-    json: str | None
-
-
-def _parse_one(op: Any) -> _Op | None:
-    if not isinstance(op, dict):
-        return None
-    kind = op.get("op")
-    try:
-        key = check_key(op.get("key"))
-        if kind == "put" and "value" in op:
-            data, text = _encode_value(op["value"])
-            return _Op(key, op["value"], data, text)
-    except InvalidValueError:
-        return None
-    if kind == "del":
-        return _Op(key, None, None, None)
-    return None
-
-
-def parse_payload(payload: Any) -> list[_Op] | None:
-    """The operations of an entry's payload, or None if any part is malformed (Rule 3)."""
-    if not isinstance(payload, dict):
-        return None
-    if payload.get("op") == "batch":
-        ops = payload.get("ops")
-        if not isinstance(ops, list):
-            return None
-        parsed: list[_Op] = []
-        for op in ops:
-            one = _parse_one(op)
-            if one is None:
-                return None
-            parsed.append(one)
-        return parsed
-    one = _parse_one(payload)
-    return None if one is None else [one]
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -353,6 +278,42 @@ class KeyValueView:
         value = None if op.data is None else op.value
         return change_for(entry, kind, key=op.key, value=value, local=local, conflicts=conflicts)
 
+    def fold_snapshot(self, entries: Sequence[Entry]) -> bool:
+        """Fold a whole history (ancestor-closed, in total order) into this view's empty
+        state at once, for a read-only snapshot: the records :meth:`apply` would leave,
+        conflicts included, without the causal bookkeeping further applies would need.
+        False, with nothing written, for a history the bulk fold refuses
+        (:mod:`orbitstore.views.history`): fold it with :meth:`apply` then."""
+        ancestry = Ancestry.of(entries)
+        if ancestry is None:
+            return False
+        put = False  # was a put applied? Then the live count is stored (as by apply)
+
+        def writes_of(entry: Entry) -> list[tuple[str, int, _Op]] | None:
+            nonlocal put
+            writes = _writes_of(entry)
+            if writes and not put:
+                put = any(op.data is not None for _, _, op in writes)
+            return writes
+
+        rows: list[KvLoad] = []
+        live = 0
+        for key, writes in fold_registers(entries, ancestry, writes_of).items():
+            top = writes[-1]
+            losers = writes[-2::-1]  # newest first
+            blob = text = None
+            if losers:
+                conflicts = tuple(_conflict(w.entry, w.op) for w in losers)
+                blob = codec.encode(encode_members(w.member for w in losers))
+                text = conflicts_json(conflicts)
+            data, json = _encoded(top.op)
+            live += data is not None
+            e = top.entry
+            stamp = (e.clock, e.writer, bytes(e.cid), top.index)
+            rows.append((key, stamp, data, json, top.arrival, blob, text))
+        self._state.load_records(rows, live=live if put else None)
+        return True
+
     def _render(self, members: Sequence[Member], step: Step | None = None) -> tuple[Conflict, ...]:
         out: list[Conflict] = []
         for m in members:
@@ -363,16 +324,7 @@ class KeyValueView:
             ops = None if entry is None else parse_payload(entry.payload)
             if entry is None or ops is None:  # pragma: no cover - members are applied ops
                 continue
-            op = ops[m.stamp[3]]
-            out.append(
-                Conflict(
-                    value=op.value if op.data is not None else None,
-                    deleted=op.data is None,
-                    cid=entry.cid,
-                    writer=entry.writer,
-                    clock=entry.clock,
-                )
-            )
+            out.append(_conflict(entry, ops[m.stamp[3]]))
         return tuple(out)
 
     # -- reading ----------------------------------------------------------------------

@@ -65,6 +65,7 @@ from typing import Any, Final, Protocol
 
 import pycrdt
 
+from orbitstore.core.dagjson import to_json
 from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError
 from orbitstore.views.base import Change, change_for
@@ -114,6 +115,15 @@ class YDocState(Protocol):
     def save(self, seq: int, updates: int, snapshot: bytes) -> None:
         """Replace the snapshot (inside the caller's transaction)."""
         ...
+
+    def set_roots(self, rows: Sequence[RootRow]) -> None:
+        """Write the SQL rows of the document's roots (AS OF snapshots only)."""
+        ...
+
+
+RootRow = tuple[str, str | None, str | None]
+"""A root of the document for SQL: its name, its content read as Text (None if empty)
+and read as a Map, as DAG-JSON (None if empty or without a JSON form)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +229,32 @@ class YDocView:
     def snapshot(self) -> bytes:
         """The whole current document as one Yjs v1 update any Yjs client can load."""
         return bytes(self._doc.get_update())
+
+    def roots(self) -> list[RootRow]:
+        """Every root of the document, by name, as the SQL table shows it. Yjs roots
+        have no type of their own until read, so each is read both ways, each on its own
+        copy of the document (the live one keeps the types the application gave it)."""
+        update = self.snapshot()
+        as_text: pycrdt.Doc[Any] = pycrdt.Doc()
+        as_text.apply_update(update)
+        as_map: pycrdt.Doc[Any] = pycrdt.Doc()
+        as_map.apply_update(update)
+        rows: list[RootRow] = []
+        for name in sorted(as_text.keys()):
+            text = str(as_text.get(name, type=pycrdt.Text)) or None
+            fields = as_map.get(name, type=pycrdt.Map).to_py() or None
+            try:
+                encoded = None if fields is None else to_json(fields)
+            except InvalidValueError:
+                encoded = None
+            rows.append((name, text, encoded))
+        return rows
+
+    def fold_snapshot(self, entries: Sequence[Entry]) -> bool:
+        """Fold a whole history for a read-only snapshot, with the rows of its roots."""
+        self.apply(entries, local=False)
+        self._state.set_roots(self.roots())
+        return True
 
     def statistics(self) -> YDocStatistics:
         return YDocStatistics(

@@ -80,7 +80,7 @@ async def wait_entries(node: Node, db: Database, count: int) -> None:
     # Progress events, not view changes: an entry that loses a last-writer-wins race
     # grows the log without changing the view.
     assert node.replication is not None
-    async with node.replication.progress() as events:
+    async with node.replication.subscribe_progress() as events:
         while len(db) < count:
             await events.receive()
 
@@ -158,7 +158,7 @@ def stats_of(node: Node) -> dict[str, Any]:
         "received": stats.announcements_received,
         "rejected": stats.announcements_rejected,
         "unexpected": stats.unexpected_errors,
-        "gossip_refused": libp2p_of(node).gossip_statistics().refused_invalid,
+        "gossip_refused": libp2p_of(node).statistics().gossip.refused_invalid,
     }
 
 

@@ -191,6 +191,19 @@ class SqliteDocumentsState(SqliteCausal):
     def set_rows(self, rows: Iterable[RowWrite]) -> None:
         self._s.connection.executemany(_INSERT, [_row_params(self._log, r) for r in rows])
 
+    def dump_rows(self) -> list[RowWrite]:
+        out: list[RowWrite] = []
+        for i, clock, writer, cid, value, arrival, raw, text in self._s.connection.execute(
+            "SELECT id, clock, writer, cid, value, arrival, conflicts, conflicts_json"
+            " FROM view_documents WHERE log=? ORDER BY id",
+            (self._log,),
+        ):
+            data = None if value is None else bytes(value)
+            doc = None if data is None else _decode(data)
+            blob = None if raw is None else bytes(raw)
+            out.append((i, (clock, writer, bytes(cid)), data, doc, int(arrival), blob, text))
+        return out
+
     def conflicted(self, limit: int) -> list[str]:
         rows = self._s.connection.execute(
             "SELECT id FROM view_documents WHERE log=? AND conflicts_json IS NOT NULL"
@@ -430,6 +443,12 @@ class MemoryDocumentsState(MemoryCausal):
 
     def rows(self) -> list[Row]:
         return [(i, k, v) for i, (k, v) in sorted(self._rows.items())]
+
+    def dump_rows(self) -> list[RowWrite]:
+        return [
+            (i, k, v, None if v is None else _decode(v), *self._extra[i])
+            for i, (k, v) in sorted(self._rows.items())
+        ]
 
     def where(
         self, path: str, op: str, value: str | int | float, *, limit: int | None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
+from collections.abc import Sequence
 from typing import TypeAlias
 
 from orbitstore.storage.sqlite import SqliteStore
@@ -42,6 +43,8 @@ _Stamp: TypeAlias = tuple[int, str, bytes, int]
 _Record: TypeAlias = tuple[_Stamp, bytes | None]
 # (stamp, value, arrival, conflicts): a record with what conflict tracking needs.
 _Register: TypeAlias = tuple[_Stamp, bytes | None, int, bytes | None]
+# key, stamp, value, json, arrival, conflicts, conflicts_json (KvLoad)
+_Load: TypeAlias = tuple[str, _Stamp, bytes | None, str | None, int, bytes | None, str | None]
 
 
 class SqliteKeyValueState(SqliteCausal):
@@ -147,6 +150,23 @@ class SqliteKeyValueState(SqliteCausal):
                 (self._log, live_delta),
             )
 
+    def load_records(self, rows: Sequence[_Load], *, live: int | None) -> None:
+        conn = self._s.connection
+        conn.executemany(
+            "INSERT INTO view_kv(log, key, value, json, clock, writer, cid, idx, deleted,"
+            " arrival, conflicts, conflicts_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (self._log, key, value, text, *stamp, int(value is None), arrival, blob, ctext)
+                for key, stamp, value, text, arrival, blob, ctext in rows
+            ],
+        )
+        if live is not None:
+            conn.execute(
+                "INSERT INTO view_kv_stats(log, live) VALUES (?, ?)"
+                " ON CONFLICT(log) DO UPDATE SET live = live + excluded.live",
+                (self._log, live),
+            )
+
     def set_conflicts(self, key: str, conflicts: bytes | None, conflicts_json: str | None) -> None:
         self._s.connection.execute(
             "UPDATE view_kv SET conflicts=?, conflicts_json=? WHERE log=? AND key=?",
@@ -236,6 +256,13 @@ class MemoryKeyValueState(MemoryCausal):
         self._records[key] = (stamp, value)
         self._extra[key] = (arrival, conflicts)
         self._live += live_delta
+
+    def load_records(self, rows: Sequence[_Load], *, live: int | None) -> None:
+        for key, stamp, value, _, arrival, blob, _ in rows:
+            self._records[key] = (stamp, value)
+            self._extra[key] = (arrival, blob)
+        self._sorted = sorted(self._records)
+        self._live += live or 0
 
     def set_conflicts(self, key: str, conflicts: bytes | None, conflicts_json: str | None) -> None:
         self._extra[key] = (self._extra[key][0], conflicts)

@@ -4,8 +4,12 @@ how many updates were merged into it (see :mod:`orbitstore.views.ydoc`, Rule 4).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from orbitstore.storage.sqlite import SqliteStore
+
+# (name, text, fields JSON): orbitstore.views.ydoc.RootRow
+_Root = tuple[str, str | None, str | None]
 
 
 class SqliteYDocState:
@@ -14,6 +18,11 @@ class SqliteYDocState:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS view_ydoc(log INTEGER PRIMARY KEY,"
             " seq INTEGER NOT NULL, updates INTEGER NOT NULL, snapshot BLOB NOT NULL)"
+        )
+        # The SQL table of a ydoc: written only in AS OF snapshots (node/asof.py).
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS view_ydoc_roots(log INTEGER NOT NULL,"
+            " name TEXT NOT NULL, text TEXT, fields TEXT, PRIMARY KEY(log, name)) WITHOUT ROWID"
         )
 
     def __init__(self, store: SqliteStore, log_id: int) -> None:
@@ -33,13 +42,25 @@ class SqliteYDocState:
                 (self._log, seq, updates, snapshot),
             )
 
+    def set_roots(self, rows: Sequence[_Root]) -> None:
+        conn = self._s.connection
+        conn.execute("DELETE FROM view_ydoc_roots WHERE log=?", (self._log,))
+        conn.executemany(
+            "INSERT INTO view_ydoc_roots(log, name, text, fields) VALUES (?, ?, ?, ?)",
+            [(self._log, *row) for row in rows],
+        )
+
 
 class MemoryYDocState:
     def __init__(self) -> None:
         self._snapshot: tuple[int, int, bytes] | None = None
+        self.roots: list[_Root] = []
 
     def load(self) -> tuple[int, int, bytes] | None:
         return self._snapshot
 
     def save(self, seq: int, updates: int, snapshot: bytes) -> None:
         self._snapshot = (seq, updates, bytes(snapshot))
+
+    def set_roots(self, rows: Sequence[_Root]) -> None:
+        self.roots = list(rows)

@@ -1,0 +1,229 @@
+"""Private databases across nodes (in-memory network, trio's virtual clock): members and
+named replicas are served after proving their identity in the session; others are
+refused — no manifest, no heads, no entries — and the refusal is typed on both sides."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import trio
+
+from orbitstore.core import encryption as enc
+from orbitstore.core.identity import Identity
+from orbitstore.errors import AccessDeniedError, NotFoundError, UsageError, WriteNotAllowedError
+from orbitstore.node import NodeConfig, open_node
+from orbitstore.node.announcer import topic_for
+from orbitstore.node.config import ReplicationConfig
+from orbitstore.node.keyvalue import KeyValue
+from orbitstore.node.node import Node
+from orbitstore.sync.auth import prove
+from orbitstore.sync.frames import Challenge, Error, FrameDecoder, Hello, Proof, encode_frame
+from orbitstore.testing.network import MemoryNetwork
+
+CONFIG = NodeConfig(
+    timestamps=False,
+    replication=ReplicationConfig(
+        manifest_timeout=5.0, idle_timeout=5.0, thread_verify_min_blocks=1_000_000
+    ),
+)
+ALICE, BOB, MALLORY, PIN = (Identity(bytes([i]) * 32) for i in (21, 22, 23, 24))
+
+
+def network() -> MemoryNetwork:
+    return MemoryNetwork(rng=random.Random(5), latency=(0.001, 0.01))
+
+
+async def follow(node: Node, address: str, peer: str) -> KeyValue:
+    assert node.replication is not None
+    await node.replication.connect("mem/" + peer)
+    db = await node.open(address, type="keyvalue")
+    assert isinstance(db, KeyValue)
+    await db.wait_synced(peer=peer, timeout=10)
+    return db
+
+
+async def test_private_database_serves_members_and_refuses_others(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    net = network()
+    async with (
+        net.open_transport("alice") as ta,
+        net.open_transport("bob") as tb,
+        net.open_transport("mallory") as tm,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
+        open_node(transport=tm, identity=MALLORY, config=CONFIG) as mallory,
+    ):
+        a = await alice.open("team", type="keyvalue", write=[ALICE.id, BOB.id], private=True)
+        assert isinstance(a, KeyValue)
+        await a.put("plan", "secret")
+        b = await follow(bob, a.address, "alice")
+        assert b.get("plan") == "secret" and b.heads == a.heads
+        # Mallory knows the address but is no member: the manifest is refused.
+        assert mallory.replication is not None
+        await mallory.replication.connect("mem/alice")
+        with pytest.raises(NotFoundError, match="1 refused"):
+            await mallory.open(a.address, type="keyvalue")
+        # Bob's writes reach Alice without gossip (a private db's heads are never announced).
+        entry = await b.put("b", 1)
+        with trio.fail_after(10):
+            async with alice.replication.subscribe_progress() as events:  # type: ignore[union-attr]
+                while not a.log.has(entry.cid):
+                    await events.receive()
+        assert a.get("b") == 1
+        # Nothing was gossiped: no topic, no announcement, on any node.
+        for node in (alice, bob):
+            assert node.replication is not None
+            assert node.replication.statistics().announcements_sent == 0
+        for transport in (ta, tb):
+            assert topic_for(a.cid) not in transport._topics  # never subscribed
+
+
+async def test_a_hello_for_a_private_database_gets_no_heads(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    net = network()
+    async with (
+        net.open_transport("alice") as ta,
+        net.open_transport("mallory") as tm,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+    ):
+        a = await alice.open("team", type="keyvalue", private=True)
+        await a.put("k", "v")  # type: ignore[attr-defined]
+        await tm.connect("mem/alice")
+        for opening in ("hello", "challenge"):
+            stream = await tm.open_stream("alice")
+            decoder = FrameDecoder()
+            if opening == "hello":
+                await stream.send_all(encode_frame(Hello(db=a.cid)))
+            else:
+                await stream.send_all(encode_frame(Challenge(db=a.cid, nonce=b"\x01" * 32)))
+            received = []
+            with trio.fail_after(10):
+                while not any(isinstance(m, Error) for m in received):
+                    data = await stream.receive_some(65536)
+                    assert data, received
+                    received += decoder.feed(data)
+                    for message in received:
+                        if isinstance(message, Challenge):  # prove as Mallory: refused
+                            proof = prove(
+                                MALLORY,
+                                db=a.cid,
+                                prover_peer="mallory",
+                                verifier_peer="alice",
+                                challenge=message.nonce,
+                                nonce=b"\x02" * 32,
+                            )
+                            await stream.send_all(encode_frame(proof))
+            assert not any(isinstance(m, (Hello, Proof)) for m in received)  # no heads, no id
+            error = next(m for m in received if isinstance(m, Error))
+            assert error.code == AccessDeniedError.code
+            await stream.close()
+
+
+async def test_named_replica_serves_a_member_while_the_writer_is_offline(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    net = network()
+    async with (
+        net.open_transport("pin") as tp,
+        net.open_transport("bob") as tb,
+        open_node(transport=tp, identity=PIN, config=CONFIG) as pin,
+        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
+    ):
+        async with (
+            net.open_transport("alice") as ta,
+            open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+        ):
+            a = await alice.open(
+                "team",
+                type="keyvalue",
+                access="capabilities",
+                private=True,
+                replicas=[PIN.id],
+            )
+            assert isinstance(a, KeyValue)
+            await a.grant(BOB.id)
+            await a.put("k", "from alice")
+            r = await follow(pin, a.address, "alice")
+            assert r.heads == a.heads and r.get("k") == "from alice"
+            with pytest.raises(WriteNotAllowedError):
+                await r.put("x", "a replica does not write")
+            address = a.address
+        # Alice is gone: Bob gets manifest and data from the replica alone.
+        b = await follow(bob, address, "pin")
+        assert b.get("k") == "from alice" and b.heads == r.heads
+
+
+async def test_a_revoked_member_is_refused(autojump_clock: trio.abc.Clock) -> None:
+    net = network()
+    async with (
+        net.open_transport("alice") as ta,
+        net.open_transport("bob") as tb,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
+    ):
+        a = await alice.open("team", type="keyvalue", access="capabilities", private=True)
+        assert isinstance(a, KeyValue)
+        await a.grant(BOB.id)
+        b = await follow(bob, a.address, "alice")
+        await a.revoke(BOB.id)
+        await a.put("after", "not for bob")
+        assert bob.replication is not None
+        async with bob.replication.subscribe_progress() as events:
+            bob.replication.request_sync(b, "alice")
+            with trio.fail_after(10):
+                while True:
+                    event = await events.receive()
+                    if getattr(event, "kind", None) == "failed":
+                        break
+        assert event.failure is not None and event.failure.code == AccessDeniedError.code
+        assert b.get("after") is None
+
+
+async def test_private_options_are_checked() -> None:
+    async with open_node(identity=ALICE, config=CONFIG) as node:
+        with pytest.raises(UsageError, match="anyone"):
+            await node.open("open", type="keyvalue", write=["*"], private=True)
+        with pytest.raises(UsageError, match="meta"):
+            await node.open("m", type="keyvalue", meta={"read": {}})
+        with pytest.raises(UsageError, match="replicas"):
+            await node.open("r", type="keyvalue", replicas=[BOB.id])
+        with pytest.raises(UsageError, match="did:key"):
+            await node.open("r", type="keyvalue", private=True, replicas=["nope"])
+        await node.open("pub", type="keyvalue")
+        with pytest.raises(UsageError, match="not private"):
+            await node.open("pub", type="keyvalue", private=True)
+
+
+async def test_an_encrypted_private_database_on_a_blind_named_replica(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    net = network()
+    async with (
+        net.open_transport("alice") as ta,
+        net.open_transport("pin") as tp,
+        net.open_transport("bob") as tb,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+        open_node(transport=tp, identity=PIN, config=CONFIG) as pin,
+        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
+    ):
+        a = await alice.open(
+            "vault",
+            type="keyvalue",
+            write=[ALICE.id, BOB.id],
+            encrypted=True,
+            private=True,
+            replicas=[PIN.id],
+        )
+        assert isinstance(a, KeyValue)
+        await a.announce_key(enc.announcement(BOB, a.cid))
+        await a.set_readers([BOB.id])
+        await a.put("k", "sealed secret")
+        r = await follow(pin, a.address, "alice")
+        assert r.heads == a.heads and list(r.items()) == [] and not r.is_reader
+        assert not any(b"sealed secret" in block for _, block in r.log.iter_blocks())
+        b = await follow(bob, a.address, "pin")  # Bob talks to the replica only
+        assert "alice" not in tb.connected_peers()
+        assert b.get("k") == "sealed secret"
