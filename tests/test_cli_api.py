@@ -15,7 +15,7 @@ import trio
 
 from orbitstore.cli import main
 from orbitstore.cli.apifile import API_FILE, running_api, write_api_file
-from orbitstore.cli.remote import sync_state
+from orbitstore.cli.sync_view import sync_state
 from orbitstore.node import open_node
 from orbitstore.storage.lock import DirectoryLock
 from tests.test_serve import DEADLINE, serve
@@ -116,9 +116,9 @@ async def test_cli_writes_go_through_the_api_and_replicate(tmp_path: Path) -> No
             seqs = [int(line.split("\t")[0]) for line in lines]
             assert len(seqs) == 2 and seqs[0] < seqs[1]  # the cursor only grows
             assert '"theme"' in lines[0] and '"lang"' in lines[1]
-            # A command that does not go through the API still meets the lock.
-            log = await _cli(tmp_path / "a", "log", "notes")
-            assert log.returncode == 2 and log.stderr.endswith(b"[node_locked]\n")
+            # `check` reads the store file itself: it refuses beside the node.
+            check = await _cli(tmp_path / "a", "check")
+            assert check.returncode == 2 and check.stderr.endswith(b"[node_locked]\n")
         a.process.send_signal(signal.SIGTERM)
         await a.event("stopped")
         with trio.fail_after(DEADLINE):

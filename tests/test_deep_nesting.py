@@ -235,6 +235,13 @@ def test_describe(value: Any, expected: str) -> None:
         assert plain_describe(value) == expected
 
 
+def test_describe_is_short_for_strings_that_repr_escapes() -> None:
+    # Found by the property below: 14 characters, 101 characters of repr.
+    text = "000000000\x1f\x1f\x1f\x1f\x1f\x1f\x1f\x1f\x08\U00018cd6\U00018d09\U00018d09\U0002ebe1"
+    for value in (text, "\U0002ebe1" * 40, "\x00" * 41, "\U0002ebe1" * 5000):
+        assert len(codec.describe(value)) <= 100 and len(plain_describe(value)) <= 100
+
+
 @settings(max_examples=100)
 @given(values(max_leaves=5), st.randoms(use_true_random=False))
 def test_describe_is_short_for_any_value(value: Any, rnd: random.Random) -> None:

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from orbitstore.cli.output import Output
 from orbitstore.cli.parser import DEFAULT_HOME_ENV, CommandLineError
 from orbitstore.cli.parser import build_parser as build_parser
 from orbitstore.errors import OrbitstoreError
@@ -77,8 +76,9 @@ def _through_api(args: argparse.Namespace) -> int | None:
     if api is None:
         return None
     from orbitstore.cli import remote
+    from orbitstore.cli.output import Output
 
-    if args.handler not in remote.HANDLERS:
+    if remote.find(args.handler) is None:
         return None
     try:
         return remote.run(api, args, Output(json_lines=args.json))
@@ -108,6 +108,8 @@ def _silence_stdout() -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     # Only the module of this command is imported: `--help` and `kv get` stay quick.
+    from orbitstore.cli.output import Output
+
     module, _, name = args.handler.rpartition(".")
     commands = importlib.import_module(f"orbitstore.cli.{module or 'commands'}")
     handler = getattr(commands, "cmd_" + name)

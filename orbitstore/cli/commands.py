@@ -95,7 +95,9 @@ async def cmd_create(args: argparse.Namespace, home: Path, out: Output) -> int:
                 f"this node already has a {existing.type} database named {args.name!r}"
                 f" ({existing.address})"
             )
-        db = await node.open(args.name, type=args.type, write=args.write, meta=meta)
+        db = await node.open(
+            args.name, type=args.type, write=args.write, meta=meta, access=args.access
+        )
         writers = db.manifest.access.to_manifest().get("write", [])
         out.emit(
             db.address,
@@ -138,6 +140,24 @@ def _info(db: Database) -> dict[str, Any]:
         stats.update(dataclasses.asdict(db.statistics().document))
     info["statistics"] = stats
     return info
+
+
+async def cmd_drop(args: argparse.Namespace, home: Path, out: Output) -> int:
+    from orbitstore.cli.remote_admin import refuse_drop_without_yes
+
+    refuse_drop_without_yes(args)
+    async with open_node(home) as node:
+        report = await node.drop(args.name)
+    out.emit(
+        f"dropped {args.name!r} ({report.address}): {report.entries} entries removed",
+        {
+            "address": report.address,
+            "names": list(report.names),
+            "entries": report.entries,
+            "dropped": True,
+        },
+    )
+    return 0
 
 
 async def cmd_append(args: argparse.Namespace, home: Path, out: Output) -> int:

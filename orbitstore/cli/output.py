@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orbitstore.core import dagjson
-from orbitstore.core.entry import Entry
 from orbitstore.errors import DecodeError, InvalidValueError
+
+if TYPE_CHECKING:  # only its attributes are read: `kv get` through the API never loads it
+    from orbitstore.core.entry import Entry
 
 # First characters of JSON text that is not a bare word: anything else is most likely a
 # string the user forgot to quote.
@@ -113,6 +115,17 @@ def parse_object(text: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidValueError(f"the {what} must be a JSON object, not {render(value):.80}")
     return value
+
+
+def sort_spec(specs: list[str] | None) -> list[tuple[str, int]]:
+    """``--sort FIELD[:asc|:desc]`` options as ``(field, 1 | -1)`` pairs."""
+    out: list[tuple[str, int]] = []
+    for spec in specs or []:
+        field, _, direction = spec.rpartition(":") if ":" in spec else (spec, "", "asc")
+        if direction not in ("asc", "desc") or not field:
+            raise InvalidValueError(f"--sort is FIELD, FIELD:asc or FIELD:desc, not {spec!r}")
+        out.append((field, -1 if direction == "desc" else 1))
+    return out
 
 
 def entry_dict(e: Entry) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from orbitstore.cli import attachments, devices, run, serve
+from orbitstore.cli import attachments, devices, members, run, serve
 
 DEFAULT_HOME_ENV = "ORBITSTORE_HOME"
 # Kept in step with orbitstore.node.types (a test checks it) so that `--help` does not
@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         " several (default: only this node)",
     )
     create.add_argument(
+        "--access",
+        choices=("static", "capabilities"),
+        default="static",
+        help="static: the --write list, fixed forever (default); capabilities: this node"
+        " owns it and grants rights with `orbitstore members grant` / `invite`",
+    )
+    create.add_argument(
         "--meta",
         metavar="JSON",
         help='type options as a JSON object, e.g. \'{"indexes": ["age"]}\' for documents',
@@ -102,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="type, address, entries, heads, writers, statistics")
     info.add_argument("name", help=_NAME)
     info.set_defaults(handler="info")
+
+    drop = sub.add_parser(
+        "drop",
+        help="close a database and remove all its data from this node (peers keep theirs)",
+    )
+    drop.add_argument("name", help=_NAME)
+    drop.add_argument(
+        "--yes", action="store_true", help="really remove it (without --yes nothing is removed)"
+    )
+    drop.set_defaults(handler="drop")
 
     append = sub.add_parser("append", help="append a JSON value to a log database")
     append.add_argument("name", help=_NAME)
@@ -134,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.set_defaults(handler="query")
 
     _network(sub)
+    members.add_parser(sub)
 
     check = sub.add_parser("check", help="verify the store: SQLite file, every entry, heads, views")
     check.add_argument(
@@ -310,9 +328,23 @@ def _network(sub: _Sub[_Parser]) -> None:
     )
     watch.set_defaults(handler="watch")
     sync = _group(sub, "sync", "the running node's replication: status")
-    sync.add_parser(
+    status = sync.add_parser(
         "status", help="one line per open database: in sync, no peers, unreachable, behind"
-    ).set_defaults(handler="sync_status")
+    )
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the sync with a progress bar until every database is in sync"
+        " (or --timeout passes: exit status 1)",
+    )
+    status.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long --wait waits (default 60)",
+    )
+    status.set_defaults(handler="sync_status")
 
 
 def _archive(sub: _Sub[_Parser]) -> None:

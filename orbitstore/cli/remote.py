@@ -15,20 +15,24 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
 from orbitstore import errors
 from orbitstore.cli.apifile import RunningApi
 from orbitstore.cli.attachments import REMOTE_HANDLERS as REMOTE_ATTACHMENTS
 from orbitstore.cli.output import Output, parse_object, parse_value, render
+from orbitstore.cli.sync_view import TerminalBars, Waiter, sync_state
 from orbitstore.core import dagjson
 from orbitstore.errors import OrbitstoreError
 
 # A local API answers at once; a stuck one should not hang the terminal forever.
 TIMEOUT_S = 60.0
+# Bytes per read and write of a CAR download or upload.
+CHUNK_BYTES = 256 * 1024
 
 
 class ApiUnreachable(Exception):
@@ -45,17 +49,25 @@ def _error_classes() -> dict[str, type[OrbitstoreError]]:
     return found
 
 
+class _Connection(http.client.HTTPConnection):
+    """``http.client`` sends a request's headers and body in two writes; without
+    TCP_NODELAY the body waits for the server to acknowledge the headers (Nagle's
+    algorithm against delayed ACKs): a PUT through the API took ~2x as long."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class Client:
     """One connection to the API; ``call`` answers the JSON body or raises our error."""
 
     def __init__(self, api: RunningApi) -> None:
         parts = urlsplit(api.url)
-        self._conn = http.client.HTTPConnection(
-            parts.hostname or "127.0.0.1", parts.port or 80, timeout=TIMEOUT_S
-        )
-        self.api = api
+        self._conn = _Connection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=TIMEOUT_S)
         self._token = api.token
         self._used = False
+        self.api = api
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         headers = {"Accept": "application/json"}
@@ -87,8 +99,69 @@ class Client:
             raise _error(answer, response.status)
         return answer
 
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def download(self, path: str, write: Callable[[bytes], object]) -> dict[str, str]:
+        """GET ``path`` and hand the body to ``write`` in chunks (an error answer raises
+        our error); returns the response headers (lower-case names)."""
+        try:
+            self._conn.request("GET", path, headers=self._headers())
+            response = self._conn.getresponse()
+            if response.status >= 400:
+                self._used = True
+                raw = response.read()
+                self._conn.close()
+                raise _error(_json_or_none(raw), response.status)
+            while chunk := response.read(CHUNK_BYTES):
+                write(chunk)
+            self._conn.close()
+        except (ConnectionRefusedError, ConnectionResetError) as exc:
+            if not self._used:
+                raise ApiUnreachable(str(exc)) from exc
+            raise errors.NetworkError(f"the node's API stopped answering: {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise errors.NetworkError(f"the node's API at {path} failed: {exc}") from exc
+        self._used = True
+        return {k.lower(): v for k, v in response.getheaders()}
+
+    def upload(self, path: str, source: BinaryIO) -> Any:
+        """POST the bytes of ``source`` (streamed in chunks) to ``path``; the JSON answer."""
+        headers = {**self._headers(), "Content-Type": "application/vnd.ipld.car"}
+        headers["Accept"] = "application/json"
+        try:
+            self._conn.putrequest("POST", path)
+            headers["Transfer-Encoding"] = "chunked"
+            for name, value in headers.items():
+                self._conn.putheader(name, value)
+            self._conn.endheaders()
+            while chunk := source.read(CHUNK_BYTES):
+                self._conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self._conn.send(b"0\r\n\r\n")
+            response = self._conn.getresponse()
+            raw = response.read()
+            self._conn.close()
+        except (ConnectionRefusedError, ConnectionResetError) as exc:
+            if not self._used:
+                raise ApiUnreachable(str(exc)) from exc
+            raise errors.NetworkError(f"the node's API stopped answering: {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise errors.NetworkError(f"the node's API at {path} failed: {exc}") from exc
+        self._used = True
+        answer = _json_or_none(raw)
+        if response.status >= 400:
+            raise _error(answer, response.status)
+        return answer
+
     def close(self) -> None:
         self._conn.close()
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _error(answer: Any, status: int) -> OrbitstoreError:
@@ -107,16 +180,16 @@ def _error(answer: Any, status: int) -> OrbitstoreError:
 api_error = _error  # for the command modules that make their own requests (attachments)
 
 
-def _db(name: str) -> str:
+def db_path(name: str) -> str:
     return "/v1/databases/" + quote(name.removeprefix("/orbitstore/"), safe="")
 
 
-def _value(answer_value: Any) -> Any:
+def api_value(answer_value: Any) -> Any:
     """An API (DAG-JSON form) value as the DAG-CBOR value the direct command holds."""
     return dagjson.from_json(json.dumps(answer_value))
 
 
-def _creating(
+def creating(
     client: Client,
     args: argparse.Namespace,
     out: Output,
@@ -138,38 +211,37 @@ def _creating(
 
 
 def _clock(client: Client, name: str, cid: str) -> Any:
-    return client.call("GET", f"{_db(name)}/entries/{quote(cid, safe='')}").get("clock")
+    return client.call("GET", f"{db_path(name)}/entries/{quote(cid, safe='')}").get("clock")
 
 
 def kv_put(client: Client, args: argparse.Namespace, out: Output) -> None:
     value = parse_value(args.value)
     body = {"value": json.loads(dagjson.to_json(value))}
-    path = f"{_db(args.name)}/keys/{quote(args.key, safe='')}"
-    answer = _creating(client, args, out, type_name="keyvalue", method="PUT", path=path, body=body)
+    path = f"{db_path(args.name)}/keys/{quote(args.key, safe='')}"
+    answer = creating(client, args, out, type_name="keyvalue", method="PUT", path=path, body=body)
     cid = answer["cid"]
     out.emit(cid, {"key": args.key, "cid": cid, "clock": _clock(client, args.name, cid)})
 
 
 def kv_get(client: Client, args: argparse.Namespace, out: Output) -> None:
-    answer = client.call("GET", f"{_db(args.name)}/keys/{quote(args.key, safe='')}")
-    out.emit(render(_value(answer["value"])), {"key": args.key, "value": answer["value"]})
+    answer = client.call("GET", f"{db_path(args.name)}/keys/{quote(args.key, safe='')}")
+    out.emit(render(api_value(answer["value"])), {"key": args.key, "value": answer["value"]})
 
 
 def kv_del(client: Client, args: argparse.Namespace, out: Output) -> None:
-    answer = client.call("DELETE", f"{_db(args.name)}/keys/{quote(args.key, safe='')}")
+    answer = client.call("DELETE", f"{db_path(args.name)}/keys/{quote(args.key, safe='')}")
     cid = answer["cid"]
     out.emit(cid, {"key": args.key, "cid": cid, "clock": _clock(client, args.name, cid)})
 
 
 def kv_ls(client: Client, args: argparse.Namespace, out: Output) -> None:
+    from orbitstore.cli.remote_admin import pages
+
     query: dict[str, Any] = {}
     if args.prefix is not None:
         query["prefix"] = args.prefix
-    if args.limit is not None:
-        query["limit"] = args.limit
-    answer = client.call("GET", f"{_db(args.name)}/keys?{urlencode(query)}")
-    for item in answer["items"]:
-        out.emit(f"{item['key']}\t{render(_value(item['value']))}", item)
+    for item in pages(client, f"{db_path(args.name)}/keys", "items", query, args.limit):
+        out.emit(f"{item['key']}\t{render(api_value(item['value']))}", item)
 
 
 def _item(item: dict[str, Any]) -> dict[str, Any]:
@@ -179,13 +251,13 @@ def _item(item: dict[str, Any]) -> dict[str, Any]:
 
 def feed_add(client: Client, args: argparse.Namespace, out: Output) -> None:
     body = {"value": json.loads(dagjson.to_json(parse_value(args.value)))}
-    answer = _creating(
+    answer = creating(
         client,
         args,
         out,
         type_name="feed",
         method="POST",
-        path=f"{_db(args.name)}/items",
+        path=f"{db_path(args.name)}/items",
         body=body,
     )
     item = answer["items"][0]
@@ -193,68 +265,69 @@ def feed_add(client: Client, args: argparse.Namespace, out: Output) -> None:
 
 
 def feed_ls(client: Client, args: argparse.Namespace, out: Output) -> None:
+    from orbitstore.cli.remote_admin import pages
+
     query: dict[str, Any] = {"reverse": "true" if args.reverse else "false"}
-    for key in ("gt", "lt", "limit"):
+    for key in ("gt", "lt"):
         if getattr(args, key) is not None:
             query[key] = getattr(args, key)
-    answer = client.call("GET", f"{_db(args.name)}/items?{urlencode(query)}")
-    for item in answer["items"]:
-        out.emit(f"{item['id']}\t{render(_value(item['value']))}", _item(item))
+    for item in pages(client, f"{db_path(args.name)}/items", "items", query, args.limit):
+        out.emit(f"{item['id']}\t{render(api_value(item['value']))}", _item(item))
 
 
 def docs_put(client: Client, args: argparse.Namespace, out: Output) -> None:
     doc = parse_object(args.document, "document")
     body = json.loads(dagjson.to_json(doc))
-    answer = _creating(
+    answer = creating(
         client,
         args,
         out,
         type_name="documents",
         method="POST",
-        path=f"{_db(args.name)}/docs",
+        path=f"{db_path(args.name)}/docs",
         body=body,
     )
     cid = answer["cid"]
     out.emit(
-        f"{render(_value(answer['id'])) if not isinstance(answer['id'], str) else answer['id']}"
+        f"{render(api_value(answer['id'])) if not isinstance(answer['id'], str) else answer['id']}"
         f"\t{cid}",
         {"id": answer["id"], "cid": cid, "clock": _clock(client, args.name, cid)},
     )
 
 
 def docs_get(client: Client, args: argparse.Namespace, out: Output) -> None:
-    answer = client.call("GET", f"{_db(args.name)}/docs/{quote(args.id, safe='')}")
-    out.emit(render(_value(answer)), answer)
+    answer = client.call("GET", f"{db_path(args.name)}/docs/{quote(args.id, safe='')}")
+    out.emit(render(api_value(answer)), answer)
 
 
 def docs_rm(client: Client, args: argparse.Namespace, out: Output) -> None:
-    answer = client.call("DELETE", f"{_db(args.name)}/docs/{quote(args.id, safe='')}")
+    answer = client.call("DELETE", f"{db_path(args.name)}/docs/{quote(args.id, safe='')}")
     cid = answer["cid"]
     out.emit(cid, {"id": args.id, "cid": cid, "clock": _clock(client, args.name, cid)})
 
 
 def counter_inc(client: Client, args: argparse.Namespace, out: Output) -> None:
-    path = f"{_db(args.name)}/counter"
-    answer = _creating(
+    path = f"{db_path(args.name)}/counter"
+    answer = creating(
         client, args, out, type_name="counter", method="POST", path=path, body={"by": args.by}
     )
     out.emit(str(answer["value"]), {"value": answer["value"]})
 
 
 def counter_get(client: Client, args: argparse.Namespace, out: Output) -> None:
-    answer = client.call("GET", f"{_db(args.name)}/counter")
+    answer = client.call("GET", f"{db_path(args.name)}/counter")
     out.emit(str(answer["value"]), {"value": answer["value"]})
 
 
 def append(client: Client, args: argparse.Namespace, out: Output) -> None:
     body = {"payload": json.loads(dagjson.to_json(parse_value(args.value)))}
-    e = _creating(
+    e = creating(
         client,
         args,
         out,
         type_name="log",
         method="POST",
-        path=f"{_db(args.name)}/entries",
+        path=f"{db_path(args.name)}/entries",
         body=body,
     )
     out.emit(
@@ -276,7 +349,7 @@ def ls(client: Client, args: argparse.Namespace, out: Output) -> None:
 def create(client: Client, args: argparse.Namespace, out: Output) -> None:
     if args.name.startswith("/orbitstore/"):
         raise errors.UsageError("a new database needs a local name, not an address")
-    body: dict[str, Any] = {"name": args.name, "type": args.type}
+    body: dict[str, Any] = {"name": args.name, "type": args.type, "access": args.access}
     if args.write:
         body["write"] = args.write
     if args.meta is not None:
@@ -309,20 +382,20 @@ def query(client: Client, args: argparse.Namespace, out: Output) -> None:
         out.table(keys, [tuple(s.get(k) for k in keys) for s in plan["steps"]])
         return
     answer = client.call("POST", "/v1/query", {"sql": args.sql, "params": params})
-    rows = [tuple(_value(v) for v in row) for row in answer["rows"]]
+    rows = [tuple(api_value(v) for v in row) for row in answer["rows"]]
     out.table(tuple(answer["columns"]), rows)
 
 
 def docs_patch(client: Client, args: argparse.Namespace, out: Output) -> None:
     body = {"set": json.loads(dagjson.to_json(parse_object(args.set, "--set")))}
-    answer = client.call("PATCH", f"{_db(args.name)}/docs/{quote(args.id, safe='')}", body)
+    answer = client.call("PATCH", f"{db_path(args.name)}/docs/{quote(args.id, safe='')}", body)
     cid = answer["cid"]
     out.emit(cid, {"id": args.id, "cid": cid, "clock": _clock(client, args.name, cid)})
 
 
 def info(client: Client, args: argparse.Namespace, out: Output) -> None:
     """What ``GET /v1/databases/{db}`` says, in the direct command's layout."""
-    got = client.call("GET", _db(args.name))
+    got = client.call("GET", db_path(args.name))
     access = got.get("access") or {}
     shown: dict[str, Any] = {
         "name": got["name"],
@@ -355,27 +428,38 @@ def connect(client: Client, args: argparse.Namespace, out: Output) -> None:
     out.emit(f"connected: {answer['peer']}", answer)
 
 
-def sync_state(status: dict[str, Any]) -> str:
-    """One database's sync state in words (the ``sync status`` line)."""
-    peers = [p for p in status["peers"] if p["has_database"]]
-    behind = max(status["needed"], status["missing"])
-    if not peers:
-        return "no peers"
-    if behind:
-        return f"behind by {behind}"
-    if not status["synced"] and any(p["last_error"] for p in peers):
-        return "peer unreachable"
-    n = len(peers)
-    if status["synced"]:
-        return f"in sync with {n} peer{'s' if n != 1 else ''}"
-    return f"syncing with {n} peer{'s' if n != 1 else ''}"
-
-
 def sync_status(client: Client, args: argparse.Namespace, out: Output) -> None:
-    for status in client.call("GET", "/v1/sync")["databases"]:
+    """One line per open database; ``--wait``: follow until each is in sync (exit
+    status 1 if ``--timeout`` passes first), with progress bars on a terminal."""
+
+    def fetch() -> list[dict[str, Any]]:
+        databases: list[dict[str, Any]] = client.call("GET", "/v1/sync")["databases"]
+        return databases
+
+    statuses, done = fetch(), True
+    if getattr(args, "wait", False):
+        draw = TerminalBars() if sys.stderr.isatty() and not out.json else None
+        done, statuses = Waiter(fetch=fetch, timeout=args.timeout, draw=draw).run()
+    for status in statuses:
         state = sync_state(status)
         name = status["name"] or status["address"]
-        out.emit(f"{name}: {state}", {"name": name, "address": status["address"], "state": state})
+        out.emit(
+            f"{name}: {state}",
+            {
+                "name": name,
+                "address": status["address"],
+                "state": state,
+                "missing": status["missing"],
+                "needed": status["needed"],
+                "entries": status["entries"],
+            },
+        )
+    if not done:
+        raise SyncNotSettled(f"not in sync after {args.timeout:g} s")
+
+
+class SyncNotSettled(Exception):
+    """``sync status --wait`` timed out (exit status 1, after the status lines)."""
 
 
 # Each long-poll waits at most this long on the node before asking again (below TIMEOUT_S).
@@ -384,10 +468,10 @@ WATCH_POLL_S = 30
 
 def watch(client: Client, args: argparse.Namespace, out: Output) -> None:
     """Long-poll the changes feed from a cursor; every change once, in commit order."""
-    path = f"{_db(args.name)}/changes"
+    path = f"{db_path(args.name)}/changes"
     since = args.since
     if since is None:
-        since = client.call("GET", _db(args.name))["last_seq"]
+        since = client.call("GET", db_path(args.name))["last_seq"]
     seen = 0
     while args.count is None or seen < args.count:
         query = urlencode({"since": since, "feed": "longpoll", "timeout": WATCH_POLL_S})
@@ -396,7 +480,7 @@ def watch(client: Client, args: argparse.Namespace, out: Output) -> None:
             if args.count is not None and seen >= args.count:
                 break
             seen += 1
-            payload = render(_value(change["payload"]))
+            payload = render(api_value(change["payload"]))
             out.emit(f"{change['seq']}\t{change['cid']}\t{payload}", change)
         since = page["last_seq"]
         sys.stdout.flush()
@@ -404,9 +488,12 @@ def watch(client: Client, args: argparse.Namespace, out: Output) -> None:
 
 Handler = Callable[[Client, argparse.Namespace, Output], None]
 
-#: The commands that go through the API (by ``args.handler``); the others open the
+#: The commands that go through the API (by ``args.handler``): a handler here, or
+#: ``"module:function"`` in ``orbitstore.cli`` (imported only for that command). A
+#: command module may also define ``api_<name>`` next to its ``cmd_<name>`` (handler
+#: ``module.name``), as :mod:`orbitstore.cli.members` does; the others open the
 #: directory directly.
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler | str] = {
     "typed.kv_put": kv_put,
     "typed.kv_get": kv_get,
     "typed.kv_del": kv_del,
@@ -417,8 +504,12 @@ HANDLERS: dict[str, Handler] = {
     "typed.docs_get": docs_get,
     "typed.docs_rm": docs_rm,
     "typed.docs_patch": docs_patch,
+    "typed.docs_find": "remote_admin:docs_find",
+    "typed.docs_index": "remote_admin:docs_index",
     "typed.counter_inc": counter_inc,
     "typed.counter_get": counter_get,
+    "typed.ydoc_text": "remote_admin:ydoc_text",
+    "typed.ydoc_append": "remote_admin:ydoc_append",
     "append": append,
     "ls": ls,
     "create": create,
@@ -428,15 +519,50 @@ HANDLERS: dict[str, Handler] = {
     "connect": connect,
     "sync_status": sync_status,
     "watch": watch,
+    "id": "remote_admin:node_id",
+    "log": "remote_admin:log",
+    "drop": "remote_admin:drop",
+    "check": "remote_admin:check",
+    "archive.export": "remote_admin:export",
+    "archive.import": "remote_admin:import_",
     **REMOTE_ATTACHMENTS,
 }
+
+# Commands that only make sense on this process (they start a node or do not touch one).
+LOCAL_ONLY = frozenset({"serve", "run.run", "demo"})
+
+
+def find(handler: str) -> Handler | None:
+    """The API implementation of the command ``handler``, or None if it has none."""
+    import importlib
+
+    found = HANDLERS.get(handler)
+    if callable(found):
+        return found
+    if isinstance(found, str):
+        module, _, name = found.partition(":")
+        function: Handler = getattr(importlib.import_module(f"orbitstore.cli.{module}"), name)
+        return function
+    module, _, name = handler.rpartition(".")
+    if not module or handler in LOCAL_ONLY:
+        return None
+    try:
+        command_module = importlib.import_module(f"orbitstore.cli.{module}")
+    except ImportError:
+        return None
+    candidate = getattr(command_module, f"api_{name}", None)
+    return candidate if callable(candidate) else None
 
 
 def run(api: RunningApi, args: argparse.Namespace, out: Output) -> int:
     """Run the command through ``api``; ApiUnreachable if it did not answer at all."""
+    handler = find(args.handler)
+    assert handler is not None
     client = Client(api)
     try:
-        HANDLERS[args.handler](client, args, out)
+        handler(client, args, out)
+    except SyncNotSettled:
+        return 1
     finally:
         client.close()
     return 0

@@ -12,9 +12,16 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from orbitstore.cli.output import Output, jsonable, parse_object, parse_value, render
+from orbitstore.cli.output import (
+    Output,
+    jsonable,
+    parse_object,
+    parse_value,
+    render,
+    sort_spec,
+)
 from orbitstore.core.manifest import Manifest, is_address
-from orbitstore.errors import InvalidValueError, NotFoundError
+from orbitstore.errors import NotFoundError
 from orbitstore.node.database import Database
 from orbitstore.node.node import Node, open_node
 
@@ -185,21 +192,11 @@ async def cmd_docs_rm(args: argparse.Namespace, home: Path, out: Output) -> int:
     return 0
 
 
-def _sort_spec(specs: list[str] | None) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
-    for spec in specs or []:
-        field, _, direction = spec.rpartition(":") if ":" in spec else (spec, "", "asc")
-        if direction not in ("asc", "desc") or not field:
-            raise InvalidValueError(f"--sort is FIELD, FIELD:asc or FIELD:desc, not {spec!r}")
-        out.append((field, -1 if direction == "desc" else 1))
-    return out
-
-
 async def cmd_docs_find(args: argparse.Namespace, home: Path, out: Output) -> int:
     from orbitstore.node.documents import Documents
 
     spec = parse_object(args.filter, "filter")
-    sort = _sort_spec(args.sort)
+    sort = sort_spec(args.sort)
     async with open_node(home) as node:
         docs = await open_as(node, args.name, Documents, create=False, out=out)
         for doc in docs.find(spec, sort=sort, limit=args.limit, skip=args.skip):

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Final
 
 _PREVIEW_CHARS: Final = 40
+# A repr escapes what it cannot show ('\U0002ebe1' is one character): it is cut too.
+_PREVIEW_REPR: Final = 60
 
 
 def describe(value: object) -> str:
@@ -33,8 +35,11 @@ def describe(value: object) -> str:
         return f"float {value!r}"
     if type(value) is str:
         if len(value) <= _PREVIEW_CHARS:
-            return f"str {value!r}"
-        return f"str of {len(value)} chars {value[:_PREVIEW_CHARS]!r}…"
+            shown = repr(value)
+            return (
+                f"str {shown}" if len(shown) <= _PREVIEW_REPR else f"str {shown[:_PREVIEW_REPR]}…"
+            )
+        return f"str of {len(value)} chars {repr(value[:_PREVIEW_CHARS])[:_PREVIEW_REPR]}…"
     if type(value) is bytes or type(value) is bytearray:
         more = "…" if len(value) > 16 else ""
         return f"bytes of {len(value)} bytes {value[:16].hex()}{more}"

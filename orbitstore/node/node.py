@@ -36,11 +36,9 @@ from orbitstore.node.attachments import Attachments
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.devices import DeviceState
-from orbitstore.node.discovery import ProviderDiscovery
 from orbitstore.node.encryption import DatabaseKeys, admin_epochs
 from orbitstore.node.privacy import PublicBlocks
 from orbitstore.node.query import Params, QueryService, resolve_all
-from orbitstore.node.replication import Replication
 from orbitstore.node.types import database_class, with_opener
 from orbitstore.node.user import UserMethods
 from orbitstore.node.writes import NodeWrites
@@ -54,6 +52,9 @@ from orbitstore.storage.sqlite import SqliteStore
 if TYPE_CHECKING:
     from orbitstore.net.libp2p_transport import Libp2pTransport
     from orbitstore.node.check import CheckReport, Progress
+    from orbitstore.node.discovery import ProviderDiscovery
+    from orbitstore.node.drop import DropReport
+    from orbitstore.node.replication import Replication
 
 STORE_FILE = "orbitstore.sqlite"
 KEYSTORE_FILE = "keystore.json"
@@ -372,6 +373,16 @@ class Node(UserMethods):
         """The databases open on this node (by name or by address), in opening order."""
         return self._live()
 
+    async def drop(self, name_or_address: str) -> DropReport:
+        """Close a database, stop replicating it and remove all its data from this node
+        (entries, views, heads, names, manifest); peers keep their copies. NotFoundError
+        if this node has no such database. See :mod:`orbitstore.node.drop`."""
+        from orbitstore.node.drop import drop_database
+
+        if self._closed:
+            raise ClosedError("the node is closed")
+        return await drop_database(self, name_or_address)
+
     # -- SQL ---------------------------------------------------------------------------
 
     def _live(self) -> list[Database]:
@@ -584,6 +595,10 @@ async def _open_node(
     node: Node | None = None
     try:
         async with AsyncExitStack() as stack:
+            # Imported here: a node without a network (most commands) never needs them.
+            from orbitstore.node.discovery import ProviderDiscovery
+            from orbitstore.node.replication import Replication
+
             discovery: ProviderDiscovery | None = None
             own: Libp2pTransport | None = None
             if transport is None:

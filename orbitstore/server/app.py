@@ -24,8 +24,10 @@ from orbitstore.server import (
     changes,
     console,
     openapi,
+    routes_archive,
     routes_attachments,
     routes_data,
+    routes_members,
     routes_query,
 )
 from orbitstore.server.config import ApiConfig
@@ -130,6 +132,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/v1/node", node_route, methods=["GET"]),
         *routes_data.routes(),
+        *routes_members.routes(),
+        *routes_archive.routes(),
         *changes.routes(),
         *routes_query.routes(),
         *routes_attachments.routes(),

@@ -20,6 +20,11 @@ Three ways to read it (see docs/http-api.md):
 - WebSocket ``.../changes/ws?since=N``: the backlog, a ``caught_up`` marker, then each
   change as it is committed.
 
+With ``conflicts=true`` (keyvalue and documents), each change also carries
+``conflicts``: for every key (document id) the entry writes that has concurrent losing
+writes *now*, those writes (as ``GET .../keys/{key}?conflicts=true`` gives them). It is
+read when the page is served, so a change delivered later shows what is true then.
+
 The feed wakes on the database's change notifications (published after the commit) and,
 because an entry that loses a last-writer-wins race changes no view and so notifies no
 one, re-reads the log every :data:`POLL_S` seconds while it waits as well. Reading is
@@ -38,21 +43,43 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from orbitstore.core.capability_log import payload_keys
+from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError, OrbitstoreError
 from orbitstore.node.database import Database
-from orbitstore.server.context import context, float_param, int_param
-from orbitstore.server.responses import JSONResponse, entry_json
+from orbitstore.node.documents import Documents
+from orbitstore.node.keyvalue import KeyValue
+from orbitstore.server.context import bool_param, context, float_param, int_param
+from orbitstore.server.responses import JSONResponse, conflicts_json, entry_json
 from orbitstore.server.wsutil import close_with_error, run_until_disconnect
 
 # Fallback re-read while waiting (entries that change no view notify no subscriber).
 POLL_S = 0.5
 
 
-async def _page(db: Database, since: int, limit: int) -> tuple[list[dict[str, Any]], int, bool]:
+async def _page(
+    db: Database, since: int, limit: int, *, conflicts: bool = False
+) -> tuple[list[dict[str, Any]], int, bool]:
     changes = await db.changes_since(since, limit=limit)
     results = [entry_json(entry, seq=seq) for seq, entry in changes]
+    if conflicts and isinstance(db, KeyValue | Documents):
+        for result, (_, entry) in zip(results, changes, strict=True):
+            result["conflicts"] = _conflicts_now(db, entry)
     last = changes[-1][0] if changes else since
     return results, last, len(changes) == limit
+
+
+def _conflicts_now(db: KeyValue | Documents, entry: Entry) -> dict[str, list[dict[str, Any]]]:
+    """For each key (or document id) ``entry`` writes that has conflicts now: the
+    concurrent writes that lost to its visible value (``?conflicts=true``)."""
+    id_field = db.id_field if isinstance(db, Documents) else "_id"
+    keys = payload_keys(entry.payload, id_field) or ()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key in dict.fromkeys(keys):
+        found = db.conflicts(key)
+        if found:
+            out[key] = conflicts_json(found)
+    return out
 
 
 async def wait_for_changes(db: Database, since: int, timeout: float) -> None:
@@ -85,7 +112,7 @@ async def changes(request: Request) -> Response:
             float_param(q, "timeout", default=api.config.max_longpoll_s), api.config.max_longpoll_s
         )
         await wait_for_changes(db, since, timeout)
-    results, last, more = await _page(db, since, limit)
+    results, last, more = await _page(db, since, limit, conflicts=bool_param(q, "conflicts"))
     return JSONResponse({"results": results, "last_seq": last, "more": more})
 
 
@@ -96,20 +123,23 @@ async def changes_ws(websocket: WebSocket) -> None:
         db = await api.handles.get(websocket.path_params["db"])
         since = int_param(websocket.query_params, "since", default=0)
         assert since is not None
+        conflicts = bool_param(websocket.query_params, "conflicts")
     except OrbitstoreError as exc:
         await close_with_error(websocket, exc)
         return
     error = await run_until_disconnect(
-        websocket, lambda: _stream(websocket, db, since, api.config.changes_limit)
+        websocket, lambda: _stream(websocket, db, since, api.config.changes_limit, conflicts)
     )
     if error is not None:  # the database closed under us, the node stopped
         await close_with_error(websocket, error)
 
 
-async def _stream(websocket: WebSocket, db: Database, cursor: int, limit: int) -> None:
+async def _stream(
+    websocket: WebSocket, db: Database, cursor: int, limit: int, conflicts: bool
+) -> None:
     caught_up = False
     while True:
-        results, last, more = await _page(db, cursor, limit)
+        results, last, more = await _page(db, cursor, limit, conflicts=conflicts)
         for change in results:
             change["type"] = "change"
             await websocket.send_text(json.dumps(change, ensure_ascii=False))

@@ -15,6 +15,9 @@ DEFAULT_PORT = 4402
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 # WebSocket messages (y-websocket updates, watch requests): as large as a body.
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# CAR imports (POST /v1/import) are larger than any other body: a whole database. 1 GiB,
+# spooled to a temporary file past 8 MiB.
+DEFAULT_MAX_IMPORT_BYTES = 1024 * 1024 * 1024
 # Long-poll requests wait at most this long (a client may ask for less), so proxies and
 # clients with their own timeouts see an answer.
 DEFAULT_MAX_LONGPOLL_S = 60.0
@@ -49,6 +52,7 @@ class ApiConfig:
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_import_bytes: int = DEFAULT_MAX_IMPORT_BYTES
     max_longpoll_s: float = DEFAULT_MAX_LONGPOLL_S
     changes_limit: int = DEFAULT_CHANGES_LIMIT
     send_queue: int = DEFAULT_SEND_QUEUE
@@ -65,7 +69,13 @@ class ApiConfig:
                 f"binding the API to {self.host} (not loopback) needs a token: set one"
                 " (--api-token or ORBITSTORE_API_TOKEN) so only its holders can talk to it"
             )
-        for name in ("max_body_bytes", "max_message_bytes", "changes_limit", "send_queue"):
+        for name in (
+            "max_body_bytes",
+            "max_message_bytes",
+            "max_import_bytes",
+            "changes_limit",
+            "send_queue",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidValueError(f"{name} is a positive integer, not {value!r}")

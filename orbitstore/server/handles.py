@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from orbitstore.core.manifest import Manifest
+from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
 from orbitstore.errors import NotFoundError, WrongDatabaseTypeError
 from orbitstore.node.counter import Counter
 from orbitstore.node.database import Database
@@ -55,6 +55,21 @@ class Handles:
             return self.node.manifest(ref)
         except NotFoundError:
             raise NotFoundError(f"this node has no database {ref!r:.200}", database=ref) from None
+
+    def address_of(self, ref: str) -> str:
+        """The address of the database ``ref`` (a local name, a CID or an address)
+        names; NotFoundError if it is none of these."""
+        named = self.node.databases().get(ref)
+        if named is not None:
+            return named
+        if not is_address(ref):
+            raise NotFoundError(f"this node has no database {ref!r:.200}", database=ref)
+        return format_address(parse_address(ref))
+
+    def forget(self, address: str) -> None:
+        """Drop every reference to the database at ``address`` (it was dropped)."""
+        for key in [k for k, v in self._by_ref.items() if v.address == address]:
+            del self._by_ref[key]
 
     def remember(self, ref: str, db: Database) -> None:
         self._by_ref[ref] = db

@@ -15,6 +15,7 @@ from orbitstore.server.responses import JSONResponse
 _DB = {"name": "db", "in": "path", "required": True, "description": "local name or CID"}
 _JSON_BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
 _BYTES_BODY = {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}
+_CAR_BODY = {"content": {"application/vnd.ipld.car": {"schema": {"type": "string"}}}}
 
 
 def _q(*names: str) -> list[dict[str, Any]]:
@@ -47,10 +48,19 @@ _OPERATIONS: list[tuple[str, str, str, list[dict[str, Any]], dict[str, Any] | No
     ),
     ("post", "/v1/databases/{db}/close", "Close the database's handle on this node", [], None),
     (
+        "delete",
+        "/v1/databases/{db}",
+        "Drop: close, stop replicating, remove its data from this node",
+        [],
+        None,
+    ),
+    ("get", "/v1/databases/{db}/car", "Export the database as a CAR v1 file", [], None),
+    ("post", "/v1/import", "Import a CAR file (?name= gives a local name)", _q("name"), _CAR_BODY),
+    (
         "get",
         "/v1/databases/{db}/entries",
-        "Log entries in total order",
-        _q("limit", "reverse"),
+        "Log entries in total order (a page; next is the after= of the next)",
+        _q("limit", "reverse", "after"),
         None,
     ),
     ("post", "/v1/databases/{db}/entries", "Append {payload} to a log database", [], _JSON_BODY),
@@ -58,23 +68,44 @@ _OPERATIONS: list[tuple[str, str, str, list[dict[str, Any]], dict[str, Any] | No
     (
         "get",
         "/v1/databases/{db}/changes",
-        "Changes feed (since, limit, feed=longpoll, timeout)",
-        _q("since", "limit", "feed", "timeout"),
+        "Changes feed (since, limit, feed=longpoll, timeout, conflicts)",
+        _q("since", "limit", "feed", "timeout", "conflicts"),
         None,
     ),
     (
         "get",
         "/v1/databases/{db}/keys",
-        "keyvalue: live items in key order",
-        _q("prefix", "start", "stop", "limit", "reverse"),
+        "keyvalue: live items in key order (a page; next is the after= of the next)",
+        _q("prefix", "start", "stop", "limit", "reverse", "after"),
         None,
     ),
-    ("get", "/v1/databases/{db}/keys/{key}", "keyvalue: get", [_p("key")], None),
+    (
+        "get",
+        "/v1/databases/{db}/keys/{key}",
+        "keyvalue: get (conflicts=true adds the concurrent losing writes)",
+        [_p("key"), *_q("conflicts")],
+        None,
+    ),
     ("put", "/v1/databases/{db}/keys/{key}", "keyvalue: put {value}", [_p("key")], _JSON_BODY),
     ("delete", "/v1/databases/{db}/keys/{key}", "keyvalue: delete", [_p("key")], None),
     ("get", "/v1/databases/{db}/docs", "documents: all, by id", _q("limit"), None),
     ("post", "/v1/databases/{db}/docs", "documents: put (the id field inside)", [], _JSON_BODY),
-    ("get", "/v1/databases/{db}/docs/{id}", "documents: get", [_p("id")], None),
+    (
+        "get",
+        "/v1/databases/{db}/docs/{id}",
+        "documents: get (conflicts=true adds _conflicts)",
+        [_p("id"), *_q("conflicts")],
+        None,
+    ),
+    (
+        "post",
+        "/v1/databases/{db}/docs/find",
+        "documents: find {filter, sort, limit, skip}",
+        [],
+        _JSON_BODY,
+    ),
+    ("get", "/v1/databases/{db}/indexes", "documents: declared indexes", [], None),
+    ("post", "/v1/databases/{db}/indexes", "documents: declare an index {field}", [], _JSON_BODY),
     ("put", "/v1/databases/{db}/docs/{id}", "documents: put", [_p("id")], _JSON_BODY),
     (
         "patch",
@@ -87,8 +118,8 @@ _OPERATIONS: list[tuple[str, str, str, list[dict[str, Any]], dict[str, Any] | No
     (
         "get",
         "/v1/databases/{db}/items",
-        "feed: items (gt, gte, lt, lte, limit, reverse)",
-        _q("gt", "gte", "lt", "lte", "limit", "reverse"),
+        "feed: items (gt, gte, lt, lte, limit, reverse; a page, next is the after=)",
+        _q("gt", "gte", "lt", "lte", "limit", "reverse", "after"),
         None,
     ),
     ("post", "/v1/databases/{db}/items", "feed: add {value} or {values}", [], _JSON_BODY),
@@ -97,6 +128,26 @@ _OPERATIONS: list[tuple[str, str, str, list[dict[str, Any]], dict[str, Any] | No
     ("post", "/v1/databases/{db}/counter", "counter: increment {by}", [], _JSON_BODY),
     ("get", "/v1/databases/{db}/ydoc/state", "ydoc: the document as one Yjs update", [], None),
     ("post", "/v1/databases/{db}/ydoc/update", "ydoc: apply one Yjs update", [], _BYTES_BODY),
+    ("get", "/v1/databases/{db}/ydoc/text", "ydoc: a root Text's content", _q("field"), None),
+    (
+        "post",
+        "/v1/databases/{db}/ydoc/text",
+        "ydoc: append {text, field} to a root Text",
+        [],
+        _JSON_BODY,
+    ),
+    (
+        "get",
+        "/v1/databases/{db}/members",
+        "Members and their rights (ops=true adds every ACL op)",
+        _q("ops"),
+        None,
+    ),
+    ("post", "/v1/databases/{db}/members", "Grant {did, right, scope}", [], _JSON_BODY),
+    ("post", "/v1/databases/{db}/members/revoke", "Revoke {did, right, scope}", [], _JSON_BODY),
+    ("post", "/v1/databases/{db}/invites", "A one-time invite link {scope}", [], _JSON_BODY),
+    ("post", "/v1/databases/{db}/invites/revoke", "Revoke an unused invite {link}", [], _JSON_BODY),
+    ("post", "/v1/redeem", "Redeem an invite {link} for this node", _q("timeout"), _JSON_BODY),
     ("get", "/v1/databases/{db}/sync", "Sync status of one database", [], None),
     ("post", "/v1/query", "SQL: {sql, params, database?}", [], _JSON_BODY),
     ("post", "/v1/explain", "EXPLAIN: {sql, params, database?}", [], _JSON_BODY),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -24,16 +25,19 @@ from orbitstore.errors import (
     InvalidDataError,
     InvalidValueError,
     NetworkError,
+    NotAMemberError,
     NotFoundError,
     OrbitstoreError,
     PayloadTooLargeError,
     StorageError,
     SyncTimeoutError,
     UnauthorizedError,
+    UnauthorizedWriterError,
     UsageError,
     WriteNotAllowedError,
     WrongDatabaseTypeError,
 )
+from orbitstore.views.base import Conflict
 
 log = logging.getLogger("orbitstore.server")
 
@@ -41,6 +45,8 @@ log = logging.getLogger("orbitstore.server")
 _STATUS: tuple[tuple[type[OrbitstoreError], int], ...] = (
     (UnauthorizedError, 401),
     (WriteNotAllowedError, 403),
+    (UnauthorizedWriterError, 403),  # AccessDeniedError: this identity lacks the right
+    (NotAMemberError, 403),
     (NotFoundError, 404),
     (WrongDatabaseTypeError, 409),
     (ClosedError, 409),
@@ -81,6 +87,14 @@ def error_body(exc: OrbitstoreError) -> dict[str, Any]:
     return {"error": body}
 
 
+# No error answer asks to close the connection. Every error is a complete answer, and
+# Hypercorn reads and discards what is left of a body we refused (413 before reading it),
+# so the next request on the connection is served. ``Connection: close`` set by the app
+# races Hypercorn's own close (it shuts the socket down without its send lock, so the
+# answer being written can be lost: seen on a loaded machine); h11 closes by itself
+# whenever HTTP requires it.
+
+
 def error_response(exc: OrbitstoreError) -> JSONResponse:
     return JSONResponse(error_body(exc), status_code=status_for(exc))
 
@@ -95,6 +109,25 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return json.loads(dagjson.to_json(value))
+
+
+def conflicts_json(conflicts: Iterable[Conflict]) -> list[dict[str, Any]]:
+    """Concurrent writes that lost (``Conflict``), newest first, as JSON: ``value``
+    (null when it deleted), ``deleted``, ``cid``, ``writer``, ``clock``, and ``field``
+    for a document merged field by field."""
+    out = []
+    for c in conflicts:
+        item: dict[str, Any] = {
+            "value": jsonable(c.value),
+            "deleted": c.deleted,
+            "cid": str(c.cid),
+            "writer": c.writer,
+            "clock": c.clock,
+        }
+        if c.field is not None:
+            item["field"] = c.field
+        out.append(item)
+    return out
 
 
 def entry_json(entry: Entry, *, seq: int | None = None) -> dict[str, Any]:

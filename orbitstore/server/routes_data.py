@@ -25,8 +25,10 @@ from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.ydoc import YDocument
 from orbitstore.server.context import ApiContext, bool_param, context, int_param
 from orbitstore.server.handles import database_info
+from orbitstore.server.paging import cursor_entry, entries_page
 from orbitstore.server.responses import (
     JSONResponse,
+    conflicts_json,
     entry_json,
     field,
     json_object,
@@ -71,6 +73,8 @@ async def open_database(request: Request) -> Response:
     write = field(body, "write", list, default=None)
     meta = field(body, "meta", dict, default=None)
     kind = field(body, "type", str, default=None)
+    access = field(body, "access", str, default="static")
+    encrypted = field(body, "encrypted", bool, default=False)
     if kind is None:
         try:
             kind = api.node.manifest(ref).type
@@ -79,7 +83,9 @@ async def open_database(request: Request) -> Response:
     if kind is None:  # an address whose manifest we lack: its type comes from the peer
         db = await api.node.open(ref, type=await _type_from_peers(api, ref))
     else:
-        db = await api.node.open(ref, type=kind, write=write, meta=meta)
+        db = await api.node.open(
+            ref, type=kind, write=write, meta=meta, access=access, encrypted=encrypted
+        )
     api.handles.remember(db.name if name is not None else ref, db)
     return JSONResponse(database_info(db))
 
@@ -104,6 +110,22 @@ async def close_database(request: Request) -> Response:
     return JSONResponse({"name": db.name, "address": db.address, "open": False})
 
 
+async def drop_database(request: Request) -> Response:
+    """Close the database, stop replicating it and remove its data from this node."""
+    api = context(request)
+    ref = request.path_params["db"]
+    report = await api.node.drop(api.handles.address_of(ref))
+    api.handles.forget(report.address)
+    return JSONResponse(
+        {
+            "address": report.address,
+            "names": list(report.names),
+            "entries": report.entries,
+            "dropped": True,
+        }
+    )
+
+
 # -- log (every type) -------------------------------------------------------------------
 
 
@@ -123,12 +145,26 @@ async def append_entry(request: Request) -> Response:
 
 
 async def list_entries(request: Request) -> Response:
+    """One page in total order; ``next`` (the last CID, when the page is full) is the
+    ``after`` of the next page."""
     api = context(request)
     db = await api.handles.get(request.path_params["db"])
-    limit = int_param(request.query_params, "limit", default=api.config.changes_limit)
-    reverse = bool_param(request.query_params, "reverse")
-    entries = [entry_json(e) for e in db.entries(reverse=reverse, limit=limit)]
-    return JSONResponse({"entries": entries})
+    q = request.query_params
+    limit = _page_limit(api, q)
+    reverse = bool_param(q, "reverse")
+    after = q.get("after")
+    cursor = cursor_entry(db, after) if after else None
+    page = entries_page(db, api.node.store, after=cursor, reverse=reverse, limit=limit)
+    entries = [entry_json(e) for e in page]
+    following = entries[-1]["cid"] if len(entries) == limit else None
+    return JSONResponse({"entries": entries, "next": following})
+
+
+def _page_limit(api: ApiContext, q: Any) -> int:
+    """``limit`` (default and at most the configured page size)."""
+    limit = int_param(q, "limit", default=api.config.changes_limit)
+    assert limit is not None
+    return min(limit, api.config.changes_limit)
 
 
 async def get_entry(request: Request) -> Response:
@@ -157,13 +193,19 @@ async def kv_put(request: Request) -> Response:
 
 
 async def kv_get(request: Request) -> Response:
+    """``?conflicts=true`` adds the concurrent writes that lost to the value."""
     kv = await context(request).handles.typed(request.path_params["db"], KeyValue)
     key = request.path_params["key"]
     missing = object()
     value = kv.get(key, missing)
-    if value is missing:
+    with_conflicts = bool_param(request.query_params, "conflicts")
+    if value is missing and not (with_conflicts and kv.conflicts(key)):
         raise NotFoundError(f"{kv.name!r} has no key {key!r:.200}", key=key)
-    return JSONResponse({"key": key, "value": jsonable(value)})
+    out: dict[str, Any] = {"key": key, "value": None if value is missing else jsonable(value)}
+    if with_conflicts:
+        out["deleted"] = value is missing
+        out["conflicts"] = conflicts_json(kv.conflicts(key))
+    return JSONResponse(out)
 
 
 async def kv_delete(request: Request) -> Response:
@@ -176,14 +218,24 @@ async def kv_items(request: Request) -> Response:
     api = context(request)
     kv = await api.handles.typed(request.path_params["db"], KeyValue)
     q = request.query_params
+    limit, reverse = _page_limit(api, q), bool_param(q, "reverse")
+    start, stop, after = q.get("start"), q.get("stop"), q.get("after")
+    if after is not None and reverse:  # keys before the cursor (stop is exclusive)
+        stop = after if stop is None else min(stop, after)
+    elif after is not None:  # keys after it: from it (start is inclusive), skipping it
+        start = after if start is None else max(start, after)
     items = kv.items(
         prefix=q.get("prefix"),
-        start=q.get("start"),
-        stop=q.get("stop"),
-        limit=int_param(q, "limit", default=api.config.changes_limit),
-        reverse=bool_param(q, "reverse"),
+        start=start,
+        stop=stop,
+        limit=limit + 1 if after is not None and not reverse else limit,
+        reverse=reverse,
     )
-    return JSONResponse({"items": [{"key": k, "value": jsonable(v)} for k, v in items]})
+    page = [(k, v) for k, v in items if not (after is not None and k == after)][:limit]
+    following = page[-1][0] if len(page) == limit else None
+    return JSONResponse(
+        {"items": [{"key": k, "value": jsonable(v)} for k, v in page], "next": following}
+    )
 
 
 # -- documents ----------------------------------------------------------------------------
@@ -205,11 +257,22 @@ async def doc_put(request: Request) -> Response:
 
 
 async def doc_get(request: Request) -> Response:
+    """``?conflicts=true`` adds ``_conflicts`` (as CouchDB does): the concurrent writes
+    that lost to this version; a deleted document with conflicts is ``{"_deleted":
+    true, "_conflicts": [...]}``."""
     docs = await context(request).handles.typed(request.path_params["db"], Documents)
-    doc = docs.get(request.path_params["id"])
-    if doc is None:
-        raise NotFoundError(f"{docs.name!r} has no document {request.path_params['id']!r:.200}")
-    return JSONResponse(jsonable(doc))
+    doc_id = request.path_params["id"]
+    doc = docs.get(doc_id)
+    with_conflicts = bool_param(request.query_params, "conflicts")
+    conflicts = docs.conflicts(doc_id) if with_conflicts else ()
+    if doc is None and not conflicts:
+        raise NotFoundError(f"{docs.name!r} has no document {doc_id!r:.200}")
+    out: dict[str, Any] = (
+        jsonable(doc) if doc is not None else {docs.id_field: doc_id, "_deleted": True}
+    )
+    if with_conflicts:
+        out["_conflicts"] = conflicts_json(conflicts)
+    return JSONResponse(out)
 
 
 async def doc_delete(request: Request) -> Response:
@@ -232,6 +295,47 @@ async def doc_patch(request: Request) -> Response:
         unset=field(body, "unset", list, default=[]),
     )
     return JSONResponse({"id": request.path_params["id"], "cid": str(entry.cid)})
+
+
+async def doc_find(request: Request) -> Response:
+    """``{"filter": {...}, "sort": [[field, 1 | -1], ...], "limit": n, "skip": n}``:
+    the documents matching a Mongo-style filter (docs/query.md)."""
+    api = context(request)
+    docs = await api.handles.typed(request.path_params["db"], Documents)
+    body = await json_object(request, api.config.max_body_bytes)
+    unknown = set(body) - {"filter", "sort", "limit", "skip"}
+    if unknown:
+        raise InvalidValueError(f"a find has filter, sort, limit and skip, not {sorted(unknown)}")
+    sort = []
+    for item in field(body, "sort", list, default=[]):
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or item[1] not in (1, -1)
+        ):
+            raise InvalidValueError("'sort' is a list of [field, 1 or -1] pairs")
+        sort.append((item[0], int(item[1])))
+    limit = field(body, "limit", int, default=None)
+    skip = field(body, "skip", int, default=0)
+    if (limit is not None and limit < 0) or skip < 0:
+        raise InvalidValueError("'limit' and 'skip' are 0 or more")
+    found = docs.find(field(body, "filter", dict, default={}), sort=sort, limit=limit, skip=skip)
+    return JSONResponse({"documents": [jsonable(d) for d in found]})
+
+
+async def doc_indexes(request: Request) -> Response:
+    docs = await context(request).handles.typed(request.path_params["db"], Documents)
+    return JSONResponse({"indexes": docs.indexes()})
+
+
+async def doc_create_index(request: Request) -> Response:
+    """``{"field": "address.city"}``: declare an index on this node (not replicated)."""
+    api = context(request)
+    docs = await api.handles.typed(request.path_params["db"], Documents)
+    path = field(await json_object(request, api.config.max_body_bytes), "field", str)
+    await docs.create_index(path)
+    return JSONResponse({"indexes": docs.indexes()})
 
 
 async def doc_list(request: Request) -> Response:
@@ -274,15 +378,18 @@ async def feed_items(request: Request) -> Response:
     api = context(request)
     feed = await api.handles.typed(request.path_params["db"], Feed)
     q = request.query_params
-    items = feed.items(
-        gt=q.get("gt"),
-        gte=q.get("gte"),
-        lt=q.get("lt"),
-        lte=q.get("lte"),
-        limit=int_param(q, "limit", default=api.config.changes_limit),
-        reverse=bool_param(q, "reverse"),
-    )
-    return JSONResponse({"items": [item_json(i) for i in items]})
+    limit, reverse = _page_limit(api, q), bool_param(q, "reverse")
+    gt, gte, lt, lte, after = q.get("gt"), q.get("gte"), q.get("lt"), q.get("lte"), q.get("after")
+    if after is not None and reverse:  # the cursor replaces the upper bound
+        lt, lte = after, None
+    elif after is not None:
+        gt, gte = after, None
+    items = [
+        item_json(i)
+        for i in feed.items(gt=gt, gte=gte, lt=lt, lte=lte, limit=limit, reverse=reverse)
+    ]
+    following = items[-1]["id"] if len(items) == limit else None
+    return JSONResponse({"items": items, "next": following})
 
 
 async def feed_item(request: Request) -> Response:
@@ -321,6 +428,23 @@ async def ydoc_update(request: Request) -> Response:
     return JSONResponse({"cid": str(entry.cid)}, status_code=201)
 
 
+async def ydoc_text(request: Request) -> Response:
+    """The content of a root Text (``?field=``, default ``text``)."""
+    ydoc = await context(request).handles.typed(request.path_params["db"], YDocument)
+    name = request.query_params.get("field", "text")
+    return JSONResponse({"field": name, "text": ydoc.text(name)})
+
+
+async def ydoc_append_text(request: Request) -> Response:
+    """``{"text": "...", "field": "text"}``: append to a root Text, as one entry."""
+    api = context(request)
+    ydoc = await api.handles.typed(request.path_params["db"], YDocument)
+    body = await json_object(request, api.config.max_body_bytes)
+    name = field(body, "field", str, default="text")
+    entries = await ydoc.append_text(field(body, "text", str), name=name)
+    return JSONResponse({"field": name, "entries": [str(e.cid) for e in entries]})
+
+
 async def ydoc_state(request: Request) -> Response:
     """The whole document as one Yjs v1 update (``Y.applyUpdate(doc, state)`` loads it)."""
     ydoc = await context(request).handles.typed(request.path_params["db"], YDocument)
@@ -333,6 +457,7 @@ def routes() -> list[BaseRoute]:
         Route("/v1/databases", list_databases, methods=["GET"]),
         Route("/v1/databases", open_database, methods=["POST"]),
         Route(db, database_info_route, methods=["GET"]),
+        Route(db, drop_database, methods=["DELETE"]),
         Route(db + "/close", close_database, methods=["POST"]),
         Route(db + "/entries", list_entries, methods=["GET"]),
         Route(db + "/entries", append_entry, methods=["POST"]),
@@ -343,6 +468,9 @@ def routes() -> list[BaseRoute]:
         Route(db + "/keys/{key:path}", kv_delete, methods=["DELETE"]),
         Route(db + "/docs", doc_list, methods=["GET"]),
         Route(db + "/docs", doc_put, methods=["POST"]),
+        Route(db + "/docs/find", doc_find, methods=["POST"]),
+        Route(db + "/indexes", doc_indexes, methods=["GET"]),
+        Route(db + "/indexes", doc_create_index, methods=["POST"]),
         Route(db + "/docs/{id}", doc_get, methods=["GET"]),
         Route(db + "/docs/{id}", doc_put, methods=["PUT"]),
         Route(db + "/docs/{id}", doc_patch, methods=["PATCH"]),
@@ -354,4 +482,6 @@ def routes() -> list[BaseRoute]:
         Route(db + "/counter", counter_increment, methods=["POST"]),
         Route(db + "/ydoc/state", ydoc_state, methods=["GET"]),
         Route(db + "/ydoc/update", ydoc_update, methods=["POST"]),
+        Route(db + "/ydoc/text", ydoc_text, methods=["GET"]),
+        Route(db + "/ydoc/text", ydoc_append_text, methods=["POST"]),
     ]
