@@ -77,3 +77,19 @@ async def test_drop_on_a_memory_node_and_of_a_closed_database() -> None:
         assert isinstance(fresh, KeyValue) and fresh.get("a") is None and len(fresh) == 0
         with pytest.raises(NotFoundError):
             await node.drop("nope")
+
+
+async def test_drop_of_an_encrypted_database_removes_its_sealed_keys(tmp_path: Path) -> None:
+    async with open_node(tmp_path) as node:
+        keep = await node.open("keep", type="keyvalue")
+        await keep.put("a", 1)  # type: ignore[attr-defined]
+    async with open_node(tmp_path) as node:
+        store = node.store
+        assert isinstance(store, SqliteStore)
+        before = _rows(store)
+        secret = await node.open("secret", type="keyvalue", encrypted=True)
+        await secret.put("k", "v")  # type: ignore[attr-defined]
+        await secret.aclose()  # the view's checkpoint and the sealed keys beside it
+        assert _rows(store).get("db_keys", 0) == 1
+        await node.drop("secret")
+        assert _rows(store) == before

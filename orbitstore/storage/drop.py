@@ -2,7 +2,7 @@
 
 ``drop_log(store, db)`` removes the log's entries and their blocks, its heads, ACL
 frontiers, view rows (every ``view_*`` table with a ``log`` column, declared document
-indexes included), view checkpoints, the local names that point at it and its manifest
+indexes included), view checkpoints, sealed keys (``db_keys``), the local names that point at it and its manifest
 block. Blocks that another log still uses are kept. It is the storage half of
 ``node.drop`` (:mod:`orbitstore.node.drop`), which closes the database first and holds
 the node's write lock, so nothing writes to the log while it goes.
@@ -64,6 +64,8 @@ def _drop_sqlite(store: SqliteStore, db: Cid) -> DroppedLog:
             entries = conn.execute("DELETE FROM entries WHERE log=?", (log_id,)).rowcount
             for table in ("heads", "acl_frontiers", "view_checkpoints"):
                 conn.execute(f"DELETE FROM {table} WHERE log=?", (log_id,))
+            if _has_table(store, "db_keys"):  # an encrypted database's sealed keys
+                conn.execute("DELETE FROM db_keys WHERE log=?", (log_id,))
             conn.execute("DELETE FROM logs WHERE id=?", (log_id,))
         conn.execute("DELETE FROM names WHERE db=?", (raw,))
         conn.execute("DELETE FROM blocks WHERE cid=?", (raw,))  # the manifest
