@@ -46,6 +46,7 @@ from orbitstore.errors import (
 )
 from orbitstore.net.transport import PeerId, Stream, Transport
 from orbitstore.node.announcer import TOPIC_PREFIX, Announcements, topic_for
+from orbitstore.node.awareness import AwarenessRelay
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
 from orbitstore.node.fetch import ManifestFetchReport, fetch_manifest, serve_manifest_request
@@ -87,6 +88,8 @@ class Replication:
         self._nursery: trio.Nursery | None = None
         self._peer_lot = trio.lowlevel.ParkingLot()  # woken when a peer connects
         self._announcements = Announcements(transport=transport, config=config, limits=limits)
+        #: Awareness (presence, cursors) of ydoc databases over gossip, never stored.
+        self.awareness = AwarenessRelay(transport=transport)
         self._progress = ProgressFanout()
         self._budgets: dict[PeerId, PeerServeBudget] = {}
         # Subscribing and unsubscribing a topic take turns: a database reopened while
@@ -105,6 +108,7 @@ class Replication:
                 connected=self._on_connected, disconnected=self._on_disconnected
             )
             nursery.start_soon(self._announcements.publisher)
+            nursery.start_soon(self.awareness.publisher)
             nursery.start_soon(self._anti_entropy)
             nursery.start_soon(self._reconnector)
             task_status.started()
@@ -142,6 +146,8 @@ class Replication:
                 on_gossip,
                 validator=self._announcements.validator(database),
             )
+            if database.type_name == "ydoc":
+                await self.awareness.add(database.cid)
         ready = trio.Event()
         nursery.start_soon(self._announce, st, ready)
         await ready.wait()
@@ -172,6 +178,7 @@ class Replication:
                 suppress(NetworkError, ClosedError),
                 trio.move_on_after(self.config.connect_timeout),
             ):
+                await self.awareness.remove(st.database.cid)
                 await self.transport.unsubscribe(topic_for(st.database.cid))
 
     async def fetch_manifest(self, db: Cid, *, wait_for_peer: bool = False) -> ManifestFetchReport:
@@ -485,6 +492,7 @@ class Replication:
         await trio.lowlevel.checkpoint()
 
     async def _on_disconnected(self, peer: PeerId) -> None:
+        self.awareness.peer_gone(peer)
         budget = self._budgets.get(peer)
         if budget is not None and budget.full(trio.current_time()):
             del self._budgets[peer]  # nothing to remember: a fresh one is the same
