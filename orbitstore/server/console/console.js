@@ -45,7 +45,7 @@ function el(tag, props = {}, ...children) {
 async function follow(db, refresh) {
   let since = 0;
   try { since = (await api("GET", `/v1/databases/${enc(db)}`)).last_seq || 0; } catch (err) { showError(err); }
-  await refresh();
+  try { await refresh(); } catch (err) { showError(err); }  // the node may be away: retry below
   let pending = false;
   const ws = socket(`/v1/databases/${enc(db)}/changes/ws?since=${since}`);
   ws.onmessage = (event) => {
@@ -56,7 +56,7 @@ async function follow(db, refresh) {
     pending = true;  // a burst of changes: one refresh
     setTimeout(() => { pending = false; refresh().catch(showError); }, 50);
   };
-  ws.onclose = () => setTimeout(() => follow(db, refresh), 2000);
+  ws.onclose = () => setTimeout(() => follow(db, refresh).catch(showError), 2000);
 }
 
 // -- chat ---------------------------------------------------------------------------------
