@@ -117,3 +117,21 @@ def test_todos_edited_on_both_sides_while_disconnected_merge(
         expect(todo(page, "tick me")).to_have_class("done")
         expect(todo(page, "tick me").locator("input[type=checkbox]")).to_be_checked()
     assert a.errors == b.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_editor_shows_who_else_is_editing_on_the_other_node(
+    browser: Browser, nodes: list[NodeProcess]
+) -> None:
+    a, b = (open_console(browser, n.url) for n in nodes)
+    a.locator("#chat-author").fill("ada")
+    a.locator("#chat-author").dispatch_event("change")
+    b.locator("#chat-author").fill("bea")
+    b.locator("#chat-author").dispatch_event("change")
+    # Each page's presence reaches the other over its own node and gossip.
+    expect(a.locator("#notes-presence li")).to_have_text(["bea"])
+    expect(b.locator("#notes-presence li")).to_have_text(["ada"])
+    b.close()  # B's tab goes away: A stops showing it
+    expect(a.locator("#notes-presence li")).to_have_count(0)
+    # Presence is never written to the log: the notes database holds no entry.
+    info = httpx.get(f"{nodes[0].url}v1/databases/notes").json()
+    assert info["entries"] == 0, info

@@ -138,6 +138,21 @@ function startEditor() {
     const start = area.selectionStart, end = area.selectionEnd;
     area.value = text.toString();
     area.setSelectionRange(Math.min(start, area.value.length), Math.min(end, area.value.length));
+    area.dispatchEvent(new Event("remote-change"));  // tests and the latency benchmark wait on it
+  });
+  showPresence(provider.awareness, doc.clientID);
+}
+
+// Presence: this tab's name (the chat name, else guest-<n>) in the document's awareness,
+// and the names of everyone else editing it, on this node or, over gossip, on others.
+function showPresence(awareness, self) {
+  const me = () => $("chat-author").value.trim() || `guest-${self % 1000}`;
+  awareness.setLocalStateField("user", { name: me() });
+  $("chat-author").addEventListener("change", () => awareness.setLocalStateField("user", { name: me() }));
+  awareness.on("change", () => {
+    const names = [...awareness.getStates()].filter(([id, state]) => id !== self && state.user)
+      .map(([, state]) => String(state.user.name)).sort();
+    $("notes-presence").replaceChildren(...names.map((name) => el("li", { textContent: name })));
   });
   area.oninput = () => {
     // One edit: the changed middle between the common prefix and the common suffix.
