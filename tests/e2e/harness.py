@@ -88,9 +88,10 @@ class NodeProcess:
         if join is not None:
             command += ["--join", str(join)]
         self.home = home
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
+        #: The node's log (stderr), beside its directory.
+        self.log = home.with_name(home.name + ".log")
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._seen: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

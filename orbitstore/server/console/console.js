@@ -140,6 +140,19 @@ function startEditor() {
     area.setSelectionRange(Math.min(start, area.value.length), Math.min(end, area.value.length));
     area.dispatchEvent(new Event("remote-change"));  // tests and the latency benchmark wait on it
   });
+  area.oninput = () => {
+    // One edit: the changed middle between the common prefix and the common suffix.
+    const before = text.toString(), after = area.value;
+    let head = 0;
+    while (head < before.length && head < after.length && before[head] === after[head]) head++;
+    let tail = 0;
+    while (tail < before.length - head && tail < after.length - head
+      && before[before.length - 1 - tail] === after[after.length - 1 - tail]) tail++;
+    doc.transact(() => {
+      text.delete(head, before.length - head - tail);
+      text.insert(head, after.slice(head, after.length - tail));
+    });
+  };
   showPresence(provider.awareness, doc.clientID);
 }
 
@@ -154,19 +167,6 @@ function showPresence(awareness, self) {
       .map(([, state]) => String(state.user.name)).sort();
     $("notes-presence").replaceChildren(...names.map((name) => el("li", { textContent: name })));
   });
-  area.oninput = () => {
-    // One edit: the changed middle between the common prefix and the common suffix.
-    const before = text.toString(), after = area.value;
-    let head = 0;
-    while (head < before.length && head < after.length && before[head] === after[head]) head++;
-    let tail = 0;
-    while (tail < before.length - head && tail < after.length - head
-      && before[before.length - 1 - tail] === after[after.length - 1 - tail]) tail++;
-    doc.transact(() => {
-      text.delete(head, before.length - head - tail);
-      text.insert(head, after.slice(head, after.length - tail));
-    });
-  };
 }
 
 // -- node, peers, sync (polled) -----------------------------------------------------------
