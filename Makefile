@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-e2e chromium lint typecheck unit docs bench clean console-bundle
+.PHONY: run collab-editor test test-e2e chromium lint typecheck unit docs bench clean console-bundle
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ PEER ?=
 run: $(STAMP)
 	$(PY) -m orbitstore --home $(HOME_DIR) run --api 127.0.0.1:$(PORT) \
 	  $(if $(PEER),--bootstrap $(PEER),$(if $(filter $(FIRST),$(HOME_DIR)),,--join $(FIRST)))
+
+# examples/collab_editor: two nodes, one console URL per browser, until Ctrl-C.
+collab-editor: $(STAMP)
+	$(PY) examples/collab_editor/two_nodes.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check orbitstore tests benchmarks examples
