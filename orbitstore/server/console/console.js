@@ -135,7 +135,9 @@ function startEditor() {
   provider.on("status", (event) => { $("notes-status").textContent = event.status; });
   text.observe((event) => {
     if (event.transaction.local) return;
-    const start = area.selectionStart, end = area.selectionEnd;
+    // The caret moves with the text around it: a remote edit before it shifts it.
+    const delta = event.delta;
+    const start = shift(area.selectionStart, delta), end = shift(area.selectionEnd, delta);
     area.value = text.toString();
     area.setSelectionRange(Math.min(start, area.value.length), Math.min(end, area.value.length));
     area.dispatchEvent(new Event("remote-change"));  // tests and the latency benchmark wait on it
@@ -154,6 +156,20 @@ function startEditor() {
     });
   };
   showPresence(provider.awareness, doc.clientID);
+}
+
+// Where offset `index` of the old text is in the new one, after a Yjs text delta
+// ([{retain}, {insert}, {delete}]). An insert at the offset itself does not move it, so
+// two people typing at one place each keep typing after their own text.
+function shift(index, delta) {
+  let old = 0, moved = index;
+  for (const op of delta) {
+    if (old > index) break;
+    if (op.retain) old += op.retain;
+    else if (op.insert !== undefined) { if (old < index) moved += op.insert.length; }
+    else if (op.delete) { moved -= Math.max(0, Math.min(op.delete, index - old)); old += op.delete; }
+  }
+  return moved;
 }
 
 // Presence: this tab's name (the chat name, else guest-<n>) in the document's awareness,
