@@ -1,4 +1,4 @@
-"""benchmarks/bench_editor_latency.py runs (--quick) and prints its three JSON lines."""
+"""benchmarks/bench_editor_latency.py runs (--quick) and prints its six JSON lines."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ def test_editor_latency_quick_run(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["name"] for line in lines] == [
-        "editor_latency_p50",
-        "editor_latency_p99",
-        "editor_latency_max",
+        f"editor_latency{cadence}_{stat}"
+        for cadence in ("", "_burst")
+        for stat in ("p50", "p99", "max")
     ]
     for line in lines:
         assert line["unit"] == "ms" and line["n"] == 20 and line["value"] > 0
-    assert lines[0]["value"] <= lines[1]["value"] <= lines[2]["value"]
+    for first in (0, 3):
+        assert lines[first]["value"] <= lines[first + 1]["value"] <= lines[first + 2]["value"]
     assert not list(tmp_path.iterdir())
