@@ -63,6 +63,8 @@ class AwarenessCounts:
     """Not published: the queue was full, the transport refused, or over the limits."""
     rejected: int = 0
     """Refused by the validator (did not decode, over the limits, another database)."""
+    unexpected: int = 0
+    """A listener raised on a message that passed the validator (a bug; logged)."""
 
 
 class AwarenessRelay:
@@ -178,10 +180,14 @@ class AwarenessRelay:
             return
         self.counts.received += 1
         for listener in list(self._listeners.get(db, ())):
-            if message.update is None:
-                listener.remote_query(peer)
-            else:
-                listener.remote_update(peer, message.update)
+            try:
+                if message.update is None:
+                    listener.remote_query(peer)
+                else:
+                    listener.remote_update(peer, message.update)
+            except Exception:  # a remote boundary: one room's failure is logged, not fatal
+                self.counts.unexpected += 1
+                logger.exception("awareness from %s for %s broke a listener", peer, db)
 
 
 __all__ = [

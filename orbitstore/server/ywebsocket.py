@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import pycrdt
@@ -70,6 +71,9 @@ MESSAGE_AUTH = 2
 MESSAGE_QUERY_AWARENESS = 3
 _PERMISSION_DENIED = 0
 _EMPTY_UPDATE = b"\x00\x00"
+# Other nodes' rooms ask for our clients' states when they open; a room answers at most
+# one such query per this many seconds (the answer is gossiped to every node anyway).
+QUERY_ANSWER_INTERVAL = 1.0
 # What pycrdt's decoders raise on bytes that are not a y-protocols message (its
 # read_message asserts that a message is there: an AssertionError on an empty one).
 _DECODE_ERRORS = (ValueError, RuntimeError, IndexError, UnicodeDecodeError, AssertionError)
@@ -117,6 +121,7 @@ class Room:
         self.relay = relay if relay is not None and relay.relays(db.cid) else None
         self.remote_ids: dict[PeerId, set[int]] = {}
         self._listening = contextlib.ExitStack()
+        self._answered = -math.inf
         if self.relay is not None:
             self._listening.enter_context(self.relay.listen(db.cid, self))
             self.relay.query(db.cid)
@@ -172,6 +177,10 @@ class Room:
         self.broadcast(pycrdt.create_awareness_message(update))
 
     def remote_query(self, peer: PeerId) -> None:
+        now = trio.current_time()
+        if now - self._answered < QUERY_ANSWER_INTERVAL:
+            return  # answered one a moment ago: that answer reached every node
+        self._answered = now
         ids = sorted(i for c in self.clients for i in c.awareness_ids if i in self.awareness.states)
         if ids and self.relay is not None:
             self.relay.publish(self.db.cid, self.awareness.encode_awareness_update(ids))
