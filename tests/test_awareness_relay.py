@@ -77,7 +77,7 @@ async def test_updates_removals_queries_and_disconnects(
         assert room_a.relay is not None and room_b.relay is not None
         on_a, on_b = client(room_a), client(room_b)
         # A client of B announces itself: its own room's clients and A's get it.
-        bea, update, aw = state("bea")
+        bea, update, _ = state("bea")
         room_b.local_update(on_b, update)
         assert await next_message(on_b) == pycrdt.create_awareness_message(update)
         assert await next_message(on_a) == pycrdt.create_awareness_message(update)
