@@ -16,8 +16,6 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.e2e.harness import NodeProcess, check_chromium, launch_chromium
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
