@@ -5,6 +5,9 @@ One :class:`Replication` per node opened with a transport. For every open databa
 - subscribes to the gossip topic ``/orbitstore/db/<manifest cid>``, with a validator that
   decodes and verifies every announcement before the transport delivers or forwards it;
 - announces new local heads there (:mod:`orbitstore.node.announcer`);
+- for a ydoc database, also subscribes to ``/orbitstore/awareness/<manifest cid>``: the
+  presence of y-websocket clients between nodes, never stored
+  (:mod:`orbitstore.node.awareness`);
 - on an announcement: applies the inline entries, and syncs with the sender if some of
   the announced heads are still unknown (gossip is a hint, never the only path);
 - runs a sync session (:mod:`orbitstore.node.session_runner`) over a stream when a peer
