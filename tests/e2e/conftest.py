@@ -12,9 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.e2e.harness import NodeProcess, check_chromium, launch_chromium
+
+# Every DOM wait's deadline (Playwright's expect defaults to 5 s: too short for two nodes
+# and a browser on a loaded 2-core machine).
+expect.set_options(timeout=30_000)
 
 
 @pytest.fixture(scope="session")

@@ -133,11 +133,21 @@ function startEditor() {
   server.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   const provider = new lib.WebsocketProvider(server.href, NOTES, doc, { params: token ? { token } : {} });
   provider.on("status", (event) => { $("notes-status").textContent = event.status; });
+  // The caret sticks to the character before it (a Yjs relative position, assoc -1), so
+  // text another editor inserts before it shifts it, and text inserted right after it
+  // stays after it: two people typing at one place each keep typing after their own text.
+  let caret = null;
+  const rel = (index) => lib.Y.createRelativePositionFromTypeIndex(text, index, -1);
+  const keep = () => { caret = [rel(area.selectionStart), rel(area.selectionEnd)]; };
+  for (const name of ["keyup", "mouseup", "select", "focus"]) area.addEventListener(name, keep);
+  const abs = (pos, fallback) => {
+    const at = pos && lib.Y.createAbsolutePositionFromRelativePosition(pos, doc);
+    return at ? at.index : fallback;
+  };
   text.observe((event) => {
     if (event.transaction.local) return;
-    // The caret moves with the text around it: a remote edit before it shifts it.
-    const delta = event.delta;
-    const start = shift(area.selectionStart, delta), end = shift(area.selectionEnd, delta);
+    const [from, to] = caret || [null, null];
+    const start = abs(from, area.selectionStart), end = abs(to, area.selectionEnd);
     area.value = text.toString();
     area.setSelectionRange(Math.min(start, area.value.length), Math.min(end, area.value.length));
     area.dispatchEvent(new Event("remote-change"));  // tests and the latency benchmark wait on it
@@ -154,22 +164,9 @@ function startEditor() {
       text.delete(head, before.length - head - tail);
       text.insert(head, after.slice(head, after.length - tail));
     });
+    keep();
   };
   showPresence(provider.awareness, doc.clientID);
-}
-
-// Where offset `index` of the old text is in the new one, after a Yjs text delta
-// ([{retain}, {insert}, {delete}]). An insert at the offset itself does not move it, so
-// two people typing at one place each keep typing after their own text.
-function shift(index, delta) {
-  let old = 0, moved = index;
-  for (const op of delta) {
-    if (old > index) break;
-    if (op.retain) old += op.retain;
-    else if (op.insert !== undefined) { if (old < index) moved += op.insert.length; }
-    else if (op.delete) { moved -= Math.max(0, Math.min(op.delete, index - old)); old += op.delete; }
-  }
-  return moved;
 }
 
 // Presence: this tab's name (the chat name, else guest-<n>) in the document's awareness,
