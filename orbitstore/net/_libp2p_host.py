@@ -155,6 +155,20 @@ def check_ports_free(config: Libp2pConfig) -> None:
                 raise NetworkError(f"cannot listen on {text}: {exc.strerror}") from exc
 
 
+def is_shutdown_race(exc: BaseException) -> bool:
+    """py-libp2p handing a task to one of its nurseries while that nursery is closing: a
+    message that arrived as the host stopped. Nothing is lost that was not being dropped."""
+    return isinstance(exc, RuntimeError) and str(exc) == "Nursery is closed to new arrivals"
+
+
+def without_shutdown_races(
+    group: BaseExceptionGroup[BaseException],
+) -> BaseExceptionGroup[BaseException] | None:
+    """``group`` less its shutdown races (None when nothing else is left)."""
+    _races, rest = group.split(is_shutdown_race)
+    return rest
+
+
 def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
     """The one non-cancellation leaf of an exception group, or None if there is not
     exactly one (py-libp2p nests every service in its own nursery)."""

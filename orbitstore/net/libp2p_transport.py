@@ -71,6 +71,7 @@ from orbitstore.net._libp2p_host import (
     parse_peer_id,
     quiet_libp2p_logging,
     single_error,
+    without_shutdown_races,
 )
 from orbitstore.net._libp2p_stream import (
     HandlerCounters,
@@ -557,10 +558,15 @@ async def open_libp2p_transport(
     except BaseExceptionGroup as group:
         # py-libp2p nests every service in its own nursery, so one error (ours, or the
         # caller's from the body of the ``async with``) comes out wrapped several levels
-        # deep. Hand back the error itself when there is exactly one.
-        leaf = single_error(group)
+        # deep. Hand back the error itself when there is exactly one. A message that
+        # arrived while the host stopped makes the library spawn into a closing nursery
+        # (RuntimeError): not an error of ours, and alone it is no error at all.
+        rest = without_shutdown_races(group)
+        if rest is None:
+            return
+        leaf = single_error(rest)
         if leaf is None:
-            raise
+            raise rest from None
         raise leaf from None
 
 

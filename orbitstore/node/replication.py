@@ -5,6 +5,9 @@ One :class:`Replication` per node opened with a transport. For every open databa
 - subscribes to the gossip topic ``/orbitstore/db/<manifest cid>``, with a validator that
   decodes and verifies every announcement before the transport delivers or forwards it;
 - announces new local heads there (:mod:`orbitstore.node.announcer`);
+- for a ydoc database, also subscribes to ``/orbitstore/awareness/<manifest cid>``: the
+  presence of y-websocket clients between nodes, never stored
+  (:mod:`orbitstore.node.awareness`);
 - on an announcement: applies the inline entries, and syncs with the sender if some of
   the announced heads are still unknown (gossip is a hint, never the only path);
 - runs a sync session (:mod:`orbitstore.node.session_runner`) over a stream when a peer
@@ -52,6 +55,7 @@ from orbitstore.errors import (
 )
 from orbitstore.net.transport import PeerId, Stream, Transport
 from orbitstore.node.announcer import TOPIC_PREFIX, Announcements, topic_for
+from orbitstore.node.awareness import AwarenessRelay
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
 from orbitstore.node.fetch import (
@@ -112,6 +116,8 @@ class Replication:
         self._nursery: trio.Nursery | None = None
         self._peer_lot = trio.lowlevel.ParkingLot()  # woken when a peer connects
         self._announcements = Announcements(transport=transport, config=config, limits=limits)
+        #: Awareness (presence, cursors) of ydoc databases over gossip, never stored.
+        self.awareness = AwarenessRelay(transport=transport)
         self._progress = ProgressFanout()
         self._budgets: dict[PeerId, PeerServeBudget] = {}
         # Subscribing and unsubscribing a topic take turns: a database reopened while
@@ -130,6 +136,7 @@ class Replication:
                 connected=self._on_connected, disconnected=self._on_disconnected
             )
             nursery.start_soon(self._announcements.publisher)
+            nursery.start_soon(self.awareness.publisher)
             nursery.start_soon(self._anti_entropy)
             nursery.start_soon(self._reconnector)
             task_status.started()
@@ -161,13 +168,15 @@ class Replication:
         async def on_gossip(peer: PeerId, data: bytes) -> None:
             await self._on_announcement(st, peer, data)
 
-        if not is_private(st.database):
+        if not is_private(st.database):  # a private database gossips nothing, presence too
             async with self._topics_lock:
                 await self.transport.subscribe(
                     topic_for(database.cid),
                     on_gossip,
                     validator=self._announcements.validator(database),
                 )
+                if database.type_name == "ydoc":
+                    await self.awareness.add(database.cid)
         ready = trio.Event()
         nursery.start_soon(self._announce, st, ready)
         await ready.wait()
@@ -201,6 +210,7 @@ class Replication:
                 suppress(NetworkError, ClosedError),
                 trio.move_on_after(self.config.connect_timeout),
             ):
+                await self.awareness.remove(st.database.cid)
                 await self.transport.unsubscribe(topic_for(st.database.cid))
 
     async def fetch_manifest(self, db: Cid, *, wait_for_peer: bool = False) -> ManifestFetchReport:
@@ -557,6 +567,7 @@ class Replication:
         await trio.lowlevel.checkpoint()
 
     async def _on_disconnected(self, peer: PeerId) -> None:
+        self.awareness.peer_gone(peer)
         budget = self._budgets.get(peer)
         if budget is not None and budget.full(trio.current_time()):
             del self._budgets[peer]  # nothing to remember: a fresh one is the same

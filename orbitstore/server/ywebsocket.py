@@ -23,11 +23,15 @@ y-protocols messages, which pycrdt encodes and decodes for us
 4. Every change of the database, local or replicated, is pushed to each connected
    client as a sync update. A client whose subscription lagged gets the whole document
    as one update instead (Yjs merges it; nothing is lost).
-5. Awareness (cursors, user names) is ephemeral: an awareness message is applied to the
-   room's :class:`pycrdt.Awareness` (so a client that joins later learns the current
-   states) and relayed to every client of the room on this node. When a client goes
-   away, the states it announced are removed and the removal is relayed. Awareness is
-   not relayed to other nodes (yet).
+5. Awareness (cursors, user names) is ephemeral, never written to the log: an awareness
+   message is applied to the room's :class:`pycrdt.Awareness` (so a client that joins
+   later learns the current states), relayed to every client of the room on this node
+   and, when the node replicates the database, gossiped to the rooms of the other nodes
+   (:mod:`orbitstore.node.awareness`, checked by :mod:`orbitstore.sync.awareness` before
+   it is delivered or forwarded). A room that opens asks the other nodes for their
+   clients' states. When a client goes away, the states it announced are removed and
+   the removal is relayed (and gossiped); when a node disconnects, the states of its
+   clients are removed from the rooms of the nodes it was connected to.
 
 A node that may not write the database (its access list does not name this node)
 serves the document read-only: client updates are refused with the y-protocols
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import pycrdt
@@ -50,6 +55,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from orbitstore.core.cid import Cid
 from orbitstore.errors import InvalidValueError, OrbitstoreError, ProtocolError
+from orbitstore.net.transport import PeerId
+from orbitstore.node.awareness import AwarenessRelay
 from orbitstore.node.ydoc import YDocument
 from orbitstore.server.wsutil import close_code
 from orbitstore.views.base import Lagged
@@ -64,6 +71,9 @@ MESSAGE_AUTH = 2
 MESSAGE_QUERY_AWARENESS = 3
 _PERMISSION_DENIED = 0
 _EMPTY_UPDATE = b"\x00\x00"
+# Other nodes' rooms ask for our clients' states when they open; a room answers at most
+# one such query per this many seconds (the answer is gossiped to every node anyway).
+QUERY_ANSWER_INTERVAL = 1.0
 # What pycrdt's decoders raise on bytes that are not a y-protocols message (its
 # read_message asserts that a message is there: an AssertionError on an empty one).
 _DECODE_ERRORS = (ValueError, RuntimeError, IndexError, UnicodeDecodeError, AssertionError)
@@ -88,27 +98,60 @@ class _Client:
             pass
 
 
-class Room:
-    """The clients of one ydoc database on this node, and their awareness states."""
+class _Remote:
+    """The origin of awareness states that came over gossip from node ``peer``."""
 
-    def __init__(self, db: YDocument) -> None:
+    __slots__ = ("peer",)
+
+    def __init__(self, peer: PeerId) -> None:
+        self.peer = peer
+
+
+class Room:
+    """The clients of one ydoc database on this node, and their awareness states (theirs
+    and, through ``relay``, the other nodes' clients')."""
+
+    def __init__(self, db: YDocument, relay: AwarenessRelay | None = None) -> None:
         self.db = db
         self.clients: set[_Client] = set()
         self.awareness = pycrdt.Awareness(pycrdt.Doc())
         self.awareness.set_local_state(None)  # the server itself shows no presence
         self.awareness.observe(self._on_awareness)
         self.errors = 0
+        self.relay = relay if relay is not None and relay.relays(db.cid) else None
+        self.remote_ids: dict[PeerId, set[int]] = {}
+        self._listening = contextlib.ExitStack()
+        self._answered = -math.inf
+        if self.relay is not None:
+            self._listening.enter_context(self.relay.listen(db.cid, self))
+            self.relay.query(db.cid)
+
+    def close(self) -> None:
+        self._listening.close()
 
     def _on_awareness(self, topic: str, event: tuple[dict[str, Any], Any]) -> None:
         changes, origin = event
-        if topic != "update" or not isinstance(origin, _Client):
+        if topic != "update":
             return
-        origin.awareness_ids.update(changes["added"], changes["updated"])
-        origin.awareness_ids.difference_update(changes["removed"])
+        if isinstance(origin, _Client):
+            ids = origin.awareness_ids
+        elif isinstance(origin, _Remote):
+            ids = self.remote_ids.setdefault(origin.peer, set())
+        else:
+            return
+        ids.update(changes["added"], changes["updated"])
+        ids.difference_update(changes["removed"])
 
     def broadcast(self, message: bytes) -> None:
         for client in list(self.clients):
             client.queue(message)
+
+    def local_update(self, client: _Client, update: bytes) -> None:
+        """An awareness update from one of this node's clients."""
+        self.awareness.apply_awareness_update(update, client)
+        self.broadcast(pycrdt.create_awareness_message(update))
+        if self.relay is not None:
+            self.relay.publish(self.db.cid, update)
 
     def awareness_message(self, ids: list[int]) -> bytes:
         return pycrdt.create_awareness_message(self.awareness.encode_awareness_update(ids))
@@ -122,6 +165,30 @@ class Room:
         ids = sorted(i for i in client.awareness_ids if i in self.awareness.states)
         if ids:
             self.awareness.remove_awareness_states(ids, "disconnect")
+            update = self.awareness.encode_awareness_update(ids)
+            self.broadcast(pycrdt.create_awareness_message(update))
+            if self.relay is not None:
+                self.relay.publish(self.db.cid, update)
+
+    # -- AwarenessListener: what the other nodes' rooms say --------------------------------
+
+    def remote_update(self, peer: PeerId, update: bytes) -> None:
+        self.awareness.apply_awareness_update(update, _Remote(peer))
+        self.broadcast(pycrdt.create_awareness_message(update))
+
+    def remote_query(self, peer: PeerId) -> None:
+        now = trio.current_time()
+        if now - self._answered < QUERY_ANSWER_INTERVAL:
+            return  # answered one a moment ago: that answer reached every node
+        self._answered = now
+        ids = sorted(i for c in self.clients for i in c.awareness_ids if i in self.awareness.states)
+        if ids and self.relay is not None:
+            self.relay.publish(self.db.cid, self.awareness.encode_awareness_update(ids))
+
+    def peer_gone(self, peer: PeerId) -> None:
+        ids = sorted(i for i in self.remote_ids.pop(peer, ()) if i in self.awareness.states)
+        if ids:
+            self.awareness.remove_awareness_states(ids, "peer gone")
             self.broadcast(self.awareness_message(ids))
 
 
@@ -135,12 +202,17 @@ class Rooms:
     def room(self, db: YDocument) -> Room:
         room = self._rooms.get(db.cid)
         if room is None or room.db is not db:
-            room = self._rooms[db.cid] = Room(db)
+            if room is not None:
+                room.close()
+            replication = self._api.node.replication
+            relay = replication.awareness if replication is not None else None
+            room = self._rooms[db.cid] = Room(db, relay)
         return room
 
     def discard_if_empty(self, room: Room) -> None:
         if not room.clients and self._rooms.get(room.db.cid) is room:
             del self._rooms[room.db.cid]
+            room.close()
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -243,8 +315,7 @@ async def _handle(room: Room, client: _Client, data: bytes, writable: bool) -> N
         if kind == YMessageType.SYNC:
             await _handle_sync(room, client, data[1:], writable)
         elif kind == YMessageType.AWARENESS:
-            room.awareness.apply_awareness_update(pycrdt.read_message(data[1:]), client)
-            room.broadcast(data)
+            room.local_update(client, pycrdt.read_message(data[1:]))
         elif kind == MESSAGE_QUERY_AWARENESS:
             states = room.states_message()
             if states is not None:

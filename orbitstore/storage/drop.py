@@ -2,10 +2,11 @@
 
 ``drop_log(store, db)`` removes the log's entries and their blocks, its heads, ACL
 frontiers, view rows (every ``view_*`` table with a ``log`` column, declared document
-indexes included), view checkpoints, sealed keys (``db_keys``), the local names that point at it and its manifest
-block. Blocks that another log still uses are kept. It is the storage half of
-``node.drop`` (:mod:`orbitstore.node.drop`), which closes the database first and holds
-the node's write lock, so nothing writes to the log while it goes.
+indexes included), view checkpoints, sealed keys (``db_keys``), the local names that
+point at it and its manifest block. Blocks that another log still uses are kept. It is
+the storage half of ``node.drop`` (:mod:`orbitstore.node.drop`), which closes the
+database first and holds the node's write lock, so nothing writes to the log while it
+goes.
 """
 
 from __future__ import annotations

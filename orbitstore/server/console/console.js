@@ -45,7 +45,7 @@ function el(tag, props = {}, ...children) {
 async function follow(db, refresh) {
   let since = 0;
   try { since = (await api("GET", `/v1/databases/${enc(db)}`)).last_seq || 0; } catch (err) { showError(err); }
-  await refresh();
+  try { await refresh(); } catch (err) { showError(err); }  // the node may be away: retry below
   let pending = false;
   const ws = socket(`/v1/databases/${enc(db)}/changes/ws?since=${since}`);
   ws.onmessage = (event) => {
@@ -56,7 +56,7 @@ async function follow(db, refresh) {
     pending = true;  // a burst of changes: one refresh
     setTimeout(() => { pending = false; refresh().catch(showError); }, 50);
   };
-  ws.onclose = () => setTimeout(() => follow(db, refresh), 2000);
+  ws.onclose = () => setTimeout(() => follow(db, refresh).catch(showError), 2000);
 }
 
 // -- chat ---------------------------------------------------------------------------------
@@ -133,11 +133,24 @@ function startEditor() {
   server.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   const provider = new lib.WebsocketProvider(server.href, NOTES, doc, { params: token ? { token } : {} });
   provider.on("status", (event) => { $("notes-status").textContent = event.status; });
+  // The caret sticks to the character before it (a Yjs relative position, assoc -1), so
+  // text another editor inserts before it shifts it, and text inserted right after it
+  // stays after it: two people typing at one place each keep typing after their own text.
+  let caret = null;
+  const rel = (index) => lib.Y.createRelativePositionFromTypeIndex(text, index, -1);
+  const keep = () => { caret = [rel(area.selectionStart), rel(area.selectionEnd)]; };
+  for (const name of ["keyup", "mouseup", "select", "focus"]) area.addEventListener(name, keep);
+  const abs = (pos, fallback) => {
+    const at = pos && lib.Y.createAbsolutePositionFromRelativePosition(pos, doc);
+    return at ? at.index : fallback;
+  };
   text.observe((event) => {
     if (event.transaction.local) return;
-    const start = area.selectionStart, end = area.selectionEnd;
+    const [from, to] = caret || [null, null];
+    const start = abs(from, area.selectionStart), end = abs(to, area.selectionEnd);
     area.value = text.toString();
     area.setSelectionRange(Math.min(start, area.value.length), Math.min(end, area.value.length));
+    area.dispatchEvent(new Event("remote-change"));  // tests and the latency benchmark wait on it
   });
   area.oninput = () => {
     // One edit: the changed middle between the common prefix and the common suffix.
@@ -151,7 +164,22 @@ function startEditor() {
       text.delete(head, before.length - head - tail);
       text.insert(head, after.slice(head, after.length - tail));
     });
+    keep();
   };
+  showPresence(provider.awareness, doc.clientID);
+}
+
+// Presence: this tab's name (the chat name, else guest-<n>) in the document's awareness,
+// and the names of everyone else editing it, on this node or, over gossip, on others.
+function showPresence(awareness, self) {
+  const me = () => $("chat-author").value.trim() || `guest-${self % 1000}`;
+  awareness.setLocalStateField("user", { name: me() });
+  $("chat-author").addEventListener("change", () => awareness.setLocalStateField("user", { name: me() }));
+  awareness.on("change", () => {
+    const names = [...awareness.getStates()].filter(([id, state]) => id !== self && state.user)
+      .map(([, state]) => String(state.user.name)).sort();
+    $("notes-presence").replaceChildren(...names.map((name) => el("li", { textContent: name })));
+  });
 }
 
 // -- node, peers, sync (polled) -----------------------------------------------------------

@@ -1,0 +1,131 @@
+"""The web console in a real Chromium, one page on each of two real nodes (separate
+``orbitstore run`` processes replicating over libp2p on 127.0.0.1).
+
+Every wait is on a DOM condition with Playwright's deadline (30 s), never a sleep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.conftest import open_console
+from tests.e2e.harness import NodeProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def editor_connected(page: Page) -> None:
+    expect(page.locator("#notes-status")).to_have_text("connected")
+
+
+def test_two_browsers_on_two_nodes_edit_one_document(
+    browser: Browser, nodes: list[NodeProcess]
+) -> None:
+    a, b = (open_console(browser, n.url) for n in nodes)
+    editor_connected(a)
+    editor_connected(b)
+    a.locator("#notes-text").press_sequentially("alpha from A. ")
+    b.locator("#notes-text").press_sequentially("beta from B. ")
+    # Both editors live in different pages: wait on each, then compare them.
+    for page in (a, b):
+        page.wait_for_function(
+            """() => {
+              const v = document.getElementById("notes-text").value;
+              return v.includes("alpha from A") && v.includes("beta from B");
+            }"""
+        )
+    text_a, text_b = a.locator("#notes-text").input_value(), b.locator("#notes-text").input_value()
+    assert text_a == text_b
+    assert sorted(text_a.split(". ")) == sorted(["alpha from A", "beta from B", ""])
+    assert a.errors == b.errors == []  # type: ignore[attr-defined]
+
+
+def test_chat_on_page_a_shows_a_message_sent_from_node_b(
+    browser: Browser, nodes: list[NodeProcess]
+) -> None:
+    a, b = (open_console(browser, n.url) for n in nodes)
+    b.locator("#chat-author").fill("bea")
+    b.locator("#chat-text").fill("hello from node B")
+    b.locator("#chat-form button").click()
+    expect(b.locator("#chat-text")).to_have_value("")  # accepted by node B
+    message = a.locator("#chat-messages li", has_text="hello from node B")
+    expect(message).to_have_count(1)
+    expect(message.locator("b")).to_have_text("bea")
+    assert a.errors == b.errors == []  # type: ignore[attr-defined]
+
+
+def add_todo(page: Page, title: str) -> None:
+    page.locator("#todo-title").fill(title)
+    page.locator("#todo-form button").click()
+    expect(todo(page, title)).to_have_count(1)
+
+
+def todo(page: Page, title: str):  # type: ignore[no-untyped-def]
+    return page.locator("#todo-list li").filter(has=page.locator("span.title", has_text=title))
+
+
+def test_todos_edited_on_both_sides_while_disconnected_merge(
+    browser: Browser, nodes: list[NodeProcess], tmp_path: Path
+) -> None:
+    node_a, node_b = nodes
+    a, b = (open_console(browser, n.url) for n in nodes)
+    for title in ("tick me", "rename me", "delete me"):
+        add_todo(a, title)
+        expect(todo(b, title)).to_have_count(1)
+
+    # Disconnect: node B stops. A ticks one todo and adds one meanwhile.
+    node_b.stop()
+    todo(a, "tick me").locator("input[type=checkbox]").check()
+    expect(todo(a, "tick me")).to_have_class("done")
+    add_todo(a, "added on A")
+
+    # Node B comes back on its old API port but joins nobody: still disconnected.
+    node_b = nodes[1] = NodeProcess(tmp_path / "b", api_port=node_b.api_port)
+    b.reload()
+    expect(todo(b, "rename me")).to_have_count(1)
+    b.once("dialog", lambda dialog: dialog.accept("renamed on B"))
+    todo(b, "rename me").get_by_role("button", name="rename").click()
+    expect(todo(b, "renamed on B")).to_have_count(1)
+    todo(b, "delete me").get_by_role("button", name="delete").click()
+    expect(todo(b, "delete me")).to_have_count(0)
+    add_todo(b, "added on B")
+    expect(todo(b, "added on A")).to_have_count(0)  # really apart
+    expect(todo(a, "added on B")).to_have_count(0)
+
+    # Reconnect through B's API; both pages converge on every edit of both sides.
+    response = httpx.post(f"{node_b.url}v1/peers", json={"address": node_a.dial_address})
+    assert response.status_code == 200, response.text
+    want = ["added on A", "added on B", "renamed on B", "tick me"]
+    for page in (a, b):
+        for title in want:
+            expect(todo(page, title)).to_have_count(1)
+        expect(todo(page, "delete me")).to_have_count(0)
+        expect(todo(page, "rename me")).to_have_count(0)
+        titles = page.locator("#todo-list li span.title")
+        assert sorted(titles.all_text_contents()) == want
+        expect(todo(page, "tick me")).to_have_class("done")
+        expect(todo(page, "tick me").locator("input[type=checkbox]")).to_be_checked()
+    assert a.errors == b.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_editor_shows_who_else_is_editing_on_the_other_node(
+    browser: Browser, nodes: list[NodeProcess]
+) -> None:
+    a, b = (open_console(browser, n.url) for n in nodes)
+    a.locator("#chat-author").fill("ada")
+    a.locator("#chat-author").dispatch_event("change")
+    b.locator("#chat-author").fill("bea")
+    b.locator("#chat-author").dispatch_event("change")
+    # Each page's presence reaches the other over its own node and gossip.
+    expect(a.locator("#notes-presence li")).to_have_text(["bea"])
+    expect(b.locator("#notes-presence li")).to_have_text(["ada"])
+    b.close()  # B's tab goes away: A stops showing it
+    expect(a.locator("#notes-presence li")).to_have_count(0)
+    # Presence is never written to the log: the notes database holds no entry.
+    info = httpx.get(f"{nodes[0].url}v1/databases/notes").json()
+    assert info["entries"] == 0, info
+    assert a.errors == b.errors == []  # type: ignore[attr-defined]
