@@ -202,9 +202,11 @@ class DeviceLinks:
             assert user is not None
             if acting.links:
                 since = min(self._ops[li].op.delegation.issued for li in acting.links)
-                state = DeviceState(True, since, frozenset(self._ops[li].cid for li in acting.links))
+                state = DeviceState(
+                    True, since, frozenset(self._ops[li].cid for li in acting.links)
+                )
             else:
-                killers = {v for v in self.killers(valid & mask, frozenset(held))}
+                killers = self.killers(valid & mask, frozenset(held))
                 since = max(self._unlink_issued(v) for v in killers)
                 state = DeviceState(False, since, frozenset(self._ops[v].cid for v in killers))
             out.setdefault(user, {})[device] = state

@@ -165,6 +165,18 @@ def _writers(db: Database) -> list[dict[str, Any]]:
     return out
 
 
+def writers_of(db: Database) -> list[dict[str, Any]]:
+    """Who may write ``db``, as users with their devices: ``db.writers()`` under
+    capabilities access; a static database's writers, each a user with no devices."""
+    if db.log.capabilities is not None:
+        return _writers(db)
+    write = db.manifest.access.to_manifest().get("write", [])
+    return [
+        {"user": did, "rights": [{"right": "write", "scope": None}], "devices": []}
+        for did in sorted(write)
+    ]
+
+
 def _device_json(device: str, state: DeviceState) -> dict[str, Any]:
     ops = sorted(map(str, state.ops))
     return {
