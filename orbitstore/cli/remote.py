@@ -25,7 +25,7 @@ from orbitstore import errors
 from orbitstore.cli.apifile import RunningApi
 from orbitstore.cli.attachments import REMOTE_HANDLERS as REMOTE_ATTACHMENTS
 from orbitstore.cli.output import Output, parse_object, parse_value, render, shown_info
-from orbitstore.cli.sync_view import TerminalBars, Waiter, sync_state
+from orbitstore.cli.sync_view import TerminalBars, Waiter, refusals, sync_state
 from orbitstore.core import dagjson
 from orbitstore.errors import OrbitstoreError
 
@@ -450,9 +450,11 @@ def sync_status(client: Client, args: argparse.Namespace, out: Output) -> None:
     for status in statuses:
         state = sync_state(status)
         name = status["name"] or status["address"]
+        refused = refusals(status)
         out.emit(
-            f"{name}: {state}",
+            f"{name}: {state}" + "".join(f"\n  refused {r}" for r in refused),
             {
+                "refused": refused,
                 "name": name,
                 "address": status["address"],
                 "state": state,

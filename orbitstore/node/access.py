@@ -177,6 +177,18 @@ def writers_of(db: Database) -> list[dict[str, Any]]:
     ]
 
 
+def principal_of(db: Database, writer: str) -> dict[str, str]:
+    """``{"user": ..., "device": ...}`` for a writer that is (or was) a linked device
+    of a user in ``db``; ``{"user": writer}`` for any other writer (sync status names
+    who a refused write or identity belongs to)."""
+    caps = db.log.capabilities
+    if caps is not None:
+        for user, devices in caps.graph.device_states().items():
+            if writer in devices:
+                return {"user": user, "device": writer}
+    return {"user": writer}
+
+
 def _device_json(device: str, state: DeviceState) -> dict[str, Any]:
     ops = sorted(map(str, state.ops))
     return {
