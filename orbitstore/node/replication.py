@@ -404,8 +404,11 @@ class Replication:
         result = await db.receive_entries(entries, all_or_nothing=True)
         if result.rejected:
             first = result.rejected[0]
-            writer = first.error.details.get("writer")
+            details = first.error.details
+            writer = details.get("writer")
             who = principal_of(db, writer) if isinstance(writer, str) else {}
+            if isinstance(details.get("user"), str) and isinstance(details.get("device"), str):
+                who = {"user": str(details["user"]), "device": str(details["device"])}
             by = ""
             if "device" in who:
                 by = f" (by device {who['device']} of user {who['user']})"
