@@ -134,6 +134,9 @@ def test_info_shows_users_with_devices_directly(
     assert f"  {setup['user']} (owner)" in text
     assert f"    device {PHONE.id} unlinked since {utc(setup['unlinked_since'])}" in text
     assert f"    device {setup['laptop']} linked since {utc(setup['linked_since'])}" in text
+    [row] = cli.lines("devices", "ls", "notes")[2:]
+    assert row.split()[:3] == [setup["user"], "owner", "1"]  # one device linked now
+    assert row.endswith(f"{setup['laptop']}, {PHONE.id} (unlinked)")
 
 
 def test_create_private_directly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
