@@ -144,7 +144,7 @@ def _members(db: Database) -> dict[str, list[Right]]:
 
 def _writers(db: Database) -> list[dict[str, Any]]:
     """Members as users with their devices: ``[{user, rights, devices: [...]}]``, each
-    device ``{device, linked, since, links}`` (``since``: ms, see docs/identity.md)."""
+    device ``{device, linked, since, links, unlinks}`` (see :meth:`writers`)."""
     caps = _caps(db)
     graph = caps.graph
     rights: dict[str, list[dict[str, Any]]] = {caps.owner: [{"right": "owner", "scope": None}]}
