@@ -72,6 +72,9 @@ async def test_two_devices_of_one_user_write_as_the_user_and_a_lost_one_is_unlin
         rows = a.writers()
         assert rows[0]["user"] == user
         assert {d["device"] for d in rows[0]["devices"]} == {LAPTOP.id, PHONE.id}
+        assert all(d["linked"] and d["links"] and not d["unlinks"] for d in rows[0]["devices"])
+        phone_since = next(d for d in rows[0]["devices"] if d["device"] == PHONE.id)["since"]
+        assert phone_since == phone.device.delegation.issued  # type: ignore[union-attr]
 
         # The phone is lost. It writes on old heads, concurrently with the unlinking.
         stale = [b.get_entry(h) for h in b.heads]
@@ -84,6 +87,11 @@ async def test_two_devices_of_one_user_write_as_the_user_and_a_lost_one_is_unlin
         assert a.get("phone") == 1  # before it: kept
         assert a.devices() == {user: [LAPTOP.id]}
         assert not a.is_member(PHONE.id) and a.is_member(LAPTOP.id)
+        # writers() still shows the phone, unlinked, since the unlinking's issue time.
+        devices = {d["device"]: d for d in a.writers()[0]["devices"]}
+        assert devices[LAPTOP.id]["linked"] and not devices[PHONE.id]["linked"]
+        assert devices[PHONE.id]["since"] == statement.issued
+        assert devices[PHONE.id]["links"] == [] and len(devices[PHONE.id]["unlinks"]) == 1
         await a.put("after", "laptop")  # the user's other device keeps writing
         # After it: refused on the thief's own node once it knows, and everywhere.
         await sync(a, b)

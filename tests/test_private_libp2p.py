@@ -20,6 +20,7 @@ from orbitstore.core.privacy import ReadSpec
 from orbitstore.errors import AccessDeniedError, NotFoundError
 from orbitstore.net.libp2p_config import Libp2pConfig
 from orbitstore.node.privacy import PublicBlocks
+from orbitstore.node.sync_status import SyncProgress
 from orbitstore.storage.memory import MemoryBlockStore
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
@@ -67,13 +68,23 @@ async def test_member_served_and_non_member_refused(tmp_path: Path) -> None:
             m.store.blocks.put(team.cid, team.manifest.to_block()[1])
             mine = await m.open(team.address, type="feed")
             assert m.replication is not None
+            assert a.replication is not None
             with trio.fail_after(30):
-                async with m.replication.subscribe_progress() as events:
-                    m.replication.request_sync(mine, a.replication.peer_id)  # type: ignore[union-attr]
+                async with (
+                    a.replication.subscribe_progress() as refused,
+                    m.replication.subscribe_progress() as events,
+                ):
+                    m.replication.request_sync(mine, a.replication.peer_id)
                     while True:
                         event = await events.receive()
                         if getattr(event, "kind", None) == "failed":
                             break
+                    while True:  # Alice's side names who she refused
+                        seen = await refused.receive()
+                        if getattr(seen, "kind", None) == "failed":
+                            break
+            assert isinstance(seen, SyncProgress) and seen.failure is not None
+            assert seen.failure.user == MALLORY.id
             (status,) = m.replication.statistics().databases
             (peer,) = status.peers
             assert peer.last_failure is not None

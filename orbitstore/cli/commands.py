@@ -12,11 +12,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from orbitstore.cli.output import Output, entry_dict, jsonable, parse_object, parse_value, render
+from orbitstore.cli.output import (
+    Output,
+    entry_dict,
+    jsonable,
+    parse_object,
+    parse_value,
+    render,
+    shown_info,
+)
 from orbitstore.cli.typed import open_as, open_existing
 from orbitstore.core.manifest import is_address
 from orbitstore.errors import InvalidValueError, NotFoundError, UsageError
 from orbitstore.node import Counter, Documents, open_node
+from orbitstore.node.access import writers_of
 from orbitstore.node.database import Database
 from orbitstore.node.feed import Feed
 from orbitstore.node.keyvalue import KeyValue
@@ -84,6 +93,8 @@ async def cmd_ls(args: argparse.Namespace, home: Path, out: Output) -> int:
 async def cmd_create(args: argparse.Namespace, home: Path, out: Output) -> int:
     if is_address(args.name):
         raise UsageError("a new database needs a local name, not an address")
+    if args.replica and not args.private:
+        raise UsageError("--replica names who may hold a --private database")
     meta = parse_object(args.meta, "--meta") if args.meta is not None else None
     async with open_node(home) as node:
         try:
@@ -96,7 +107,13 @@ async def cmd_create(args: argparse.Namespace, home: Path, out: Output) -> int:
                 f" ({existing.address})"
             )
         db = await node.open(
-            args.name, type=args.type, write=args.write, meta=meta, access=args.access
+            args.name,
+            type=args.type,
+            write=args.write,
+            meta=meta,
+            access=args.access,
+            private=args.private,
+            replicas=args.replica,
         )
         writers = db.manifest.access.to_manifest().get("write", [])
         out.emit(
@@ -109,7 +126,7 @@ async def cmd_create(args: argparse.Namespace, home: Path, out: Output) -> int:
 async def cmd_info(args: argparse.Namespace, home: Path, out: Output) -> int:
     async with open_node(home) as node:
         db = await open_existing(node, args.name)
-        out.record(_info(db))
+        out.record(shown_info(_info(db), out))
     return 0
 
 
@@ -123,6 +140,7 @@ def _info(db: Database) -> dict[str, Any]:
         "heads": sorted(str(h) for h in db.heads),
         "access": access.get("type", "?"),
         "writers": access.get("write", []),
+        "users": writers_of(db),
     }
     if db.manifest.meta:
         info["meta"] = jsonable(db.manifest.meta)

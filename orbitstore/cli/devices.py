@@ -116,8 +116,10 @@ async def cmd_ls(args: argparse.Namespace, home: Path, out: Any) -> int:
             rights = ", ".join(
                 r["right"] + ("" if r["scope"] is None else f" {r['scope']!r}") for r in w["rights"]
             )
-            devices = [d["device"] for d in w["devices"]]
-            rows.append((w["user"], rights or "-", len(devices), ", ".join(devices) or "-"))
+            devices = [d["device"] for d in w["devices"] if d["linked"]]
+            unlinked = [f"{d['device']} (unlinked)" for d in w["devices"] if not d["linked"]]
+            shown = ", ".join(devices + unlinked) or "-"
+            rows.append((w["user"], rights or "-", len(devices), shown))
         if out.json:
             for w in db.writers():
                 out.emit("", w)

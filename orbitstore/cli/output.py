@@ -128,6 +128,38 @@ def sort_spec(specs: list[str] | None) -> list[tuple[str, int]]:
     return out
 
 
+def writer_lines(writers: Iterable[dict[str, Any]]) -> list[str]:
+    """``info``'s writers as users with their devices, one text item per user:
+    ``<user> (<rights>)`` then one indented line per device, linked or unlinked since
+    when (UTC)."""
+    lines = []
+    for w in writers:
+        rights = ", ".join(
+            r["right"] + ("" if r["scope"] is None else f" {r['scope']!r}") for r in w["rights"]
+        )
+        text = f"{w['user']} ({rights or 'no rights'})"
+        for d in w["devices"]:
+            state = "linked" if d["linked"] else "unlinked"
+            text += f"\n    device {d['device']} {state} since {utc(d['since'])}"
+        lines.append(text)
+    return lines
+
+
+def shown_info(info: dict[str, Any], out: Output) -> dict[str, Any]:
+    """``info``'s record as printed: in text, ``users`` as :func:`writer_lines`."""
+    if out.json or "users" not in info:
+        return info
+    return {**info, "users": writer_lines(info["users"])}
+
+
+def utc(ms: int) -> str:
+    """Milliseconds since the epoch as ``YYYY-MM-DD HH:MM:SS UTC``."""
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def entry_dict(e: Entry) -> dict[str, Any]:
     return {
         "cid": str(e.cid),

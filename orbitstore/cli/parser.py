@@ -104,6 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help='type options as a JSON object, e.g. \'{"indexes": ["age"]}\' for documents',
     )
+    create.add_argument(
+        "--private",
+        action="store_true",
+        help="readable by its members only: served only to peers that prove a member"
+        " (or --replica) identity, never gossiped",
+    )
+    create.add_argument(
+        "--replica",
+        action="append",
+        metavar="ID",
+        help="with --private: an identity (did:key) allowed to hold and serve the database"
+        " without writing, e.g. a pinning node; repeat for several",
+    )
     create.set_defaults(handler="create")
 
     info = sub.add_parser("info", help="type, address, entries, heads, writers, statistics")

@@ -24,8 +24,8 @@ from urllib.parse import quote, urlencode, urlsplit
 from orbitstore import errors
 from orbitstore.cli.apifile import RunningApi
 from orbitstore.cli.attachments import REMOTE_HANDLERS as REMOTE_ATTACHMENTS
-from orbitstore.cli.output import Output, parse_object, parse_value, render
-from orbitstore.cli.sync_view import TerminalBars, Waiter, sync_state
+from orbitstore.cli.output import Output, parse_object, parse_value, render, shown_info
+from orbitstore.cli.sync_view import TerminalBars, Waiter, refusals, sync_state
 from orbitstore.core import dagjson
 from orbitstore.errors import OrbitstoreError
 
@@ -349,11 +349,17 @@ def ls(client: Client, args: argparse.Namespace, out: Output) -> None:
 def create(client: Client, args: argparse.Namespace, out: Output) -> None:
     if args.name.startswith("/orbitstore/"):
         raise errors.UsageError("a new database needs a local name, not an address")
+    if args.replica and not args.private:
+        raise errors.UsageError("--replica names who may hold a --private database")
     body: dict[str, Any] = {"name": args.name, "type": args.type, "access": args.access}
     if args.write:
         body["write"] = args.write
     if args.meta is not None:
         body["meta"] = json.loads(dagjson.to_json(parse_object(args.meta, "--meta")))
+    if args.private:
+        body["private"] = True
+    if args.replica is not None:
+        body["replicas"] = args.replica
     names = {d.get("name"): d for d in client.call("GET", "/v1/databases")["databases"]}
     if args.name in names:
         existing = names[args.name]
@@ -405,13 +411,14 @@ def info(client: Client, args: argparse.Namespace, out: Output) -> None:
         "heads": got["heads"],
         "access": access.get("type", "?"),
         "writers": access.get("write", []),
+        "users": got.get("writers", []),
     }
     if got.get("meta"):
         shown["meta"] = got["meta"]
     stats = {k: got[k] for k in ("count", "indexes", "id_field", "value") if k in got}
     stats.update(got.get("ydoc") or {})
     shown["statistics"] = stats
-    out.record(shown)
+    out.record(shown_info(shown, out))
 
 
 def peers(client: Client, args: argparse.Namespace, out: Output) -> None:
@@ -443,9 +450,11 @@ def sync_status(client: Client, args: argparse.Namespace, out: Output) -> None:
     for status in statuses:
         state = sync_state(status)
         name = status["name"] or status["address"]
+        refused = refusals(status)
         out.emit(
-            f"{name}: {state}",
+            f"{name}: {state}" + "".join(f"\n  refused {r}" for r in refused),
             {
+                "refused": refused,
                 "name": name,
                 "address": status["address"],
                 "state": state,

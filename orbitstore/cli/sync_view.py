@@ -48,6 +48,20 @@ def sync_state(status: dict[str, Any]) -> str:
     return f"syncing with {n} peer{'s' if n != 1 else ''}"
 
 
+def refusals(status: dict[str, Any]) -> list[str]:
+    """The peers' last failures that name a user (a refused write or identity):
+    ``<peer>: <code> by device <D> of user <U>`` (or ``by <U>``)."""
+    out = []
+    for p in status["peers"]:
+        failure = p.get("last_failure") or {}
+        if failure.get("user"):
+            who = failure["user"]
+            if failure.get("device"):
+                who = f"device {failure['device']} of user {who}"
+            out.append(f"{p['peer']}: {failure['code']} by {who}")
+    return out
+
+
 def outstanding(status: dict[str, Any]) -> int:
     """Heads announced and not held, plus parents our entries wait for."""
     return int(status["missing"]) + int(status["needed"])

@@ -79,7 +79,7 @@ from orbitstore.core.acl_ops import (
     parse_acl_payload,
 )
 from orbitstore.core.cid import Cid
-from orbitstore.core.device_links import NO_LINKS, SELF, DeviceLinks, OpNode
+from orbitstore.core.device_links import NO_LINKS, SELF, DeviceLinks, DeviceState, OpNode
 from orbitstore.core.order import OrderKey
 
 __all__ = [
@@ -311,6 +311,12 @@ class AccessGraph:
         ignoring expiry."""
         valid = self._evaluated().valid
         return self._devices.linked(valid, valid if past is None else past)
+
+    def device_states(self, past: int | None = None) -> dict[str, dict[str, DeviceState]]:
+        """``{user: {device: state}}``: every device linked to a user now (or in
+        ``past``), linked still or unlinked, and since when (ignoring expiry)."""
+        valid = self._evaluated().valid
+        return self._devices.states(valid, valid if past is None else past)
 
     def _retracted(
         self, valid: int, groups: frozenset[int], in_past_of: Callable[[int], bool]

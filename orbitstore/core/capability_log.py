@@ -213,8 +213,11 @@ class CapabilityLog:
         if entry.writer != self.owner and not self.graph.admissible(
             entry.writer, self.mask(frontier), acl
         ):
+            # Name the user a device claims, where its own link op says so.
+            who = {"user": acl.user, "device": entry.writer} if acl and acl.op == "link" else {}
             return AccessDeniedError(
                 f"{entry.writer} was granted no right in this entry's causal past",
+                **who,
                 writer=entry.writer,
                 right="write" if acl is None else ("invite" if acl.op == "redeem" else "admin"),
                 scope=None,

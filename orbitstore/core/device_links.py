@@ -45,6 +45,17 @@ class Acting:
 SELF: Final = Acting("", NO_LINKS, False)
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """A device of a user in some past: linked (through ``ops``, its link ops) or
+    unlinked (``ops``: the unlinkings that killed its links); ``since``: the issue time
+    (ms, signed by the root) of its earliest live delegation, or of its last unlinking."""
+
+    linked: bool
+    since: int
+    ops: frozenset[Cid]
+
+
 class DeviceLinks:
     """The link and unlink ops of one access graph (see the module docstring)."""
 
@@ -177,6 +188,34 @@ class DeviceLinks:
                     self._ops[li].cid for li in acting.links
                 )
         return out
+
+    def states(self, valid: int, mask: int) -> dict[str, dict[str, DeviceState]]:
+        """``{user: {device: state}}`` of every device a valid link op in ``mask`` links:
+        linked now, or unlinked (every link killed), with since when (root-signed ms)."""
+        out: dict[str, dict[str, DeviceState]] = {}
+        for device, links in self._links.items():
+            held = [li for li in links if (valid & mask) >> li & 1]
+            if not held:
+                continue
+            acting = self._compute(valid & mask, device, links)
+            user = self._ops[held[0]].op.user
+            assert user is not None
+            if acting.links:
+                since = min(self._ops[li].op.delegation.issued for li in acting.links)
+                state = DeviceState(
+                    True, since, frozenset(self._ops[li].cid for li in acting.links)
+                )
+            else:
+                killers = self.killers(valid & mask, frozenset(held))
+                since = max(self._unlink_issued(v) for v in killers)
+                state = DeviceState(False, since, frozenset(self._ops[v].cid for v in killers))
+            out.setdefault(user, {})[device] = state
+        return out
+
+    def _unlink_issued(self, v: int) -> int:
+        statement = self._ops[v].op.statement
+        assert statement is not None
+        return statement.issued
 
     def link_clocks(self, device: str) -> list[int]:
         return [self._ops[li].order[0] for li in self._links.get(device, ())]

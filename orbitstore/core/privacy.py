@@ -71,6 +71,10 @@ class ReadSpec:
     def of(cls, replicas: Iterable[str] = ()) -> ReadSpec:
         if isinstance(replicas, str):
             raise InvalidValueError("replicas is a list of did:key ids, not one string")
+        replicas = list(replicas)
+        for did in replicas:
+            if not isinstance(did, str):
+                raise InvalidValueError(f"a replica is a did:key id, not {did!r:.80}")
         return cls(replicas=frozenset(replicas))
 
     def to_meta(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orbitstore.core.capabilities import AclOp, parse_acl_payload
 from orbitstore.core.capability_log import CapabilityLog
+from orbitstore.core.device_links import DeviceState
 from orbitstore.core.devices import Delegation, Unlink
 from orbitstore.core.entry import NONCE_LENGTH, Entry
 from orbitstore.core.identity import Identity, b58decode, b58encode
@@ -142,28 +143,61 @@ def _members(db: Database) -> dict[str, list[Right]]:
 
 
 def _writers(db: Database) -> list[dict[str, Any]]:
-    """Members as users with their devices: ``[{user, rights, devices: [...]}]``."""
+    """Members as users with their devices: ``[{user, rights, devices: [...]}]``, each
+    device ``{device, linked, since, links, unlinks}`` (see :meth:`writers`)."""
     caps = _caps(db)
     graph = caps.graph
     rights: dict[str, list[dict[str, Any]]] = {caps.owner: [{"right": "owner", "scope": None}]}
     for did, right, scope in graph.state():
         if right != "invite":
             rights.setdefault(did, []).append({"right": right, "scope": scope})
-    linked = graph.linked()
+    states = graph.device_states()
     out = []
-    for user in sorted(set(rights) | set(linked)):
-        devices = linked.get(user, {})
+    for user in sorted(set(rights) | set(states)):
+        devices = states.get(user, {})
         out.append(
             {
                 "user": user,
                 "rights": rights.get(user, []),
-                "devices": [
-                    {"device": d, "links": sorted(map(str, cids))}
-                    for d, cids in sorted(devices.items())
-                ],
+                "devices": [_device_json(d, state) for d, state in sorted(devices.items())],
             }
         )
     return out
+
+
+def writers_of(db: Database) -> list[dict[str, Any]]:
+    """Who may write ``db``, as users with their devices: ``db.writers()`` under
+    capabilities access; a static database's writers, each a user with no devices."""
+    if db.log.capabilities is not None:
+        return _writers(db)
+    write = db.manifest.access.to_manifest().get("write", [])
+    return [
+        {"user": did, "rights": [{"right": "write", "scope": None}], "devices": []}
+        for did in sorted(write)
+    ]
+
+
+def principal_of(db: Database, writer: str) -> dict[str, str]:
+    """``{"user": ..., "device": ...}`` for a writer that is (or was) a linked device
+    of a user in ``db``; ``{"user": writer}`` for any other writer (sync status names
+    who a refused write or identity belongs to)."""
+    caps = db.log.capabilities
+    if caps is not None:
+        for user, devices in caps.graph.device_states().items():
+            if writer in devices:
+                return {"user": user, "device": writer}
+    return {"user": writer}
+
+
+def _device_json(device: str, state: DeviceState) -> dict[str, Any]:
+    ops = sorted(map(str, state.ops))
+    return {
+        "device": device,
+        "linked": state.linked,
+        "since": state.since,
+        "links": ops if state.linked else [],
+        "unlinks": [] if state.linked else ops,
+    }
 
 
 def _link_payloads(db: Database, payloads: Iterable[Any]) -> Iterable[Any]:
@@ -347,7 +381,9 @@ class AccessMethods:
 
     def writers(self) -> list[dict[str, Any]]:
         """Members as users with their devices: ``[{user, rights, devices}]``, each
-        device with the link ops that link it now (JSON-friendly)."""
+        device ``{device, linked, since, links, unlinks}`` — linked now (through the
+        ``links`` ops) or unlinked (by the ``unlinks`` ops), ``since`` the root-signed
+        time in ms of its delegation or unlinking (JSON-friendly)."""
         return _writers(self._db())
 
     def devices(self) -> dict[str, list[str]]:

@@ -485,7 +485,7 @@ def _new_read_spec(
     try:
         return privacy.ReadSpec.of(replicas or ()).to_meta()
     except InvalidValueError as exc:
-        raise UsageError(f"private database: {exc.message}") from exc
+        raise InvalidValueError(f"private database: {exc.message}") from exc
 
 
 def _read_spec(manifest: Manifest) -> privacy.ReadSpec | None:

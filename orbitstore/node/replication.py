@@ -54,6 +54,7 @@ from orbitstore.errors import (
     UsageError,
 )
 from orbitstore.net.transport import PeerId, Stream, Transport
+from orbitstore.node.access import principal_of
 from orbitstore.node.announcer import TOPIC_PREFIX, Announcements, topic_for
 from orbitstore.node.awareness import AwarenessRelay
 from orbitstore.node.config import ReplicationConfig
@@ -403,7 +404,21 @@ class Replication:
         result = await db.receive_entries(entries, all_or_nothing=True)
         if result.rejected:
             first = result.rejected[0]
-            raise ProtocolError(f"peer sent an invalid entry {first.cid}: {first.error}")
+            details = first.error.details
+            writer = details.get("writer")
+            who = principal_of(db, writer) if isinstance(writer, str) else {}
+            if isinstance(details.get("user"), str) and isinstance(details.get("device"), str):
+                who = {"user": str(details["user"]), "device": str(details["device"])}
+            by = ""
+            if "device" in who:
+                by = f" (by device {who['device']} of user {who['user']})"
+            elif who:
+                by = f" (by {who['user']})"
+            raise ProtocolError(
+                f"peer sent an invalid entry {first.cid}{by}: {first.error}",
+                rejected=first.error.code,
+                **who,
+            )
         record = st.peer(peer)
         record.entries_received += len(entries)
         record.bytes_received += size

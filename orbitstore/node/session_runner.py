@@ -38,6 +38,7 @@ from orbitstore.errors import (
     ServeLimitError,
 )
 from orbitstore.net.transport import PeerId, Stream
+from orbitstore.node.access import principal_of
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.session_auth import authenticate
 from orbitstore.node.sync_status import DbState, SyncProgress
@@ -175,6 +176,9 @@ class SessionRunner:
                 raise ClosedError("the database was closed during the reader proof")
         except OrbitstoreError as exc:
             if isinstance(exc, AccessDeniedError):
+                identity = exc.details.get("identity")
+                if isinstance(identity, str):  # the peer proved an identity we refuse
+                    exc.details.update(principal_of(st.database, identity))
                 logger.info("private %s with %s: %s", st.database.address, self.peer, exc)
                 record = st.peer(self.peer)
                 record.heard, record.has_db = True, False  # nothing to wait for from it

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
 from orbitstore.errors import NotFoundError, WrongDatabaseTypeError
+from orbitstore.node.access import writers_of
 from orbitstore.node.counter import Counter
 from orbitstore.node.database import Database
 from orbitstore.node.documents import Documents
@@ -82,6 +83,11 @@ class Handles:
         return db
 
 
+def writers_json(db: Database) -> list[dict[str, Any]]:
+    """Who may write ``db``, as users with their devices (:func:`writers_of`)."""
+    return writers_of(db)
+
+
 def database_info(db: Database) -> dict[str, Any]:
     """What ``GET /v1/databases/<db>`` answers."""
     m = db.manifest
@@ -95,6 +101,7 @@ def database_info(db: Database) -> dict[str, Any]:
         "heads": sorted(str(h) for h in db.heads),
         "last_seq": db.last_seq,
         "open": not db.closed,
+        "writers": writers_json(db),
     }
     if isinstance(db, KeyValue | Documents | Feed):
         info["count"] = db.count()

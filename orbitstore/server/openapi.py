@@ -143,6 +143,13 @@ _OPERATIONS: list[tuple[str, str, str, list[dict[str, Any]], dict[str, Any] | No
         _q("ops"),
         None,
     ),
+    (
+        "get",
+        "/v1/databases/{db}/writers",
+        "Writers as users with their devices (linked or unlinked, since when)",
+        [],
+        None,
+    ),
     ("post", "/v1/databases/{db}/members", "Grant {did, right, scope}", [], _JSON_BODY),
     ("post", "/v1/databases/{db}/members/revoke", "Revoke {did, right, scope}", [], _JSON_BODY),
     ("post", "/v1/databases/{db}/invites", "A one-time invite link {scope}", [], _JSON_BODY),

@@ -58,7 +58,8 @@ async def list_databases(request: Request) -> Response:
 
 async def open_database(request: Request) -> Response:
     """``{"name": ..., "type": ..., "write": [...], "meta": {...}}`` creates or opens by
-    local name; ``{"address": "/orbitstore/<cid>"}`` opens by address (asking peers for
+    local name (``"private": true`` and ``"replicas": [did, ...]`` make a new one
+    private); ``{"address": "/orbitstore/<cid>"}`` opens by address (asking peers for
     the manifest when this node lacks it)."""
     api = context(request)
     body = await json_object(request, api.config.max_body_bytes)
@@ -75,6 +76,8 @@ async def open_database(request: Request) -> Response:
     kind = field(body, "type", str, default=None)
     access = field(body, "access", str, default="static")
     encrypted = field(body, "encrypted", bool, default=False)
+    private = field(body, "private", bool, default=False)
+    replicas = field(body, "replicas", list, default=None)
     if kind is None:
         try:
             kind = api.node.manifest(ref).type
@@ -84,7 +87,14 @@ async def open_database(request: Request) -> Response:
         db = await api.node.open(ref, type=await _type_from_peers(api, ref))
     else:
         db = await api.node.open(
-            ref, type=kind, write=write, meta=meta, access=access, encrypted=encrypted
+            ref,
+            type=kind,
+            write=write,
+            meta=meta,
+            access=access,
+            encrypted=encrypted,
+            private=private,
+            replicas=replicas,
         )
     api.handles.remember(db.name if name is not None else ref, db)
     return JSONResponse(database_info(db))

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from orbitstore.core.entry import Entry
 from orbitstore.node.access import Right
 from orbitstore.server.context import context, float_param
-from orbitstore.server.handles import database_info
+from orbitstore.server.handles import database_info, writers_json
 from orbitstore.server.responses import JSONResponse, field, json_object
 
 # How long ``POST /v1/redeem`` waits for the invite's grant to replicate, by default.
@@ -44,6 +44,12 @@ async def list_members(request: Request) -> Response:
     if request.query_params.get("ops", "").lower() in ("1", "true", "yes"):
         out["ops"] = state["ops"]
     return JSONResponse(out)
+
+
+async def list_writers(request: Request) -> Response:
+    """Who may write, as users with their devices (linked or unlinked, since when)."""
+    db = await context(request).handles.get(request.path_params["db"])
+    return JSONResponse({"address": db.address, "writers": writers_json(db)})
 
 
 def _right(body: dict[str, Any]) -> tuple[str, str, str | None]:
@@ -107,6 +113,7 @@ def routes() -> list[BaseRoute]:
     db = "/v1/databases/{db}"
     return [
         Route(db + "/members", list_members, methods=["GET"]),
+        Route(db + "/writers", list_writers, methods=["GET"]),
         Route(db + "/members", grant, methods=["POST"]),
         Route(db + "/members/revoke", revoke, methods=["POST"]),
         Route(db + "/invites", create_invite, methods=["POST"]),

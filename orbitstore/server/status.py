@@ -6,6 +6,7 @@ from typing import Any
 
 from orbitstore.node.database import Database
 from orbitstore.node.node import Node
+from orbitstore.sync.peers import SyncFailure
 
 
 def node_status(node: Node) -> dict[str, Any]:
@@ -52,6 +53,7 @@ def database_status(node: Node, database: Database) -> dict[str, Any]:
                     "syncing": p.syncing,
                     "has_database": p.has_database,
                     "last_error": p.last_error,
+                    "last_failure": _failure_json(p.last_failure),
                 }
             )
     return {
@@ -63,4 +65,17 @@ def database_status(node: Node, database: Database) -> dict[str, Any]:
         "needed": mine.needed if mine is not None else 0,
         "synced": mine.synced if mine is not None else False,
         "peers": peers,
+    }
+
+
+def _failure_json(failure: SyncFailure | None) -> dict[str, Any] | None:
+    """The last failure, typed: ``code``, ``message`` and, for a refused write or
+    identity, the ``user`` and ``device`` it belongs to where one is known."""
+    if failure is None:
+        return None
+    return {
+        "code": failure.code,
+        "message": failure.message,
+        "user": failure.user,
+        "device": failure.device,
     }

@@ -47,14 +47,23 @@ class SyncFailure:
     """Its stable code (``protocol``, ``serve_limit``, ... or ``internal`` for an
     exception we did not expect)."""
     message: str = ""
+    user: str | None = None
+    """The user whose write (or identity) was refused, where one is known."""
+    device: str | None = None
+    """The device key that signed it, when the writer is a device of ``user``."""
 
     @classmethod
     def of(cls, exc: BaseException, *, code: str | None = None) -> SyncFailure:
         found = getattr(exc, "code", None)
+        details = getattr(exc, "details", None)
+        details = details if isinstance(details, dict) else {}
+        user, device = details.get("user"), details.get("device")
         return cls(
             error=type(exc).__name__,
             code=code or (found if isinstance(found, str) else "internal"),
             message=str(exc)[:1024],
+            user=user if isinstance(user, str) else None,
+            device=device if isinstance(device, str) else None,
         )
 
     def __str__(self) -> str:
