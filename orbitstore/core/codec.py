@@ -19,6 +19,7 @@ The data model: ``None``, ``bool``, ``int`` (-2**64 .. 2**64-1), ``float`` (fini
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
 import cbrrr
@@ -119,7 +120,13 @@ def encode_checked(value: Value) -> bytes:
         raise InvalidValueError(f"value cannot be encoded as DAG-CBOR: {exc}") from exc
 
 
-def decode(data: bytes, *, max_depth: int = MAX_DEPTH, check_nesting: bool = True) -> Value:
+def decode(
+    data: bytes,
+    *,
+    max_depth: int = MAX_DEPTH,
+    check_nesting: bool = True,
+    cid_ctor: Callable[[bytes], Cid] = Cid,
+) -> Value:
     """Decode canonical DAG-CBOR, or raise DecodeError.
 
     Lists and maps may nest at most ``max_depth`` levels, counting the outermost one; the
@@ -128,10 +135,13 @@ def decode(data: bytes, *, max_depth: int = MAX_DEPTH, check_nesting: bool = Tru
     ``MAX_DEPTH`` levels inside the entry map.
 
     ``check_nesting=False`` skips the walk: only for bytes this node itself checked
-    before it stored them (never for anything from a peer, a file or a caller)."""
+    before it stored them (never for anything from a peer, a file or a caller).
+
+    ``cid_ctor`` makes each link from its bytes (a :class:`Cid`, or an error): e.g. a
+    :class:`LinkCache` lookup, which shares one object per distinct link."""
     data = bytes(data)
     try:
-        value = cbrrr.decode_dag_cbor(data, cid_ctor=Cid)
+        value = cbrrr.decode_dag_cbor(data, cid_ctor=cid_ctor)
     except InvalidCidError as exc:
         raise DecodeError(f"malformed CID link: {exc}") from exc
     except (cbrrr.CbrrrDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
@@ -140,6 +150,19 @@ def decode(data: bytes, *, max_depth: int = MAX_DEPTH, check_nesting: bool = Tru
     if check_nesting and len(data) > max_depth and not _decoded_within_depth(value, max_depth):
         raise DecodeError(f"value nests deeper than {max_depth} levels")
     return value
+
+
+class LinkCache(dict[bytes, Cid]):
+    """CIDs by their bytes, made on first use: decoding many blocks that link each other
+    (a log's entries: every entry names its database and its parents) with
+    ``cid_ctor=cache.__getitem__`` builds and checks each distinct link once, and every
+    mention of it is the same object (set and dict lookups then match by identity)."""
+
+    __slots__ = ()
+
+    def __missing__(self, raw: bytes) -> Cid:
+        cid = self[raw] = Cid(raw)  # InvalidCidError for malformed bytes, as without it
+        return cid
 
 
 def describe(value: object) -> str:

@@ -206,10 +206,20 @@ class Entry:
         return cls._verify(cid, block, fields, limits)
 
     @classmethod
-    def from_trusted_block(cls, cid: Cid, block: bytes) -> Entry:
-        """Decode a block our own store verified before it stored it (no signature check)."""
+    def from_trusted_block(
+        cls, cid: Cid, block: bytes, *, links: codec.LinkCache | None = None
+    ) -> Entry:
+        """Decode a block our own store verified before it stored it (no signature check).
+
+        ``links``: a cache shared by the blocks of one read of a log, so that a link to an
+        entry already decoded (its ``cid`` is recorded there) or to the database is the
+        same :class:`Cid` object, built once."""
         try:
-            return cls._build(cid, block, codec.decode(block, check_nesting=False))
+            if links is None:
+                return cls._build(cid, block, codec.decode(block, check_nesting=False))
+            links[cid._bytes] = cid
+            fields = codec.decode(block, check_nesting=False, cid_ctor=links.__getitem__)
+            return cls._build(cid, block, fields)
         except (DecodeError, KeyError, TypeError) as exc:  # damaged on disk: not the peer's
             raise StorageCorruptedError(f"stored entry {cid} no longer decodes: {exc}") from exc
 

@@ -52,7 +52,8 @@ from typing import Any, Protocol, TypeAlias
 from orbitstore.core.access import AccessController
 from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
-from orbitstore.core.dag import walk_back
+from orbitstore.core.codec import LinkCache
+from orbitstore.core.dag import unknown_ancestors, walk_back
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
@@ -81,6 +82,18 @@ PayloadSealer: TypeAlias = Callable[[Any, int, Sequence[Cid], "bytes | None"], A
 # Entries held while their parents are missing. 100k entries of ~600 bytes is ~60 MB in
 # the worst case; a replica catching up receives parents first, so this rarely fills.
 DEFAULT_MAX_PENDING = 100_000
+
+# Lookups a traversal of past heads spends walking back from the current heads to what
+# their past lacks (:meth:`OpLog._past_by_exclusion`) before it scans for the rest.
+_EXCLUSION_WALK = 256
+
+# Links a streamed read of the whole log keeps for sharing (LinkCache): a parent is
+# nearly always among the entries just before its child.
+_LINKS_KEPT = 4096
+
+
+class _TooFar(Exception):
+    """The exclusion walk ran out of lookups."""
 
 
 class LogStore(Protocol):
@@ -448,18 +461,67 @@ class OpLog:
                 # instead of a lookup per entry (an announcement's inline walk).
                 heads = None
         if heads is None:
+            links = LinkCache()
             for cid, block in self._store.iter_entries(reverse=reverse, limit=limit):
-                yield Entry.from_trusted_block(cid, block)
+                if len(links) > _LINKS_KEPT:  # a long streamed read: keep the cache small
+                    links.clear()
+                yield Entry.from_trusted_block(cid, block, links=links)
             return
         if reverse and limit is not None:  # a few of the newest: walk back from the heads
             yield from self._walk_back(heads, limit)
             return
-        found = self._scan_back(heads)
-        if not reverse:
+        found = self._past_by_exclusion(heads)
+        if found is None:
+            found = self._scan_back(heads)
+            found.reverse()
+        if reverse:
             found.reverse()
         yield from found[:limit] if limit is not None else found
 
-    def _scan_back(self, heads: Iterable[Cid]) -> list[Entry]:
+    def _checked_clocks(self, heads: list[Cid]) -> dict[Cid, int]:
+        clocks = self._store.get_clocks(heads)
+        for cid in sorted(heads, key=bytes):
+            if cid not in clocks:
+                raise UsageError(f"{cid} is not an entry of this log")
+        return clocks
+
+    def _past_by_exclusion(self, heads: list[Cid]) -> list[Entry] | None:
+        """``heads`` and their ancestors, oldest first, found by what they lack: None
+        when that is more than a few entries (then :meth:`_scan_back` reads the others).
+
+        Every stored entry is an ancestor of the current heads, so the past of ``heads``
+        is the log minus the ancestors of the current heads that are not ancestors of
+        ``heads`` — for heads a few entries old (a query as of a recent state), a walk
+        back of a few lookups (:func:`~orbitstore.core.dag.unknown_ancestors`, given up
+        after :data:`_EXCLUSION_WALK` of them). The rest is one forward scan of the store
+        up to the largest head clock, each block decoded once, and its parents' links
+        are the very CID objects of the entries met before it (:class:`LinkCache`)."""
+        clocks = self._checked_clocks(heads)
+        if not clocks:
+            return []
+        budget = _EXCLUSION_WALK
+
+        def get(cid: Cid) -> Entry | None:
+            nonlocal budget
+            budget -= 1
+            if budget < 0:
+                raise _TooFar
+            return self.get(cid)
+
+        try:
+            excluded = {e.cid._bytes for e in unknown_ancestors(get, self._heads, clocks)}
+        except _TooFar:
+            return None
+        links = LinkCache()
+        found: list[Entry] = []
+        append = found.append
+        for cid, block in self._store.iter_entries(max_clock=max(clocks.values())):
+            if excluded and cid._bytes in excluded:
+                continue
+            append(Entry.from_trusted_block(cid, block, links=links))
+        return found
+
+    def _scan_back(self, heads: list[Cid]) -> list[Entry]:
         """``heads`` and their ancestors, newest first, in one reverse scan of the store.
 
         A parent always sorts before its children, so scanning the store newest first
@@ -467,20 +529,21 @@ class OpLog:
         children: a set of CIDs still wanted is enough, and only those entries are
         decoded. The scan stops when nothing is wanted any more. One sequential read
         instead of one lookup per ancestor (~10x less for a whole log)."""
-        wanted = set(heads)
-        clocks = self._store.get_clocks(wanted)
-        for cid in sorted(wanted, key=bytes):
-            if cid not in clocks:
-                raise UsageError(f"{cid} is not an entry of this log")
+        clocks = self._checked_clocks(heads)
+        wanted = {c._bytes for c in clocks}  # bytes: C-level hashing and comparing
         found: list[Entry] = []
         if not wanted:
             return found
+        links = LinkCache()
         for cid, block in self._store.iter_entries(reverse=True, max_clock=max(clocks.values())):
-            if cid in wanted:
-                wanted.discard(cid)
-                entry = Entry.from_trusted_block(cid, block)
+            raw = cid._bytes
+            if raw in wanted:
+                wanted.discard(raw)
+                # the object its children link (decoded first), so lookups match by identity
+                entry = Entry.from_trusted_block(links.get(raw, cid), block, links=links)
                 found.append(entry)
-                wanted.update(entry.next)  # all sort after this one: not met yet
+                for parent in entry.next:  # all sort after this one: not met yet
+                    wanted.add(parent._bytes)
                 if not wanted:
                     break
         return found

@@ -124,20 +124,21 @@ def fold_registers(
     register, the entry's last op on it — or None for an entry the view ignores."""
     registers: dict[K, list[Write]] = {}
     get = registers.get
+    pasts = ancestry._pasts  # ancestry.past(arrival), without a call per entry
     for arrival, entry in enumerate(entries, 1):
         writes = writes_of(entry)
         if not writes:
             continue
-        past = ancestry.past(arrival)
-        chain = len(past) == 1  # the whole past is one interval [low, arrival]
+        past = pasts[arrival]
+        low = past[0][0] if len(past) == 1 else 0  # a chain: the past is [low, arrival]
         for key, index, op in writes:
             new = Write(arrival, entry, index, op)
             found = get(key)
             if found is None:
                 registers[key] = [new]
-            elif chain and len(found) == 1:
+            elif low and len(found) == 1:
                 # rule M, the common case: the one member is in the past or is not
-                if found[0].arrival >= past[0][0]:
+                if found[0].arrival >= low:
                     found[0] = new
                 else:
                     found.append(new)
