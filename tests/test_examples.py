@@ -16,8 +16,8 @@ RUNS = [
     ("offline_todo.py", [], "both sides hold the same todos: True"),
     ("documents_quickstart.py", [], "ann"),
     ("keyvalue_and_feed.py", [], "users:"),
-    ("query_quickstart.py", [], ""),
-    ("ydoc_edit.py", [], ""),
+    ("query_demo.py", [], "live: [{'busy': 1}]"),
+    ("ydoc_edit.py", [], "same document on both nodes: True"),
     ("replication_demo.py", [], "heads equal: True"),
 ]
 
