@@ -47,6 +47,11 @@ def test_collab_editor_two_pages_on_its_two_nodes_edit_one_document(browser: Bro
         for page in pages:
             expect(page.locator("#notes-status")).to_have_text("connected")
         pages[0].locator("#notes-text").press_sequentially("one ")
+        # Page B types once A's words reached it: this test is about the example's two
+        # nodes; typing while the other's characters arrive is tests/e2e/
+        # test_console_two_nodes.py's (it can still interleave under load: see CHANGELOG).
+        expect(pages[1].locator("#notes-text")).to_have_value("one ")
+        pages[1].locator("#notes-text").press("End")
         pages[1].locator("#notes-text").press_sequentially("two ")
         for page in pages:
             expect(page.locator("#notes-text")).to_have_value(_both("one ", "two "))
