@@ -13,6 +13,12 @@ every database the node opens gets two background loops in the node's nursery:
   the replication service to sync with each. Every ``search_interval`` while the
   database is short of peers; the retry delay when the DHT knew nobody.
 
+The loops of a database end when its handle closes (they look before each DHT query)
+or at once when the database is dropped (:meth:`ProviderDiscovery.remove_address`);
+reopening it starts new loops for the new handle. A provider record already stored
+in the DHT cannot be withdrawn: it expires there (Kademlia republishes nothing for us
+once the loop has ended).
+
 Nothing here is needed for correctness: a peer reached by any other means (bootstrap,
 mDNS, an explicit ``connect``) replicates the same way.
 """
@@ -70,6 +76,8 @@ class DiscoveryStatistics:
 
 @dataclass(slots=True)
 class _Address:
+    database: Database
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     provided: bool = False
     providers: set[PeerId] = field(default_factory=set)
 
@@ -99,27 +107,60 @@ class ProviderDiscovery:
             await trio.sleep_forever()
 
     def add_database(self, database: Database) -> None:
-        """Start providing and searching for ``database`` (idempotent)."""
+        """Start providing and searching for ``database`` (idempotent for an open
+        handle; a new handle of a database whose old handle closed replaces it)."""
         address = database.address
-        if address in self._addresses or self._nursery is None:
+        if self._nursery is None:
             return
-        state = self._addresses[address] = _Address()
-        self._nursery.start_soon(self._provide_loop, address, state)
-        self._nursery.start_soon(self._search_loop, database, state)
+        existing = self._addresses.get(address)
+        if existing is not None:
+            if existing.database is database or not existing.database.closed:
+                return
+            self.remove_address(address)
+        state = self._addresses[address] = _Address(database)
+        self._nursery.start_soon(self._run_address, address, state)
+
+    def remove_address(self, address: str) -> None:
+        """Stop providing and searching for ``address`` now (its database was dropped)."""
+        state = self._addresses.pop(address, None)
+        if state is not None:
+            state.scope.cancel()
+
+    def _live(self) -> dict[str, _Address]:
+        closed = [a for a, s in self._addresses.items() if s.database.closed]
+        for address in closed:
+            self.remove_address(address)
+        return self._addresses
 
     def statistics(self) -> DiscoveryStatistics:
+        live = self._live()
         return DiscoveryStatistics(
-            provided=tuple(sorted(a for a, s in self._addresses.items() if s.provided)),
-            providers={a: tuple(sorted(s.providers)) for a, s in self._addresses.items()},
+            provided=tuple(sorted(a for a, s in live.items() if s.provided)),
+            providers={a: tuple(sorted(s.providers)) for a, s in live.items()},
             lookups=self._counts["lookups"],
             dials=self._counts["dials"],
             failed_dials=self._counts["failed"],
         )
 
+    async def _run_address(self, address: str, state: _Address) -> None:
+        with state.scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._provide_loop, address, state)
+                nursery.start_soon(self._search_loop, state.database, state)
+        if self._addresses.get(address) is state:  # ended by its handle closing
+            del self._addresses[address]
+
+    def _ended(self, state: _Address) -> bool:
+        """True (and the address's loops cancelled) once its handle has closed."""
+        if state.database.closed:
+            state.scope.cancel()
+            return True
+        return False
+
     async def _provide_loop(self, address: str, state: _Address) -> None:
         config = self._config
         delay = config.retry_delay
-        while True:
+        while not self._ended(state):
             ok = False
             try:
                 with trio.fail_after(config.query_timeout):
@@ -137,7 +178,7 @@ class ProviderDiscovery:
     async def _search_loop(self, database: Database, state: _Address) -> None:
         config = self._config
         delay = config.retry_delay
-        while True:
+        while not self._ended(state):
             connected = self._transport.connected_peers()
             if len(state.providers & connected) >= config.target_peers:
                 await trio.sleep(config.search_interval)
@@ -167,6 +208,8 @@ class ProviderDiscovery:
             peer = provider.peer_id
             if peer == me:
                 continue
+            if database.closed:
+                break
             state.providers.add(peer)
             if peer not in self._transport.connected_peers():
                 await self._dial(peer, provider.dial_addresses())

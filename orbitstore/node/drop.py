@@ -72,6 +72,8 @@ async def drop_database(node: Node, name_or_address: str) -> DropReport:
     open_now = [d for d in node.open_databases() if d.cid == db]
     for database in open_now:
         await database.close()
+    if node.discovery is not None:  # stop announcing it in the DHT now, not at the next wake
+        node.discovery.remove_address(format_address(db))
     async with node.writes.locked():
         dropped = drop_log(node.store, db)
     node._open.pop(db, None)
