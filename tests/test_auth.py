@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orbitstore.core import codec
 from orbitstore.core.access import StaticAccess
+from orbitstore.core.devices import Delegation
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest
 from orbitstore.core.privacy import ReadSpec, Role, reader_role
@@ -53,7 +55,7 @@ OTHER_DB = Manifest(name="q", type="feed", access=StaticAccess.of([ALICE.id])).c
 PA, PB, PM = "12D3KooWAlice", "12D3KooWBob", "12D3KooWMallory"
 
 
-def members(did: str) -> Role | None:
+def members(did: str, delegation: Delegation | None = None) -> Role | None:
     return reader_role(SPEC, did, writers={ALICE.id, BOB.id})
 
 
@@ -118,6 +120,7 @@ def test_honest_peers_authenticate_each_other() -> None:
 def test_a_replica_is_a_reader_and_nobody_else_is() -> None:
     spec = ReadSpec.of([MALLORY.id])
     assert reader_role(spec, MALLORY.id, writers={ALICE.id}) == "replica"
+    assert reader_role(spec, BOB.id, writers={ALICE.id}, replicas={BOB.id}) == "replica"
     assert reader_role(spec, ALICE.id, writers={ALICE.id}) == "member"
     assert reader_role(spec, BOB.id, writers={ALICE.id}, epoch_readers={BOB.id}) == "member"
     assert reader_role(spec, BOB.id, writers={ALICE.id}) is None
@@ -374,3 +377,78 @@ def test_challenge_and_proof_bytes_are_as_documented() -> None:
         + bytes(32)
     )
     assert len(proof) == 226
+
+
+# -- a linked device presents its delegation ---------------------------------------------
+
+ROOT, DEVICE = Identity(b"\x41" * 32), Identity(b"\x42" * 32)
+
+
+def test_a_device_proof_carries_its_delegation_to_the_decision() -> None:
+    delegation = Delegation.create(ROOT, DEVICE.id, issued=1_000)
+    seen: list[tuple[str, Delegation | None]] = []
+
+    def decide(did: str, presented: Delegation | None = None) -> Role | None:
+        seen.append((did, presented))
+        user = presented.user if presented is not None else did
+        return "member" if user in {ROOT.id, BOB.id} else None
+
+    i = PeerAuth(
+        db=DB,
+        signer=DEVICE,
+        local_peer=PA,
+        remote_peer=PB,
+        nonce=b"\x0a" * 32,
+        initiator=True,
+        decide=decide,
+        delegation=delegation,
+    )
+    r = PeerAuth(
+        db=DB,
+        signer=BOB,
+        local_peer=PB,
+        remote_peer=PA,
+        nonce=b"\x0b" * 32,
+        initiator=False,
+        decide=decide,
+    )
+    run(i, r)
+    assert r.result is not None and r.result.identity == DEVICE.id
+    assert seen[0] == (DEVICE.id, delegation)  # the responder decided on the delegation
+    assert seen[1] == (BOB.id, None)
+
+
+def test_a_proof_with_a_foreign_or_forged_delegation_is_refused_by_the_decoder() -> None:
+    other = Identity(b"\x43" * 32)
+    proof = prove(
+        DEVICE,
+        db=DB,
+        prover_peer=PA,
+        verifier_peer=PB,
+        challenge=b"\x01" * 32,
+        nonce=b"\x02" * 32,
+        delegation=Delegation.create(ROOT, DEVICE.id, issued=1),
+    )
+    assert roundtrip(proof) == proof
+    with pytest.raises(InvalidValueError, match="delegation to the proof's id"):
+        prove(
+            DEVICE,
+            db=DB,
+            prover_peer=PA,
+            verifier_peer=PB,
+            challenge=b"\x01" * 32,
+            nonce=b"\x02" * 32,
+            delegation=Delegation.create(ROOT, other.id, issued=1),
+        )
+    frame = encode_frame(proof)
+    body = codec.decode(frame[2:] if frame[0] & 0x80 else frame[1:])  # minus the varint
+    assert isinstance(body, dict)
+    body["delegation"] = dict(body["delegation"], device=other.id)  # the root never signed it
+    with pytest.raises(ProtocolError, match="invalid proof message"):
+        decode_body(codec.encode(body))
+    body["delegation"] = Delegation.create(ROOT, other.id, issued=1).to_value()
+    with pytest.raises(ProtocolError, match="delegation to the proof's id"):
+        decode_body(codec.encode(body))
+    body["delegation"] = "not a delegation"
+    with pytest.raises(ProtocolError):
+        decode_body(codec.encode(body))

@@ -227,3 +227,94 @@ async def test_an_encrypted_private_database_on_a_blind_named_replica(
         b = await follow(bob, a.address, "pin")  # Bob talks to the replica only
         assert "alice" not in tb.connected_peers()
         assert b.get("k") == "sealed secret"
+
+
+async def test_a_linked_device_of_a_member_is_served(autojump_clock: trio.abc.Clock) -> None:
+    """Membership is the user's (docs/identity.md): each linked device of a granted user
+    is a reader, whether or not its link op has reached the serving node yet."""
+    net = network()
+    laptop_id, phone_id = Identity(b"\x31" * 32), Identity(b"\x32" * 32)
+    async with (
+        net.open_transport("alice") as ta,
+        net.open_transport("laptop") as tl,
+        net.open_transport("phone") as tp,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+        open_node(transport=tl, identity=laptop_id, config=CONFIG) as laptop,
+        open_node(transport=tp, identity=phone_id, config=CONFIG) as phone,
+    ):
+        user = laptop.create_user()
+        phone.accept_delegation(laptop.delegate_device(phone_id.id).to_text())
+        a = await alice.open("team", type="keyvalue", access="capabilities", private=True)
+        assert isinstance(a, KeyValue)
+        await a.grant(user)
+        await a.put("plan", "secret")
+        # The phone never wrote: its link op is nowhere yet, its proof carries it.
+        p = await follow(phone, a.address, "alice")
+        assert p.get("plan") == "secret"
+        await p.put("from", "phone")  # posts the link op, then the write
+        # The laptop is served once the link ops are known too.
+        lap = await follow(laptop, a.address, "alice")
+        assert lap.get("plan") == "secret"
+        assert alice.open_databases()[0].is_member(phone_id.id)
+
+
+async def test_an_unlinked_device_is_refused_though_it_shows_its_delegation(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    net = network()
+    laptop_id, phone_id = Identity(b"\x33" * 32), Identity(b"\x34" * 32)
+    async with (
+        net.open_transport("alice") as ta,
+        net.open_transport("phone") as tp,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+        open_node(identity=laptop_id, config=CONFIG) as laptop,
+        open_node(transport=tp, identity=phone_id, config=CONFIG) as phone,
+    ):
+        user = laptop.create_user()
+        phone.accept_delegation(laptop.delegate_device(phone_id.id).to_text())
+        a = await alice.open("team", type="keyvalue", access="capabilities", private=True)
+        assert isinstance(a, KeyValue)
+        await a.grant(user)
+        # The user's root unlinks the phone (it was lost); anyone admitted posts it.
+        await a.unlink_device(laptop.device.unlink_statement(phone_id.id))
+        assert phone.replication is not None
+        await phone.replication.connect("mem/alice")
+        with pytest.raises(NotFoundError, match="1 refused"):
+            await phone.open(a.address, type="keyvalue")
+
+
+async def test_the_replica_right_admits_a_blind_replica_until_revoked(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    net = network()
+    async with (
+        net.open_transport("alice") as ta,
+        net.open_transport("pin") as tp,
+        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
+        open_node(transport=tp, identity=PIN, config=CONFIG) as pin,
+    ):
+        a = await alice.open(
+            "team", type="keyvalue", access="capabilities", private=True, encrypted=True
+        )
+        assert isinstance(a, KeyValue)
+        await a.grant(PIN.id, "replica")
+        await a.put("k", "sealed")
+        r = await follow(pin, a.address, "alice")
+        assert r.heads == a.heads and len(r) == len(a)
+        assert r.get("k") is None  # it holds ciphertext only: no key epoch for a replica
+        with pytest.raises(WriteNotAllowedError):
+            await r.put("x", "a replica does not write")
+        with pytest.raises(UsageError, match="not scoped"):
+            await a.grant(PIN.id, "replica", scope="k")
+        await a.revoke(PIN.id, "replica")
+        await a.put("after", "not for the replica")
+        assert pin.replication is not None
+        async with pin.replication.subscribe_progress() as events:
+            pin.replication.request_sync(r, "alice")
+            with trio.fail_after(10):
+                while True:
+                    event = await events.receive()
+                    if getattr(event, "kind", None) == "failed":
+                        break
+        assert event.failure is not None and event.failure.code == AccessDeniedError.code
+        assert not any(r.log.has(h) for h in a.heads)

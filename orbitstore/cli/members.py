@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from orbitstore.cli.remote import Client
 
 _NAME = "local name or /orbitstore/<cid> address"
-RIGHTS = ("write", "admin")
+RIGHTS = ("write", "admin", "replica")
 
 
 def add_parser(sub: Any) -> None:
@@ -41,7 +41,10 @@ def add_parser(sub: Any) -> None:
         parser.add_argument("name", help=_NAME)
         parser.add_argument("did", help="the writer id (did:key:...)")
         parser.add_argument(
-            "--right", choices=RIGHTS, default="write", help="write (default) or admin"
+            "--right",
+            choices=RIGHTS,
+            default="write",
+            help="write (default), admin, or replica (may hold and serve a private database)",
         )
         parser.add_argument(
             "--scope", metavar="PREFIX", help="only keys (document ids) starting with PREFIX"

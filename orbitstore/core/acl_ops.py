@@ -29,7 +29,9 @@ from orbitstore.errors import (
 
 ACL_KEY: Final = "acl"
 OPS: Final = frozenset({"grant", "revoke", "redeem", "link", "unlink"})
-RIGHTS: Final = frozenset({"write", "admin", "invite", "device"})
+RIGHTS: Final = frozenset({"write", "admin", "invite", "device", "replica"})
+# Rights that take no scope: they are about the whole database.
+UNSCOPED: Final = frozenset({"admin", "replica"})
 DEVICE_OPS: Final = frozenset({"link", "unlink"})
 MAX_SCOPE: Final = 256
 
@@ -80,8 +82,8 @@ class AclOp:
             not isinstance(self.scope, str) or not 0 < len(self.scope) <= MAX_SCOPE
         ):
             raise InvalidValueError(f"a scope is a key prefix of 1-{MAX_SCOPE} characters")
-        if self.right == "admin" and self.scope is not None:
-            raise InvalidValueError("the admin right is not scoped")
+        if self.right in UNSCOPED and self.scope is not None:
+            raise InvalidValueError(f"the {self.right} right is not scoped")
         if self.op == "redeem" and self.right != "write":
             raise InvalidValueError("an invite redeems the write right")
 

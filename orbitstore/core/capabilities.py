@@ -10,11 +10,15 @@ Views never see ACL ops.
 Rights are keyed ``(did, right, scope)``:
 
 - ``write``, optionally scoped by a key/id prefix (``scope``);
-- ``admin`` (never scoped): may grant ``write``/``admin``, revoke ``write``, and create
+- ``admin`` (never scoped): may grant ``write``/``admin``/``replica``, revoke
+  ``write``/``replica``, and create
   and revoke invites. An admin may also write (anything). Only the owner revokes
   ``admin``; the owner holds every right and cannot be revoked;
 - ``invite`` (held by a one-time invite key, scoped like ``write``): its holder may sign
-  one ``redeem`` op that grants ``write`` (with the invite's scope) to the ``to`` did.
+  one ``redeem`` op that grants ``write`` (with the invite's scope) to the ``to`` did;
+- ``replica`` (never scoped; granted and revoked by admins like ``write``): its holder
+  may hold and serve a private database (:mod:`orbitstore.node.privacy`) without writing
+  it, like a replica its manifest names; it gives no key epoch (a blind replica).
 
 *Users and devices* (docs/identity.md). A ``link`` op carries a delegation signed by a
 user's root key naming a device; it is posted by that device (its entry is signed by the
@@ -80,6 +84,7 @@ from orbitstore.core.acl_ops import (
 )
 from orbitstore.core.cid import Cid
 from orbitstore.core.device_links import NO_LINKS, SELF, DeviceLinks, DeviceState, OpNode
+from orbitstore.core.devices import Delegation
 from orbitstore.core.order import OrderKey
 
 __all__ = [
@@ -529,17 +534,36 @@ class AccessGraph:
                 out[key] = frozenset(self._ops[g].cid for g in held)
         return out
 
+    def principal_for(
+        self, did: str, delegation: Delegation | None = None, now: int | None = None
+    ) -> str:
+        """The user ``did`` reads for now: the user of its current links in the log
+        (expiry checked against ``now``, ms, if given), else the user of a
+        ``delegation`` it presented (:meth:`DeviceLinks.presented`), else itself."""
+        if did == self.owner:
+            return did
+        valid = self._evaluated().valid
+        if self._devices.is_device(did):
+            if now is None:
+                acting = self._devices.acting_as(valid, valid, did)
+            else:
+                acting = self._devices.acting_in(valid, valid, did, now)
+            return acting.principal or did
+        if delegation is not None and delegation.device == did:
+            return self._devices.presented(valid, delegation, now) or did
+        return did
+
+    def rights_of(self, did: str) -> frozenset[str]:
+        """The rights ``did`` holds now, in any scope (the owner's implicit ones not
+        listed)."""
+        return frozenset(right for d, right, _ in self.state() if d == did)
+
     def is_member(self, did: str, ts: int | None = None) -> bool:
         """Whether ``did`` holds some right now: the owner, a holder of a grant, or a
         device currently linked to one of them (expiry checked against ``ts`` if given).
-        This is "may this identity read / replicate" for private databases."""
-        principal = did
-        if did != self.owner and self._devices.is_device(did):
-            valid = self._evaluated().valid
-            acting = self._devices.acting_as(valid, valid, did)
-            if acting.links and ts is not None:
-                acting = self._devices.acting_in(valid, valid, did, ts)
-            principal = acting.principal or did
+        Read control (:mod:`orbitstore.node.privacy`) asks which rights, through
+        :meth:`principal_for` and :meth:`rights_of`."""
+        principal = self.principal_for(did, None, ts)
         if principal == self.owner:
             return True
         return any(d == principal for d, _, _ in self.state())

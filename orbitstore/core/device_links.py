@@ -15,6 +15,7 @@ from typing import Final
 
 from orbitstore.core.acl_ops import AclOp
 from orbitstore.core.cid import Cid
+from orbitstore.core.devices import Delegation
 from orbitstore.core.order import OrderKey
 
 NO_LINKS: Final[frozenset[int]] = frozenset()
@@ -107,6 +108,22 @@ class DeviceLinks:
                 else:
                     valid |= 1 << node.idx
         return valid, reasons
+
+    def presented(self, valid: int, delegation: Delegation, now: int | None) -> str | None:
+        """The user a delegation shown outside the log (in a reader proof) makes its
+        device read for, or None. The log decides for a device some link op names (one
+        device, one user); otherwise the delegation holds unless it expired at ``now``
+        (ms) or a valid unlinking of the same device and user, issued no earlier, is
+        known."""
+        device, user = delegation.device, delegation.user
+        if device in self._links or (now is not None and not delegation.valid_at(now)):
+            return None
+        for v in self._unlinks.get((device, user), ()):
+            unlink = self._ops[v].op.statement
+            assert unlink is not None
+            if valid >> v & 1 and delegation.issued <= unlink.issued:
+                return None
+        return user
 
     def first_user(self, device: str) -> str | None:
         links = self._links.get(device)

@@ -16,8 +16,12 @@ in the session, control of an identity that is a *reader*
 - a **member**: an identity that may write (a static writer; under capabilities the
   owner or an identity holding ``write`` or ``admin`` now), or, for an encrypted
   database, a reader of its current key epoch;
-- a **replica**: an identity named in ``replicas``. A replica holds and serves the
-  database (ciphertext only, when it is encrypted) and cannot write: it is not a writer.
+- a **replica**: an identity named in ``replicas`` or, under capabilities, holding the
+  ``replica`` right now. A replica holds and serves the database (ciphertext only, when
+  it is encrypted) and cannot write: it is not a writer.
+
+A linked device is a reader when its user is one: the caller resolves the device to its
+user (through the log's link ops, or the delegation the device presented in its proof).
 
 Everyone else is refused. :func:`reader_role` is the decision, a pure function of the
 facts the caller gathers from the database's current state; it says which kind of reader
@@ -103,15 +107,17 @@ def reader_role(
     *,
     writers: Collection[str],
     epoch_readers: Collection[str] = (),
+    replicas: Collection[str] = (),
 ) -> Role | None:
     """Which kind of reader ``did`` is (None: not one, refuse it).
 
     ``writers``: the identities that may write now (a static list, or under
     capabilities the owner and the holders of ``write``/``admin``); ``epoch_readers``:
-    the readers of the current key epoch of an encrypted database."""
+    the readers of the current key epoch of an encrypted database; ``replicas``: the
+    holders of the ``replica`` right now (besides those the manifest names)."""
     if did in writers or did in epoch_readers:
         return "member"
-    if did in spec.replicas:
+    if did in spec.replicas or did in replicas:
         return "replica"
     return None
 

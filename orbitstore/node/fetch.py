@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import trio
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.devices import Delegation
 from orbitstore.core.manifest import format_address
 from orbitstore.errors import AccessDeniedError, ClosedError, NetworkError, ProtocolError
 from orbitstore.net.transport import PeerId, Stream, Transport
@@ -93,16 +94,22 @@ class ManifestFetchReport:
 
 
 async def fetch_manifest(
-    transport: Transport, config: ReplicationConfig, db: Cid, signer: Signer | None = None
+    transport: Transport,
+    config: ReplicationConfig,
+    db: Cid,
+    signer: Signer | None = None,
+    *,
+    delegation: Delegation | None = None,
 ) -> ManifestFetchReport:
     """Ask every connected peer for the manifest ``db``; the first verified answer wins.
-    ``signer``: the identity we prove when a peer holds ``db`` as a private database."""
+    ``signer``: the identity we prove when a peer holds ``db`` as a private database
+    (with our ``delegation`` when this node is a linked device)."""
     peers = sorted(transport.connected_peers())
     outcomes: dict[PeerId, str] = {}
     found: list[ManifestFetched] = []
 
     async def ask(peer: PeerId, cancel: trio.CancelScope) -> None:
-        outcome = await _ask(transport, config, db, peer, signer)
+        outcome = await _ask(transport, config, db, peer, signer, delegation=delegation)
         if isinstance(outcome, ManifestFetched):
             if not found:
                 found.append(outcome)
@@ -136,20 +143,32 @@ _OUTCOMES = ("not_found", "invalid", "failed", "unexpected", "refused")
 
 
 async def _ask(
-    transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId, signer: Signer | None
+    transport: Transport,
+    config: ReplicationConfig,
+    db: Cid,
+    peer: PeerId,
+    signer: Signer | None,
+    *,
+    delegation: Delegation | None = None,
 ) -> ManifestFetched | str:
     """One peer's answer: the verified manifest, or one of ``_OUTCOMES``. A remote
     boundary: anything the peer's answer makes us raise is logged and ends only this
     peer's part of the fetch."""
     try:
-        return await _ask_one(transport, config, db, peer, signer)
+        return await _ask_one(transport, config, db, peer, signer, delegation=delegation)
     except Exception as exc:
         logger.warning("unexpected error reading %s's manifest answer", peer, exc_info=exc)
         return "unexpected"
 
 
 async def _ask_one(
-    transport: Transport, config: ReplicationConfig, db: Cid, peer: PeerId, signer: Signer | None
+    transport: Transport,
+    config: ReplicationConfig,
+    db: Cid,
+    peer: PeerId,
+    signer: Signer | None,
+    *,
+    delegation: Delegation | None = None,
 ) -> ManifestFetched | str:
     def prover(challenge: bytes) -> Proof:
         assert signer is not None
@@ -160,6 +179,7 @@ async def _ask_one(
             verifier_peer=peer,
             challenge=challenge,
             nonce=os.urandom(AUTH_NONCE_BYTES),
+            delegation=delegation,
         )
 
     request = ManifestRequest(db=db, prover=None if signer is None else prover)

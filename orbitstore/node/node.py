@@ -330,7 +330,9 @@ class Node(UserMethods):
                 address=format_address(db),
                 asked=0,
             )
-        report = await self.replication.fetch_manifest(db, wait_for_peer=self._expects_peers)
+        report = await self.replication.fetch_manifest(
+            db, wait_for_peer=self._expects_peers, delegation=self.device.delegation
+        )
         if report.fetched is None:
             raise NotFoundError(
                 report.explain(),

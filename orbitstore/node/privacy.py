@@ -10,11 +10,13 @@ blocks minus those of private databases (members get those over authenticated sy
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from orbitstore.core import codec
 from orbitstore.core.access import CapabilitiesAccess, StaticAccess
 from orbitstore.core.cid import Cid
+from orbitstore.core.devices import Delegation
 from orbitstore.core.manifest import Manifest
 from orbitstore.core.privacy import META_KEY, ReadSpec, Role
 from orbitstore.core.privacy import reader_role as _decide
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 # Rights that make an identity a member of a capabilities database (an ``invite`` right
 # belongs to a one-time invite key, not to a person).
 _MEMBER_RIGHTS = frozenset({"write", "admin"})
+# The right that makes an identity a replica of a private capabilities database.
+REPLICA_RIGHT = "replica"
 
 
 def read_spec(manifest: Manifest) -> ReadSpec | None:
@@ -58,13 +62,30 @@ def writers_now(database: Database) -> frozenset[str]:
     return frozenset()  # pragma: no cover - the two controllers above are all there is
 
 
-def reader_role(database: Database, did: str) -> Role | None:
-    """Whether ``did`` may read ``database`` now, as a member or a named replica."""
+def reader_role(database: Database, did: str, delegation: Delegation | None = None) -> Role | None:
+    """Whether ``did`` may read ``database`` now, as a member or a replica (named in
+    the manifest, or holding the ``replica`` right). A linked device reads as its user:
+    the user its link ops in the log name, or the one of the ``delegation`` it presented
+    in its reader proof (unless the log knows it unlinked, or it expired)."""
     spec = read_spec(database.manifest)
     if spec is None:
         return "member"  # a public database: anyone reads it
     epoch_readers = database.readers if database.encrypted else frozenset()
-    return _decide(spec, did, writers=writers_now(database), epoch_readers=epoch_readers)
+    if did in epoch_readers:  # its own key was sealed the epoch key
+        return "member"
+    caps = database.log.capabilities
+    replicas: frozenset[str] = frozenset()
+    principal = did
+    if isinstance(database.manifest.access, CapabilitiesAccess) and caps is not None:
+        principal = caps.graph.principal_for(did, delegation, now=time.time_ns() // 1_000_000)
+        replicas = frozenset(d for d, right, _ in caps.graph.state() if right == REPLICA_RIGHT)
+    return _decide(
+        spec,
+        principal,
+        writers=writers_now(database),
+        epoch_readers=epoch_readers,
+        replicas=replicas,
+    )
 
 
 class PublicBlocks:
@@ -123,4 +144,4 @@ def _looks_like_manifest(value: dict[object, object]) -> bool:
     return set(value) == {"name", "type", "access", "meta"}
 
 
-__all__ = ["PublicBlocks", "is_private", "read_spec", "reader_role", "writers_now"]
+__all__ = ["REPLICA_RIGHT", "PublicBlocks", "is_private", "read_spec", "reader_role", "writers_now"]

@@ -36,11 +36,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.devices import Delegation
 from orbitstore.core.entry import Entry
 from orbitstore.errors import (
     AccessDeniedError,
@@ -214,7 +216,9 @@ class Replication:
                 await self.awareness.remove(st.database.cid)
                 await self.transport.unsubscribe(topic_for(st.database.cid))
 
-    async def fetch_manifest(self, db: Cid, *, wait_for_peer: bool = False) -> ManifestFetchReport:
+    async def fetch_manifest(
+        self, db: Cid, *, wait_for_peer: bool = False, delegation: Delegation | None = None
+    ) -> ManifestFetchReport:
         """Ask every connected peer for the manifest block ``db`` (first verified answer
         wins, within ``manifest_timeout``). The caller stores it.
 
@@ -224,7 +228,9 @@ class Replication:
             with trio.move_on_after(self.config.manifest_timeout):
                 while not self.transport.connected_peers():
                     await self._peer_lot.park()
-        report = await fetch_manifest(self.transport, self.config, db, self.identity)
+        report = await fetch_manifest(
+            self.transport, self.config, db, self.identity, delegation=delegation
+        )
         self._counts["refused"] += report.invalid
         self._counts["unexpected"] += report.unexpected
         if report.fetched is not None:
@@ -565,7 +571,7 @@ class Replication:
             block = data if cid == request.db else None
             if is_private(st.database):
                 database = st.database
-                gate = ReaderGate(self.peer_id, lambda did: reader_role(database, did))
+                gate = ReaderGate(self.peer_id, partial(reader_role, database))
         if await serve_manifest_request(
             stream, request, block, self.config, decoder=decoder, gate=gate
         ):

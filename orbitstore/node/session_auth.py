@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -41,7 +42,8 @@ def new_auth(
         remote_peer=remote,
         nonce=os.urandom(AUTH_NONCE_BYTES),
         initiator=initiator,
-        decide=lambda did: reader_role(database, did),
+        decide=partial(reader_role, database),
+        delegation=database._delegation,  # a linked device shows which user it reads for
     )
 
 

@@ -61,7 +61,8 @@ def _right(body: dict[str, Any]) -> tuple[str, str, str | None]:
 
 
 async def grant(request: Request) -> Response:
-    """``{"did": "did:key:...", "right": "write" | "admin", "scope": "prefix"?}``."""
+    """``{"did": "did:key:...", "right": "write" | "admin" | "replica", "scope":
+    "prefix"?}`` (``replica``: may hold and serve a private database, without writing)."""
     api = context(request)
     db = await api.handles.get(request.path_params["db"])
     did, right, scope = _right(await json_object(request, api.config.max_body_bytes))

@@ -32,7 +32,7 @@ Rule 1 — the exchange (``I`` opened the stream, ``R`` accepted it)::
 
     I → R   Challenge{v, db, nonce: nI}            instead of Hello
     R → I   Challenge{v, db, nonce: nR}
-    I → R   Proof{db, id: I's did, nonce: nI, sig over (I, R, nR, nI)}
+    I → R   Proof{db, id: I's did, nonce: nI, sig over (I, R, nR, nI)[, delegation]}
     R       checks the signature, then whether I's did is a reader of db now
     R → I   Proof{db, id: R's did, nonce: nR, sig over (R, I, nI, nR)}  — or
             Error{code: "access_denied"} and the stream ends
@@ -43,6 +43,14 @@ and then both sides go on with the sync exchange (:mod:`orbitstore.sync.session`
 starting with their Hellos. R answers a proof only after it checked I's, so a refused
 peer learns nothing of R's identity; what it learns is that R holds the database (see
 docs/security-model.md).
+
+A linked device adds its ``delegation`` (its user's root key's statement that the
+device acts for the user, :mod:`orbitstore.core.devices`) to its proof: the frame
+decoder checks the root's signature and that it names the proof's ``id``, and the
+decision gets it, so a device of a member is a reader before any of its link ops has
+reached the verifier (an unlinking or expiry the verifier knows still refuses it). The
+delegation is not part of the signed transcript: it is a public statement, and the
+signature already proves control of the device key it names.
 
 Rule 2 — refusals. A proof that does not verify, is for another database, or names an
 identity that is not a reader is refused with
@@ -66,6 +74,7 @@ from typing import Final, Protocol
 
 from orbitstore.core import codec
 from orbitstore.core.cid import Cid
+from orbitstore.core.devices import Delegation
 from orbitstore.core.identity import verify
 from orbitstore.core.privacy import Role
 from orbitstore.errors import (
@@ -95,7 +104,9 @@ class Signer(Protocol):
     def sign(self, message: bytes) -> bytes: ...
 
 
-Decide = Callable[[str], "Role | None"]
+Decide = Callable[[str, "Delegation | None"], "Role | None"]
+"""The decision: a proven identity (and the delegation its proof carried, if any) to
+its reader role, or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +138,10 @@ def prove(
     verifier_peer: str,
     challenge: bytes,
     nonce: bytes,
+    delegation: Delegation | None = None,
 ) -> Proof:
-    """Our answer to ``challenge`` (the verifier's nonce), with our fresh ``nonce``."""
+    """Our answer to ``challenge`` (the verifier's nonce), with our fresh ``nonce`` (and
+    our ``delegation`` when we are a linked device)."""
     message = transcript(
         db=db,
         prover_peer=prover_peer,
@@ -137,7 +150,7 @@ def prove(
         challenge=challenge,
         nonce=nonce,
     )
-    return Proof(db=db, id=signer.id, nonce=nonce, sig=signer.sign(message))
+    return Proof(db=db, id=signer.id, nonce=nonce, sig=signer.sign(message), delegation=delegation)
 
 
 def check_proof(
@@ -198,6 +211,7 @@ class PeerAuth:
         nonce: bytes,
         initiator: bool,
         decide: Decide,
+        delegation: Delegation | None = None,
     ) -> None:
         if not isinstance(nonce, bytes) or len(nonce) != AUTH_NONCE_BYTES:
             raise UsageError(f"the nonce is {AUTH_NONCE_BYTES} fresh random bytes")
@@ -208,6 +222,7 @@ class PeerAuth:
         self._nonce = nonce
         self.initiator = initiator
         self._decide = decide
+        self._delegation = delegation
         self._started = False
         self._peer_nonce: bytes | None = None  # the peer's challenge
         self._sent_proof = False
@@ -251,6 +266,7 @@ class PeerAuth:
             verifier_peer=self._remote,
             challenge=self._peer_nonce,
             nonce=self._nonce,
+            delegation=self._delegation,
         )
 
     def _receive(self, message: Message) -> list[Message]:
@@ -281,7 +297,7 @@ class PeerAuth:
                 verifier_peer=self._local,
                 challenge=self._nonce,
             )
-            role = self._decide(identity)
+            role = self._decide(identity, message.delegation)
             if role is None:
                 raise AccessDeniedError(
                     f"{identity} is not a member or replica of private database {self.db}",

@@ -16,7 +16,9 @@ the body, then the body: one canonical DAG-CBOR map whose ``"t"`` key names the 
     {"t": "challenge", "v": 1, "db": <link>, "nonce": <32 bytes>}    private databases:
     {"t": "proof", "db": <link>, "id": <did>, "nonce": <32 bytes>, "sig": <64 bytes>}
                                                      prove a reader identity first
-                                                     (see orbitstore.sync.auth)
+                                                     (see orbitstore.sync.auth); a
+                                                     linked device adds
+                                                     "delegation": <its delegation map>
 
 Messages are frozen values with keyword-only validating constructors, so an invalid one
 cannot be built; :class:`FrameDecoder` turns bytes into messages and raises
@@ -32,8 +34,9 @@ from typing import Any, Final, TypeAlias
 
 from orbitstore.core import codec
 from orbitstore.core.cid import Cid
+from orbitstore.core.devices import Delegation
 from orbitstore.core.manifest import MAX_MANIFEST_BYTES
-from orbitstore.errors import DecodeError, InvalidValueError, ProtocolError
+from orbitstore.errors import DecodeError, InvalidDataError, InvalidValueError, ProtocolError
 
 PROTOCOL_VERSION: Final = 1
 _MAX_VARINT_BYTES: Final = 4  # 2**28 - 1: far above any frame limit we accept
@@ -243,12 +246,15 @@ class Challenge:
 class Proof:
     """The answer to a :class:`Challenge`: identity ``id`` signed the session
     transcript (:func:`orbitstore.sync.auth.transcript`) with ``sig``; ``nonce`` is the
-    prover's own fresh randomness, bound into what it signed."""
+    prover's own fresh randomness, bound into what it signed. A linked device adds its
+    ``delegation`` (signed by its user's root key, naming ``id`` as the device): it says
+    which user the device reads for, before any link op of it reached the verifier."""
 
     db: Cid
     id: str
     nonce: bytes
     sig: bytes
+    delegation: Delegation | None = None
 
     def __post_init__(self) -> None:
         _check_db("proof", self.db)
@@ -257,6 +263,10 @@ class Proof:
         _check_nonce("proof", self.nonce)
         if not isinstance(self.sig, bytes) or len(self.sig) != 64:
             raise InvalidValueError("proof.sig must be a 64-byte Ed25519 signature")
+        if self.delegation is not None and (
+            not isinstance(self.delegation, Delegation) or self.delegation.device != self.id
+        ):
+            raise InvalidValueError("proof.delegation must be a delegation to the proof's id")
 
 
 Message: TypeAlias = (
@@ -316,13 +326,16 @@ def _to_map(message: Message) -> dict[str, Any]:
     if isinstance(message, Challenge):
         return {"t": "challenge", "v": message.v, "db": message.db, "nonce": message.nonce}
     if isinstance(message, Proof):
-        return {
+        proof = {
             "t": "proof",
             "db": message.db,
             "id": message.id,
             "nonce": message.nonce,
             "sig": message.sig,
         }
+        if message.delegation is not None:
+            proof["delegation"] = message.delegation.to_value()
+        return proof
     raise InvalidValueError(f"not a sync message: {type(message).__name__}")
 
 
@@ -359,6 +372,22 @@ def _keys(msg: dict[str, Any], allowed: set[str]) -> None:
         raise ProtocolError(
             f"{msg['t']} message must have exactly the keys {sorted(allowed)}, got {sorted(msg)}"
         )
+
+
+_PROOF_KEYS: Final = frozenset({"t", "db", "id", "nonce", "sig"})
+
+
+def _proof(msg: dict[str, Any]) -> Proof:
+    _keys(msg, set(_PROOF_KEYS | {"delegation"}) if "delegation" in msg else set(_PROOF_KEYS))
+    delegation = None
+    if "delegation" in msg:
+        try:  # checks the root's signature too
+            delegation = Delegation.from_value(msg["delegation"])
+        except InvalidDataError as exc:
+            raise ProtocolError(f"invalid proof message: {exc.message}") from exc
+    return Proof(
+        db=msg["db"], id=msg["id"], nonce=msg["nonce"], sig=msg["sig"], delegation=delegation
+    )
 
 
 def decode_body(body: bytes, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> Message:
@@ -412,8 +441,7 @@ def decode_body(body: bytes, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> Mess
             _keys(msg, {"t", "v", "db", "nonce"})
             return Challenge(v=msg["v"], db=msg["db"], nonce=msg["nonce"])
         if kind == "proof":
-            _keys(msg, {"t", "db", "id", "nonce", "sig"})
-            return Proof(db=msg["db"], id=msg["id"], nonce=msg["nonce"], sig=msg["sig"])
+            return _proof(msg)
     except InvalidValueError as exc:
         raise ProtocolError(f"invalid {kind} message: {exc.message}") from exc
     raise ProtocolError(f"unknown message type ({codec.describe(kind)})")

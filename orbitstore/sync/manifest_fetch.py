@@ -216,7 +216,7 @@ def answer_manifest_proof(
             verifier_peer=verifier_peer,
             challenge=challenge,
         )
-        if decide(identity) is None:
+        if decide(identity, proof.delegation) is None:
             raise AccessDeniedError(
                 f"{identity} is not a member or replica of private database {request.db}",
                 identity=identity,
