@@ -36,7 +36,7 @@ DB = Manifest(
 ).cid
 
 
-def _decide(did: str) -> str | None:
+def _decide(did: str, delegation: object = None) -> str | None:
     return reader_role(SPEC, did, writers={ALICE.id, BOB.id})
 
 
