@@ -13,7 +13,8 @@ Whenever the file cannot answer exactly as a full open would, a handler raises
 file or keystore yet (the full open creates them), another schema version (it migrates),
 a view whose checkpoint is behind its log (it folds the new entries in first), an
 encrypted or private database (reading needs keys or its read control), a manifest that
-does not verify, an address whose manifest is missing, an invalid key.
+does not verify, an address whose manifest is missing, an invalid key (the full path
+says what is wrong with them).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 STORE_FILE = "orbitstore.sqlite"
 KEYSTORE_FILE = "keystore.json"
 SEALED_META = ("encryption", "read")
+# orbitstore.views.keyvalue_ops.MAX_KEY_BYTES (that module costs ~10 ms to import).
+MAX_KEY_BYTES = 1024
 
 
 class Fallback(Exception):
@@ -129,12 +132,22 @@ def _open(reader: StoreReader, name: str, type_name: str) -> tuple[Manifest, int
     return manifest, log
 
 
+def _valid_key(key: str) -> str:
+    """``key`` if it is a valid key; an invalid one falls back (the full path's
+    ``check_key`` says what is wrong with it)."""
+    try:
+        if key and len(key.encode("utf-8")) <= MAX_KEY_BYTES:
+            return key
+    except UnicodeEncodeError:
+        pass
+    raise Fallback
+
+
 def kv_get(reader: StoreReader, args: argparse.Namespace, out: Output) -> int:
     from orbitstore.core import codec
-    from orbitstore.views.keyvalue_ops import check_key
 
     manifest, log = _open(reader, args.name, "keyvalue")
-    data = reader.kv_value(log, check_key(args.key))
+    data = reader.kv_value(log, _valid_key(args.key))
     if data is None:
         raise NotFoundError(f"no key {args.key!r:.200} in {manifest.name!r}", key=args.key)
     value = codec.decode(data)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from orbitstore.errors import StorageError
@@ -65,30 +66,31 @@ class StoreReader:
         conn.execute("BEGIN")
         return reader
 
-    def _rows(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def _rows(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         try:
-            return self._conn.execute(sql, params).fetchall()
+            rows: list[Any] = self._conn.execute(sql, params).fetchall()
         except StorageError as exc:  # no such table (yet), a damaged file: the full open says
             raise NotReadable(str(exc)) from exc
+        return rows
 
     def database_by_name(self, name: str) -> bytes | None:
         """The manifest CID (bytes) the local ``name`` stands for."""
         rows = self._rows("SELECT db FROM names WHERE name=?", (name,))
-        return bytes(rows[0][0]) if rows else None  # type: ignore[arg-type]
+        return bytes(rows[0][0]) if rows else None
 
     def names(self) -> list[tuple[str, bytes]]:
         """Every local name and its manifest CID (bytes), in name order."""
         rows = self._rows("SELECT name, db FROM names ORDER BY name", ())
-        return [(str(n), bytes(d)) for n, d in rows]  # type: ignore[call-overload]
+        return [(str(n), bytes(d)) for n, d in rows]
 
     def block(self, cid: bytes) -> bytes | None:
         rows = self._rows("SELECT data FROM blocks WHERE cid=?", (cid,))
-        return bytes(rows[0][0]) if rows else None  # type: ignore[arg-type]
+        return bytes(rows[0][0]) if rows else None
 
     def log_id(self, db: bytes) -> int | None:
         """The log of the database ``db`` (None: no entry of it was ever stored)."""
         rows = self._rows("SELECT id FROM logs WHERE db=?", (db,))
-        return int(rows[0][0]) if rows else None  # type: ignore[call-overload]
+        return int(rows[0][0]) if rows else None
 
     def view_current(self, log: int | None, view: str) -> bool:
         """Whether the view ``view`` of ``log`` reflects every stored entry of it."""
@@ -97,10 +99,8 @@ class StoreReader:
         (last,) = self._rows("SELECT coalesce(max(seq), 0) FROM entries WHERE log=?", (log,))[0]
         if not last:
             return True
-        found = self._rows(
-            "SELECT seq FROM view_checkpoints WHERE log=? AND view=?", (log, view)
-        )
-        return bool(found) and int(found[0][0]) >= int(last)  # type: ignore[call-overload]
+        found = self._rows("SELECT seq FROM view_checkpoints WHERE log=? AND view=?", (log, view))
+        return bool(found) and int(found[0][0]) >= int(last)
 
     # -- view tables (their schemas: orbitstore/storage/views/) ---------------------------
 
@@ -111,7 +111,7 @@ class StoreReader:
         rows = self._rows(
             "SELECT value FROM view_kv WHERE log=? AND key=? AND deleted=0", (log, key)
         )
-        return bytes(rows[0][0]) if rows else None  # type: ignore[arg-type]
+        return bytes(rows[0][0]) if rows else None
 
     def kv_items(
         self, log: int | None, *, low: str | None, high: str | None, limit: int | None
@@ -142,7 +142,7 @@ class StoreReader:
         if log is None:
             return 0
         rows = self._rows("SELECT total FROM view_counter WHERE log=?", (log,))
-        return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+        return int(rows[0][0]) if rows else 0
 
     def close(self) -> None:
         self._conn.close()
