@@ -37,7 +37,7 @@ def test_a_hello_with_a_count_round_trips() -> None:
     frame = encode_frame(hello)
     assert codec.decode(frame[1:])["n"] == 12_345  # a one-byte length
     assert FrameDecoder().feed(frame) == [hello]
-    assert FrameDecoder().feed(encode_frame(Hello(db=DB, entries=0)))[0].entries == 0
+    assert FrameDecoder().feed(encode_frame(Hello(db=DB, entries=0))) == [Hello(db=DB, entries=0)]
 
 
 @pytest.mark.parametrize("bad", [-1, True, "5", 1.5, None, [3]])
@@ -78,7 +78,7 @@ def test_the_session_says_its_count_and_reports_the_peers() -> None:
 
 
 def _drain(events: trio.MemoryReceiveChannel[SyncProgress | Lagged]) -> list[SyncProgress]:
-    out = []
+    out: list[SyncProgress] = []
     while True:
         try:
             event = events.receive_nowait()
