@@ -246,3 +246,9 @@ def test_the_constants_it_copies_are_the_real_ones() -> None:
     assert set(quick.SEALED_META) == {encryption.META_KEY, privacy.META_KEY}
     assert quick.MAX_KEY_BYTES == keyvalue_ops.MAX_KEY_BYTES
     assert readonly.SCHEMA_VERSION == sqlite_store.SCHEMA_VERSION
+
+
+def test_every_quick_command_is_a_command_with_an_api_path() -> None:
+    from orbitstore.cli import remote
+
+    assert set(quick.HANDLERS) <= set(remote.HANDLERS)
