@@ -7,7 +7,8 @@ script would run it, so the times include interpreter start-up, imports, opening
 node (SQLite file, keystore) and the database.
 
 - ``cli_help``: ``orbitstore --help`` (start-up and imports only).
-- ``cli_kv_put`` / ``cli_kv_get``: one put (a signed, committed entry) / one get.
+- ``cli_kv_put`` / ``cli_kv_get``: one put (a signed, committed entry) / one get (no
+  node running: the get reads the store file without opening a node, orbitstore/cli/quick.py).
 - ``cli_kv_get_in_process``: the same get through ``orbitstore.cli.main`` in this process,
   imports already done: what the command itself costs (parser, node, database, output).
 - ``cli_query``: ``orbitstore query`` with a filtered count over a keyvalue of ``n`` keys.
@@ -17,6 +18,8 @@ node (SQLite file, keystore) and the database.
   command goes through its HTTP API and imports neither trio nor the node layer).
 - ``*_cpu``: the CPU time (user + system) of the same process, which a loaded machine
   inflates much less than the wall time.
+- ``*_wall_min``: the fastest wall time of the runs (the others wait for a core more
+  or less long on a loaded machine; the 150 ms target of issue #10 is a wall time).
 
 The commands run as an installed package would: with bytecode caches (in a temporary
 ``PYTHONPYCACHEPREFIX``, warmed by one run first), even where the environment sets
@@ -78,12 +81,14 @@ def run(home: Path, *args: str) -> float:
 
 
 def timed(name: str, reps: int, home: Path, *args: str, **extra: object) -> None:
-    """``name`` (wall ms) and ``name_cpu`` (CPU ms) of ``reps`` runs of a command."""
+    """``name`` (median wall ms), ``name_cpu`` (CPU ms) and ``name_wall_min`` (the
+    fastest wall ms) of ``reps`` runs of a command."""
     run(home, *args)  # warm the bytecode cache
     _CPU.clear()
     walls = [run(home, *args) for _ in range(reps)]
     emit(name, walls, "ms", 1, **extra)
     emit(f"{name}_cpu", list(_CPU), "ms", 1, **extra)
+    emit(f"{name}_wall_min", [min(walls)], "ms", 1, **extra)
 
 
 @contextlib.contextmanager

@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         remote = _through_api(args)
         if remote is not None:
             return remote
+        quick = _read_directly(args)
+        if quick is not None:
+            return quick
         import trio  # imported late: `--help` and usage errors stay quick
 
         return trio.run(_run, args)
@@ -84,6 +87,15 @@ def _through_api(args: argparse.Namespace) -> int | None:
         return remote.run(api, args, Output(json_lines=args.json))
     except remote.ApiUnreachable:
         return None
+
+
+def _read_directly(args: argparse.Namespace) -> int | None:
+    """Answer a read-only command from the directory's file without opening a node
+    (orbitstore.cli.quick), if it can; None: open the node."""
+    from orbitstore.cli import quick
+    from orbitstore.cli.output import Output
+
+    return quick.run(args.home or default_home(), args, Output(json_lines=args.json))
 
 
 def _fail(code: str, message: str, *, json_lines: bool) -> int:

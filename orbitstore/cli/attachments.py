@@ -10,16 +10,16 @@ nothing heavy, so ``--help`` stays quick.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
-from orbitstore.cli.output import Output
+if TYPE_CHECKING:  # `--help` imports this module: no http.client or codec for it
+    import http.client
 
-if TYPE_CHECKING:
+    from orbitstore.cli.output import Output
     from orbitstore.cli.remote import Client
 
 _CHUNK = 256 * 1024
@@ -107,6 +107,8 @@ class _Target:
 
 
 def _connection(client: Client) -> tuple[http.client.HTTPConnection, dict[str, str]]:
+    import http.client
+
     parts = urlsplit(client.api.url)
     conn = http.client.HTTPConnection(
         parts.hostname or "127.0.0.1", parts.port or 80, timeout=_TIMEOUT_S
@@ -155,6 +157,8 @@ def remote_attach(client: Client, args: argparse.Namespace, out: Output) -> None
 
 
 def remote_cat(client: Client, args: argparse.Namespace, out: Output) -> None:
+    import http.client
+
     from orbitstore.errors import NetworkError
 
     conn, headers = _connection(client)

@@ -22,13 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orbitstore.cli.apifile import remove_api_file, write_api_file
 from orbitstore.errors import InvalidValueError, NotFoundError, UsageError
 
 if TYPE_CHECKING:  # the node layer is imported when the command runs: `--help` stays quick
@@ -231,8 +228,11 @@ async def cmd_serve(
     databases to open before the ``--open`` ones (``orbitstore run``'s demo set);
     ``console`` prints the web console's URL once the API is up and the ``dial:``
     addresses, which it also writes to ``addresses_file``."""
+    import signal
+
     import trio
 
+    from orbitstore.cli.apifile import remove_api_file
     from orbitstore.node import NodeConfig, open_node
 
     if not args.status_interval > 0:
@@ -290,6 +290,8 @@ def _api_config(args: argparse.Namespace) -> Any:
         if args.api is not None:
             raise UsageError("--api and --no-api contradict each other")
         return None
+    import secrets
+
     from orbitstore.server.config import ApiConfig
 
     token = args.api_token or os.environ.get("ORBITSTORE_API_TOKEN") or None
@@ -309,6 +311,7 @@ async def _start_api(
     *,
     console: bool = False,
 ) -> None:
+    from orbitstore.cli.apifile import write_api_file
     from orbitstore.server import serve_api
 
     urls = await nursery.start(serve_api, node, config)

@@ -11,11 +11,15 @@ A database's state, in words (:func:`sync_state`), from ``GET /v1/sync``:
 
 ``--wait`` polls until no database is behind, syncing or failing (exit status 0), or
 until ``--timeout`` (exit status 1). On a terminal it redraws one bar per database on
-stderr: ``done/total`` counts those heads and parents, with ``total`` the most that
-were outstanding at once plus what was fetched since (so the bar never moves back), and
-the entries received from peers since the command started. The sync protocol does not
-say up front how many entries a session will send, so the bar counts heads, and the
-entry count beside it is what arrived.
+stderr, in entries when the peers say how many they hold: ``received N of M entries``,
+N the entries our log gained since the command started and M that plus what the
+fullest connected peer holds beyond our log now (each peer's ``entries``, from the
+``n`` of its sync Hello: docs/sync-protocol.md). M never shrinks, so the bar never moves
+back; it is exact for a replica catching up from one peer, and grows as needed when
+peers hold entries we hold not. A peer from before that field says nothing: the bar
+then counts heads, ``done/total`` of those heads and parents, with ``total`` the most
+that were outstanding at once plus what was fetched since, and the entries received
+from peers beside it.
 
 Only the standard library is imported here.
 """
@@ -76,6 +80,17 @@ def received(status: dict[str, Any]) -> int:
     return sum(int(p.get("received", 0)) for p in status["peers"])
 
 
+def peer_entries(status: dict[str, Any]) -> int | None:
+    """The most entries a connected peer that has the database says it holds (None:
+    none says: peers from before the Hello's entry count)."""
+    counts = [
+        int(p["entries"])
+        for p in status["peers"]
+        if p.get("has_database") and p.get("entries") is not None
+    ]
+    return max(counts) if counts else None
+
+
 def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     """``[#####-----]``: ``done`` of ``total`` (full when total is 0)."""
     filled = width if total <= 0 else min(width, done * width // total)
@@ -84,12 +99,16 @@ def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
 
 @dataclass(slots=True)
 class Progress:
-    """One database's bar while ``--wait`` runs: a total that only grows."""
+    """One database's bar while ``--wait`` runs: totals that only grow (in heads, and
+    in entries once a peer said how many it holds)."""
 
     start_received: int
+    start_entries: int | None = None
     done: int = 0
     total: int = 0
     last: int | None = None
+    entries_done: int = 0
+    entries_total: int | None = None
 
     def update(self, status: dict[str, Any]) -> None:
         now = outstanding(status)
@@ -97,8 +116,19 @@ class Progress:
             self.done += self.last - now
         self.last = now
         self.total = max(self.total, self.done + now)
+        ours = int(status["entries"])
+        if self.start_entries is None:
+            self.start_entries = ours
+        theirs = peer_entries(status)
+        if theirs is not None or self.entries_total is not None:
+            self.entries_done = max(0, ours - self.start_entries)
+            ahead = 0 if theirs is None else max(0, theirs - ours)
+            self.entries_total = max(self.entries_total or 0, self.entries_done + ahead)
 
     def line(self, name: str, state: str, status: dict[str, Any]) -> str:
+        if self.entries_total is not None:
+            done, total = self.entries_done, self.entries_total
+            return f"{name}: {bar(done, total)} received {done} of {total} entries — {state}"
         got = received(status) - self.start_received
         return (
             f"{name}: {bar(self.done, self.total)} {self.done}/{self.total} heads,"

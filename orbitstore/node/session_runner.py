@@ -134,7 +134,7 @@ class SessionRunner:
         if self._auth is not None and not await self._authenticate():
             return
         began = perf_counter()
-        self.session.start(have=self._hello_sample())
+        self.session.start(have=self._hello_sample(), entries=len(st.database.log))
         self._charge_time(perf_counter() - began)
         self._service._emit(SyncProgress("started", st.database.cid, self.peer))
         with trio.CancelScope() as scope:
@@ -293,6 +293,7 @@ class SessionRunner:
             if isinstance(event, PeerHeads):
                 self._hello_heads = event.heads
                 record.told(event.heads, st.database.log.has)
+                record.entries = event.entries
                 record.heard = True
                 record.has_db = True
                 st.notify()
@@ -324,7 +325,11 @@ class SessionRunner:
                 received = self.session.statistics().entries_received
                 self._service._emit(
                     SyncProgress(
-                        "entries", self._st.database.cid, self.peer, entries_received=received
+                        "entries",
+                        self._st.database.cid,
+                        self.peer,
+                        entries_received=received,
+                        peer_entries=self._st.peer(self.peer).entries,
                     )
                 )
 

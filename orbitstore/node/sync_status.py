@@ -52,6 +52,10 @@ class PeerSyncStatus:
     longer hold ``wait_synced`` (see :mod:`orbitstore.sync.peers`)."""
     cut_off: int = 0
     """Sessions cut off because the peer asked for more than we serve."""
+    entries: int | None = None
+    """How many entries of the database the peer holds, from its last Hello; None when
+    it did not say (a node from before the Hello's ``n`` field): progress then counts
+    heads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,9 @@ class SyncProgress:
     entries_sent: int = 0
     error: str | None = None
     failure: SyncFailure | None = None
+    peer_entries: int | None = None
+    """On ``entries`` events: how many entries the peer holds, from its Hello (None:
+    it did not say). With the log's length, the total of a catch-up in entries."""
 
 
 @dataclass(slots=True)
@@ -203,6 +210,7 @@ def _peer_status(peer: PeerId, link: PeerLink, has: Callable[[Cid], bool]) -> Pe
         last_failure=failure,
         undelivered=len(r.undelivered),
         cut_off=r.cut_off,
+        entries=r.entries,
     )
 
 

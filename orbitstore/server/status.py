@@ -47,6 +47,7 @@ def database_status(node: Node, database: Database) -> dict[str, Any]:
                     "peer": p.peer,
                     "sent": p.entries_sent,
                     "received": p.entries_received,
+                    "entries": p.entries,
                     "missing": p.missing,
                     "sessions": p.sessions,
                     "failures": p.failures,

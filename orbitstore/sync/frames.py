@@ -3,7 +3,8 @@
 Every frame is an unsigned LEB128 varint (minimal, at most 4 bytes) giving the length of
 the body, then the body: one canonical DAG-CBOR map whose ``"t"`` key names the message::
 
-    {"t": "hello",   "v": 1, "db": <link>, "heads": [<link>...], "have": [<link>...]}
+    {"t": "hello",   "v": 1, "db": <link>, "heads": [<link>...], "have": [<link>...],
+                     "n": <uint>}               "n" optional: entries the sender holds
     {"t": "entries", "blocks": [[<link>, <bytes>], ...]}
     {"t": "want",    "cids": [<link>...]}          an empty list means "I want nothing more"
     {"t": "done"}                                   end of our sending for this round
@@ -40,6 +41,8 @@ from orbitstore.errors import DecodeError, InvalidDataError, InvalidValueError, 
 
 PROTOCOL_VERSION: Final = 1
 _MAX_VARINT_BYTES: Final = 4  # 2**28 - 1: far above any frame limit we accept
+# A Hello's entry count fits a CBOR unsigned integer of 64 bits.
+MAX_ENTRY_COUNT: Final = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,18 +100,29 @@ def _check_cids(name: str, value: object) -> tuple[Cid, ...]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hello:
     """First message of each side: protocol version, database, our heads, and a sample
-    of older entries we hold (``have``) so the peer can find common ancestry."""
+    of older entries we hold (``have``) so the peer can find common ancestry.
+
+    ``entries`` (wire key ``"n"``, optional) is how many entries of the database the
+    sender holds: the receiver's progress can then count entries ("received N of M")
+    instead of heads. None: the sender did not say (a node from before the field); a
+    Hello without it is encoded exactly as before."""
 
     v: int = PROTOCOL_VERSION
     db: Cid
     heads: tuple[Cid, ...] = ()
     have: tuple[Cid, ...] = ()
+    entries: int | None = None
 
     def __post_init__(self) -> None:
         _check_version("hello", self.v)
         _check_db("hello", self.db)
         object.__setattr__(self, "heads", _check_cids("hello.heads", self.heads))
         object.__setattr__(self, "have", _check_cids("hello.have", self.have))
+        n = self.entries
+        if n is not None and (
+            not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_ENTRY_COUNT
+        ):
+            raise InvalidValueError("hello.n must be an unsigned integer (entries held)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -302,13 +316,16 @@ def encode_varint(n: int) -> bytes:
 
 def _to_map(message: Message) -> dict[str, Any]:
     if isinstance(message, Hello):
-        return {
+        hello: dict[str, Any] = {
             "t": "hello",
             "v": message.v,
             "db": message.db,
             "heads": list(message.heads),
             "have": list(message.have),
         }
+        if message.entries is not None:
+            hello["n"] = message.entries
+        return hello
     if isinstance(message, Entries):
         return {"t": "entries", "blocks": [[c, b] for c, b in message.blocks]}
     if isinstance(message, Want):
@@ -367,12 +384,14 @@ def _cids(msg: dict[str, Any], key: str, limit: int) -> tuple[Cid, ...]:
     return tuple(value)
 
 
-def _keys(msg: dict[str, Any], allowed: set[str]) -> None:
+def _keys(msg: dict[str, Any], allowed: set[str] | frozenset[str]) -> None:
     if set(msg) != allowed:
         raise ProtocolError(
             f"{msg['t']} message must have exactly the keys {sorted(allowed)}, got {sorted(msg)}"
         )
 
+
+_HELLO_KEYS: Final = frozenset({"t", "v", "db", "heads", "have"})
 
 _PROOF_KEYS: Final = frozenset({"t", "db", "id", "nonce", "sig"})
 
@@ -401,12 +420,15 @@ def decode_body(body: bytes, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> Mess
     kind = msg["t"]
     try:
         if kind == "hello":
-            _keys(msg, {"t", "v", "db", "heads", "have"})
+            _keys(msg, _HELLO_KEYS | {"n"} if "n" in msg else _HELLO_KEYS)
+            if "n" in msg and msg["n"] is None:  # absent is fine, null is not a count
+                raise InvalidValueError("hello.n must be an unsigned integer (entries held)")
             return Hello(
                 v=msg["v"],
                 db=msg["db"],
                 heads=_cids(msg, "heads", limits.max_cids_per_message),
                 have=_cids(msg, "have", limits.max_cids_per_message),
+                entries=msg.get("n"),
             )
         if kind == "entries":
             _keys(msg, {"t", "blocks"})

@@ -78,6 +78,9 @@ class PeerRecord:
     """The peer's heads, as it last told us."""
     heard: bool = False
     """We heard from the peer on this connection (a Hello, or "not found")."""
+    entries: int | None = None
+    """How many entries of the database the peer holds, from its last Hello (None: it
+    did not say, a node from before the field, or no Hello yet)."""
     has_db: bool = True
     unheld: dict[Cid, int] = field(default_factory=dict)
     """Claimed heads we lack -> the claim's number (``told`` counts them)."""

@@ -161,9 +161,11 @@ class ApplyEntries:
 
 @dataclass(frozen=True, slots=True)
 class PeerHeads:
-    """The peer's heads, from its Hello."""
+    """The peer's heads, from its Hello, and how many entries it holds (None: it did
+    not say)."""
 
     heads: frozenset[Cid]
+    entries: int | None = None
 
 
 Event = ApplyEntries | PeerHeads
@@ -235,18 +237,21 @@ class SyncSession:
 
     # -- inputs -------------------------------------------------------------------------
 
-    def start(self, *, have: tuple[Cid, ...] | None = None) -> None:
+    def start(self, *, have: tuple[Cid, ...] | None = None, entries: int | None = None) -> None:
         """Queue our Hello. Call once, before anything else. ``have``: the sample of our
         current heads (:func:`hello_sample`), if the caller keeps it across sessions (it
         walks back thousands of entries; the heads change far less often than sessions
-        start)."""
+        start). ``entries``: how many entries our log holds, told to the peer for its
+        progress (None: not said)."""
         if self._started:
             raise UsageError("the session was already started")
         self._started = True
         heads = sorted(self._reader.heads)
         if have is None:
             have = hello_sample(self._reader, heads, self.limits.have_samples)
-        self._outbox.append(Hello(v=PROTOCOL_VERSION, db=self.db, heads=tuple(heads), have=have))
+        self._outbox.append(
+            Hello(v=PROTOCOL_VERSION, db=self.db, heads=tuple(heads), have=have, entries=entries)
+        )
 
     def receive(self, message: Message) -> list[Event]:
         """Take one message from the peer; returns what the caller must do about it."""
@@ -409,7 +414,7 @@ class SyncSession:
             raise ProtocolError(f"peer said hello for database {message.db}, not {self.db}")
         self._peer_hello = message
         self._on_hello(message)
-        return [PeerHeads(frozenset(message.heads))]
+        return [PeerHeads(frozenset(message.heads), message.entries)]
 
     def _receive_want(self, message: Want) -> None:
         if self._peer_satisfied:
