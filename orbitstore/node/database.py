@@ -24,11 +24,12 @@ from itertools import takewhile
 from typing import Any, ClassVar, Protocol
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.devices import Delegation, Unlink
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult
 from orbitstore.errors import ClosedError, UsageError
-from orbitstore.node.access import AccessMethods, _link_payloads, visible_changes
+from orbitstore.node.access import Membership, Right, visible_changes
 from orbitstore.node.asof import AsOf, Heads, request
 from orbitstore.node.attachments import Attachments, AttachmentSource, ProgressCallback
 from orbitstore.node.encrypted import EncryptionMethods
@@ -64,7 +65,7 @@ class DatabaseStatistics:
     """Key epochs and unreadable entries of an encrypted database; None in the clear."""
 
 
-class Database(AccessMethods, EncryptionMethods):
+class Database(EncryptionMethods):
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
@@ -72,7 +73,8 @@ class Database(AccessMethods, EncryptionMethods):
 
     The node builds handles (:meth:`Node.open`) and passes in what they share with the
     node's other databases: the write coordinator (``writes``), the SQL service
-    (``queries``) and, on a node with a transport, its replication (``sync``).
+    (``queries``), the membership service (``members``) and, on a node with a
+    transport, its replication (``sync``).
     """
 
     #: The database type this class handles (the manifest's ``type``).
@@ -94,6 +96,7 @@ class Database(AccessMethods, EncryptionMethods):
         queries: QueryService | None = None,
         sync: SyncWaiter | None = None,
         attachments: Attachments | None = None,
+        members: Membership | None = None,
     ) -> None:
         self.manifest = manifest
         self.cid = db
@@ -119,6 +122,8 @@ class Database(AccessMethods, EncryptionMethods):
         self._reapplied = self._catch_up()
         # The node's attachments (node/attachments.py); a local store if alone.
         self._attachments = attachments
+        # The node's membership service (node/access.py); one without delegation if alone.
+        self._members = members if members is not None else Membership()
 
     @classmethod
     def check_meta(cls, meta: Mapping[str, Any]) -> None:
@@ -264,7 +269,7 @@ class Database(AccessMethods, EncryptionMethods):
     async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
         self._check()
         async with self._write() as frame:
-            payloads = _link_payloads(self, payloads)  # a linked device's first write
+            payloads = self._members.link_payloads(self, payloads)  # a linked device's first write
             entries = self._log.append_many(payloads, ts=self._ts(), seal=seal)
             frame.publish(self, self._apply(entries, local=True))
         return entries
@@ -470,6 +475,81 @@ class Database(AccessMethods, EncryptionMethods):
     def _as_of(self, as_of: Heads | None) -> tuple[AsOf, ...]:
         found = request(self, as_of)
         return () if found is None else (found,)
+
+    # -- membership (node/access.py; capabilities access only) ----------------------------
+
+    @property
+    def _delegation(self) -> Delegation | None:
+        """This node's delegation, when it is a linked device (docs/identity.md)."""
+        return self._members.delegation
+
+    async def grant(self, did: str, right: str = "write", scope: str | None = None) -> Entry:
+        """Grant ``right`` (``write`` or ``admin``) to ``did``, for keys/ids starting
+        with ``scope`` (write only). Needs the admin right."""
+        return await self._members.grant(self, did, right, scope)
+
+    async def revoke(self, did: str, right: str = "write", scope: str | None = None) -> Entry:
+        """Revoke ``right`` from ``did``: its entries concurrent with this revocation are
+        retracted once it is known. Admin rights are revoked by the owner only."""
+        return await self._members.revoke(self, did, right, scope)
+
+    async def invite(self, scope: str | None = None) -> str:
+        """A one-time invite link granting ``write`` (within ``scope``) to whoever
+        redeems it first (:meth:`redeem`, or ``node.redeem``)."""
+        return await self._members.invite(self, scope)
+
+    async def revoke_invite(self, link: str) -> Entry:
+        """Revoke an unused invite: a redeem not after this revocation grants nothing."""
+        return await self._members.revoke_invite(self, link)
+
+    async def redeem(self, link: str, did: str | None = None) -> Entry:
+        """Use an invite: an entry signed by the invite key grants ``write`` to ``did``
+        (default: this node). The invite's grant must have reached this node."""
+        return await self._members.redeem(self, link, did)
+
+    def can_redeem(self, link: str) -> bool:
+        """Whether this node knows the invite's grant, unused and unrevoked."""
+        return self._members.can_redeem(self, link)
+
+    def members(self) -> dict[str, list[Right]]:
+        """Who holds which rights now (the owner holds every right)."""
+        return self._members.members(self)
+
+    def writers(self) -> list[dict[str, Any]]:
+        """Members as users with their devices: ``[{user, rights, devices}]``, each
+        device ``{device, linked, since, links, unlinks}`` — linked now (through the
+        ``links`` ops) or unlinked (by the ``unlinks`` ops), ``since`` the root-signed
+        time in ms of its delegation or unlinking (JSON-friendly)."""
+        return self._members.writers(self)
+
+    def devices(self) -> dict[str, list[str]]:
+        """``{user: [device, ...]}``: the devices linked now, by user."""
+        return self._members.devices(self)
+
+    def user_of(self, writer: str) -> str:
+        """The user ``writer`` writes for now (itself if it is no linked device)."""
+        return self._members.user_of(self, writer)
+
+    def is_member(self, did: str) -> bool:
+        """Whether ``did`` holds a right now, directly or as a linked device of a user
+        who does (the owner and its devices included). For read control."""
+        return self._members.is_member(self, did)
+
+    async def link_device(self, delegation: Delegation | None = None) -> Entry:
+        """Post a link op for ``delegation`` (default: this node's own). Only the device
+        it names can post it; writes post this node's automatically when needed."""
+        return await self._members.link_device(self, delegation)
+
+    async def unlink_device(self, statement: Unlink) -> Entry:
+        """Post an unlinking (signed by the user's root key): the device's entries not
+        in its past are excluded, as after a revocation; the user and its other
+        devices keep their rights."""
+        return await self._members.unlink_device(self, statement)
+
+    def access_state(self) -> dict[str, Any]:
+        """Owner, rights with the grants that give them, and every ACL op with whether
+        it is valid and, if not, why (JSON-friendly)."""
+        return self._members.access_state(self)
 
     # -- statistics -----------------------------------------------------------------------
 

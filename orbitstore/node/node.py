@@ -10,37 +10,29 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from orbitstore.core import encryption as enc
-from orbitstore.core import privacy
-from orbitstore.core.access import ANYONE, AccessController, CapabilitiesAccess, StaticAccess
+from orbitstore.core.access import CapabilitiesAccess
 from orbitstore.core.capability_log import CapabilityLog, payload_keys
 from orbitstore.core.cid import Cid
+from orbitstore.core.devices import ANY_DATABASE, Delegation, Unlink
 from orbitstore.core.entry import NONCE_LENGTH
 from orbitstore.core.identity import Identity
-from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
+from orbitstore.core.manifest import Manifest, is_address, parse_address
 from orbitstore.core.oplog import OpLog
-from orbitstore.core.pairing import PairingDesk
-from orbitstore.errors import (
-    ClosedError,
-    InvalidDataError,
-    InvalidValueError,
-    NotFoundError,
-    StorageCorruptedError,
-    StorageError,
-    UsageError,
-    WrongDatabaseTypeError,
-)
+from orbitstore.core.pairing import DEFAULT_TTL
+from orbitstore.errors import ClosedError, StorageError, UsageError
 from orbitstore.net.transport import BlockFetcher, Transport
+from orbitstore.node.access import Membership, parse_invite
 from orbitstore.node.asof import Heads
 from orbitstore.node.attachments import Attachments
 from orbitstore.node.config import NodeConfig
 from orbitstore.node.database import Database
 from orbitstore.node.devices import DeviceState
 from orbitstore.node.encryption import DatabaseKeys, admin_epochs
+from orbitstore.node.manifests import Manifests, check_open, encryption_spec, new_manifest
 from orbitstore.node.privacy import PublicBlocks
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.types import database_class, with_opener
-from orbitstore.node.user import UserMethods
+from orbitstore.node.user import PairingOffer, UserDevices
 from orbitstore.node.writes import NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
@@ -67,7 +59,7 @@ def _new_nonce() -> bytes:
     return os.urandom(NONCE_LENGTH)
 
 
-class Node(UserMethods):
+class Node:
     """Owns one store and one identity, and the databases opened on them."""
 
     def __init__(
@@ -79,14 +71,12 @@ class Node(UserMethods):
         replication: Replication | None = None,
         owns_store: bool = True,
         discovery: ProviderDiscovery | None = None,
+        device: DeviceState | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
         #: This node as a device of a user (docs/identity.md).
-        self.device = DeviceState(device=identity)
-        self._pairing: PairingDesk | None = None
-        self._paired_event = trio.Event()
-        self._paired_seen = 0
+        self.device = device if device is not None else DeviceState(device=identity)
         self.config = config
         #: The replication service, when the node was opened with a transport.
         self.replication = replication
@@ -104,20 +94,20 @@ class Node(UserMethods):
         #: transport when it can fetch blocks (libp2p: Bitswap).
         self.attachments = Attachments(store, config.attachments)
         self._sync = None if replication is None else _SyncWaiter(self, replication)
+        self._manifests = Manifests(store=store, writes=self.writes, replication=replication)
+        # The membership service of its databases: they write for this node's user.
+        self._members = Membership(lambda: self.device.delegation)
+        self._user = UserDevices(
+            device=self.device,
+            identity=identity,
+            replication=replication,
+            databases=lambda: list(self._open.values()),
+        )
 
     @property
     def id(self) -> str:
         """This node's writer id (``did:key``)."""
         return self.identity.id
-
-    def _new_access(self, kind: str, write: Iterable[str] | None) -> AccessController:
-        if kind == "capabilities":
-            if write is not None:
-                raise UsageError("capabilities access takes no write list: grant rights instead")
-            return CapabilitiesAccess.of(self.user_id)
-        if kind != "static":
-            raise UsageError(f"access is 'static' or 'capabilities', not {kind!r:.40}")
-        return StaticAccess.of(write if write is not None else [self.id])
 
     async def open(
         self,
@@ -163,16 +153,25 @@ class Node(UserMethods):
         created = False
         if is_address(name_or_address):
             db = parse_address(name_or_address)
-            manifest = await self._find_manifest(db)
+            manifest = await self._manifests.find(db, wait_for_peer=self._expects_peers)
             if self._closed:
                 raise ClosedError("the node was closed while the manifest was fetched")
         else:
             found = self.store.get_name(name_or_address)
             if found is not None:
-                db, manifest = found, self._load_manifest(found)
+                db, manifest = found, self._manifests.load(found)
             else:
-                manifest = self._new_manifest(
-                    name_or_address, type, write, meta, access, encrypted, private, replicas
+                manifest = new_manifest(
+                    name_or_address,
+                    type,
+                    write,
+                    meta,
+                    access,
+                    encrypted,
+                    private,
+                    replicas,
+                    node_id=self.id,
+                    user_id=self.user_id,
                 )
                 created = True
                 db, block = manifest.to_block()
@@ -181,23 +180,7 @@ class Node(UserMethods):
                     with self.store.transaction():
                         self.store.blocks.put(db, block)
                         self.store.set_name(name_or_address, db)
-        if private and privacy.META_KEY not in manifest.meta:
-            raise UsageError(
-                f"{name_or_address!r:.200} exists and is not private: read control is chosen"
-                " when a database is created (its manifest, and so its address, records it)"
-            )
-        _read_spec(manifest)
-        if encrypted and enc.META_KEY not in manifest.meta:
-            raise UsageError(
-                f"{name_or_address!r:.200} exists and is not encrypted: encryption is chosen"
-                " when a database is created (its manifest, and so its address, records it)"
-            )
-        if manifest.type != type:
-            raise WrongDatabaseTypeError(
-                f"{name_or_address!r} is a {manifest.type} database, not a {type}",
-                expected=type,
-                actual=manifest.type,
-            )
+        check_open(manifest, name_or_address, type_name=type, encrypted=encrypted, private=private)
         async with self.writes.locked():  # the log's row and the view's catch-up write
             existing = self._open.get(db)
             if existing is not None and not existing._closed:  # a closed handle is reopened
@@ -212,32 +195,6 @@ class Node(UserMethods):
         if self.discovery is not None:
             self.discovery.add_database(database)
         return database
-
-    def _new_manifest(  # noqa: PLR0917 - private, the arguments of open()
-        self,
-        name: str,
-        type_name: str,
-        write: Iterable[str] | None,
-        meta: dict[str, object] | None,
-        access: str,
-        encrypted: bool,
-        private: bool,
-        replicas: Iterable[str] | None,
-    ) -> Manifest:
-        if enc.META_KEY in (meta or {}):
-            raise UsageError("use encrypted=True, not meta['encryption']")
-        if privacy.META_KEY in (meta or {}):
-            raise UsageError("use private=True (and replicas=...), not meta['read']")
-        database_class(type_name)[0].check_meta(meta or {})
-        full_meta = dict(meta or {})
-        if encrypted:
-            full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
-        if private:
-            full_meta[privacy.META_KEY] = _new_read_spec(access, write, replicas)
-        elif replicas is not None:
-            raise UsageError("replicas=... names who may hold a private database")
-        access_controller = self._new_access(access, write)
-        return Manifest(name=name, type=type_name, access=access_controller, meta=full_meta)
 
     def _check_not_in_batch(self, name_or_address: str) -> None:
         if self.writes.in_batch:  # a rollback would undo the store under the new handle
@@ -265,7 +222,7 @@ class Node(UserMethods):
                 keys_of=lambda p: payload_keys(p, id_field if isinstance(id_field, str) else "_id"),
             )
         cls, make_view = database_class(manifest.type)
-        spec = _encryption_spec(manifest)
+        spec = encryption_spec(manifest)
         keys = None
         if spec is not None:
             keys = DatabaseKeys(
@@ -294,9 +251,8 @@ class Node(UserMethods):
             queries=self.queries,
             sync=self._sync,
             attachments=self.attachments,
+            members=self._members,
         )
-        # This node's delegation (docs/identity.md); UserMethods updates it on pairing.
-        database._delegation = self.device.delegation
         self._open[db] = database
         return database
 
@@ -305,10 +261,10 @@ class Node(UserMethods):
 
         With a transport, waits (up to ``timeout`` seconds) until the invite's grant
         has been replicated here. Returns the opened database."""
-        from orbitstore.node.access import parse_invite
-
         address, _ = parse_invite(link)
-        manifest = await self._find_manifest(parse_address(address))
+        manifest = await self._manifests.find(
+            parse_address(address), wait_for_peer=self._expects_peers
+        )
         db = await self.open(address, type=manifest.type)
         if self.replication is not None and db.log.capabilities is not None:
             async with db.subscribe() as changes:
@@ -318,52 +274,10 @@ class Node(UserMethods):
         await db.redeem(link)
         return db
 
-    async def _find_manifest(self, db: Cid) -> Manifest:
-        """The manifest from the store, or else from the connected peers (then stored)."""
-        if self.store.blocks.has(db):
-            return self._load_manifest(db)
-        if self.replication is None:
-            raise NotFoundError(
-                f"the manifest of {format_address(db)} is not in this node's store, and the"
-                " node has no transport to ask peers for it; open the node with a transport"
-                " and connect to a peer that has the database open",
-                address=format_address(db),
-                asked=0,
-            )
-        report = await self.replication.fetch_manifest(db, wait_for_peer=self._expects_peers)
-        if report.fetched is None:
-            raise NotFoundError(
-                report.explain(),
-                address=format_address(db),
-                asked=report.asked,
-                not_found=report.not_found,
-                invalid=report.invalid,
-                failed=report.failed,
-                unanswered=report.unanswered,
-            )
-        async with self.writes.locked():
-            with self.store.transaction():
-                self.store.blocks.put(db, report.fetched.block)
-        return report.fetched.manifest
-
-    def _load_manifest(self, db: Cid) -> Manifest:
-        block = self.store.blocks.get(db)
-        if block is None:
-            raise NotFoundError(f"the manifest of {format_address(db)} is not in this node's store")
-        try:
-            return Manifest.from_block(db, block)
-        except InvalidDataError as exc:
-            raise StorageCorruptedError(f"stored manifest {db} is invalid: {exc}") from exc
-
     def manifest(self, name_or_address: str) -> Manifest:
         """The manifest (name, type, access, meta) of a database this node knows, by local
         name or address, without opening or creating it. NotFoundError if there is none."""
-        if is_address(name_or_address):
-            return self._load_manifest(parse_address(name_or_address))
-        found = self.store.get_name(name_or_address)
-        if found is None:
-            raise NotFoundError(f"this node has no database named {name_or_address!r:.200}")
-        return self._load_manifest(found)
+        return self._manifests.lookup(name_or_address)
 
     def databases(self) -> dict[str, str]:
         """Local names and their addresses."""
@@ -382,6 +296,57 @@ class Node(UserMethods):
         if self._closed:
             raise ClosedError("the node is closed")
         return await drop_database(self, name_or_address)
+
+    # -- this node as a device of a user (node/user.py; docs/identity.md) ---------------
+
+    @property
+    def user_id(self) -> str:
+        """The user this node writes for (its own ``id`` if it is no linked device)."""
+        return self.device.user_id
+
+    def create_user(self) -> str:
+        """Make a new user whose first device is this node (root key in the keystore)."""
+        return self._user.create_user()
+
+    def delegate_device(
+        self, device: str, *, expires: int | None = None, purpose: str = ANY_DATABASE
+    ) -> Delegation:
+        """Sign a delegation of this node's user to ``device`` (needs the root key):
+        hand it to that device (``accept_delegation``) by any means."""
+        return self._user.delegate_device(device, expires=expires, purpose=purpose)
+
+    def accept_delegation(self, delegation: Delegation | str) -> None:
+        """Become the device ``delegation`` names (its text form is accepted too)."""
+        self._user.accept_delegation(delegation)
+
+    async def unlink_device(
+        self, device: str, databases: Iterable[Database] | None = None
+    ) -> Unlink:
+        """Unlink ``device`` (needs the root key). The unlinking is posted to
+        ``databases`` (capabilities ones), by default to every open capabilities database
+        where a link op names the device; post it elsewhere later with
+        ``db.unlink_device(statement)`` (an unlinking posted before the link still
+        kills it: it compares the root's issue times)."""
+        return await self._user.unlink_device(device, databases)
+
+    def device_info(self) -> dict[str, Any]:
+        """This node as a device: its id, its user, whether it holds the root key."""
+        return self.device.describe()
+
+    def open_pairing(
+        self, *, ttl: float = DEFAULT_TTL, purpose: str = ANY_DATABASE, expires: int | None = None
+    ) -> PairingOffer:
+        """Open a one-time pairing code (needs the root key and a transport)."""
+        return self._user.open_pairing(ttl=ttl, purpose=purpose, expires=expires)
+
+    async def wait_paired(self) -> Delegation:
+        """Wait until a device pairs with a code this node opened; its delegation."""
+        return await self._user.wait_paired()
+
+    async def pair(self, link: str, *, timeout: float = 30.0) -> Delegation:
+        """Pair this node with the device that showed ``link``: it signs a delegation to
+        this node's key, which this node accepts. Needs a transport."""
+        return await self._user.pair(link, timeout=timeout)
 
     # -- SQL ---------------------------------------------------------------------------
 
@@ -477,35 +442,6 @@ class _SyncWaiter:
         )
 
 
-def _new_read_spec(
-    access: str, write: Iterable[str] | None, replicas: Iterable[str] | None
-) -> dict[str, Any]:
-    if access == "static" and write is not None and ANYONE in write:
-        raise UsageError("a private database cannot let anyone ('*') write: anyone would read")
-    try:
-        return privacy.ReadSpec.of(replicas or ()).to_meta()
-    except InvalidValueError as exc:
-        raise InvalidValueError(f"private database: {exc.message}") from exc
-
-
-def _read_spec(manifest: Manifest) -> privacy.ReadSpec | None:
-    try:
-        return privacy.ReadSpec.from_meta(manifest.meta)
-    except InvalidValueError as exc:
-        raise InvalidDataError(
-            f"database {manifest.name!r:.80} declares a read control this node cannot use: {exc}"
-        ) from exc
-
-
-def _encryption_spec(manifest: Manifest) -> enc.EncryptionSpec | None:
-    try:
-        return enc.EncryptionSpec.from_meta(manifest.meta)
-    except InvalidValueError as exc:
-        raise StorageCorruptedError(
-            f"database {manifest.name!r} declares an encryption this node cannot use: {exc}"
-        ) from exc
-
-
 @asynccontextmanager
 async def open_node(
     path: str | Path | None = None,
@@ -585,8 +521,13 @@ async def _open_node(
         store = SqliteStore(root / STORE_FILE, config.sqlite)
     assert identity is not None
     if transport is None and config.network is None:
-        plain = Node(store=store, identity=identity, config=config, owns_store=owns_store)
-        plain.device = _device_state(path, identity)
+        plain = Node(
+            store=store,
+            identity=identity,
+            config=config,
+            owns_store=owns_store,
+            device=_device_state(path, identity),
+        )
         try:
             yield plain
         finally:
@@ -634,8 +575,8 @@ async def _open_node(
                 replication=replication,
                 owns_store=owns_store,
                 discovery=discovery,
+                device=_device_state(path, identity),
             )
-            node.device = _device_state(path, identity)
             # A node that will dial peers by itself may open an address before the first
             # connection is up: opening waits for one instead of failing at once.
             node._expects_peers = own is not None and bool(
