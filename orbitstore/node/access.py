@@ -13,7 +13,8 @@ these methods raise UsageError. The rule they rely on is in
 Rebuilding: when an ACL op arrives that may change the visibility of entries already
 stored (a revocation that retracts concurrent entries, or one that becomes void), the
 database's view is rebuilt from the visible entries in the same transaction, and
-subscribers receive one ``Change(kind="rebuild")``: re-read what you display.
+subscribers receive one ``Change(kind="rebuild")``: re-read what you display (see
+:mod:`orbitstore.node.folding`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from orbitstore.core.manifest import parse_address
 from orbitstore.core.membership import INVITE_MARK, Right, parse_invite, parse_link
 from orbitstore.core.order import next_clock
 from orbitstore.errors import UsageError
-from orbitstore.views.base import Change, SnapshotView, change_for
 
 if TYPE_CHECKING:
     from orbitstore.node.database import Database
@@ -44,7 +44,6 @@ __all__ = [
     "parse_invite",
     "parse_link",
     "principal_of",
-    "visible_changes",
     "writers_of",
 ]
 
@@ -214,60 +213,3 @@ def principal_of(db: Database, writer: str) -> dict[str, str]:
     of a user in ``db``; ``{"user": writer}`` for any other writer (sync status names
     who a refused write or identity belongs to)."""
     return rules.principal(db.log.capabilities, writer)
-
-
-def visible_changes(db: Database, entries: list[Entry], *, local: bool) -> list[Change] | None:
-    """Under capabilities: the changes of applying ``entries`` (rebuilding the view
-    if access changed). None for a static database (the caller applies as usual)."""
-    caps = db.log.capabilities
-    if caps is None:
-        return None
-    acl = [
-        change_for(e, "access", key=str(e.cid), value=e.payload, local=local)
-        for e in entries
-        if caps.is_acl(e.cid)
-    ]
-    if caps.take_change():
-        _rebuild_view(db, caps)
-        if not entries:  # the log changed outside a database write: nothing to name
-            return acl
-        trigger = next((e for e in reversed(entries) if caps.is_acl(e.cid)), entries[-1])
-        return [*acl, change_for(trigger, "rebuild", local=local)]
-    visible = [e for e in entries if caps.visible(e)]
-    if db._view is None:
-        return [
-            *acl,
-            *(change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in visible),
-        ]
-    return [*acl, *db._view.apply(visible, local=local)]
-
-
-def _rebuild_view(db: Database, caps: CapabilityLog) -> None:
-    """Rebuild the view from the visible entries (inside the caller's transaction)."""
-    from orbitstore.storage.memory import MemoryStore
-    from orbitstore.storage.sqlite import SqliteStore
-    from orbitstore.storage.views import reset_view_rows
-
-    if db._view is None or db._view_factory is None:
-        return
-    store = db._store
-    if isinstance(store, SqliteStore):
-        reset_view_rows(store, store.log_store(db.cid).log_id)
-    elif isinstance(store, MemoryStore):
-        store.view_states.pop((db.manifest.type, db.cid), None)
-    view = db._view_factory(store, db.cid, db.manifest)
-    db._view = view
-    db._snapshots = view if isinstance(view, SnapshotView) else None
-    log_store = store.log_store(db.cid)
-    batch: list[Entry] = []
-    for _, cid, block in log_store.iter_since(0):
-        entry = Entry.from_trusted_block(cid, block)
-        if caps.visible(entry):
-            batch.append(entry)
-        if len(batch) >= 1000:
-            view.apply(db.view_entries(batch), local=False)
-            batch = []
-    if batch:
-        view.apply(db.view_entries(batch), local=False)
-    if isinstance(view, SnapshotView):  # its stored snapshot holds retracted updates
-        view.save(log_store.last_seq(), force=True)

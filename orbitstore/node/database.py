@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import (
     AsyncIterator,
-    Callable,
     Iterable,
     Iterator,
     Mapping,
@@ -20,7 +19,6 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from itertools import takewhile
 from typing import Any, ClassVar, Protocol
 
 from orbitstore.core.cid import Cid
@@ -29,11 +27,12 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult
 from orbitstore.errors import ClosedError, UsageError
-from orbitstore.node.access import Membership, Right, visible_changes
+from orbitstore.node.access import Membership, Right
 from orbitstore.node.asof import AsOf, Heads, request
 from orbitstore.node.attachments import Attachments, AttachmentSource, ProgressCallback
 from orbitstore.node.encrypted import EncryptionMethods
 from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
+from orbitstore.node.folding import ViewFactory, ViewFolder
 from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params, QueryService
 from orbitstore.node.subscription import DEFAULT_SUBSCRIPTION_BUFFER, Subscription
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, receive_pipelined
@@ -41,7 +40,7 @@ from orbitstore.node.writes import Frame, NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.keys import KeyStateStore
-from orbitstore.views.base import Change, SnapshotView, View, change_for
+from orbitstore.views.base import Change, View
 
 
 class SyncWaiter(Protocol):
@@ -90,7 +89,7 @@ class Database(EncryptionMethods):
         view: View | None = None,
         timestamps: bool = True,
         verify_threads: int = 1,
-        view_factory: Callable[[NodeStore, Cid, Manifest], View] | None = None,
+        view_factory: ViewFactory | None = None,
         keys: DatabaseKeys | None = None,
         writes: NodeWrites | None = None,
         queries: QueryService | None = None,
@@ -102,10 +101,6 @@ class Database(EncryptionMethods):
         self.cid = db
         self._log = log
         self._store = store
-        self._view = view
-        self._view_factory = view_factory
-        # A view that keeps its own checkpoint (snapshots); None for the others.
-        self._snapshots = view if isinstance(view, SnapshotView) else None
         self._timestamps = timestamps
         self._verify_threads = verify_threads
         # The node's write coordinator (shared by its databases); a private one if alone.
@@ -119,7 +114,9 @@ class Database(EncryptionMethods):
         self._keys_saved: Any = None  # the keys snapshot last written there
         self._queries = queries
         self._sync = sync
-        self._reapplied = self._catch_up()
+        # The view, its checkpoint and how it is rebuilt (node/folding.py).
+        self._folder = ViewFolder(self, view, view_factory)
+        self._reapplied = self._folder.catch_up()
         # The node's attachments (node/attachments.py); a local store if alone.
         self._attachments = attachments
         # The node's membership service (node/access.py); one without delegation if alone.
@@ -161,96 +158,20 @@ class Database(EncryptionMethods):
 
     # -- views and checkpoints -----------------------------------------------------------
 
-    def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
-        """Fold entries into the view (inside the caller's transaction).
+    @property
+    def _view(self) -> View | None:
+        """The view (None for a type without one); a typed handle reads it."""
+        return self._folder.view
 
-        A local entry that changes no view state (a key announcement or epoch, an access
-        op) still yields a ``Change(kind="meta")``: subscribers, and the replication
-        announcer among them, learn of every local write.
-        """
-        stored = entries
-        if self._keys is not None:
-            entries = self._readable(entries, upto=self._store.log_store(self.cid).last_seq())
-        if self._log.capabilities is not None:  # only visible entries (node/access.py)
-            changes = visible_changes(self, list(entries), local=local)
-            assert changes is not None
-            if self._view is not None:
-                self._checkpoint(self._store.log_store(self.cid).last_seq())
-        elif self._view is None:
-            changes = [
-                change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
-            ]
-        else:
-            changes = self._view.apply(entries, local=local)
-            self._checkpoint(self._store.log_store(self.cid).last_seq())
-        if local and len(entries) < len(stored):
-            shown = {e.cid for e in entries}
-            changes += [change_for(e, "meta", local=True) for e in stored if e.cid not in shown]
-        return changes
+    def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
+        """Fold entries into the view (inside the caller's transaction); see
+        :meth:`ViewFolder.apply`."""
+        return self._folder.apply(entries, local=local)
 
     def fresh_view(self, store: NodeStore) -> View | None:
         """A new, empty view of this database's type over ``store`` (for AS OF
         snapshots); None for a type without a view or a handle built without a factory."""
-        if self._view_factory is None:
-            return None
-        return self._view_factory(store, self.cid, self.manifest)
-
-    def _checkpoint(self, seq: int) -> None:
-        """Record that the view reflects the log up to ``seq`` (a snapshotting view
-        decides itself when to store that)."""
-        assert self._view is not None
-        if self._snapshots is not None:
-            self._snapshots.save(seq)
-        else:
-            self._store.set_checkpoint(self.cid, self._view.name, seq)
-            self._save_keys(seq)
-
-    def _catch_up(self) -> int:
-        """Apply entries that arrived after the view's checkpoint. Returns how many."""
-        log_store = self._store.log_store(self.cid)
-        if self._view is None:
-            if self._keys is not None:  # no view: only the keys to learn again
-                self._keys.learn(self._log.traverse())
-            return 0
-        if self._snapshots is not None:
-            since = self._snapshots.checkpoint()
-        else:
-            since = self._store.get_checkpoint(self.cid, self._view.name)
-        if self._keys is not None:  # the keys the view's state already reflects
-            start = 0 if self._snapshots is not None else self._load_keys(since)
-            self._keys.learn(
-                Entry.from_trusted_block(cid, block)
-                for seq, cid, block in takewhile(
-                    lambda row: row[0] <= since, log_store.iter_since(start)
-                )
-            )
-        if since >= log_store.last_seq():
-            return 0
-        count = 0
-        with self._store.transaction():
-            batch: list[Entry] = []
-            upto = since
-            caps = self._log.capabilities
-            for seq, cid, block in log_store.iter_since(since):
-                entry = Entry.from_trusted_block(cid, block)
-                if caps is not None and not caps.visible(entry):
-                    continue
-                batch.append(entry)
-                if len(batch) >= 1000:
-                    self._fold_caught_up(batch, upto)
-                    count += len(batch)
-                    batch, upto = [], seq
-            if batch:
-                self._fold_caught_up(batch, upto)
-                count += len(batch)
-            self._checkpoint(log_store.last_seq())
-        return count
-
-    def _fold_caught_up(self, batch: Sequence[Entry], upto: int) -> None:
-        assert self._view is not None
-        self._view.apply(
-            batch if self._keys is None else self._readable(batch, upto=upto), local=False
-        )
+        return self._folder.fresh(store)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -354,10 +275,8 @@ class Database(EncryptionMethods):
         self._log.restore(snapshot[0])
         if self._keys is not None:
             self._keys.restore(snapshot[1])
-        if self._view is not None and self._view_factory is not None and not self._closed:
-            self._view = self._view_factory(self._store, self.cid, self.manifest)
-            self._snapshots = self._view if isinstance(self._view, SnapshotView) else None
-            self._catch_up()
+        if not self._closed:
+            self._folder.reopen()
 
     # -- change notifications ------------------------------------------------------------
 
@@ -612,9 +531,9 @@ class Database(EncryptionMethods):
         database again gives a new handle."""
         if self._closed:
             return
-        if self._snapshots is not None:
+        if self._folder.snapshots is not None:
             async with self._write():
-                self._snapshots.save(self._store.log_store(self.cid).last_seq(), force=True)
+                self._folder.save_snapshot()
         self._closed = True
         for sub in list(self._subscribers):
             sub._close()
