@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from orbitstore.core.access import CapabilitiesAccess
-from orbitstore.core.capability_log import CapabilityLog, payload_keys
 from orbitstore.core.cid import Cid
 from orbitstore.core.devices import ANY_DATABASE, Delegation, Unlink
-from orbitstore.core.entry import NONCE_LENGTH
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest, is_address, parse_address
-from orbitstore.core.oplog import OpLog
 from orbitstore.core.pairing import DEFAULT_TTL
 from orbitstore.errors import ClosedError, StorageError, UsageError
 from orbitstore.net.transport import BlockFetcher, Transport
@@ -25,38 +20,34 @@ from orbitstore.node.access import Membership, parse_invite
 from orbitstore.node.asof import Heads
 from orbitstore.node.attachments import Attachments
 from orbitstore.node.config import NodeConfig
+from orbitstore.node.construct import new_keys, new_log
 from orbitstore.node.database import Database
 from orbitstore.node.devices import DeviceState
-from orbitstore.node.encryption import DatabaseKeys, admin_epochs
-from orbitstore.node.manifests import Manifests, check_open, encryption_spec, new_manifest
-from orbitstore.node.privacy import PublicBlocks
+from orbitstore.node.manifests import Manifests, check_open, new_manifest
+from orbitstore.node.opening import (
+    KEYSTORE_FILE,
+    STORE_FILE,
+    SyncWaiter,
+    device_state,
+    open_network,
+    store_and_identity,
+)
 from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.types import database_class, with_opener
 from orbitstore.node.user import PairingOffer, UserDevices
 from orbitstore.node.writes import NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
-from orbitstore.storage.keystore import Keystore
 from orbitstore.storage.lock import DirectoryLock
-from orbitstore.storage.memory import MemoryStore
-from orbitstore.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from orbitstore.net.libp2p_transport import Libp2pTransport
     from orbitstore.node.check import CheckReport, Progress
     from orbitstore.node.discovery import ProviderDiscovery
     from orbitstore.node.drop import DropReport
     from orbitstore.node.replication import Replication
+    from orbitstore.query.catalog import Catalog
 
-STORE_FILE = "orbitstore.sqlite"
-KEYSTORE_FILE = "keystore.json"
-PEER_KEY_FILE = "peer.key"
-
-
-def _new_nonce() -> bytes:
-    # Each entry gets fresh random bytes, so two devices holding one identity never
-    # build the same entry for two operations (see docs/wire-format.md, field "n").
-    return os.urandom(NONCE_LENGTH)
+__all__ = ["KEYSTORE_FILE", "STORE_FILE", "Node", "open_node"]
 
 
 class Node:
@@ -93,7 +84,11 @@ class Node:
         #: Large binary values as UnixFS blocks (node/attachments.py); fetched over the
         #: transport when it can fetch blocks (libp2p: Bitswap).
         self.attachments = Attachments(store, config.attachments)
-        self._sync = None if replication is None else _SyncWaiter(self, replication)
+        self._sync = (
+            None
+            if replication is None
+            else SyncWaiter(replication, has_bootstrap=lambda: self._has_bootstrap)
+        )
         self._manifests = Manifests(store=store, writes=self.writes, replication=replication)
         # The membership service of its databases: they write for this node's user.
         self._members = Membership(lambda: self.device.delegation)
@@ -150,36 +145,21 @@ class Node:
         """
         if self._closed:
             raise ClosedError("the node is closed")
-        created = False
-        if is_address(name_or_address):
-            db = parse_address(name_or_address)
-            manifest = await self._manifests.find(db, wait_for_peer=self._expects_peers)
-            if self._closed:
-                raise ClosedError("the node was closed while the manifest was fetched")
-        else:
-            found = self.store.get_name(name_or_address)
-            if found is not None:
-                db, manifest = found, self._manifests.load(found)
-            else:
-                manifest = new_manifest(
-                    name_or_address,
-                    type,
-                    write,
-                    meta,
-                    access,
-                    encrypted,
-                    private,
-                    replicas,
-                    node_id=self.id,
-                    user_id=self.user_id,
-                )
-                created = True
-                db, block = manifest.to_block()
-                self._check_not_in_batch(name_or_address)
-                async with self.writes.locked():
-                    with self.store.transaction():
-                        self.store.blocks.put(db, block)
-                        self.store.set_name(name_or_address, db)
+        db, manifest, created = await self._resolve(
+            name_or_address,
+            lambda: new_manifest(
+                name_or_address,
+                type,
+                write,
+                meta,
+                access,
+                encrypted,
+                private,
+                replicas,
+                node_id=self.id,
+                user_id=self.user_id,
+            ),
+        )
         check_open(manifest, name_or_address, type_name=type, encrypted=encrypted, private=private)
         async with self.writes.locked():  # the log's row and the view's catch-up write
             existing = self._open.get(db)
@@ -196,6 +176,30 @@ class Node:
             self.discovery.add_database(database)
         return database
 
+    async def _resolve(
+        self, name_or_address: str, new: Callable[[], Manifest]
+    ) -> tuple[Cid, Manifest, bool]:
+        """``(db, manifest, created)`` of the database :meth:`open` names: by address
+        (its manifest fetched from peers if need be), by a known local name, or a new
+        database with the manifest ``new()`` builds (stored, with its name)."""
+        if is_address(name_or_address):
+            db = parse_address(name_or_address)
+            manifest = await self._manifests.find(db, wait_for_peer=self._expects_peers)
+            if self._closed:
+                raise ClosedError("the node was closed while the manifest was fetched")
+            return db, manifest, False
+        found = self.store.get_name(name_or_address)
+        if found is not None:
+            return found, self._manifests.load(found), False
+        manifest = new()
+        db, block = manifest.to_block()
+        self._check_not_in_batch(name_or_address)
+        async with self.writes.locked():
+            with self.store.transaction():
+                self.store.blocks.put(db, block)
+                self.store.set_name(name_or_address, db)
+        return db, manifest, True
+
     def _check_not_in_batch(self, name_or_address: str) -> None:
         if self.writes.in_batch:  # a rollback would undo the store under the new handle
             raise UsageError(
@@ -204,39 +208,13 @@ class Node:
             )
 
     def _construct(self, db: Cid, manifest: Manifest) -> Database:
-        log_store = self.store.log_store(db)
-        log = OpLog(
-            db=db,
-            access=manifest.access,
-            store=log_store,
-            identity=self.identity,
-            limits=self.config.limits,
-            nonce_source=_new_nonce,
+        log = new_log(
+            db, manifest, store=self.store, identity=self.identity, limits=self.config.limits
         )
-        if isinstance(manifest.access, CapabilitiesAccess):
-            id_field = manifest.meta.get("id_field", "_id")
-            log.capabilities = CapabilityLog(
-                owner=manifest.access.owner,
-                store=log_store,
-                get_entry=log.get,
-                keys_of=lambda p: payload_keys(p, id_field if isinstance(id_field, str) else "_id"),
-            )
+        keys = new_keys(db, manifest, identity=self.identity, log=log)
         cls, make_view = database_class(manifest.type)
-        spec = encryption_spec(manifest)
-        keys = None
-        if spec is not None:
-            keys = DatabaseKeys(
-                db=db,
-                spec=spec,
-                identity=self.identity,
-                random_bytes=os.urandom,
-                clear_acl=isinstance(manifest.access, CapabilitiesAccess),
-                epoch_authority=None
-                if log.capabilities is None
-                else admin_epochs(log.capabilities),
-            )
-            if make_view is not None:  # views that read entries back read them opened
-                make_view = with_opener(make_view, keys.opened)
+        if keys is not None and make_view is not None:
+            make_view = with_opener(make_view, keys.opened)  # views that read entries back
         database = cls(
             manifest=manifest,
             db=db,
@@ -356,6 +334,11 @@ class Node:
     def _handles(self) -> dict[str, Database]:
         return {d.name.lower(): d for d in self._live()}
 
+    def _catalog(self) -> Catalog:
+        if self._closed:
+            raise ClosedError("the node is closed")
+        return self.queries.catalog_of(self._live())
+
     def query(
         self, sql: str, params: Params = None, *, as_of: Mapping[str, Heads] | None = None
     ) -> QueryResult:
@@ -364,25 +347,19 @@ class Node:
 
         ``as_of={name: heads}`` reads those databases as of past heads (the others as
         they are now); see ``Database.query``."""
-        if self._closed:
-            raise ClosedError("the node is closed")
-        catalog = self.queries.catalog_of(self._live())
+        catalog = self._catalog()
         return self.queries.query(sql, params, catalog, resolve_all(self._handles(), as_of))
 
     def explain(
         self, sql: str, params: Params = None, *, as_of: Mapping[str, Heads] | None = None
     ) -> QueryPlan:
         """Which declared index (or scan) serves each table of the query."""
-        if self._closed:
-            raise ClosedError("the node is closed")
-        catalog = self.queries.catalog_of(self._live())
+        catalog = self._catalog()
         return self.queries.explain(sql, params, catalog, resolve_all(self._handles(), as_of))
 
     def watch(self, sql: str, params: Params = None) -> AsyncIterator[QueryResult]:
         """A live query over the open databases: ``async for result in node.watch(sql)``."""
-        if self._closed:
-            raise ClosedError("the node is closed")
-        catalog = self.queries.catalog_of(self._live())
+        catalog = self._catalog()
         return self.queries.watch(sql, params, catalog, self._handles())
 
     def check(self, *, repair: bool = False, progress: Progress | None = None) -> CheckReport:
@@ -424,22 +401,6 @@ class Node:
             failed = failed or exc
         if failed is not None:
             raise failed
-
-
-class _SyncWaiter:
-    """``wait_synced`` for the databases of a node with a transport. A node configured
-    with bootstrap peers waits for one of them: right after start it is connected to
-    nobody yet, and "in sync with nobody" is not sync."""
-
-    def __init__(self, node: Node, replication: Replication) -> None:
-        self._node = node
-        self._replication = replication
-
-    async def wait_synced(self, database: Database, *, peer: str | None, timeout: float) -> None:
-        min_peers = 1 if self._node._has_bootstrap else 0
-        await self._replication.wait_synced(
-            database, peer=peer, timeout=timeout, min_peers=min_peers
-        )
 
 
 @asynccontextmanager
@@ -487,13 +448,6 @@ async def open_node(
         lock.release()
 
 
-def _device_state(path: str | Path | None, identity: Identity) -> DeviceState:
-    if path is None:
-        return DeviceState(device=identity)
-    root = Path(path)
-    return DeviceState.load(identity, root, Keystore(root / KEYSTORE_FILE))
-
-
 @asynccontextmanager
 async def _open_node(
     path: str | Path | None,
@@ -504,29 +458,14 @@ async def _open_node(
 ) -> AsyncIterator[Node]:
     config = config or NodeConfig()
     owns_store = store is None
-    if store is not None:
-        if path is not None:
-            raise UsageError("pass either path or store, not both")
-        if identity is None:
-            raise UsageError("a node opened on a store needs its identity")
-    elif path is None:
-        store = MemoryStore()
-        if identity is None:
-            identity = Identity(os.urandom(32))
-    else:
-        root = Path(path)
-        root.mkdir(parents=True, exist_ok=True)
-        if identity is None:
-            identity = Keystore(root / KEYSTORE_FILE).get_or_create(config.identity_name)
-        store = SqliteStore(root / STORE_FILE, config.sqlite)
-    assert identity is not None
+    store, identity = store_and_identity(path, config, identity, store)
     if transport is None and config.network is None:
         plain = Node(
             store=store,
             identity=identity,
             config=config,
             owns_store=owns_store,
-            device=_device_state(path, identity),
+            device=device_state(path, identity),
         )
         try:
             yield plain
@@ -535,60 +474,23 @@ async def _open_node(
         return
     node: Node | None = None
     try:
-        async with AsyncExitStack() as stack:
-            # Imported here: a node without a network (most commands) never needs them.
-            from orbitstore.node.discovery import ProviderDiscovery
-            from orbitstore.node.replication import Replication
-
-            discovery: ProviderDiscovery | None = None
-            own: Libp2pTransport | None = None
-            if transport is None:
-                assert config.network is not None
-                # Imported here: py-libp2p costs ~1 s and ~70 MB, only for networked nodes.
-                from orbitstore.net.libp2p_transport import open_libp2p_transport
-
-                key_path = None if path is None else Path(path) / PEER_KEY_FILE
-                own = await stack.enter_async_context(
-                    open_libp2p_transport(config.network, key_path=key_path)
-                )
-                transport = own
-            replication = Replication(
-                transport=transport,
-                config=config.replication,
-                limits=config.limits,
-                identity=identity,
-            )
-            nursery = await stack.enter_async_context(trio.open_nursery())
-            await nursery.start(replication.run)
-            if own is not None and own.config.dht:
-                discovery = ProviderDiscovery(
-                    transport=own, replication=replication, config=config.discovery
-                )
-                await nursery.start(discovery.run)
-            if own is not None and own.config.bitswap.enabled:
-                # Read-only: IPFS peers fetch blocks by CID; never a private database's.
-                own.serve_blocks(PublicBlocks(store.blocks))
+        async with open_network(
+            path=path, config=config, identity=identity, transport=transport, store=store
+        ) as network:
             node = Node(
                 store=store,
                 identity=identity,
                 config=config,
-                replication=replication,
+                replication=network.replication,
                 owns_store=owns_store,
-                discovery=discovery,
-                device=_device_state(path, identity),
+                discovery=network.discovery,
+                device=device_state(path, identity),
             )
-            # A node that will dial peers by itself may open an address before the first
-            # connection is up: opening waits for one instead of failing at once.
-            node._expects_peers = own is not None and bool(
-                own.config.bootstrap_peers or own.config.mdns or own.config.dht
-            )
-            node._has_bootstrap = own is not None and bool(own.config.bootstrap_peers)
-            if isinstance(transport, BlockFetcher):
-                node.attachments.fetcher = transport
-            try:
-                yield node
-            finally:
-                nursery.cancel_scope.cancel()
+            node._expects_peers = network.expects_peers
+            node._has_bootstrap = network.has_bootstrap
+            if isinstance(network.transport, BlockFetcher):
+                node.attachments.fetcher = network.transport
+            yield node
     finally:
         # After the transport stopped: no gossip or stream reaches a closed database.
         if node is not None:
