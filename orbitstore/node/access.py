@@ -88,7 +88,7 @@ class Membership:
         entry = await db.append(AclOp(op="revoke", to=did, right=right, scope=scope).to_payload())
         if db.encrypted and scope is None:
             for reader in sorted({did, *caps.graph.devices_of(did)}):
-                await db._rotate_without(reader)  # later entries under a key it lacks
+                await db._encryption._rotate_without(reader)  # later entries under a key it lacks
         return entry
 
     async def invite(self, db: Database, scope: str | None = None) -> str:
@@ -164,7 +164,7 @@ class Membership:
         _caps(db)
         entry = await db.append(AclOp.unlink(statement).to_payload())
         if db.encrypted:
-            await db._rotate_without(statement.device)
+            await db._encryption._rotate_without(statement.device)
         return entry
 
     def access_state(self, db: Database) -> dict[str, Any]:

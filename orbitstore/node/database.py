@@ -30,7 +30,7 @@ from orbitstore.errors import ClosedError, UsageError
 from orbitstore.node.access import Membership, Right
 from orbitstore.node.asof import AsOf, Heads, request
 from orbitstore.node.attachments import Attachments, AttachmentSource, ProgressCallback
-from orbitstore.node.encrypted import EncryptionMethods
+from orbitstore.node.encrypted import DatabaseEncryption
 from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
 from orbitstore.node.folding import ViewFactory, ViewFolder
 from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params, QueryService
@@ -39,7 +39,6 @@ from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, receive_pipelined
 from orbitstore.node.writes import Frame, NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
-from orbitstore.storage.keys import KeyStateStore
 from orbitstore.views.base import Change, View
 
 
@@ -64,7 +63,7 @@ class DatabaseStatistics:
     """Key epochs and unreadable entries of an encrypted database; None in the clear."""
 
 
-class Database(EncryptionMethods):
+class Database:
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
@@ -109,9 +108,8 @@ class Database(EncryptionMethods):
         self._subscribers: set[Subscription] = set()
         # The keys of an encrypted database (see node/encryption.py); None in the clear.
         self._keys = keys
-        # Its learned keys at rest, sealed (storage/keys.py): reopening skips the log.
-        self._key_state = None if keys is None else KeyStateStore(store, db)
-        self._keys_saved: Any = None  # the keys snapshot last written there
+        # Their state at rest, and the encryption methods (node/encrypted.py).
+        self._encryption = DatabaseEncryption(self, keys)
         self._queries = queries
         self._sync = sync
         # The view, its checkpoint and how it is rebuilt (node/folding.py).
@@ -394,6 +392,47 @@ class Database(EncryptionMethods):
     def _as_of(self, as_of: Heads | None) -> tuple[AsOf, ...]:
         found = request(self, as_of)
         return () if found is None else (found,)
+
+    # -- encryption (node/encrypted.py; docs/encryption.md) ------------------------------
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether payloads of this database are sealed (``node.open(encrypted=True)``)."""
+        return self._keys is not None
+
+    @property
+    def readers(self) -> frozenset[str]:
+        """The members of the current key epoch: who can read new entries. (Not
+        ``members``: under capabilities that names who holds which right.)"""
+        return self._encryption.readers
+
+    @property
+    def is_reader(self) -> bool:
+        """Whether this node holds the current epoch key (can read new entries and write)."""
+        return self._encryption.is_reader
+
+    def open_entry(self, entry: Entry) -> Any:
+        """The plaintext payload of a sealed entry. NotAMemberError without its epoch
+        key; DecryptionError if it does not open (tampered, or bound to another entry)."""
+        return self._encryption.open_entry(entry)
+
+    async def announce_key(self, announcement: dict[str, Any] | None = None) -> Entry | None:
+        """Publish this node's X25519 key for the database (or another member's
+        self-signed ``announcement``) in the log, so the owner can seal keys to it. None
+        if it is already there (see :meth:`DatabaseEncryption.announce_key`)."""
+        return await self._encryption.announce_key(announcement)
+
+    async def set_readers(self, members: Sequence[str]) -> Entry:
+        """The owner (or, under capabilities, an admin): start a new key epoch readable
+        by ``members``, the owner and this node (see
+        :meth:`DatabaseEncryption.set_readers`)."""
+        return await self._encryption.set_readers(members)
+
+    def view_entries(self, entries: Sequence[Entry]) -> list[Entry]:
+        """``entries`` as the view sees them: unchanged in the clear; for an encrypted
+        database, opened with the keys this node holds now (reserved and unreadable
+        entries left out). Used to fold AS OF snapshots."""
+        return self._encryption.view_entries(entries)
 
     # -- membership (node/access.py; capabilities access only) ----------------------------
 

@@ -55,7 +55,7 @@ class ViewFolder:
         db = self._db
         stored = entries
         if db._keys is not None:
-            entries = db._readable(entries, upto=self._last_seq())
+            entries = db._encryption._readable(entries, upto=self._last_seq())
         if db.log.capabilities is not None:  # only visible entries
             changes = self._visible_changes(db.log.capabilities, list(entries), local=local)
             if self.view is not None:
@@ -87,7 +87,7 @@ class ViewFolder:
             self.snapshots.save(seq)
         else:
             self._store.set_checkpoint(self._db.cid, self.view.name, seq)
-            self._db._save_keys(seq)
+            self._db._encryption._save_keys(seq)
 
     def catch_up(self) -> int:
         """Apply entries that arrived after the view's checkpoint. Returns how many."""
@@ -102,7 +102,7 @@ class ViewFolder:
         else:
             since = self._store.get_checkpoint(db.cid, self.view.name)
         if db._keys is not None:  # the keys the view's state already reflects
-            start = 0 if self.snapshots is not None else db._load_keys(since)
+            start = 0 if self.snapshots is not None else db._encryption._load_keys(since)
             db._keys.learn(
                 Entry.from_trusted_block(cid, block)
                 for seq, cid, block in takewhile(
@@ -134,7 +134,9 @@ class ViewFolder:
     def _fold_caught_up(self, batch: Sequence[Entry], upto: int) -> None:
         assert self.view is not None
         db = self._db
-        self.view.apply(batch if db._keys is None else db._readable(batch, upto=upto), local=False)
+        self.view.apply(
+            batch if db._keys is None else db._encryption._readable(batch, upto=upto), local=False
+        )
 
     def reopen(self) -> None:
         """After a rollback: the view reopened on the rolled-back store, then caught up
