@@ -10,16 +10,10 @@ rolls back, the log and view in memory go back with it (see :mod:`orbitstore.nod
 from __future__ import annotations
 
 import time
-from collections.abc import (
-    AsyncIterator,
-    Iterable,
-    Iterator,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.devices import Delegation, Unlink
@@ -27,27 +21,20 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult
 from orbitstore.errors import ClosedError, UsageError
-from orbitstore.node.access import Membership, Right
+from orbitstore.node.access import Right
 from orbitstore.node.asof import AsOf, Heads, request
 from orbitstore.node.attachments import Attachments, AttachmentSource, ProgressCallback
 from orbitstore.node.encrypted import DatabaseEncryption
 from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
 from orbitstore.node.folding import ViewFactory, ViewFolder
 from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params, QueryService
-from orbitstore.node.subscription import DEFAULT_SUBSCRIPTION_BUFFER, Subscription
+from orbitstore.node.services import HandleServices
+from orbitstore.node.subscription import DEFAULT_SUBSCRIPTION_BUFFER, Subscribers, Subscription
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, receive_pipelined
 from orbitstore.node.writes import Frame, NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
 from orbitstore.views.base import Change, View
-
-
-class SyncWaiter(Protocol):
-    """What :meth:`Database.wait_synced` asks of the node's replication (node/node.py)."""
-
-    async def wait_synced(
-        self, database: Database, *, peer: str | None, timeout: float
-    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,9 +57,9 @@ class Database:
     read the local store and never wait on the network.
 
     The node builds handles (:meth:`Node.open`) and passes in what they share with the
-    node's other databases: the write coordinator (``writes``), the SQL service
-    (``queries``), the membership service (``members``) and, on a node with a
-    transport, its replication (``sync``).
+    node's other databases (``services``, :class:`~orbitstore.node.services.HandleServices`):
+    the write coordinator, the SQL service, the membership service, the attachments and,
+    on a node with a transport, its replication.
     """
 
     #: The database type this class handles (the manifest's ``type``).
@@ -90,11 +77,7 @@ class Database:
         verify_threads: int = 1,
         view_factory: ViewFactory | None = None,
         keys: DatabaseKeys | None = None,
-        writes: NodeWrites | None = None,
-        queries: QueryService | None = None,
-        sync: SyncWaiter | None = None,
-        attachments: Attachments | None = None,
-        members: Membership | None = None,
+        services: HandleServices | None = None,
     ) -> None:
         self.manifest = manifest
         self.cid = db
@@ -102,23 +85,24 @@ class Database:
         self._store = store
         self._timestamps = timestamps
         self._verify_threads = verify_threads
-        # The node's write coordinator (shared by its databases); a private one if alone.
-        self._writes = writes if writes is not None else NodeWrites(store)
+        # The node's services (shared by its databases); private ones if alone.
+        if services is None:
+            services = HandleServices(writes=NodeWrites(store))
+        self._writes = services.writes
+        self._queries = services.queries
+        self._sync = services.sync
+        attachments = services.attachments
+        self._attachments = attachments if attachments is not None else Attachments(store)
+        self._members = services.members
         self._closed = False
-        self._subscribers: set[Subscription] = set()
+        self._subscribers = Subscribers()
         # The keys of an encrypted database (see node/encryption.py); None in the clear.
         self._keys = keys
         # Their state at rest, and the encryption methods (node/encrypted.py).
         self._encryption = DatabaseEncryption(self, keys)
-        self._queries = queries
-        self._sync = sync
         # The view, its checkpoint and how it is rebuilt (node/folding.py).
         self._folder = ViewFolder(self, view, view_factory)
         self._reapplied = self._folder.catch_up()
-        # The node's attachments (node/attachments.py); a local store if alone.
-        self._attachments = attachments
-        # The node's membership service (node/access.py); one without delegation if alone.
-        self._members = members if members is not None else Membership()
 
     @classmethod
     def check_meta(cls, meta: Mapping[str, Any]) -> None:
@@ -292,21 +276,15 @@ class Database:
         marker (with the count it missed) instead of blocking writers.
         """
         self._check()
-        sub = Subscription(buffer)
-        self._subscribers.add(sub)
-        try:
+        async with self._subscribers.subscribe(buffer) as sub:
             yield sub
-        finally:
-            self._subscribers.discard(sub)
-            sub._close()
 
     def _publish(self, changes: Sequence[Change]) -> None:
         """Publish changes made outside a write (at once, or when the batch commits)."""
         self._writes.publish(self, changes)
 
     def _push_changes(self, changes: Sequence[Change]) -> None:
-        for sub in self._subscribers:
-            sub._push(changes)
+        self._subscribers.push(changes)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -436,11 +414,6 @@ class Database:
 
     # -- membership (node/access.py; capabilities access only) ----------------------------
 
-    @property
-    def _delegation(self) -> Delegation | None:
-        """This node's delegation, when it is a linked device (docs/identity.md)."""
-        return self._members.delegation
-
     async def grant(self, did: str, right: str = "write", scope: str | None = None) -> Entry:
         """Grant ``right`` (``write`` or ``admin``) to ``did``, for keys/ids starting
         with ``scope`` (write only). Needs the admin right."""
@@ -540,8 +513,6 @@ class Database:
 
     def _attachment_store(self) -> Attachments:
         self._check()
-        if self._attachments is None:
-            self._attachments = Attachments(self._store)
         return self._attachments
 
     async def attach(self, source: AttachmentSource) -> Cid:
@@ -574,8 +545,7 @@ class Database:
             async with self._write():
                 self._folder.save_snapshot()
         self._closed = True
-        for sub in list(self._subscribers):
-            sub._close()
+        self._subscribers.close()
 
     async def close(self) -> None:
         """The same as :meth:`aclose` (the older name, kept as an alias)."""

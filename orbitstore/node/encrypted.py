@@ -54,7 +54,7 @@ class DatabaseEncryption:
 
     @property
     def _delegation(self) -> Delegation | None:
-        return self._db._delegation
+        return self._db._members.delegation
 
     def _save_keys(self, seq: int) -> None:
         """Keep the learned keys with the checkpoint they match (sealed anew only when

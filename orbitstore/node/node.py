@@ -33,6 +33,7 @@ from orbitstore.node.opening import (
     store_and_identity,
 )
 from orbitstore.node.query import Params, QueryService, resolve_all
+from orbitstore.node.services import HandleServices
 from orbitstore.node.types import database_class, with_opener
 from orbitstore.node.user import PairingOffer, UserDevices
 from orbitstore.node.writes import NodeWrites
@@ -90,8 +91,14 @@ class Node:
             else SyncWaiter(replication, has_bootstrap=lambda: self._has_bootstrap)
         )
         self._manifests = Manifests(store=store, writes=self.writes, replication=replication)
-        # The membership service of its databases: they write for this node's user.
-        self._members = Membership(lambda: self.device.delegation)
+        # What its database handles share (node/services.py); they write for its user.
+        self._services = HandleServices(
+            writes=self.writes,
+            queries=self.queries,
+            sync=self._sync,
+            attachments=self.attachments,
+            members=Membership(lambda: self.device.delegation),
+        )
         self._user = UserDevices(
             device=self.device,
             identity=identity,
@@ -224,12 +231,8 @@ class Node:
             timestamps=self.config.timestamps,
             verify_threads=self.config.verify_threads,
             view_factory=make_view,
-            writes=self.writes,
             keys=keys,
-            queries=self.queries,
-            sync=self._sync,
-            attachments=self.attachments,
-            members=self._members,
+            services=self._services,
         )
         self._open[db] = database
         return database
