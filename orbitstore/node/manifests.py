@@ -28,19 +28,28 @@ from orbitstore.node.writes import NodeWrites
 from orbitstore.storage.base import NodeStore
 
 if TYPE_CHECKING:
-    from orbitstore.node.replication import Replication
+    from orbitstore.node.opening import Network
 
 
 class Manifests:
-    """The manifests a node knows (its store) and can ask its peers for (``replication``,
-    None on a node without a transport)."""
+    """The manifests a node knows (its store) and can ask its peers for (over
+    ``network``; None on a node without a transport)."""
 
-    def __init__(
-        self, *, store: NodeStore, writes: NodeWrites, replication: Replication | None
-    ) -> None:
+    def __init__(self, *, store: NodeStore, writes: NodeWrites, network: Network | None) -> None:
         self._store = store
         self._writes = writes
-        self._replication = replication
+        self._replication = None if network is None else network.replication
+        # A node that dials peers by itself: a fetch waits for a first connection.
+        self._expects_peers = network is not None and network.expects_peers
+
+    async def add(self, name: str, manifest: Manifest) -> Cid:
+        """Store a new database's manifest under its local ``name``; its CID."""
+        db, block = manifest.to_block()
+        async with self._writes.locked():
+            with self._store.transaction():
+                self._store.blocks.put(db, block)
+                self._store.set_name(name, db)
+        return db
 
     def load(self, db: Cid) -> Manifest:
         """The stored manifest of ``db``; NotFoundError if the store lacks it."""
@@ -61,7 +70,7 @@ class Manifests:
             raise NotFoundError(f"this node has no database named {name_or_address!r:.200}")
         return self.load(found)
 
-    async def find(self, db: Cid, *, wait_for_peer: bool) -> Manifest:
+    async def find(self, db: Cid) -> Manifest:
         """The manifest from the store, or else from the connected peers (then stored)."""
         if self._store.blocks.has(db):
             return self.load(db)
@@ -73,7 +82,7 @@ class Manifests:
                 address=format_address(db),
                 asked=0,
             )
-        report = await self._replication.fetch_manifest(db, wait_for_peer=wait_for_peer)
+        report = await self._replication.fetch_manifest(db, wait_for_peer=self._expects_peers)
         if report.fetched is None:
             raise NotFoundError(
                 report.explain(),

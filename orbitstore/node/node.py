@@ -27,6 +27,7 @@ from orbitstore.node.manifests import Manifests, check_open, new_manifest
 from orbitstore.node.opening import (
     KEYSTORE_FILE,
     STORE_FILE,
+    Network,
     SyncWaiter,
     device_state,
     open_network,
@@ -43,9 +44,7 @@ from orbitstore.storage.lock import DirectoryLock
 
 if TYPE_CHECKING:
     from orbitstore.node.check import CheckReport, Progress
-    from orbitstore.node.discovery import ProviderDiscovery
     from orbitstore.node.drop import DropReport
-    from orbitstore.node.replication import Replication
     from orbitstore.query.catalog import Catalog
 
 __all__ = ["KEYSTORE_FILE", "STORE_FILE", "Node", "open_node"]
@@ -60,9 +59,8 @@ class Node:
         store: NodeStore,
         identity: Identity,
         config: NodeConfig,
-        replication: Replication | None = None,
+        network: Network | None = None,
         owns_store: bool = True,
-        discovery: ProviderDiscovery | None = None,
         device: DeviceState | None = None,
     ) -> None:
         self.store = store
@@ -71,11 +69,9 @@ class Node:
         self.device = device if device is not None else DeviceState(device=identity)
         self.config = config
         #: The replication service, when the node was opened with a transport.
-        self.replication = replication
-        self._expects_peers = False
-        self._has_bootstrap = False
+        self.replication = replication = None if network is None else network.replication
         #: DHT provider discovery, when the node runs its own transport with the DHT on.
-        self.discovery = discovery
+        self.discovery = None if network is None else network.discovery
         self._owns_store = owns_store
         self._open: dict[Cid, Database] = {}
         self._closed = False
@@ -85,17 +81,14 @@ class Node:
         #: Large binary values as UnixFS blocks (node/attachments.py); fetched over the
         #: transport when it can fetch blocks (libp2p: Bitswap).
         self.attachments = Attachments(store, config.attachments)
-        self._sync = (
-            None
-            if replication is None
-            else SyncWaiter(replication, has_bootstrap=lambda: self._has_bootstrap)
-        )
-        self._manifests = Manifests(store=store, writes=self.writes, replication=replication)
+        if network is not None and isinstance(network.transport, BlockFetcher):
+            self.attachments.fetcher = network.transport
+        self._manifests = Manifests(store=store, writes=self.writes, network=network)
         # What its database handles share (node/services.py); they write for its user.
         self._services = HandleServices(
             writes=self.writes,
             queries=self.queries,
-            sync=self._sync,
+            sync=None if network is None else SyncWaiter(network),
             attachments=self.attachments,
             members=Membership(lambda: self.device.delegation),
         )
@@ -191,7 +184,7 @@ class Node:
         database with the manifest ``new()`` builds (stored, with its name)."""
         if is_address(name_or_address):
             db = parse_address(name_or_address)
-            manifest = await self._manifests.find(db, wait_for_peer=self._expects_peers)
+            manifest = await self._manifests.find(db)
             if self._closed:
                 raise ClosedError("the node was closed while the manifest was fetched")
             return db, manifest, False
@@ -199,13 +192,8 @@ class Node:
         if found is not None:
             return found, self._manifests.load(found), False
         manifest = new()
-        db, block = manifest.to_block()
         self._check_not_in_batch(name_or_address)
-        async with self.writes.locked():
-            with self.store.transaction():
-                self.store.blocks.put(db, block)
-                self.store.set_name(name_or_address, db)
-        return db, manifest, True
+        return await self._manifests.add(name_or_address, manifest), manifest, True
 
     def _check_not_in_batch(self, name_or_address: str) -> None:
         if self.writes.in_batch:  # a rollback would undo the store under the new handle
@@ -243,9 +231,7 @@ class Node:
         With a transport, waits (up to ``timeout`` seconds) until the invite's grant
         has been replicated here. Returns the opened database."""
         address, _ = parse_invite(link)
-        manifest = await self._manifests.find(
-            parse_address(address), wait_for_peer=self._expects_peers
-        )
+        manifest = await self._manifests.find(parse_address(address))
         db = await self.open(address, type=manifest.type)
         if self.replication is not None and db.log.capabilities is not None:
             async with db.subscribe() as changes:
@@ -484,15 +470,10 @@ async def _open_node(
                 store=store,
                 identity=identity,
                 config=config,
-                replication=network.replication,
+                network=network,
                 owns_store=owns_store,
-                discovery=network.discovery,
                 device=device_state(path, identity),
             )
-            node._expects_peers = network.expects_peers
-            node._has_bootstrap = network.has_bootstrap
-            if isinstance(network.transport, BlockFetcher):
-                node.attachments.fetcher = network.transport
             yield node
     finally:
         # After the transport stopped: no gossip or stream reaches a closed database.

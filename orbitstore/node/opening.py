@@ -10,7 +10,7 @@ a node really has a network.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,16 +141,16 @@ async def open_network(
 
 
 class SyncWaiter:
-    """``wait_synced`` for the databases of a node with a transport. A node configured
-    with bootstrap peers (``has_bootstrap``) waits for one of them: right after start it
-    is connected to nobody yet, and "in sync with nobody" is not sync."""
+    """``wait_synced`` for the databases of a node with a network. A node configured
+    with bootstrap peers waits for one of them: right after start it is connected to
+    nobody yet, and "in sync with nobody" is not sync."""
 
-    def __init__(self, replication: Replication, *, has_bootstrap: Callable[[], bool]) -> None:
-        self._replication = replication
-        self._has_bootstrap = has_bootstrap
+    def __init__(self, network: Network) -> None:
+        self._replication = network.replication
+        self._has_bootstrap = network.has_bootstrap
 
     async def wait_synced(self, database: Database, *, peer: str | None, timeout: float) -> None:
-        min_peers = 1 if self._has_bootstrap() else 0
+        min_peers = 1 if self._has_bootstrap else 0
         await self._replication.wait_synced(
             database, peer=peer, timeout=timeout, min_peers=min_peers
         )
