@@ -60,25 +60,19 @@ def members(did: str) -> Role | None:
 def pair(
     a: Identity = ALICE, b: Identity = BOB, decide: Any = members
 ) -> tuple[PeerAuth, PeerAuth]:
-    i = PeerAuth(
-        db=DB,
-        signer=a,
-        local_peer=PA,
-        remote_peer=PB,
-        nonce=b"\x0a" * 32,
-        initiator=True,
-        decide=decide,
-    )
-    r = PeerAuth(
-        db=DB,
-        signer=b,
-        local_peer=PB,
-        remote_peer=PA,
-        nonce=b"\x0b" * 32,
-        initiator=False,
-        decide=decide,
-    )
-    return i, r
+    def side(signer: Identity, local: str, remote: str, initiator: bool) -> PeerAuth:
+        nonce = (b"\x0a" if initiator else b"\x0b") * 32
+        return PeerAuth(
+            db=DB,
+            signer=signer,
+            local_peer=local,
+            remote_peer=remote,
+            nonce=nonce,
+            initiator=initiator,
+            decide=decide,
+        )
+
+    return side(a, PA, PB, True), side(b, PB, PA, False)
 
 
 def roundtrip(message: Message) -> Message:

@@ -153,15 +153,21 @@ async def test_invite_redeemed_once_and_revoked_invite() -> None:
         assert MALLORY.id not in db.members()
 
 
+async def write_then_revoke(db: KeyValue) -> Entry:
+    """Alice is granted write and writes ``k="early"``, is revoked, then writes
+    ``k="late"`` after ``early`` (retracted): returns ``early``."""
+    grant = await db.grant(ALICE.id)
+    early = put(db, ALICE, "k", "early", [grant.cid])
+    await db.receive_entries([early])
+    await db.revoke(ALICE.id)
+    await db.receive_entries([put(db, ALICE, "k", "late", [early.cid])])
+    return early
+
+
 async def test_access_survives_reopen(tmp_path: Path) -> None:
     async with open_node(tmp_path / "n", identity=OWNER) as node:
         db = await owner_kv(node)
-        grant = await db.grant(ALICE.id)
-        early = put(db, ALICE, "k", "early", [grant.cid])
-        await db.receive_entries([early])
-        await db.revoke(ALICE.id)
-        late = put(db, ALICE, "k", "late", [early.cid])
-        await db.receive_entries([late])
+        early = await write_then_revoke(db)
         assert db.get("k") == "early"
     async with open_node(tmp_path / "n", identity=OWNER) as node:
         db = await owner_kv(node)
@@ -264,11 +270,7 @@ async def test_node_redeem_over_the_network(autojump_clock: trio.abc.Clock) -> N
 async def test_check_accepts_a_view_with_retracted_entries(tmp_path: Path) -> None:
     async with open_node(tmp_path / "n", identity=OWNER) as node:
         db = await owner_kv(node)
-        grant = await db.grant(ALICE.id)
-        early = put(db, ALICE, "k", "early", [grant.cid])
-        await db.receive_entries([early])
-        await db.revoke(ALICE.id)
-        await db.receive_entries([put(db, ALICE, "k", "late", [early.cid])])
+        await write_then_revoke(db)
         report = node.check()
         assert not report.problems, report.problems
 
