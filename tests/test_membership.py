@@ -23,6 +23,7 @@ from orbitstore.errors import (
 )
 from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
+from orbitstore.node.database import Database
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.testing.network import MemoryNetwork
@@ -43,6 +44,22 @@ def put(db: KeyValue, who: Identity, key: str, value: Any, parents: list[Cid]) -
         next=sorted(parents, key=bytes),
         payload={"op": "put", "key": key, "value": value},
     )
+
+
+def on(db: Database, who: Identity, payload: Any, parents: list[Entry]) -> Entry:
+    """An entry by ``who`` after ``parents`` (as if it came from another node)."""
+    return Entry.create(
+        who,
+        db=db.cid,
+        clock=max(p.clock for p in parents) + 1,
+        next=sorted((p.cid for p in parents), key=bytes),
+        payload=payload,
+    )
+
+
+def acl_op(op: str) -> dict[str, Any]:
+    """The payload of the owner's ``op`` (grant, revoke) of Alice's write right."""
+    return {"acl": {"op": op, "to": ALICE.id, "right": "write", "scope": None}}
 
 
 async def owner_kv(node: Any) -> KeyValue:
@@ -82,13 +99,7 @@ async def test_revocation_arriving_late_rebuilds_the_view() -> None:
         grant = await db.grant(ALICE.id)
         entries = [put(db, ALICE, f"k{i}", i, [grant.cid]) for i in range(5)]
         # The owner's revoke on the grant only: concurrent with all of Alice's entries.
-        revoke = Entry.create(
-            OWNER,
-            db=db.cid,
-            clock=grant.clock + 1,
-            next=[grant.cid],
-            payload={"acl": {"op": "revoke", "to": ALICE.id, "right": "write", "scope": None}},
-        )
+        revoke = on(db, OWNER, acl_op("revoke"), [grant])
         await db.receive_entries(entries)
         assert [db.get(f"k{i}") for i in range(5)] == list(range(5))
         async with db.subscribe() as changes:
@@ -296,13 +307,7 @@ async def test_all_or_nothing_refusal_leaves_access_unchanged() -> None:
     async with open_node(store=MemoryStore(), identity=OWNER) as node:
         db = await owner_kv(node)
         head = await db.put("k", 0)
-        grant = Entry.create(
-            OWNER,
-            db=db.cid,
-            clock=head.clock + 1,
-            next=[head.cid],
-            payload={"acl": {"op": "grant", "to": ALICE.id, "right": "write", "scope": None}},
-        )
+        grant = on(db, OWNER, acl_op("grant"), [head])
         outsider = put(db, MALLORY, "k", "x", [head.cid])
         result = db.log.receive_entries([grant, outsider], all_or_nothing=True)
         assert result.rejected and not result.added
@@ -333,22 +338,10 @@ async def test_counter_retraction() -> None:
         assert isinstance(db, Counter)
         await db.increment(1)
         grant = await db.grant(ALICE.id)
-        alice = Entry.create(
-            ALICE,
-            db=db.cid,
-            clock=grant.clock + 1,
-            next=[grant.cid],
-            payload={"op": "inc", "by": 5},
-        )
+        alice = on(db, ALICE, {"op": "inc", "by": 5}, [grant])
         await db.receive_entries([alice])
         assert db.value == 6
-        revoke = Entry.create(
-            OWNER,
-            db=db.cid,
-            clock=grant.clock + 1,
-            next=[grant.cid],
-            payload={"acl": {"op": "revoke", "to": ALICE.id, "right": "write", "scope": None}},
-        )
+        revoke = on(db, OWNER, acl_op("revoke"), [grant])
         await db.receive_entries([revoke])
         assert db.value == 1
         await db.increment(2)
