@@ -23,9 +23,9 @@ from orbitstore.errors import (
 )
 from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
-from orbitstore.node.database import Database
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.storage.memory import MemoryStore
+from orbitstore.testing.entries import entry_after
 from orbitstore.testing.network import MemoryNetwork
 from orbitstore.testing.pairs import open_memory_pair
 
@@ -43,17 +43,6 @@ def put(db: KeyValue, who: Identity, key: str, value: Any, parents: list[Cid]) -
         clock=max(clocks, default=0) + 1,
         next=sorted(parents, key=bytes),
         payload={"op": "put", "key": key, "value": value},
-    )
-
-
-def on(db: Database, who: Identity, payload: Any, parents: list[Entry]) -> Entry:
-    """An entry by ``who`` after ``parents`` (as if it came from another node)."""
-    return Entry.create(
-        who,
-        db=db.cid,
-        clock=max(p.clock for p in parents) + 1,
-        next=sorted((p.cid for p in parents), key=bytes),
-        payload=payload,
     )
 
 
@@ -99,7 +88,7 @@ async def test_revocation_arriving_late_rebuilds_the_view() -> None:
         grant = await db.grant(ALICE.id)
         entries = [put(db, ALICE, f"k{i}", i, [grant.cid]) for i in range(5)]
         # The owner's revoke on the grant only: concurrent with all of Alice's entries.
-        revoke = on(db, OWNER, acl_op("revoke"), [grant])
+        revoke = entry_after(OWNER, db.cid, acl_op("revoke"), [grant])
         await db.receive_entries(entries)
         assert [db.get(f"k{i}") for i in range(5)] == list(range(5))
         async with db.subscribe() as changes:
@@ -307,7 +296,7 @@ async def test_all_or_nothing_refusal_leaves_access_unchanged() -> None:
     async with open_node(store=MemoryStore(), identity=OWNER) as node:
         db = await owner_kv(node)
         head = await db.put("k", 0)
-        grant = on(db, OWNER, acl_op("grant"), [head])
+        grant = entry_after(OWNER, db.cid, acl_op("grant"), [head])
         outsider = put(db, MALLORY, "k", "x", [head.cid])
         result = db.log.receive_entries([grant, outsider], all_or_nothing=True)
         assert result.rejected and not result.added
@@ -338,10 +327,10 @@ async def test_counter_retraction() -> None:
         assert isinstance(db, Counter)
         await db.increment(1)
         grant = await db.grant(ALICE.id)
-        alice = on(db, ALICE, {"op": "inc", "by": 5}, [grant])
+        alice = entry_after(ALICE, db.cid, {"op": "inc", "by": 5}, [grant])
         await db.receive_entries([alice])
         assert db.value == 6
-        revoke = on(db, OWNER, acl_op("revoke"), [grant])
+        revoke = entry_after(OWNER, db.cid, acl_op("revoke"), [grant])
         await db.receive_entries([revoke])
         assert db.value == 1
         await db.increment(2)
