@@ -166,9 +166,10 @@ async def open_memory_nodes(
     config: NodeConfig | None = None,
     paths: Mapping[str, str | Path] | None = None,
 ) -> AsyncIterator[list[Node]]:
-    """One node per entry of ``identities`` (None: a random identity), each on its own
-    transport of ``network`` named by the key, in that order; a node named in ``paths``
-    keeps its data in that directory, the others in memory. Nodes are not connected."""
+    """One node per entry of ``identities``, each on its own transport of ``network``
+    named by the key, in that order; a node named in ``paths`` keeps its data in that
+    directory, the others in memory. A None identity is the directory's own (its
+    keystore's) or, in memory, a random one. Nodes are not connected."""
     async with AsyncExitStack() as stack:
         nodes = []
         for name, identity in identities.items():
@@ -176,12 +177,7 @@ async def open_memory_nodes(
             path = None if paths is None else paths.get(name)
             nodes.append(
                 await stack.enter_async_context(
-                    open_node(
-                        path,
-                        transport=transport,
-                        identity=identity or Identity(os.urandom(32)),
-                        config=config,
-                    )
+                    open_node(path, transport=transport, identity=identity, config=config)
                 )
             )
         yield nodes
