@@ -9,13 +9,13 @@ import random
 import trio
 
 from orbitstore.core import encryption as enc
-from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.node.node import Node
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import open_memory_nodes, open_replica, wait_for_entry
 
 CONFIG = NodeConfig(
     timestamps=False,
@@ -24,23 +24,6 @@ CONFIG = NodeConfig(
     ),
 )
 ALICE, BOB, CAROL = (Identity(bytes([i]) * 32) for i in (51, 52, 53))
-
-
-async def reach(node: Node, db: KeyValue, entry: Entry | None) -> None:
-    assert node.replication is not None and entry is not None
-    with trio.fail_after(30):
-        async with node.replication.subscribe_progress() as events:
-            while not db.log.has(entry.cid):
-                await events.receive()
-
-
-async def replica(node: Node, address: str, peer: str) -> KeyValue:
-    assert node.replication is not None
-    await node.replication.connect("mem/" + peer)
-    db = await node.open(address, type="keyvalue")
-    assert isinstance(db, KeyValue)
-    await db.wait_synced(peer=peer, timeout=10)
-    return db
 
 
 async def setup(alice: Node) -> KeyValue:
@@ -57,27 +40,23 @@ async def setup(alice: Node) -> KeyValue:
 
 async def test_an_admins_revocation_rotates_the_key(autojump_clock: trio.abc.Clock) -> None:
     net = MemoryNetwork(rng=random.Random(3), latency=(0.001, 0.01))
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        net.open_transport("carol") as tc,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-        open_node(transport=tc, identity=CAROL, config=CONFIG) as carol,
-    ):
+    async with open_memory_nodes(
+        net, {"alice": ALICE, "bob": BOB, "carol": CAROL}, config=CONFIG
+    ) as (alice, bob, carol):
         a = await setup(alice)
-        c = await replica(carol, a.address, "alice")
-        b = await replica(bob, a.address, "alice")
+        c = await open_replica(carol, a.address, "alice", KeyValue)
+        b = await open_replica(bob, a.address, "alice", KeyValue)
         assert b.is_reader and c.is_reader and b.get("before") == 1
         await c.revoke(BOB.id, "write")  # Carol is an admin, not the owner
         assert c.readers == {ALICE.id, CAROL.id}
         epoch = c.log.get(next(iter(c.heads)))
         assert epoch is not None and enc.classify(epoch.payload) == enc.EPOCH
-        await reach(alice, a, epoch)
+        await wait_for_entry(alice, a, epoch, timeout=30)
         assert a.readers == {ALICE.id, CAROL.id}  # Carol's epoch is current for Alice too
-        await reach(bob, b, await a.put("after", 2))  # sealed under Carol's key
+        after = await a.put("after", 2)  # sealed under Carol's key
+        await wait_for_entry(bob, b, after, timeout=30)
         assert a.get("after") == 2
-        await reach(carol, c, a.log.get(next(iter(a.heads))))
+        await wait_for_entry(carol, c, a.log.get(next(iter(a.heads))), timeout=30)
         assert c.get("after") == 2
         assert not b.is_reader and b.get("after") is None and b.get("before") == 1
 
@@ -86,14 +65,12 @@ async def test_a_removed_admins_concurrent_epoch_is_not_current(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     net = MemoryNetwork(rng=random.Random(4), latency=(0.001, 0.01))
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("carol") as tc,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tc, identity=CAROL, config=CONFIG) as carol,
+    async with open_memory_nodes(net, {"alice": ALICE, "carol": CAROL}, config=CONFIG) as (
+        alice,
+        carol,
     ):
         a = await setup(alice)
-        c = await replica(carol, a.address, "alice")
+        c = await open_replica(carol, a.address, "alice", KeyValue)
         net.partition(["alice"], ["carol"])
         await a.revoke(CAROL.id, "admin")  # the owner removes Carol (and rotates her out)
         assert a.readers == {ALICE.id, BOB.id}
@@ -102,7 +79,7 @@ async def test_a_removed_admins_concurrent_epoch_is_not_current(
         carols = await c.set_readers([CAROL.id])  # an epoch only Carol (and Alice) read
         assert c.readers == {ALICE.id, CAROL.id}
         net.heal()
-        await reach(alice, a, carols)
+        await wait_for_entry(alice, a, carols, timeout=30)
         # Carol's epoch sorts after Alice's, but it is retracted: Alice's stays current.
         assert carols.order_key > max(
             e.order_key
@@ -113,7 +90,7 @@ async def test_a_removed_admins_concurrent_epoch_is_not_current(
         await a.put("after", 1)
         entry = a.log.get(next(iter(a.heads)))
         assert entry is not None
-        await reach(carol, c, entry)
+        await wait_for_entry(carol, c, entry, timeout=30)
         assert c.get("after") is None  # sealed under a key Carol does not hold
         # On Carol's node too, once the removal arrived, her own epoch is retracted.
         assert c.readers == {ALICE.id, BOB.id} and not c.is_reader
@@ -123,16 +100,13 @@ async def test_an_admins_epoch_survives_a_restart(tmp_path: object) -> None:
     """On disk, the stored key state keeps an admin's epoch (re-checked against the log)."""
     net = MemoryNetwork(rng=random.Random(5), latency=(0.0, 0.0))
     home = str(tmp_path)
-    async with (
-        net.open_transport("alice") as ta,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-    ):
+    async with open_memory_nodes(net, {"alice": ALICE}, config=CONFIG) as (alice,):
         a = await setup(alice)
         async with (
             net.open_transport("carol") as tc,
             open_node(home, transport=tc, identity=CAROL, config=CONFIG) as carol,
         ):
-            c = await replica(carol, a.address, "alice")
+            c = await open_replica(carol, a.address, "alice", KeyValue)
             await c.revoke(BOB.id, "write")
             readers = set(c.readers)
             assert readers == {ALICE.id, CAROL.id}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,31 +24,18 @@ from orbitstore.core.unixfs import FileLayout, build_file
 from orbitstore.net.libp2p_config import BitswapConfig, Libp2pConfig
 from orbitstore.node import open_node
 from orbitstore.node.config import NodeConfig
+from tests.helpers.npm import NEEDS_NODE_JS, installed
 from tests.test_unixfs import pattern
 
 INTEROP = Path(__file__).parent / "interop_ipfs"
 DEADLINE = 120.0
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("node") is None or shutil.which("npm") is None,
-        reason="Node.js and npm are needed to run Helia",
-    ),
-]
+pytestmark = NEEDS_NODE_JS
 
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
-    modules = INTEROP / "node_modules"
-    if not (modules / "helia").is_dir() or not (modules / "ipfs-unixfs-importer").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=INTEROP,
-            check=True,
-            timeout=600,
-        )
-    return modules
+    return installed(INTEROP, ("helia", "ipfs-unixfs-importer"), timeout=600)
 
 
 def test_cids_equal_helias_importer(tmp_path: Path, node_modules: Path) -> None:

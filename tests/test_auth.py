@@ -4,6 +4,7 @@ non-reader, and any mutated frame are refused — with our typed errors only."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -62,24 +63,9 @@ def members(did: str, delegation: Delegation | None = None) -> Role | None:
 def pair(
     a: Identity = ALICE, b: Identity = BOB, decide: Any = members
 ) -> tuple[PeerAuth, PeerAuth]:
-    i = PeerAuth(
-        db=DB,
-        signer=a,
-        local_peer=PA,
-        remote_peer=PB,
-        nonce=b"\x0a" * 32,
-        initiator=True,
-        decide=decide,
-    )
-    r = PeerAuth(
-        db=DB,
-        signer=b,
-        local_peer=PB,
-        remote_peer=PA,
-        nonce=b"\x0b" * 32,
-        initiator=False,
-        decide=decide,
-    )
+    side = partial(PeerAuth, db=DB, decide=decide)
+    i = side(signer=a, local_peer=PA, remote_peer=PB, nonce=b"\x0a" * 32, initiator=True)
+    r = side(signer=b, local_peer=PB, remote_peer=PA, nonce=b"\x0b" * 32, initiator=False)
     return i, r
 
 
@@ -231,22 +217,9 @@ def test_any_change_to_a_proof_or_its_session_is_refused(
 
 
 def test_transcript_is_canonical_and_names_the_session() -> None:
-    a = transcript(
-        db=DB,
-        prover_peer=PA,
-        verifier_peer=PB,
-        prover=ALICE.id,
-        challenge=b"1" * 32,
-        nonce=b"2" * 32,
-    )
-    b = transcript(
-        db=DB,
-        prover_peer=PB,
-        verifier_peer=PA,
-        prover=ALICE.id,
-        challenge=b"1" * 32,
-        nonce=b"2" * 32,
-    )
+    signed = partial(transcript, db=DB, prover=ALICE.id, challenge=b"1" * 32, nonce=b"2" * 32)
+    a = signed(prover_peer=PA, verifier_peer=PB)
+    b = signed(prover_peer=PB, verifier_peer=PA)
     assert a != b and a.startswith(b"\x87")  # a DAG-CBOR array of 7 items
     assert a[1:20] == b"\x72orbitstore/auth/v1"  # the tag, as docs/wire-format.md says
     assert a[20:61] == b"\xd8\x2a\x58\x25\x00" + bytes(DB)

@@ -8,8 +8,6 @@ tests/test_server_interop.py). Skipped only when ``node`` or ``npm`` is not inst
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,30 +18,17 @@ from orbitstore.net.libp2p_transport import open_libp2p_transport
 from orbitstore.node import open_node
 from orbitstore.node.ydoc import YDocument
 from tests.helpers.api import running_api
+from tests.helpers.npm import NEEDS_NODE_JS, installed
 
 INTEROP = Path(__file__).parent / "interop"
 DEADLINE = 90.0
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("node") is None or shutil.which("npm") is None,
-        reason="Node.js and npm are needed to run the stock Yjs client",
-    ),
-]
+pytestmark = NEEDS_NODE_JS
 
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
-    modules = INTEROP / "node_modules"
-    if not (modules / "y-websocket").is_dir() or not (modules / "yjs").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=INTEROP,
-            check=True,
-            timeout=300,
-        )
-    return modules
+    return installed(INTEROP, ("y-websocket", "yjs"))
 
 
 async def test_yjs_clients_on_two_nodes_see_each_others_awareness(

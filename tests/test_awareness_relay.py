@@ -15,11 +15,12 @@ from typing import Any
 import pycrdt
 import trio
 
-from orbitstore.node import Node, open_node
+from orbitstore.node import Node
 from orbitstore.node.awareness import AwarenessRelay, awareness_topic
 from orbitstore.node.ydoc import YDocument
 from orbitstore.server.ywebsocket import Room, _Client
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import open_memory_nodes, transport_of
 
 DEADLINE = 30.0
 
@@ -32,16 +33,12 @@ def relay(node: Node) -> AwarenessRelay:
 @asynccontextmanager
 async def two_nodes(tmp_path: Path) -> AsyncIterator[tuple[Any, YDocument, YDocument, Node, Node]]:
     net = MemoryNetwork(rng=random.Random(3))
-    async with (
-        net.open_transport("a") as ta,
-        net.open_transport("b") as tb,
-        open_node(tmp_path / "a", transport=ta) as a,
-        open_node(tmp_path / "b", transport=tb) as b,
-    ):
+    paths = {"a": tmp_path / "a", "b": tmp_path / "b"}
+    async with open_memory_nodes(net, {"a": None, "b": None}, paths=paths) as (a, b):
         doc_a = await a.open("notes", type="ydoc", write=["*"])
         doc_b = await b.open("notes", type="ydoc", write=["*"])
         assert isinstance(doc_a, YDocument) and isinstance(doc_b, YDocument)
-        await ta.connect("mem/b")
+        await transport_of(a).connect("mem/b")
         yield net, doc_a, doc_b, a, b
 
 

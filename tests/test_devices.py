@@ -29,6 +29,7 @@ from orbitstore.errors import InvalidAclOpError
 from orbitstore.node import open_node
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.storage.memory import MemoryStore
+from orbitstore.testing.entries import entry_after
 
 # Roots: O (the owner, a user with devices), U and V. Devices: O1 O2, U1 U2 U3, V1 V2.
 KEYS = {
@@ -389,14 +390,7 @@ async def test_expired_delegations_stop_authorizing_at_the_entry_ts() -> None:
         d = Delegation.create(KEYS["U"], ID["U1"], issued=1, expires=1000)
 
         def make(payload: Any, parents: list[Any], ts: int | None) -> Entry:
-            return Entry.create(
-                KEYS["U1"],
-                db=db.cid,
-                clock=max(p.clock for p in parents) + 1,
-                next=sorted((p.cid for p in parents), key=bytes),
-                payload=payload,
-                ts=ts,
-            )
+            return entry_after(KEYS["U1"], db.cid, payload, parents, ts=ts)
 
         link = make(AclOp.link(d).to_payload(), heads, 10)
         inside = make({"op": "put", "key": "in", "value": 1}, [link], 999)
@@ -415,13 +409,7 @@ async def test_one_device_one_user_the_first_link_wins() -> None:
         base = [db.get_entry(h) for h in db.heads]
 
         def make(payload: Any, parents: list[Any]) -> Entry:
-            return Entry.create(
-                KEYS["U1"],
-                db=db.cid,
-                clock=max(p.clock for p in parents) + 1,
-                next=sorted((p.cid for p in parents), key=bytes),
-                payload=payload,
-            )
+            return entry_after(KEYS["U1"], db.cid, payload, parents)
 
         to_u = make(AclOp.link(Delegation.create(KEYS["U"], ID["U1"], issued=1)).to_payload(), base)
         to_v = make(

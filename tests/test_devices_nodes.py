@@ -3,6 +3,8 @@ as the user, unlinking a lost device, persistence, and the device API surface.""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from orbitstore.core.identity import Identity
 from orbitstore.errors import KeystoreError, UsageError, WriteNotAllowedError
 from orbitstore.node import open_node
 from orbitstore.node.keyvalue import KeyValue
+from orbitstore.node.node import Node
 from orbitstore.storage.memory import MemoryStore
 
 LAPTOP = Identity(b"\x11" * 32)
@@ -46,6 +49,22 @@ def raw(db: KeyValue, who: Identity, payload: Any, parents: list[Entry]) -> Entr
         next=sorted((p.cid for p in parents), key=bytes),
         payload=payload,
     )
+
+
+@asynccontextmanager
+async def owner_and_user_devices() -> AsyncIterator[tuple[Node, Node, Node, str, KeyValue]]:
+    """A friend's node owning a capabilities database ``team``, and a user whose first
+    device is the laptop and whose phone is linked: ``(owner, laptop, phone, user, team)``."""
+    async with (
+        open_node(store=MemoryStore(), identity=FRIEND) as owner,
+        open_node(store=MemoryStore(), identity=LAPTOP) as laptop,
+        open_node(store=MemoryStore(), identity=PHONE) as phone,
+    ):
+        user = laptop.create_user()
+        phone.accept_delegation(laptop.delegate_device(PHONE.id))
+        team = await owner.open("team", type="keyvalue", access="capabilities")
+        assert isinstance(team, KeyValue)
+        yield owner, laptop, phone, user, team
 
 
 async def test_two_devices_of_one_user_write_as_the_user_and_a_lost_one_is_unlinked() -> None:
@@ -118,15 +137,7 @@ async def test_two_devices_of_one_user_write_as_the_user_and_a_lost_one_is_unlin
 
 
 async def test_a_users_grant_covers_all_its_devices() -> None:
-    async with (
-        open_node(store=MemoryStore(), identity=FRIEND) as owner,
-        open_node(store=MemoryStore(), identity=LAPTOP) as laptop,
-        open_node(store=MemoryStore(), identity=PHONE) as phone,
-    ):
-        user = laptop.create_user()
-        phone.accept_delegation(laptop.delegate_device(PHONE.id))
-        team = await owner.open("team", type="keyvalue", access="capabilities")
-        assert isinstance(team, KeyValue)
+    async with owner_and_user_devices() as (_owner, _laptop, phone, user, team):
         await team.grant(user, "write", scope="u/")
         b = await open_copy(phone, team)
         await sync(team, b)
@@ -232,15 +243,7 @@ async def test_encryption_epochs_are_sealed_to_each_device_of_a_user() -> None:
 
 
 async def test_an_invite_redeemed_on_a_device_admits_the_user_and_its_devices() -> None:
-    async with (
-        open_node(store=MemoryStore(), identity=FRIEND) as owner,
-        open_node(store=MemoryStore(), identity=LAPTOP) as laptop,
-        open_node(store=MemoryStore(), identity=PHONE) as phone,
-    ):
-        user = laptop.create_user()
-        phone.accept_delegation(laptop.delegate_device(PHONE.id))
-        team = await owner.open("team", type="keyvalue", access="capabilities")
-        assert isinstance(team, KeyValue)
+    async with owner_and_user_devices() as (_owner, laptop, phone, user, team):
         link = await team.invite(scope="u/")
         a = await open_copy(laptop, team)
         await sync(team, a)

@@ -232,13 +232,18 @@ def _foreign(errors: list[OrbitstoreError], *, allow_view_decoding: bool = False
     return out
 
 
+def damaged_copy(template: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the template node directory to damage, and its store file."""
+    home = tmp_path / "node"
+    shutil.copytree(template, home)
+    return home, home / STORE_FILE
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_a_damaged_table_or_index_raises_only_storage_errors(
     template: Path, tmp_path: Path, target: str
 ) -> None:
-    home = tmp_path / "node"
-    shutil.copytree(template, home)
-    path = home / STORE_FILE
+    home, path = damaged_copy(template, tmp_path)
     pages = _pages(path, target)
     assert pages, f"{target} has no pages"
     rng = random.Random(target)
@@ -253,9 +258,7 @@ def test_a_damaged_table_or_index_raises_only_storage_errors(
 def test_bytes_overwritten_in_the_middle_of_the_file_raise_only_storage_errors(
     template: Path, tmp_path: Path, seed: int
 ) -> None:
-    home = tmp_path / "node"
-    shutil.copytree(template, home)
-    path = home / STORE_FILE
+    home, path = damaged_copy(template, tmp_path)
     size = path.stat().st_size
     rng = random.Random(seed)
     with path.open("r+b") as f:

@@ -11,7 +11,6 @@ import pytest
 import trio
 
 from orbitstore.core import encryption as enc
-from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.errors import (
     DecryptionError,
@@ -22,9 +21,15 @@ from orbitstore.errors import (
 from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.keyvalue import KeyValue
-from orbitstore.node.node import Node
 from orbitstore.testing.network import MemoryNetwork
-from orbitstore.testing.pairs import NodePair, open_memory_pair
+from orbitstore.testing.pairs import (
+    NodePair,
+    open_memory_nodes,
+    open_memory_pair,
+    open_replica,
+    transport_of,
+    wait_for_entry,
+)
 
 CONFIG = NodeConfig(
     timestamps=False,
@@ -51,25 +56,6 @@ async def sync(db: KeyValue, peer: str) -> None:
     await db.wait_synced(peer=peer, timeout=10)
 
 
-async def reach(node: Node, db: KeyValue, entry: Entry | None) -> None:
-    """Wait (on replication progress events, 10 s of virtual time) until ``db`` holds
-    ``entry``."""
-    assert node.replication is not None and entry is not None
-    with trio.fail_after(10):
-        async with node.replication.subscribe_progress() as events:
-            while not db.log.has(entry.cid):
-                await events.receive()
-
-
-async def replica(node: Node, address: str, peer: str) -> KeyValue:
-    assert node.replication is not None
-    await node.replication.connect("mem/" + peer)
-    db = await node.open(address, type="keyvalue")
-    assert isinstance(db, KeyValue)
-    await sync(db, peer)
-    return db
-
-
 async def test_two_members_read_and_write_on_two_nodes(autojump_clock: trio.abc.Clock) -> None:
     net = network()
     async with alice_and_bob(net) as pair:
@@ -77,16 +63,16 @@ async def test_two_members_read_and_write_on_two_nodes(autojump_clock: trio.abc.
         a = await alice.open("notes", type="keyvalue", write=WRITERS, encrypted=True)
         assert isinstance(a, KeyValue) and a.encrypted and a.readers == {ALICE.id}
         await a.put("a1", "from alice")
-        b = await replica(bob, a.address, "alice")
+        b = await open_replica(bob, a.address, "alice", KeyValue)
         assert b.encrypted and not b.is_reader
         assert b.get("a1") is None  # not a member yet: nothing to read
         with pytest.raises(NotAMemberError):
             await b.put("b0", "too early")
-        await reach(alice, a, await b.announce_key())
-        await reach(bob, b, await a.set_readers([ALICE.id, BOB.id]))
+        await wait_for_entry(alice, a, await b.announce_key())
+        await wait_for_entry(bob, b, await a.set_readers([ALICE.id, BOB.id]))
         assert b.is_reader and b.get("a1") == "from alice"  # history folded once keyed
-        await reach(alice, a, await b.put("b1", {"from": "bob"}))
-        await reach(bob, b, await a.put("a2", [1, 2]))
+        await wait_for_entry(alice, a, await b.put("b1", {"from": "bob"}))
+        await wait_for_entry(bob, b, await a.put("a2", [1, 2]))
         for db in (a, b):
             assert dict(db.items()) == {"a1": "from alice", "a2": [1, 2], "b1": {"from": "bob"}}
         # What is stored and sent is sealed: no plaintext in any block.
@@ -126,14 +112,9 @@ async def test_blind_replica_stores_and_serves_but_cannot_read(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("relay") as tr,
-        net.open_transport("carol") as tc,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tr, identity=RELAY, config=CONFIG) as relay,
-        open_node(transport=tc, identity=CAROL, config=CONFIG) as carol,
-    ):
+    async with open_memory_nodes(
+        net, {"alice": ALICE, "relay": RELAY, "carol": CAROL}, config=CONFIG
+    ) as (alice, relay, carol):
         a = await alice.open("notes", type="keyvalue", write=WRITERS, encrypted=True)
         assert isinstance(a, KeyValue)
         # Carol hands her self-signed announcement to Alice out of band; Alice posts it.
@@ -141,7 +122,7 @@ async def test_blind_replica_stores_and_serves_but_cannot_read(
         await a.set_readers([ALICE.id, CAROL.id])
         for i in range(5):
             await a.put(f"k{i}", f"secret {i}")
-        r = await replica(relay, a.address, "alice")
+        r = await open_replica(relay, a.address, "alice", KeyValue)
         assert len(r) == len(a) and r.heads == a.heads  # stored everything, verified
         assert list(r.items()) == [] and not r.is_reader  # reads nothing
         assert not any("secret" in str(e.payload) for e in r.entries())
@@ -153,8 +134,8 @@ async def test_blind_replica_stores_and_serves_but_cannot_read(
         with pytest.raises(WriteNotAllowedError):  # a relay, not a writer
             await r.put("x", "y")
         # Carol never talks to Alice: she fetches from the blind replica only.
-        c = await replica(carol, a.address, "relay")
-        assert "alice" not in str(tc.connected_peers())
+        c = await open_replica(carol, a.address, "relay", KeyValue)
+        assert "alice" not in str(transport_of(carol).connected_peers())
         assert dict(c.items()) == {f"k{i}": f"secret {i}" for i in range(5)}
 
 
@@ -167,13 +148,13 @@ async def test_a_revoked_member_cannot_read_later_entries(autojump_clock: trio.a
         await a.announce_key(enc.announcement(BOB, a.cid))
         await a.set_readers([ALICE.id, BOB.id])
         await a.put("before", 1)
-        b = await replica(bob, a.address, "alice")
+        b = await open_replica(bob, a.address, "alice", KeyValue)
         assert b.get("before") == 1
         with pytest.raises(UsageError):  # only the owner rotates
             await b.set_readers([BOB.id])
         await a.set_readers([])  # revoke Bob: a new epoch without him (the owner stays)
         await a.put("after", 2)
-        await reach(bob, b, await a.put("before", 3))
+        await wait_for_entry(bob, b, await a.put("before", 3))
         assert b.readers == {ALICE.id} and not b.is_reader
         assert b.get("after") is None and b.get("before") == 1  # old data, not new
         later = [e for e in b.log.traverse() if enc.classify(e.payload) == enc.SEALED][-2:]
@@ -263,13 +244,13 @@ async def test_capabilities_revoke_rotates_the_key(autojump_clock: trio.abc.Cloc
         await a.announce_key(enc.announcement(BOB, a.cid))
         await a.set_readers([BOB.id])
         await a.put("before", 1)
-        b = await replica(bob, a.address, "alice")
+        b = await open_replica(bob, a.address, "alice", KeyValue)
         assert b.get("before") == 1 and b.is_reader
-        await reach(alice, a, await b.put("from-bob", 2))
+        await wait_for_entry(alice, a, await b.put("from-bob", 2))
         assert a.get("from-bob") == 2
         await a.revoke(BOB.id, "write")  # the owner revokes: a new epoch without Bob
         assert a.readers == {ALICE.id}
-        await reach(bob, b, await a.put("after", 3))
+        await wait_for_entry(bob, b, await a.put("after", 3))
         assert not b.is_reader and b.get("after") is None and b.get("before") == 1
         assert a.get("after") == 3
 

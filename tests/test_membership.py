@@ -25,6 +25,7 @@ from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.keyvalue import KeyValue
 from orbitstore.storage.memory import MemoryStore
+from orbitstore.testing.entries import entry_after
 from orbitstore.testing.network import MemoryNetwork
 from orbitstore.testing.pairs import open_memory_pair
 
@@ -43,6 +44,11 @@ def put(db: KeyValue, who: Identity, key: str, value: Any, parents: list[Cid]) -
         next=sorted(parents, key=bytes),
         payload={"op": "put", "key": key, "value": value},
     )
+
+
+def acl_op(op: str) -> dict[str, Any]:
+    """The payload of the owner's ``op`` (grant, revoke) of Alice's write right."""
+    return {"acl": {"op": op, "to": ALICE.id, "right": "write", "scope": None}}
 
 
 async def owner_kv(node: Any) -> KeyValue:
@@ -82,13 +88,7 @@ async def test_revocation_arriving_late_rebuilds_the_view() -> None:
         grant = await db.grant(ALICE.id)
         entries = [put(db, ALICE, f"k{i}", i, [grant.cid]) for i in range(5)]
         # The owner's revoke on the grant only: concurrent with all of Alice's entries.
-        revoke = Entry.create(
-            OWNER,
-            db=db.cid,
-            clock=grant.clock + 1,
-            next=[grant.cid],
-            payload={"acl": {"op": "revoke", "to": ALICE.id, "right": "write", "scope": None}},
-        )
+        revoke = entry_after(OWNER, db.cid, acl_op("revoke"), [grant])
         await db.receive_entries(entries)
         assert [db.get(f"k{i}") for i in range(5)] == list(range(5))
         async with db.subscribe() as changes:
@@ -153,15 +153,21 @@ async def test_invite_redeemed_once_and_revoked_invite() -> None:
         assert MALLORY.id not in db.members()
 
 
+async def write_then_revoke(db: KeyValue) -> Entry:
+    """Alice is granted write and writes ``k="early"``, is revoked, then writes
+    ``k="late"`` after ``early`` (retracted): returns ``early``."""
+    grant = await db.grant(ALICE.id)
+    early = put(db, ALICE, "k", "early", [grant.cid])
+    await db.receive_entries([early])
+    await db.revoke(ALICE.id)
+    await db.receive_entries([put(db, ALICE, "k", "late", [early.cid])])
+    return early
+
+
 async def test_access_survives_reopen(tmp_path: Path) -> None:
     async with open_node(tmp_path / "n", identity=OWNER) as node:
         db = await owner_kv(node)
-        grant = await db.grant(ALICE.id)
-        early = put(db, ALICE, "k", "early", [grant.cid])
-        await db.receive_entries([early])
-        await db.revoke(ALICE.id)
-        late = put(db, ALICE, "k", "late", [early.cid])
-        await db.receive_entries([late])
+        early = await write_then_revoke(db)
         assert db.get("k") == "early"
     async with open_node(tmp_path / "n", identity=OWNER) as node:
         db = await owner_kv(node)
@@ -264,11 +270,7 @@ async def test_node_redeem_over_the_network(autojump_clock: trio.abc.Clock) -> N
 async def test_check_accepts_a_view_with_retracted_entries(tmp_path: Path) -> None:
     async with open_node(tmp_path / "n", identity=OWNER) as node:
         db = await owner_kv(node)
-        grant = await db.grant(ALICE.id)
-        early = put(db, ALICE, "k", "early", [grant.cid])
-        await db.receive_entries([early])
-        await db.revoke(ALICE.id)
-        await db.receive_entries([put(db, ALICE, "k", "late", [early.cid])])
+        await write_then_revoke(db)
         report = node.check()
         assert not report.problems, report.problems
 
@@ -294,13 +296,7 @@ async def test_all_or_nothing_refusal_leaves_access_unchanged() -> None:
     async with open_node(store=MemoryStore(), identity=OWNER) as node:
         db = await owner_kv(node)
         head = await db.put("k", 0)
-        grant = Entry.create(
-            OWNER,
-            db=db.cid,
-            clock=head.clock + 1,
-            next=[head.cid],
-            payload={"acl": {"op": "grant", "to": ALICE.id, "right": "write", "scope": None}},
-        )
+        grant = entry_after(OWNER, db.cid, acl_op("grant"), [head])
         outsider = put(db, MALLORY, "k", "x", [head.cid])
         result = db.log.receive_entries([grant, outsider], all_or_nothing=True)
         assert result.rejected and not result.added
@@ -331,22 +327,10 @@ async def test_counter_retraction() -> None:
         assert isinstance(db, Counter)
         await db.increment(1)
         grant = await db.grant(ALICE.id)
-        alice = Entry.create(
-            ALICE,
-            db=db.cid,
-            clock=grant.clock + 1,
-            next=[grant.cid],
-            payload={"op": "inc", "by": 5},
-        )
+        alice = entry_after(ALICE, db.cid, {"op": "inc", "by": 5}, [grant])
         await db.receive_entries([alice])
         assert db.value == 6
-        revoke = Entry.create(
-            OWNER,
-            db=db.cid,
-            clock=grant.clock + 1,
-            next=[grant.cid],
-            payload={"acl": {"op": "revoke", "to": ALICE.id, "right": "write", "scope": None}},
-        )
+        revoke = entry_after(OWNER, db.cid, acl_op("revoke"), [grant])
         await db.receive_entries([revoke])
         assert db.value == 1
         await db.increment(2)

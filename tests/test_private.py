@@ -16,10 +16,10 @@ from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.announcer import topic_for
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.keyvalue import KeyValue
-from orbitstore.node.node import Node
 from orbitstore.sync.auth import prove
 from orbitstore.sync.frames import Challenge, Error, FrameDecoder, Hello, Proof, encode_frame
 from orbitstore.testing.network import MemoryNetwork
+from orbitstore.testing.pairs import open_memory_nodes, open_replica, transport_of
 
 CONFIG = NodeConfig(
     timestamps=False,
@@ -34,31 +34,17 @@ def network() -> MemoryNetwork:
     return MemoryNetwork(rng=random.Random(5), latency=(0.001, 0.01))
 
 
-async def follow(node: Node, address: str, peer: str) -> KeyValue:
-    assert node.replication is not None
-    await node.replication.connect("mem/" + peer)
-    db = await node.open(address, type="keyvalue")
-    assert isinstance(db, KeyValue)
-    await db.wait_synced(peer=peer, timeout=10)
-    return db
-
-
 async def test_private_database_serves_members_and_refuses_others(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        net.open_transport("mallory") as tm,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-        open_node(transport=tm, identity=MALLORY, config=CONFIG) as mallory,
-    ):
+    async with open_memory_nodes(
+        net, {"alice": ALICE, "bob": BOB, "mallory": MALLORY}, config=CONFIG
+    ) as (alice, bob, mallory):
         a = await alice.open("team", type="keyvalue", write=[ALICE.id, BOB.id], private=True)
         assert isinstance(a, KeyValue)
         await a.put("plan", "secret")
-        b = await follow(bob, a.address, "alice")
+        b = await open_replica(bob, a.address, "alice", KeyValue)
         assert b.get("plan") == "secret" and b.heads == a.heads
         # Mallory knows the address but is no member: the manifest is refused.
         assert mallory.replication is not None
@@ -76,7 +62,7 @@ async def test_private_database_serves_members_and_refuses_others(
         for node in (alice, bob):
             assert node.replication is not None
             assert node.replication.statistics().announcements_sent == 0
-        for transport in (ta, tb):
+        for transport in map(transport_of, (alice, bob)):
             assert topic_for(a.cid) not in transport._topics  # never subscribed
 
 
@@ -126,16 +112,8 @@ async def test_named_replica_serves_a_member_while_the_writer_is_offline(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     net = network()
-    async with (
-        net.open_transport("pin") as tp,
-        net.open_transport("bob") as tb,
-        open_node(transport=tp, identity=PIN, config=CONFIG) as pin,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
-        async with (
-            net.open_transport("alice") as ta,
-            open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        ):
+    async with open_memory_nodes(net, {"pin": PIN, "bob": BOB}, config=CONFIG) as (pin, bob):
+        async with open_memory_nodes(net, {"alice": ALICE}, config=CONFIG) as (alice,):
             a = await alice.open(
                 "team",
                 type="keyvalue",
@@ -146,28 +124,23 @@ async def test_named_replica_serves_a_member_while_the_writer_is_offline(
             assert isinstance(a, KeyValue)
             await a.grant(BOB.id)
             await a.put("k", "from alice")
-            r = await follow(pin, a.address, "alice")
+            r = await open_replica(pin, a.address, "alice", KeyValue)
             assert r.heads == a.heads and r.get("k") == "from alice"
             with pytest.raises(WriteNotAllowedError):
                 await r.put("x", "a replica does not write")
             address = a.address
         # Alice is gone: Bob gets manifest and data from the replica alone.
-        b = await follow(bob, address, "pin")
+        b = await open_replica(bob, address, "pin", KeyValue)
         assert b.get("k") == "from alice" and b.heads == r.heads
 
 
 async def test_a_revoked_member_is_refused(autojump_clock: trio.abc.Clock) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
-    ):
+    async with open_memory_nodes(net, {"alice": ALICE, "bob": BOB}, config=CONFIG) as (alice, bob):
         a = await alice.open("team", type="keyvalue", access="capabilities", private=True)
         assert isinstance(a, KeyValue)
         await a.grant(BOB.id)
-        b = await follow(bob, a.address, "alice")
+        b = await open_replica(bob, a.address, "alice", KeyValue)
         await a.revoke(BOB.id)
         await a.put("after", "not for bob")
         assert bob.replication is not None
@@ -201,13 +174,10 @@ async def test_an_encrypted_private_database_on_a_blind_named_replica(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("pin") as tp,
-        net.open_transport("bob") as tb,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tp, identity=PIN, config=CONFIG) as pin,
-        open_node(transport=tb, identity=BOB, config=CONFIG) as bob,
+    async with open_memory_nodes(net, {"alice": ALICE, "pin": PIN, "bob": BOB}, config=CONFIG) as (
+        alice,
+        pin,
+        bob,
     ):
         a = await alice.open(
             "vault",
@@ -221,11 +191,11 @@ async def test_an_encrypted_private_database_on_a_blind_named_replica(
         await a.announce_key(enc.announcement(BOB, a.cid))
         await a.set_readers([BOB.id])
         await a.put("k", "sealed secret")
-        r = await follow(pin, a.address, "alice")
+        r = await open_replica(pin, a.address, "alice", KeyValue)
         assert r.heads == a.heads and list(r.items()) == [] and not r.is_reader
         assert not any(b"sealed secret" in block for _, block in r.log.iter_blocks())
-        b = await follow(bob, a.address, "pin")  # Bob talks to the replica only
-        assert "alice" not in tb.connected_peers()
+        b = await open_replica(bob, a.address, "pin", KeyValue)  # Bob talks to the replica only
+        assert "alice" not in transport_of(bob).connected_peers()
         assert b.get("k") == "sealed secret"
 
 
@@ -249,11 +219,11 @@ async def test_a_linked_device_of_a_member_is_served(autojump_clock: trio.abc.Cl
         await a.grant(user)
         await a.put("plan", "secret")
         # The phone never wrote: its link op is nowhere yet, its proof carries it.
-        p = await follow(phone, a.address, "alice")
+        p = await open_replica(phone, a.address, "alice", KeyValue)
         assert p.get("plan") == "secret"
         await p.put("from", "phone")  # posts the link op, then the write
         # The laptop is served once the link ops are known too.
-        lap = await follow(laptop, a.address, "alice")
+        lap = await open_replica(laptop, a.address, "alice", KeyValue)
         assert lap.get("plan") == "secret"
         assert alice.open_databases()[0].is_member(phone_id.id)
 
@@ -299,7 +269,7 @@ async def test_the_replica_right_admits_a_blind_replica_until_revoked(
         assert isinstance(a, KeyValue)
         await a.grant(PIN.id, "replica")
         await a.put("k", "sealed")
-        r = await follow(pin, a.address, "alice")
+        r = await open_replica(pin, a.address, "alice", KeyValue)
         assert r.heads == a.heads and len(r) == len(a)
         assert r.get("k") is None  # it holds ciphertext only: no key epoch for a replica
         with pytest.raises(WriteNotAllowedError):

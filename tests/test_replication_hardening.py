@@ -139,6 +139,16 @@ async def test_a_deeply_nested_entry_in_a_frame_drops_the_session(
         await still_replicates(net, node, db)
 
 
+def break_apply(patch: pytest.MonkeyPatch, db: Database, message: str) -> None:
+    """Make every fold into ``db``'s view raise RuntimeError(``message``): a bug in our
+    own apply path, which a peer's entry triggers."""
+
+    def broken_view(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(message)
+
+    patch.setattr(type(db), "_apply", broken_view)
+
+
 async def test_an_exception_in_the_apply_path_drops_the_session_and_stores_nothing(
     autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -147,11 +157,8 @@ async def test_an_exception_in_the_apply_path_drops_the_session_and_stores_nothi
     async with victim_node(net, store=store) as (node, db, _), net.open_transport("evil") as te:
         await te.connect("mem/victim")
 
-        def broken_view(*args: object, **kwargs: object) -> None:
-            raise RuntimeError("a view bug the peer's entry triggers")
-
         with monkeypatch.context() as patch:
-            patch.setattr(type(db), "_apply", broken_view)
+            break_apply(patch, db, "a view bug the peer's entry triggers")
             entry = good_entry()
             answer = await talk(
                 te,
@@ -244,12 +251,9 @@ async def test_an_exception_applying_an_announcement_is_contained(
     async with victim_node(net, store=store) as (node, db, _), net.open_transport("evil") as te:
         await te.connect("mem/victim")
 
-        def broken_view(*args: object, **kwargs: object) -> None:
-            raise RuntimeError("boom")
-
         entry = good_entry()
         with monkeypatch.context() as patch:
-            patch.setattr(type(db), "_apply", broken_view)
+            break_apply(patch, db, "boom")
             await te.publish(
                 topic_for(DB), announcement(heads=[entry.cid], blocks=[(entry.cid, entry.block)])
             )

@@ -9,7 +9,6 @@ The npm packages are installed from ``tests/interop/package-lock.json`` into
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,30 +18,17 @@ import trio
 from orbitstore.node import open_node
 from orbitstore.node.ydoc import YDocument
 from tests.helpers.api import running_api
+from tests.helpers.npm import NEEDS_NODE_JS, installed
 
 INTEROP = Path(__file__).parent / "interop"
 DEADLINE = 120.0
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("node") is None or shutil.which("npm") is None,
-        reason="Node.js and npm are needed to run the stock Yjs client",
-    ),
-]
+pytestmark = NEEDS_NODE_JS
 
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
-    modules = INTEROP / "node_modules"
-    if not (modules / "y-websocket").is_dir() or not (modules / "yjs").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=INTEROP,
-            check=True,
-            timeout=300,
-        )
-    return modules
+    return installed(INTEROP, ("y-websocket", "yjs"))
 
 
 async def test_stock_yjs_clients_sync_and_see_each_others_awareness(

@@ -37,13 +37,17 @@ def dag(plan: list[tuple[int, list[int]]]) -> list[Entry]:
     return made
 
 
+#: DAG shapes for :func:`dag`: per entry, which earlier ones (by index) it follows.
+PLANS = st.lists(
+    st.tuples(st.integers(0, 1), st.lists(st.integers(0, 40), max_size=2)),
+    min_size=1,
+    max_size=20,
+)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
-    plan=st.lists(
-        st.tuples(st.integers(0, 1), st.lists(st.integers(0, 40), max_size=2)),
-        min_size=1,
-        max_size=20,
-    ),
+    plan=PLANS,
     cuts=st.lists(st.integers(0, 20), max_size=5),
     repeats=st.lists(st.integers(0, 40), max_size=4),
     share=st.booleans(),
@@ -102,11 +106,7 @@ def _check_flags(store: SqliteStore, log_id: int, entries: list[Entry]) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    plan=st.lists(
-        st.tuples(st.integers(0, 1), st.lists(st.integers(0, 40), max_size=2)),
-        min_size=1,
-        max_size=20,
-    ),
+    plan=PLANS,
     repeats=st.lists(st.integers(0, 40), max_size=6),
     share=st.booleans(),
 )

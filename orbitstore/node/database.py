@@ -10,45 +10,31 @@ rolls back, the log and view in memory go back with it (see :mod:`orbitstore.nod
 from __future__ import annotations
 
 import time
-from collections.abc import (
-    AsyncIterator,
-    Callable,
-    Iterable,
-    Iterator,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from itertools import takewhile
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from orbitstore.core.cid import Cid
+from orbitstore.core.devices import Delegation, Unlink
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
 from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult
 from orbitstore.errors import ClosedError, UsageError
-from orbitstore.node.access import AccessMethods, _link_payloads, visible_changes
+from orbitstore.node.access import Right
 from orbitstore.node.asof import AsOf, Heads, request
 from orbitstore.node.attachments import Attachments, AttachmentSource, ProgressCallback
-from orbitstore.node.encrypted import EncryptionMethods
+from orbitstore.node.encrypted import DatabaseEncryption
 from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
+from orbitstore.node.folding import ViewFactory, ViewFolder
 from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params, QueryService
-from orbitstore.node.subscription import DEFAULT_SUBSCRIPTION_BUFFER, Subscription
+from orbitstore.node.services import HandleServices
+from orbitstore.node.subscription import DEFAULT_SUBSCRIPTION_BUFFER, Subscribers, Subscription
 from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, receive_pipelined
 from orbitstore.node.writes import Frame, NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
-from orbitstore.storage.keys import KeyStateStore
-from orbitstore.views.base import Change, SnapshotView, View, change_for
-
-
-class SyncWaiter(Protocol):
-    """What :meth:`Database.wait_synced` asks of the node's replication (node/node.py)."""
-
-    async def wait_synced(
-        self, database: Database, *, peer: str | None, timeout: float
-    ) -> None: ...
+from orbitstore.views.base import Change, View
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,15 +50,16 @@ class DatabaseStatistics:
     """Key epochs and unreadable entries of an encrypted database; None in the clear."""
 
 
-class Database(AccessMethods, EncryptionMethods):
+class Database:
     """An append-only log database (``type="log"``); the base of the typed databases.
 
     Writes are ``async`` and durable when they return. Reads are plain methods: they
     read the local store and never wait on the network.
 
     The node builds handles (:meth:`Node.open`) and passes in what they share with the
-    node's other databases: the write coordinator (``writes``), the SQL service
-    (``queries``) and, on a node with a transport, its replication (``sync``).
+    node's other databases (``services``, :class:`~orbitstore.node.services.HandleServices`):
+    the write coordinator, the SQL service, the membership service, the attachments and,
+    on a node with a transport, its replication.
     """
 
     #: The database type this class handles (the manifest's ``type``).
@@ -88,37 +75,34 @@ class Database(AccessMethods, EncryptionMethods):
         view: View | None = None,
         timestamps: bool = True,
         verify_threads: int = 1,
-        view_factory: Callable[[NodeStore, Cid, Manifest], View] | None = None,
+        view_factory: ViewFactory | None = None,
         keys: DatabaseKeys | None = None,
-        writes: NodeWrites | None = None,
-        queries: QueryService | None = None,
-        sync: SyncWaiter | None = None,
-        attachments: Attachments | None = None,
+        services: HandleServices | None = None,
     ) -> None:
         self.manifest = manifest
         self.cid = db
         self._log = log
         self._store = store
-        self._view = view
-        self._view_factory = view_factory
-        # A view that keeps its own checkpoint (snapshots); None for the others.
-        self._snapshots = view if isinstance(view, SnapshotView) else None
         self._timestamps = timestamps
         self._verify_threads = verify_threads
-        # The node's write coordinator (shared by its databases); a private one if alone.
-        self._writes = writes if writes is not None else NodeWrites(store)
+        # The node's services (shared by its databases); private ones if alone.
+        if services is None:
+            services = HandleServices(writes=NodeWrites(store))
+        self._writes = services.writes
+        self._queries = services.queries
+        self._sync = services.sync
+        attachments = services.attachments
+        self._attachments = attachments if attachments is not None else Attachments(store)
+        self._members = services.members
         self._closed = False
-        self._subscribers: set[Subscription] = set()
+        self._subscribers = Subscribers()
         # The keys of an encrypted database (see node/encryption.py); None in the clear.
         self._keys = keys
-        # Its learned keys at rest, sealed (storage/keys.py): reopening skips the log.
-        self._key_state = None if keys is None else KeyStateStore(store, db)
-        self._keys_saved: Any = None  # the keys snapshot last written there
-        self._queries = queries
-        self._sync = sync
-        self._reapplied = self._catch_up()
-        # The node's attachments (node/attachments.py); a local store if alone.
-        self._attachments = attachments
+        # Their state at rest, and the encryption methods (node/encrypted.py).
+        self._encryption = DatabaseEncryption(self, keys)
+        # The view, its checkpoint and how it is rebuilt (node/folding.py).
+        self._folder = ViewFolder(self, view, view_factory)
+        self._reapplied = self._folder.catch_up()
 
     @classmethod
     def check_meta(cls, meta: Mapping[str, Any]) -> None:
@@ -156,96 +140,20 @@ class Database(AccessMethods, EncryptionMethods):
 
     # -- views and checkpoints -----------------------------------------------------------
 
-    def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
-        """Fold entries into the view (inside the caller's transaction).
+    @property
+    def _view(self) -> View | None:
+        """The view (None for a type without one); a typed handle reads it."""
+        return self._folder.view
 
-        A local entry that changes no view state (a key announcement or epoch, an access
-        op) still yields a ``Change(kind="meta")``: subscribers, and the replication
-        announcer among them, learn of every local write.
-        """
-        stored = entries
-        if self._keys is not None:
-            entries = self._readable(entries, upto=self._store.log_store(self.cid).last_seq())
-        if self._log.capabilities is not None:  # only visible entries (node/access.py)
-            changes = visible_changes(self, list(entries), local=local)
-            assert changes is not None
-            if self._view is not None:
-                self._checkpoint(self._store.log_store(self.cid).last_seq())
-        elif self._view is None:
-            changes = [
-                change_for(e, "append", key=e.cid, value=e.payload, local=local) for e in entries
-            ]
-        else:
-            changes = self._view.apply(entries, local=local)
-            self._checkpoint(self._store.log_store(self.cid).last_seq())
-        if local and len(entries) < len(stored):
-            shown = {e.cid for e in entries}
-            changes += [change_for(e, "meta", local=True) for e in stored if e.cid not in shown]
-        return changes
+    def _apply(self, entries: Sequence[Entry], *, local: bool) -> list[Change]:
+        """Fold entries into the view (inside the caller's transaction); see
+        :meth:`ViewFolder.apply`."""
+        return self._folder.apply(entries, local=local)
 
     def fresh_view(self, store: NodeStore) -> View | None:
         """A new, empty view of this database's type over ``store`` (for AS OF
         snapshots); None for a type without a view or a handle built without a factory."""
-        if self._view_factory is None:
-            return None
-        return self._view_factory(store, self.cid, self.manifest)
-
-    def _checkpoint(self, seq: int) -> None:
-        """Record that the view reflects the log up to ``seq`` (a snapshotting view
-        decides itself when to store that)."""
-        assert self._view is not None
-        if self._snapshots is not None:
-            self._snapshots.save(seq)
-        else:
-            self._store.set_checkpoint(self.cid, self._view.name, seq)
-            self._save_keys(seq)
-
-    def _catch_up(self) -> int:
-        """Apply entries that arrived after the view's checkpoint. Returns how many."""
-        log_store = self._store.log_store(self.cid)
-        if self._view is None:
-            if self._keys is not None:  # no view: only the keys to learn again
-                self._keys.learn(self._log.traverse())
-            return 0
-        if self._snapshots is not None:
-            since = self._snapshots.checkpoint()
-        else:
-            since = self._store.get_checkpoint(self.cid, self._view.name)
-        if self._keys is not None:  # the keys the view's state already reflects
-            start = 0 if self._snapshots is not None else self._load_keys(since)
-            self._keys.learn(
-                Entry.from_trusted_block(cid, block)
-                for seq, cid, block in takewhile(
-                    lambda row: row[0] <= since, log_store.iter_since(start)
-                )
-            )
-        if since >= log_store.last_seq():
-            return 0
-        count = 0
-        with self._store.transaction():
-            batch: list[Entry] = []
-            upto = since
-            caps = self._log.capabilities
-            for seq, cid, block in log_store.iter_since(since):
-                entry = Entry.from_trusted_block(cid, block)
-                if caps is not None and not caps.visible(entry):
-                    continue
-                batch.append(entry)
-                if len(batch) >= 1000:
-                    self._fold_caught_up(batch, upto)
-                    count += len(batch)
-                    batch, upto = [], seq
-            if batch:
-                self._fold_caught_up(batch, upto)
-                count += len(batch)
-            self._checkpoint(log_store.last_seq())
-        return count
-
-    def _fold_caught_up(self, batch: Sequence[Entry], upto: int) -> None:
-        assert self._view is not None
-        self._view.apply(
-            batch if self._keys is None else self._readable(batch, upto=upto), local=False
-        )
+        return self._folder.fresh(store)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -264,7 +172,7 @@ class Database(AccessMethods, EncryptionMethods):
     async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
         self._check()
         async with self._write() as frame:
-            payloads = _link_payloads(self, payloads)  # a linked device's first write
+            payloads = self._members.link_payloads(self, payloads)  # a linked device's first write
             entries = self._log.append_many(payloads, ts=self._ts(), seal=seal)
             frame.publish(self, self._apply(entries, local=True))
         return entries
@@ -349,10 +257,8 @@ class Database(AccessMethods, EncryptionMethods):
         self._log.restore(snapshot[0])
         if self._keys is not None:
             self._keys.restore(snapshot[1])
-        if self._view is not None and self._view_factory is not None and not self._closed:
-            self._view = self._view_factory(self._store, self.cid, self.manifest)
-            self._snapshots = self._view if isinstance(self._view, SnapshotView) else None
-            self._catch_up()
+        if not self._closed:
+            self._folder.reopen()
 
     # -- change notifications ------------------------------------------------------------
 
@@ -370,21 +276,15 @@ class Database(AccessMethods, EncryptionMethods):
         marker (with the count it missed) instead of blocking writers.
         """
         self._check()
-        sub = Subscription(buffer)
-        self._subscribers.add(sub)
-        try:
+        async with self._subscribers.subscribe(buffer) as sub:
             yield sub
-        finally:
-            self._subscribers.discard(sub)
-            sub._close()
 
     def _publish(self, changes: Sequence[Change]) -> None:
         """Publish changes made outside a write (at once, or when the batch commits)."""
         self._writes.publish(self, changes)
 
     def _push_changes(self, changes: Sequence[Change]) -> None:
-        for sub in self._subscribers:
-            sub._push(changes)
+        self._subscribers.push(changes)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -471,6 +371,117 @@ class Database(AccessMethods, EncryptionMethods):
         found = request(self, as_of)
         return () if found is None else (found,)
 
+    # -- encryption (node/encrypted.py; docs/encryption.md) ------------------------------
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether payloads of this database are sealed (``node.open(encrypted=True)``)."""
+        return self._keys is not None
+
+    @property
+    def readers(self) -> frozenset[str]:
+        """The members of the current key epoch: who can read new entries. (Not
+        ``members``: under capabilities that names who holds which right.)"""
+        return self._encryption.readers
+
+    @property
+    def is_reader(self) -> bool:
+        """Whether this node holds the current epoch key (can read new entries and write)."""
+        return self._encryption.is_reader
+
+    def open_entry(self, entry: Entry) -> Any:
+        """The plaintext payload of a sealed entry. NotAMemberError without its epoch
+        key; DecryptionError if it does not open (tampered, or bound to another entry)."""
+        return self._encryption.open_entry(entry)
+
+    async def announce_key(self, announcement: dict[str, Any] | None = None) -> Entry | None:
+        """Publish this node's X25519 key for the database (or another member's
+        self-signed ``announcement``) in the log, so the owner can seal keys to it. None
+        if it is already there (see :meth:`DatabaseEncryption.announce_key`)."""
+        return await self._encryption.announce_key(announcement)
+
+    async def set_readers(self, members: Sequence[str]) -> Entry:
+        """The owner (or, under capabilities, an admin): start a new key epoch readable
+        by ``members``, the owner and this node (see
+        :meth:`DatabaseEncryption.set_readers`)."""
+        return await self._encryption.set_readers(members)
+
+    def view_entries(self, entries: Sequence[Entry]) -> list[Entry]:
+        """``entries`` as the view sees them: unchanged in the clear; for an encrypted
+        database, opened with the keys this node holds now (reserved and unreadable
+        entries left out). Used to fold AS OF snapshots."""
+        return self._encryption.view_entries(entries)
+
+    # -- membership (node/access.py; capabilities access only) ----------------------------
+
+    async def grant(self, did: str, right: str = "write", scope: str | None = None) -> Entry:
+        """Grant ``right`` (``write`` or ``admin``) to ``did``, for keys/ids starting
+        with ``scope`` (write only). Needs the admin right."""
+        return await self._members.grant(self, did, right, scope)
+
+    async def revoke(self, did: str, right: str = "write", scope: str | None = None) -> Entry:
+        """Revoke ``right`` from ``did``: its entries concurrent with this revocation are
+        retracted once it is known. Admin rights are revoked by the owner only."""
+        return await self._members.revoke(self, did, right, scope)
+
+    async def invite(self, scope: str | None = None) -> str:
+        """A one-time invite link granting ``write`` (within ``scope``) to whoever
+        redeems it first (:meth:`redeem`, or ``node.redeem``)."""
+        return await self._members.invite(self, scope)
+
+    async def revoke_invite(self, link: str) -> Entry:
+        """Revoke an unused invite: a redeem not after this revocation grants nothing."""
+        return await self._members.revoke_invite(self, link)
+
+    async def redeem(self, link: str, did: str | None = None) -> Entry:
+        """Use an invite: an entry signed by the invite key grants ``write`` to ``did``
+        (default: this node). The invite's grant must have reached this node."""
+        return await self._members.redeem(self, link, did)
+
+    def can_redeem(self, link: str) -> bool:
+        """Whether this node knows the invite's grant, unused and unrevoked."""
+        return self._members.can_redeem(self, link)
+
+    def members(self) -> dict[str, list[Right]]:
+        """Who holds which rights now (the owner holds every right)."""
+        return self._members.members(self)
+
+    def writers(self) -> list[dict[str, Any]]:
+        """Members as users with their devices: ``[{user, rights, devices}]``, each
+        device ``{device, linked, since, links, unlinks}`` — linked now (through the
+        ``links`` ops) or unlinked (by the ``unlinks`` ops), ``since`` the root-signed
+        time in ms of its delegation or unlinking (JSON-friendly)."""
+        return self._members.writers(self)
+
+    def devices(self) -> dict[str, list[str]]:
+        """``{user: [device, ...]}``: the devices linked now, by user."""
+        return self._members.devices(self)
+
+    def user_of(self, writer: str) -> str:
+        """The user ``writer`` writes for now (itself if it is no linked device)."""
+        return self._members.user_of(self, writer)
+
+    def is_member(self, did: str) -> bool:
+        """Whether ``did`` holds a right now, directly or as a linked device of a user
+        who does (the owner and its devices included). For read control."""
+        return self._members.is_member(self, did)
+
+    async def link_device(self, delegation: Delegation | None = None) -> Entry:
+        """Post a link op for ``delegation`` (default: this node's own). Only the device
+        it names can post it; writes post this node's automatically when needed."""
+        return await self._members.link_device(self, delegation)
+
+    async def unlink_device(self, statement: Unlink) -> Entry:
+        """Post an unlinking (signed by the user's root key): the device's entries not
+        in its past are excluded, as after a revocation; the user and its other
+        devices keep their rights."""
+        return await self._members.unlink_device(self, statement)
+
+    def access_state(self) -> dict[str, Any]:
+        """Owner, rights with the grants that give them, and every ACL op with whether
+        it is valid and, if not, why (JSON-friendly)."""
+        return self._members.access_state(self)
+
     # -- statistics -----------------------------------------------------------------------
 
     def statistics(self) -> DatabaseStatistics:
@@ -502,8 +513,6 @@ class Database(AccessMethods, EncryptionMethods):
 
     def _attachment_store(self) -> Attachments:
         self._check()
-        if self._attachments is None:
-            self._attachments = Attachments(self._store)
         return self._attachments
 
     async def attach(self, source: AttachmentSource) -> Cid:
@@ -532,12 +541,11 @@ class Database(AccessMethods, EncryptionMethods):
         database again gives a new handle."""
         if self._closed:
             return
-        if self._snapshots is not None:
+        if self._folder.snapshots is not None:
             async with self._write():
-                self._snapshots.save(self._store.log_store(self.cid).last_seq(), force=True)
+                self._folder.save_snapshot()
         self._closed = True
-        for sub in list(self._subscribers):
-            sub._close()
+        self._subscribers.close()
 
     async def close(self) -> None:
         """The same as :meth:`aclose` (the older name, kept as an alias)."""

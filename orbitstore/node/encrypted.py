@@ -1,4 +1,6 @@
-"""The encryption methods of a database handle (a mixin of :class:`Database`).
+"""The encryption side of a database handle: :class:`DatabaseEncryption`, which the
+handle builds around the keys the node gives it (``Database(keys=...)``) and whose
+methods its own (``db.set_readers``, ``db.readers``, ...) delegate to.
 
 See docs/encryption.md. In a database in the clear, ``encrypted`` is False and the
 other methods raise UsageError.
@@ -13,27 +15,46 @@ from typing import TYPE_CHECKING, Any
 from orbitstore.core import encryption as enc
 from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidDataError, InvalidValueError, UsageError
+from orbitstore.storage.keys import KeyStateStore
 
 if TYPE_CHECKING:
     from orbitstore.core.cid import Cid
+    from orbitstore.core.devices import Delegation
     from orbitstore.core.oplog import OpLog, PayloadSealer
+    from orbitstore.node.database import Database
     from orbitstore.node.encryption import DatabaseKeys
     from orbitstore.storage.base import NodeStore
-    from orbitstore.storage.keys import KeyStateStore
 
 logger = logging.getLogger("orbitstore.node.encryption")
 
 
-class EncryptionMethods:
+class DatabaseEncryption:
+    """The keys of one database handle ``db`` (None in the clear), their state at rest,
+    and the encryption methods of the handle."""
+
     _keys: DatabaseKeys | None
     _key_state: KeyStateStore | None
     _keys_saved: Any
     _store: NodeStore
     cid: Cid
 
+    def __init__(self, db: Database, keys: DatabaseKeys | None) -> None:
+        self._db = db
+        self._store = db._store
+        self.cid = db.cid
+        # The keys of an encrypted database (see node/encryption.py); None in the clear.
+        self._keys = keys
+        # Its learned keys at rest, sealed (storage/keys.py): reopening skips the log.
+        self._key_state = None if keys is None else KeyStateStore(db._store, db.cid)
+        self._keys_saved = None  # the keys snapshot last written there
+
     @property
-    def address(self) -> str:  # pragma: no cover - implemented by Database
-        raise NotImplementedError
+    def address(self) -> str:
+        return self._db.address
+
+    @property
+    def _delegation(self) -> Delegation | None:
+        return self._db._members.delegation
 
     def _save_keys(self, seq: int) -> None:
         """Keep the learned keys with the checkpoint they match (sealed anew only when
@@ -64,8 +85,8 @@ class EncryptionMethods:
         return row[0]
 
     @property
-    def log(self) -> OpLog:  # pragma: no cover - implemented by Database
-        raise NotImplementedError
+    def log(self) -> OpLog:
+        return self._db.log
 
     def _readable(self, entries: Sequence[Entry], *, upto: int) -> list[Entry]:
         """An encrypted database's entries as its view folds them (node/encryption.py):
@@ -94,10 +115,8 @@ class EncryptionMethods:
         entries left out). Used to fold AS OF snapshots."""
         return list(entries) if self._keys is None else self._keys.readable(entries)
 
-    async def _append(
-        self, payloads: Iterable[Any], seal: PayloadSealer | None
-    ) -> list[Entry]:  # pragma: no cover - implemented by Database
-        raise NotImplementedError
+    async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
+        return await self._db._append(payloads, seal)
 
     @property
     def encrypted(self) -> bool:

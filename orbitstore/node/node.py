@@ -2,72 +2,55 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from orbitstore.core import encryption as enc
-from orbitstore.core import privacy
-from orbitstore.core.access import ANYONE, AccessController, CapabilitiesAccess, StaticAccess
-from orbitstore.core.capability_log import CapabilityLog, payload_keys
 from orbitstore.core.cid import Cid
-from orbitstore.core.entry import NONCE_LENGTH
+from orbitstore.core.devices import ANY_DATABASE, Delegation, Unlink
 from orbitstore.core.identity import Identity
-from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
-from orbitstore.core.oplog import OpLog
-from orbitstore.core.pairing import PairingDesk
-from orbitstore.errors import (
-    ClosedError,
-    InvalidDataError,
-    InvalidValueError,
-    NotFoundError,
-    StorageCorruptedError,
-    StorageError,
-    UsageError,
-    WrongDatabaseTypeError,
-)
+from orbitstore.core.manifest import Manifest, is_address, parse_address
+from orbitstore.core.pairing import DEFAULT_TTL
+from orbitstore.errors import ClosedError, StorageError, UsageError
 from orbitstore.net.transport import BlockFetcher, Transport
+from orbitstore.node.access import Membership, parse_invite
 from orbitstore.node.asof import Heads
 from orbitstore.node.attachments import Attachments
 from orbitstore.node.config import NodeConfig
+from orbitstore.node.construct import new_keys, new_log
 from orbitstore.node.database import Database
 from orbitstore.node.devices import DeviceState
-from orbitstore.node.encryption import DatabaseKeys, admin_epochs
-from orbitstore.node.privacy import PublicBlocks
+from orbitstore.node.manifests import Manifests, check_open, new_manifest
+from orbitstore.node.opening import (
+    KEYSTORE_FILE,
+    STORE_FILE,
+    Network,
+    SyncWaiter,
+    device_state,
+    open_network,
+    store_and_identity,
+)
 from orbitstore.node.query import Params, QueryService, resolve_all
+from orbitstore.node.services import HandleServices
 from orbitstore.node.types import database_class, with_opener
-from orbitstore.node.user import UserMethods
+from orbitstore.node.user import PairingOffer, UserDevices
 from orbitstore.node.writes import NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
-from orbitstore.storage.keystore import Keystore
 from orbitstore.storage.lock import DirectoryLock
-from orbitstore.storage.memory import MemoryStore
-from orbitstore.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from orbitstore.net.libp2p_transport import Libp2pTransport
     from orbitstore.node.check import CheckReport, Progress
-    from orbitstore.node.discovery import ProviderDiscovery
     from orbitstore.node.drop import DropReport
-    from orbitstore.node.replication import Replication
+    from orbitstore.query.catalog import Catalog
 
-STORE_FILE = "orbitstore.sqlite"
-KEYSTORE_FILE = "keystore.json"
-PEER_KEY_FILE = "peer.key"
+__all__ = ["KEYSTORE_FILE", "STORE_FILE", "Node", "open_node"]
 
 
-def _new_nonce() -> bytes:
-    # Each entry gets fresh random bytes, so two devices holding one identity never
-    # build the same entry for two operations (see docs/wire-format.md, field "n").
-    return os.urandom(NONCE_LENGTH)
-
-
-class Node(UserMethods):
+class Node:
     """Owns one store and one identity, and the databases opened on them."""
 
     def __init__(
@@ -76,24 +59,19 @@ class Node(UserMethods):
         store: NodeStore,
         identity: Identity,
         config: NodeConfig,
-        replication: Replication | None = None,
+        network: Network | None = None,
         owns_store: bool = True,
-        discovery: ProviderDiscovery | None = None,
+        device: DeviceState | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
         #: This node as a device of a user (docs/identity.md).
-        self.device = DeviceState(device=identity)
-        self._pairing: PairingDesk | None = None
-        self._paired_event = trio.Event()
-        self._paired_seen = 0
+        self.device = device if device is not None else DeviceState(device=identity)
         self.config = config
         #: The replication service, when the node was opened with a transport.
-        self.replication = replication
-        self._expects_peers = False
-        self._has_bootstrap = False
+        self.replication = replication = None if network is None else network.replication
         #: DHT provider discovery, when the node runs its own transport with the DHT on.
-        self.discovery = discovery
+        self.discovery = None if network is None else network.discovery
         self._owns_store = owns_store
         self._open: dict[Cid, Database] = {}
         self._closed = False
@@ -103,21 +81,33 @@ class Node(UserMethods):
         #: Large binary values as UnixFS blocks (node/attachments.py); fetched over the
         #: transport when it can fetch blocks (libp2p: Bitswap).
         self.attachments = Attachments(store, config.attachments)
-        self._sync = None if replication is None else _SyncWaiter(self, replication)
+        if network is not None and isinstance(network.transport, BlockFetcher):
+            self.attachments.fetcher = network.transport
+        self._manifests = Manifests(
+            store=store,
+            writes=self.writes,
+            network=network,
+            delegation=lambda: self.device.delegation,
+        )
+        # What its database handles share (node/services.py); they write for its user.
+        self._services = HandleServices(
+            writes=self.writes,
+            queries=self.queries,
+            sync=None if network is None else SyncWaiter(network),
+            attachments=self.attachments,
+            members=Membership(lambda: self.device.delegation),
+        )
+        self._user = UserDevices(
+            device=self.device,
+            identity=identity,
+            replication=replication,
+            databases=lambda: list(self._open.values()),
+        )
 
     @property
     def id(self) -> str:
         """This node's writer id (``did:key``)."""
         return self.identity.id
-
-    def _new_access(self, kind: str, write: Iterable[str] | None) -> AccessController:
-        if kind == "capabilities":
-            if write is not None:
-                raise UsageError("capabilities access takes no write list: grant rights instead")
-            return CapabilitiesAccess.of(self.user_id)
-        if kind != "static":
-            raise UsageError(f"access is 'static' or 'capabilities', not {kind!r:.40}")
-        return StaticAccess.of(write if write is not None else [self.id])
 
     async def open(
         self,
@@ -160,44 +150,22 @@ class Node(UserMethods):
         """
         if self._closed:
             raise ClosedError("the node is closed")
-        created = False
-        if is_address(name_or_address):
-            db = parse_address(name_or_address)
-            manifest = await self._find_manifest(db)
-            if self._closed:
-                raise ClosedError("the node was closed while the manifest was fetched")
-        else:
-            found = self.store.get_name(name_or_address)
-            if found is not None:
-                db, manifest = found, self._load_manifest(found)
-            else:
-                manifest = self._new_manifest(
-                    name_or_address, type, write, meta, access, encrypted, private, replicas
-                )
-                created = True
-                db, block = manifest.to_block()
-                self._check_not_in_batch(name_or_address)
-                async with self.writes.locked():
-                    with self.store.transaction():
-                        self.store.blocks.put(db, block)
-                        self.store.set_name(name_or_address, db)
-        if private and privacy.META_KEY not in manifest.meta:
-            raise UsageError(
-                f"{name_or_address!r:.200} exists and is not private: read control is chosen"
-                " when a database is created (its manifest, and so its address, records it)"
-            )
-        _read_spec(manifest)
-        if encrypted and enc.META_KEY not in manifest.meta:
-            raise UsageError(
-                f"{name_or_address!r:.200} exists and is not encrypted: encryption is chosen"
-                " when a database is created (its manifest, and so its address, records it)"
-            )
-        if manifest.type != type:
-            raise WrongDatabaseTypeError(
-                f"{name_or_address!r} is a {manifest.type} database, not a {type}",
-                expected=type,
-                actual=manifest.type,
-            )
+        db, manifest, created = await self._resolve(
+            name_or_address,
+            lambda: new_manifest(
+                name_or_address,
+                type,
+                write,
+                meta,
+                access,
+                encrypted,
+                private,
+                replicas,
+                node_id=self.id,
+                user_id=self.user_id,
+            ),
+        )
+        check_open(manifest, name_or_address, type_name=type, encrypted=encrypted, private=private)
         async with self.writes.locked():  # the log's row and the view's catch-up write
             existing = self._open.get(db)
             if existing is not None and not existing._closed:  # a closed handle is reopened
@@ -213,31 +181,24 @@ class Node(UserMethods):
             self.discovery.add_database(database)
         return database
 
-    def _new_manifest(  # noqa: PLR0917 - private, the arguments of open()
-        self,
-        name: str,
-        type_name: str,
-        write: Iterable[str] | None,
-        meta: dict[str, object] | None,
-        access: str,
-        encrypted: bool,
-        private: bool,
-        replicas: Iterable[str] | None,
-    ) -> Manifest:
-        if enc.META_KEY in (meta or {}):
-            raise UsageError("use encrypted=True, not meta['encryption']")
-        if privacy.META_KEY in (meta or {}):
-            raise UsageError("use private=True (and replicas=...), not meta['read']")
-        database_class(type_name)[0].check_meta(meta or {})
-        full_meta = dict(meta or {})
-        if encrypted:
-            full_meta[enc.META_KEY] = enc.EncryptionSpec(owner=self.id).to_meta()
-        if private:
-            full_meta[privacy.META_KEY] = _new_read_spec(access, write, replicas)
-        elif replicas is not None:
-            raise UsageError("replicas=... names who may hold a private database")
-        access_controller = self._new_access(access, write)
-        return Manifest(name=name, type=type_name, access=access_controller, meta=full_meta)
+    async def _resolve(
+        self, name_or_address: str, new: Callable[[], Manifest]
+    ) -> tuple[Cid, Manifest, bool]:
+        """``(db, manifest, created)`` of the database :meth:`open` names: by address
+        (its manifest fetched from peers if need be), by a known local name, or a new
+        database with the manifest ``new()`` builds (stored, with its name)."""
+        if is_address(name_or_address):
+            db = parse_address(name_or_address)
+            manifest = await self._manifests.find(db)
+            if self._closed:
+                raise ClosedError("the node was closed while the manifest was fetched")
+            return db, manifest, False
+        found = self.store.get_name(name_or_address)
+        if found is not None:
+            return found, self._manifests.load(found), False
+        manifest = new()
+        self._check_not_in_batch(name_or_address)
+        return await self._manifests.add(name_or_address, manifest), manifest, True
 
     def _check_not_in_batch(self, name_or_address: str) -> None:
         if self.writes.in_batch:  # a rollback would undo the store under the new handle
@@ -247,39 +208,13 @@ class Node(UserMethods):
             )
 
     def _construct(self, db: Cid, manifest: Manifest) -> Database:
-        log_store = self.store.log_store(db)
-        log = OpLog(
-            db=db,
-            access=manifest.access,
-            store=log_store,
-            identity=self.identity,
-            limits=self.config.limits,
-            nonce_source=_new_nonce,
+        log = new_log(
+            db, manifest, store=self.store, identity=self.identity, limits=self.config.limits
         )
-        if isinstance(manifest.access, CapabilitiesAccess):
-            id_field = manifest.meta.get("id_field", "_id")
-            log.capabilities = CapabilityLog(
-                owner=manifest.access.owner,
-                store=log_store,
-                get_entry=log.get,
-                keys_of=lambda p: payload_keys(p, id_field if isinstance(id_field, str) else "_id"),
-            )
+        keys = new_keys(db, manifest, identity=self.identity, log=log)
         cls, make_view = database_class(manifest.type)
-        spec = _encryption_spec(manifest)
-        keys = None
-        if spec is not None:
-            keys = DatabaseKeys(
-                db=db,
-                spec=spec,
-                identity=self.identity,
-                random_bytes=os.urandom,
-                clear_acl=isinstance(manifest.access, CapabilitiesAccess),
-                epoch_authority=None
-                if log.capabilities is None
-                else admin_epochs(log.capabilities),
-            )
-            if make_view is not None:  # views that read entries back read them opened
-                make_view = with_opener(make_view, keys.opened)
+        if keys is not None and make_view is not None:
+            make_view = with_opener(make_view, keys.opened)  # views that read entries back
         database = cls(
             manifest=manifest,
             db=db,
@@ -289,14 +224,9 @@ class Node(UserMethods):
             timestamps=self.config.timestamps,
             verify_threads=self.config.verify_threads,
             view_factory=make_view,
-            writes=self.writes,
             keys=keys,
-            queries=self.queries,
-            sync=self._sync,
-            attachments=self.attachments,
+            services=self._services,
         )
-        # This node's delegation (docs/identity.md); UserMethods updates it on pairing.
-        database._delegation = self.device.delegation
         self._open[db] = database
         return database
 
@@ -305,10 +235,8 @@ class Node(UserMethods):
 
         With a transport, waits (up to ``timeout`` seconds) until the invite's grant
         has been replicated here. Returns the opened database."""
-        from orbitstore.node.access import parse_invite
-
         address, _ = parse_invite(link)
-        manifest = await self._find_manifest(parse_address(address))
+        manifest = await self._manifests.find(parse_address(address))
         db = await self.open(address, type=manifest.type)
         if self.replication is not None and db.log.capabilities is not None:
             async with db.subscribe() as changes:
@@ -318,54 +246,10 @@ class Node(UserMethods):
         await db.redeem(link)
         return db
 
-    async def _find_manifest(self, db: Cid) -> Manifest:
-        """The manifest from the store, or else from the connected peers (then stored)."""
-        if self.store.blocks.has(db):
-            return self._load_manifest(db)
-        if self.replication is None:
-            raise NotFoundError(
-                f"the manifest of {format_address(db)} is not in this node's store, and the"
-                " node has no transport to ask peers for it; open the node with a transport"
-                " and connect to a peer that has the database open",
-                address=format_address(db),
-                asked=0,
-            )
-        report = await self.replication.fetch_manifest(
-            db, wait_for_peer=self._expects_peers, delegation=self.device.delegation
-        )
-        if report.fetched is None:
-            raise NotFoundError(
-                report.explain(),
-                address=format_address(db),
-                asked=report.asked,
-                not_found=report.not_found,
-                invalid=report.invalid,
-                failed=report.failed,
-                unanswered=report.unanswered,
-            )
-        async with self.writes.locked():
-            with self.store.transaction():
-                self.store.blocks.put(db, report.fetched.block)
-        return report.fetched.manifest
-
-    def _load_manifest(self, db: Cid) -> Manifest:
-        block = self.store.blocks.get(db)
-        if block is None:
-            raise NotFoundError(f"the manifest of {format_address(db)} is not in this node's store")
-        try:
-            return Manifest.from_block(db, block)
-        except InvalidDataError as exc:
-            raise StorageCorruptedError(f"stored manifest {db} is invalid: {exc}") from exc
-
     def manifest(self, name_or_address: str) -> Manifest:
         """The manifest (name, type, access, meta) of a database this node knows, by local
         name or address, without opening or creating it. NotFoundError if there is none."""
-        if is_address(name_or_address):
-            return self._load_manifest(parse_address(name_or_address))
-        found = self.store.get_name(name_or_address)
-        if found is None:
-            raise NotFoundError(f"this node has no database named {name_or_address!r:.200}")
-        return self._load_manifest(found)
+        return self._manifests.lookup(name_or_address)
 
     def databases(self) -> dict[str, str]:
         """Local names and their addresses."""
@@ -385,6 +269,57 @@ class Node(UserMethods):
             raise ClosedError("the node is closed")
         return await drop_database(self, name_or_address)
 
+    # -- this node as a device of a user (node/user.py; docs/identity.md) ---------------
+
+    @property
+    def user_id(self) -> str:
+        """The user this node writes for (its own ``id`` if it is no linked device)."""
+        return self.device.user_id
+
+    def create_user(self) -> str:
+        """Make a new user whose first device is this node (root key in the keystore)."""
+        return self._user.create_user()
+
+    def delegate_device(
+        self, device: str, *, expires: int | None = None, purpose: str = ANY_DATABASE
+    ) -> Delegation:
+        """Sign a delegation of this node's user to ``device`` (needs the root key):
+        hand it to that device (``accept_delegation``) by any means."""
+        return self._user.delegate_device(device, expires=expires, purpose=purpose)
+
+    def accept_delegation(self, delegation: Delegation | str) -> None:
+        """Become the device ``delegation`` names (its text form is accepted too)."""
+        self._user.accept_delegation(delegation)
+
+    async def unlink_device(
+        self, device: str, databases: Iterable[Database] | None = None
+    ) -> Unlink:
+        """Unlink ``device`` (needs the root key). The unlinking is posted to
+        ``databases`` (capabilities ones), by default to every open capabilities database
+        where a link op names the device; post it elsewhere later with
+        ``db.unlink_device(statement)`` (an unlinking posted before the link still
+        kills it: it compares the root's issue times)."""
+        return await self._user.unlink_device(device, databases)
+
+    def device_info(self) -> dict[str, Any]:
+        """This node as a device: its id, its user, whether it holds the root key."""
+        return self.device.describe()
+
+    def open_pairing(
+        self, *, ttl: float = DEFAULT_TTL, purpose: str = ANY_DATABASE, expires: int | None = None
+    ) -> PairingOffer:
+        """Open a one-time pairing code (needs the root key and a transport)."""
+        return self._user.open_pairing(ttl=ttl, purpose=purpose, expires=expires)
+
+    async def wait_paired(self) -> Delegation:
+        """Wait until a device pairs with a code this node opened; its delegation."""
+        return await self._user.wait_paired()
+
+    async def pair(self, link: str, *, timeout: float = 30.0) -> Delegation:
+        """Pair this node with the device that showed ``link``: it signs a delegation to
+        this node's key, which this node accepts. Needs a transport."""
+        return await self._user.pair(link, timeout=timeout)
+
     # -- SQL ---------------------------------------------------------------------------
 
     def _live(self) -> list[Database]:
@@ -392,6 +327,11 @@ class Node(UserMethods):
 
     def _handles(self) -> dict[str, Database]:
         return {d.name.lower(): d for d in self._live()}
+
+    def _catalog(self) -> Catalog:
+        if self._closed:
+            raise ClosedError("the node is closed")
+        return self.queries.catalog_of(self._live())
 
     def query(
         self, sql: str, params: Params = None, *, as_of: Mapping[str, Heads] | None = None
@@ -401,25 +341,19 @@ class Node(UserMethods):
 
         ``as_of={name: heads}`` reads those databases as of past heads (the others as
         they are now); see ``Database.query``."""
-        if self._closed:
-            raise ClosedError("the node is closed")
-        catalog = self.queries.catalog_of(self._live())
+        catalog = self._catalog()
         return self.queries.query(sql, params, catalog, resolve_all(self._handles(), as_of))
 
     def explain(
         self, sql: str, params: Params = None, *, as_of: Mapping[str, Heads] | None = None
     ) -> QueryPlan:
         """Which declared index (or scan) serves each table of the query."""
-        if self._closed:
-            raise ClosedError("the node is closed")
-        catalog = self.queries.catalog_of(self._live())
+        catalog = self._catalog()
         return self.queries.explain(sql, params, catalog, resolve_all(self._handles(), as_of))
 
     def watch(self, sql: str, params: Params = None) -> AsyncIterator[QueryResult]:
         """A live query over the open databases: ``async for result in node.watch(sql)``."""
-        if self._closed:
-            raise ClosedError("the node is closed")
-        catalog = self.queries.catalog_of(self._live())
+        catalog = self._catalog()
         return self.queries.watch(sql, params, catalog, self._handles())
 
     def check(self, *, repair: bool = False, progress: Progress | None = None) -> CheckReport:
@@ -461,51 +395,6 @@ class Node(UserMethods):
             failed = failed or exc
         if failed is not None:
             raise failed
-
-
-class _SyncWaiter:
-    """``wait_synced`` for the databases of a node with a transport. A node configured
-    with bootstrap peers waits for one of them: right after start it is connected to
-    nobody yet, and "in sync with nobody" is not sync."""
-
-    def __init__(self, node: Node, replication: Replication) -> None:
-        self._node = node
-        self._replication = replication
-
-    async def wait_synced(self, database: Database, *, peer: str | None, timeout: float) -> None:
-        min_peers = 1 if self._node._has_bootstrap else 0
-        await self._replication.wait_synced(
-            database, peer=peer, timeout=timeout, min_peers=min_peers
-        )
-
-
-def _new_read_spec(
-    access: str, write: Iterable[str] | None, replicas: Iterable[str] | None
-) -> dict[str, Any]:
-    if access == "static" and write is not None and ANYONE in write:
-        raise UsageError("a private database cannot let anyone ('*') write: anyone would read")
-    try:
-        return privacy.ReadSpec.of(replicas or ()).to_meta()
-    except InvalidValueError as exc:
-        raise InvalidValueError(f"private database: {exc.message}") from exc
-
-
-def _read_spec(manifest: Manifest) -> privacy.ReadSpec | None:
-    try:
-        return privacy.ReadSpec.from_meta(manifest.meta)
-    except InvalidValueError as exc:
-        raise InvalidDataError(
-            f"database {manifest.name!r:.80} declares a read control this node cannot use: {exc}"
-        ) from exc
-
-
-def _encryption_spec(manifest: Manifest) -> enc.EncryptionSpec | None:
-    try:
-        return enc.EncryptionSpec.from_meta(manifest.meta)
-    except InvalidValueError as exc:
-        raise StorageCorruptedError(
-            f"database {manifest.name!r} declares an encryption this node cannot use: {exc}"
-        ) from exc
 
 
 @asynccontextmanager
@@ -553,13 +442,6 @@ async def open_node(
         lock.release()
 
 
-def _device_state(path: str | Path | None, identity: Identity) -> DeviceState:
-    if path is None:
-        return DeviceState(device=identity)
-    root = Path(path)
-    return DeviceState.load(identity, root, Keystore(root / KEYSTORE_FILE))
-
-
 @asynccontextmanager
 async def _open_node(
     path: str | Path | None,
@@ -570,25 +452,15 @@ async def _open_node(
 ) -> AsyncIterator[Node]:
     config = config or NodeConfig()
     owns_store = store is None
-    if store is not None:
-        if path is not None:
-            raise UsageError("pass either path or store, not both")
-        if identity is None:
-            raise UsageError("a node opened on a store needs its identity")
-    elif path is None:
-        store = MemoryStore()
-        if identity is None:
-            identity = Identity(os.urandom(32))
-    else:
-        root = Path(path)
-        root.mkdir(parents=True, exist_ok=True)
-        if identity is None:
-            identity = Keystore(root / KEYSTORE_FILE).get_or_create(config.identity_name)
-        store = SqliteStore(root / STORE_FILE, config.sqlite)
-    assert identity is not None
+    store, identity = store_and_identity(path, config, identity, store)
     if transport is None and config.network is None:
-        plain = Node(store=store, identity=identity, config=config, owns_store=owns_store)
-        plain.device = _device_state(path, identity)
+        plain = Node(
+            store=store,
+            identity=identity,
+            config=config,
+            owns_store=owns_store,
+            device=device_state(path, identity),
+        )
         try:
             yield plain
         finally:
@@ -596,60 +468,18 @@ async def _open_node(
         return
     node: Node | None = None
     try:
-        async with AsyncExitStack() as stack:
-            # Imported here: a node without a network (most commands) never needs them.
-            from orbitstore.node.discovery import ProviderDiscovery
-            from orbitstore.node.replication import Replication
-
-            discovery: ProviderDiscovery | None = None
-            own: Libp2pTransport | None = None
-            if transport is None:
-                assert config.network is not None
-                # Imported here: py-libp2p costs ~1 s and ~70 MB, only for networked nodes.
-                from orbitstore.net.libp2p_transport import open_libp2p_transport
-
-                key_path = None if path is None else Path(path) / PEER_KEY_FILE
-                own = await stack.enter_async_context(
-                    open_libp2p_transport(config.network, key_path=key_path)
-                )
-                transport = own
-            replication = Replication(
-                transport=transport,
-                config=config.replication,
-                limits=config.limits,
-                identity=identity,
-            )
-            nursery = await stack.enter_async_context(trio.open_nursery())
-            await nursery.start(replication.run)
-            if own is not None and own.config.dht:
-                discovery = ProviderDiscovery(
-                    transport=own, replication=replication, config=config.discovery
-                )
-                await nursery.start(discovery.run)
-            if own is not None and own.config.bitswap.enabled:
-                # Read-only: IPFS peers fetch blocks by CID; never a private database's.
-                own.serve_blocks(PublicBlocks(store.blocks))
+        async with open_network(
+            path=path, config=config, identity=identity, transport=transport, store=store
+        ) as network:
             node = Node(
                 store=store,
                 identity=identity,
                 config=config,
-                replication=replication,
+                network=network,
                 owns_store=owns_store,
-                discovery=discovery,
+                device=device_state(path, identity),
             )
-            node.device = _device_state(path, identity)
-            # A node that will dial peers by itself may open an address before the first
-            # connection is up: opening waits for one instead of failing at once.
-            node._expects_peers = own is not None and bool(
-                own.config.bootstrap_peers or own.config.mdns or own.config.dht
-            )
-            node._has_bootstrap = own is not None and bool(own.config.bootstrap_peers)
-            if isinstance(transport, BlockFetcher):
-                node.attachments.fetcher = transport
-            try:
-                yield node
-            finally:
-                nursery.cancel_scope.cancel()
+            yield node
     finally:
         # After the transport stopped: no gossip or stream reaches a closed database.
         if node is not None:

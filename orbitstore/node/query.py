@@ -2,7 +2,7 @@
 
 The :class:`QueryService` (one per node) joins the pure compiler of
 :mod:`orbitstore.query` to the read-only executor of :mod:`orbitstore.storage.query_exec`.
-The node passes it to every database handle it builds (``Database(queries=...)``): a
+The node passes it to every database handle it builds (``HandleServices.queries``): a
 handle's ``query``/``explain``/``watch`` see its own name, and ``this``, as the table;
 the node's ``query`` sees every open database by its local name. ``as_of`` runs a query
 over past states (:mod:`orbitstore.node.asof`).

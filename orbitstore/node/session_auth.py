@@ -43,7 +43,7 @@ def new_auth(
         nonce=os.urandom(AUTH_NONCE_BYTES),
         initiator=initiator,
         decide=partial(reader_role, database),
-        delegation=database._delegation,  # a linked device shows which user it reads for
+        delegation=database._members.delegation,  # a linked device shows its user
     )
 
 

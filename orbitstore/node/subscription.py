@@ -10,7 +10,8 @@ blocks writers or grows memory without bound.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -91,3 +92,33 @@ async def wait_any(subs: Sequence[Subscription]) -> bool:
         for sub in subs:
             nursery.start_soon(one, sub, nursery.cancel_scope)
     return alive
+
+
+class Subscribers:
+    """The subscriptions of one database handle: changes pushed to all of them."""
+
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
+
+    @asynccontextmanager
+    async def subscribe(self, buffer: int) -> AsyncIterator[Subscription]:
+        """A new subscription of ``buffer`` changes, closed when the block exits."""
+        sub = Subscription(buffer)
+        self._subs.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subs.discard(sub)
+            sub._close()
+
+    def push(self, changes: Sequence[Change]) -> None:
+        for sub in self._subs:
+            sub._push(changes)
+
+    def close(self) -> None:
+        """End every subscription (the handle closed)."""
+        for sub in list(self._subs):
+            sub._close()
+
+    def __len__(self) -> int:
+        return len(self._subs)

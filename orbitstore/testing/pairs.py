@@ -13,30 +13,45 @@ dialling the other. :func:`open_memory_pair` does that on a
         await replica.wait_synced()
 
 Everything is closed when the block exits, nodes first, then their transports. For more
-than two nodes, or nodes that come and go, open transports and nodes one by one as these
-helpers do.
+than two nodes, :func:`open_memory_nodes` opens one per named identity on a memory
+network; :func:`open_replica` then connects a node to another by name, opens the
+database there and waits until it is in sync, and :func:`wait_for_entry` waits on
+replication events until a replica holds an entry::
+
+    async with open_memory_nodes(net, {"alice": ALICE, "bob": BOB}) as (alice, bob):
+        db = await alice.open("notes", type="keyvalue", write=["*"])
+        replica = await open_replica(bob, db.address, "alice", KeyValue)
+
+For nodes that come and go, open transports and nodes one by one as these helpers do.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
+import trio
+
+from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.errors import UsageError
 from orbitstore.net.libp2p_config import Libp2pConfig
 from orbitstore.net.transport import Transport
 from orbitstore.node.config import NodeConfig
+from orbitstore.node.database import Database
 from orbitstore.node.node import Node, open_node
 from orbitstore.storage.base import NodeStore
 from orbitstore.testing.network import ADDRESS_PREFIX, MemoryNetwork
 
 #: Where the libp2p pair listens: the loopback interface, a port the OS picks.
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+
+D = TypeVar("D", bound=Database)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +84,13 @@ def dial_address(node: Node) -> str:
     if address.startswith(ADDRESS_PREFIX) or "/p2p/" in address:
         return address
     return f"{address}/p2p/{transport.peer_id}"
+
+
+def transport_of(node: Node) -> Transport:
+    """The transport ``node`` replicates over (UsageError for a node without one)."""
+    if node.replication is None:
+        raise UsageError("this node has no transport")
+    return node.replication.transport
 
 
 def _identities(given: Sequence[Identity | None]) -> list[Identity]:
@@ -134,3 +156,56 @@ async def open_libp2p_pair(
         if connect:
             await pair.connect()
         yield pair
+
+
+@asynccontextmanager
+async def open_memory_nodes(
+    network: MemoryNetwork,
+    identities: Mapping[str, Identity | None],
+    *,
+    config: NodeConfig | None = None,
+    paths: Mapping[str, str | Path] | None = None,
+) -> AsyncIterator[list[Node]]:
+    """One node per entry of ``identities``, each on its own transport of ``network``
+    named by the key, in that order; a node named in ``paths`` keeps its data in that
+    directory, the others in memory. A None identity is the directory's own (its
+    keystore's) or, in memory, a random one. Nodes are not connected."""
+    async with AsyncExitStack() as stack:
+        nodes = []
+        for name, identity in identities.items():
+            transport = await stack.enter_async_context(network.open_transport(name))
+            path = None if paths is None else paths.get(name)
+            nodes.append(
+                await stack.enter_async_context(
+                    open_node(path, transport=transport, identity=identity, config=config)
+                )
+            )
+        yield nodes
+
+
+async def open_replica(
+    node: Node, address: str, peer: str, cls: type[D], *, timeout: float = 10.0
+) -> D:
+    """``node`` dials the memory-network node named ``peer``, opens ``address`` (a
+    database of class ``cls``) and waits until it holds what ``peer`` announced."""
+    if node.replication is None:
+        raise UsageError("this node has no transport: it cannot dial a peer")
+    await node.replication.connect(ADDRESS_PREFIX + peer)
+    db = await node.open(address, type=cls.type_name)
+    if not isinstance(db, cls):
+        raise UsageError(f"{address} opened as {type(db).__name__}, not {cls.__name__}")
+    await db.wait_synced(peer=peer, timeout=timeout)
+    return db
+
+
+async def wait_for_entry(
+    node: Node, db: Database, entry: Entry | None, *, timeout: float = 10.0
+) -> None:
+    """Wait (on ``node``'s replication progress events, at most ``timeout`` seconds)
+    until ``db`` holds ``entry``."""
+    if node.replication is None or entry is None:
+        raise UsageError("wait_for_entry needs a node with a transport and an entry")
+    with trio.fail_after(timeout):
+        async with node.replication.subscribe_progress() as events:
+            while not db.log.has(entry.cid):
+                await events.receive()
