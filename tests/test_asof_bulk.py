@@ -100,6 +100,8 @@ class _History:
         self._manifest = manifest
         self._factory = database_class(db_type)[1]
 
+    encrypted = False
+
     def view_entries(self, entries: Sequence[Entry]) -> list[Entry]:
         return list(entries)
 
