@@ -102,34 +102,47 @@ class History:
         decode = codec.decode_raw_links
         try:
             fields = [decode(block) for _, block in rows]
+            parents: list[Sequence[bytes]] = [f["next"] for f in fields]
         except DecodeError as exc:
             raise StorageCorruptedError(f"a stored entry no longer decodes: {exc}") from exc
-        cids: list[bytes] = []
-        clocks: list[int] = []
-        writers: list[str] = []
-        parents: list[Sequence[bytes]] = []
-        payloads: list[Any] = []
-        needed = set(heads)
-        try:
-            for i in range(len(rows) - 1, -1, -1):  # newest first: children before parents
-                cid = rows[i][0]
-                if cid in needed:
-                    needed.discard(cid)
-                    f = fields[i]
-                    nxt = f["next"]
-                    needed.update(nxt)
-                    cids.append(cid)
-                    clocks.append(f["clock"])
-                    writers.append(f["writer"])
-                    parents.append(nxt)
-                    payloads.append(f["payload"])
-                    if not needed:
-                        break
         except (KeyError, TypeError) as exc:
             raise StorageCorruptedError(f"a stored entry lacks a field: {exc}") from exc
-        for column in (cids, clocks, writers, parents, payloads):
-            column.reverse()
-        return cls(cids, clocks, writers, parents, payloads)
+        cids = [cid for cid, _ in rows]
+        wanted = set(heads)
+        # Usually every row is an ancestor of the heads (heads a few entries old): then
+        # each row without a child among the rows is one of the heads.
+        if not set(cids).difference(*parents) <= wanted:
+            picked = cls._past(cids, parents, wanted)
+            cids = [cids[i] for i in picked]
+            parents = [parents[i] for i in picked]
+            fields = [fields[i] for i in picked]
+        try:
+            return cls(
+                cids,
+                [f["clock"] for f in fields],
+                [f["writer"] for f in fields],
+                parents,
+                [f["payload"] for f in fields],
+            )
+        except (KeyError, TypeError) as exc:
+            raise StorageCorruptedError(f"a stored entry lacks a field: {exc}") from exc
+
+    @staticmethod
+    def _past(cids: list[bytes], parents: list[Sequence[bytes]], heads: set[bytes]) -> list[int]:
+        """Indexes of ``heads`` and their ancestors, in order: one backward pass (a
+        parent sorts before its children)."""
+        picked: list[int] = []
+        needed = set(heads)
+        for i in range(len(cids) - 1, -1, -1):
+            if not needed:
+                break
+            cid = cids[i]
+            if cid in needed:
+                needed.discard(cid)
+                needed.update(parents[i])
+                picked.append(i)
+        picked.reverse()
+        return picked
 
     def cid(self, arrival: int) -> Cid:
         """The CID of entry ``arrival``, built (for the few a fold reports)."""
@@ -165,7 +178,9 @@ class Ancestry:
         append = pasts.append
         get = index.get
         limit = MAX_EXACT_INTERVALS
-        for arrival, (cid, parents) in enumerate(zip(history.cids, history.parents), 1):
+        for arrival, (cid, parents) in enumerate(
+            zip(history.cids, history.parents, strict=True), 1
+        ):
             if len(parents) == 1:
                 at = get(parents[0])
                 if at is None:

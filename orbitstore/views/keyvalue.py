@@ -187,6 +187,11 @@ class KeyValueState(CausalState, Protocol):
         ...
 
 
+def _has_put(payload: Any) -> bool:
+    writes = _writes_of(payload)
+    return writes is not None and any(op.data is not None for _, _, op in writes)
+
+
 def prefix_end(prefix: str) -> str | None:
     """The least string greater than every string that starts with ``prefix`` (None if
     there is none: the prefix is all U+10FFFF)."""
@@ -292,19 +297,10 @@ class KeyValueView:
         ancestry = Ancestry.of(history)
         if ancestry is None:
             return False
-        put = False  # was a put applied? Then the live count is stored (as by apply)
-
-        def writes_of(payload: Any) -> list[tuple[str, int, _Op]] | None:
-            nonlocal put
-            writes = _writes_of(payload)
-            if writes and not put:
-                put = any(op.data is not None for _, _, op in writes)
-            return writes
-
         rows: list[KvLoad] = []
         live = 0
         clocks, writers = history.clocks, history.writers
-        for key, writes in fold_registers(history, ancestry, writes_of).items():
+        for key, writes in fold_registers(history, ancestry, _writes_of).items():
             arrival, index, op = writes[-1]
             losers = writes[-2::-1]  # newest first
             blob = text = None
@@ -320,6 +316,9 @@ class KeyValueView:
             i = arrival - 1
             stamp = (clocks[i], writers[i], history.cids[i], index)
             rows.append((key, stamp, data, json, arrival, blob, text))
+        # The live count is stored once a put was applied (as by apply): surely so if a
+        # key is live; if none is, look for a put among the history's writes.
+        put = live > 0 or (bool(rows) and any(_has_put(p) for p in history.payloads))
         self._state.load_records(rows, live=live if put else None)
         return True
 
