@@ -18,10 +18,15 @@ state it had then, on every replica that holds them.
    the live table had (or would have had) at ``H``. A view that can fold a whole history
    at once (:class:`~orbitstore.views.base.SnapshotFold`: keyvalue, feed, counter;
    :mod:`orbitstore.views.history`) computes the final rows in memory and writes them in
-   one statement. Documents are folded by their own view code on a memory store, then
-   their rows are copied in one statement (:class:`RowCopy`). Otherwise (ydoc, or a
-   history the bulk fold refuses) the entries are applied in batches as a live view
-   applies them.
+   one statement. Keyvalue (:class:`HistoryFold`) reads its history straight from the
+   store's raw rows (:class:`~orbitstore.storage.base.EntryRows`) into columns, without
+   an :class:`Entry` or a :class:`Cid` per row. Documents are folded by their own view
+   code on a memory store, then their rows are copied in one statement
+   (:class:`RowCopy`). Otherwise (ydoc, or a history the bulk fold refuses) the entries
+   are applied in batches as a live view applies them. Under capabilities access the
+   view folds only the entries visible *in that state*: a capability log of the history
+   alone (:meth:`CapabilityLog.of_history`) decides, so a revocation in the past of
+   ``H`` retracts what it retracts in the live view, and one outside it nothing.
 3. **Attach.** The scratch database's image is deserialized into an attached schema of
    the query executor's read-only connection (:meth:`SqliteQueryExecutor.attach_image`);
    the query is compiled against a catalog whose source points at that schema and runs
