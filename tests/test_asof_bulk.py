@@ -10,19 +10,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orbitstore.core import codec
 from orbitstore.core.access import StaticAccess
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest
 from orbitstore.core.oplog import OpLog
+from orbitstore.errors import StorageCorruptedError
 from orbitstore.node.asof import fold_image
 from orbitstore.node.types import database_class
 from orbitstore.storage.base import NodeStore
 from orbitstore.storage.memory import MemoryStore
+from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.views import history
 from orbitstore.views.base import View
 
@@ -100,6 +103,8 @@ class _History:
         self._manifest = manifest
         self._factory = database_class(db_type)[1]
 
+    encrypted = False
+
     def view_entries(self, entries: Sequence[Entry]) -> list[Entry]:
         return list(entries)
 
@@ -119,7 +124,11 @@ def _plan(payload: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
     )
 
 
-def _build(db_type: str, meta: dict[str, Any], plan: list[Any]) -> _History:
+def _build(
+    db_type: str, meta: dict[str, Any], plan: list[Any], store: NodeStore | None = None
+) -> _History:
+    """The history of ``plan`` written by three logs, all of it gathered in the first
+    (on ``store``: a MemoryStore unless given)."""
     access = StaticAccess.of(["*"])
     manifest = Manifest(name=f"h{next(_names)}", type=db_type, access=access, meta=meta)
     db, _ = manifest.to_block()
@@ -127,7 +136,7 @@ def _build(db_type: str, meta: dict[str, Any], plan: list[Any]) -> _History:
         OpLog(
             db=db,
             access=access,
-            store=MemoryStore().log_store(db),
+            store=(store if i == 0 and store is not None else MemoryStore()).log_store(db),
             identity=Identity(bytes([i + 1]) * 32),
         )
         for i in range(3)
@@ -180,6 +189,47 @@ def test_bulk_fold_equals_entry_by_entry(
     if known:
         picked = data.draw(st.sets(st.sampled_from(known), max_size=3), label="heads")
         _same(db_type, h, frozenset(picked))
+
+
+@pytest.mark.parametrize("db_type", ["keyvalue", "documents"])
+@settings(max_examples=40)
+@given(data=st.data())
+def test_bulk_fold_of_a_sqlite_log_equals_entry_by_entry(db_type: str, data: st.DataObject) -> None:
+    """The same on a SQLite log store: its raw rows (``iter_entry_rows``) feed the fold."""
+    with SqliteStore.in_memory() as store:
+        plan = data.draw(_plan(PAYLOADS[db_type]), label="plan")
+        h = _build(db_type, {}, plan, store)
+        known = sorted((e.cid for e in h.log.traverse()), key=str)
+        _same(db_type, h, h.heads)
+        if known:
+            picked = data.draw(st.sets(st.sampled_from(known), max_size=3), label="heads")
+            _same(db_type, h, frozenset(picked))
+
+
+def test_the_keyvalue_bulk_fold_builds_no_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It reads the store's raw rows into columns: no Entry (nor a Cid per row) is made,
+    and the rows are what the entry-by-entry fold of the decoded entries gives."""
+    plan: list[Any] = [
+        ("write", i % 3, {"op": "put", "key": KEYS[i % 3], "value": i}) for i in range(9)
+    ]
+    plan.insert(4, ("sync", 0, 1))
+    h = _build("keyvalue", {}, plan)
+    slow, _ = fold_image(h, h.heads, bulk=False)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an Entry was decoded")
+
+    monkeypatch.setattr(Entry, "from_trusted_block", classmethod(refuse))
+    bulk, log_id = fold_image(h, h.heads)
+    assert _tables(bulk, log_id, TABLES["keyvalue"]) == _tables(slow, log_id, TABLES["keyvalue"])
+
+
+def test_a_damaged_stored_block_is_a_storage_error() -> None:
+    rows = [(b"\x01q\x12 " + bytes(32), b"\xff not cbor")]
+    with pytest.raises(StorageCorruptedError):
+        history.History.of_rows(rows, [rows[0][0]])
+    with pytest.raises(StorageCorruptedError):  # decodes, but is no entry
+        history.History.of_rows([(rows[0][0], codec.encode({"a": 1}))], [rows[0][0]])
 
 
 def test_a_tangled_history_falls_back_to_the_entry_by_entry_fold(

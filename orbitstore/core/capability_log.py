@@ -31,7 +31,7 @@ entry authorized by one sorts after it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from orbitstore.core.capabilities import (
@@ -157,6 +157,26 @@ class CapabilityLog:
     def reload(self) -> None:
         """Forget memory state and re-read the store (after a rolled-back transaction)."""
         self._reset()
+
+    def of_history(self, entries: Sequence[Entry]) -> CapabilityLog:
+        """A capability log of ``entries`` alone: an ancestor-closed history in total
+        order (the past of some heads, for an AS OF snapshot). Its :meth:`visible` is
+        visibility in that state: only the ACL ops among ``entries`` count, so a
+        revocation outside the history retracts nothing in it. Every entry was admitted
+        when it was stored, and admission depends on an entry's past alone, so each is
+        admitted again here (one that is not, or whose parents are not in the history,
+        is left out: nothing there can show it)."""
+        by_cid = {e.cid: e for e in entries}
+        past = CapabilityLog(
+            owner=self.owner, store=_MemoryAcl(), get_entry=by_cid.get, keys_of=self._keys_of
+        )
+        for entry in entries:
+            got = past.admit(entry)
+            if not isinstance(got, InvalidDataError):
+                past.applied(entry, *got)
+        past.settle()
+        past.take_change()
+        return past
 
     def check_write(
         self, writer: str, payload: Any, parents: Iterable[Cid], ts: int | None = None
@@ -364,3 +384,22 @@ class CapabilityLog:
                 found.add(cid)
             stack.extend(entry.next)
         return found
+
+
+class _MemoryAcl:
+    """An :class:`AclStore` in a dict: the frontiers of a history read once
+    (:meth:`CapabilityLog.of_history`)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[Cid, tuple[Frontier, bool]] = {}
+
+    def get_frontiers(self, cids: Iterable[Cid]) -> dict[Cid, Frontier]:
+        rows = self._rows
+        return {c: rows[c][0] for c in cids if c in rows}
+
+    def put_frontiers(self, rows: Iterable[tuple[Cid, Frontier, bool]]) -> None:
+        for cid, frontier, acl in rows:
+            self._rows.setdefault(cid, (frontier, acl))
+
+    def acl_entries(self) -> list[Cid]:
+        return [c for c, (_, acl) in self._rows.items() if acl]

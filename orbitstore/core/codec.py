@@ -152,6 +152,20 @@ def decode(
     return value
 
 
+def _raw_link(raw: bytes) -> bytes:
+    return raw
+
+
+def decode_raw_links(data: bytes) -> Any:
+    """Decode DAG-CBOR this node checked before it stored it, every link left as its CID
+    bytes (no :class:`Cid` built): for bulk readers that only compare links. No nesting
+    walk (as ``check_nesting=False``); DecodeError for bytes that do not decode."""
+    try:
+        return cbrrr.decode_dag_cbor(data, cid_ctor=_raw_link)
+    except (cbrrr.CbrrrDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
+        raise DecodeError(f"not canonical DAG-CBOR: {exc}") from exc
+
+
 class LinkCache(dict[bytes, Cid]):
     """CIDs by their bytes, made on first use: decoding many blocks that link each other
     (a log's entries: every entry names its database and its parents) with

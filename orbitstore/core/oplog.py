@@ -190,6 +190,11 @@ class OpLog:
         return frozenset(self._heads)
 
     @property
+    def store(self) -> LogStore:
+        """Where the entries are kept (for bulk readers of a whole history: AS OF)."""
+        return self._store
+
+    @property
     def head_clocks(self) -> Mapping[Cid, int]:
         return dict(self._heads)
 

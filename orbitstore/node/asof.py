@@ -18,10 +18,15 @@ state it had then, on every replica that holds them.
    the live table had (or would have had) at ``H``. A view that can fold a whole history
    at once (:class:`~orbitstore.views.base.SnapshotFold`: keyvalue, feed, counter;
    :mod:`orbitstore.views.history`) computes the final rows in memory and writes them in
-   one statement. Documents are folded by their own view code on a memory store, then
-   their rows are copied in one statement (:class:`RowCopy`). Otherwise (ydoc, or a
-   history the bulk fold refuses) the entries are applied in batches as a live view
-   applies them.
+   one statement. Keyvalue (:class:`HistoryFold`) reads its history straight from the
+   store's raw rows (:class:`~orbitstore.storage.base.EntryRows`) into columns, without
+   an :class:`Entry` or a :class:`Cid` per row. Documents are folded by their own view
+   code on a memory store, then their rows are copied in one statement
+   (:class:`RowCopy`). Otherwise (ydoc, or a history the bulk fold refuses) the entries
+   are applied in batches as a live view applies them. Under capabilities access the
+   view folds only the entries visible *in that state*: a capability log of the history
+   alone (:meth:`CapabilityLog.of_history`) decides, so a revocation in the past of
+   ``H`` retracts what it retracts in the live view, and one outside it nothing.
 3. **Attach.** The scratch database's image is deserialized into an attached schema of
    the query executor's read-only connection (:meth:`SqliteQueryExecutor.attach_image`);
    the query is compiled against a catalog whose source points at that schema and runs
@@ -44,11 +49,12 @@ from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.oplog import OpLog
 from orbitstore.errors import InvalidCidError, InvalidValueError, NotFoundError, UsageError
-from orbitstore.storage.base import NodeStore, SeqLogStore
+from orbitstore.storage.base import EntryRows, NodeStore, SeqLogStore
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.storage.query_exec import MAX_ATTACHED, SqliteQueryExecutor
 from orbitstore.storage.sqlite import SqliteStore
 from orbitstore.views.base import SnapshotFold, View
+from orbitstore.views.history import History
 
 #: What ``as_of`` takes: entry CIDs (or their text), or a single one.
 Heads = Iterable[Cid | str] | Cid | str
@@ -78,6 +84,9 @@ class Snapshottable(Protocol):
 
     @property
     def heads(self) -> frozenset[Cid]: ...
+
+    @property
+    def encrypted(self) -> bool: ...
 
     def view_entries(self, entries: Sequence[Entry]) -> list[Entry]: ...
 
@@ -182,17 +191,61 @@ def _fold_history(
     *,
     bulk: bool,
 ) -> None:
+    if bulk and isinstance(view, HistoryFold) and _fold_rows(db, view, heads):
+        return
     entries = list(db.log.traverse(heads))
     if view is None:  # a log's table reads its entries
         log_store.add_entries(entries)
         return
-    if bulk and isinstance(view, SnapshotFold) and view.fold_snapshot(db.view_entries(entries)):
+    shown = _visible(db, entries)
+    if bulk and isinstance(view, SnapshotFold) and view.fold_snapshot(db.view_entries(shown)):
         return
     if bulk and isinstance(view, RowCopy):
-        _fold_staged(db, view, entries)
+        _fold_staged(db, view, entries, shown)
         return
-    for i in range(0, len(entries), _FOLD_BATCH):  # entry by entry, as a live view
-        _fold(view, log_store, entries[i : i + _FOLD_BATCH], db)
+    # Entry by entry, as a live view. Views that report conflicts (keyvalue, documents)
+    # read entries back from the log of the store they live in, as in a live database:
+    # the scratch log holds the whole history (retracted entries and ACL ops included).
+    if getattr(view, "reads_log", False):
+        log_store.add_entries(entries)
+    for i in range(0, len(shown), _FOLD_BATCH):
+        view.apply(db.view_entries(shown[i : i + _FOLD_BATCH]), local=False)
+
+
+@runtime_checkable
+class HistoryFold(Protocol):
+    """A view that folds a whole history by columns (:class:`~orbitstore.views.history.
+    History`: keyvalue)."""
+
+    def fold_history(self, history: History) -> bool: ...
+
+
+def _fold_rows(db: Snapshottable, view: HistoryFold, heads: frozenset[Cid]) -> bool:
+    """The fast path: fold the history straight from the store's raw rows, no Entry or
+    Cid per row (:meth:`History.of_rows`). False, with nothing written, where it does
+    not apply: an encrypted database (payloads are opened entry by entry), capabilities
+    access (visibility is decided on entries), a store without raw rows, or a history
+    the view's bulk fold refuses."""
+    log = db.log
+    store = log.store
+    if db.encrypted or log.capabilities is not None or not isinstance(store, EntryRows):
+        return False
+    clocks = store.get_clocks(heads)
+    rows = store.iter_entry_rows(max_clock=max(clocks.values(), default=0))
+    history = History.of_rows(rows, [bytes(h) for h in clocks])
+    del rows
+    return view.fold_history(history)
+
+
+def _visible(db: Snapshottable, entries: list[Entry]) -> list[Entry]:
+    """The entries of a history the view folds: under capabilities access, those visible
+    in the state the history is (its own ACL ops decide: a revocation outside it retracts
+    nothing there, one inside it does, as in the live view); otherwise all."""
+    caps = db.log.capabilities
+    if caps is None:
+        return entries
+    past = caps.of_history(entries)
+    return [e for e in entries if past.visible(e)]
 
 
 @runtime_checkable
@@ -204,14 +257,17 @@ class RowCopy(Protocol):
     def load_rows(self, rows: Sequence[Any]) -> None: ...
 
 
-def _fold_staged(db: Snapshottable, view: RowCopy, entries: list[Entry]) -> None:
-    """Fold ``entries`` into a view on a memory store (the same view code, its state in
-    dicts: no SQL per op), then copy its rows into ``view`` in one statement."""
+def _fold_staged(
+    db: Snapshottable, view: RowCopy, entries: list[Entry], shown: list[Entry]
+) -> None:
+    """Fold ``shown`` (of the history ``entries``) into a view on a memory store (the
+    same view code, its state in dicts: no SQL per op), then copy its rows into ``view``
+    in one statement."""
     memory = MemoryStore()
     staged = db.fresh_view(memory)
     assert isinstance(staged, RowCopy)
     memory.log_store(db.cid).add_entries(entries)  # read back to render conflicts
-    staged.apply(db.view_entries(entries), local=False)
+    staged.apply(db.view_entries(shown), local=False)
     view.load_rows(staged.dump_rows())
 
 
@@ -228,14 +284,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _fold(view: View, log_store: SeqLogStore, batch: list[Entry], db: Snapshottable) -> None:
-    # Views that report conflicts (keyvalue, documents) read entries back from the log of
-    # the store they live in, as in a live database: store them in the scratch log first.
-    if getattr(view, "reads_log", False):
-        log_store.add_entries(batch)
-    view.apply(db.view_entries(batch), local=False)  # opened, in an encrypted database
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from orbitstore.core.capability_log import AclStore
 from orbitstore.core.cid import Cid
@@ -51,6 +51,17 @@ class SeqLogStore(LogStore, AclStore, Protocol):
 
     def remove_entries(self, cids: Iterable[Cid]) -> int:
         """Forget these entries (repair: the caller then sets heads and rebuilds views)."""
+        ...
+
+
+@runtime_checkable
+class EntryRows(Protocol):
+    """A log store that hands out its entries raw, for readers of a whole history (AS OF
+    snapshots): no :class:`Cid` per row, no decoding."""
+
+    def iter_entry_rows(self, *, max_clock: int | None = None) -> list[tuple[bytes, bytes]]:
+        """``(cid bytes, block)`` of every stored entry in total order ``(clock, writer,
+        cid)``; with ``max_clock``, only those whose clock is at most that."""
         ...
 
 

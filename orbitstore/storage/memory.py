@@ -203,6 +203,15 @@ class MemoryLogStore:
             assert block is not None
             yield cid, block
 
+    def iter_entry_rows(self, *, max_clock: int | None = None) -> list[tuple[bytes, bytes]]:
+        """:class:`~orbitstore.storage.base.EntryRows`: ``(cid bytes, block)`` of every
+        stored entry in total order (clock at most ``max_clock``), no :class:`Cid` built."""
+        order = self._order
+        if max_clock is not None:
+            order = order[: bisect.bisect_left(order, (max_clock + 1,))]
+        blocks = self._blocks._blocks
+        return [(raw, blocks[Cid._trusted(raw)]) for _, _, raw in order]
+
 
 class MemoryStore:
     """A :class:`~orbitstore.storage.base.NodeStore` in memory.

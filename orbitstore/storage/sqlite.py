@@ -464,6 +464,23 @@ class SqliteLogStore:
             for cid, data in rows:
                 yield _stored_cid(cid), bytes(data)
 
+    def iter_entry_rows(self, *, max_clock: int | None = None) -> list[tuple[bytes, bytes]]:
+        """:class:`~orbitstore.storage.base.EntryRows`: ``(cid bytes, block)`` of every
+        stored entry in total order (clock at most ``max_clock``), as SQLite returns
+        them: no :class:`Cid` built, nothing checked (a bulk reader of a whole history
+        decodes what it needs and names a damaged row itself)."""
+        params: list[int] = [self._id]
+        where = "e.log=?"
+        if max_clock is not None:
+            where += " AND e.clock<=?"  # a range of the order index, not a filter
+            params.append(max_clock)
+        sql = (
+            "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.block"
+            f" WHERE {where} ORDER BY e.clock, e.writer, e.cid"
+        )
+        rows: list[tuple[bytes, bytes]] = self._s._conn_().execute(sql, params).fetchall()
+        return rows
+
 
 class SqliteStore:
     """A :class:`~orbitstore.storage.base.NodeStore` in one SQLite file.

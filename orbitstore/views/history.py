@@ -27,17 +27,28 @@ that:
   left at the end is exactly what the incremental view stores, conflicts and arrival
   numbers included; the rows are then written with one ``executemany``.
 
+* **Columns, not entries.** A :class:`History` holds the history as five lists (CID
+  bytes, clocks, writers, parents, payloads): :meth:`History.of_rows` builds it straight
+  from the store's raw rows (:class:`~orbitstore.storage.base.EntryRows`), each block
+  decoded once with its links left as bytes, so no :class:`~orbitstore.core.cid.Cid` or
+  :class:`~orbitstore.core.entry.Entry` is made for the thousands of entries a fold only
+  reads the clock, writer, parents and payload of (a CID is built for the few writes
+  that end up as conflicts). :meth:`History.of_entries` makes the same from entries
+  (an encrypted database's, opened).
+
 The result is checked against the incremental path on random histories
 (``tests/test_asof_bulk.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
+from typing import Any, Final, TypeAlias, TypeVar
 
+from orbitstore.core import codec
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
+from orbitstore.errors import DecodeError, StorageCorruptedError
 from orbitstore.views.causal import Intervals, Member, contains, union
 
 K = TypeVar("K", bound=Hashable)
@@ -48,25 +59,130 @@ K = TypeVar("K", bound=Hashable)
 MAX_EXACT_INTERVALS: Final = 256
 
 
+class History:
+    """An ancestor-closed set of entries in total order, by columns: entry ``i`` (0-based)
+    is arrival ``i + 1``. CIDs and parents are CID bytes."""
+
+    __slots__ = ("cids", "clocks", "parents", "payloads", "writers")
+
+    def __init__(
+        self,
+        cids: list[bytes],
+        clocks: list[int],
+        writers: list[str],
+        parents: list[Sequence[bytes]],
+        payloads: list[Any],
+    ) -> None:
+        self.cids = cids
+        self.clocks = clocks
+        self.writers = writers
+        self.parents = parents
+        self.payloads = payloads
+
+    def __len__(self) -> int:
+        return len(self.cids)
+
+    @classmethod
+    def of_entries(cls, entries: Sequence[Entry]) -> History:
+        return cls(
+            [bytes(e.cid) for e in entries],
+            [e.clock for e in entries],
+            [e.writer for e in entries],
+            [[bytes(p) for p in e.next] for e in entries],
+            [e.payload for e in entries],
+        )
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[tuple[bytes, bytes]], heads: Collection[bytes]) -> History:
+        """``heads`` and their ancestors among ``rows`` (``(cid bytes, block)`` of stored
+        entries in total order, every ancestor of ``heads`` among them): the blocks are
+        decoded once, links left as bytes; the ancestors are found in one backward pass
+        (a parent sorts before its children). StorageCorruptedError for a block that no
+        longer decodes as an entry."""
+        decode = codec.decode_raw_links
+        try:
+            fields = [decode(block) for _, block in rows]
+            parents: list[Sequence[bytes]] = [f["next"] for f in fields]
+        except DecodeError as exc:
+            raise StorageCorruptedError(f"a stored entry no longer decodes: {exc}") from exc
+        except (KeyError, TypeError) as exc:
+            raise StorageCorruptedError(f"a stored entry lacks a field: {exc}") from exc
+        cids = [cid for cid, _ in rows]
+        wanted = set(heads)
+        # Usually every row is an ancestor of the heads (heads a few entries old): then
+        # each row without a child among the rows is one of the heads.
+        if not set(cids).difference(*parents) <= wanted:
+            picked = cls._past(cids, parents, wanted)
+            cids = [cids[i] for i in picked]
+            parents = [parents[i] for i in picked]
+            fields = [fields[i] for i in picked]
+        try:
+            return cls(
+                cids,
+                [f["clock"] for f in fields],
+                [f["writer"] for f in fields],
+                parents,
+                [f["payload"] for f in fields],
+            )
+        except (KeyError, TypeError) as exc:
+            raise StorageCorruptedError(f"a stored entry lacks a field: {exc}") from exc
+
+    @staticmethod
+    def _past(cids: list[bytes], parents: list[Sequence[bytes]], heads: set[bytes]) -> list[int]:
+        """Indexes of ``heads`` and their ancestors, in order: one backward pass (a
+        parent sorts before its children)."""
+        picked: list[int] = []
+        needed = set(heads)
+        for i in range(len(cids) - 1, -1, -1):
+            if not needed:
+                break
+            cid = cids[i]
+            if cid in needed:
+                needed.discard(cid)
+                needed.update(parents[i])
+                picked.append(i)
+        picked.reverse()
+        return picked
+
+    def cid(self, arrival: int) -> Cid:
+        """The CID of entry ``arrival``, built (for the few a fold reports)."""
+        return Cid(self.cids[arrival - 1])
+
+    def stamp(self, write: Write) -> tuple[int, str, bytes, int]:
+        """The stamp ``(clock, writer, cid bytes, op index)`` of a write."""
+        i = write[0] - 1
+        return (self.clocks[i], self.writers[i], self.cids[i], write[1])
+
+    def member(self, write: Write) -> Member:
+        """The member the incremental views store for this write."""
+        return Member(self.stamp(write), write[0])
+
+
 class Ancestry:
     """Arrival numbers and exact causal pasts of a history (see the module docstring)."""
 
     __slots__ = ("_index", "_pasts")
 
-    def __init__(self, pasts: list[Intervals], index: dict[Cid, int]) -> None:
+    def __init__(self, pasts: list[Intervals], index: dict[bytes, int]) -> None:
         self._pasts = pasts
         self._index = index
 
     @classmethod
-    def of(cls, entries: Sequence[Entry]) -> Ancestry | None:
-        """The ancestry of ``entries`` (in total order), or None when the history is
-        not ancestor-closed or too tangled for exact lists."""
-        index: dict[Cid, int] = {}
+    def of(cls, history: History | Sequence[Entry]) -> Ancestry | None:
+        """The ancestry of a history (in total order), or None when it is not
+        ancestor-closed or too tangled for exact lists."""
+        if not isinstance(history, History):
+            history = History.of_entries(history)
+        index: dict[bytes, int] = {}
         pasts: list[Intervals] = [()]  # arrival 0 is nobody
-        for arrival, entry in enumerate(entries, 1):
-            parents = entry.next
+        append = pasts.append
+        get = index.get
+        limit = MAX_EXACT_INTERVALS
+        for arrival, (cid, parents) in enumerate(
+            zip(history.cids, history.parents, strict=True), 1
+        ):
             if len(parents) == 1:
-                at = index.get(parents[0])
+                at = get(parents[0])
                 if at is None:
                     return None
                 past = pasts[at]
@@ -78,15 +194,15 @@ class Ancestry:
             else:  # a merge (or a root)
                 lists: list[Intervals] = [((arrival, arrival),)]
                 for p in parents:
-                    at = index.get(p)
+                    at = get(p)
                     if at is None:
                         return None
                     lists.append(pasts[at])
                 past = tuple(union(lists))
-            if len(past) > MAX_EXACT_INTERVALS:
+            if len(past) > limit:
                 return None
-            pasts.append(past)
-            index[entry.cid] = arrival
+            append(past)
+            index[cid] = arrival
         return cls(pasts, index)
 
     def past(self, arrival: int) -> Intervals:
@@ -94,56 +210,44 @@ class Ancestry:
         return self._pasts[arrival]
 
 
-class Write:
-    """One write of a register in a history: its entry (``arrival`` in history order),
-    its op index in the entry, and what it wrote (the view's parsed op)."""
-
-    __slots__ = ("arrival", "entry", "index", "op")
-
-    def __init__(self, arrival: int, entry: Entry, index: int, op: Any) -> None:
-        self.arrival = arrival
-        self.entry = entry
-        self.index = index
-        self.op = op
-
-    @property
-    def member(self) -> Member:
-        """The member the incremental views store for this write."""
-        e = self.entry
-        return Member((e.clock, e.writer, bytes(e.cid), self.index), self.arrival)
+Write: TypeAlias = tuple[int, int, Any]
+"""One write of a register in a history: ``(arrival, op index in the entry, op)`` — its
+entry (``arrival`` in history order, see :meth:`History.stamp`) and what it wrote (the
+view's parsed op)."""
 
 
 def fold_registers(
-    entries: Sequence[Entry],
+    history: History,
     ancestry: Ancestry,
-    writes_of: Callable[[Entry], Iterable[tuple[K, int, Any]] | None],
+    writes_of: Callable[[Any], Iterable[tuple[K, int, Any]] | None],
 ) -> dict[K, list[Write]]:
     """The maximal writes of every register the history writes, oldest first (so the
     last is the winner and the others are its conflicts, as the incremental views keep
-    them). ``writes_of`` gives an entry's ``(register, op index, op)`` — at most one per
-    register, the entry's last op on it — or None for an entry the view ignores."""
+    them). ``writes_of`` gives the ``(register, op index, op)`` of an entry's payload —
+    at most one per register, the entry's last op on it — or None for one the view
+    ignores."""
     registers: dict[K, list[Write]] = {}
     get = registers.get
     pasts = ancestry._pasts  # ancestry.past(arrival), without a call per entry
-    for arrival, entry in enumerate(entries, 1):
-        writes = writes_of(entry)
+    for arrival, payload in enumerate(history.payloads, 1):
+        writes = writes_of(payload)
         if not writes:
             continue
         past = pasts[arrival]
         low = past[0][0] if len(past) == 1 else 0  # a chain: the past is [low, arrival]
         for key, index, op in writes:
-            new = Write(arrival, entry, index, op)
+            new = (arrival, index, op)
             found = get(key)
             if found is None:
                 registers[key] = [new]
             elif low and len(found) == 1:
                 # rule M, the common case: the one member is in the past or is not
-                if found[0].arrival >= low:
+                if found[0][0] >= low:
                     found[0] = new
                 else:
                     found.append(new)
             else:  # rule M: members in the new entry's past leave the set
-                kept = [w for w in found if not contains(past, w.arrival)]
+                kept = [w for w in found if not contains(past, w[0])]
                 kept.append(new)
                 registers[key] = kept
     return registers

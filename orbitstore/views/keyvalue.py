@@ -68,12 +68,13 @@ from orbitstore.views.causal import (
     newest_first,
     prune,
 )
-from orbitstore.views.history import Ancestry, fold_registers
+from orbitstore.views.history import Ancestry, History, fold_registers
 from orbitstore.views.keyvalue_ops import (
     MAX_KEY_BYTES,
     Delete,
     Put,
     _conflict,
+    _conflict_at,
     _encoded,
     _Op,
     _writes_of,
@@ -186,6 +187,11 @@ class KeyValueState(CausalState, Protocol):
         ...
 
 
+def _has_put(payload: Any) -> bool:
+    writes = _writes_of(payload)
+    return writes is not None and any(op.data is not None for _, _, op in writes)
+
+
 def prefix_end(prefix: str) -> str | None:
     """The least string greater than every string that starts with ``prefix`` (None if
     there is none: the prefix is all U+10FFFF)."""
@@ -284,33 +290,35 @@ class KeyValueView:
         conflicts included, without the causal bookkeeping further applies would need.
         False, with nothing written, for a history the bulk fold refuses
         (:mod:`orbitstore.views.history`): fold it with :meth:`apply` then."""
-        ancestry = Ancestry.of(entries)
+        return self.fold_history(History.of_entries(entries))
+
+    def fold_history(self, history: History) -> bool:
+        """:meth:`fold_snapshot` of a history by columns (:class:`History`)."""
+        ancestry = Ancestry.of(history)
         if ancestry is None:
             return False
-        put = False  # was a put applied? Then the live count is stored (as by apply)
-
-        def writes_of(entry: Entry) -> list[tuple[str, int, _Op]] | None:
-            nonlocal put
-            writes = _writes_of(entry)
-            if writes and not put:
-                put = any(op.data is not None for _, _, op in writes)
-            return writes
-
         rows: list[KvLoad] = []
         live = 0
-        for key, writes in fold_registers(entries, ancestry, writes_of).items():
-            top = writes[-1]
+        clocks, writers = history.clocks, history.writers
+        for key, writes in fold_registers(history, ancestry, _writes_of).items():
+            arrival, index, op = writes[-1]
             losers = writes[-2::-1]  # newest first
             blob = text = None
             if losers:
-                conflicts = tuple(_conflict(w.entry, w.op) for w in losers)
-                blob = codec.encode(encode_members(w.member for w in losers))
+                conflicts = tuple(
+                    _conflict_at(history.cid(a), writers[a - 1], clocks[a - 1], o)
+                    for a, _, o in losers
+                )
+                blob = codec.encode(encode_members(history.member(w) for w in losers))
                 text = conflicts_json(conflicts)
-            data, json = _encoded(top.op)
+            data, json = _encoded(op)
             live += data is not None
-            e = top.entry
-            stamp = (e.clock, e.writer, bytes(e.cid), top.index)
-            rows.append((key, stamp, data, json, top.arrival, blob, text))
+            i = arrival - 1
+            stamp = (clocks[i], writers[i], history.cids[i], index)
+            rows.append((key, stamp, data, json, arrival, blob, text))
+        # The live count is stored once a put was applied (as by apply): surely so if a
+        # key is live; if none is, look for a put among the history's writes.
+        put = live > 0 or (bool(rows) and any(_has_put(p) for p in history.payloads))
         self._state.load_records(rows, live=live if put else None)
         return True
 

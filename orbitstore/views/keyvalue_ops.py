@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from orbitstore.core import codec
+from orbitstore.core.cid import Cid
 from orbitstore.core.dagjson import to_json
 from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError
@@ -83,8 +84,7 @@ def batch_op(ops: Iterable[Put | Delete]) -> dict[str, Any]:
     return {"op": "batch", "ops": out}
 
 
-@dataclass(frozen=True, slots=True)
-class _Op:
+class _Op(NamedTuple):  # a tuple: a bulk fold parses one per entry of a history
     key: str
     value: Any  # the value as it sits in the payload (unused for a delete)
     data: bytes | None  # DAG-CBOR, None for a delete
@@ -96,6 +96,8 @@ class _Op:
 # values it keeps (see _encoded); everything else is encoded to be checked (Rule 3).
 _DEFERRED: Final = b""
 _SCALARS: Final = frozenset({int, str, bool, type(None)})
+# _Op(...) without the Python-level __new__ of a NamedTuple (a third of parsing an op).
+_new_op: Final = tuple.__new__
 
 
 def _parse_one(op: Any, defer: bool = False) -> _Op | None:
@@ -103,17 +105,20 @@ def _parse_one(op: Any, defer: bool = False) -> _Op | None:
         return None
     kind = op.get("op")
     try:
-        key = check_key(op.get("key"))
+        key = op.get("key")
+        # An ASCII key of at most MAX_KEY_BYTES characters is valid without encoding it.
+        if type(key) is not str or not key.isascii() or not 0 < len(key) <= MAX_KEY_BYTES:
+            key = check_key(key)
         if kind == "put" and "value" in op:
             value = op["value"]
             if defer and type(value) in _SCALARS:
-                return _Op(key, value, _DEFERRED, None)
+                return _new_op(_Op, (key, value, _DEFERRED, None))
             data, text = _encode_value(value)
-            return _Op(key, value, data, text)
+            return _new_op(_Op, (key, value, data, text))
     except InvalidValueError:
         return None
     if kind == "del":
-        return _Op(key, None, None, None)
+        return _new_op(_Op, (key, None, None, None))
     return None
 
 
@@ -140,14 +145,20 @@ def parse_payload(payload: Any, *, defer: bool = False) -> list[_Op] | None:
 def _encoded(op: _Op) -> tuple[bytes | None, str | None]:
     """The DAG-CBOR and JSON of an op's value (None, None for a delete)."""
     if op.data is _DEFERRED:
-        return _encode_value(op.value)
+        value = op.value
+        if type(value) is int:  # a stored int: in range, its JSON is its decimal form
+            return codec.encode_checked(value), str(value)
+        return _encode_value(value)
     return op.data, op.json
 
 
-def _writes_of(entry: Entry) -> list[tuple[str, int, _Op]] | None:
-    """The writes of an entry: its last op on each key (a later op in an entry
-    supersedes an earlier one on the same key), or None for a malformed entry."""
-    ops = parse_payload(entry.payload, defer=True)
+def _writes_of(payload: Any) -> list[tuple[str, int, _Op]] | None:
+    """The writes of an entry's payload: its last op on each key (a later op in an
+    entry supersedes an earlier one on the same key), or None for a malformed entry."""
+    if type(payload) is dict and payload.get("op") != "batch":  # one op: the common case
+        one = _parse_one(payload, True)
+        return None if one is None else [(one.key, 0, one)]
+    ops = parse_payload(payload, defer=True)
     if ops is None:
         return None
     if len(ops) == 1:
@@ -157,10 +168,14 @@ def _writes_of(entry: Entry) -> list[tuple[str, int, _Op]] | None:
 
 
 def _conflict(entry: Entry, op: _Op) -> Conflict:
+    return _conflict_at(entry.cid, entry.writer, entry.clock, op)
+
+
+def _conflict_at(cid: Cid, writer: str, clock: int, op: _Op) -> Conflict:
     return Conflict(
         value=op.value if op.data is not None else None,
         deleted=op.data is None,
-        cid=entry.cid,
-        writer=entry.writer,
-        clock=entry.clock,
+        cid=cid,
+        writer=writer,
+        clock=clock,
     )
