@@ -126,3 +126,45 @@ def test_the_size_limit_holds() -> None:
         EntryChain(WRITER, db=DB, limits=EntryLimits(max_next=2)).create(
             clock=2, next=too_many, payload="x"
         )
+
+
+def _cycles() -> list[Any]:
+    d: dict[str, Any] = {}
+    d["self"] = d
+    inner: list[Any] = []
+    inner.append(inner)
+    deeper: dict[str, Any] = {"a": {"b": {}}}
+    deeper["a"]["b"]["c"] = deeper
+    return [d, {"x": inner}, [inner], deeper]
+
+
+@pytest.mark.parametrize("payload", _cycles())
+def test_a_cyclic_payload_is_refused(payload: Any) -> None:
+    with pytest.raises(InvalidValueError, match="nests"):
+        EntryChain(WRITER, db=DB).create(clock=1, next=[], payload=payload)
+
+
+class _Dict(dict[str, Any]):
+    pass
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"n": 1, "tags": ["a", "b"], "m": {"k": None, "f": 1.5, "b": b"x"}},
+        [[1, 2], {"a": True}],
+        {"deep": [[["three levels"]]]},
+        _nested(codec.MAX_DEPTH),
+    ],
+)
+def test_shallow_and_deeper_payloads_encode_as_create_does(payload: Any) -> None:
+    made = EntryChain(WRITER, db=DB).create(clock=1, next=[], payload=payload)
+    same(made, Entry.create(WRITER, db=DB, clock=1, next=[], payload=payload))
+
+
+def test_a_dict_subclass_is_refused_as_create_refuses_it() -> None:
+    payload = _Dict(a=[_Dict(b=1)])
+    with pytest.raises(InvalidValueError, match="DAG-CBOR"):
+        EntryChain(WRITER, db=DB).create(clock=1, next=[], payload=payload)
+    with pytest.raises(InvalidValueError, match="DAG-CBOR"):
+        Entry.create(WRITER, db=DB, clock=1, next=[], payload=payload)
