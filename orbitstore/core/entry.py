@@ -310,6 +310,162 @@ class Entry:
         return f"Entry({str(self.cid)[:16]}..., clock={self.clock}, writer={self.writer[:20]}...)"
 
 
+class EntryChain:
+    """Builds one writer's entries for one database, one after another (an append).
+
+    :meth:`Entry.create` checks and encodes the whole entry map on every call. Most of an
+    append's map is the same for every entry of a batch — the version, the database
+    link, the writer and ``ts`` — so this checks those once and keeps their encoded
+    pairs; :meth:`create` encodes only the payload (the one part that needs the codec)
+    and lays the pairs out by hand in DAG-CBOR's key order (``n v db ts next clock
+    writer payload``, then ``sig`` after ``ts``). The signed block, and so the CID, is
+    byte for byte what :meth:`Entry.create` makes: a differential test holds the two
+    together for every shape of entry (tests/test_entry_chain.py)."""
+
+    __slots__ = ("_db", "_limits", "_max_bytes", "_pre", "_sign", "_ts", "_writer", "_writer_pair")
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        db: Cid,
+        ts: int | None = None,
+        limits: EntryLimits = DEFAULT_LIMITS,
+    ) -> None:
+        if not isinstance(db, Cid) or not db.is_entry_link:
+            raise InvalidValueError("db must be the CID of a manifest block")
+        if ts is not None and (
+            not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < _MAX_TS
+        ):
+            raise InvalidValueError("ts must be milliseconds since the epoch")
+        self._db = db
+        self._ts = ts
+        self._limits = limits
+        self._max_bytes = limits.max_entry_bytes
+        self._sign = identity.sign
+        self._writer = writer = identity.id
+        # "v": 1, "db": <link>, and "ts" when given: the pairs between "n" and "sig".
+        self._pre = (
+            b"\x61v\x01\x62db"
+            + _link(bytes(db))
+            + (b"" if ts is None else b"\x62ts" + _head(0, ts))
+        )
+        text = writer.encode()
+        self._writer_pair = b"\x66writer" + _head(3, len(text)) + text
+
+    def create(
+        self, *, clock: int, next: Sequence[Cid], payload: Any, nonce: bytes | None = None
+    ) -> Entry:
+        """:meth:`Entry.create` with this chain's writer, database and ``ts`` (no refs)."""
+        if not isinstance(clock, int) or isinstance(clock, bool) or not 1 <= clock < _MAX_CLOCK:
+            raise InvalidValueError("clock must be an integer >= 1")
+        for link in next:
+            if not isinstance(link, Cid) or not link.is_entry_link:
+                raise InvalidValueError(
+                    f"parents and refs must be entry CIDs, not {codec.describe(link)}"
+                )
+        parents = tuple(next) if len(next) < 2 else tuple(sorted(set(next)))
+        if len(parents) > self._limits.max_next:
+            raise InvalidValueError(f"too many parents ({len(parents)} > {self._limits.max_next})")
+        pairs = 6 if self._ts is None else 7
+        if nonce is not None:
+            if type(nonce) is not bytes or len(nonce) != NONCE_LENGTH:
+                raise InvalidValueError(f"nonce must be {NONCE_LENGTH} bytes")
+            pre = b"\x61n\x50" + nonce + self._pre
+            pairs += 1
+        else:
+            pre = self._pre
+        if not _shallow(payload):
+            codec.check_depth(payload)
+        post = b"".join(
+            (
+                b"\x64next",
+                _head(4, len(parents)),
+                *[_link(p._bytes) for p in parents],
+                b"\x65clock",
+                _head(0, clock),
+                self._writer_pair,
+                b"\x67payload",
+                codec.encode_checked(payload),
+            )
+        )
+        sig = self._sign(b"".join((_MAP_HEADS[pairs], pre, post)))
+        block = b"".join((_MAP_HEADS[pairs + 1], pre, _SIG_PAIR_HEAD, sig, post))
+        if len(block) > self._max_bytes:
+            raise PayloadTooLargeError(
+                f"entry would be {len(block)} bytes; the limit is {self._max_bytes}",
+                size=len(block),
+                limit=self._max_bytes,
+            )
+        entry = object.__new__(Entry)
+        _SET_CID(entry, Cid._trusted(_PREFIX_DAG_CBOR + hashlib.sha256(block).digest()))
+        _SET_BLOCK(entry, block)
+        _SET_DB(entry, self._db)
+        _SET_CLOCK(entry, clock)
+        _SET_NEXT(entry, parents)
+        _SET_REFS(entry, ())
+        _SET_PAYLOAD(entry, payload)
+        _SET_WRITER(entry, self._writer)
+        _SET_SIG(entry, sig)
+        _SET_TS(entry, self._ts)
+        _SET_NONCE(entry, nonce)
+        return entry
+
+
+_SCALARS: Final = frozenset({str, int, bytes, bool, float, type(None)})
+
+
+def _shallow(value: Any) -> bool:
+    """True if ``value`` is a scalar, or a dict or list of scalars and of lists and dicts
+    of scalars (two levels: far inside :data:`~orbitstore.core.codec.MAX_DEPTH`, and no
+    room for a cycle) — the common payload, checked without the recursive walk. False
+    says nothing: :func:`~orbitstore.core.codec.check_depth` decides."""
+    kind = type(value)
+    if kind is dict:
+        children = value.values()
+    elif kind is list:
+        children = value
+    else:
+        return kind in _SCALARS
+    scalars = _SCALARS
+    for child in children:
+        kind = type(child)
+        if kind in scalars:
+            continue
+        if kind is list:
+            grandchildren = child
+        elif kind is dict:
+            grandchildren = child.values()
+        else:
+            return False
+        for leaf in grandchildren:
+            if type(leaf) not in scalars:
+                return False
+    return True
+
+
+_MAP_HEADS: Final = tuple(bytes((0xA0 + n,)) for n in range(24))
+
+
+def _head(major: int, n: int) -> bytes:
+    """A canonical CBOR head: ``major`` type with argument ``n`` (0 <= n < 2**64)."""
+    kind = major << 5
+    if n < 24:
+        return bytes((kind | n,))
+    if n < 0x100:
+        return bytes((kind | 24, n))
+    if n < 0x10000:
+        return bytes((kind | 25,)) + n.to_bytes(2, "big")
+    if n < 2**32:
+        return bytes((kind | 26,)) + n.to_bytes(4, "big")
+    return bytes((kind | 27,)) + n.to_bytes(8, "big")
+
+
+def _link(raw: bytes) -> bytes:
+    """A DAG-CBOR link: tag 42 around the CID's bytes behind the identity multibase 0x00."""
+    return b"\xd8\x2a" + _head(2, len(raw) + 1) + b"\x00" + raw
+
+
 def _setter(name: str) -> Any:
     return Entry.__dict__[name].__set__
 

@@ -54,7 +54,7 @@ from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
 from orbitstore.core.codec import LinkCache
 from orbitstore.core.dag import unknown_ancestors, walk_back
-from orbitstore.core.entry import Entry
+from orbitstore.core.entry import Entry, EntryChain
 from orbitstore.core.identity import Identity
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.core.oplog_state import Draft, LogSnapshot, Rejection, apply_queue
@@ -289,27 +289,29 @@ class OpLog:
         created: list[Entry] = []
         caps = self.capabilities
         nonce_source = self._nonce_source
+        # What every entry of the chain shares is checked and encoded once (EntryChain);
+        # each entry is on the previous one: clock one up, its one parent.
+        chain: EntryChain | None = None
+        clock, parents = next_clock(heads.values()), list(heads)
         try:
             for payload in payloads:
+                if chain is None:
+                    chain = EntryChain(identity, db=self.db, ts=ts, limits=self.limits)
                 if caps is not None:
                     why = caps.check_write(identity.id, payload, heads)
                     if why is not None:
                         raise WriteNotAllowedError(why, writer=identity.id)
-                clock, parents = next_clock(heads.values()), list(heads)
                 nonce = None if nonce_source is None else nonce_source()
-                entry = Entry.create(
-                    identity,
-                    db=self.db,
+                entry = chain.create(
                     clock=clock,
                     next=parents,
                     payload=payload if seal is None else seal(payload, clock, parents, nonce),
-                    ts=ts,
                     nonce=nonce,
-                    limits=self.limits,
                 )
                 created.append(entry)
-                heads = {entry.cid: entry.clock}
+                clock, parents = clock + 1, [entry.cid]
                 if caps is not None:
+                    heads = {entry.cid: entry.clock}
                     refused = caps.admit_entry(entry)
                     if refused is not None:  # check_write said yes; be safe anyway
                         raise WriteNotAllowedError(str(refused), writer=identity.id)
@@ -320,6 +322,8 @@ class OpLog:
         if caps is not None:
             caps.settle()
         if created:
+            last = created[-1]
+            heads = {last.cid: last.clock}
             self._store.add_entries(created)
             self._store.set_heads(heads)
             self._heads = heads
