@@ -8,6 +8,8 @@ replication service around a real SQLite-backed node, on trio's virtual clock.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -17,6 +19,7 @@ import orbitstore
 from orbitstore.node.config import DiscoveryConfig
 from orbitstore.node.database import Database
 from orbitstore.node.discovery import ProviderDiscovery
+from orbitstore.node.node import Node
 
 CONFIG = DiscoveryConfig(provide_interval=10.0, search_interval=5.0, retry_delay=1.0)
 
@@ -62,22 +65,27 @@ class _Replication:
         self.requests.append((database, peer))
 
 
-def _discovery(transport: _Transport, replication: _Replication) -> ProviderDiscovery:
+@asynccontextmanager
+async def running(
+    home: Path,
+) -> AsyncIterator[tuple[Node, ProviderDiscovery, _Transport, _Replication]]:
+    """A node on ``home`` and a running discovery over the fakes (not wired into it)."""
+    transport, replication = _Transport(), _Replication()
     discovery = ProviderDiscovery(
         transport=transport,
         replication=replication,  # type: ignore[arg-type]
         config=CONFIG,
     )
-    return discovery
+    async with orbitstore.open_node(home) as node, trio.open_nursery() as nursery:
+        await nursery.start(discovery.run)
+        yield node, discovery, transport, replication
+        nursery.cancel_scope.cancel()
 
 
 async def test_closing_a_handle_ends_its_discovery_and_reopening_restarts_it(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    transport, replication = _Transport(), _Replication()
-    discovery = _discovery(transport, replication)
-    async with orbitstore.open_node(tmp_path) as node, trio.open_nursery() as nursery:
-        await nursery.start(discovery.run)
+    async with running(tmp_path) as (node, discovery, transport, replication):
         db = await node.open("notes", type="keyvalue")
         discovery.add_database(db)
         await trio.sleep(25)  # t=0, 10, 20
@@ -97,16 +105,12 @@ async def test_closing_a_handle_ends_its_discovery_and_reopening_restarts_it(
         await trio.sleep(1)
         assert transport.provided[again.address] == 4
         assert [d for d, _ in replication.requests[before:]] == [again]
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_new_handle_replaces_a_closed_one_before_its_loops_wake(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    transport, replication = _Transport(), _Replication()
-    discovery = _discovery(transport, replication)
-    async with orbitstore.open_node(tmp_path) as node, trio.open_nursery() as nursery:
-        await nursery.start(discovery.run)
+    async with running(tmp_path) as (node, discovery, transport, replication):
         db = await node.open("notes", type="keyvalue")
         discovery.add_database(db)
         await trio.sleep(1)
@@ -116,16 +120,12 @@ async def test_a_new_handle_replaces_a_closed_one_before_its_loops_wake(
         await trio.sleep(12)
         assert transport.provided[db.address] == 3  # t=0 (old), t=1 and t=11 (new)
         assert all(d is again for d, _ in replication.requests[1:])
-        nursery.cancel_scope.cancel()
 
 
 async def test_drop_stops_announcing_at_once(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    transport, replication = _Transport(), _Replication()
-    discovery = _discovery(transport, replication)
-    async with orbitstore.open_node(tmp_path) as node, trio.open_nursery() as nursery:
-        await nursery.start(discovery.run)
+    async with running(tmp_path) as (node, discovery, transport, _):
         node.discovery = discovery
         db = await node.open("chat", type="feed")
         discovery.add_database(db)
@@ -137,4 +137,3 @@ async def test_drop_stops_announcing_at_once(
         await trio.sleep(100)
         assert transport.provided[db.address] == 1
         node.discovery = None
-        nursery.cancel_scope.cancel()

@@ -16,6 +16,7 @@ from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.announcer import topic_for
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.keyvalue import KeyValue
+from orbitstore.node.node import Node
 from orbitstore.sync.auth import prove
 from orbitstore.sync.frames import Challenge, Error, FrameDecoder, Hello, Proof, encode_frame
 from orbitstore.testing.network import MemoryNetwork
@@ -134,6 +135,21 @@ async def test_named_replica_serves_a_member_while_the_writer_is_offline(
         assert b.get("k") == "from alice" and b.heads == r.heads
 
 
+async def refused_on_next_sync(node: Node, db: KeyValue, peer: str) -> None:
+    """Ask ``node`` to sync ``db`` with ``peer`` and wait (on progress events, 10 s at
+    most) for the session to fail with an access refusal."""
+    assert node.replication is not None
+    async with node.replication.subscribe_progress() as events:
+        node.replication.request_sync(db, peer)
+        with trio.fail_after(10):
+            while True:
+                event = await events.receive()
+                if getattr(event, "kind", None) == "failed":
+                    break
+    failure = getattr(event, "failure", None)
+    assert failure is not None and failure.code == AccessDeniedError.code
+
+
 async def test_a_revoked_member_is_refused(autojump_clock: trio.abc.Clock) -> None:
     net = network()
     async with open_memory_nodes(net, {"alice": ALICE, "bob": BOB}, config=CONFIG) as (alice, bob):
@@ -143,15 +159,7 @@ async def test_a_revoked_member_is_refused(autojump_clock: trio.abc.Clock) -> No
         b = await open_replica(bob, a.address, "alice", KeyValue)
         await a.revoke(BOB.id)
         await a.put("after", "not for bob")
-        assert bob.replication is not None
-        async with bob.replication.subscribe_progress() as events:
-            bob.replication.request_sync(b, "alice")
-            with trio.fail_after(10):
-                while True:
-                    event = await events.receive()
-                    if getattr(event, "kind", None) == "failed":
-                        break
-        assert event.failure is not None and event.failure.code == AccessDeniedError.code
+        await refused_on_next_sync(bob, b, "alice")
         assert b.get("after") is None
 
 
@@ -278,13 +286,5 @@ async def test_the_replica_right_admits_a_blind_replica_until_revoked(
             await a.grant(PIN.id, "replica", scope="k")
         await a.revoke(PIN.id, "replica")
         await a.put("after", "not for the replica")
-        assert pin.replication is not None
-        async with pin.replication.subscribe_progress() as events:
-            pin.replication.request_sync(r, "alice")
-            with trio.fail_after(10):
-                while True:
-                    event = await events.receive()
-                    if getattr(event, "kind", None) == "failed":
-                        break
-        assert event.failure is not None and event.failure.code == AccessDeniedError.code
+        await refused_on_next_sync(pin, r, "alice")
         assert not any(r.log.has(h) for h in a.heads)
