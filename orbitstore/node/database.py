@@ -165,7 +165,7 @@ class Database(AccessMethods, EncryptionMethods):
         """
         stored = entries
         if self._keys is not None:
-            entries = self._readable(entries, upto=self._store.log_store(self.cid).last_seq())
+            entries = self._readable(entries)
         if self._log.capabilities is not None:  # only visible entries (node/access.py)
             changes = visible_changes(self, list(entries), local=local)
             assert changes is not None
@@ -259,7 +259,7 @@ class Database(AccessMethods, EncryptionMethods):
     async def append_many(self, payloads: Iterable[Any]) -> list[Entry]:
         """Append several entries in one transaction (one commit for all). In an
         encrypted database each payload is sealed (NotAMemberError without the key)."""
-        return await self._append(payloads, None if self._keys is None else self._keys.seal)
+        return await self._append(payloads, None if self._keys is None else self._keys.sealer())
 
     async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
         self._check()

@@ -66,6 +66,33 @@ _MAX_SEALED = 100_000
 _NONE: Any = object()
 
 
+# Nonces one draw from the random source yields at most (64 x 24 bytes): one
+# os.urandom call costs about as much as 100 bytes of its output.
+_NONCES_PER_DRAW = 64
+
+
+class _NoncePool:
+    """Random nonces for one append call, drawn in growing slices (1, 2, 4, ... up to
+    :data:`_NONCES_PER_DRAW` nonces per call of the source), each handed out once."""
+
+    __slots__ = ("_next", "_pool", "_random", "_size")
+
+    def __init__(self, random_bytes: RandomBytes) -> None:
+        self._random = random_bytes
+        self._pool = b""
+        self._next = 0
+        self._size = 1
+
+    def take(self) -> bytes:
+        start = self._next
+        if start >= len(self._pool):
+            self._pool = self._random(self._size * enc.NONCE_BYTES)
+            self._size = min(2 * self._size, _NONCES_PER_DRAW)
+            start = 0
+        self._next = start + enc.NONCE_BYTES
+        return self._pool[start : self._next]
+
+
 @dataclass(frozen=True, slots=True)
 class EncryptionStatistics:
     epochs: int
@@ -146,6 +173,8 @@ class DatabaseKeys:
         # Plaintexts of what this node sealed, by nonce (unique), until its view takes
         # them: a local append need not open what it has just sealed. Bounded.
         self._sealed: dict[bytes, Any] = {}
+        # (current epoch, keys, its sealer): see _data_sealer.
+        self._writer: tuple[_Epoch | None, dict[Cid, bytes], enc.DataSealer] | None = None
 
     # -- learning ---------------------------------------------------------------------
 
@@ -155,7 +184,10 @@ class DatabaseKeys:
         learned: set[Cid] = set()
         access_changed = False
         for entry in entries:
-            shape = enc.classify(entry.payload)
+            payload = entry.payload
+            if type(payload) is dict and len(payload) == 1 and enc.SEALED in payload:
+                continue  # sealed data, the common case: nothing to learn
+            shape = enc.classify(payload)
             if shape is None and _is_acl(entry.payload):
                 access_changed = True
             if shape is None or shape == enc.SEALED:
@@ -356,21 +388,27 @@ class DatabaseKeys:
     def readable(self, entries: Iterable[Entry]) -> list[Entry]:
         """What the view folds (see the module docstring)."""
         out: list[Entry] = []
+        mine_by_nonce = self._sealed
+        me = self._identity.id
         for entry in entries:
-            shape = enc.classify(entry.payload)
+            payload = entry.payload
+            if mine_by_nonce and type(payload) is dict and len(payload) == 1:
+                # What this node sealed (its nonce is in _sealed): the plaintext, unopened.
+                body = payload.get(enc.SEALED)
+                nonce = body.get("n") if type(body) is dict else None
+                if type(nonce) is bytes:
+                    mine = mine_by_nonce.pop(nonce, _NONE)
+                    if mine is not _NONE and entry.writer == me:
+                        out.append(entry.with_payload(mine))
+                        continue
+            shape = enc.classify(payload)
             if shape is None:
-                if self._clear_acl and _is_acl(entry.payload):
+                if self._clear_acl and _is_acl(payload):
                     out.append(entry)  # access ops stay in the clear; the access layer owns them
                 else:
                     self._problem(entry, InvalidEncryptedPayloadError("a payload in the clear"))
                 continue
             if shape != enc.SEALED:
-                continue
-            body = entry.payload[enc.SEALED]
-            nonce = body.get("n") if isinstance(body, dict) else None
-            mine = self._sealed.pop(nonce, _NONE) if isinstance(nonce, bytes) else _NONE
-            if mine is not _NONE and entry.writer == self._identity.id:
-                out.append(entry.with_payload(mine))
                 continue
             if not self.can_open(entry):
                 self._unreadable += 1
@@ -414,27 +452,48 @@ class DatabaseKeys:
             )
         return current.cid, self._keys[current.cid]
 
-    def seal(self, payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
-        """The sealed-data payload of ``payload`` in the entry ``(clock, next)`` (an
-        :data:`~orbitstore.core.oplog.PayloadSealer`)."""
-        if self._clear_acl and _is_acl(payload):
-            return payload
+    def _data_sealer(self) -> enc.DataSealer:
+        """The sealer of the current epoch (NotAMemberError without its key); made again
+        when the current epoch or the keys changed (both are replaced on change)."""
+        cached = self._writer
+        if cached is not None and cached[0] is self._current and cached[1] is self._keys:
+            return cached[2]
         epoch, key = self._writing_epoch()
-        nonce = self._random(enc.NONCE_BYTES)
-        if len(self._sealed) >= _MAX_SEALED:  # appends that were rolled back
-            self._sealed.clear()
-        self._sealed[nonce] = payload
-        return enc.seal_payload(
-            key,
-            payload,
-            nonce=nonce,
-            db=self.db,
-            epoch=epoch,
-            writer=self._identity.id,
-            clock=clock,
-            next=next,
-            entry_nonce=entry_nonce,
-        )
+        sealer = enc.DataSealer(key, db=self.db, epoch=epoch, writer=self._identity.id)
+        self._writer = (self._current, self._keys, sealer)
+        return sealer
+
+    def sealer(self) -> PayloadSealer:
+        """A :data:`~orbitstore.core.oplog.PayloadSealer` for one append call: each
+        payload sealed under the current epoch with its own random 192-bit nonce. The
+        nonces are drawn from ``random_bytes`` a few at a time (one call for up to
+        :data:`_NONCES_PER_DRAW` of them, fewer for the first payloads of the call) and
+        each is used once; what the call leaves undrawn is dropped with it, so no
+        nonce outlives the call that drew it (nor is copied into a forked process
+        that could use it again)."""
+        pool = _NoncePool(self._random)
+        sealed = self._sealed
+        clear_acl = self._clear_acl
+
+        def seal(payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
+            if clear_acl and _is_acl(payload):
+                return payload
+            sealer = self._data_sealer()
+            nonce = pool.take()
+            if len(sealed) >= _MAX_SEALED:  # appends that were rolled back
+                sealed.clear()
+            sealed[nonce] = payload
+            return sealer.seal(
+                payload, nonce=nonce, clock=clock, next=next, entry_nonce=entry_nonce
+            )
+
+        return seal
+
+    def seal(self, payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
+        """The sealed-data payload of ``payload`` in the entry ``(clock, next)`` (a
+        :data:`~orbitstore.core.oplog.PayloadSealer`; :meth:`sealer` makes one for a
+        whole append call, faster)."""
+        return self.sealer()(payload, clock, next, entry_nonce)
 
     def has_announced(self, member: str) -> bool:
         """Whether ``member`` announced its exchange key in the log."""
