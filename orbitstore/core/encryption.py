@@ -37,6 +37,7 @@ never garbage.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -214,20 +215,30 @@ def aad(
     order. Every part is prefixed, so no two
     different entries have the same AAD.
     """
-    parents = sorted({bytes(c) for c in next})
-    return b"".join(
-        [
-            _aad_prefix(kind, db, epoch, writer),
-            b"\x00\x08",
-            clock.to_bytes(8, "big"),
-            _part(entry_nonce or b""),
-        ]
-        + [b"\x00\x24" + p if len(p) == 36 else _part(p) for p in parents]
-    )
+    return _aad_prefix(kind, db, epoch, writer) + _aad_tail(clock, next, entry_nonce)
 
 
 def _part(data: bytes) -> bytes:
     return len(data).to_bytes(2, "big") + data
+
+
+# The fixed-width middle of an AAD: the clock's part (length 8, then the clock) and the
+# length of the entry-nonce part; one ``pack`` instead of three ``to_bytes``.
+_CLOCK_AND_NONCE_LENGTH: Final = struct.Struct(">HQH")
+
+
+def _aad_tail(clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> bytes:
+    """The parts of an AAD after the writer's (see :func:`aad`): the clock, the entry
+    nonce, the parents. One parent (a chain of appends) skips the sort."""
+    if len(next) == 1:
+        parent = next[0]._bytes  # a slot read, not a call of __bytes__
+        parents = b"\x00\x24" + parent if len(parent) == 36 else _part(parent)
+    else:
+        parents = b"".join(
+            b"\x00\x24" + p if len(p) == 36 else _part(p) for p in sorted({c._bytes for c in next})
+        )
+    nonce = entry_nonce or b""
+    return _CLOCK_AND_NONCE_LENGTH.pack(8, clock, len(nonce)) + nonce + parents
 
 
 @lru_cache(maxsize=256)
@@ -244,6 +255,9 @@ def _aad_prefix(kind: str, db: Cid, epoch: Cid | None, writer: str) -> bytes:
 # own time on argument checks for a small payload; these two calls check the lengths once
 # here and call libsodium directly. tests/test_encryption.py holds them to the wrapper.
 _ABYTES: Final = 16
+_ENCRYPT: Final = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt
+_NULL: Final = _ffi.NULL
+_from_buffer: Final = _ffi.from_buffer
 
 
 def seal(key: bytes, plaintext: bytes, *, nonce: bytes, aad: bytes) -> bytes:
@@ -255,14 +269,14 @@ def seal(key: bytes, plaintext: bytes, *, nonce: bytes, aad: bytes) -> bytes:
         or len(nonce) != NONCE_BYTES
     ):
         raise InvalidValueError("XChaCha20-Poly1305 takes a 32-byte key and a 24-byte nonce")
-    out = _ffi.new("unsigned char[]", len(plaintext) + _ABYTES)
-    out_len = _ffi.new("unsigned long long *")
-    rc = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        out, out_len, plaintext, len(plaintext), aad, len(aad), _ffi.NULL, nonce, key
+    out = bytearray(len(plaintext) + _ABYTES)
+    # The ciphertext's length is always len(plaintext) + 16: libsodium takes NULL for it.
+    rc = _ENCRYPT(
+        _from_buffer(out), _NULL, plaintext, len(plaintext), aad, len(aad), _NULL, nonce, key
     )
     if rc != 0:  # pragma: no cover - libsodium does not fail to encrypt
         raise InvalidValueError("libsodium refused to encrypt")
-    return bytes(_ffi.buffer(out, out_len[0]))
+    return bytes(out)
 
 
 def unseal(key: bytes, ciphertext: bytes, *, nonce: bytes, aad: bytes) -> bytes:
@@ -314,6 +328,61 @@ def seal_payload(
         entry_nonce=entry_nonce,
     )
     return {SEALED: {"c": seal(key, plaintext, nonce=nonce, aad=bound), "e": epoch, "n": nonce}}
+
+
+class DataSealer:
+    """Seals the application payloads of one writer under one epoch key: what
+    :func:`seal_payload` does, with the parts of the AAD that every entry of the epoch
+    repeats (tag, kind, database, epoch, writer) encoded once, and one output buffer
+    reused. Byte for byte the same result as :func:`seal_payload`
+    (tests/test_encryption.py holds them together). Not for use from two threads at
+    once (the buffer): a node seals under its write lock.
+    """
+
+    __slots__ = ("_buffer", "_key", "_pointer", "_prefix", "epoch")
+
+    def __init__(self, key: bytes, *, db: Cid, epoch: Cid, writer: str) -> None:
+        if type(key) is not bytes or len(key) != KEY_BYTES:
+            raise InvalidValueError("XChaCha20-Poly1305 takes a 32-byte key")
+        self._key = key
+        self.epoch = epoch
+        self._prefix = _aad_prefix("data", db, epoch, writer)
+        self._buffer = bytearray(0)
+        self._pointer: Any = _NULL
+
+    def seal(
+        self,
+        payload: Any,
+        *,
+        nonce: bytes,
+        clock: int,
+        next: Sequence[Cid],
+        entry_nonce: bytes | None,
+    ) -> dict[str, Any]:
+        """The sealed-data payload of ``payload`` in the entry ``(clock, next,
+        entry_nonce)``; ``nonce`` must be 24 fresh random bytes."""
+        if type(nonce) is not bytes or len(nonce) != NONCE_BYTES:
+            raise InvalidValueError("XChaCha20-Poly1305 takes a 24-byte nonce")
+        plaintext = codec.encode(payload)
+        bound = self._prefix + _aad_tail(clock, next, entry_nonce)
+        size = len(plaintext) + _ABYTES
+        if size > len(self._buffer):
+            self._buffer = bytearray(max(size, 2 * len(self._buffer), 256))
+            self._pointer = _from_buffer(self._buffer)
+        rc = _ENCRYPT(
+            self._pointer,
+            _NULL,
+            plaintext,
+            len(plaintext),
+            bound,
+            len(bound),
+            _NULL,
+            nonce,
+            self._key,
+        )
+        if rc != 0:  # pragma: no cover - libsodium does not fail to encrypt
+            raise InvalidValueError("libsodium refused to encrypt")
+        return {SEALED: {"c": bytes(self._buffer[:size]), "e": self.epoch, "n": nonce}}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -490,6 +559,7 @@ __all__ = [
     "META_KEY",
     "NONCE_BYTES",
     "SEALED",
+    "DataSealer",
     "EncryptionSpec",
     "EpochPayload",
     "SealedPayload",

@@ -279,18 +279,19 @@ class Entry:
         """This entry carrying ``payload`` in place of its stored one: the opened form of
         an entry of an encrypted database, handed to views. ``cid``, ``block`` and ``sig``
         are unchanged (they still name and sign the sealed payload)."""
-        fields = {
-            "db": self.db,
-            "clock": self.clock,
-            "next": self.next,
-            "refs": self.refs,
-            "payload": payload,
-            "writer": self.writer,
-            "sig": self.sig,
-            "ts": self.ts,
-            "n": self.nonce,
-        }
-        return Entry._build(self.cid, self.block, fields)
+        new = object.__new__(Entry)  # slot by slot: no fields dict (once per opened entry)
+        _SET_CID(new, self.cid)
+        _SET_BLOCK(new, self.block)
+        _SET_DB(new, self.db)
+        _SET_CLOCK(new, self.clock)
+        _SET_NEXT(new, self.next)
+        _SET_REFS(new, self.refs)
+        _SET_PAYLOAD(new, payload)
+        _SET_WRITER(new, self.writer)
+        _SET_SIG(new, self.sig)
+        _SET_TS(new, self.ts)
+        _SET_NONCE(new, self.nonce)
+        return new
 
     @property
     def order_key(self) -> OrderKey:

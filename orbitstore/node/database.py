@@ -167,7 +167,7 @@ class Database:
     async def append_many(self, payloads: Iterable[Any]) -> list[Entry]:
         """Append several entries in one transaction (one commit for all). In an
         encrypted database each payload is sealed (NotAMemberError without the key)."""
-        return await self._append(payloads, None if self._keys is None else self._keys.seal)
+        return await self._append(payloads, None if self._keys is None else self._keys.sealer())
 
     async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
         self._check()

@@ -88,15 +88,18 @@ class DatabaseEncryption:
     def log(self) -> OpLog:
         return self._db.log
 
-    def _readable(self, entries: Sequence[Entry], *, upto: int) -> list[Entry]:
+    def _readable(self, entries: Sequence[Entry], *, upto: int | None = None) -> list[Entry]:
         """An encrypted database's entries as its view folds them (node/encryption.py):
-        keys learned from ``entries`` first; entries stored up to arrival ``upto`` (not
-        in ``entries``) that a newly learned key opens are folded now too."""
+        keys learned from ``entries`` first; entries stored up to arrival ``upto`` (None:
+        all stored now, looked up only then) not in ``entries`` that a newly learned key
+        opens are folded now too."""
         keys = self._keys
         assert keys is not None
         learned = keys.learn(entries)
         out = keys.readable(entries)
         if learned:
+            if upto is None:
+                upto = self._store.log_store(self.cid).last_seq()
             batch = {e.cid for e in entries}
             earlier = [
                 Entry.from_trusted_block(cid, block)

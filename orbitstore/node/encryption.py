@@ -7,9 +7,10 @@ How it works
 as entries are applied: key announcements (a member's X25519 key) and key epochs (a new
 database key sealed to each member). It keeps the epoch keys this node can open — those
 sealed to its own derived X25519 key, and the earlier ones an epoch it opened carries —
-and which epoch is current: the valid epoch greatest in the total order. Nothing here is
-persisted: the keys are a function of the log and this node's identity, so opening the
-database learns them again from the log (one pass over the entries).
+and which epoch is current: the valid epoch greatest in the total order. The keys are a
+function of the log and this node's identity; so that reopening need not learn them
+again from the whole log, the learned state is kept at rest sealed under a key derived
+from the identity (:meth:`DatabaseKeys.export_sealed`, :mod:`orbitstore.node.key_state`).
 
 Who makes epochs. The owner named in the manifest, always; under capabilities access also
 an identity that held ``admin`` in the epoch entry's causal past, as long as that entry is
@@ -50,6 +51,7 @@ from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
+from orbitstore.core.nonce_pool import NoncePool
 from orbitstore.core.oplog import PayloadSealer
 from orbitstore.core.order import OrderKey
 from orbitstore.errors import (
@@ -58,6 +60,7 @@ from orbitstore.errors import (
     NotAMemberError,
     UsageError,
 )
+from orbitstore.node import key_state
 
 logger = logging.getLogger("orbitstore.node.encryption")
 
@@ -80,22 +83,13 @@ class EncryptionStatistics:
     """Payloads that did not open or had no valid shape (not in the view)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Epoch:
-    cid: Cid
-    order: OrderKey
-    members: frozenset[str]
-    entry: Entry | None = None  # kept for epochs by admins: their validity may change
-
-
 EpochAuthority = Callable[[Entry], bool]
 """Whether the (non-owner) writer of an epoch entry may distribute keys: under
 capabilities, it held ``admin`` in the entry's causal past and the entry is visible."""
 
 
-_KeysSnapshot = tuple[
-    dict[Cid, bytes], dict[Cid, _Epoch], "_Epoch | None", dict[str, tuple[OrderKey, bytes]]
-]
+_KeysSnapshot = key_state.KeysState
+_Epoch = key_state.Epoch
 
 
 def _is_acl(payload: object) -> bool:
@@ -146,6 +140,8 @@ class DatabaseKeys:
         # Plaintexts of what this node sealed, by nonce (unique), until its view takes
         # them: a local append need not open what it has just sealed. Bounded.
         self._sealed: dict[bytes, Any] = {}
+        # (current epoch, keys, its sealer): see _data_sealer.
+        self._writer: tuple[_Epoch | None, dict[Cid, bytes], enc.DataSealer] | None = None
 
     # -- learning ---------------------------------------------------------------------
 
@@ -155,7 +151,10 @@ class DatabaseKeys:
         learned: set[Cid] = set()
         access_changed = False
         for entry in entries:
-            shape = enc.classify(entry.payload)
+            payload = entry.payload
+            if type(payload) is dict and len(payload) == 1 and enc.SEALED in payload:
+                continue  # sealed data, the common case: nothing to learn
+            shape = enc.classify(payload)
             if shape is None and _is_acl(entry.payload):
                 access_changed = True
             if shape is None or shape == enc.SEALED:
@@ -259,21 +258,7 @@ class DatabaseKeys:
     def export_sealed(self) -> bytes:
         """The learned state, sealed under this node's state key (see
         :func:`~orbitstore.core.encryption.state_key`): ``nonce ‖ ciphertext``."""
-        epochs = [
-            [e.cid, e.order[0], e.order[1], e.order[2], sorted(e.members), e.entry is not None]
-            for e in sorted(self._epochs.values(), key=lambda e: e.order)
-        ]
-        announced = [
-            [did, order[0], order[1], order[2], public]
-            for did, (order, public) in sorted(self._announced.items())
-        ]
-        state = {
-            "v": 1,
-            "keys": [[cid, key] for cid, key in sorted(self._keys.items())],
-            "epochs": epochs,
-            "current": None if self._current is None else self._current.cid,
-            "announced": announced,
-        }
+        state = key_state.encode(self._keys, self._epochs, self._current, self._announced)
         nonce = self._random(enc.NONCE_BYTES)
         key = enc.state_key(self._identity)
         return nonce + enc.seal(key, codec.encode(state), nonce=nonce, aad=enc.state_aad(self.db))
@@ -287,30 +272,8 @@ class DatabaseKeys:
         nonce, sealed = blob[: enc.NONCE_BYTES], blob[enc.NONCE_BYTES :]
         key = enc.state_key(self._identity)
         plain = enc.unseal(key, sealed, nonce=nonce, aad=enc.state_aad(self.db))
-        try:
-            state = codec.decode(plain)
-            if not isinstance(state, dict) or state.get("v") != 1:
-                raise InvalidEncryptedPayloadError("unknown key state version")
-            keys = {cid: k for cid, k in state["keys"]}
-            epochs: dict[Cid, _Epoch] = {}
-            for cid, clock, writer, ocid, members, admin in state["epochs"]:
-                entry = get_entry(cid) if admin else None
-                if admin and entry is None:
-                    raise InvalidEncryptedPayloadError(f"epoch {cid} is not in the log")
-                epochs[cid] = _Epoch(
-                    cid=cid, order=(clock, writer, ocid), members=frozenset(members), entry=entry
-                )
-            current = state["current"]
-            announced = {
-                did: ((clock, writer, ocid), public)
-                for did, clock, writer, ocid, public in state["announced"]
-            }
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidEncryptedPayloadError(f"a malformed key state: {exc}") from exc
-        if current is not None and current not in epochs:
-            raise InvalidEncryptedPayloadError("the key state names an unknown current epoch")
-        self._keys, self._epochs, self._announced = keys, epochs, announced
-        self._current = None if current is None else epochs[current]
+        keys, epochs, current, announced = key_state.decode(codec.decode(plain), get_entry)
+        self._keys, self._epochs, self._current, self._announced = keys, epochs, current, announced
 
     # -- reading ------------------------------------------------------------------------
 
@@ -356,21 +319,27 @@ class DatabaseKeys:
     def readable(self, entries: Iterable[Entry]) -> list[Entry]:
         """What the view folds (see the module docstring)."""
         out: list[Entry] = []
+        mine_by_nonce = self._sealed
+        me = self._identity.id
         for entry in entries:
-            shape = enc.classify(entry.payload)
+            payload = entry.payload
+            if mine_by_nonce and type(payload) is dict and len(payload) == 1:
+                # What this node sealed (its nonce is in _sealed): the plaintext, unopened.
+                body = payload.get(enc.SEALED)
+                nonce = body.get("n") if type(body) is dict else None
+                if type(nonce) is bytes:
+                    mine = mine_by_nonce.pop(nonce, _NONE)
+                    if mine is not _NONE and entry.writer == me:
+                        out.append(entry.with_payload(mine))
+                        continue
+            shape = enc.classify(payload)
             if shape is None:
-                if self._clear_acl and _is_acl(entry.payload):
+                if self._clear_acl and _is_acl(payload):
                     out.append(entry)  # access ops stay in the clear; the access layer owns them
                 else:
                     self._problem(entry, InvalidEncryptedPayloadError("a payload in the clear"))
                 continue
             if shape != enc.SEALED:
-                continue
-            body = entry.payload[enc.SEALED]
-            nonce = body.get("n") if isinstance(body, dict) else None
-            mine = self._sealed.pop(nonce, _NONE) if isinstance(nonce, bytes) else _NONE
-            if mine is not _NONE and entry.writer == self._identity.id:
-                out.append(entry.with_payload(mine))
                 continue
             if not self.can_open(entry):
                 self._unreadable += 1
@@ -414,27 +383,48 @@ class DatabaseKeys:
             )
         return current.cid, self._keys[current.cid]
 
-    def seal(self, payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
-        """The sealed-data payload of ``payload`` in the entry ``(clock, next)`` (an
-        :data:`~orbitstore.core.oplog.PayloadSealer`)."""
-        if self._clear_acl and _is_acl(payload):
-            return payload
+    def _data_sealer(self) -> enc.DataSealer:
+        """The sealer of the current epoch (NotAMemberError without its key); made again
+        when the current epoch or the keys changed (both are replaced on change)."""
+        cached = self._writer
+        if cached is not None and cached[0] is self._current and cached[1] is self._keys:
+            return cached[2]
         epoch, key = self._writing_epoch()
-        nonce = self._random(enc.NONCE_BYTES)
-        if len(self._sealed) >= _MAX_SEALED:  # appends that were rolled back
-            self._sealed.clear()
-        self._sealed[nonce] = payload
-        return enc.seal_payload(
-            key,
-            payload,
-            nonce=nonce,
-            db=self.db,
-            epoch=epoch,
-            writer=self._identity.id,
-            clock=clock,
-            next=next,
-            entry_nonce=entry_nonce,
-        )
+        sealer = enc.DataSealer(key, db=self.db, epoch=epoch, writer=self._identity.id)
+        self._writer = (self._current, self._keys, sealer)
+        return sealer
+
+    def sealer(self) -> PayloadSealer:
+        """A :data:`~orbitstore.core.oplog.PayloadSealer` for one append call: each
+        payload sealed under the current epoch with its own random 192-bit nonce. The
+        nonces are drawn from ``random_bytes`` a few at a time
+        (:class:`~orbitstore.core.nonce_pool.NoncePool`: one call for up to 64 of them,
+        fewer for the first payloads of the call) and each is used once; what the call
+        leaves undrawn is dropped with it, so no nonce outlives the call that drew it
+        (nor is copied into a forked process that could use it again)."""
+        pool = NoncePool(self._random, enc.NONCE_BYTES)
+        sealed = self._sealed
+        clear_acl = self._clear_acl
+
+        def seal(payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
+            if clear_acl and _is_acl(payload):
+                return payload
+            sealer = self._data_sealer()
+            nonce = pool.take()
+            if len(sealed) >= _MAX_SEALED:  # appends that were rolled back
+                sealed.clear()
+            sealed[nonce] = payload
+            return sealer.seal(
+                payload, nonce=nonce, clock=clock, next=next, entry_nonce=entry_nonce
+            )
+
+        return seal
+
+    def seal(self, payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
+        """The sealed-data payload of ``payload`` in the entry ``(clock, next)`` (a
+        :data:`~orbitstore.core.oplog.PayloadSealer`; :meth:`sealer` makes one for a
+        whole append call, faster)."""
+        return self.sealer()(payload, clock, next, entry_nonce)
 
     def has_announced(self, member: str) -> bool:
         """Whether ``member`` announced its exchange key in the log."""

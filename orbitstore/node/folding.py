@@ -55,7 +55,7 @@ class ViewFolder:
         db = self._db
         stored = entries
         if db._keys is not None:
-            entries = db._encryption._readable(entries, upto=self._last_seq())
+            entries = db._encryption._readable(entries)
         if db.log.capabilities is not None:  # only visible entries
             changes = self._visible_changes(db.log.capabilities, list(entries), local=local)
             if self.view is not None:
