@@ -405,18 +405,21 @@ class DatabaseKeys:
         pool = NoncePool(self._random, enc.NONCE_BYTES)
         sealed = self._sealed
         clear_acl = self._clear_acl
+        # The keys do not change while one append call seals (they are learned when its
+        # entries are applied, after it): the epoch's sealer is looked up once.
+        data: enc.DataSealer | None = None
 
         def seal(payload: Any, clock: int, next: Sequence[Cid], entry_nonce: bytes | None) -> Any:
+            nonlocal data
             if clear_acl and _is_acl(payload):
                 return payload
-            sealer = self._data_sealer()
+            if data is None:
+                data = self._data_sealer()
             nonce = pool.take()
             if len(sealed) >= _MAX_SEALED:  # appends that were rolled back
                 sealed.clear()
             sealed[nonce] = payload
-            return sealer.seal(
-                payload, nonce=nonce, clock=clock, next=next, entry_nonce=entry_nonce
-            )
+            return data.seal(payload, nonce=nonce, clock=clock, next=next, entry_nonce=entry_nonce)
 
         return seal
 
