@@ -278,3 +278,25 @@ def test_identity_signatures_match_cryptography(seed: bytes, message: bytes) -> 
     public.verify(signature, message)  # raises if it does not verify
     verify(ours.id, reference.sign(message), message)
     Ed25519PublicKey.from_public_bytes(ours.public_key).verify(signature, message)
+
+
+@given(values())
+def test_the_shallow_fast_path_agrees_with_the_depth_walk(value: Any) -> None:
+    """check_depth skips its walk for two-level values (Cids are leaves): such a value
+    is always within MAX_DEPTH, and the walk would have said so."""
+    if codec.is_shallow(value):
+        assert codec._within_depth(value, codec.MAX_DEPTH)
+    codec.check_depth(value)  # generated values are within the limit either way
+
+
+def test_a_shallow_looking_value_with_a_subclass_or_a_cycle_is_still_walked() -> None:
+    class Sub(dict):  # type: ignore[type-arg]
+        pass
+
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    assert not codec.is_shallow([Sub()]) and not codec.is_shallow(cyclic)
+    with pytest.raises(InvalidValueError, match="deeper"):
+        codec.check_depth(cyclic)
+    link = Cid.parse("bafyreieozoobevsb5s26uxwcbbtgnhyckjoy4cf3q6pvdbyqxmqpuzgiw4")
+    assert codec.is_shallow({"sealed": {"e": link, "n": b"\x00" * 24}})

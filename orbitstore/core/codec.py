@@ -93,9 +93,42 @@ def _walk_any(value: Any, depth: int, limit: int) -> bool:
     return True
 
 
+# Leaves for the depth check: they hold no list or dict (a Cid is bytes inside).
+_SCALARS: Final = frozenset({str, int, bytes, bool, float, type(None), Cid})
+
+
+def is_shallow(value: Any) -> bool:
+    """True if ``value`` is a scalar, or a dict or list of scalars and of lists and dicts
+    of scalars (two levels: far inside :data:`~orbitstore.core.codec.MAX_DEPTH`, and no
+    room for a cycle) — the common payload, checked without the recursive walk. False
+    says nothing: :func:`~orbitstore.core.codec.check_depth` decides."""
+    kind = type(value)
+    if kind is dict:
+        children = value.values()
+    elif kind is list:
+        children = value
+    else:
+        return kind in _SCALARS
+    scalars = _SCALARS
+    for child in children:
+        kind = type(child)
+        if kind in scalars:
+            continue
+        if kind is list:
+            grandchildren = child
+        elif kind is dict:
+            grandchildren = child.values()
+        else:
+            return False
+        for leaf in grandchildren:
+            if type(leaf) not in scalars:
+                return False
+    return True
+
+
 def check_depth(value: Value) -> None:
     """Raise InvalidValueError if ``value`` nests deeper than MAX_DEPTH or is cyclic."""
-    if not isinstance(value, (dict, list)):
+    if not isinstance(value, (dict, list)) or is_shallow(value):
         return
     try:
         ok = _walk_any(value, 1, MAX_DEPTH)

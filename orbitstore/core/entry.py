@@ -376,7 +376,7 @@ class EntryChain:
             pairs += 1
         else:
             pre = self._pre
-        if not _shallow(payload):
+        if not codec.is_shallow(payload):
             codec.check_depth(payload)
         post = b"".join(
             (
@@ -411,38 +411,6 @@ class EntryChain:
         _SET_TS(entry, self._ts)
         _SET_NONCE(entry, nonce)
         return entry
-
-
-_SCALARS: Final = frozenset({str, int, bytes, bool, float, type(None)})
-
-
-def _shallow(value: Any) -> bool:
-    """True if ``value`` is a scalar, or a dict or list of scalars and of lists and dicts
-    of scalars (two levels: far inside :data:`~orbitstore.core.codec.MAX_DEPTH`, and no
-    room for a cycle) — the common payload, checked without the recursive walk. False
-    says nothing: :func:`~orbitstore.core.codec.check_depth` decides."""
-    kind = type(value)
-    if kind is dict:
-        children = value.values()
-    elif kind is list:
-        children = value
-    else:
-        return kind in _SCALARS
-    scalars = _SCALARS
-    for child in children:
-        kind = type(child)
-        if kind in scalars:
-            continue
-        if kind is list:
-            grandchildren = child
-        elif kind is dict:
-            grandchildren = child.values()
-        else:
-            return False
-        for leaf in grandchildren:
-            if type(leaf) not in scalars:
-                return False
-    return True
 
 
 _MAP_HEADS: Final = tuple(bytes((0xA0 + n,)) for n in range(24))
