@@ -41,33 +41,24 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from orbitstore.core.cid import Cid
-from orbitstore.core.entry import Entry
 from orbitstore.errors import (
-    AccessDeniedError,
     ClosedError,
     InvalidDataError,
     NetworkError,
     NotFoundError,
-    OrbitstoreError,
-    ProtocolError,
     SyncTimeoutError,
     UsageError,
 )
 from orbitstore.net.transport import PeerId, Stream, Transport
-from orbitstore.node.access import principal_of
 from orbitstore.node.announcer import TOPIC_PREFIX, Announcements, topic_for
 from orbitstore.node.awareness import AwarenessRelay
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
-from orbitstore.node.fetch import (
-    ManifestFetchReport,
-    ReaderGate,
-    fetch_manifest,
-    serve_manifest_request,
-)
-from orbitstore.node.privacy import is_private, reader_role
+from orbitstore.node.fetch import ManifestFetchReport, fetch_manifest
+from orbitstore.node.inbound import serve_inbound
+from orbitstore.node.privacy import is_private
 from orbitstore.node.session_auth import new_auth
-from orbitstore.node.session_runner import READ_BYTES, SessionRunner, check_entries
+from orbitstore.node.session_runner import SessionRunner, store_entries
 from orbitstore.node.sync_status import (
     DatabaseSyncStatus,
     DbState,
@@ -77,17 +68,10 @@ from orbitstore.node.sync_status import (
     SyncProgress,
 )
 from orbitstore.sync.auth import PeerAuth, Signer
-from orbitstore.sync.frames import (
-    Challenge,
-    Error,
-    FrameDecoder,
-    GetManifest,
-    Hello,
-    Message,
-    encode_frame,
-)
-from orbitstore.sync.peers import SyncFailure
-from orbitstore.sync.serve_limits import PeerServeBudget
+from orbitstore.sync.frames import FrameDecoder
+from orbitstore.sync.peers import SyncFailure, sources_for
+from orbitstore.sync.received import check_entries
+from orbitstore.sync.serve_limits import PeerBudgets, PeerServeBudget
 from orbitstore.views.base import Lagged
 
 if TYPE_CHECKING:
@@ -120,7 +104,7 @@ class Replication:
         #: Awareness (presence, cursors) of ydoc databases over gossip, never stored.
         self.awareness = AwarenessRelay(transport=transport)
         self._progress = ProgressFanout()
-        self._budgets: dict[PeerId, PeerServeBudget] = {}
+        self._budgets = PeerBudgets(config.serve_limits)
         # Subscribing and unsubscribing a topic take turns: a database reopened while
         # its closed handle is being unsubscribed must end up subscribed.
         self._topics_lock = trio.Lock()
@@ -338,8 +322,8 @@ class Replication:
         entries = [e for e in announcement.entries if not log.has(e.cid)]
         if entries:
             try:
-                check_entries(st, entries)
-                await self._store(st, peer, entries, sum(len(e.block) for e in entries))
+                check_entries(entries, database.cid, log.access.can_write)
+                await store_entries(st, peer, entries, sum(len(e.block) for e in entries))
             except InvalidDataError as exc:
                 record.last_failure = SyncFailure.of(exc)
                 record.failures += 1
@@ -371,14 +355,8 @@ class Replication:
 
     def _sync_for_heads(self, st: DbState, peer: PeerId) -> None:
         connected = self.transport.connected_peers()
-        if peer in connected:
-            self.request_sync(st.database, peer)
-            return
-        # Gossip forwarded it from a peer we are not connected to: the peers it came
-        # through are likely to hold the entries.
-        for other in sorted(connected):
-            if st.peer(other).has_db:
-                self.request_sync(st.database, other)
+        for other in sources_for(peer, connected, lambda p: st.peer(p).has_db):
+            self.request_sync(st.database, other)
 
     def _unexpected(self, st: DbState | None, peer: PeerId, exc: Exception, where: str) -> None:
         """Something a peer sent raised an exception we did not expect: log it with the
@@ -398,41 +376,9 @@ class Replication:
 
     # -- verify and apply -----------------------------------------------------------------
 
-    async def _store(self, st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any:
-        """Apply verified entries of one frame; a rejection is the peer's fault."""
-        db = st.database
-        result = await db.receive_entries(entries, all_or_nothing=True)
-        if result.rejected:
-            first = result.rejected[0]
-            details = first.error.details
-            writer = details.get("writer")
-            who = principal_of(db, writer) if isinstance(writer, str) else {}
-            if isinstance(details.get("user"), str) and isinstance(details.get("device"), str):
-                who = {"user": str(details["user"]), "device": str(details["device"])}
-            by = ""
-            if "device" in who:
-                by = f" (by device {who['device']} of user {who['user']})"
-            elif who:
-                by = f" (by {who['user']})"
-            raise ProtocolError(
-                f"peer sent an invalid entry {first.cid}{by}: {first.error}",
-                rejected=first.error.code,
-                **who,
-            )
-        record = st.peer(peer)
-        record.entries_received += len(entries)
-        record.bytes_received += size
-        st.inflight.arrived(entry.cid for entry in result.added)
-        st.notify()
-        return result
-
     def _budget(self, peer: PeerId) -> PeerServeBudget:
         """The peer's serve buckets (kept across its sessions and reconnects)."""
-        budget = self._budgets.get(peer)
-        if budget is None:
-            budget = PeerServeBudget(self.config.serve_limits, trio.current_time())
-            self._budgets[peer] = budget
-        return budget
+        return self._budgets.get(peer, trio.current_time())
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -474,102 +420,29 @@ class Replication:
             st.notify()
 
     async def _on_stream(self, stream: Stream) -> None:
-        """Inbound stream (in the transport's task): served in our own nursery."""
+        """Inbound stream (in the transport's task): served in our own nursery
+        (:mod:`orbitstore.node.inbound`)."""
         done = trio.Event()
+
+        async def serve() -> None:
+            try:
+                await serve_inbound(self, stream)
+            finally:
+                done.set()
+
         try:
-            self._require_nursery().start_soon(self._serve, stream, done)
+            self._require_nursery().start_soon(serve)
         except (UsageError, RuntimeError):
             await stream.close()
             return
         await done.wait()
 
-    async def _serve(self, stream: Stream, done: trio.Event) -> None:
-        """An inbound stream: its first message says what it is (a remote boundary)."""
-        try:
-            decoder = FrameDecoder(self.config.frame_limits)
-            first = await self._first_messages(stream, decoder)
-            if first:
-                await self._dispatch(stream, decoder, first)
-        except Exception as exc:
-            self._unexpected(None, stream.remote_peer, exc, "an inbound stream")
-        finally:
-            with suppress(NetworkError, ClosedError):
-                await stream.close()
-            done.set()
+    def state_of(self, db: Cid) -> DbState | None:
+        """The state of the open database ``db`` (None: not replicated here)."""
+        return self._dbs.get(db)
 
-    async def _first_messages(self, stream: Stream, decoder: FrameDecoder) -> list[Message]:
-        """The first frames of an inbound stream ([] when it ends or breaks first)."""
-        try:
-            with trio.fail_after(self.config.idle_timeout):
-                while True:
-                    data = await stream.receive_some(READ_BYTES)
-                    if not data:
-                        return []
-                    first = decoder.feed(data)
-                    if first:
-                        return first
-        except ProtocolError as exc:
-            await self._refuse(stream, exc)
-        except (NetworkError, trio.TooSlowError):
-            pass
-        return []
-
-    async def _dispatch(self, stream: Stream, decoder: FrameDecoder, first: list[Message]) -> None:
-        hello = first[0]
-        if isinstance(hello, GetManifest):
-            await self._answer_manifest(stream, hello, decoder)
-            return
-        if not isinstance(hello, (Hello, Challenge)):
-            name = type(hello).__name__.lower()
-            await self._refuse(stream, ProtocolError(f"a stream opens with hello, not {name}"))
-            return
-        st = self._dbs.get(hello.db)
-        if st is None:
-            with trio.move_on_after(self.config.idle_timeout), suppress(NetworkError, ClosedError):
-                await stream.send_all(
-                    encode_frame(Error(code="not_found", message="database not open"))
-                )
-            return
-        if is_private(st.database) and isinstance(hello, Hello):
-            # Not even our heads: a private database is served after the reader proof.
-            await self._refuse(
-                stream,
-                AccessDeniedError(
-                    f"{st.database.address} is private: prove a reader identity first"
-                    " (challenge, not hello)"
-                ),
-            )
-            return
-        auth = self._auth(st, stream.remote_peer, initiator=False)
-        if auth is None and isinstance(hello, Challenge):
-            message = "a public database's stream opens with hello, not challenge"
-            await self._refuse(stream, ProtocolError(message))
-            return
-        await SessionRunner(self, st, stream, decoder, first, auth=auth).run()
-
-    async def _refuse(self, stream: Stream, exc: OrbitstoreError) -> None:
-        logger.info("inbound stream from %s refused: %s", stream.remote_peer, exc)
-        with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
-            await stream.send_all(encode_frame(Error(code=exc.code, message=str(exc)[:1024])))
-
-    async def _answer_manifest(
-        self, stream: Stream, request: GetManifest, decoder: FrameDecoder
-    ) -> None:
-        """Only the manifests of databases we replicate, never other blocks; a private
-        one only to a peer that proves a reader identity."""
-        st = self._dbs.get(request.db)
-        block = None
-        gate = None
-        if st is not None:
-            cid, data = st.database.manifest.to_block()
-            block = data if cid == request.db else None
-            if is_private(st.database):
-                database = st.database
-                gate = ReaderGate(self.peer_id, lambda did: reader_role(database, did))
-        if await serve_manifest_request(
-            stream, request, block, self.config, decoder=decoder, gate=gate
-        ):
-            self._counts["served"] += 1
+    def _served_manifest(self) -> None:
+        self._counts["served"] += 1
 
     # -- peers ----------------------------------------------------------------------------
 
@@ -583,9 +456,7 @@ class Replication:
 
     async def _on_disconnected(self, peer: PeerId) -> None:
         self.awareness.peer_gone(peer)
-        budget = self._budgets.get(peer)
-        if budget is not None and budget.full(trio.current_time()):
-            del self._budgets[peer]  # nothing to remember: a fresh one is the same
+        self._budgets.disconnected(peer, trio.current_time())
         for st in list(self._dbs.values()):
             link = st.peers.get(peer)
             if link is not None:

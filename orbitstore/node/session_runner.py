@@ -46,6 +46,7 @@ from orbitstore.node.verify import verify_blocks, verify_chunk
 from orbitstore.sync.auth import peer_error
 from orbitstore.sync.frames import Done, Entries, Error, FrameDecoder, Message, Want, encode_frame
 from orbitstore.sync.peers import SyncFailure
+from orbitstore.sync.received import check_entries, invalid_entry_error
 from orbitstore.sync.serve_limits import PeerServeBudget
 from orbitstore.sync.session import ApplyEntries, PeerHeads, SyncSession, hello_sample
 
@@ -69,11 +70,9 @@ class Service(Protocol):
 
     entry_limits: EntryLimits
 
-    async def _store(self, st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any: ...
-
     def _emit(self, event: SyncProgress) -> None: ...
 
-    def _unexpected(self, st: DbState, peer: PeerId, exc: Exception, where: str) -> None: ...
+    def _unexpected(self, st: DbState | None, peer: PeerId, exc: Exception, where: str) -> None: ...
 
     def _budget(self, peer: PeerId) -> PeerServeBudget: ...
 
@@ -318,7 +317,7 @@ class SessionRunner:
                     entries.extend(more)
                     size += more_size
                     frames += 1
-                await self._service._store(self._st, self.peer, entries, size)
+                await store_entries(self._st, self.peer, entries, size)
                 self.session.entries_applied(self._claim_needed(), batches=frames)
                 self._wake.set()
                 received = self.session.statistics().entries_received
@@ -384,7 +383,7 @@ class SessionRunner:
             raise ServeLimitError("peer asked for more bytes than we serve it per second")
 
 
-# -- verification ---------------------------------------------------------------------
+# -- verify and apply ---------------------------------------------------------------------
 
 
 async def verify_frame(
@@ -411,19 +410,25 @@ async def verify_frame(
         raise ProtocolError(
             f"peer sent an invalid entry {first.cid}: {first.error}"
         ) from first.error
-    check_entries(st, entries)
+    check_entries(entries, db.cid, db.log.access.can_write)
     return entries
 
 
-def check_entries(st: DbState, entries: Sequence[Entry]) -> None:
-    """Verified entries must be of this database and by a writer it allows."""
+async def store_entries(st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any:
+    """Apply verified entries of one frame; a rejection is the peer's fault."""
     db = st.database
-    access = db.log.access
-    for entry in entries:
-        if entry.db != db.cid:
-            raise ProtocolError(f"peer sent entry {entry.cid} of database {entry.db}")
-        if not access.can_write(entry.writer):
-            raise ProtocolError(f"peer sent entry {entry.cid} by unauthorized {entry.writer}")
+    result = await db.receive_entries(entries, all_or_nothing=True)
+    if result.rejected:
+        first = result.rejected[0]
+        writer = first.error.details.get("writer")
+        who = principal_of(db, writer) if isinstance(writer, str) else {}
+        raise invalid_entry_error(first.cid, first.error, who)
+    record = st.peer(peer)
+    record.entries_received += len(entries)
+    record.bytes_received += size
+    st.inflight.arrived(entry.cid for entry in result.added)
+    st.notify()
+    return result
 
 
-__all__ = ["READ_BYTES", "SessionRunner", "check_entries", "verify_frame"]
+__all__ = ["READ_BYTES", "Service", "SessionRunner", "store_entries", "verify_frame"]

@@ -23,6 +23,10 @@ announcement after a newer Hello; its heads are added, none are forgotten.
 at a time: :meth:`InflightWants.claim` hands a session the needed CIDs no other session
 is asking for, and the claim is released when the entry arrives or the session ends.
 
+:func:`sources_for` — whom to sync with for heads a peer announced that we lack: that
+peer if we are connected to it; otherwise (gossip forwarded its announcement) every
+connected peer that has the database, since the peers it came through likely hold them.
+
 Everything here is a pure function of the calls made; the node (``node/replication``)
 owns the records and calls them from its tasks.
 """
@@ -164,4 +168,12 @@ class InflightWants:
             del self._owner[cid]
 
 
-__all__ = ["InflightWants", "PeerRecord", "SyncFailure"]
+def sources_for(sender: str, connected: Iterable[str], has_db: Callable[[str], bool]) -> list[str]:
+    """The peers to sync with for heads ``sender`` announced that we lack (sorted)."""
+    connected = set(connected)
+    if sender in connected:
+        return [sender]
+    return [peer for peer in sorted(connected) if has_db(peer)]
+
+
+__all__ = ["InflightWants", "PeerRecord", "SyncFailure", "sources_for"]
