@@ -28,7 +28,7 @@ from pathlib import Path
 
 import trio
 
-from orbitstore.node import NodeConfig
+from orbitstore.node import Node, NodeConfig
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.feed import Feed
 from orbitstore.storage.sqlite import SqliteStore
@@ -42,6 +42,17 @@ def _collect(state: str) -> None:
     count instructions of the catch-up only (not of start-up and writing the log)."""
     if os.environ.get("CALLGRIND") == "1":
         subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True)
+
+
+async def _echoed(writer: Node) -> int:
+    """Entries the replica sent back to the writer (which had them all) once the
+    sessions ended: pure waste."""
+    assert writer.replication is not None
+    with trio.move_on_after(10):
+        while any(p.syncing for d in writer.replication.statistics().databases for p in d.peers):
+            await trio.sleep(0.01)
+    stats = writer.replication.statistics()
+    return sum(p.entries_received for d in stats.databases for p in d.peers)
 
 
 async def run(n: int, threads: int) -> None:
@@ -74,9 +85,10 @@ async def run(n: int, threads: int) -> None:
                 await copy.wait_synced(timeout=600)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             _collect("off")
+            echoed = await _echoed(writer)
         for store in stores:
             store.close()
-    extra = {"threads": threads}
+    extra = {"threads": threads, "echoed": echoed}
     print(
         json.dumps(
             {

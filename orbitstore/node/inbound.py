@@ -11,7 +11,7 @@ by the service, and the stream is closed, never the node.
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from typing import TYPE_CHECKING, Protocol
 
 import trio
@@ -51,6 +51,8 @@ class InboundService(Service, Protocol):
     def _auth(self, st: DbState, peer: PeerId, *, initiator: bool) -> PeerAuth | None: ...
 
     def _served_manifest(self) -> None: ...
+
+    def inbound_session(self, st: DbState, peer: PeerId) -> AbstractContextManager[None]: ...
 
 
 async def serve_inbound(service: InboundService, stream: Stream) -> None:
@@ -110,7 +112,8 @@ async def _dispatch(
         if st is None:  # pragma: no cover - closed between the route and here
             return
         auth = service._auth(st, stream.remote_peer, initiator=False)
-        await SessionRunner(service, st, stream, decoder, first, auth=auth).run()
+        with service.inbound_session(st, stream.remote_peer):
+            await SessionRunner(service, st, stream, decoder, first, auth=auth).run()
 
 
 async def refuse(stream: Stream, exc: OrbitstoreError) -> None:

@@ -34,8 +34,9 @@ session, never the node. See ``docs/replication.md``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -109,6 +110,7 @@ class Replication:
         # its closed handle is being unsubscribed must end up subscribed.
         self._topics_lock = trio.Lock()
         self._counts = {"fetched": 0, "served": 0, "refused": 0, "unexpected": 0}
+        self._inbound: Counter[tuple[Cid, PeerId]] = Counter()  # sessions peers opened
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -388,11 +390,28 @@ class Replication:
         if st is None or st.database is not database or self._nursery is None:
             return
         link = st.link(peer)
-        if link.active:
-            link.again = True
+        if link.active or self._inbound[st.database.cid, peer]:
+            link.again = True  # after the running session, whoever opened it
             return
         link.active = True
         self._nursery.start_soon(self._sync_loop, st, peer)
+
+    @contextmanager
+    def inbound_session(self, st: DbState, peer: PeerId) -> Iterator[None]:
+        """Around a session the peer opened: ours wait for it to end (two at once would
+        each send the other what it is already being sent)."""
+        key = (st.database.cid, peer)
+        self._inbound[key] += 1
+        try:
+            yield
+        finally:
+            self._inbound[key] -= 1
+            if not self._inbound[key]:
+                del self._inbound[key]
+                link = st.peers.get(peer)
+                if link is not None and link.again and not link.active:
+                    link.again = False
+                    self.request_sync(st.database, peer)
 
     async def _sync_loop(self, st: DbState, peer: PeerId) -> None:
         link = st.link(peer)
