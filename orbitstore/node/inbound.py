@@ -55,6 +55,28 @@ class InboundService(Service, Protocol):
     def inbound_session(self, st: DbState, peer: PeerId) -> AbstractContextManager[None]: ...
 
 
+async def serve_in(service: InboundService, nursery: trio.Nursery | None, stream: Stream) -> None:
+    """The transport's stream handler: serve ``stream`` in the service's ``nursery``
+    (None: not running, the stream is closed) and return when it was served."""
+    done = trio.Event()
+
+    async def serve() -> None:
+        try:
+            await serve_inbound(service, stream)
+        finally:
+            done.set()
+
+    if nursery is None:
+        await stream.close()
+        return
+    try:
+        nursery.start_soon(serve)
+    except RuntimeError:  # the nursery is closing
+        await stream.close()
+        return
+    await done.wait()
+
+
 async def serve_inbound(service: InboundService, stream: Stream) -> None:
     """Serve one inbound stream until its exchange ends; then close it."""
     try:
@@ -143,4 +165,4 @@ async def _answer_manifest(
         service._served_manifest()
 
 
-__all__ = ["InboundService", "refuse", "serve_inbound"]
+__all__ = ["InboundService", "refuse", "serve_in", "serve_inbound"]

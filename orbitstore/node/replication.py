@@ -10,11 +10,10 @@ One :class:`Replication` per node opened with a transport. For every open databa
   (:mod:`orbitstore.node.awareness`);
 - on an announcement: applies the inline entries, and syncs with the sender if some of
   the announced heads are still unknown (gossip is a hint, never the only path);
-- runs a sync session (:mod:`orbitstore.node.session_runner`) over a stream when a peer
-  connects, when a database is opened, after reconnects and every
-  ``anti_entropy_interval`` (anti-entropy);
-- answers peers' manifest requests for the databases it replicates, and asks its peers
-  for a manifest the node lacks (:mod:`orbitstore.node.fetch`);
+- runs a sync session (:mod:`orbitstore.node.session_runner`) when a peer connects, a
+  database is opened, after reconnects and every ``anti_entropy_interval``; one at a
+  time with each peer, whichever side opened it (:mod:`orbitstore.node.inbound`);
+- answers manifest requests, and asks peers for one (:mod:`orbitstore.node.fetch`);
 - for a private database (:mod:`orbitstore.core.privacy`): neither subscribes to nor
   announces on its topic (its heads are never gossiped), pushes local writes by syncing
   with the readers connected instead, opens and accepts sessions only after both peers
@@ -50,13 +49,13 @@ from orbitstore.errors import (
     SyncTimeoutError,
     UsageError,
 )
-from orbitstore.net.transport import PeerId, Stream, Transport
+from orbitstore.net.transport import PeerId, Transport
 from orbitstore.node.announcer import TOPIC_PREFIX, Announcements, topic_for
 from orbitstore.node.awareness import AwarenessRelay
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
 from orbitstore.node.fetch import ManifestFetchReport, fetch_manifest
-from orbitstore.node.inbound import serve_inbound
+from orbitstore.node.inbound import serve_in
 from orbitstore.node.privacy import is_private
 from orbitstore.node.session_auth import new_auth
 from orbitstore.node.session_runner import SessionRunner, store_entries
@@ -118,7 +117,8 @@ class Replication:
         """Serve until cancelled (the node's nursery owns this task)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self.transport.set_stream_handler(self._on_stream)
+            # Inbound streams are served in our nursery (node/inbound.py).
+            self.transport.set_stream_handler(lambda stream: serve_in(self, nursery, stream))
             self.transport.set_peer_handlers(
                 connected=self._on_connected, disconnected=self._on_disconnected
             )
@@ -341,8 +341,7 @@ class Replication:
         """A private database's local writes: sync with the connected peers that proved
         a reader identity for it (what gossip does for a public one)."""
         for peer in sorted(self.transport.connected_peers()):
-            record = st.peer(peer)
-            if record.has_db and record.heard:
+            if st.peer(peer).has_db and st.peer(peer).heard:
                 self.request_sync(st.database, peer)
 
     def _auth(self, st: DbState, peer: PeerId, *, initiator: bool) -> PeerAuth | None:
@@ -437,24 +436,6 @@ class Replication:
         finally:
             link.active = False
             st.notify()
-
-    async def _on_stream(self, stream: Stream) -> None:
-        """Inbound stream (in the transport's task): served in our own nursery
-        (:mod:`orbitstore.node.inbound`)."""
-        done = trio.Event()
-
-        async def serve() -> None:
-            try:
-                await serve_inbound(self, stream)
-            finally:
-                done.set()
-
-        try:
-            self._require_nursery().start_soon(serve)
-        except (UsageError, RuntimeError):
-            await stream.close()
-            return
-        await done.wait()
 
     def state_of(self, db: Cid) -> DbState | None:
         """The state of the open database ``db`` (None: not replicated here)."""
