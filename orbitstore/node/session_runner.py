@@ -121,6 +121,7 @@ class SessionRunner:
         self._wake = _Wake()
         self._errors: list[Exception] = []
         self._hello_heads: frozenset[Cid] = frozenset()
+        self._claimed: set[Cid] = set()  # blocks of st.inflight.arriving not applied yet
         self._started = st.peer(self.peer).session_started()
         self._to_apply, self._applying = trio.open_memory_channel[tuple[list[Entry], int]](
             _FRAMES_AHEAD
@@ -150,6 +151,7 @@ class SessionRunner:
             finally:
                 st.sessions.discard(scope)
                 st.inflight.release(self)
+                st.inflight.arriving.release(self._claimed)  # what it did not apply
         with trio.CancelScope(shield=True):
             await self._finish()
 
@@ -296,10 +298,18 @@ class SessionRunner:
                 record.has_db = True
                 st.notify()
             elif isinstance(event, ApplyEntries):
-                entries = await verify_frame(
-                    st, event.blocks, self._config, self._service.entry_limits
+                # Blocks another session of the database is verifying, or applied just
+                # now, are skipped: two sessions that crossed stream the same log.
+                arriving = st.inflight.arriving
+                keep = arriving.claim(cid for cid, _ in event.blocks)
+                blocks = [block for block, k in zip(event.blocks, keep, strict=True) if k]
+                self._claimed.update(cid for cid, _ in blocks)
+                entries = (
+                    await verify_frame(st, blocks, self._config, self._service.entry_limits)
+                    if blocks
+                    else []
                 )
-                await self._to_apply.send((entries, sum(len(b) for _, b in event.blocks)))
+                await self._to_apply.send((entries, sum(len(b) for _, b in blocks)))
         self._wake.set()
 
     async def _applier(self) -> None:
@@ -317,7 +327,11 @@ class SessionRunner:
                     entries.extend(more)
                     size += more_size
                     frames += 1
-                await store_entries(self._st, self.peer, entries, size)
+                if entries:
+                    await store_entries(self._st, self.peer, entries, size)
+                    cids = [entry.cid for entry in entries]
+                    self._st.inflight.arriving.applied(cids)
+                    self._claimed.difference_update(cids)
                 self.session.entries_applied(self._claim_needed(), batches=frames)
                 self._wake.set()
                 received = self.session.statistics().entries_received
