@@ -176,7 +176,7 @@ async def spawn(tmp: Path, node: Any, db: Any, mode: str, **extra: Any) -> Child
 
 
 async def replicate(tmp: Path, n: int, threads: int = 0) -> None:
-    async with open_node(tmp / f"writer-{n}", config=CONFIG) as node:
+    async with open_node(tmp / f"writer-{n}-{threads}", config=CONFIG) as node:
         feed = await node.open("bench", type="feed", write=["*"])
         for start in range(0, n, 1000):
             await feed.append_many(add_op(i) for i in range(start, min(n, start + 1000)))
