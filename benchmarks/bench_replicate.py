@@ -15,6 +15,7 @@
   the latency is made of on a busy machine, and much less noisy than it).
 
     python benchmarks/bench_replicate.py [--quick] [--sizes 10000,100000] [--replicate-only]
+        [--threads 1,2]   # the replica's verify threads (default: picked from its cores)
     python benchmarks/bench_replicate.py --fanout-only [--quick]   # only the fan-out
 
 ``BENCH_PROFILE=<dir>`` writes a cProfile of every replica process into ``<dir>``; run
@@ -70,6 +71,8 @@ async def child(args: argparse.Namespace) -> None:
 
     network = Libp2pConfig(bootstrap_peers=(args.bootstrap,))
     config = NodeConfig(timestamps=False, network=network)
+    if args.verify_threads:
+        config = NodeConfig(timestamps=False, network=network, verify_threads=args.verify_threads)
     async with open_node(args.home, config=config) as node:
         cid = Cid.parse(args.address.rsplit("/", 1)[1])
         node.store.blocks.put(cid, bytes.fromhex(args.manifest))
@@ -81,16 +84,19 @@ async def child(args: argparse.Namespace) -> None:
                     await trio.sleep(0.01)
             say({"ready": True})
             await trio.lowlevel.FdStream(sys.stdin.fileno()).receive_some()  # "go"
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             feed = await node.open(args.address, type="feed")
             assert isinstance(feed, Feed)
             with trio.fail_after(DEADLINE):
                 async with feed.subscribe() as changes:
                     while len(feed) < args.expect:
                         await changes.__anext__()
+                        while changes.receive_nowait() is not None:  # count once a batch
+                            pass
                 await feed.wait_synced(timeout=DEADLINE)
             elapsed = time.perf_counter() - start
-            say({"seconds": elapsed, "entries": len(feed), "items": feed.count()})
+            cpu = time.process_time() - cpu
+            say({"seconds": elapsed, "cpu_s": cpu, "entries": len(feed), "items": feed.count()})
             return
         db = await node.open(args.address, type=args.type)
         latencies: list[float] = []
@@ -169,16 +175,19 @@ async def spawn(tmp: Path, node: Any, db: Any, mode: str, **extra: Any) -> Child
     return Child(process)
 
 
-async def replicate(tmp: Path, n: int) -> None:
-    async with open_node(tmp / f"writer-{n}", config=CONFIG) as node:
+async def replicate(tmp: Path, n: int, threads: int = 0) -> None:
+    async with open_node(tmp / f"writer-{n}-{threads}", config=CONFIG) as node:
         feed = await node.open("bench", type="feed", write=["*"])
         for start in range(0, n, 1000):
             await feed.append_many(add_op(i) for i in range(start, min(n, start + 1000)))
-        replica = await spawn(tmp, node, feed, "replicate", expect=n)
+        extra = {"verify-threads": threads} if threads else {}
+        replica = await spawn(tmp, node, feed, "replicate", expect=n, **extra)
         with trio.fail_after(DEADLINE):
             await replica.line()
+            cpu = time.process_time()
             await replica.go()
             result = await replica.line()
+            cpu = time.process_time() - cpu
             await replica.process.wait()
         assert result["entries"] == n, result
         emit(
@@ -187,8 +196,19 @@ async def replicate(tmp: Path, n: int) -> None:
             "entries/s",
             n,
             seconds=round(result["seconds"], 3),
-            target=5000,
+            target=8000 if threads == 1 else 12000,
+            threads=threads or "auto",
+            load=round(os.getloadavg()[0], 2),
         )
+        # CPU time per entry: much less noisy than wall time on a shared machine.
+        emit(
+            "replicate_replica_cpu",
+            result["cpu_s"] / n * 1e6,
+            "us/entry",
+            n,
+            threads=threads or "auto",
+        )
+        emit("replicate_writer_cpu", cpu / n * 1e6, "us/entry", n, threads=threads or "auto")
 
 
 async def latencies_from(
@@ -274,11 +294,12 @@ async def fanout(tmp: Path, readers: int, writes: int, rate: float) -> None:
     emit("fanout_reader_cpu", per_reader, "ms/write", writes, **extra)
 
 
-async def main(quick: bool, sizes: list[int] | None, only: str | None) -> None:
+async def main(quick: bool, sizes: list[int] | None, only: str | None, threads: list[int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if only != "fanout":
             for n in sizes or ([1000] if quick else [10_000, 100_000]):
-                await replicate(Path(tmp), n)
+                for t in threads:
+                    await replicate(Path(tmp), n, t)
             if only == "replicate":
                 return
             await propagation(Path(tmp), 20 if quick else 200)
@@ -298,6 +319,13 @@ if __name__ == "__main__":
         "--replicate-only", action="store_true", help="only the catch-up run (no latencies)"
     )
     parser.add_argument("--fanout-only", action="store_true", help="only the fan-out run")
+    parser.add_argument(
+        "--threads",
+        default="0",
+        help="comma-separated verify threads of the replica for the catch-up run"
+        " (0: the default, picked from the cores the process may use)",
+    )
+    parser.add_argument("--verify-threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("home", "bootstrap", "address", "manifest", "type", "mode"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -309,4 +337,5 @@ if __name__ == "__main__":
     else:
         sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else None
         only = "replicate" if args.replicate_only else "fanout" if args.fanout_only else None
-        trio.run(main, args.quick, sizes, only)
+        threads = [int(t) for t in args.threads.split(",")]
+        trio.run(main, args.quick, sizes, only, threads)

@@ -89,3 +89,42 @@ async def test_a_large_frame_with_one_forged_block_is_refused_whole() -> None:
         assert node.replication is not None
         peers = [p for d in node.replication.statistics().databases for p in d.peers]
         assert [p.failures for p in peers if p.peer == "evil"] == [1]
+
+
+async def test_no_second_session_with_a_peer_while_its_own_runs() -> None:
+    # A sync requested (anti-entropy, gossip) while the peer's session with us runs waits
+    # for it to end: two at once would each queue what the other is already sending
+    # (the writer the rest of its log twice, the replica its log back).
+    net = MemoryNetwork(rng=random.Random(3), latency=(0.0, 0.001))
+    async with open_memory_pair(
+        network=net,
+        names=("writer", "replica"),
+        identities=(Identity(b"\x01" * 32), Identity(b"\x02" * 32)),
+        stores=_stores(),
+        config=CONFIG,
+    ) as pair:
+        writer, replica = pair.nodes
+        assert writer.replication is not None and replica.replication is not None
+        w = await writer.open(f"/orbitstore/{DB}")
+        for start in range(0, 4000, 500):
+            await w.append_many(range(start, start + 500))
+        r = await replica.open(f"/orbitstore/{DB}")
+        async with replica.replication.subscribe_progress() as progress:
+            await pair.connect()  # one of them opens the session
+            with trio.fail_after(30):
+                async for event in progress:
+                    if getattr(event, "kind", None) == "entries":
+                        break  # the first frame is in: the session is running
+            async with writer.replication.subscribe_progress() as finished:
+                writer.replication.request_sync(w, replica.replication.peer_id)
+                with trio.fail_after(30):
+                    ended = 0
+                    async for event in finished:  # the session running, then the next
+                        ended += getattr(event, "kind", None) in ("finished", "failed")
+                        if ended == 2:
+                            break
+        assert len(r) == 4000
+        stats = writer.replication.statistics()
+        (peer,) = [p for d in stats.databases for p in d.peers]
+        assert peer.entries_received == 0  # nothing came back
+        assert peer.entries_sent == 4000  # and nothing was sent twice

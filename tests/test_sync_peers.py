@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orbitstore.core.cid import Cid
-from orbitstore.sync.peers import InflightWants, PeerRecord, SyncFailure
+from orbitstore.sync.peers import Arrivals, InflightWants, PeerRecord, SyncFailure
 
 A, B, C = (Cid.for_block(bytes([i])) for i in range(3))
 
@@ -65,3 +65,24 @@ def test_failures_are_typed() -> None:
     assert (failure.error, failure.code) == ("ServeLimitError", "serve_limit")
     assert str(failure) == "serve_limit: too many wants"
     assert SyncFailure.of(RuntimeError("x"), code="internal").code == "internal"
+
+
+def _cids(n: int) -> list[Cid]:
+    return [Cid.for_block(bytes([i])) for i in range(n)]
+
+
+def test_a_block_another_session_verifies_is_skipped_until_released() -> None:
+    a, b, c = _cids(3)
+    arrivals = Arrivals()
+    assert arrivals.claim([a, b]) == [True, True]
+    assert arrivals.claim([a, c, c]) == [False, True, False]  # a: the first session's
+    arrivals.release([a])  # the first session failed: a may come from anyone again
+    assert arrivals.claim([a]) == [True]
+
+
+def test_a_block_applied_just_now_is_skipped_then_forgotten() -> None:
+    cids = _cids(4)
+    arrivals = Arrivals(recent=2)
+    assert all(arrivals.claim(cids))
+    arrivals.applied(cids)
+    assert arrivals.claim(cids) == [True, True, False, False]  # only the last 2 kept

@@ -201,6 +201,29 @@ def test_fresh_peer_gets_the_log_streamed_without_a_walk() -> None:
     assert [cid for cid, _ in sent] == [e.cid for e in a.traverse()]
 
 
+def test_a_fresh_replica_does_not_stream_back_what_it_receives() -> None:
+    # The replica's log was empty at the writer's Hello: its Rule 2a answer is nothing,
+    # not a stream of its own log, which fills with the writer's entries as they arrive.
+    a, b = new_log(), new_log()
+    a.append_many(range(3 * RECENT_RECEIVED))
+    reader = _CountingReader(b)
+    sa, sb = SyncSession(reader=a, db=DB), SyncSession(reader=reader, db=DB)
+    sa.start()
+    sb.start()
+    sb.receive(sa.next_message())  # the writer's hello: nothing in common with b
+    sa.receive(sb.next_message())  # b's hello: fresh
+    for message in drain(sa):
+        for event in sb.receive(message):
+            if isinstance(event, ApplyEntries):
+                sb.entries_applied(b.receive(event.blocks).needed)
+        while (m := sb.next_message()) is not None:
+            assert not isinstance(m, Entries), "the replica echoed entries"
+            sa.receive(m)
+    assert len(b) == len(a)
+    assert reader.streamed == 0
+    assert sb.statistics().entries_sent == 0
+
+
 def test_disjoint_histories_stream_and_converge() -> None:
     a, b = new_log(0), new_log(1)
     a.append_many(range(700))

@@ -24,13 +24,24 @@ def test_a_single_core_keeps_one_thread(monkeypatch: pytest.MonkeyPatch) -> None
     assert NodeConfig().verify_threads == 1
 
 
+def test_process_cpu_count_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python 3.13+: the affinity, or PYTHON_CPU_COUNT when it is set.
+    monkeypatch.setattr(os, "process_cpu_count", lambda: 2, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert config_module.usable_cores() == 2
+    monkeypatch.setattr(os, "process_cpu_count", lambda: None, raising=False)
+    assert config_module.usable_cores() == 1
+
+
 def test_the_default_reads_the_affinity_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     assert config_module.usable_cores() == 3
     assert NodeConfig().verify_threads == 3
 
 
 def test_without_affinity_the_cpu_count_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert config_module.usable_cores() == 1

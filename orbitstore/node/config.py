@@ -26,7 +26,12 @@ MAX_AUTO_VERIFY_THREADS = 4
 
 
 def usable_cores() -> int:
-    """How many cores this process may run on (its CPU affinity where the OS has one)."""
+    """How many cores this process may run on: ``os.process_cpu_count()`` (Python 3.13+:
+    the CPU affinity, or ``PYTHON_CPU_COUNT``), else the affinity where the OS has one,
+    else every core."""
+    process_cpu_count = getattr(os, "process_cpu_count", None)
+    if process_cpu_count is not None:
+        return max(1, process_cpu_count() or 1)
     affinity = getattr(os, "sched_getaffinity", None)
     if affinity is not None:
         try:

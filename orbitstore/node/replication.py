@@ -10,11 +10,10 @@ One :class:`Replication` per node opened with a transport. For every open databa
   (:mod:`orbitstore.node.awareness`);
 - on an announcement: applies the inline entries, and syncs with the sender if some of
   the announced heads are still unknown (gossip is a hint, never the only path);
-- runs a sync session (:mod:`orbitstore.node.session_runner`) over a stream when a peer
-  connects, when a database is opened, after reconnects and every
-  ``anti_entropy_interval`` (anti-entropy);
-- answers peers' manifest requests for the databases it replicates, and asks its peers
-  for a manifest the node lacks (:mod:`orbitstore.node.fetch`);
+- runs a sync session (:mod:`orbitstore.node.session_runner`) when a peer connects, a
+  database is opened, after reconnects and every ``anti_entropy_interval``; one at a
+  time with each peer, whichever side opened it (:mod:`orbitstore.node.inbound`);
+- answers manifest requests, and asks peers for one (:mod:`orbitstore.node.fetch`);
 - for a private database (:mod:`orbitstore.core.privacy`): neither subscribes to nor
   announces on its topic (its heads are never gossiped), pushes local writes by syncing
   with the readers connected instead, opens and accepts sessions only after both peers
@@ -34,42 +33,33 @@ session, never the node. See ``docs/replication.md``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from functools import partial
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.devices import Delegation
-from orbitstore.core.entry import Entry
 from orbitstore.errors import (
-    AccessDeniedError,
     ClosedError,
     InvalidDataError,
     NetworkError,
     NotFoundError,
-    OrbitstoreError,
-    ProtocolError,
     SyncTimeoutError,
     UsageError,
 )
-from orbitstore.net.transport import PeerId, Stream, Transport
-from orbitstore.node.access import principal_of
+from orbitstore.net.transport import PeerId, Transport
 from orbitstore.node.announcer import TOPIC_PREFIX, Announcements, topic_for
 from orbitstore.node.awareness import AwarenessRelay
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.database import Database
-from orbitstore.node.fetch import (
-    ManifestFetchReport,
-    ReaderGate,
-    fetch_manifest,
-    serve_manifest_request,
-)
-from orbitstore.node.privacy import is_private, reader_role
-from orbitstore.node.session_auth import new_auth
-from orbitstore.node.session_runner import READ_BYTES, SessionRunner, check_entries
+from orbitstore.node.fetch import ManifestFetchReport, fetch_manifest
+from orbitstore.node.inbound import serve_in
+from orbitstore.node.privacy import is_private
+from orbitstore.node.session_auth import auth_for
+from orbitstore.node.session_runner import SessionRunner, store_entries
 from orbitstore.node.sync_status import (
     DatabaseSyncStatus,
     DbState,
@@ -79,17 +69,10 @@ from orbitstore.node.sync_status import (
     SyncProgress,
 )
 from orbitstore.sync.auth import PeerAuth, Signer
-from orbitstore.sync.frames import (
-    Challenge,
-    Error,
-    FrameDecoder,
-    GetManifest,
-    Hello,
-    Message,
-    encode_frame,
-)
-from orbitstore.sync.peers import SyncFailure
-from orbitstore.sync.serve_limits import PeerServeBudget
+from orbitstore.sync.frames import FrameDecoder
+from orbitstore.sync.peers import SyncFailure, sources_for
+from orbitstore.sync.received import check_entries
+from orbitstore.sync.serve_limits import PeerBudgets, PeerServeBudget
 from orbitstore.views.base import Lagged
 
 if TYPE_CHECKING:
@@ -122,11 +105,12 @@ class Replication:
         #: Awareness (presence, cursors) of ydoc databases over gossip, never stored.
         self.awareness = AwarenessRelay(transport=transport)
         self._progress = ProgressFanout()
-        self._budgets: dict[PeerId, PeerServeBudget] = {}
+        self._budgets = PeerBudgets(config.serve_limits)
         # Subscribing and unsubscribing a topic take turns: a database reopened while
         # its closed handle is being unsubscribed must end up subscribed.
         self._topics_lock = trio.Lock()
         self._counts = {"fetched": 0, "served": 0, "refused": 0, "unexpected": 0}
+        self._inbound: Counter[tuple[Cid, PeerId]] = Counter()  # sessions peers opened
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -134,7 +118,8 @@ class Replication:
         """Serve until cancelled (the node's nursery owns this task)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self.transport.set_stream_handler(self._on_stream)
+            # Inbound streams are served in our nursery (node/inbound.py).
+            self.transport.set_stream_handler(lambda stream: serve_in(self, nursery, stream))
             self.transport.set_peer_handlers(
                 connected=self._on_connected, disconnected=self._on_disconnected
             )
@@ -344,8 +329,8 @@ class Replication:
         entries = [e for e in announcement.entries if not log.has(e.cid)]
         if entries:
             try:
-                check_entries(st, entries)
-                await self._store(st, peer, entries, sum(len(e.block) for e in entries))
+                check_entries(entries, database.cid, log.access.can_write)
+                await store_entries(st, peer, entries, sum(len(e.block) for e in entries))
             except InvalidDataError as exc:
                 record.last_failure = SyncFailure.of(exc)
                 record.failures += 1
@@ -361,30 +346,17 @@ class Replication:
         """A private database's local writes: sync with the connected peers that proved
         a reader identity for it (what gossip does for a public one)."""
         for peer in sorted(self.transport.connected_peers()):
-            record = st.peer(peer)
-            if record.has_db and record.heard:
+            if st.peer(peer).has_db and st.peer(peer).heard:
                 self.request_sync(st.database, peer)
 
     def _auth(self, st: DbState, peer: PeerId, *, initiator: bool) -> PeerAuth | None:
         """The reader proof of a session with ``peer`` (None: a public database)."""
-        if not is_private(st.database):
-            return None
-        if self.identity is None:
-            raise UsageError("a node without an identity cannot sync a private database")
-        return new_auth(
-            st.database, self.identity, local=self.peer_id, remote=peer, initiator=initiator
-        )
+        return auth_for(st.database, self.identity, self.peer_id, peer, initiator=initiator)
 
     def _sync_for_heads(self, st: DbState, peer: PeerId) -> None:
         connected = self.transport.connected_peers()
-        if peer in connected:
-            self.request_sync(st.database, peer)
-            return
-        # Gossip forwarded it from a peer we are not connected to: the peers it came
-        # through are likely to hold the entries.
-        for other in sorted(connected):
-            if st.peer(other).has_db:
-                self.request_sync(st.database, other)
+        for other in sources_for(peer, connected, lambda p: st.peer(p).has_db):
+            self.request_sync(st.database, other)
 
     def _unexpected(self, st: DbState | None, peer: PeerId, exc: Exception, where: str) -> None:
         """Something a peer sent raised an exception we did not expect: log it with the
@@ -404,41 +376,9 @@ class Replication:
 
     # -- verify and apply -----------------------------------------------------------------
 
-    async def _store(self, st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any:
-        """Apply verified entries of one frame; a rejection is the peer's fault."""
-        db = st.database
-        result = await db.receive_entries(entries, all_or_nothing=True)
-        if result.rejected:
-            first = result.rejected[0]
-            details = first.error.details
-            writer = details.get("writer")
-            who = principal_of(db, writer) if isinstance(writer, str) else {}
-            if isinstance(details.get("user"), str) and isinstance(details.get("device"), str):
-                who = {"user": str(details["user"]), "device": str(details["device"])}
-            by = ""
-            if "device" in who:
-                by = f" (by device {who['device']} of user {who['user']})"
-            elif who:
-                by = f" (by {who['user']})"
-            raise ProtocolError(
-                f"peer sent an invalid entry {first.cid}{by}: {first.error}",
-                rejected=first.error.code,
-                **who,
-            )
-        record = st.peer(peer)
-        record.entries_received += len(entries)
-        record.bytes_received += size
-        st.inflight.arrived(entry.cid for entry in result.added)
-        st.notify()
-        return result
-
     def _budget(self, peer: PeerId) -> PeerServeBudget:
         """The peer's serve buckets (kept across its sessions and reconnects)."""
-        budget = self._budgets.get(peer)
-        if budget is None:
-            budget = PeerServeBudget(self.config.serve_limits, trio.current_time())
-            self._budgets[peer] = budget
-        return budget
+        return self._budgets.get(peer, trio.current_time())
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -448,11 +388,28 @@ class Replication:
         if st is None or st.database is not database or self._nursery is None:
             return
         link = st.link(peer)
-        if link.active:
-            link.again = True
+        if link.active or self._inbound[st.database.cid, peer]:
+            link.again = True  # after the running session, whoever opened it
             return
         link.active = True
         self._nursery.start_soon(self._sync_loop, st, peer)
+
+    @contextmanager
+    def inbound_session(self, st: DbState, peer: PeerId) -> Iterator[None]:
+        """Around a session the peer opened: ours wait for it to end (two at once would
+        each send the other what it is already being sent)."""
+        key = (st.database.cid, peer)
+        self._inbound[key] += 1
+        try:
+            yield
+        finally:
+            self._inbound[key] -= 1
+            if not self._inbound[key]:
+                del self._inbound[key]
+                link = st.peers.get(peer)
+                if link is not None and link.again and not link.active:
+                    link.again = False
+                    self.request_sync(st.database, peer)
 
     async def _sync_loop(self, st: DbState, peer: PeerId) -> None:
         link = st.link(peer)
@@ -479,103 +436,12 @@ class Replication:
             link.active = False
             st.notify()
 
-    async def _on_stream(self, stream: Stream) -> None:
-        """Inbound stream (in the transport's task): served in our own nursery."""
-        done = trio.Event()
-        try:
-            self._require_nursery().start_soon(self._serve, stream, done)
-        except (UsageError, RuntimeError):
-            await stream.close()
-            return
-        await done.wait()
+    def state_of(self, db: Cid) -> DbState | None:
+        """The state of the open database ``db`` (None: not replicated here)."""
+        return self._dbs.get(db)
 
-    async def _serve(self, stream: Stream, done: trio.Event) -> None:
-        """An inbound stream: its first message says what it is (a remote boundary)."""
-        try:
-            decoder = FrameDecoder(self.config.frame_limits)
-            first = await self._first_messages(stream, decoder)
-            if first:
-                await self._dispatch(stream, decoder, first)
-        except Exception as exc:
-            self._unexpected(None, stream.remote_peer, exc, "an inbound stream")
-        finally:
-            with suppress(NetworkError, ClosedError):
-                await stream.close()
-            done.set()
-
-    async def _first_messages(self, stream: Stream, decoder: FrameDecoder) -> list[Message]:
-        """The first frames of an inbound stream ([] when it ends or breaks first)."""
-        try:
-            with trio.fail_after(self.config.idle_timeout):
-                while True:
-                    data = await stream.receive_some(READ_BYTES)
-                    if not data:
-                        return []
-                    first = decoder.feed(data)
-                    if first:
-                        return first
-        except ProtocolError as exc:
-            await self._refuse(stream, exc)
-        except (NetworkError, trio.TooSlowError):
-            pass
-        return []
-
-    async def _dispatch(self, stream: Stream, decoder: FrameDecoder, first: list[Message]) -> None:
-        hello = first[0]
-        if isinstance(hello, GetManifest):
-            await self._answer_manifest(stream, hello, decoder)
-            return
-        if not isinstance(hello, (Hello, Challenge)):
-            name = type(hello).__name__.lower()
-            await self._refuse(stream, ProtocolError(f"a stream opens with hello, not {name}"))
-            return
-        st = self._dbs.get(hello.db)
-        if st is None:
-            with trio.move_on_after(self.config.idle_timeout), suppress(NetworkError, ClosedError):
-                await stream.send_all(
-                    encode_frame(Error(code="not_found", message="database not open"))
-                )
-            return
-        if is_private(st.database) and isinstance(hello, Hello):
-            # Not even our heads: a private database is served after the reader proof.
-            await self._refuse(
-                stream,
-                AccessDeniedError(
-                    f"{st.database.address} is private: prove a reader identity first"
-                    " (challenge, not hello)"
-                ),
-            )
-            return
-        auth = self._auth(st, stream.remote_peer, initiator=False)
-        if auth is None and isinstance(hello, Challenge):
-            message = "a public database's stream opens with hello, not challenge"
-            await self._refuse(stream, ProtocolError(message))
-            return
-        await SessionRunner(self, st, stream, decoder, first, auth=auth).run()
-
-    async def _refuse(self, stream: Stream, exc: OrbitstoreError) -> None:
-        logger.info("inbound stream from %s refused: %s", stream.remote_peer, exc)
-        with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
-            await stream.send_all(encode_frame(Error(code=exc.code, message=str(exc)[:1024])))
-
-    async def _answer_manifest(
-        self, stream: Stream, request: GetManifest, decoder: FrameDecoder
-    ) -> None:
-        """Only the manifests of databases we replicate, never other blocks; a private
-        one only to a peer that proves a reader identity."""
-        st = self._dbs.get(request.db)
-        block = None
-        gate = None
-        if st is not None:
-            cid, data = st.database.manifest.to_block()
-            block = data if cid == request.db else None
-            if is_private(st.database):
-                database = st.database
-                gate = ReaderGate(self.peer_id, partial(reader_role, database))
-        if await serve_manifest_request(
-            stream, request, block, self.config, decoder=decoder, gate=gate
-        ):
-            self._counts["served"] += 1
+    def _served_manifest(self) -> None:
+        self._counts["served"] += 1
 
     # -- peers ----------------------------------------------------------------------------
 
@@ -589,9 +455,7 @@ class Replication:
 
     async def _on_disconnected(self, peer: PeerId) -> None:
         self.awareness.peer_gone(peer)
-        budget = self._budgets.get(peer)
-        if budget is not None and budget.full(trio.current_time()):
-            del self._budgets[peer]  # nothing to remember: a fresh one is the same
+        self._budgets.disconnected(peer, trio.current_time())
         for st in list(self._dbs.values()):
             link = st.peers.get(peer)
             if link is not None:

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from orbitstore.errors import NetworkError
+from orbitstore.errors import NetworkError, UsageError
 from orbitstore.net.transport import PeerId, Stream
-from orbitstore.node.privacy import reader_role
+from orbitstore.node.privacy import is_private, reader_role
 from orbitstore.sync.auth import PeerAuth, Signer
 from orbitstore.sync.frames import AUTH_NONCE_BYTES, FrameDecoder, Message, encode_frame
 
@@ -45,6 +45,18 @@ def new_auth(
         decide=partial(reader_role, database),
         delegation=database._members.delegation,  # a linked device shows its user
     )
+
+
+def auth_for(
+    database: Database, signer: Signer | None, local: PeerId, remote: PeerId, *, initiator: bool
+) -> PeerAuth | None:
+    """:func:`new_auth` for a private ``database``; None for a public one. UsageError if
+    this node has no identity to prove."""
+    if not is_private(database):
+        return None
+    if signer is None:
+        raise UsageError("a node without an identity cannot sync a private database")
+    return new_auth(database, signer, local=local, remote=remote, initiator=initiator)
 
 
 async def authenticate(
@@ -77,4 +89,4 @@ async def authenticate(
         raise NetworkError("the peer did not complete the reader proof in time") from exc
 
 
-__all__ = ["authenticate", "new_auth"]
+__all__ = ["auth_for", "authenticate", "new_auth"]

@@ -46,6 +46,7 @@ from orbitstore.node.verify import verify_blocks, verify_chunk
 from orbitstore.sync.auth import peer_error
 from orbitstore.sync.frames import Done, Entries, Error, FrameDecoder, Message, Want, encode_frame
 from orbitstore.sync.peers import SyncFailure
+from orbitstore.sync.received import check_entries, invalid_entry_error
 from orbitstore.sync.serve_limits import PeerServeBudget
 from orbitstore.sync.session import ApplyEntries, PeerHeads, SyncSession, hello_sample
 
@@ -69,11 +70,9 @@ class Service(Protocol):
 
     entry_limits: EntryLimits
 
-    async def _store(self, st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any: ...
-
     def _emit(self, event: SyncProgress) -> None: ...
 
-    def _unexpected(self, st: DbState, peer: PeerId, exc: Exception, where: str) -> None: ...
+    def _unexpected(self, st: DbState | None, peer: PeerId, exc: Exception, where: str) -> None: ...
 
     def _budget(self, peer: PeerId) -> PeerServeBudget: ...
 
@@ -122,6 +121,7 @@ class SessionRunner:
         self._wake = _Wake()
         self._errors: list[Exception] = []
         self._hello_heads: frozenset[Cid] = frozenset()
+        self._claimed: set[Cid] = set()  # blocks of st.inflight.arriving not applied yet
         self._started = st.peer(self.peer).session_started()
         self._to_apply, self._applying = trio.open_memory_channel[tuple[list[Entry], int]](
             _FRAMES_AHEAD
@@ -151,6 +151,7 @@ class SessionRunner:
             finally:
                 st.sessions.discard(scope)
                 st.inflight.release(self)
+                st.inflight.arriving.release(self._claimed)  # what it did not apply
         with trio.CancelScope(shield=True):
             await self._finish()
 
@@ -298,10 +299,18 @@ class SessionRunner:
                 record.has_db = True
                 st.notify()
             elif isinstance(event, ApplyEntries):
-                entries = await verify_frame(
-                    st, event.blocks, self._config, self._service.entry_limits
+                # Blocks another session of the database is verifying, or applied just
+                # now, are skipped: two sessions that crossed stream the same log.
+                arriving = st.inflight.arriving
+                keep = arriving.claim(cid for cid, _ in event.blocks)
+                blocks = [block for block, k in zip(event.blocks, keep, strict=True) if k]
+                self._claimed.update(cid for cid, _ in blocks)
+                entries = (
+                    await verify_frame(st, blocks, self._config, self._service.entry_limits)
+                    if blocks
+                    else []
                 )
-                await self._to_apply.send((entries, sum(len(b) for _, b in event.blocks)))
+                await self._to_apply.send((entries, sum(len(b) for _, b in blocks)))
         self._wake.set()
 
     async def _applier(self) -> None:
@@ -319,7 +328,11 @@ class SessionRunner:
                     entries.extend(more)
                     size += more_size
                     frames += 1
-                await self._service._store(self._st, self.peer, entries, size)
+                if entries:
+                    await store_entries(self._st, self.peer, entries, size)
+                    cids = [entry.cid for entry in entries]
+                    self._st.inflight.arriving.applied(cids)
+                    self._claimed.difference_update(cids)
                 self.session.entries_applied(self._claim_needed(), batches=frames)
                 self._wake.set()
                 received = self.session.statistics().entries_received
@@ -389,7 +402,7 @@ class SessionRunner:
             raise ServeLimitError("peer asked for more bytes than we serve it per second")
 
 
-# -- verification ---------------------------------------------------------------------
+# -- verify and apply ---------------------------------------------------------------------
 
 
 async def verify_frame(
@@ -416,19 +429,25 @@ async def verify_frame(
         raise ProtocolError(
             f"peer sent an invalid entry {first.cid}: {first.error}"
         ) from first.error
-    check_entries(st, entries)
+    check_entries(entries, db.cid, db.log.access.can_write)
     return entries
 
 
-def check_entries(st: DbState, entries: Sequence[Entry]) -> None:
-    """Verified entries must be of this database and by a writer it allows."""
+async def store_entries(st: DbState, peer: PeerId, entries: list[Entry], size: int) -> Any:
+    """Apply verified entries of one frame; a rejection is the peer's fault."""
     db = st.database
-    access = db.log.access
-    for entry in entries:
-        if entry.db != db.cid:
-            raise ProtocolError(f"peer sent entry {entry.cid} of database {entry.db}")
-        if not access.can_write(entry.writer):
-            raise ProtocolError(f"peer sent entry {entry.cid} by unauthorized {entry.writer}")
+    result = await db.receive_entries(entries, all_or_nothing=True)
+    if result.rejected:
+        first = result.rejected[0]
+        writer = first.error.details.get("writer")
+        who = principal_of(db, writer) if isinstance(writer, str) else {}
+        raise invalid_entry_error(first.cid, first.error, who)
+    record = st.peer(peer)
+    record.entries_received += len(entries)
+    record.bytes_received += size
+    st.inflight.arrived(entry.cid for entry in result.added)
+    st.notify()
+    return result
 
 
-__all__ = ["READ_BYTES", "SessionRunner", "check_entries", "verify_frame"]
+__all__ = ["READ_BYTES", "Service", "SessionRunner", "store_entries", "verify_frame"]

@@ -23,12 +23,17 @@ announcement after a newer Hello; its heads are added, none are forgotten.
 at a time: :meth:`InflightWants.claim` hands a session the needed CIDs no other session
 is asking for, and the claim is released when the entry arrives or the session ends.
 
+:func:`sources_for` — whom to sync with for heads a peer announced that we lack: that
+peer if we are connected to it; otherwise (gossip forwarded its announcement) every
+connected peer that has the database, since the peers it came through likely hold them.
+
 Everything here is a pure function of the calls made; the node (``node/replication``)
 owns the records and calls them from its tasks.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -142,6 +147,8 @@ class InflightWants:
 
     def __init__(self) -> None:
         self._owner: dict[Cid, object] = {}
+        #: The blocks being verified or just applied, by any session of the database.
+        self.arriving = Arrivals()
 
     def __len__(self) -> int:
         return len(self._owner)
@@ -167,4 +174,53 @@ class InflightWants:
             del self._owner[cid]
 
 
-__all__ = ["InflightWants", "PeerRecord", "SyncFailure"]
+class Arrivals:
+    """The blocks of one database that a session is verifying or has just applied.
+
+    Two sessions can stream the same log at once (each side opened one as the other
+    did); every block then arrives twice, a few frames apart. A session skips the
+    blocks another one has :meth:`claim` ed and not :meth:`release` d, and the last
+    ``recent`` ones applied, instead of verifying them a second time. A block claimed by
+    a session that then fails is released: if a skipping session dropped it, the log
+    misses it and wants it as it wants any missing parent."""
+
+    def __init__(self, recent: int = 65536) -> None:
+        self._claimed: set[Cid] = set()
+        self._recent: OrderedDict[Cid, None] = OrderedDict()
+        self._limit = recent
+
+    def claim(self, cids: Iterable[Cid]) -> list[bool]:
+        """For each of ``cids``: True (now claimed by the caller) unless another
+        session claimed it or it was applied just now."""
+        claimed, recent = self._claimed, self._recent
+        out = []
+        for cid in cids:
+            fresh = cid not in claimed and cid not in recent
+            if fresh:
+                claimed.add(cid)
+            out.append(fresh)
+        return out
+
+    def applied(self, cids: Iterable[Cid]) -> None:
+        """The caller applied these claimed blocks (they are remembered a while)."""
+        recent = self._recent
+        for cid in cids:
+            self._claimed.discard(cid)
+            recent[cid] = None
+        while len(recent) > self._limit:
+            recent.popitem(last=False)
+
+    def release(self, cids: Iterable[Cid]) -> None:
+        """The caller will not apply these claimed blocks (its session failed)."""
+        self._claimed.difference_update(cids)
+
+
+def sources_for(sender: str, connected: Iterable[str], has_db: Callable[[str], bool]) -> list[str]:
+    """The peers to sync with for heads ``sender`` announced that we lack (sorted)."""
+    connected = set(connected)
+    if sender in connected:
+        return [sender]
+    return [peer for peer in sorted(connected) if has_db(peer)]
+
+
+__all__ = ["Arrivals", "InflightWants", "PeerRecord", "SyncFailure", "sources_for"]

@@ -159,4 +159,31 @@ class PeerServeBudget:
         return all(b.tokens(now) >= b.capacity for b in (self.bytes, self.wants, self.time))
 
 
-__all__ = ["DEFAULT_SERVE_LIMITS", "PeerServeBudget", "ServeLimits", "TokenBucket"]
+class PeerBudgets:
+    """Every peer's buckets, kept across its sessions and reconnects (Rules 2 and 3)."""
+
+    __slots__ = ("_budgets", "limits")
+
+    def __init__(self, limits: ServeLimits) -> None:
+        self.limits = limits
+        self._budgets: dict[str, PeerServeBudget] = {}
+
+    def get(self, peer: str, now: float) -> PeerServeBudget:
+        """The peer's buckets (fresh, full ones for a peer we hold none of)."""
+        budget = self._budgets.get(peer)
+        if budget is None:
+            budget = self._budgets[peer] = PeerServeBudget(self.limits, now)
+        return budget
+
+    def disconnected(self, peer: str, now: float) -> None:
+        """The peer went away: forget its buckets if they are full (a fresh one is the
+        same); a peer in debt stays in debt when it reconnects."""
+        budget = self._budgets.get(peer)
+        if budget is not None and budget.full(now):
+            del self._budgets[peer]
+
+    def __len__(self) -> int:
+        return len(self._budgets)
+
+
+__all__ = ["DEFAULT_SERVE_LIMITS", "PeerBudgets", "PeerServeBudget", "ServeLimits", "TokenBucket"]

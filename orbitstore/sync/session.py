@@ -32,7 +32,9 @@ log in total order, which is exactly what the reader's ``iter_blocks`` yields. S
 the walk and stream ``iter_blocks`` into frames as they are asked for: the first frame
 leaves at once instead of after a walk that reads and decodes every entry of the log.
 Entries appended while the stream runs may or may not be in it (announcements and the
-next anti-entropy round carry them). Once the stream is done, everything at or below the
+next anti-entropy round carry them); a log that was empty when the peer's Hello arrived
+streams nothing (a fresh replica would otherwise stream back, as they are stored, the
+entries the peer is sending it). Once the stream is done, everything at or below the
 last entry streamed in total order was streamed: the session keeps that *high-water*
 order key, not every CID streamed, and later walks count everything at or below it as
 known (an entry that reached our log mid-stream below the mark is then wanted by the
@@ -445,8 +447,9 @@ class SyncSession:
         heads = sorted(reader.heads)
         if any(reader.get(cid) is not None for cid in self._known):
             self._plan(heads)
-        else:  # Rule 2a: nothing in common, so the walk would queue the whole log
+        elif heads:  # Rule 2a: nothing in common, so the walk would queue the whole log
             self._stream = reader.iter_blocks()
+        # An empty log streams nothing: what arrives later is what the peer sends us.
         self._rounds_to_close += 1
 
     def _top_up(self) -> None:
