@@ -171,3 +171,39 @@ def test_the_editor_shows_who_else_is_editing_on_the_other_node(
     info = httpx.get(f"{nodes[0].url}v1/databases/notes").json()
     assert info["entries"] == 0, info
     assert a.errors == b.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_editor_shows_the_other_pages_caret_and_selection_with_its_name(
+    browser: Browser, nodes: list[NodeProcess]
+) -> None:
+    a, b = (open_console(browser, n.url) for n in nodes)
+    editor_connected(a)
+    editor_connected(b)
+    b.locator("#chat-author").fill("bea")
+    b.locator("#chat-author").dispatch_event("change")
+    b.locator("#notes-text").press_sequentially("hello world")
+    expect(a.locator("#notes-text")).to_have_value("hello world")
+    # B's caret, after "world", on A's page: a caret labelled with B's name, no selection.
+    caret = a.locator("#notes-cursors .remote-caret")
+    expect(caret).to_have_count(1)
+    expect(caret.locator(".remote-name")).to_have_text("bea")
+    expect(a.locator("#notes-cursors .remote-selection")).to_have_count(0)
+    # B selects "world" backwards: A shows that selection, B's caret at its start.
+    for _ in range(5):
+        b.keyboard.press("Shift+ArrowLeft")
+    expect(a.locator("#notes-cursors .remote-selection")).to_have_text("world")
+    expect(a.locator("#notes-cursors .remote-selection + .remote-caret")).to_have_count(0)
+    expect(a.locator("#notes-cursors .remote-caret + .remote-selection")).to_have_count(1)
+    # The caret sits where the text it follows is drawn on A's textarea: on the first
+    # line, right of the left edge.
+    box, area = caret.bounding_box(), a.locator("#notes-text").bounding_box()
+    assert box is not None and area is not None
+    assert area["x"] < box["x"] < area["x"] + area["width"]
+    assert area["y"] <= box["y"] < area["y"] + 40
+    # B's caret leaves A's page when B's editor loses focus, and with B's tab.
+    b.locator("#chat-text").focus()
+    expect(a.locator("#notes-cursors .remote-caret")).to_have_count(0)
+    expect(a.locator("#notes-presence li")).to_have_text(["bea"])
+    b.close()
+    expect(a.locator("#notes-presence li")).to_have_count(0)
+    assert a.errors == []  # type: ignore[attr-defined]

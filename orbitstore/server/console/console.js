@@ -222,7 +222,9 @@ function remoteCursors(area, lib, doc, text, awareness) {
   let sent = "";
   const publish = () => {
     const focused = document.activeElement === area;
-    const cursor = focused ? { anchor: toJSON(area.selectionStart), head: toJSON(area.selectionEnd) } : null;
+    const [start, end] = [area.selectionStart, area.selectionEnd];
+    const [anchor, head] = area.selectionDirection === "backward" ? [end, start] : [start, end];
+    const cursor = focused ? { anchor: toJSON(anchor), head: toJSON(head) } : null;
     const key = JSON.stringify(cursor);
     if (key !== sent) { sent = key; awareness.setLocalStateField("cursor", cursor); }
     draw();
@@ -235,13 +237,13 @@ function remoteCursors(area, lib, doc, text, awareness) {
       const anchor = toIndex(state.cursor.anchor), head = toIndex(state.cursor.head);
       if (anchor === null || head === null) continue;
       const from = Math.min(anchor, head, value.length), to = Math.min(Math.max(anchor, head), value.length);
-      marks.push({ id, from, to, name: String(state.user.name), colour: colourOf(id) });
+      marks.push({ id, from, to, at: Math.min(head, value.length), name: String(state.user.name), colour: colourOf(id) });
     }
-    const cuts = [...new Set([0, value.length, ...marks.flatMap((m) => [m.from, m.to])])].sort((x, y) => x - y);
+    const cuts = [...new Set([0, value.length, ...marks.flatMap((m) => [m.from, m.to, m.at])])].sort((x, y) => x - y);
     const nodes = [];
     for (let i = 0; i < cuts.length; i++) {
       for (const m of marks) {
-        if (m.to !== cuts[i]) continue;
+        if (m.at !== cuts[i]) continue;
         const caret = el("span", { className: "remote-caret", title: m.name });
         caret.dataset.client = m.id;
         caret.style.borderColor = m.colour;
@@ -261,6 +263,9 @@ function remoteCursors(area, lib, doc, text, awareness) {
     nodes.push("\u200b");  // a last empty line still has a height
     layer.replaceChildren(...nodes);
     fit();
+    for (const caret of layer.querySelectorAll(".remote-caret")) {  // no room above: below
+      caret.classList.toggle("below", caret.offsetTop - layer.scrollTop < caret.lastChild.offsetHeight);
+    }
   };
   // The layer has the textarea's box, font and wrapping width (its scrollbar excluded).
   const fit = () => {
