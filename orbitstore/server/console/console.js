@@ -197,6 +197,7 @@ function startEditor() {
     shown = area.value;
     if (shown !== text.toString()) resync();
     cursors.publish();
+    cursors.draw();  // the layer's text follows the textarea's
   });
   showPresence(provider.awareness, doc.clientID, cursors);
 }
@@ -227,7 +228,6 @@ function remoteCursors(area, lib, doc, text, awareness) {
     const cursor = focused ? { anchor: toJSON(anchor), head: toJSON(head) } : null;
     const key = JSON.stringify(cursor);
     if (key !== sent) { sent = key; awareness.setLocalStateField("cursor", cursor); }
-    draw();
   };
   const draw = () => {
     const value = area.value;
@@ -240,6 +240,7 @@ function remoteCursors(area, lib, doc, text, awareness) {
       marks.push({ id, from, to, at: Math.min(head, value.length), name: String(state.user.name), colour: colourOf(id) });
     }
     const cuts = [...new Set([0, value.length, ...marks.flatMap((m) => [m.from, m.to, m.at])])].sort((x, y) => x - y);
+    if (!marks.length) { layer.replaceChildren(); return; }  // nobody else's caret to show
     const nodes = [];
     for (let i = 0; i < cuts.length; i++) {
       for (const m of marks) {
