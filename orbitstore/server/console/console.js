@@ -180,8 +180,8 @@ function startEditor() {
     }
     shown = area.value;
     if (shown !== text.toString()) resync();  // e.g. "\r\n", which a textarea stores as "\n"
-    cursors.draw();
     area.dispatchEvent(new Event("remote-change"));  // tests and the latency benchmark wait on it
+    cursors.draw();
   });
 
   let selection = null;  // [start, end] when the input began
@@ -208,28 +208,42 @@ const colourOf = (id) => COLOURS[id % COLOURS.length];
 
 // The other clients' carets and selections over the textarea. Each client announces its
 // selection in its awareness state as {cursor: {anchor, head}}, two Yjs relative
-// positions (so they stay on the same characters while text is inserted before them);
+// positions (so they stay on the same characters while text is inserted around them);
 // they are drawn in a layer laid over the textarea with the same font, padding and
 // wrapping: transparent text, a coloured <mark> per selection, a caret with the name.
 function remoteCursors(area, lib, doc, text, awareness) {
   const layer = $("notes-cursors");
-  const toJSON = (index) => lib.Y.relativePositionToJSON(lib.Y.createRelativePositionFromTypeIndex(text, index, -1));
+  // Anchored to the character after the caret (or to the end): typing at the caret leaves
+  // it unchanged, so a typist sends no cursor update per key.
+  const toJSON = (index) => lib.Y.relativePositionToJSON(lib.Y.createRelativePositionFromTypeIndex(text, index, 0));
   const toIndex = (json) => {
     try {
       const at = lib.Y.createAbsolutePositionFromRelativePosition(lib.Y.createRelativePositionFromJSON(json), doc);
       return at && at.type === text ? at.index : null;
     } catch { return null; }  // another client's state: never trusted to be well formed
   };
-  let sent = "";
-  const publish = () => {
+  // At most one cursor update per CURSOR_MS (the last one always goes): a selection being
+  // dragged would otherwise cost the node a message per mouse move, relayed and gossiped.
+  const CURSOR_MS = 80;
+  let sent = "", last = -Infinity, timer = null;
+  const send = () => {
+    timer = null;
     const focused = document.activeElement === area;
     const [start, end] = [area.selectionStart, area.selectionEnd];
     const [anchor, head] = area.selectionDirection === "backward" ? [end, start] : [start, end];
     const cursor = focused ? { anchor: toJSON(anchor), head: toJSON(head) } : null;
     const key = JSON.stringify(cursor);
-    if (key !== sent) { sent = key; awareness.setLocalStateField("cursor", cursor); }
+    if (key !== sent) { sent = key; last = performance.now(); awareness.setLocalStateField("cursor", cursor); }
   };
-  const draw = () => {
+  const publish = () => {
+    if (timer === null) timer = setTimeout(send, Math.max(0, last + CURSOR_MS - performance.now()));
+  };
+  // Drawn once per frame at most, after the edit is in the textarea (measuring the layer
+  // forces a layout: never inside the keystroke or the remote update itself).
+  let frame = null;
+  const draw = () => { if (frame === null) frame = requestAnimationFrame(drawNow); };
+  const drawNow = () => {
+    frame = null;
     const value = area.value;
     const marks = [];
     for (const [id, state] of awareness.getStates()) {
@@ -286,7 +300,7 @@ function remoteCursors(area, lib, doc, text, awareness) {
   for (const name of ["select", "keyup", "mouseup", "focus", "blur"]) area.addEventListener(name, publish);
   document.addEventListener("selectionchange", () => { if (document.activeElement === area) publish(); });
   area.addEventListener("scroll", () => { layer.scrollTop = area.scrollTop; });
-  new ResizeObserver(draw).observe(area);
+  new ResizeObserver(() => draw()).observe(area);
   awareness.on("change", draw);
   return { publish, draw };
 }
