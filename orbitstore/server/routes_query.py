@@ -114,14 +114,14 @@ async def watch_ws(websocket: WebSocket) -> None:
 
 async def sync_status(request: Request) -> Response:
     api = context(request)
-    databases = [database_status(api.node, db) for db in api.node.open_databases()]
+    databases = [database_status(api.node, db, api.rooms) for db in api.node.open_databases()]
     return JSONResponse({**node_status(api.node), "databases": databases})
 
 
 async def database_sync(request: Request) -> Response:
     api = context(request)
     db = await api.handles.get(request.path_params["db"])
-    return JSONResponse(database_status(api.node, db))
+    return JSONResponse(database_status(api.node, db, api.rooms))
 
 
 async def peers(request: Request) -> Response:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orbitstore.node.database import Database
 from orbitstore.node.node import Node
+from orbitstore.node.ydoc import YDocument
 from orbitstore.sync.peers import SyncFailure
+
+if TYPE_CHECKING:
+    from orbitstore.server.ywebsocket import Rooms
 
 
 def node_status(node: Node) -> dict[str, Any]:
@@ -27,10 +31,11 @@ def node_status(node: Node) -> dict[str, Any]:
     return out
 
 
-def database_status(node: Node, database: Database) -> dict[str, Any]:
+def database_status(node: Node, database: Database, rooms: Rooms | None = None) -> dict[str, Any]:
     """One database's sync state: entries, heads, what the connected peers announced
     that we lack, and per peer what was sent and received (as ``orbitstore serve``
-    prints it)."""
+    prints it); for a ydoc database with ``rooms``, its awareness relay's counters
+    (``awareness``, None for the other types)."""
     log = database.log
     peers: list[dict[str, Any]] = []
     missing: set[Any] = set()
@@ -66,6 +71,11 @@ def database_status(node: Node, database: Database) -> dict[str, Any]:
         "needed": mine.needed if mine is not None else 0,
         "synced": mine.synced if mine is not None else False,
         "peers": peers,
+        "awareness": (
+            rooms.awareness(database.cid)
+            if rooms is not None and isinstance(database, YDocument)
+            else None
+        ),
     }
 
 

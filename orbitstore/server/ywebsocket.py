@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import pycrdt
@@ -88,14 +89,36 @@ class _Client:
         self.cancel = trio.CancelScope()
         self.overflowed = False
 
-    def queue(self, message: bytes) -> None:
+    def queue(self, message: bytes) -> bool:
+        """Queue ``message``; False when it is dropped (the client is too slow: it is
+        disconnected, or gone)."""
         try:
             self.send.send_nowait(message)
         except trio.WouldBlock:
             self.overflowed = True
             self.cancel.cancel()
+            return False
         except trio.ClosedResourceError:
-            pass
+            return False
+        return True
+
+
+@dataclass(slots=True)
+class AwarenessStatistics:
+    """What the awareness relay of one ydoc database did on this node since it started
+    (``GET /v1/sync`` shows it with the number of connected clients)."""
+
+    relayed_in: int = 0
+    """Awareness updates received from this node's y-websocket clients."""
+    relayed_out: int = 0
+    """Awareness messages queued to this node's clients (one per client reached)."""
+    gossip_in: int = 0
+    """Awareness messages from other nodes' rooms (updates and state queries)."""
+    gossip_out: int = 0
+    """Awareness messages handed to gossip (updates and state queries)."""
+    dropped: int = 0
+    """Not relayed: not gossiped (over the limits, the gossip queue full) or not queued
+    to a client too slow to take it (that client is then disconnected)."""
 
 
 class _Remote:
@@ -111,8 +134,14 @@ class Room:
     """The clients of one ydoc database on this node, and their awareness states (theirs
     and, through ``relay``, the other nodes' clients')."""
 
-    def __init__(self, db: YDocument, relay: AwarenessRelay | None = None) -> None:
+    def __init__(
+        self,
+        db: YDocument,
+        relay: AwarenessRelay | None = None,
+        statistics: AwarenessStatistics | None = None,
+    ) -> None:
         self.db = db
+        self.statistics = statistics if statistics is not None else AwarenessStatistics()
         self.clients: set[_Client] = set()
         self.awareness = pycrdt.Awareness(pycrdt.Doc())
         self.awareness.set_local_state(None)  # the server itself shows no presence
@@ -124,7 +153,7 @@ class Room:
         self._answered = -math.inf
         if self.relay is not None:
             self._listening.enter_context(self.relay.listen(db.cid, self))
-            self.relay.query(db.cid)
+            self._gossip(self.relay.query(db.cid))
 
     def close(self) -> None:
         self._listening.close()
@@ -143,15 +172,30 @@ class Room:
         ids.difference_update(changes["removed"])
 
     def broadcast(self, message: bytes) -> None:
+        """Queue an awareness message to every client of the room."""
         for client in list(self.clients):
-            client.queue(message)
+            self.send(client, message)
+
+    def send(self, client: _Client, message: bytes) -> None:
+        """Queue an awareness message to one client, counted."""
+        if client.queue(message):
+            self.statistics.relayed_out += 1
+        else:
+            self.statistics.dropped += 1
+
+    def _gossip(self, published: bool) -> None:
+        if published:
+            self.statistics.gossip_out += 1
+        else:
+            self.statistics.dropped += 1
 
     def local_update(self, client: _Client, update: bytes) -> None:
         """An awareness update from one of this node's clients."""
+        self.statistics.relayed_in += 1
         self.awareness.apply_awareness_update(update, client)
         self.broadcast(pycrdt.create_awareness_message(update))
         if self.relay is not None:
-            self.relay.publish(self.db.cid, update)
+            self._gossip(self.relay.publish(self.db.cid, update))
 
     def awareness_message(self, ids: list[int]) -> bytes:
         return pycrdt.create_awareness_message(self.awareness.encode_awareness_update(ids))
@@ -168,22 +212,25 @@ class Room:
             update = self.awareness.encode_awareness_update(ids)
             self.broadcast(pycrdt.create_awareness_message(update))
             if self.relay is not None:
-                self.relay.publish(self.db.cid, update)
+                self._gossip(self.relay.publish(self.db.cid, update))
 
     # -- AwarenessListener: what the other nodes' rooms say --------------------------------
 
     def remote_update(self, peer: PeerId, update: bytes) -> None:
+        self.statistics.gossip_in += 1
         self.awareness.apply_awareness_update(update, _Remote(peer))
         self.broadcast(pycrdt.create_awareness_message(update))
 
     def remote_query(self, peer: PeerId) -> None:
+        self.statistics.gossip_in += 1
         now = trio.current_time()
         if now - self._answered < QUERY_ANSWER_INTERVAL:
             return  # answered one a moment ago: that answer reached every node
         self._answered = now
         ids = sorted(i for c in self.clients for i in c.awareness_ids if i in self.awareness.states)
         if ids and self.relay is not None:
-            self.relay.publish(self.db.cid, self.awareness.encode_awareness_update(ids))
+            update = self.awareness.encode_awareness_update(ids)
+            self._gossip(self.relay.publish(self.db.cid, update))
 
     def peer_gone(self, peer: PeerId) -> None:
         ids = sorted(i for i in self.remote_ids.pop(peer, ()) if i in self.awareness.states)
@@ -198,6 +245,7 @@ class Rooms:
     def __init__(self, api: ApiContext) -> None:
         self._api = api
         self._rooms: dict[Cid, Room] = {}
+        self._statistics: dict[Cid, AwarenessStatistics] = {}
 
     def room(self, db: YDocument) -> Room:
         room = self._rooms.get(db.cid)
@@ -206,13 +254,21 @@ class Rooms:
                 room.close()
             replication = self._api.node.replication
             relay = replication.awareness if replication is not None else None
-            room = self._rooms[db.cid] = Room(db, relay)
+            statistics = self._statistics.setdefault(db.cid, AwarenessStatistics())
+            room = self._rooms[db.cid] = Room(db, relay, statistics)
         return room
 
     def discard_if_empty(self, room: Room) -> None:
         if not room.clients and self._rooms.get(room.db.cid) is room:
             del self._rooms[room.db.cid]
             room.close()
+
+    def awareness(self, db: Cid) -> dict[str, int]:
+        """The awareness relay's counters of database ``db`` since the node started, and
+        its connected clients (all zero before the first client connected)."""
+        room = self._rooms.get(db)
+        counters = asdict(self._statistics.get(db, AwarenessStatistics()))
+        return {"clients": len(room.clients) if room is not None else 0, **counters}
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -265,7 +321,7 @@ async def _serve(room: Room, client: _Client, writable: bool) -> None:
         client.queue(pycrdt.create_sync_message(db.doc))
         states = room.states_message()
         if states is not None:
-            client.queue(states)
+            room.send(client, states)
         nursery.start_soon(_send_loop, client)
         nursery.start_soon(_push_changes, room, client, changes)
         try:
@@ -319,7 +375,7 @@ async def _handle(room: Room, client: _Client, data: bytes, writable: bool) -> N
         elif kind == MESSAGE_QUERY_AWARENESS:
             states = room.states_message()
             if states is not None:
-                client.queue(states)
+                room.send(client, states)
         elif kind != MESSAGE_AUTH:
             raise ProtocolError(f"unknown y-websocket message type {kind}")
     except _DECODE_ERRORS as exc:

@@ -44,6 +44,48 @@ def test_two_browsers_on_two_nodes_edit_one_document(
     assert a.errors == b.errors == []  # type: ignore[attr-defined]
 
 
+# Both words are full of the letter the other one starts with: whichever run of text
+# comes first in the document, its typist types right before the other's run, the same
+# letter as the one after the caret, while that run grows (the race of issue #10).
+WORD_A = "tatta "
+WORD_B = "tutti "
+KEY_HELD_MS = 30
+ROUNDS = 6
+
+
+def test_typing_at_the_same_time_on_two_nodes_keeps_both_texts_intact(
+    browser: Browser, nodes: list[NodeProcess]
+) -> None:
+    a, b = (open_console(browser, n.url) for n in nodes)
+    editor_connected(a)
+    editor_connected(b)
+    text_a, text_b = WORD_A * 4, WORD_B * 4
+    wanted = [text_a + text_b, text_b + text_a]
+    for round_ in range(ROUNDS):
+        a.locator("#notes-text").focus()
+        b.locator("#notes-text").focus()
+        # The first key on each page at once, then one key on A, one key on B, ..., each
+        # held down for a moment as a person's are: each page types while the other's
+        # characters arrive (a node-to-node trip takes longer than a key press).
+        for key_a, key_b in zip(text_a, text_b, strict=True):
+            a.keyboard.press(key_a, delay=KEY_HELD_MS)
+            b.keyboard.press(key_b, delay=KEY_HELD_MS)
+        for page in (a, b):
+            page.wait_for_function(
+                """(n) => document.getElementById("notes-text").value.length === n""",
+                arg=len(text_a) + len(text_b),
+            )
+        got = [page.locator("#notes-text").input_value() for page in (a, b)]
+        assert got[0] == got[1], f"round {round_}: the pages differ"
+        assert got[0] in wanted, f"round {round_}: interleaved: {got[0]!r}"
+        # Page A empties the document for the next round; B sees it empty.
+        a.keyboard.press("Control+A")
+        a.keyboard.press("Backspace")
+        for page in (a, b):
+            expect(page.locator("#notes-text")).to_have_value("")
+    assert a.errors == b.errors == []  # type: ignore[attr-defined]
+
+
 def test_chat_on_page_a_shows_a_message_sent_from_node_b(
     browser: Browser, nodes: list[NodeProcess]
 ) -> None:
@@ -129,3 +171,39 @@ def test_the_editor_shows_who_else_is_editing_on_the_other_node(
     info = httpx.get(f"{nodes[0].url}v1/databases/notes").json()
     assert info["entries"] == 0, info
     assert a.errors == b.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_editor_shows_the_other_pages_caret_and_selection_with_its_name(
+    browser: Browser, nodes: list[NodeProcess]
+) -> None:
+    a, b = (open_console(browser, n.url) for n in nodes)
+    editor_connected(a)
+    editor_connected(b)
+    b.locator("#chat-author").fill("bea")
+    b.locator("#chat-author").dispatch_event("change")
+    b.locator("#notes-text").press_sequentially("hello world")
+    expect(a.locator("#notes-text")).to_have_value("hello world")
+    # B's caret, after "world", on A's page: a caret labelled with B's name, no selection.
+    caret = a.locator("#notes-cursors .remote-caret")
+    expect(caret).to_have_count(1)
+    expect(caret.locator(".remote-name")).to_have_text("bea")
+    expect(a.locator("#notes-cursors .remote-selection")).to_have_count(0)
+    # B selects "world" backwards: A shows that selection, B's caret at its start.
+    for _ in range(5):
+        b.keyboard.press("Shift+ArrowLeft")
+    expect(a.locator("#notes-cursors .remote-selection")).to_have_text("world")
+    expect(a.locator("#notes-cursors .remote-selection + .remote-caret")).to_have_count(0)
+    expect(a.locator("#notes-cursors .remote-caret + .remote-selection")).to_have_count(1)
+    # The caret sits where the text it follows is drawn on A's textarea: on the first
+    # line, right of the left edge.
+    box, area = caret.bounding_box(), a.locator("#notes-text").bounding_box()
+    assert box is not None and area is not None
+    assert area["x"] < box["x"] < area["x"] + area["width"]
+    assert area["y"] <= box["y"] < area["y"] + 40
+    # B's caret leaves A's page when B's editor loses focus, and with B's tab.
+    b.locator("#chat-text").focus()
+    expect(a.locator("#notes-cursors .remote-caret")).to_have_count(0)
+    expect(a.locator("#notes-presence li")).to_have_text(["bea"])
+    b.close()
+    expect(a.locator("#notes-presence li")).to_have_count(0)
+    assert a.errors == []  # type: ignore[attr-defined]

@@ -122,6 +122,32 @@ $("todo-form").onsubmit = async (event) => {
 };
 
 // -- notes: the ydoc as a shared plain-text editor (Yjs over the node's y-websocket room) ----
+//
+// The textarea and the Y.Text hold the same string between events, and neither is ever
+// rewritten whole:
+// - a local input event becomes one Yjs edit at the caret position of that event: the
+//   change between the value before and after it is looked for only around the
+//   selection at "beforeinput" and the caret after "input" (a plain common-prefix diff
+//   of the whole text cannot tell "t|tu" + "t" from "tt|u": with the other page's
+//   characters next to the caret it put the key after them, and the two texts
+//   interleaved);
+// - a remote update is applied to the textarea delta by delta with setRangeText(...,
+//   "preserve"): the browser moves the caret and the selection with the text, and a
+//   remote insertion at the caret goes after it, so each typist keeps typing after
+//   their own text.
+
+// The edit that turns `before` into `after` (two strings), given the selection when the
+// edit began ([start, end] in `before`) and the caret after it (in `after`): the common
+// prefix may not pass the start of either, nor the common suffix their ends.
+function localEdit(before, after, [start, end], caret) {
+  let head = 0;
+  const headMax = Math.min(start, caret, before.length, after.length);
+  while (head < headMax && before[head] === after[head]) head++;
+  let tail = 0;
+  const tailMax = Math.min(before.length - Math.max(end, head), after.length - Math.max(caret, head));
+  while (tail < tailMax && before[before.length - 1 - tail] === after[after.length - 1 - tail]) tail++;
+  return { index: head, remove: before.length - head - tail, insert: after.slice(head, after.length - tail) };
+}
 
 function startEditor() {
   const lib = window.OrbitstoreYjs;  // yjs-bundle.js; without it the editor stays off
@@ -133,53 +159,169 @@ function startEditor() {
   server.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   const provider = new lib.WebsocketProvider(server.href, NOTES, doc, { params: token ? { token } : {} });
   provider.on("status", (event) => { $("notes-status").textContent = event.status; });
-  // The caret sticks to the character before it (a Yjs relative position, assoc -1), so
-  // text another editor inserts before it shifts it, and text inserted right after it
-  // stays after it: two people typing at one place each keep typing after their own text.
-  let caret = null;
-  const rel = (index) => lib.Y.createRelativePositionFromTypeIndex(text, index, -1);
-  const keep = () => { caret = [rel(area.selectionStart), rel(area.selectionEnd)]; };
-  for (const name of ["keyup", "mouseup", "select", "focus"]) area.addEventListener(name, keep);
-  const abs = (pos, fallback) => {
-    const at = pos && lib.Y.createAbsolutePositionFromRelativePosition(pos, doc);
-    return at ? at.index : fallback;
+  const cursors = remoteCursors(area, lib, doc, text, provider.awareness);
+
+  let shown = area.value = text.toString();  // what the textarea shows (= text)
+  const resync = () => {  // a safety net: never needed while the two agree
+    const [start, end] = [area.selectionStart, area.selectionEnd];
+    area.value = shown = text.toString();
+    area.setSelectionRange(Math.min(start, shown.length), Math.min(end, shown.length));
   };
   text.observe((event) => {
     if (event.transaction.local) return;
-    const [from, to] = caret || [null, null];
-    const start = abs(from, area.selectionStart), end = abs(to, area.selectionEnd);
-    area.value = text.toString();
-    area.setSelectionRange(Math.min(start, area.value.length), Math.min(end, area.value.length));
+    let index = 0;
+    for (const op of event.delta) {
+      if (op.retain) index += op.retain;
+      else if (op.delete) area.setRangeText("", index, index + op.delete, "preserve");
+      else if (typeof op.insert === "string") {
+        area.setRangeText(op.insert, index, index, "preserve");
+        index += op.insert.length;
+      }
+    }
+    shown = area.value;
+    if (shown !== text.toString()) resync();  // e.g. "\r\n", which a textarea stores as "\n"
     area.dispatchEvent(new Event("remote-change"));  // tests and the latency benchmark wait on it
+    cursors.draw();
   });
-  area.oninput = () => {
-    // One edit: the changed middle between the common prefix and the common suffix.
-    const before = text.toString(), after = area.value;
-    let head = 0;
-    while (head < before.length && head < after.length && before[head] === after[head]) head++;
-    let tail = 0;
-    while (tail < before.length - head && tail < after.length - head
-      && before[before.length - 1 - tail] === after[after.length - 1 - tail]) tail++;
+
+  let selection = null;  // [start, end] when the input began
+  area.addEventListener("beforeinput", () => { selection = [area.selectionStart, area.selectionEnd]; });
+  area.addEventListener("input", () => {
+    const caret = area.selectionEnd;
+    const { index, remove, insert } = localEdit(shown, area.value, selection || [caret, caret], caret);
+    selection = null;
     doc.transact(() => {
-      text.delete(head, before.length - head - tail);
-      text.insert(head, after.slice(head, after.length - tail));
+      if (remove) text.delete(index, remove);
+      if (insert) text.insert(index, insert);
     });
-    keep();
-  };
-  showPresence(provider.awareness, doc.clientID);
+    shown = area.value;
+    if (shown !== text.toString()) resync();
+    cursors.publish();
+    cursors.draw();  // the layer's text follows the textarea's
+  });
+  showPresence(provider.awareness, doc.clientID, cursors);
 }
 
-// Presence: this tab's name (the chat name, else guest-<n>) in the document's awareness,
-// and the names of everyone else editing it, on this node or, over gossip, on others.
-function showPresence(awareness, self) {
-  const me = () => $("chat-author").value.trim() || `guest-${self % 1000}`;
-  awareness.setLocalStateField("user", { name: me() });
-  $("chat-author").addEventListener("change", () => awareness.setLocalStateField("user", { name: me() }));
+// A colour per Yjs client id, readable on white.
+const COLOURS = ["#d81b60", "#1e88e5", "#43a047", "#f4511e", "#8e24aa", "#00897b", "#6d4c41", "#3949ab"];
+const colourOf = (id) => COLOURS[id % COLOURS.length];
+
+// The other clients' carets and selections over the textarea. Each client announces its
+// selection in its awareness state as {cursor: {anchor, head}}, two Yjs relative
+// positions (so they stay on the same characters while text is inserted around them);
+// they are drawn in a layer laid over the textarea with the same font, padding and
+// wrapping: transparent text, a coloured <mark> per selection, a caret with the name.
+function remoteCursors(area, lib, doc, text, awareness) {
+  const layer = $("notes-cursors");
+  // Anchored to the character after the caret (or to the end): typing at the caret leaves
+  // it unchanged, so a typist sends no cursor update per key.
+  const toJSON = (index) => lib.Y.relativePositionToJSON(lib.Y.createRelativePositionFromTypeIndex(text, index, 0));
+  const toIndex = (json) => {
+    try {
+      const at = lib.Y.createAbsolutePositionFromRelativePosition(lib.Y.createRelativePositionFromJSON(json), doc);
+      return at && at.type === text ? at.index : null;
+    } catch { return null; }  // another client's state: never trusted to be well formed
+  };
+  // At most one cursor update per CURSOR_MS (the last one always goes): a selection being
+  // dragged would otherwise cost the node a message per mouse move, relayed and gossiped.
+  const CURSOR_MS = 80;
+  let sent = "", last = -Infinity, timer = null;
+  const send = () => {
+    timer = null;
+    const focused = document.activeElement === area;
+    const [start, end] = [area.selectionStart, area.selectionEnd];
+    const [anchor, head] = area.selectionDirection === "backward" ? [end, start] : [start, end];
+    const cursor = focused ? { anchor: toJSON(anchor), head: toJSON(head) } : null;
+    const key = JSON.stringify(cursor);
+    if (key !== sent) { sent = key; last = performance.now(); awareness.setLocalStateField("cursor", cursor); }
+  };
+  const publish = () => {
+    if (timer === null) timer = setTimeout(send, Math.max(0, last + CURSOR_MS - performance.now()));
+  };
+  // Drawn once per frame at most, after the edit is in the textarea (measuring the layer
+  // forces a layout: never inside the keystroke or the remote update itself).
+  let frame = null;
+  const draw = () => { if (frame === null) frame = requestAnimationFrame(drawNow); };
+  const drawNow = () => {
+    frame = null;
+    const value = area.value;
+    const marks = [];
+    for (const [id, state] of awareness.getStates()) {
+      if (id === doc.clientID || !state.user || !state.cursor) continue;
+      const anchor = toIndex(state.cursor.anchor), head = toIndex(state.cursor.head);
+      if (anchor === null || head === null) continue;
+      const from = Math.min(anchor, head, value.length), to = Math.min(Math.max(anchor, head), value.length);
+      marks.push({ id, from, to, at: Math.min(head, value.length), name: String(state.user.name), colour: colourOf(id) });
+    }
+    const cuts = [...new Set([0, value.length, ...marks.flatMap((m) => [m.from, m.to, m.at])])].sort((x, y) => x - y);
+    if (!marks.length) { layer.replaceChildren(); return; }  // nobody else's caret to show
+    const nodes = [];
+    for (let i = 0; i < cuts.length; i++) {
+      for (const m of marks) {
+        if (m.at !== cuts[i]) continue;
+        const caret = el("span", { className: "remote-caret", title: m.name });
+        caret.dataset.client = m.id;
+        caret.style.borderColor = m.colour;
+        caret.append(el("span", { className: "remote-name", textContent: m.name }));
+        caret.lastChild.style.background = m.colour;
+        nodes.push(caret);
+      }
+      if (i + 1 === cuts.length) break;
+      const piece = value.slice(cuts[i], cuts[i + 1]);
+      const over = marks.filter((m) => m.from <= cuts[i] && cuts[i + 1] <= m.to && m.from < m.to);
+      if (!over.length) { nodes.push(piece); continue; }
+      const mark = el("mark", { textContent: piece, className: "remote-selection" });
+      mark.dataset.client = over[0].id;
+      mark.style.background = over[0].colour + "33";
+      nodes.push(mark);
+    }
+    nodes.push("\u200b");  // a last empty line still has a height
+    layer.replaceChildren(...nodes);
+    fit();
+    for (const caret of layer.querySelectorAll(".remote-caret")) {  // no room above: below
+      caret.classList.toggle("below", caret.offsetTop - layer.scrollTop < caret.lastChild.offsetHeight);
+    }
+  };
+  // The layer has the textarea's box, font and wrapping width (its scrollbar excluded).
+  const fit = () => {
+    const style = getComputedStyle(area);
+    for (const name of ["font", "lineHeight", "letterSpacing", "tabSize", "paddingTop", "paddingLeft",
+      "paddingBottom", "borderTopWidth", "borderLeftWidth", "borderRightWidth", "borderBottomWidth"]) {
+      layer.style[name] = style[name];
+    }
+    const scrollbar = area.offsetWidth - area.clientWidth - parseFloat(style.borderLeftWidth) - parseFloat(style.borderRightWidth);
+    layer.style.paddingRight = `${parseFloat(style.paddingRight) + scrollbar}px`;
+    layer.style.left = `${area.offsetLeft}px`;
+    layer.style.top = `${area.offsetTop}px`;
+    layer.style.width = `${area.offsetWidth}px`;
+    layer.style.height = `${area.offsetHeight}px`;
+    layer.scrollTop = area.scrollTop;
+  };
+  for (const name of ["select", "keyup", "mouseup", "focus", "blur"]) area.addEventListener(name, publish);
+  document.addEventListener("selectionchange", () => { if (document.activeElement === area) publish(); });
+  area.addEventListener("scroll", () => { layer.scrollTop = area.scrollTop; });
+  new ResizeObserver(() => draw()).observe(area);
+  awareness.on("change", draw);
+  return { publish, draw };
+}
+
+// Presence: this tab's name (the chat name, else guest-<n>) and colour in the document's
+// awareness, and the names of everyone else editing it, on this node or, over gossip, on
+// others, each in the colour of their caret.
+function showPresence(awareness, self, cursors) {
+  const me = () => ({ name: $("chat-author").value.trim() || `guest-${self % 1000}`, color: colourOf(self) });
+  awareness.setLocalStateField("user", me());
+  $("chat-author").addEventListener("change", () => awareness.setLocalStateField("user", me()));
   awareness.on("change", () => {
-    const names = [...awareness.getStates()].filter(([id, state]) => id !== self && state.user)
-      .map(([, state]) => String(state.user.name)).sort();
-    $("notes-presence").replaceChildren(...names.map((name) => el("li", { textContent: name })));
+    const others = [...awareness.getStates()].filter(([id, state]) => id !== self && state.user)
+      .map(([id, state]) => [String(state.user.name), id]).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1] - y[1]));
+    $("notes-presence").replaceChildren(...others.map(([name, id]) => {
+      const item = el("li", { textContent: name, title: `Yjs client ${id}` });
+      item.style.borderLeft = `4px solid ${colourOf(id)}`;
+      return item;
+    }));
   });
+  cursors.publish();
 }
 
 // -- node, peers, sync (polled) -----------------------------------------------------------
