@@ -393,26 +393,22 @@ def test_a_device_proof_carries_its_delegation_to_the_decision() -> None:
 
 def test_a_proof_with_a_foreign_or_forged_delegation_is_refused_by_the_decoder() -> None:
     other = Identity(b"\x43" * 32)
-    proof = prove(
-        DEVICE,
-        db=DB,
-        prover_peer=PA,
-        verifier_peer=PB,
-        challenge=b"\x01" * 32,
-        nonce=b"\x02" * 32,
-        delegation=Delegation.create(ROOT, DEVICE.id, issued=1),
-    )
-    assert roundtrip(proof) == proof
-    with pytest.raises(InvalidValueError, match="delegation to the proof's id"):
-        prove(
+
+    def device_proof(device: str) -> Proof:
+        return prove(
             DEVICE,
             db=DB,
             prover_peer=PA,
             verifier_peer=PB,
             challenge=b"\x01" * 32,
             nonce=b"\x02" * 32,
-            delegation=Delegation.create(ROOT, other.id, issued=1),
+            delegation=Delegation.create(ROOT, device, issued=1),
         )
+
+    proof = device_proof(DEVICE.id)
+    assert roundtrip(proof) == proof
+    with pytest.raises(InvalidValueError, match="delegation to the proof's id"):
+        device_proof(other.id)
     frame = encode_frame(proof)
     body = codec.decode(frame[2:] if frame[0] & 0x80 else frame[1:])  # minus the varint
     assert isinstance(body, dict)

@@ -212,14 +212,8 @@ async def test_a_linked_device_of_a_member_is_served(autojump_clock: trio.abc.Cl
     is a reader, whether or not its link op has reached the serving node yet."""
     net = network()
     laptop_id, phone_id = Identity(b"\x31" * 32), Identity(b"\x32" * 32)
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("laptop") as tl,
-        net.open_transport("phone") as tp,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tl, identity=laptop_id, config=CONFIG) as laptop,
-        open_node(transport=tp, identity=phone_id, config=CONFIG) as phone,
-    ):
+    nodes = {"alice": ALICE, "laptop": laptop_id, "phone": phone_id}
+    async with open_memory_nodes(net, nodes, config=CONFIG) as (alice, laptop, phone):
         user = laptop.create_user()
         phone.accept_delegation(laptop.delegate_device(phone_id.id).to_text())
         a = await alice.open("team", type="keyvalue", access="capabilities", private=True)
@@ -241,13 +235,8 @@ async def test_an_unlinked_device_is_refused_though_it_shows_its_delegation(
 ) -> None:
     net = network()
     laptop_id, phone_id = Identity(b"\x33" * 32), Identity(b"\x34" * 32)
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("phone") as tp,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(identity=laptop_id, config=CONFIG) as laptop,
-        open_node(transport=tp, identity=phone_id, config=CONFIG) as phone,
-    ):
+    nodes = {"alice": ALICE, "laptop": laptop_id, "phone": phone_id}
+    async with open_memory_nodes(net, nodes, config=CONFIG) as (alice, laptop, phone):
         user = laptop.create_user()
         phone.accept_delegation(laptop.delegate_device(phone_id.id).to_text())
         a = await alice.open("team", type="keyvalue", access="capabilities", private=True)
@@ -265,12 +254,7 @@ async def test_the_replica_right_admits_a_blind_replica_until_revoked(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     net = network()
-    async with (
-        net.open_transport("alice") as ta,
-        net.open_transport("pin") as tp,
-        open_node(transport=ta, identity=ALICE, config=CONFIG) as alice,
-        open_node(transport=tp, identity=PIN, config=CONFIG) as pin,
-    ):
+    async with open_memory_nodes(net, {"alice": ALICE, "pin": PIN}, config=CONFIG) as (alice, pin):
         a = await alice.open(
             "team", type="keyvalue", access="capabilities", private=True, encrypted=True
         )
