@@ -20,7 +20,7 @@ The data model: ``None``, ``bool``, ``int`` (-2**64 .. 2**64-1), ``float`` (fini
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import cbrrr
 
@@ -124,6 +124,15 @@ def is_shallow(value: Any) -> bool:
             if type(leaf) not in scalars:
                 return False
     return True
+
+
+class Encoded(NamedTuple):
+    """A value with its canonical DAG-CBOR encoding, from a caller that built both (the
+    sealer of an encrypted database: its payload's shape is fixed). An entry chain
+    stores ``data`` as the value's encoding without walking or encoding it again."""
+
+    value: Any
+    data: bytes
 
 
 def check_depth(value: Value) -> None:

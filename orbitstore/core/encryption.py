@@ -330,6 +330,23 @@ def seal_payload(
     return {SEALED: {"c": seal(key, plaintext, nonce=nonce, aad=bound), "e": epoch, "n": nonce}}
 
 
+def _cbor_head(major: int, n: int) -> bytes:
+    """A canonical CBOR head (``major`` type, argument ``n`` < 2**32)."""
+    kind = major << 5
+    if n < 24:
+        return bytes((kind | n,))
+    if n < 0x100:
+        return bytes((kind | 24, n))
+    if n < 0x10000:
+        return bytes((kind | 25,)) + n.to_bytes(2, "big")
+    return bytes((kind | 26,)) + n.to_bytes(4, "big")
+
+
+# {"enc": {"c": ... — a map of one pair, the key, a map of three pairs, the key "c".
+_SEALED_MAP_HEAD: Final = b"\xa1" + _cbor_head(3, len(SEALED)) + SEALED.encode() + b"\xa3\x61c"
+_NONCE_PAIR_HEAD: Final = b"\x61n" + _cbor_head(2, NONCE_BYTES)
+
+
 class DataSealer:
     """Seals the application payloads of one writer under one epoch key: what
     :func:`seal_payload` does, with the parts of the AAD that every entry of the epoch
@@ -339,13 +356,16 @@ class DataSealer:
     once (the buffer): a node seals under its write lock.
     """
 
-    __slots__ = ("_buffer", "_key", "_pointer", "_prefix", "epoch")
+    __slots__ = ("_buffer", "_epoch_pair", "_key", "_pointer", "_prefix", "epoch")
 
     def __init__(self, key: bytes, *, db: Cid, epoch: Cid, writer: str) -> None:
         if type(key) is not bytes or len(key) != KEY_BYTES:
             raise InvalidValueError("XChaCha20-Poly1305 takes a 32-byte key")
         self._key = key
         self.epoch = epoch
+        raw = bytes(epoch)
+        # '"e": <link>' of the sealed map: tag 42 around 0x00 and the epoch's CID bytes.
+        self._epoch_pair = b"\x61e\xd8\x2a" + _cbor_head(2, len(raw) + 1) + b"\x00" + raw
         self._prefix = _aad_prefix("data", db, epoch, writer)
         self._buffer = bytearray(0)
         self._pointer: Any = _NULL
@@ -383,6 +403,32 @@ class DataSealer:
         if rc != 0:  # pragma: no cover - libsodium does not fail to encrypt
             raise InvalidValueError("libsodium refused to encrypt")
         return {SEALED: {"c": bytes(self._buffer[:size]), "e": self.epoch, "n": nonce}}
+
+    def seal_encoded(
+        self,
+        payload: Any,
+        *,
+        nonce: bytes,
+        clock: int,
+        next: Sequence[Cid],
+        entry_nonce: bytes | None,
+    ) -> codec.Encoded:
+        """:meth:`seal`, with the sealed payload's canonical DAG-CBOR encoding laid out
+        by hand (its shape is fixed: ``{"enc": {"c": bytes, "e": link, "n": bytes}}``,
+        keys in canonical order), so the entry need not walk and encode it again."""
+        value = self.seal(payload, nonce=nonce, clock=clock, next=next, entry_nonce=entry_nonce)
+        ciphertext = value[SEALED]["c"]
+        data = b"".join(
+            (
+                _SEALED_MAP_HEAD,
+                _cbor_head(2, len(ciphertext)),
+                ciphertext,
+                self._epoch_pair,
+                _NONCE_PAIR_HEAD,
+                nonce,
+            )
+        )
+        return codec.Encoded(value, data)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

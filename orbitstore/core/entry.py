@@ -355,9 +355,17 @@ class EntryChain:
         self._writer_pair = b"\x66writer" + _head(3, len(text)) + text
 
     def create(
-        self, *, clock: int, next: Sequence[Cid], payload: Any, nonce: bytes | None = None
+        self,
+        *,
+        clock: int,
+        next: Sequence[Cid],
+        payload: Any,
+        nonce: bytes | None = None,
+        encoded: bytes | None = None,
     ) -> Entry:
-        """:meth:`Entry.create` with this chain's writer, database and ``ts`` (no refs)."""
+        """:meth:`Entry.create` with this chain's writer, database and ``ts`` (no refs).
+        ``encoded``: the payload's canonical DAG-CBOR encoding when the caller built it
+        (:class:`~orbitstore.core.codec.Encoded`); it must be exactly that."""
         if not isinstance(clock, int) or isinstance(clock, bool) or not 1 <= clock < _MAX_CLOCK:
             raise InvalidValueError("clock must be an integer >= 1")
         for link in next:
@@ -376,8 +384,10 @@ class EntryChain:
             pairs += 1
         else:
             pre = self._pre
-        if not codec.is_shallow(payload):
-            codec.check_depth(payload)
+        if encoded is None:
+            if not codec.is_shallow(payload):
+                codec.check_depth(payload)
+            encoded = codec.encode_checked(payload)
         post = b"".join(
             (
                 b"\x64next",
@@ -387,7 +397,7 @@ class EntryChain:
                 _head(0, clock),
                 self._writer_pair,
                 b"\x67payload",
-                codec.encode_checked(payload),
+                encoded,
             )
         )
         sig = self._sign(b"".join((_MAP_HEADS[pairs], pre, post)))

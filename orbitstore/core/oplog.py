@@ -52,7 +52,7 @@ from typing import Any, Protocol, TypeAlias
 from orbitstore.core.access import AccessController
 from orbitstore.core.capability_log import CapabilityLog
 from orbitstore.core.cid import Cid
-from orbitstore.core.codec import LinkCache
+from orbitstore.core.codec import Encoded, LinkCache
 from orbitstore.core.dag import unknown_ancestors, walk_back
 from orbitstore.core.entry import Entry, EntryChain
 from orbitstore.core.identity import Identity
@@ -77,7 +77,9 @@ __all__ = [
 ]
 
 PayloadSealer: TypeAlias = Callable[[Any, int, Sequence[Cid], "bytes | None"], Any]
-"""``seal(payload, clock, next, nonce) -> stored payload`` (see :meth:`OpLog.append_many`)."""
+"""``seal(payload, clock, next, nonce) -> stored payload`` (see :meth:`OpLog.append_many`);
+the stored payload may come as a :class:`~orbitstore.core.codec.Encoded`, with its
+encoding."""
 
 # Entries held while their parents are missing. 100k entries of ~600 bytes is ~60 MB in
 # the worst case; a replica catching up receives parents first, so this rarely fills.
@@ -302,12 +304,17 @@ class OpLog:
                     if why is not None:
                         raise WriteNotAllowedError(why, writer=identity.id)
                 nonce = None if nonce_source is None else nonce_source()
-                entry = chain.create(
-                    clock=clock,
-                    next=parents,
-                    payload=payload if seal is None else seal(payload, clock, parents, nonce),
-                    nonce=nonce,
-                )
+                stored = payload if seal is None else seal(payload, clock, parents, nonce)
+                if type(stored) is Encoded:  # a sealer that encoded its payload itself
+                    entry = chain.create(
+                        clock=clock,
+                        next=parents,
+                        payload=stored.value,
+                        nonce=nonce,
+                        encoded=stored.data,
+                    )
+                else:
+                    entry = chain.create(clock=clock, next=parents, payload=stored, nonce=nonce)
                 created.append(entry)
                 clock, parents = clock + 1, [entry.cid]
                 if caps is not None:

@@ -419,7 +419,9 @@ class DatabaseKeys:
             if len(sealed) >= _MAX_SEALED:  # appends that were rolled back
                 sealed.clear()
             sealed[nonce] = payload
-            return data.seal(payload, nonce=nonce, clock=clock, next=next, entry_nonce=entry_nonce)
+            return data.seal_encoded(
+                payload, nonce=nonce, clock=clock, next=next, entry_nonce=entry_nonce
+            )
 
         return seal
 
