@@ -207,6 +207,17 @@ async def test_an_encrypted_private_database_on_a_blind_named_replica(
         assert b.get("k") == "sealed secret"
 
 
+async def team_granted_to_a_user(alice: Node, laptop: Node, phone: Node) -> KeyValue:
+    """The laptop's node makes a user (it is the user's first device) and links the
+    phone; Alice's private capabilities database grants the user ``write``."""
+    user = laptop.create_user()
+    phone.accept_delegation(laptop.delegate_device(phone.id).to_text())
+    a = await alice.open("team", type="keyvalue", access="capabilities", private=True)
+    assert isinstance(a, KeyValue)
+    await a.grant(user)
+    return a
+
+
 async def test_a_linked_device_of_a_member_is_served(autojump_clock: trio.abc.Clock) -> None:
     """Membership is the user's (docs/identity.md): each linked device of a granted user
     is a reader, whether or not its link op has reached the serving node yet."""
@@ -214,11 +225,7 @@ async def test_a_linked_device_of_a_member_is_served(autojump_clock: trio.abc.Cl
     laptop_id, phone_id = Identity(b"\x31" * 32), Identity(b"\x32" * 32)
     nodes = {"alice": ALICE, "laptop": laptop_id, "phone": phone_id}
     async with open_memory_nodes(net, nodes, config=CONFIG) as (alice, laptop, phone):
-        user = laptop.create_user()
-        phone.accept_delegation(laptop.delegate_device(phone_id.id).to_text())
-        a = await alice.open("team", type="keyvalue", access="capabilities", private=True)
-        assert isinstance(a, KeyValue)
-        await a.grant(user)
+        a = await team_granted_to_a_user(alice, laptop, phone)
         await a.put("plan", "secret")
         # The phone never wrote: its link op is nowhere yet, its proof carries it.
         p = await open_replica(phone, a.address, "alice", KeyValue)
@@ -237,11 +244,7 @@ async def test_an_unlinked_device_is_refused_though_it_shows_its_delegation(
     laptop_id, phone_id = Identity(b"\x33" * 32), Identity(b"\x34" * 32)
     nodes = {"alice": ALICE, "laptop": laptop_id, "phone": phone_id}
     async with open_memory_nodes(net, nodes, config=CONFIG) as (alice, laptop, phone):
-        user = laptop.create_user()
-        phone.accept_delegation(laptop.delegate_device(phone_id.id).to_text())
-        a = await alice.open("team", type="keyvalue", access="capabilities", private=True)
-        assert isinstance(a, KeyValue)
-        await a.grant(user)
+        a = await team_granted_to_a_user(alice, laptop, phone)
         # The user's root unlinks the phone (it was lost); anyone admitted posts it.
         await a.unlink_device(laptop.device.unlink_statement(phone_id.id))
         assert phone.replication is not None
