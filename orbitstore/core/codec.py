@@ -126,6 +126,21 @@ def is_shallow(value: Any) -> bool:
     return True
 
 
+def cbor_head(major: int, n: int) -> bytes:
+    """A canonical CBOR head: ``major`` type with argument ``n`` (0 <= n < 2**64), for
+    callers that lay out a fixed shape by hand (an entry chain, a sealed payload)."""
+    kind = major << 5
+    if n < 24:
+        return bytes((kind | n,))
+    if n < 0x100:
+        return bytes((kind | 24, n))
+    if n < 0x10000:
+        return bytes((kind | 25,)) + n.to_bytes(2, "big")
+    if n < 2**32:
+        return bytes((kind | 26,)) + n.to_bytes(4, "big")
+    return bytes((kind | 27,)) + n.to_bytes(8, "big")
+
+
 class Encoded(NamedTuple):
     """A value with its canonical DAG-CBOR encoding, from a caller that built both (the
     sealer of an encrypted database: its payload's shape is fixed). An entry chain

@@ -330,16 +330,7 @@ def seal_payload(
     return {SEALED: {"c": seal(key, plaintext, nonce=nonce, aad=bound), "e": epoch, "n": nonce}}
 
 
-def _cbor_head(major: int, n: int) -> bytes:
-    """A canonical CBOR head (``major`` type, argument ``n`` < 2**32)."""
-    kind = major << 5
-    if n < 24:
-        return bytes((kind | n,))
-    if n < 0x100:
-        return bytes((kind | 24, n))
-    if n < 0x10000:
-        return bytes((kind | 25,)) + n.to_bytes(2, "big")
-    return bytes((kind | 26,)) + n.to_bytes(4, "big")
+_cbor_head = codec.cbor_head
 
 
 # {"enc": {"c": ... — a map of one pair, the key, a map of three pairs, the key "c".

@@ -426,18 +426,7 @@ class EntryChain:
 _MAP_HEADS: Final = tuple(bytes((0xA0 + n,)) for n in range(24))
 
 
-def _head(major: int, n: int) -> bytes:
-    """A canonical CBOR head: ``major`` type with argument ``n`` (0 <= n < 2**64)."""
-    kind = major << 5
-    if n < 24:
-        return bytes((kind | n,))
-    if n < 0x100:
-        return bytes((kind | 24, n))
-    if n < 0x10000:
-        return bytes((kind | 25,)) + n.to_bytes(2, "big")
-    if n < 2**32:
-        return bytes((kind | 26,)) + n.to_bytes(4, "big")
-    return bytes((kind | 27,)) + n.to_bytes(8, "big")
+_head = codec.cbor_head
 
 
 def _link(raw: bytes) -> bytes:
