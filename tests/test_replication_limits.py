@@ -4,6 +4,7 @@ typed (in-memory network, trio's virtual clock)."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -210,6 +211,41 @@ async def test_the_walks_a_peer_asks_for_are_charged_to_it(
         answer = await reader.until(Done)
         assert sum(len(m.blocks) for m in answer if isinstance(m, Entries)) >= 100
         assert bucket.tokens(trio.current_time()) < before  # virtual time stood still
+
+
+async def test_serve_time_is_cpu_time_not_the_wait_for_a_core(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Rule 3 charges the CPU time a step takes. On a busy machine a step's wall time
+    includes waiting for a core (here: a log read that blocks without computing), and
+    charging that held honest replicas to ~6,000 entries/s on two shared cores. Failed
+    before the fix: the want below was charged its ~0.3 s of blocked reads."""
+    net = MemoryNetwork(rng=random.Random(17))
+    async with victim_node(net) as (node, db, _), net.open_transport("evil") as te:
+        entries = await db.append_many(range(300))
+        assert node.replication is not None
+        await te.connect("mem/victim")
+        stream = await te.open_stream("victim")
+        reader = Reader(stream)
+        await stream.send_all(encode_frame(Hello(db=DB, heads=(entries[-1].cid,))))
+        await reader.until(Done)
+        log = db.log
+        read = log.get
+
+        def slow_get(cid: Cid) -> Entry | None:
+            time.sleep(0.001)  # descheduled: wall time passes, no CPU is spent
+            return read(cid)
+
+        log.get = slow_get  # type: ignore[method-assign]
+        bucket = node.replication._budget("evil").time
+        before = bucket.tokens(trio.current_time())
+        began = time.perf_counter()
+        await stream.send_all(encode_frame(Want(cids=tuple(e.cid for e in entries[::3]))))
+        answer = await reader.until(Done)
+        blocked = time.perf_counter() - began
+        assert sum(len(m.blocks) for m in answer if isinstance(m, Entries)) >= 100
+        charged = before - bucket.tokens(trio.current_time())
+        assert blocked > 0.1 and 0 < charged < blocked / 3
 
 
 # --- d: a liar does not hold wait_synced --------------------------------------------

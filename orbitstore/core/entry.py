@@ -32,7 +32,14 @@ from typing import Any, Final
 
 from orbitstore.core import codec
 from orbitstore.core.cid import _PREFIX_DAG_CBOR, Cid
-from orbitstore.core.identity import SIGNATURE_LENGTH, Identity, public_key_from_did, verify
+from orbitstore.core.identity import (
+    SIGNATURE_LENGTH,
+    Identity,
+    bad_signature,
+    public_key_from_did,
+    signature_key,
+    signature_valid,
+)
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.core.order import OrderKey
 from orbitstore.errors import (
@@ -224,7 +231,49 @@ class Entry:
             raise StorageCorruptedError(f"stored entry {cid} no longer decodes: {exc}") from exc
 
     @classmethod
+    def check_block(
+        cls,
+        cid: Cid,
+        block: bytes,
+        *,
+        limits: EntryLimits = DEFAULT_LIMITS,
+        links: codec.LinkCache | None = None,
+    ) -> Unverified:
+        """Every check of :meth:`from_block` but the Ed25519 equation, which the returned
+        :class:`Unverified` leaves to whoever verifies its signature (a worker process:
+        node/verify.py). Raises what :meth:`from_block` raises for a bad block.
+
+        ``links``: a cache shared by the blocks of one batch (see
+        :meth:`from_trusted_block`), so the database link and the parents, mostly the
+        batch's own earlier blocks, are each one :class:`Cid`, built and checked once."""
+        if len(block) > limits.max_entry_bytes:
+            raise EntryTooLargeError(
+                f"entry block is {len(block)} bytes; the limit is {limits.max_entry_bytes}"
+            )
+        if bytes(cid) != _PREFIX_DAG_CBOR + hashlib.sha256(block).digest():
+            raise HashMismatchError(f"block does not hash to {cid}")
+        if links is None:
+            fields = codec.decode(block, max_depth=codec.MAX_DEPTH + 1)
+        else:
+            fields = codec.decode(block, max_depth=codec.MAX_DEPTH + 1, cid_ctor=links.__getitem__)
+        public_key, message = cls._check(cid, block, fields, limits)
+        if links is not None:
+            links[cid._bytes] = cid  # what later blocks of the batch link to
+        return Unverified(cid, block, fields, public_key, message)
+
+    @classmethod
     def _verify(cls, cid: Cid, block: bytes, fields: Any, limits: EntryLimits) -> Entry:
+        public_key, message = cls._check(cid, block, fields, limits)
+        if not signature_valid(public_key, fields["sig"], message):
+            raise bad_signature(fields["writer"])
+        return cls._build(cid, block, fields)
+
+    @classmethod
+    def _check(
+        cls, cid: Cid, block: bytes, fields: Any, limits: EntryLimits
+    ) -> tuple[bytes, bytes]:
+        """The structure and limits of a decoded entry: its writer's public key and the
+        bytes its signature must sign, or InvalidDataError."""
         if not isinstance(fields, dict):
             raise InvalidEntryError("an entry is a DAG-CBOR map")
         v = fields.get("v")
@@ -268,12 +317,11 @@ class Entry:
         writer = fields["writer"]
         if type(writer) is not str or len(writer) > limits.max_writer_chars:
             raise InvalidEntryError("entry field 'writer' must be a did:key string")
-        public_key_from_did(writer)  # InvalidWriterError
         sig = fields["sig"]
         if type(sig) is not bytes:
+            public_key_from_did(writer)  # InvalidWriterError first, as before
             raise InvalidEntryError("entry field 'sig' must be bytes")
-        verify(writer, sig, unsigned_bytes(block, fields))
-        return cls._build(cid, block, fields)
+        return signature_key(writer, sig), unsigned_bytes(block, fields)
 
     def with_payload(self, payload: Any) -> Entry:
         """This entry carrying ``payload`` in place of its stored one: the opened form of
@@ -309,6 +357,40 @@ class Entry:
 
     def __repr__(self) -> str:
         return f"Entry({str(self.cid)[:16]}..., clock={self.clock}, writer={self.writer[:20]}...)"
+
+
+class Unverified:
+    """A received entry block that passed every check but its signature
+    (:meth:`Entry.check_block`): what a verifier needs (``public_key``, ``signature``,
+    ``message``) and, once the signature is known to be good, the entry (:meth:`accept`).
+    Not an :class:`Entry`: nothing unverified is ever one."""
+
+    __slots__ = ("_fields", "block", "cid", "message", "public_key")
+
+    def __init__(
+        self, cid: Cid, block: bytes, fields: dict[str, Any], public_key: bytes, message: bytes
+    ) -> None:
+        self.cid = cid
+        self.block = block
+        self._fields = fields
+        self.public_key = public_key
+        self.message = message
+
+    @property
+    def signature(self) -> bytes:
+        sig: bytes = self._fields["sig"]
+        return sig
+
+    @property
+    def writer(self) -> str:
+        writer: str = self._fields["writer"]
+        return writer
+
+    def accept(self, valid: bool) -> Entry:
+        """The entry, given whether its signature verified (BadSignatureError if not)."""
+        if not valid:
+            raise bad_signature(self._fields["writer"])
+        return Entry._build(self.cid, self.block, self._fields)
 
 
 class EntryChain:

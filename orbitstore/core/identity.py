@@ -74,15 +74,36 @@ def public_key_from_did(did: str) -> bytes:
 
 def verify(did: str, signature: bytes, message: bytes) -> None:
     """Check ``signature`` over ``message`` under the key ``did`` names, or raise."""
+    public_key = signature_key(did, signature)
+    if not signature_valid(public_key, signature, message):
+        raise bad_signature(did)
+
+
+def signature_key(did: str, signature: bytes) -> bytes:
+    """The public key to check ``signature`` with: every check of :func:`verify` but the
+    Ed25519 equation itself (InvalidWriterError, or BadSignatureError for a signature
+    that is not 64 bytes)."""
     public_key = public_key_from_did(did)
     if len(signature) != SIGNATURE_LENGTH:
         raise BadSignatureError("an Ed25519 signature has 64 bytes")
+    return public_key
+
+
+def signature_valid(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` (64 bytes) signs ``message`` under ``public_key`` (32 bytes).
+
+    libsodium's ``crypto_sign_open``: the one Ed25519 rule every node applies (the
+    verification worker, node/verify_worker.py, calls the same function)."""
     try:
         nacl.bindings.crypto_sign_open(signature + message, public_key)
-    except nacl.exceptions.BadSignatureError as exc:
-        raise BadSignatureError(
-            f"signature does not verify under the writer's key ({did[:24]}...)"
-        ) from exc
+    except nacl.exceptions.BadSignatureError:
+        return False
+    return True
+
+
+def bad_signature(did: str) -> BadSignatureError:
+    """The error for a signature that does not verify under ``did``'s key."""
+    return BadSignatureError(f"signature does not verify under the writer's key ({did[:24]}...)")
 
 
 class Identity:

@@ -148,14 +148,16 @@ class NodeConfig:
     identity_name: str = "default"
     # Record the writer's wall clock in each entry (display only, never merged on).
     timestamps: bool = True
-    # Threads that verify signatures of large received batches (off the event loop).
-    # libsodium releases the GIL while it verifies, so 2 can use both cores of an idle
-    # machine (1.6-1.7x measured on 2 idle vCPUs). The default is one per core this
-    # process may run on (os.sched_getaffinity), at most MAX_AUTO_VERIFY_THREADS, and 1
-    # on a single core, where a second thread only adds hand-offs. On a busy shared
-    # machine 2 were measured slower than 1 (0.74x): set 1 there
-    # (benchmarks/bench_receive.py measures both).
+    # How many signature checks of a large received batch run in parallel (node/verify.py).
+    # They run on worker processes, so they use other cores while the event loop decodes
+    # and applies (a thread could not: it waits up to 5 ms for the GIL after every
+    # signature while the loop is busy). The default is one per core this process may
+    # run on (os.sched_getaffinity), at most MAX_AUTO_VERIFY_THREADS
+    # (benchmarks/bench_receive.py and bench_replicate.py --threads measure 1 and 2).
     verify_threads: int = field(default_factory=default_verify_threads)
+    # False: verify on threads in this process, never starting a worker process (they
+    # are also the fallback when a worker cannot be started).
+    verify_processes: bool = True
     # Bounds on SQL queries (rows, time, nesting, cache); see QueryLimits for defaults.
     query: QueryLimits = DEFAULT_QUERY_LIMITS
     # Used only when the node is opened with a transport.
@@ -173,6 +175,8 @@ class NodeConfig:
         threads = self.verify_threads
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise InvalidValueError("NodeConfig.verify_threads must be an integer >= 1")
+        if not isinstance(self.verify_processes, bool):
+            raise InvalidValueError("NodeConfig.verify_processes must be True or False")
         if self.network is not None:
             from orbitstore.net.libp2p_config import Libp2pConfig
 

@@ -30,7 +30,7 @@ from orbitstore.node.folding import ViewFactory, ViewFolder
 from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params, QueryService
 from orbitstore.node.services import HandleServices
 from orbitstore.node.subscription import DEFAULT_SUBSCRIPTION_BUFFER, Subscribers, Subscription
-from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, receive_pipelined
+from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, Verifier, receive_pipelined
 from orbitstore.node.writes import Frame, NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
@@ -74,7 +74,6 @@ class Database:
         store: NodeStore,
         view: View | None = None,
         timestamps: bool = True,
-        verify_threads: int = 1,
         view_factory: ViewFactory | None = None,
         keys: DatabaseKeys | None = None,
         services: HandleServices | None = None,
@@ -84,7 +83,6 @@ class Database:
         self._log = log
         self._store = store
         self._timestamps = timestamps
-        self._verify_threads = verify_threads
         # The node's services (shared by its databases); private ones if alone.
         if services is None:
             services = HandleServices(writes=NodeWrites(store))
@@ -94,6 +92,7 @@ class Database:
         attachments = services.attachments
         self._attachments = attachments if attachments is not None else Attachments(store)
         self._members = services.members
+        self._verifier = services.verifier
         self._closed = False
         self._subscribers = Subscribers()
         # The keys of an encrypted database (see node/encryption.py); None in the clear.
@@ -135,8 +134,14 @@ class Database:
 
     @property
     def verify_threads(self) -> int:
-        """Worker threads that verify large received batches (``NodeConfig``)."""
-        return self._verify_threads
+        """How many signature checks of a large received batch run in parallel, on worker
+        processes (``NodeConfig.verify_threads``)."""
+        return self._verifier.workers
+
+    @property
+    def verifier(self) -> Verifier:
+        """The node's verifier of received blocks (node/verify.py)."""
+        return self._verifier
 
     # -- views and checkpoints -----------------------------------------------------------
 
@@ -181,7 +186,7 @@ class Database:
         """Verify and apply entry blocks from elsewhere (a peer, a file).
 
         Batches of :data:`~orbitstore.node.verify.MIN_BLOCKS_FOR_THREADS` or more are
-        verified on ``NodeConfig.verify_threads`` worker threads, a chunk ahead of the
+        verified on ``NodeConfig.verify_threads`` worker processes, a chunk ahead of the
         one being applied (:func:`~orbitstore.node.verify.receive_pipelined`): each chunk
         is its own write (inside a batch, a savepoint of it) and holds the write lock
         only while it is applied. The result is the same as verifying them one by one.
@@ -199,7 +204,7 @@ class Database:
             unknown = set(self._log.missing(cid for cid, _ in blocks))
         fresh = [(cid, block) for cid, block in blocks if cid in unknown]
         return await receive_pipelined(
-            fresh, apply=self.receive_entries, threads=self._verify_threads, limits=self._log.limits
+            fresh, apply=self.receive_entries, verifier=self._verifier, limits=self._log.limits
         )
 
     async def receive_entries(

@@ -37,6 +37,7 @@ from orbitstore.node.query import Params, QueryService, resolve_all
 from orbitstore.node.services import HandleServices
 from orbitstore.node.types import database_class, with_opener
 from orbitstore.node.user import PairingOffer, UserDevices
+from orbitstore.node.verify import Verifier
 from orbitstore.node.writes import NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
@@ -96,6 +97,7 @@ class Node:
             sync=None if network is None else SyncWaiter(network),
             attachments=self.attachments,
             members=Membership(lambda: self.device.delegation),
+            verifier=Verifier(config.verify_threads, processes=config.verify_processes),
         )
         self._user = UserDevices(
             device=self.device,
@@ -222,7 +224,6 @@ class Node:
             store=self.store,
             view=make_view(self.store, db, manifest) if make_view is not None else None,
             timestamps=self.config.timestamps,
-            verify_threads=self.config.verify_threads,
             view_factory=make_view,
             keys=keys,
             services=self._services,
@@ -387,6 +388,7 @@ class Node:
             except StorageError as exc:
                 failed = failed or exc
         self._open.clear()
+        await self._services.verifier.aclose()
         try:
             self.queries.close()
             if self._owns_store:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from orbitstore.node.access import Membership
 from orbitstore.node.attachments import Attachments
 from orbitstore.node.query import QueryService
+from orbitstore.node.verify import Verifier
 from orbitstore.node.writes import NodeWrites
 
 if TYPE_CHECKING:
@@ -43,3 +44,6 @@ class HandleServices:
     """The node's attachments (node/attachments.py); None: a local store of the handle."""
     members: Membership = field(default_factory=Membership)
     """The membership service (node/access.py), knowing the node's delegation."""
+    verifier: Verifier = field(default_factory=lambda: Verifier(1, processes=False))
+    """Checks received entry blocks (node/verify.py): the node's worker processes; a
+    handle built alone verifies on one thread."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextlib import suppress
-from time import perf_counter
+from functools import partial
+from time import thread_time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -42,7 +43,7 @@ from orbitstore.node.access import principal_of
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.session_auth import authenticate
 from orbitstore.node.sync_status import DbState, SyncProgress
-from orbitstore.node.verify import verify_blocks, verify_chunk
+from orbitstore.node.verify import Pending, verify_chunk
 from orbitstore.sync.auth import peer_error
 from orbitstore.sync.frames import Done, Entries, Error, FrameDecoder, Message, Want, encode_frame
 from orbitstore.sync.peers import SyncFailure
@@ -123,9 +124,10 @@ class SessionRunner:
         self._hello_heads: frozenset[Cid] = frozenset()
         self._claimed: set[Cid] = set()  # blocks of st.inflight.arriving not applied yet
         self._started = st.peer(self.peer).session_started()
-        self._to_apply, self._applying = trio.open_memory_channel[tuple[list[Entry], int]](
+        self._to_apply, self._applying = trio.open_memory_channel[tuple[Pending[list[Entry]], int]](
             _FRAMES_AHEAD
         )
+        self._nursery: trio.Nursery | None = None
 
     # -- the session ----------------------------------------------------------------------
 
@@ -133,15 +135,16 @@ class SessionRunner:
         st = self._st
         if self._auth is not None and not await self._authenticate():
             return
-        began = perf_counter()
+        began = thread_time()
         self.session.start(have=self._hello_sample(), entries=len(st.database.log))
-        self._charge_time(perf_counter() - began)
+        self._charge_time(thread_time() - began)
         self._service._emit(SyncProgress("started", st.database.cid, self.peer))
         with trio.CancelScope() as scope:
             st.sessions.add(scope)
             try:
                 with trio.move_on_after(self._config.session_timeout) as timeout:
                     async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
                         nursery.start_soon(self._guard, self._sender, nursery.cancel_scope)
                         nursery.start_soon(self._guard, self._applier, nursery.cancel_scope)
                         await self._guard(self._receiver, nursery.cancel_scope)
@@ -267,9 +270,9 @@ class SessionRunner:
                     data = await self._stream.receive_some(READ_BYTES)
                 if not data:
                     raise NetworkError("the peer ended the stream before the exchange did")
-                began = perf_counter()
+                began = thread_time()
                 messages = self._decoder.feed(data)
-                self._charge_time(perf_counter() - began)
+                self._charge_time(thread_time() - began)
                 for message in messages:
                     await self._handle(message)
 
@@ -287,9 +290,9 @@ class SessionRunner:
             self._charge_want()
         if isinstance(message, Done):  # the want it triggers asks for these
             self.session.entries_applied(self._claim_needed(), batches=0)
-        began = perf_counter()
+        began = thread_time()
         events = self.session.receive(message)  # a hello or a want walks the log
-        self._charge_time(perf_counter() - began)
+        self._charge_time(thread_time() - began)
         for event in events:
             if isinstance(event, PeerHeads):
                 self._hello_heads = event.heads
@@ -305,27 +308,29 @@ class SessionRunner:
                 keep = arriving.claim(cid for cid, _ in event.blocks)
                 blocks = [block for block, k in zip(event.blocks, keep, strict=True) if k]
                 self._claimed.update(cid for cid, _ in blocks)
-                entries = (
-                    await verify_frame(st, blocks, self._config, self._service.entry_limits)
-                    if blocks
-                    else []
+                # Verified in the background (the next frames are read and checked
+                # meanwhile, the workers never wait); applied in the order received.
+                assert self._nursery is not None
+                limits = self._service.entry_limits
+                verified = Pending.run(
+                    self._nursery, partial(verify_frame, st, blocks, self._config, limits)
                 )
-                await self._to_apply.send((entries, sum(len(b) for _, b in blocks)))
+                await self._to_apply.send((verified, sum(len(b) for _, b in blocks)))
         self._wake.set()
 
     async def _applier(self) -> None:
         async with self._applying:
-            async for first_entries, first_size in self._applying:
+            async for first, first_size in self._applying:
                 # Frames that queued up while the last commit ran are applied in one
                 # transaction: commits are the costliest part of applying (every dirty
                 # index page goes to the WAL each time).
-                entries, size, frames = list(first_entries), first_size, 1
-                while True:
+                entries, size, frames = list(await first.result()), first_size, 1
+                while frames < _FRAMES_AHEAD:  # bounded: the receiver keeps queueing
                     try:
                         more, more_size = self._applying.receive_nowait()
                     except trio.WouldBlock:
                         break
-                    entries.extend(more)
+                    entries.extend(await more.result())
                     size += more_size
                     frames += 1
                 if entries:
@@ -350,7 +355,7 @@ class SessionRunner:
         while True:
             await self._turn()
             out = bytearray()
-            began = perf_counter()
+            began = thread_time()
             while len(out) < _WRITE_BYTES:
                 message = self.session.next_message()
                 if message is None:
@@ -358,7 +363,7 @@ class SessionRunner:
                 if isinstance(message, Entries):
                     self._charge_bytes(message.size)
                 out += encode_frame(message)
-            self._charge_time(perf_counter() - began)
+            self._charge_time(thread_time() - began)
             if out:
                 with trio.fail_after(self._config.idle_timeout):
                     await self._stream.send_all(bytes(out))
@@ -419,9 +424,7 @@ async def verify_frame(
     # One bad entry ends the session: stop verifying there (a frame of forged entries
     # costs one signature check per thread, not one per entry).
     if len(blocks) >= config.thread_verify_min_blocks:
-        entries, rejected = await verify_blocks(
-            blocks, threads=db.verify_threads, limits=limits, stop_at_first=True
-        )
+        entries, rejected = await db.verifier.verify(blocks, limits=limits, stop_at_first=True)
     else:
         entries, rejected = verify_chunk(blocks, limits, stop_at_first=True)
     if rejected:

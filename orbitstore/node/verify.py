@@ -1,27 +1,47 @@
-"""Verify received entry blocks on worker threads.
+"""Verify received entry blocks: the structure here, the signatures on worker processes.
 
-Checking an entry is mostly Ed25519 verification (about 70% of receiving one), and
-libsodium runs it with the GIL released (PyNaCl calls it through cffi, which releases
-the GIL around every C call). Spreading a large batch over two threads therefore lets
-a bulk receive use both cores of a small machine, and — even with one thread — keeps
-the trio event loop free while a batch is being verified.
+Checking an entry is mostly Ed25519 verification (about 70% of receiving one).
+:class:`Verifier` splits the work: the event loop's thread decodes each block and checks
+everything but the signature (:meth:`Entry.check_block`, ~15 µs), and worker processes
+(node/verify_worker.py) check the signatures, so they run on another core at libsodium's
+speed while the event loop goes on reading and applying.
 
-``orbitstore.core`` cannot do this itself (it does no I/O and starts no threads); it
-offers :meth:`Entry.from_block`, and this module runs it on ``trio.to_thread``.
+Threads were used before, and are the fallback when no process can be started
+(``NodeConfig(verify_processes=False)``, or a platform without them): libsodium
+releases the GIL while it verifies, but a thread must take it back after every
+signature, and CPython hands it over only every 5 ms while the event loop's thread is
+busy: measured here, a verifying thread managed 16,000 signatures/s beside an idle
+event loop and 200/s beside a busy one, so verification and apply did not overlap.
+
+``orbitstore.core`` cannot do this itself (it does no I/O and starts nothing); it offers
+:meth:`Entry.check_block` and :func:`~orbitstore.core.identity.signature_valid`.
 """
 
 from __future__ import annotations
 
+import logging
+import struct
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+from typing import Generic, TypeVar
 
 import trio
 
 from orbitstore.core.cid import Cid
-from orbitstore.core.entry import Entry
+from orbitstore.core.codec import LinkCache
+from orbitstore.core.entry import Entry, Unverified
+from orbitstore.core.identity import bad_signature, signature_valid
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.core.oplog import ReceiveResult, Rejection
-from orbitstore.errors import InvalidDataError, UsageError
+from orbitstore.errors import ClosedError, InvalidDataError, UsageError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Below this many blocks, handing work to a thread costs more than it saves (a thread
 # round trip is ~50-100 µs; one entry verifies in ~70 µs).
@@ -52,6 +72,345 @@ def verify_chunk(
     return entries, rejected
 
 
+WORKER_SCRIPT = Path(__file__).with_name("verify_worker.py")
+# A worker that does not say it is ready in this long is given up (and threads used).
+_START_TIMEOUT = 20.0
+# After this many workers failed to start or died, threads verify from then on.
+_MAX_WORKER_FAILURES = 3
+_STOP_AT_FIRST = 1
+
+
+@dataclass(slots=True)
+class VerifierStatistics:
+    """What a :class:`Verifier` did (``Node.statistics()["verify"]``)."""
+
+    mode: str
+    """``processes`` (worker processes), or ``threads`` (the fallback, or asked for)."""
+    workers: int
+    """How many verify in parallel (``NodeConfig.verify_threads``)."""
+    running: int
+    """Worker processes alive now (started at the first large batch)."""
+    signatures: int
+    """Signatures checked on workers or threads (small batches are checked inline)."""
+    started: int
+    """Worker processes started."""
+    failed: int
+    """Worker processes that failed to start or died (their batches went to threads)."""
+
+
+class _WorkerGone(Exception):
+    """The worker process ended or answered nonsense."""
+
+
+class _Worker:
+    """One verification worker process and its pipes (protocol: node/verify_worker.py).
+
+    Requests are pipelined: a second one is written while the first is being checked,
+    so the worker never waits for the event loop between batches. Answers come back in
+    the order the requests were written, and each caller reads its own in turn."""
+
+    __slots__ = ("_buffer", "_last", "_send_lock", "inflight", "process")
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self._buffer = bytearray()
+        self._send_lock = trio.Lock()
+        self._last = trio.Event()  # set when the previous request's answer was read
+        self._last.set()
+        self.inflight = 0
+
+    async def _read(self, size: int) -> bytes:
+        stdout = self.process.stdout
+        assert stdout is not None
+        while len(self._buffer) < size:
+            data = await stdout.receive_some(max(65536, size - len(self._buffer)))
+            if not data:
+                raise _WorkerGone("the verification worker exited")
+            self._buffer += data
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+    async def ready(self) -> None:
+        if await self._read(1) != b"R":
+            raise _WorkerGone("the verification worker did not start")
+
+    async def check(self, request: bytes, count: int) -> bytes:
+        stdin = self.process.stdin
+        assert stdin is not None
+        mine = trio.Event()
+        try:
+            async with self._send_lock:  # one whole request at a time, in turn order
+                previous, self._last = self._last, mine
+                await stdin.send_all(request)
+            await previous.wait()
+            head = await self._read(4)
+            if int.from_bytes(head, "big") != count:
+                raise _WorkerGone("the verification worker answered another request")
+            return await self._read(count)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise _WorkerGone(f"the verification worker's pipe broke: {exc}") from exc
+        finally:
+            mine.set()
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+
+
+def _request(part: Sequence[Unverified], stop_at_first: bool) -> bytes:
+    chunks = [struct.pack(">BI", _STOP_AT_FIRST if stop_at_first else 0, len(part))]
+    for item in part:
+        message = item.message
+        chunks += (item.public_key, len(message).to_bytes(4, "big"), item.signature, message)
+    body = b"".join(chunks)
+    return len(body).to_bytes(4, "big") + body
+
+
+def _check_here(part: Sequence[Unverified], stop_at_first: bool) -> bytes:
+    """The worker's answer, computed in this process (inline, or on a thread)."""
+    out = bytearray(b"\x02" * len(part))
+    for i, item in enumerate(part):
+        valid = signature_valid(item.public_key, item.signature, item.message)
+        out[i] = valid
+        if not valid and stop_at_first:
+            break
+    return bytes(out)
+
+
+class Pending(Generic[T]):
+    """The result of work started in the background (:meth:`Pending.run`)."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._value: T | None = None
+        self._error: Exception | None = None
+
+    @classmethod
+    def run(cls, nursery: trio.Nursery, work: Callable[[], Awaitable[T]]) -> Pending[T]:
+        pending = cls()
+
+        async def task() -> None:
+            try:
+                pending._value = await work()
+            except Exception as exc:  # handed to whoever waits for the result
+                pending._error = exc
+            finally:
+                if pending._value is None and pending._error is None:
+                    pending._error = ClosedError("the verification was cancelled")
+                pending._done.set()
+
+        nursery.start_soon(task)
+        return pending
+
+    async def result(self) -> T:
+        """Wait for the work; its value, or what it raised."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+class Verifier:
+    """Checks received entry blocks for one node (:meth:`verify`).
+
+    ``workers`` signature checks run in parallel: on worker processes (started at the
+    first batch of :data:`MIN_BLOCKS_FOR_THREADS` or more blocks, alive until
+    :meth:`aclose`), or on threads when ``processes`` is False or no process can be
+    started. The result is the same either way, and the same as calling
+    :meth:`Entry.from_block` on each block in turn."""
+
+    def __init__(self, workers: int = 1, *, processes: bool = True) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise UsageError("a Verifier needs at least one worker")
+        self.workers = workers
+        self._processes = processes
+        self._live: list[_Worker] = []
+        self._dead: list[_Worker] = []
+        self._starting = 0
+        self._start_done = trio.Event()  # set (and replaced) when a start ends
+        # Two requests per worker: one being checked, the next one waiting in its pipe.
+        self._slots = trio.Semaphore(2 * workers)
+        self._signatures = 0
+        self._started = 0
+        self._failed = 0
+        self._closed = False
+
+    def statistics(self) -> VerifierStatistics:
+        return VerifierStatistics(
+            mode="processes" if self._use_processes else "threads",
+            workers=self.workers,
+            running=len(self._live),
+            signatures=self._signatures,
+            started=self._started,
+            failed=self._failed,
+        )
+
+    @property
+    def _use_processes(self) -> bool:
+        return self._processes and not self._closed and self._failed < _MAX_WORKER_FAILURES
+
+    async def verify(
+        self,
+        blocks: Sequence[tuple[Cid, bytes]],
+        *,
+        limits: EntryLimits = DEFAULT_LIMITS,
+        stop_at_first: bool = False,
+    ) -> tuple[list[Entry], list[Rejection]]:
+        """Decode and verify ``blocks``: the valid entries and the rejected blocks, both
+        in the order of ``blocks``. With ``stop_at_first``, each worker stops at its first
+        bad signature (and the structure check at the first bad block): there is at least
+        one rejection if any block is bad, but not every one is listed."""
+        if len(blocks) < MIN_BLOCKS_FOR_THREADS:
+            return verify_chunk(blocks, limits, stop_at_first=stop_at_first)
+        pending: list[Unverified] = []
+        rejected: list[tuple[int, Rejection]] = []
+        where: list[int] = []
+        links = LinkCache()
+        for i, (cid, block) in enumerate(blocks):
+            try:
+                pending.append(Entry.check_block(cid, block, limits=limits, links=links))
+                where.append(i)
+            except InvalidDataError as exc:
+                rejected.append((i, Rejection(cid, exc)))
+                if stop_at_first:
+                    break
+        answer = await self._check(pending, stop_at_first)
+        entries: list[Entry] = []
+        for i, item, valid in zip(where, pending, answer, strict=True):
+            if valid == 1:
+                entries.append(item.accept(True))
+            elif valid == 0:
+                rejected.append((i, Rejection(item.cid, bad_signature(item.writer))))
+        rejected.sort(key=lambda pair: pair[0])
+        return entries, [rejection for _, rejection in rejected]
+
+    async def _check(self, pending: Sequence[Unverified], stop_at_first: bool) -> bytes:
+        if not pending:
+            return b""
+        self._signatures += len(pending)
+        size = -(-len(pending) // self.workers)  # ceiling: one contiguous part per worker
+        parts = [pending[i : i + size] for i in range(0, len(pending), size)]
+        answers: list[bytes] = [b""] * len(parts)
+
+        async def run(i: int) -> None:
+            answers[i] = await self._check_part(parts[i], stop_at_first)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(len(parts)):
+                nursery.start_soon(run, i)
+        return b"".join(answers)
+
+    async def _check_part(self, part: Sequence[Unverified], stop_at_first: bool) -> bytes:
+        async with self._slots:
+            worker = await self._worker() if self._use_processes else None
+            if worker is not None:
+                worker.inflight += 1
+                try:
+                    return await worker.check(_request(part, stop_at_first), len(part))
+                except _WorkerGone as exc:
+                    self._lost(worker, exc)
+                except BaseException:  # cancelled mid-exchange: its pipe is out of step
+                    self._lost(worker, None)
+                    raise
+                finally:
+                    worker.inflight -= 1
+            return await trio.to_thread.run_sync(partial(_check_here, part, stop_at_first))
+
+    async def _worker(self) -> _Worker | None:
+        """The least busy worker, or a new one while fewer than ``workers`` run and each
+        has a request in hand; None: use a thread."""
+        self._dead = [w for w in self._dead if w.process.poll() is None]  # reap
+        while True:
+            idlest = min(self._live, key=lambda w: w.inflight, default=None)
+            full = len(self._live) + self._starting >= self.workers
+            if idlest is not None and (idlest.inflight == 0 or full):
+                return idlest
+            if not full:
+                break
+            await self._start_done.wait()  # only starting ones: wait for them
+            if not self._use_processes:
+                return None
+        self._starting += 1
+        try:
+            worker = await self._start()
+        finally:
+            self._starting -= 1
+            self._start_done.set()
+            self._start_done = trio.Event()
+        if worker is not None:
+            self._live.append(worker)
+        return worker
+
+    def start(
+        self,
+        nursery: trio.Nursery,
+        blocks: Sequence[tuple[Cid, bytes]],
+        *,
+        limits: EntryLimits = DEFAULT_LIMITS,
+        stop_at_first: bool = False,
+    ) -> Pending[tuple[list[Entry], list[Rejection]]]:
+        """:meth:`verify` in a task of ``nursery``: several batches in flight keep the
+        workers busy while the caller reads and applies (the answers stay in order)."""
+        return Pending.run(
+            nursery, partial(self.verify, blocks, limits=limits, stop_at_first=stop_at_first)
+        )
+
+    async def _start(self) -> _Worker | None:
+        try:
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-I", str(WORKER_SCRIPT)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            self._failed += 1
+            logger.warning("cannot start a verification worker (%s): threads verify", exc)
+            return None
+        worker = _Worker(process)
+        try:
+            with trio.fail_after(_START_TIMEOUT):
+                await worker.ready()
+        except (_WorkerGone, trio.TooSlowError) as exc:
+            self._lost(worker, exc)
+            return None
+        except BaseException:
+            self._lost(worker, None)
+            raise
+        self._started += 1
+        return worker
+
+    def _lost(self, worker: _Worker, error: Exception | None) -> None:
+        worker.kill()
+        if worker in self._live:
+            self._live.remove(worker)
+        if worker not in self._dead:
+            self._dead.append(worker)
+        if error is not None:
+            self._failed += 1
+            logger.warning("verification worker lost (%s); its batch goes to a thread", error)
+
+    async def aclose(self) -> None:
+        """End the worker processes: they exit when their input closes (or are killed
+        after 2 s). Later batches are verified on threads."""
+        self._closed = True
+        workers, self._live, self._dead = self._live + self._dead, [], []
+        with trio.CancelScope(shield=True):
+            for worker in workers:
+                assert worker.process.stdin is not None
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    await worker.process.stdin.aclose()
+            for worker in workers:
+                with trio.move_on_after(2.0):
+                    await worker.process.wait()
+                worker.kill()
+                await worker.process.wait()
+
+
 async def verify_blocks(
     blocks: Sequence[tuple[Cid, bytes]],
     *,
@@ -59,7 +418,8 @@ async def verify_blocks(
     limits: EntryLimits = DEFAULT_LIMITS,
     stop_at_first: bool = False,
 ) -> tuple[list[Entry], list[Rejection]]:
-    """Decode and verify ``blocks`` on ``threads`` worker threads.
+    """Decode and verify ``blocks`` on ``threads`` worker threads (a :class:`Verifier`
+    without processes, for one call).
 
     Returns the valid entries and the rejected blocks, both in the order of ``blocks``
     (the same result as calling :meth:`Entry.from_block` on each in turn). With
@@ -68,55 +428,41 @@ async def verify_blocks(
     """
     if threads < 1:
         raise UsageError("threads must be at least 1")
-    if not blocks:
-        return [], []
-    size = -(-len(blocks) // threads)  # ceiling: one contiguous chunk per thread
-    chunks = [blocks[i : i + size] for i in range(0, len(blocks), size)]
-    results: list[tuple[list[Entry], list[Rejection]]] = [([], [])] * len(chunks)
-
-    async def run(i: int) -> None:
-        results[i] = await trio.to_thread.run_sync(
-            partial(verify_chunk, chunks[i], limits, stop_at_first=stop_at_first)
-        )
-
-    async with trio.open_nursery() as nursery:
-        for i in range(len(chunks)):
-            nursery.start_soon(run, i)
-    entries = [e for got, _ in results for e in got]
-    rejected = [r for _, bad in results for r in bad]
-    return entries, rejected
+    verifier = Verifier(threads, processes=False)
+    return await verifier.verify(blocks, limits=limits, stop_at_first=stop_at_first)
 
 
 async def receive_pipelined(
     blocks: Sequence[tuple[Cid, bytes]],
     *,
     apply: Callable[[list[Entry]], Awaitable[ReceiveResult]],
-    threads: int,
+    verifier: Verifier,
     limits: EntryLimits,
 ) -> ReceiveResult:
-    """Verify chunk k+1 on worker threads while chunk k is applied (``apply``: one
-    committed write of verified entries, :meth:`Database.receive_entries`).
+    """Verify chunk k+1 while chunk k is applied (``apply``: one committed write of
+    verified entries, :meth:`Database.receive_entries`).
 
-    Verification (libsodium, GIL released) and applying (SQLite + view, on the caller's
-    thread) overlap, so a bulk receive runs at the speed of the slower of the two rather
-    than their sum. What was applied stays applied if a later chunk fails.
+    Verification (worker processes) and applying (SQLite + view, on the caller's thread)
+    overlap, so a bulk receive runs at the speed of the slower of the two rather than
+    their sum. What was applied stays applied if a later chunk fails.
     """
     chunks = [blocks[i : i + PIPELINE_CHUNK] for i in range(0, len(blocks), PIPELINE_CHUNK)]
     added: list[Entry] = []
     rejected: list[Rejection] = []
     dropped: list[Cid] = []
     result = ReceiveResult()
-    send, recv = trio.open_memory_channel[tuple[list[Entry], list[Rejection]]](1)
+    send, recv = trio.open_memory_channel[Pending[tuple[list[Entry], list[Rejection]]]](1)
 
-    async def verifier() -> None:
-        async with send:
-            for chunk in chunks:
-                await send.send(await verify_blocks(chunk, threads=threads, limits=limits))
+    async def verifying() -> None:
+        async with send, trio.open_nursery() as batches:
+            for chunk in chunks:  # up to three chunks in flight: the workers never wait
+                await send.send(verifier.start(batches, chunk, limits=limits))
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(verifier)
+        nursery.start_soon(verifying)
         async with recv:
-            async for entries, bad in recv:
+            async for pending in recv:
+                entries, bad = await pending.result()
                 rejected.extend(bad)
                 result = await apply(entries)
                 added.extend(result.added)

@@ -1,0 +1,299 @@
+"""Signature checks on worker processes (orbitstore/node/verify.py, verify_worker.py).
+
+The rule they apply must be the rule every node applies: the same entries accepted, the
+same blocks rejected with the same errors, as :meth:`Entry.from_block` one by one. The
+pure parts are held to that by Hypothesis; the process pool by real worker processes
+(started, killed, cancelled, closed)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orbitstore import NodeConfig, open_node
+from orbitstore.core.cid import Cid
+from orbitstore.core.entry import Entry
+from orbitstore.core.identity import Identity, signature_valid
+from orbitstore.errors import BadSignatureError, InvalidDataError, UsageError
+from orbitstore.node import verify as verify_module
+from orbitstore.node import verify_worker
+from orbitstore.node.verify import Verifier, _check_here, _request, verify_chunk
+from orbitstore.testing import fuzz
+
+WRITER = Identity(bytes(range(32)))
+OTHER = Identity(bytes(range(1, 33)))
+DB = Cid.for_block(b"verify workers")
+SEEDS = fuzz.signed_chain(WRITER, DB, 3)
+
+
+def forge(entry: Entry, at: int = -3) -> tuple[Cid, bytes]:
+    """``entry`` with one bit of its signature flipped: it hashes right, only Ed25519
+    finds it."""
+    block = bytearray(entry.block)
+    block[at] ^= 1
+    return Cid.for_block(bytes(block)), bytes(block)
+
+
+def mixed_batch(n: int, seed: int) -> list[tuple[Cid, bytes]]:
+    """``n`` blocks: valid entries, forged signatures and undecodable blocks."""
+    rng = random.Random(seed)
+    chain = fuzz.signed_chain(WRITER, DB, n)
+    out: list[tuple[Cid, bytes]] = []
+    for entry in chain:
+        roll = rng.random()
+        if roll < 0.1:
+            out.append(forge(entry))
+        elif roll < 0.13:
+            out.append((Cid.for_block(b"\xa1junk"), b"\xa1junk"))
+        else:
+            out.append((entry.cid, entry.block))
+    return out
+
+
+def outcome(result: tuple[list[Entry], list[object]]) -> tuple[list[Cid], list[tuple[Cid, str]]]:
+    entries, rejected = result
+    return [e.cid for e in entries], [
+        (r.cid, type(r.error).__name__)  # type: ignore[attr-defined]
+        for r in rejected
+    ]
+
+
+# --- the pure parts ---------------------------------------------------------------------
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.mutated_entry_blocks(SEEDS, WRITER))
+def test_check_block_then_the_signature_is_from_block(item: tuple[Cid, bytes]) -> None:
+    """Every block gets the same verdict, with the same error, from the split check
+    (structure here, signature elsewhere) as from :meth:`Entry.from_block`."""
+    cid, block = item
+    try:
+        whole: Entry | InvalidDataError = Entry.from_block(cid, block)
+    except InvalidDataError as exc:
+        whole = exc
+    try:
+        pending = Entry.check_block(cid, block)
+    except InvalidDataError as exc:
+        assert isinstance(whole, InvalidDataError) and not isinstance(whole, BadSignatureError)
+        assert (type(exc), str(exc)) == (type(whole), str(whole))
+        return
+    valid = signature_valid(pending.public_key, pending.signature, pending.message)
+    if isinstance(whole, Entry):
+        assert valid
+        got = pending.accept(True)
+        assert (got.cid, got.block, got.payload, got.next) == (
+            whole.cid,
+            whole.block,
+            whole.payload,
+            whole.next,
+        )
+    else:
+        assert isinstance(whole, BadSignatureError) and not valid
+        with pytest.raises(BadSignatureError) as caught:
+            pending.accept(False)
+        assert str(caught.value) == str(whole)
+
+
+@st.composite
+def signature_checks(draw: st.DrawFn) -> list[tuple[bytes, bytes, bytes]]:
+    """Public key, signature, message triples: good ones, and each part damaged."""
+    out = []
+    for _ in range(draw(st.integers(1, 12))):
+        signer = draw(st.sampled_from([WRITER, OTHER]))
+        message = draw(st.binary(max_size=300))
+        key, sig = signer.public_key, signer.sign(message)
+        damage = draw(st.sampled_from(["none", "none", "sig", "key", "message", "random key"]))
+        if damage == "sig":
+            sig = draw(st.binary(min_size=64, max_size=64))
+        elif damage == "key":
+            key = OTHER.public_key if signer is WRITER else WRITER.public_key
+        elif damage == "message":
+            message += b"!"
+        elif damage == "random key":
+            key = draw(st.binary(min_size=32, max_size=32))
+        out.append((key, sig, message))
+    return out
+
+
+class _Check:
+    def __init__(self, key: bytes, sig: bytes, message: bytes) -> None:
+        self.public_key, self.signature, self.message = key, sig, message
+
+
+@given(signature_checks(), st.booleans())
+def test_the_worker_answers_what_this_process_would(
+    checks: list[tuple[bytes, bytes, bytes]], stop_at_first: bool
+) -> None:
+    """The worker's answer to a request equals the in-process check, stopping at the
+    first bad signature when asked: one Ed25519 rule, wherever it runs."""
+    part = [_Check(*check) for check in checks]
+    request = _request(part, stop_at_first)  # type: ignore[arg-type]
+    assert int.from_bytes(request[:4], "big") == len(request) - 4
+    answer = verify_worker.answer(request[4:])
+    assert int.from_bytes(answer[:4], "big") == len(part)
+    assert answer[4:] == _check_here(part, stop_at_first)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x00\x00\x00\x00\x02" + b"\x00" * 40,  # two items announced, a piece of one
+        b"\x00\x00\x00\x00\x00" + b"extra",  # no items, trailing bytes
+        b"\x00\x00",  # no header
+    ],
+)
+def test_the_worker_refuses_a_malformed_request(body: bytes) -> None:
+    with pytest.raises((ValueError, Exception)):
+        verify_worker.answer(body)
+
+
+def test_a_verifier_needs_a_worker() -> None:
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(UsageError):
+            Verifier(bad)  # type: ignore[arg-type]
+
+
+# --- the worker processes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_workers_decide_what_from_block_decides(workers: int) -> None:
+    verifier = Verifier(workers)
+    try:
+        for seed in range(3):
+            blocks = mixed_batch(300, seed)
+            expected = outcome(verify_chunk(blocks))
+            assert expected[1], "the batch has bad blocks"
+            assert outcome(await verifier.verify(blocks)) == expected
+        stats = verifier.statistics()
+        assert (stats.mode, stats.running, stats.started, stats.failed) == (
+            "processes",
+            workers,
+            workers,
+            0,
+        )
+        assert stats.signatures >= 800
+    finally:
+        await verifier.aclose()
+    assert verifier.statistics().running == 0
+
+
+async def test_stop_at_first_reports_the_first_bad_block() -> None:
+    chain = fuzz.signed_chain(WRITER, DB, 200)
+    blocks = [(e.cid, e.block) for e in chain]
+    blocks[70] = forge(chain[70])
+    verifier = Verifier(1)
+    try:
+        entries, rejected = await verifier.verify(blocks, stop_at_first=True)
+        assert [r.cid for r in rejected] == [blocks[70][0]]
+        assert isinstance(rejected[0].error, BadSignatureError)
+        assert [e.cid for e in entries] == [cid for cid, _ in blocks[:70]]
+    finally:
+        await verifier.aclose()
+
+
+async def test_batches_in_flight_on_one_worker_get_their_own_answers() -> None:
+    """Requests are pipelined on a worker; each caller reads its own answer."""
+    verifier = Verifier(1)
+    batches = [mixed_batch(100 + 10 * i, 10 + i) for i in range(6)]
+    got: dict[int, object] = {}
+    try:
+        async with trio.open_nursery() as nursery:
+            for i, batch in enumerate(batches):
+                pending = verifier.start(nursery, batch)
+
+                async def collect(i: int = i, pending: verify_module.Pending = pending) -> None:  # type: ignore[type-arg]
+                    got[i] = outcome(await pending.result())
+
+                nursery.start_soon(collect)
+        for i, batch in enumerate(batches):
+            assert got[i] == outcome(verify_chunk(batch))
+        assert verifier.statistics().started == 1
+    finally:
+        await verifier.aclose()
+
+
+async def test_a_killed_worker_costs_a_thread_not_a_wrong_answer() -> None:
+    verifier = Verifier(1)
+    blocks = mixed_batch(200, 3)
+    expected = outcome(verify_chunk(blocks))
+    try:
+        assert outcome(await verifier.verify(blocks)) == expected
+        (worker,) = verifier._live
+        worker.kill()
+        await worker.process.wait()
+        assert outcome(await verifier.verify(blocks)) == expected  # on a thread
+        assert verifier.statistics().failed == 1
+        assert outcome(await verifier.verify(blocks)) == expected  # a new worker
+        assert verifier.statistics().started == 2
+    finally:
+        await verifier.aclose()
+
+
+async def test_a_cancelled_verification_leaves_the_pool_usable() -> None:
+    verifier = Verifier(1)
+    blocks = mixed_batch(400, 4)
+    expected = outcome(verify_chunk(blocks))
+    try:
+        await verifier.verify(blocks[:100])  # a worker is running
+        with trio.move_on_after(0.002) as scope:
+            await verifier.verify(blocks)
+        assert scope.cancelled_caught
+        assert outcome(await verifier.verify(blocks)) == expected
+        assert verifier.statistics().failed == 0  # cancelling is not a failure
+    finally:
+        await verifier.aclose()
+
+
+async def test_workers_that_cannot_start_leave_it_to_threads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(verify_module, "WORKER_SCRIPT", tmp_path / "missing.py")
+    verifier = Verifier(2)
+    blocks = mixed_batch(200, 5)
+    expected = outcome(verify_chunk(blocks))
+    try:
+        for _ in range(3):
+            assert outcome(await verifier.verify(blocks)) == expected
+        stats = verifier.statistics()
+        assert stats.mode == "threads" and stats.running == 0 and stats.failed >= 3
+        assert "verification worker" in caplog.text
+    finally:
+        await verifier.aclose()
+
+
+async def test_a_node_ends_its_workers_when_it_closes(tmp_path: Path) -> None:
+    chain_home, home = tmp_path / "writer", tmp_path / "replica"
+    async with open_node(chain_home) as writer:
+        db = await writer.open("log", write=["*"])
+        await db.append_many(range(300))
+        blocks = [(e.cid, e.block) for e in db.entries()]
+        manifest = writer.store.blocks.get(db.cid)
+        assert manifest is not None
+        address, cid = db.address, db.cid
+    async with open_node(home, config=NodeConfig(verify_threads=2)) as node:
+        node.store.blocks.put(cid, manifest)
+        replica = await node.open(address)
+        result = await replica.receive(blocks)
+        assert len(result.added) == 300 and not result.rejected
+        verifier = replica.verifier
+        processes = [w.process for w in verifier._live]
+        assert processes and verifier.statistics().mode == "processes"
+    assert all(p.returncode is not None for p in processes)
+    assert verifier.statistics().running == 0
+
+
+async def test_verify_processes_false_starts_no_process(tmp_path: Path) -> None:
+    config = NodeConfig(verify_threads=2, verify_processes=False)
+    async with open_node(tmp_path, config=config) as node:
+        db = await node.open("log", write=["*"])
+        other = fuzz.signed_chain(WRITER, db.cid, 100)
+        result = await db.receive((e.cid, e.block) for e in other)
+        assert len(result.added) == 100
+        stats = db.verifier.statistics()
+        assert stats.mode == "threads" and stats.started == 0
