@@ -18,6 +18,9 @@
         [--threads 1,2]   # the replica's verify threads (default: picked from its cores)
     python benchmarks/bench_replicate.py --fanout-only [--quick]   # only the fan-out
 
+``replicate_workers_cpu`` is the CPU of the replica's verification worker processes
+(``replicate_replica_cpu`` is its own process only).
+
 ``BENCH_PROFILE=<dir>`` writes a cProfile of every replica process into ``<dir>``; run
 the writer under ``python -m cProfile -o <file>`` to profile the sending side.
 
@@ -64,6 +67,16 @@ def emit(name: str, value: float, unit: str, n: int, **extra: Any) -> None:
 # --- the replica (child process) --------------------------------------------------------
 
 
+def worker_cpu(pid: int) -> float:
+    """CPU seconds a verification worker process used (Linux /proc; 0 elsewhere). The
+    workers start at the first large batch, so this is all catch-up work."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def child(args: argparse.Namespace) -> None:
     def say(obj: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(obj) + "\n")
@@ -96,7 +109,17 @@ async def child(args: argparse.Namespace) -> None:
                 await feed.wait_synced(timeout=DEADLINE)
             elapsed = time.perf_counter() - start
             cpu = time.process_time() - cpu
-            say({"seconds": elapsed, "cpu_s": cpu, "entries": len(feed), "items": feed.count()})
+            live = getattr(getattr(feed, "verifier", None), "_live", ())  # none: older code
+            workers = sum(worker_cpu(w.process.pid) for w in live)
+            say(
+                {
+                    "seconds": elapsed,
+                    "cpu_s": cpu,
+                    "workers_cpu_s": workers,
+                    "entries": len(feed),
+                    "items": feed.count(),
+                }
+            )
             return
         db = await node.open(args.address, type=args.type)
         latencies: list[float] = []
@@ -204,6 +227,13 @@ async def replicate(tmp: Path, n: int, threads: int = 0) -> None:
         emit(
             "replicate_replica_cpu",
             result["cpu_s"] / n * 1e6,
+            "us/entry",
+            n,
+            threads=threads or "auto",
+        )
+        emit(
+            "replicate_workers_cpu",
+            result.get("workers_cpu_s", 0.0) / n * 1e6,
             "us/entry",
             n,
             threads=threads or "auto",
