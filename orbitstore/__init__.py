@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from orbitstore.node.config import ReplicationConfig as ReplicationConfig
     from orbitstore.node.counter import Counter as Counter
     from orbitstore.node.database import Database as Database
-    from orbitstore.node.database import DatabaseStatistics as DatabaseStatistics
     from orbitstore.node.documents import Documents as Documents
     from orbitstore.node.feed import Feed as Feed
+    from orbitstore.node.handle_statistics import DatabaseStatistics as DatabaseStatistics
     from orbitstore.node.keyvalue import KeyValue as KeyValue
     from orbitstore.node.node import Node as Node
     from orbitstore.node.node import open_node as open_node
@@ -74,7 +74,7 @@ _EXPORTS: dict[str, str] = {
     "ReplicationConfig": "orbitstore.node.config",
     "Counter": "orbitstore.node.counter",
     "Database": "orbitstore.node.database",
-    "DatabaseStatistics": "orbitstore.node.database",
+    "DatabaseStatistics": "orbitstore.node.handle_statistics",
     "Documents": "orbitstore.node.documents",
     "Feed": "orbitstore.node.feed",
     "KeyValue": "orbitstore.node.keyvalue",

@@ -116,7 +116,7 @@ async def _hostile(shape: str, body: Any) -> None:
         assert isinstance(db, KeyValue)
         await db.put("k", 1)
         # A writer appends a payload of a reserved shape, bypassing sealing.
-        await db._append([{shape: body}], None)
+        await db._writer.append([{shape: body}], None)
         await db.put("k2", 2)
         assert dict(db.items()) == {"k": 1, "k2": 2}
         assert db.is_reader and db.readers == {ALICE.id}

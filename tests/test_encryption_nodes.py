@@ -210,7 +210,7 @@ async def test_an_epoch_whose_key_does_not_open_is_not_made_current() -> None:
         db = await node.open("kv", type="keyvalue", encrypted=True)
         assert isinstance(db, KeyValue)
         broken = enc.epoch_payload({ALICE.id: bytes(80)}, None)
-        await db._append([broken], None)  # as a buggy or forged owner device would
+        await db._writer.append([broken], None)  # as a buggy or forged owner device would
         assert db.statistics().encryption.invalid == 1
         assert db.is_reader
         await db.put("k", 1)  # still writable under the last epoch that opens

@@ -158,7 +158,7 @@ class Membership:
         delegation = delegation or self.delegation
         if delegation is None:
             raise UsageError("this node is not a linked device (orbitstore devices ...)")
-        return (await db._append([AclOp.link(delegation).to_payload()], None))[0]
+        return (await db._writer.append([AclOp.link(delegation).to_payload()], None))[0]
 
     async def unlink_device(self, db: Database, statement: Unlink) -> Entry:
         _caps(db)

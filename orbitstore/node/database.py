@@ -9,45 +9,33 @@ rolls back, the log and view in memory go back with it (see :mod:`orbitstore.nod
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.devices import Delegation, Unlink
 from orbitstore.core.entry import Entry
 from orbitstore.core.manifest import Manifest, format_address
-from orbitstore.core.oplog import LogSnapshot, OpLog, PayloadSealer, ReceiveResult
+from orbitstore.core.oplog import LogSnapshot, OpLog, ReceiveResult
 from orbitstore.errors import ClosedError, UsageError
 from orbitstore.node.access import Right
-from orbitstore.node.asof import AsOf, Heads, request
+from orbitstore.node.asof import Heads
 from orbitstore.node.attachments import Attachments, AttachmentSource, ProgressCallback
+from orbitstore.node.database_writes import DatabaseWrites
 from orbitstore.node.encrypted import DatabaseEncryption
-from orbitstore.node.encryption import DatabaseKeys, EncryptionStatistics
+from orbitstore.node.encryption import DatabaseKeys
 from orbitstore.node.folding import ViewFactory, ViewFolder
-from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params, QueryService
+from orbitstore.node.handle_queries import HandleQueries
+from orbitstore.node.handle_statistics import DatabaseStatistics, statistics_fields
+from orbitstore.node.query import DEFAULT_WATCH_DEBOUNCE_S, Params
 from orbitstore.node.services import HandleServices
 from orbitstore.node.subscription import DEFAULT_SUBSCRIPTION_BUFFER, Subscribers, Subscription
-from orbitstore.node.verify import MIN_BLOCKS_FOR_THREADS, Verifier, receive_pipelined
+from orbitstore.node.verify import Verifier
 from orbitstore.node.writes import Frame, NodeWrites
 from orbitstore.query.results import QueryPlan, QueryResult
 from orbitstore.storage.base import NodeStore
 from orbitstore.views.base import Change, View
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DatabaseStatistics:
-    """What :meth:`Database.statistics` reports (a typed handle may add fields)."""
-
-    entries: int
-    heads: int
-    pending: int
-    reapplied_on_open: int
-    subscribers: int
-    encryption: EncryptionStatistics | None = None
-    """Key epochs and unreadable entries of an encrypted database; None in the clear."""
 
 
 class Database:
@@ -82,17 +70,17 @@ class Database:
         self.cid = db
         self._log = log
         self._store = store
-        self._timestamps = timestamps
         # The node's services (shared by its databases); private ones if alone.
         if services is None:
             services = HandleServices(writes=NodeWrites(store))
         self._writes = services.writes
-        self._queries = services.queries
+        self._sql = HandleQueries(self, services.queries)  # node/handle_queries.py
         self._sync = services.sync
         attachments = services.attachments
         self._attachments = attachments if attachments is not None else Attachments(store)
         self._members = services.members
-        self._verifier = services.verifier
+        # The write path (node/database_writes.py), verifying on the node's workers.
+        self._writer = DatabaseWrites(self, verifier=services.verifier, timestamps=timestamps)
         self._closed = False
         self._subscribers = Subscribers()
         # The keys of an encrypted database (see node/encryption.py); None in the clear.
@@ -136,12 +124,12 @@ class Database:
     def verify_threads(self) -> int:
         """How many signature checks of a large received batch run in parallel, on worker
         processes (``NodeConfig.verify_threads``)."""
-        return self._verifier.workers
+        return self._writer.verifier.workers
 
     @property
     def verifier(self) -> Verifier:
         """The node's verifier of received blocks (node/verify.py)."""
-        return self._verifier
+        return self._writer.verifier
 
     # -- views and checkpoints -----------------------------------------------------------
 
@@ -162,9 +150,6 @@ class Database:
 
     # -- writing --------------------------------------------------------------------------
 
-    def _ts(self) -> int | None:
-        return int(time.time() * 1000) if self._timestamps else None
-
     async def append(self, payload: Any) -> Entry:
         """Append one entry; returns it once it is committed."""
         return (await self.append_many([payload]))[0]
@@ -172,15 +157,8 @@ class Database:
     async def append_many(self, payloads: Iterable[Any]) -> list[Entry]:
         """Append several entries in one transaction (one commit for all). In an
         encrypted database each payload is sealed (NotAMemberError without the key)."""
-        return await self._append(payloads, None if self._keys is None else self._keys.sealer())
-
-    async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
-        self._check()
-        async with self._write() as frame:
-            payloads = self._members.link_payloads(self, payloads)  # a linked device's first write
-            entries = self._log.append_many(payloads, ts=self._ts(), seal=seal)
-            frame.publish(self, self._apply(entries, local=True))
-        return entries
+        seal = None if self._keys is None else self._keys.sealer()
+        return await self._writer.append(payloads, seal)
 
     async def receive(self, blocks: Iterable[tuple[Cid, bytes]]) -> ReceiveResult:
         """Verify and apply entry blocks from elsewhere (a peer, a file).
@@ -191,21 +169,7 @@ class Database:
         is its own write (inside a batch, a savepoint of it) and holds the write lock
         only while it is applied. The result is the same as verifying them one by one.
         """
-        self._check()
-        blocks = list(blocks)
-        if len(blocks) < MIN_BLOCKS_FOR_THREADS:
-            async with self._write() as frame:
-                result = self._log.receive(blocks)
-                frame.publish(self, self._apply(result.added, local=False))
-            return result
-        # Under the lock: another context's open batch may hold some of these entries
-        # uncommitted, and roll them back (this receive must then store them).
-        async with self._lock:
-            unknown = set(self._log.missing(cid for cid, _ in blocks))
-        fresh = [(cid, block) for cid, block in blocks if cid in unknown]
-        return await receive_pipelined(
-            fresh, apply=self.receive_entries, verifier=self._verifier, limits=self._log.limits
-        )
+        return await self._writer.receive(blocks)
 
     async def receive_entries(
         self, entries: Iterable[Entry], *, all_or_nothing: bool = False
@@ -214,11 +178,7 @@ class Database:
 
         With ``all_or_nothing``, one rejected entry refuses them all: nothing is stored
         and the result lists the rejections (:meth:`OpLog.receive_entries`)."""
-        self._check()
-        async with self._write() as frame:
-            result = self._log.receive_entries(entries, all_or_nothing=all_or_nothing)
-            frame.publish(self, self._apply(result.added, local=False))
-        return result
+        return await self._writer.receive_entries(entries, all_or_nothing=all_or_nothing)
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -328,23 +288,9 @@ class Database:
         Read under the node's write lock: an open batch's entries are in the store's
         (one) connection before they commit, and a rollback frees their numbers for
         others; waiting for the batch keeps both out of the answer."""
-        self._check()
-        async with self._lock:
-            self._check()
-            out: list[tuple[int, Entry]] = []
-            for n, cid, block in self._store.log_store(self.cid).iter_since(seq):
-                if limit is not None and len(out) >= limit:
-                    break
-                out.append((n, Entry.from_trusted_block(cid, block)))
-        return out
+        return await self._sql.changes_since(seq, limit)
 
     # -- SQL ------------------------------------------------------------------------------
-
-    def _query_service(self) -> QueryService:
-        self._check()
-        if self._queries is None:
-            raise UsageError("this database handle was built without a query service")
-        return self._queries
 
     def query(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryResult:
         """Run a SELECT over this database (its name, and ``this``, are the table); see
@@ -354,27 +300,18 @@ class Database:
         database had when those were its heads: the view of exactly those entries and
         their ancestors. NotFoundError for a CID this log does not hold; ``as_of=()``
         is the empty database."""
-        service = self._query_service()
-        return service.query(sql, params, service.catalog_for(self), self._as_of(as_of))
+        return self._sql.query(sql, params, as_of)
 
     def explain(self, sql: str, params: Params = None, *, as_of: Heads | None = None) -> QueryPlan:
         """How the query would run: which declared index serves it, or a scan. With
         ``as_of``, the plan over the snapshot (see :meth:`query`)."""
-        service = self._query_service()
-        return service.explain(sql, params, service.catalog_for(self), self._as_of(as_of))
+        return self._sql.explain(sql, params, as_of)
 
     def watch(
         self, sql: str, params: Params = None, *, debounce_s: float = DEFAULT_WATCH_DEBOUNCE_S
     ) -> AsyncIterator[QueryResult]:
         """A live query: ``async for result in db.watch(sql): ...``."""
-        service = self._query_service()
-        catalog = service.catalog_for(self)
-        handles = {key: self for key in catalog.sources}
-        return service.watch(sql, params, catalog, handles, debounce_s=debounce_s)
-
-    def _as_of(self, as_of: Heads | None) -> tuple[AsOf, ...]:
-        found = request(self, as_of)
-        return () if found is None else (found,)
+        return self._sql.watch(sql, params, debounce_s)
 
     # -- encryption (node/encrypted.py; docs/encryption.md) ------------------------------
 
@@ -494,14 +431,7 @@ class Database:
 
     def _statistics(self) -> dict[str, Any]:
         """The fields of :class:`DatabaseStatistics`, for subclasses that add some."""
-        return {
-            "entries": len(self._log),
-            "heads": len(self._log.heads),
-            "pending": self._log.pending_count,
-            "reapplied_on_open": self._reapplied,
-            "subscribers": len(self._subscribers),
-            "encryption": None if self._keys is None else self._keys.statistics(),
-        }
+        return statistics_fields(self)
 
     async def wait_synced(self, *, peer: str | None = None, timeout: float = 30.0) -> None:
         """Return once this node holds everything the connected peers (or ``peer``, a

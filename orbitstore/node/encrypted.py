@@ -119,7 +119,7 @@ class DatabaseEncryption:
         return list(entries) if self._keys is None else self._keys.readable(entries)
 
     async def _append(self, payloads: Iterable[Any], seal: PayloadSealer | None) -> list[Entry]:
-        return await self._db._append(payloads, seal)
+        return await self._db._writer.append(payloads, seal)
 
     @property
     def encrypted(self) -> bool:

@@ -25,7 +25,8 @@ import trio
 
 from orbitstore.core.entry import Entry
 from orbitstore.errors import InvalidValueError, WriteNotAllowedError
-from orbitstore.node.database import Database, DatabaseStatistics
+from orbitstore.node.database import Database
+from orbitstore.node.handle_statistics import DatabaseStatistics
 from orbitstore.views.ydoc import (
     YDocStatistics,
     YDocView,
