@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 
 import trio
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from orbitstore.core.access import StaticAccess
 from orbitstore.core.cid import Cid
@@ -20,6 +22,7 @@ from orbitstore.node import NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.sync.frames import Entries, Hello, encode_frame
+from orbitstore.sync.inbound import crossing_refused
 from orbitstore.testing.network import MemoryNetwork
 from orbitstore.testing.pairs import open_memory_pair
 
@@ -128,3 +131,64 @@ async def test_no_second_session_with_a_peer_while_its_own_runs() -> None:
         (peer,) = [p for d in stats.databases for p in d.peers]
         assert peer.entries_received == 0  # nothing came back
         assert peer.entries_sent == 4000  # and nothing was sent twice
+
+
+async def test_two_sessions_that_cross_collapse_to_one() -> None:
+    """Both sides open a session about the database at the same moment (a writer's sync
+    and the replica's open): the hellos cross. sync/inbound.py Rule 4: the side with the
+    smaller peer id answers the other's hello ``busy``, one session syncs both ways, and
+    the log is sent once. Before, both sessions streamed it: 8,000 entries for 4,000."""
+    net = MemoryNetwork(rng=random.Random(5), latency=(0.0, 0.001))
+    async with open_memory_pair(
+        network=net,
+        names=("writer", "replica"),
+        identities=(Identity(b"\x01" * 32), Identity(b"\x02" * 32)),
+        stores=_stores(),
+        config=CONFIG,
+    ) as pair:
+        writer, replica = pair.nodes
+        assert writer.replication is not None and replica.replication is not None
+        w = await writer.open(f"/orbitstore/{DB}")
+        for start in range(0, 4000, 500):
+            await w.append_many(range(start, start + 500))
+        await pair.connect()  # the replica does not have it open: nothing to sync yet
+        with trio.fail_after(30):
+            while any(link.active for link in writer.replication.state_of(DB).peers.values()):
+                await trio.sleep(0.01)
+        async with writer.replication.subscribe_progress() as progress:
+            r = await replica.open(f"/orbitstore/{DB}")  # starts the replica's session...
+            writer.replication.request_sync(w, replica.replication.peer_id)  # ...and ours
+            with trio.fail_after(30):
+                finished = 0  # the surviving session, then the refused side's next one
+                async for event in progress:
+                    assert getattr(event, "kind", None) != "failed", event
+                    finished += getattr(event, "kind", None) == "finished"
+                    if finished == 2:
+                        break
+                await r.wait_synced(timeout=30)
+                await w.wait_synced(timeout=30)
+        assert len(r) == 4000
+        crossed = [node.replication.statistics().sessions_crossed for node in pair.nodes]
+        # One side refused, the other was refused (and the refused side's sync after the
+        # surviving session may cross that session's end once more: refused the same way).
+        assert crossed[0] == crossed[1] >= 1
+        for node in pair.nodes:
+            stats = node.replication.statistics()
+            (peer,) = [p for d in stats.databases for p in d.peers]
+            assert peer.failures == 0 and peer.last_failure is None, (node, peer)
+        (sent,) = [p for d in writer.replication.statistics().databases for p in d.peers]
+        assert sent.entries_sent == 4000  # once
+
+
+@given(st.text(min_size=1, max_size=60), st.text(min_size=1, max_size=60))
+def test_of_two_crossing_sessions_exactly_one_is_refused(a: str, b: str) -> None:
+    """sync/inbound.py Rule 4, for any two distinct peer ids: when both sides' sessions
+    run, exactly one side refuses; when only one side's runs, the other serves it."""
+    assume(a != b)
+    both = [
+        crossing_refused(a, b, own_session_running=True),
+        crossing_refused(b, a, own_session_running=True),
+    ]
+    assert both.count(True) == 1
+    assert not crossing_refused(a, b, own_session_running=False)
+    assert not crossing_refused(b, a, own_session_running=False)

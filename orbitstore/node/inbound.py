@@ -25,11 +25,13 @@ from orbitstore.node.privacy import is_private, reader_role
 from orbitstore.node.session_runner import READ_BYTES, Service, SessionRunner
 from orbitstore.sync.frames import FrameDecoder, GetManifest, Message, encode_frame
 from orbitstore.sync.inbound import (
+    BUSY,
     NOT_OPEN,
     NotOpen,
     Refuse,
     RunSession,
     ServeManifest,
+    crossing_refused,
     refusal,
     route_inbound,
 )
@@ -51,7 +53,7 @@ class InboundService(Service, Protocol):
 
     def _auth(self, st: DbState, peer: PeerId, *, initiator: bool) -> PeerAuth | None: ...
 
-    def _served_manifest(self) -> None: ...
+    def _count(self, what: str) -> None: ...
 
     def inbound_session(self, st: DbState, peer: PeerId) -> AbstractContextManager[None]: ...
 
@@ -134,8 +136,18 @@ async def _dispatch(
         st = service.state_of(route.db)
         if st is None:  # pragma: no cover - closed between the route and here
             return
-        auth = service._auth(st, stream.remote_peer, initiator=False)
-        with service.inbound_session(st, stream.remote_peer):
+        peer = stream.remote_peer
+        link = st.peers.get(peer)
+        running = link is not None and link.active
+        if not route.private and crossing_refused(
+            service.peer_id, peer, own_session_running=running
+        ):
+            service._count("crossed")
+            with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
+                await stream.send_all(encode_frame(BUSY))
+            return
+        auth = service._auth(st, peer, initiator=False)
+        with service.inbound_session(st, peer):
             await SessionRunner(service, st, stream, decoder, first, auth=auth).run()
 
 
@@ -163,7 +175,7 @@ async def _answer_manifest(
     if await serve_manifest_request(
         stream, request, block, service.config, decoder=decoder, gate=gate
     ):
-        service._served_manifest()
+        service._count("served")
 
 
 __all__ = ["InboundService", "refuse", "serve_in", "serve_inbound"]

@@ -12,7 +12,8 @@ One :class:`Replication` per node opened with a transport. For every open databa
   the announced heads are still unknown (gossip is a hint, never the only path);
 - runs a sync session (:mod:`orbitstore.node.session_runner`) when a peer connects, a
   database is opened, after reconnects and every ``anti_entropy_interval``; one at a
-  time with each peer, whichever side opened it (:mod:`orbitstore.node.inbound`);
+  time with each peer, whichever side opened it, and one of two that cross
+  (:mod:`orbitstore.node.inbound`, :mod:`orbitstore.sync.inbound` Rule 4);
 - answers manifest requests, and asks peers for one (:mod:`orbitstore.node.fetch`);
 - for a private database (:mod:`orbitstore.core.privacy`): neither subscribes to nor
   announces on its topic (its heads are never gossiped), pushes local writes by syncing
@@ -109,7 +110,7 @@ class Replication:
         # Subscribing and unsubscribing a topic take turns: a database reopened while
         # its closed handle is being unsubscribed must end up subscribed.
         self._topics_lock = trio.Lock()
-        self._counts = {"fetched": 0, "served": 0, "refused": 0, "unexpected": 0}
+        self._counts: Counter[str] = Counter()  # fetched, served, refused, unexpected, crossed
         self._inbound: Counter[tuple[Cid, PeerId]] = Counter()  # sessions peers opened
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -245,6 +246,7 @@ class Replication:
             announcements_rejected=counts.rejected,
             unexpected_errors=self._counts["unexpected"] + counts.unexpected,
             progress_dropped=self._progress.dropped,
+            sessions_crossed=self._counts["crossed"],
         )
 
     @asynccontextmanager
@@ -366,15 +368,8 @@ class Replication:
             record = st.peer(peer)
             record.failures += 1
             record.last_failure = SyncFailure.of(exc, code="internal")
-        logger.warning(
-            "unexpected error handling %s from %s%s",
-            where,
-            peer,
-            f" for {st.database.address}" if st is not None else "",
-            exc_info=exc,
-        )
-
-    # -- verify and apply -----------------------------------------------------------------
+        of = f" for {st.database.address}" if st is not None else ""
+        logger.warning("unexpected error handling %s from %s%s", where, peer, of, exc_info=exc)
 
     def _budget(self, peer: PeerId) -> PeerServeBudget:
         """The peer's serve buckets (kept across its sessions and reconnects)."""
@@ -426,9 +421,14 @@ class Replication:
                 decoder = FrameDecoder(self.config.frame_limits)
                 try:
                     auth = self._auth(st, peer, initiator=True)
-                    await SessionRunner(self, st, stream, decoder, [], auth=auth).run()
+                    runner = SessionRunner(self, st, stream, decoder, [], auth=auth)
+                    await runner.run()
                 except Exception as exc:  # a remote boundary, like _serve
                     self._unexpected(st, peer, exc, "a sync session")
+                    return
+                if runner.crossed:  # the peer's session covers it: again after that one
+                    self._counts["crossed"] += 1
+                    link.again = True
                     return
                 if not link.again or peer not in self.transport.connected_peers():
                     return
@@ -440,8 +440,8 @@ class Replication:
         """The state of the open database ``db`` (None: not replicated here)."""
         return self._dbs.get(db)
 
-    def _served_manifest(self) -> None:
-        self._counts["served"] += 1
+    def _count(self, what: str) -> None:
+        self._counts[what] += 1  # node/inbound.py: "served" manifests, "crossed" sessions
 
     # -- peers ----------------------------------------------------------------------------
 

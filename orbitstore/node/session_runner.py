@@ -46,6 +46,7 @@ from orbitstore.node.sync_status import DbState, SyncProgress
 from orbitstore.node.verify import Pending, verify_chunk
 from orbitstore.sync.auth import peer_error
 from orbitstore.sync.frames import Done, Entries, Error, FrameDecoder, Message, Want, encode_frame
+from orbitstore.sync.inbound import BUSY
 from orbitstore.sync.peers import SyncFailure
 from orbitstore.sync.received import check_entries, invalid_entry_error
 from orbitstore.sync.serve_limits import PeerServeBudget
@@ -76,6 +77,10 @@ class Service(Protocol):
     def _unexpected(self, st: DbState | None, peer: PeerId, exc: Exception, where: str) -> None: ...
 
     def _budget(self, peer: PeerId) -> PeerServeBudget: ...
+
+
+class _Crossed(Exception):
+    """The peer answered our hello with ``busy`` (sync/inbound.py Rule 4)."""
 
 
 class _Wake:
@@ -128,6 +133,8 @@ class SessionRunner:
             _FRAMES_AHEAD
         )
         self._nursery: trio.Nursery | None = None
+        #: The peer answered ``busy``: its own session with us covers this one.
+        self.crossed = False
 
     # -- the session ----------------------------------------------------------------------
 
@@ -197,6 +204,8 @@ class SessionRunner:
         """Run one of the three tasks; whatever it raises ends the session."""
         try:
             await task()
+        except _Crossed:
+            cancel.cancel()
         except trio.TooSlowError:
             self._errors.append(NetworkError("the peer went silent or does not read"))
             cancel.cancel()
@@ -208,6 +217,11 @@ class SessionRunner:
 
     async def _finish(self) -> None:
         st, peer = self._st, self.peer
+        if self.crossed:  # neither completed nor failed: the other session decides
+            st.notify()
+            with suppress(NetworkError, ClosedError):
+                await self._stream.close()
+            return
         record = st.peer(peer)
         stats = self.session.statistics()
         record.entries_sent += stats.entries_sent
@@ -269,6 +283,8 @@ class SessionRunner:
                 with trio.fail_after(self._config.idle_timeout):
                     data = await self._stream.receive_some(READ_BYTES)
                 if not data:
+                    if self.session.receiving_done:  # done while we waited (our last want
+                        break  # went out meanwhile): the peer rightly closed
                     raise NetworkError("the peer ended the stream before the exchange did")
                 began = thread_time()
                 messages = self._decoder.feed(data)
@@ -282,6 +298,11 @@ class SessionRunner:
             record.has_db = False
             record.heard = True
             raise NotFoundError("the peer does not have this database open")
+        if isinstance(message, Error) and message.code == BUSY.code:
+            # The peer runs its own session of this database with us (sync/inbound.py
+            # Rule 4): that one syncs both ways; this one ends, not as a failure.
+            self.crossed = True
+            raise _Crossed
         if isinstance(message, Error) and message.code == AccessDeniedError.code:
             # A private database: the peer checked our proof after we checked its own.
             record.heard, record.has_db = True, False

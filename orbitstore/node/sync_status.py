@@ -89,6 +89,10 @@ class ReplicationStatistics:
     the ``orbitstore.replication`` logger); the peer's session was dropped."""
     progress_dropped: int = 0
     """Progress events subscribers missed because they were behind."""
+    sessions_crossed: int = 0
+    """Sessions that crossed one of ours about the same database and were ended, by us
+    (``busy``) or by the peer (sync/inbound.py Rule 4): each would have sent the log a
+    second time."""
 
 
 @dataclass(frozen=True, slots=True)

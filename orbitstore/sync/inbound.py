@@ -21,6 +21,17 @@ heads are sent). A public one must open with ``Hello``: a ``Challenge`` is a
 Rule 3 — anything else first is a ``ProtocolError`` (:class:`Refuse`): the caller sends
 the :func:`refusal` frame and closes the stream.
 
+Rule 4 — crossing sessions. Each side may open a session about a database at the same
+moment (the writer's connect-time sync and the replica's open, say): both hellos cross
+and, unchecked, both sessions stream the whole log, each one sent twice. One session
+syncs both ways, so exactly one must survive, decided the same way on both sides
+(:func:`crossing_refused`): a node that gets a public database's ``Hello`` while its own
+session with that peer about that database is running refuses it with :data:`BUSY`
+when its peer id is the smaller one, and serves it otherwise. The other node, whose
+session got :data:`BUSY`, ends that session quietly — not a failure — and syncs again
+once the surviving session is over (a cheap exchange when it brought everything).
+Private databases are not decided here: their reader proof comes before any hello.
+
 Everything that decides what an inbound stream is lives in this file.
 """
 
@@ -36,6 +47,17 @@ from orbitstore.sync.frames import Challenge, Error, GetManifest, Hello, Message
 
 NOT_OPEN = Error(code="not_found", message="database not open")
 """The answer to a sync stream about a database we do not have open (Rule 2)."""
+
+BUSY = Error(code="busy", message="a session of ours about this database is running")
+"""The answer to a session that crossed ours, on the side with the smaller peer id
+(Rule 4)."""
+
+
+def crossing_refused(own_peer: str, peer: str, *, own_session_running: bool) -> bool:
+    """Whether a peer's new session about a database is refused with :data:`BUSY`:
+    ours with it about the same database runs, and our id is the smaller (Rule 4).
+    Exactly one of two crossing sessions is refused, whichever side decides first."""
+    return own_session_running and own_peer < peer
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +123,9 @@ def refusal(error: OrbitstoreError) -> Error:
 
 
 __all__ = [
+    "BUSY",
     "NOT_OPEN",
+    "crossing_refused",
     "NotOpen",
     "Privacy",
     "Refuse",
