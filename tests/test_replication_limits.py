@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -15,7 +16,7 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.oplog import OpLog
 from orbitstore.errors import InvalidValueError, NetworkError, SyncTimeoutError
 from orbitstore.net.transport import Stream
-from orbitstore.node import NodeConfig
+from orbitstore.node import Database, Node, NodeConfig
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.node.replication import SyncProgress, topic_for
 from orbitstore.node.sync_status import ProgressFanout
@@ -192,19 +193,28 @@ async def test_a_peer_in_debt_waits_while_another_is_served(
         assert trio.current_time() - began < 10
 
 
-async def test_the_walks_a_peer_asks_for_are_charged_to_it(
-    autojump_clock: trio.abc.Clock,
-) -> None:
-    """Answering a want walks the log: that time is the asking peer's, not the node's."""
-    net = MemoryNetwork(rng=random.Random(16))
+@asynccontextmanager
+async def _synced_with_evil(
+    net: MemoryNetwork,
+) -> AsyncIterator[tuple[Node, Database, list[Entry], Stream, Reader]]:
+    """The victim with 300 entries, and a stream of "evil" that synced once with it."""
     async with victim_node(net) as (node, db, _), net.open_transport("evil") as te:
         entries = await db.append_many(range(300))
-        assert node.replication is not None
         await te.connect("mem/victim")
         stream = await te.open_stream("victim")
         reader = Reader(stream)
         await stream.send_all(encode_frame(Hello(db=DB, heads=(entries[-1].cid,))))
         await reader.until(Done)
+        yield node, db, entries, stream, reader
+
+
+async def test_the_walks_a_peer_asks_for_are_charged_to_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Answering a want walks the log: that time is the asking peer's, not the node's."""
+    net = MemoryNetwork(rng=random.Random(16))
+    async with _synced_with_evil(net) as (node, _db, entries, stream, reader):
+        assert node.replication is not None
         bucket = node.replication._budget("evil").time
         before = bucket.tokens(trio.current_time())
         await stream.send_all(encode_frame(Want(cids=tuple(e.cid for e in entries[::3]))))
@@ -221,14 +231,8 @@ async def test_serve_time_is_cpu_time_not_the_wait_for_a_core(
     charging that held honest replicas to ~6,000 entries/s on two shared cores. Failed
     before the fix: the want below was charged its ~0.3 s of blocked reads."""
     net = MemoryNetwork(rng=random.Random(17))
-    async with victim_node(net) as (node, db, _), net.open_transport("evil") as te:
-        entries = await db.append_many(range(300))
+    async with _synced_with_evil(net) as (node, db, entries, stream, reader):
         assert node.replication is not None
-        await te.connect("mem/victim")
-        stream = await te.open_stream("victim")
-        reader = Reader(stream)
-        await stream.send_all(encode_frame(Hello(db=DB, heads=(entries[-1].cid,))))
-        await reader.until(Done)
         log = db.log
         read = log.get
 

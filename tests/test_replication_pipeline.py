@@ -8,6 +8,8 @@ network, waiting on events with deadlines.
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import trio
 from hypothesis import assume, given
@@ -18,13 +20,13 @@ from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest
-from orbitstore.node import NodeConfig, open_node
+from orbitstore.node import Database, Node, NodeConfig, open_node
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.sync.frames import Entries, Hello, encode_frame
 from orbitstore.sync.inbound import crossing_refused
 from orbitstore.testing.network import MemoryNetwork
-from orbitstore.testing.pairs import open_memory_pair
+from orbitstore.testing.pairs import NodePair, open_memory_pair
 
 CONFIG = NodeConfig(timestamps=False, replication=ReplicationConfig(idle_timeout=5.0))
 MANIFEST = Manifest(name="p", type="log", access=StaticAccess.of(["*"]), meta={})
@@ -36,6 +38,26 @@ def _stores() -> list[MemoryStore]:
     for s in stores:
         s.blocks.put(DB, MANIFEST_BLOCK)
     return stores
+
+
+@asynccontextmanager
+async def _writer_of_4000(
+    net: MemoryNetwork,
+) -> AsyncIterator[tuple[NodePair, Node, Node, Database]]:
+    """A writer holding 4,000 entries and a replica, not connected yet."""
+    async with open_memory_pair(
+        network=net,
+        names=("writer", "replica"),
+        identities=(Identity(b"\x01" * 32), Identity(b"\x02" * 32)),
+        stores=_stores(),
+        config=CONFIG,
+    ) as pair:
+        writer, replica = pair.nodes
+        assert writer.replication is not None and replica.replication is not None
+        w = await writer.open(f"/orbitstore/{DB}")
+        for start in range(0, 4000, 500):
+            await w.append_many(range(start, start + 500))
+        yield pair, writer, replica, w
 
 
 async def test_large_catch_up_through_threaded_verification() -> None:
@@ -99,18 +121,7 @@ async def test_no_second_session_with_a_peer_while_its_own_runs() -> None:
     # for it to end: two at once would each queue what the other is already sending
     # (the writer the rest of its log twice, the replica its log back).
     net = MemoryNetwork(rng=random.Random(3), latency=(0.0, 0.001))
-    async with open_memory_pair(
-        network=net,
-        names=("writer", "replica"),
-        identities=(Identity(b"\x01" * 32), Identity(b"\x02" * 32)),
-        stores=_stores(),
-        config=CONFIG,
-    ) as pair:
-        writer, replica = pair.nodes
-        assert writer.replication is not None and replica.replication is not None
-        w = await writer.open(f"/orbitstore/{DB}")
-        for start in range(0, 4000, 500):
-            await w.append_many(range(start, start + 500))
+    async with _writer_of_4000(net) as (pair, writer, replica, w):
         r = await replica.open(f"/orbitstore/{DB}")
         async with replica.replication.subscribe_progress() as progress:
             await pair.connect()  # one of them opens the session
@@ -139,18 +150,7 @@ async def test_two_sessions_that_cross_collapse_to_one() -> None:
     smaller peer id answers the other's hello ``busy``, one session syncs both ways, and
     the log is sent once. Before, both sessions streamed it: 8,000 entries for 4,000."""
     net = MemoryNetwork(rng=random.Random(5), latency=(0.0, 0.001))
-    async with open_memory_pair(
-        network=net,
-        names=("writer", "replica"),
-        identities=(Identity(b"\x01" * 32), Identity(b"\x02" * 32)),
-        stores=_stores(),
-        config=CONFIG,
-    ) as pair:
-        writer, replica = pair.nodes
-        assert writer.replication is not None and replica.replication is not None
-        w = await writer.open(f"/orbitstore/{DB}")
-        for start in range(0, 4000, 500):
-            await w.append_many(range(start, start + 500))
+    async with _writer_of_4000(net) as (pair, writer, replica, w):
         await pair.connect()  # the replica does not have it open: nothing to sync yet
         with trio.fail_after(30):
             while any(link.active for link in writer.replication.state_of(DB).peers.values()):
