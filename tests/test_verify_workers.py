@@ -297,3 +297,21 @@ async def test_verify_processes_false_starts_no_process(tmp_path: Path) -> None:
         assert len(result.added) == 100
         stats = db.verifier.statistics()
         assert stats.mode == "threads" and stats.started == 0
+
+
+async def test_closing_mid_batch_still_answers_right_and_is_no_failure() -> None:
+    """A node closing while a session verifies: the batch the closed workers held is
+    checked on a thread, and closing does not count as a worker failure."""
+    verifier = Verifier(1)
+    blocks = mixed_batch(600, 6)
+    expected = outcome(verify_chunk(blocks))
+    await verifier.verify(blocks[:100])  # a worker is running
+    got: list[object] = []
+    async with trio.open_nursery() as nursery:
+        pending = verifier.start(nursery, blocks)
+        await trio.sleep(0.005)  # the request is with the worker
+        await verifier.aclose()
+        got.append(outcome(await pending.result()))
+    assert got == [expected]
+    stats = verifier.statistics()
+    assert stats.failed == 0 and stats.running == 0 and stats.mode == "threads"

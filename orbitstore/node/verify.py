@@ -390,7 +390,7 @@ class Verifier:
             self._live.remove(worker)
         if worker not in self._dead:
             self._dead.append(worker)
-        if error is not None:
+        if error is not None and not self._closed:  # closing ends them: not a failure
             self._failed += 1
             logger.warning("verification worker lost (%s); its batch goes to a thread", error)
 
