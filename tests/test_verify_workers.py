@@ -8,6 +8,8 @@ pure parts are held to that by Hypothesis; the process pool by real worker proce
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -161,10 +163,19 @@ def test_a_verifier_needs_a_worker() -> None:
 # --- the worker processes ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-async def test_workers_decide_what_from_block_decides(workers: int) -> None:
+@asynccontextmanager
+async def running(workers: int) -> AsyncIterator[Verifier]:
+    """A verifier with ``workers`` worker processes, closed at the end."""
     verifier = Verifier(workers)
     try:
+        yield verifier
+    finally:
+        await verifier.aclose()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_workers_decide_what_from_block_decides(workers: int) -> None:
+    async with running(workers) as verifier:
         for seed in range(3):
             blocks = mixed_batch(300, seed)
             expected = outcome(verify_chunk(blocks))
@@ -178,8 +189,6 @@ async def test_workers_decide_what_from_block_decides(workers: int) -> None:
             0,
         )
         assert stats.signatures >= 800
-    finally:
-        await verifier.aclose()
     assert verifier.statistics().running == 0
 
 
@@ -187,22 +196,18 @@ async def test_stop_at_first_reports_the_first_bad_block() -> None:
     chain = fuzz.signed_chain(WRITER, DB, 200)
     blocks = [(e.cid, e.block) for e in chain]
     blocks[70] = forge(chain[70])
-    verifier = Verifier(1)
-    try:
+    async with running(1) as verifier:
         entries, rejected = await verifier.verify(blocks, stop_at_first=True)
         assert [r.cid for r in rejected] == [blocks[70][0]]
         assert isinstance(rejected[0].error, BadSignatureError)
         assert [e.cid for e in entries] == [cid for cid, _ in blocks[:70]]
-    finally:
-        await verifier.aclose()
 
 
 async def test_batches_in_flight_on_one_worker_get_their_own_answers() -> None:
     """Requests are pipelined on a worker; each caller reads its own answer."""
-    verifier = Verifier(1)
     batches = [mixed_batch(100 + 10 * i, 10 + i) for i in range(6)]
     got: dict[int, object] = {}
-    try:
+    async with running(1) as verifier:
         async with trio.open_nursery() as nursery:
             for i, batch in enumerate(batches):
                 pending = verifier.start(nursery, batch)
@@ -214,15 +219,12 @@ async def test_batches_in_flight_on_one_worker_get_their_own_answers() -> None:
         for i, batch in enumerate(batches):
             assert got[i] == outcome(verify_chunk(batch))
         assert verifier.statistics().started == 1
-    finally:
-        await verifier.aclose()
 
 
 async def test_a_killed_worker_costs_a_thread_not_a_wrong_answer() -> None:
-    verifier = Verifier(1)
     blocks = mixed_batch(200, 3)
     expected = outcome(verify_chunk(blocks))
-    try:
+    async with running(1) as verifier:
         assert outcome(await verifier.verify(blocks)) == expected
         (worker,) = verifier._live
         worker.kill()
@@ -231,40 +233,32 @@ async def test_a_killed_worker_costs_a_thread_not_a_wrong_answer() -> None:
         assert verifier.statistics().failed == 1
         assert outcome(await verifier.verify(blocks)) == expected  # a new worker
         assert verifier.statistics().started == 2
-    finally:
-        await verifier.aclose()
 
 
 async def test_a_cancelled_verification_leaves_the_pool_usable() -> None:
-    verifier = Verifier(1)
     blocks = mixed_batch(400, 4)
     expected = outcome(verify_chunk(blocks))
-    try:
+    async with running(1) as verifier:
         await verifier.verify(blocks[:100])  # a worker is running
         with trio.move_on_after(0.002) as scope:
             await verifier.verify(blocks)
         assert scope.cancelled_caught
         assert outcome(await verifier.verify(blocks)) == expected
         assert verifier.statistics().failed == 0  # cancelling is not a failure
-    finally:
-        await verifier.aclose()
 
 
 async def test_workers_that_cannot_start_leave_it_to_threads(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(verify_module, "WORKER_SCRIPT", tmp_path / "missing.py")
-    verifier = Verifier(2)
     blocks = mixed_batch(200, 5)
     expected = outcome(verify_chunk(blocks))
-    try:
+    async with running(2) as verifier:
         for _ in range(3):
             assert outcome(await verifier.verify(blocks)) == expected
         stats = verifier.statistics()
         assert stats.mode == "threads" and stats.running == 0 and stats.failed >= 3
         assert "verification worker" in caplog.text
-    finally:
-        await verifier.aclose()
 
 
 async def test_a_node_ends_its_workers_when_it_closes(tmp_path: Path) -> None:
