@@ -152,9 +152,11 @@ async def test_two_sessions_that_cross_collapse_to_one() -> None:
     net = MemoryNetwork(rng=random.Random(5), latency=(0.0, 0.001))
     async with _writer_of_4000(net) as (pair, writer, replica, w):
         await pair.connect()  # the replica does not have it open: nothing to sync yet
-        with trio.fail_after(30):
-            while any(link.active for link in writer.replication.state_of(DB).peers.values()):
-                await trio.sleep(0.01)
+        st = writer.replication.state_of(DB)
+        assert st is not None
+        with trio.fail_after(30):  # its connect-time session (answered not_found) ends
+            while any(link.active for link in st.peers.values()):
+                await st.changed.wait()  # set by every change of the sync state
         async with writer.replication.subscribe_progress() as progress:
             r = await replica.open(f"/orbitstore/{DB}")  # starts the replica's session...
             writer.replication.request_sync(w, replica.replication.peer_id)  # ...and ours

@@ -81,8 +81,8 @@ def test_check_block_then_the_signature_is_from_block(item: tuple[Cid, bytes]) -
     try:
         pending = Entry.check_block(cid, block)
     except InvalidDataError as exc:
-        assert isinstance(whole, InvalidDataError) and not isinstance(whole, BadSignatureError)
-        assert (type(exc), str(exc)) == (type(whole), str(whole))
+        assert isinstance(whole, InvalidDataError)  # the same error (a signature of the
+        assert (type(exc), str(exc)) == (type(whole), str(whole))  # wrong length, too)
         return
     valid = signature_valid(pending.public_key, pending.signature, pending.message)
     if isinstance(whole, Entry):
@@ -303,7 +303,9 @@ async def test_closing_mid_batch_still_answers_right_and_is_no_failure() -> None
     got: list[object] = []
     async with trio.open_nursery() as nursery:
         pending = verifier.start(nursery, blocks)
-        await trio.sleep(0.005)  # the request is with the worker
+        with trio.fail_after(10):
+            while not any(w.inflight for w in verifier._live):
+                await trio.lowlevel.checkpoint()  # until the request is with the worker
         await verifier.aclose()
         got.append(outcome(await pending.result()))
     assert got == [expected]
