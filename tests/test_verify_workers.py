@@ -8,6 +8,7 @@ pure parts are held to that by Hypothesis; the process pool by real worker proce
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,11 +21,19 @@ from hypothesis import strategies as st
 from orbitstore import NodeConfig, open_node
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
-from orbitstore.core.identity import Identity, signature_valid
-from orbitstore.errors import BadSignatureError, InvalidDataError, UsageError
+from orbitstore.core.identity import Identity
+from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
+from orbitstore.errors import BadSignatureError, UsageError
 from orbitstore.node import verify as verify_module
 from orbitstore.node import verify_worker
-from orbitstore.node.verify import Verifier, _check_here, _request, verify_chunk
+from orbitstore.node.verify import (
+    _SKIPPED,
+    Verifier,
+    _check_here,
+    _request,
+    _verdicts,
+    verify_chunk,
+)
 from orbitstore.testing import fuzz
 
 WRITER = Identity(bytes(range(32)))
@@ -68,90 +77,54 @@ def outcome(result: tuple[list[Entry], list[object]]) -> tuple[list[Cid], list[t
 # --- the pure parts ---------------------------------------------------------------------
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
-@given(fuzz.mutated_entry_blocks(SEEDS, WRITER))
-def test_check_block_then_the_signature_is_from_block(item: tuple[Cid, bytes]) -> None:
-    """Every block gets the same verdict, with the same error, from the split check
-    (structure here, signature elsewhere) as from :meth:`Entry.from_block`."""
-    cid, block = item
-    try:
-        whole: Entry | InvalidDataError = Entry.from_block(cid, block)
-    except InvalidDataError as exc:
-        whole = exc
-    try:
-        pending = Entry.check_block(cid, block)
-    except InvalidDataError as exc:
-        assert isinstance(whole, InvalidDataError)  # the same error (a signature of the
-        assert (type(exc), str(exc)) == (type(whole), str(whole))  # wrong length, too)
-        return
-    valid = signature_valid(pending.public_key, pending.signature, pending.message)
-    if isinstance(whole, Entry):
-        assert valid
-        got = pending.accept(True)
-        assert (got.cid, got.block, got.payload, got.next) == (
-            whole.cid,
-            whole.block,
-            whole.payload,
-            whole.next,
-        )
-    else:
-        assert isinstance(whole, BadSignatureError) and not valid
-        with pytest.raises(BadSignatureError) as caught:
-            pending.accept(False)
-        assert str(caught.value) == str(whole)
-
-
 @st.composite
-def signature_checks(draw: st.DrawFn) -> list[tuple[bytes, bytes, bytes]]:
-    """Public key, signature, message triples: good ones, and each part damaged."""
-    out = []
-    for _ in range(draw(st.integers(1, 12))):
-        signer = draw(st.sampled_from([WRITER, OTHER]))
-        message = draw(st.binary(max_size=300))
-        key, sig = signer.public_key, signer.sign(message)
-        damage = draw(st.sampled_from(["none", "none", "sig", "key", "message", "random key"]))
-        if damage == "sig":
-            sig = draw(st.binary(min_size=64, max_size=64))
-        elif damage == "key":
-            key = OTHER.public_key if signer is WRITER else WRITER.public_key
-        elif damage == "message":
-            message += b"!"
-        elif damage == "random key":
-            key = draw(st.binary(min_size=32, max_size=32))
-        out.append((key, sig, message))
-    return out
+def batches(draw: st.DrawFn) -> list[tuple[Cid, bytes]]:
+    """Valid entries, forged signatures and mutated blocks, in any order."""
+    chain = fuzz.signed_chain(WRITER, DB, 4)
+    pool = [(e.cid, e.block) for e in chain] + [forge(chain[1]), forge(chain[2], -10)]
+    return draw(
+        st.lists(
+            st.one_of(st.sampled_from(pool), fuzz.mutated_entry_blocks(SEEDS, WRITER)),
+            min_size=1,
+            max_size=8,
+        )
+    )
 
 
-class _Check:
-    def __init__(self, key: bytes, sig: bytes, message: bytes) -> None:
-        self.public_key, self.signature, self.message = key, sig, message
+def verdict_text(verdicts: list[object]) -> list[object]:
+    return [v if v is None or v is _SKIPPED else (type(v).__name__, str(v)) for v in verdicts]
 
 
-@given(signature_checks(), st.booleans())
-def test_the_worker_answers_what_this_process_would(
-    checks: list[tuple[bytes, bytes, bytes]], stop_at_first: bool
+LIMITS = EntryLimits(max_entry_bytes=4096, max_next=3, max_refs=2, max_writer_chars=60)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.booleans(), st.sampled_from([DEFAULT_LIMITS, LIMITS]))
+def test_the_worker_decides_what_from_block_decides(
+    blocks: list[tuple[Cid, bytes]], stop_at_first: bool, limits: EntryLimits
 ) -> None:
-    """The worker's answer to a request equals the in-process check, stopping at the
-    first bad signature when asked: one Ed25519 rule, wherever it runs."""
-    part = [_Check(*check) for check in checks]
-    request = _request(part, stop_at_first)  # type: ignore[arg-type]
+    """The worker's answer to a request, decoded, is the verdict of Entry.from_block in
+    this process for every block: valid, or the same error with the same message, and
+    nothing checked after the first bad one when asked to stop there."""
+    request = _request(blocks, limits, stop_at_first)
     assert int.from_bytes(request[:4], "big") == len(request) - 4
-    answer = verify_worker.answer(request[4:])
-    assert int.from_bytes(answer[:4], "big") == len(part)
-    assert answer[4:] == _check_here(part, stop_at_first)  # type: ignore[arg-type]
+    answer = verify_worker.answer(request[4:], verify_worker.entry_check())
+    got = _verdicts(answer[4:], len(blocks))
+    assert int.from_bytes(answer[:4], "big") == len(answer) - 4
+    assert verdict_text(got) == verdict_text(_check_here(blocks, limits, stop_at_first))
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        b"\x00\x00\x00\x00\x02" + b"\x00" * 40,  # two items announced, a piece of one
-        b"\x00\x00\x00\x00\x00" + b"extra",  # no items, trailing bytes
+        bytes(21)[:20] + b"\x02" + b"\x00" * 8,  # two blocks announced, a piece of one
+        bytes(21) + b"extra",  # no blocks, trailing bytes
         b"\x00\x00",  # no header
     ],
 )
 def test_the_worker_refuses_a_malformed_request(body: bytes) -> None:
-    with pytest.raises((ValueError, Exception)):
-        verify_worker.answer(body)
+    with pytest.raises((ValueError, IndexError, struct.error)):
+        verify_worker.answer(body, verify_worker.entry_check())
 
 
 def test_a_verifier_needs_a_worker() -> None:

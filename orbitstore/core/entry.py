@@ -231,37 +231,6 @@ class Entry:
             raise StorageCorruptedError(f"stored entry {cid} no longer decodes: {exc}") from exc
 
     @classmethod
-    def check_block(
-        cls,
-        cid: Cid,
-        block: bytes,
-        *,
-        limits: EntryLimits = DEFAULT_LIMITS,
-        links: codec.LinkCache | None = None,
-    ) -> Unverified:
-        """Every check of :meth:`from_block` but the Ed25519 equation, which the returned
-        :class:`Unverified` leaves to whoever verifies its signature (a worker process:
-        node/verify.py). Raises what :meth:`from_block` raises for a bad block.
-
-        ``links``: a cache shared by the blocks of one batch (see
-        :meth:`from_trusted_block`), so the database link and the parents, mostly the
-        batch's own earlier blocks, are each one :class:`Cid`, built and checked once."""
-        if len(block) > limits.max_entry_bytes:
-            raise EntryTooLargeError(
-                f"entry block is {len(block)} bytes; the limit is {limits.max_entry_bytes}"
-            )
-        if bytes(cid) != _PREFIX_DAG_CBOR + hashlib.sha256(block).digest():
-            raise HashMismatchError(f"block does not hash to {cid}")
-        if links is None:
-            fields = codec.decode(block, max_depth=codec.MAX_DEPTH + 1)
-        else:
-            fields = codec.decode(block, max_depth=codec.MAX_DEPTH + 1, cid_ctor=links.__getitem__)
-        public_key, message = cls._check(cid, block, fields, limits)
-        if links is not None:
-            links[cid._bytes] = cid  # what later blocks of the batch link to
-        return Unverified(cid, block, fields, public_key, message)
-
-    @classmethod
     def _verify(cls, cid: Cid, block: bytes, fields: Any, limits: EntryLimits) -> Entry:
         public_key, message = cls._check(cid, block, fields, limits)
         if not signature_valid(public_key, fields["sig"], message):
@@ -357,40 +326,6 @@ class Entry:
 
     def __repr__(self) -> str:
         return f"Entry({str(self.cid)[:16]}..., clock={self.clock}, writer={self.writer[:20]}...)"
-
-
-class Unverified:
-    """A received entry block that passed every check but its signature
-    (:meth:`Entry.check_block`): what a verifier needs (``public_key``, ``signature``,
-    ``message``) and, once the signature is known to be good, the entry (:meth:`accept`).
-    Not an :class:`Entry`: nothing unverified is ever one."""
-
-    __slots__ = ("_fields", "block", "cid", "message", "public_key")
-
-    def __init__(
-        self, cid: Cid, block: bytes, fields: dict[str, Any], public_key: bytes, message: bytes
-    ) -> None:
-        self.cid = cid
-        self.block = block
-        self._fields = fields
-        self.public_key = public_key
-        self.message = message
-
-    @property
-    def signature(self) -> bytes:
-        sig: bytes = self._fields["sig"]
-        return sig
-
-    @property
-    def writer(self) -> str:
-        writer: str = self._fields["writer"]
-        return writer
-
-    def accept(self, valid: bool) -> Entry:
-        """The entry, given whether its signature verified (BadSignatureError if not)."""
-        if not valid:
-            raise bad_signature(self._fields["writer"])
-        return Entry._build(self.cid, self.block, self._fields)
 
 
 class EntryChain:

@@ -1,10 +1,11 @@
-"""Verify received entry blocks: the structure here, the signatures on worker processes.
+"""Verify received entry blocks on worker processes.
 
 Checking an entry is mostly Ed25519 verification (about 70% of receiving one).
-:class:`Verifier` splits the work: the event loop's thread decodes each block and checks
-everything but the signature (:meth:`Entry.check_block`, ~15 µs), and worker processes
-(node/verify_worker.py) check the signatures, so they run on another core at libsodium's
-speed while the event loop goes on reading and applying.
+:class:`Verifier` hands large batches to worker processes (node/verify_worker.py), which
+run :meth:`Entry.from_block` on every block — hash, structure, limits, signature — on
+other cores while the event loop goes on reading and applying; the loop then decodes the
+blocks they passed (:meth:`Entry.from_trusted_block`, ~4 µs) and rebuilds the errors of
+those they refused (same class, same message).
 
 Threads were used before, and are the fallback when no process can be started
 (``NodeConfig(verify_processes=False)``, or a platform without them): libsodium
@@ -14,7 +15,7 @@ busy: measured here, a verifying thread managed 16,000 signatures/s beside an id
 event loop and 200/s beside a busy one, so verification and apply did not overlap.
 
 ``orbitstore.core`` cannot do this itself (it does no I/O and starts nothing); it offers
-:meth:`Entry.check_block` and :func:`~orbitstore.core.identity.signature_valid`.
+:meth:`Entry.from_block`, which the workers and the fallback threads run alike.
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ import trio
 
 from orbitstore.core.cid import Cid
 from orbitstore.core.codec import LinkCache
-from orbitstore.core.entry import Entry, Unverified
-from orbitstore.core.identity import bad_signature, signature_valid
+from orbitstore.core.entry import Entry
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.core.oplog import ReceiveResult, Rejection
 from orbitstore.errors import ClosedError, InvalidDataError, UsageError
@@ -73,6 +73,9 @@ def verify_chunk(
 
 
 WORKER_SCRIPT = Path(__file__).with_name("verify_worker.py")
+# Where this orbitstore was imported from: the worker puts it first on its sys.path, so
+# it runs this very code whatever the caller's environment (``-I`` drops PYTHONPATH).
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 # A worker that does not say it is ready in this long is given up (and threads used).
 _START_TIMEOUT = 20.0
 # After this many workers failed to start or died, threads verify from then on.
@@ -135,7 +138,7 @@ class _Worker:
         if await self._read(1) != b"R":
             raise _WorkerGone("the verification worker did not start")
 
-    async def check(self, request: bytes, count: int) -> bytes:
+    async def check(self, request: bytes) -> bytes:
         stdin = self.process.stdin
         assert stdin is not None
         mine = trio.Event()
@@ -144,10 +147,8 @@ class _Worker:
                 previous, self._last = self._last, mine
                 await stdin.send_all(request)
             await previous.wait()
-            head = await self._read(4)
-            if int.from_bytes(head, "big") != count:
-                raise _WorkerGone("the verification worker answered another request")
-            return await self._read(count)
+            size = int.from_bytes(await self._read(4), "big")
+            return await self._read(size)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise _WorkerGone(f"the verification worker's pipe broke: {exc}") from exc
         finally:
@@ -158,24 +159,88 @@ class _Worker:
             self.process.kill()
 
 
-def _request(part: Sequence[Unverified], stop_at_first: bool) -> bytes:
-    chunks = [struct.pack(">BI", _STOP_AT_FIRST if stop_at_first else 0, len(part))]
-    for item in part:
-        message = item.message
-        chunks += (item.public_key, len(message).to_bytes(4, "big"), item.signature, message)
+_SKIPPED = object()  # not checked: after the first bad block, when asked to stop there
+Verdict = InvalidDataError | None | object
+"""Per block: None (valid), its error, or ``_SKIPPED``."""
+
+
+def _errors_by_code() -> dict[str, type[InvalidDataError]]:
+    found: dict[str, type[InvalidDataError]] = {}
+    todo: list[type[InvalidDataError]] = [InvalidDataError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.code, cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+_ERRORS = _errors_by_code()
+
+
+def _request(part: Sequence[tuple[Cid, bytes]], limits: EntryLimits, stop: bool) -> bytes:
+    chunks = [
+        struct.pack(
+            ">BIIIII",
+            _STOP_AT_FIRST if stop else 0,
+            limits.max_entry_bytes,
+            limits.max_next,
+            limits.max_refs,
+            limits.max_writer_chars,
+            len(part),
+        )
+    ]
+    for cid, block in part:
+        raw = cid._bytes
+        chunks += (bytes((len(raw),)), raw, len(block).to_bytes(4, "big"), block)
     body = b"".join(chunks)
     return len(body).to_bytes(4, "big") + body
 
 
-def _check_here(part: Sequence[Unverified], stop_at_first: bool) -> bytes:
-    """The worker's answer, computed in this process (inline, or on a thread)."""
-    out = bytearray(b"\x02" * len(part))
-    for i, item in enumerate(part):
-        valid = signature_valid(item.public_key, item.signature, item.message)
-        out[i] = valid
-        if not valid and stop_at_first:
-            break
-    return bytes(out)
+def _verdicts(answer: bytes, count: int) -> list[Verdict]:
+    """The worker's answer, one verdict per block (_WorkerGone if it is malformed)."""
+    out: list[Verdict] = []
+    at = 0
+    try:
+        while at < len(answer):
+            status = answer[at]
+            if status == 1:
+                out.append(None)
+                at += 1
+            elif status == 2:
+                out.append(_SKIPPED)
+                at += 1
+            else:
+                k = answer[at + 1]
+                code = answer[at + 2 : at + 2 + k].decode("ascii")
+                (j,) = struct.unpack_from(">H", answer, at + 2 + k)
+                message = answer[at + 4 + k : at + 4 + k + j].decode("utf-8", "replace")
+                out.append(_ERRORS.get(code, InvalidDataError)(message))
+                at += 4 + k + j
+    except (IndexError, struct.error, UnicodeDecodeError) as exc:
+        raise _WorkerGone(f"the verification worker's answer is malformed: {exc}") from exc
+    if len(out) != count:
+        raise _WorkerGone("the verification worker answered another request")
+    return out
+
+
+def _check_here(
+    part: Sequence[tuple[Cid, bytes]], limits: EntryLimits, stop: bool
+) -> list[Verdict]:
+    """The worker's verdicts, computed in this process (on a thread)."""
+    out: list[Verdict] = []
+    failed = False
+    for cid, block in part:
+        if failed and stop:
+            out.append(_SKIPPED)
+            continue
+        try:
+            Entry.from_block(cid, block, limits=limits)
+        except InvalidDataError as exc:
+            out.append(exc)
+            failed = True
+        else:
+            out.append(None)
+    return out
 
 
 class Pending(Generic[T]):
@@ -262,55 +327,46 @@ class Verifier:
     ) -> tuple[list[Entry], list[Rejection]]:
         """Decode and verify ``blocks``: the valid entries and the rejected blocks, both
         in the order of ``blocks``. With ``stop_at_first``, each worker stops at its first
-        bad signature (and the structure check at the first bad block): there is at least
-        one rejection if any block is bad, but not every one is listed."""
+        bad block: there is at least one rejection if any block is bad, but not every one
+        is listed."""
         if len(blocks) < MIN_BLOCKS_FOR_THREADS:
             return verify_chunk(blocks, limits, stop_at_first=stop_at_first)
-        pending: list[Unverified] = []
-        rejected: list[tuple[int, Rejection]] = []
-        where: list[int] = []
-        links = LinkCache()
-        for i, (cid, block) in enumerate(blocks):
-            try:
-                pending.append(Entry.check_block(cid, block, limits=limits, links=links))
-                where.append(i)
-            except InvalidDataError as exc:
-                rejected.append((i, Rejection(cid, exc)))
-                if stop_at_first:
-                    break
-        answer = await self._check(pending, stop_at_first)
+        verdicts = await self._check(blocks, limits, stop_at_first)
         entries: list[Entry] = []
-        for i, item, valid in zip(where, pending, answer, strict=True):
-            if valid == 1:
-                entries.append(item.accept(True))
-            elif valid == 0:
-                rejected.append((i, Rejection(item.cid, bad_signature(item.writer))))
-        rejected.sort(key=lambda pair: pair[0])
-        return entries, [rejection for _, rejection in rejected]
+        rejected: list[Rejection] = []
+        links = LinkCache()  # the batch's links, each one Cid (see from_trusted_block)
+        for (cid, block), verdict in zip(blocks, verdicts, strict=True):
+            if verdict is None:  # checked by Entry.from_block on a worker: decode it here
+                entries.append(Entry.from_trusted_block(cid, block, links=links))
+            elif isinstance(verdict, InvalidDataError):
+                rejected.append(Rejection(cid, verdict))
+        return entries, rejected
 
-    async def _check(self, pending: Sequence[Unverified], stop_at_first: bool) -> bytes:
-        if not pending:
-            return b""
-        self._signatures += len(pending)
-        size = -(-len(pending) // self.workers)  # ceiling: one contiguous part per worker
-        parts = [pending[i : i + size] for i in range(0, len(pending), size)]
-        answers: list[bytes] = [b""] * len(parts)
+    async def _check(
+        self, blocks: Sequence[tuple[Cid, bytes]], limits: EntryLimits, stop: bool
+    ) -> list[Verdict]:
+        self._signatures += len(blocks)
+        size = -(-len(blocks) // self.workers)  # ceiling: one contiguous part per worker
+        parts = [blocks[i : i + size] for i in range(0, len(blocks), size)]
+        verdicts: list[list[Verdict]] = [[] for _ in parts]
 
         async def run(i: int) -> None:
-            answers[i] = await self._check_part(parts[i], stop_at_first)
+            verdicts[i] = await self._check_part(parts[i], limits, stop)
 
         async with trio.open_nursery() as nursery:
             for i in range(len(parts)):
                 nursery.start_soon(run, i)
-        return b"".join(answers)
+        return [verdict for part in verdicts for verdict in part]
 
-    async def _check_part(self, part: Sequence[Unverified], stop_at_first: bool) -> bytes:
+    async def _check_part(
+        self, part: Sequence[tuple[Cid, bytes]], limits: EntryLimits, stop: bool
+    ) -> list[Verdict]:
         async with self._slots:
             worker = await self._worker() if self._use_processes else None
             if worker is not None:
                 worker.inflight += 1
                 try:
-                    return await worker.check(_request(part, stop_at_first), len(part))
+                    return _verdicts(await worker.check(_request(part, limits, stop)), len(part))
                 except _WorkerGone as exc:
                     self._lost(worker, exc)
                 except BaseException:  # cancelled mid-exchange: its pipe is out of step
@@ -318,7 +374,7 @@ class Verifier:
                     raise
                 finally:
                     worker.inflight -= 1
-            return await trio.to_thread.run_sync(partial(_check_here, part, stop_at_first))
+            return await trio.to_thread.run_sync(partial(_check_here, part, limits, stop))
 
     async def _worker(self) -> _Worker | None:
         """The least busy worker, or a new one while fewer than ``workers`` run and each
@@ -362,7 +418,7 @@ class Verifier:
     async def _start(self) -> _Worker | None:
         try:
             process = await trio.lowlevel.open_process(
-                [sys.executable, "-I", str(WORKER_SCRIPT)],
+                [sys.executable, "-I", str(WORKER_SCRIPT), _PACKAGE_ROOT],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
