@@ -26,14 +26,8 @@ from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.errors import BadSignatureError, UsageError
 from orbitstore.node import verify as verify_module
 from orbitstore.node import verify_worker
-from orbitstore.node.verify import (
-    _SKIPPED,
-    Verifier,
-    _check_here,
-    _request,
-    _verdicts,
-    verify_chunk,
-)
+from orbitstore.node.verify import Verifier, verify_chunk
+from orbitstore.node.verify_pipe import SKIPPED, check_here, decode_verdicts, encode_request
 from orbitstore.testing import fuzz
 
 WRITER = Identity(bytes(range(32)))
@@ -92,7 +86,7 @@ def batches(draw: st.DrawFn) -> list[tuple[Cid, bytes]]:
 
 
 def verdict_text(verdicts: list[object]) -> list[object]:
-    return [v if v is None or v is _SKIPPED else (type(v).__name__, str(v)) for v in verdicts]
+    return [v if v is None or v is SKIPPED else (type(v).__name__, str(v)) for v in verdicts]
 
 
 LIMITS = EntryLimits(max_entry_bytes=4096, max_next=3, max_refs=2, max_writer_chars=60)
@@ -106,12 +100,12 @@ def test_the_worker_decides_what_from_block_decides(
     """The worker's answer to a request, decoded, is the verdict of Entry.from_block in
     this process for every block: valid, or the same error with the same message, and
     nothing checked after the first bad one when asked to stop there."""
-    request = _request(blocks, limits, stop_at_first)
+    request = encode_request(blocks, limits, stop_at_first)
     assert int.from_bytes(request[:4], "big") == len(request) - 4
     answer = verify_worker.answer(request[4:], verify_worker.entry_check())
-    got = _verdicts(answer[4:], len(blocks))
+    got = decode_verdicts(answer[4:], len(blocks))
     assert int.from_bytes(answer[:4], "big") == len(answer) - 4
-    assert verdict_text(got) == verdict_text(_check_here(blocks, limits, stop_at_first))
+    assert verdict_text(got) == verdict_text(check_here(blocks, limits, stop_at_first))
 
 
 @pytest.mark.parametrize(

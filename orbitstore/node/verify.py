@@ -21,7 +21,6 @@ event loop and 200/s beside a busy one, so verification and apply did not overla
 from __future__ import annotations
 
 import logging
-import struct
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,6 +38,14 @@ from orbitstore.core.entry import Entry
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
 from orbitstore.core.oplog import ReceiveResult, Rejection
 from orbitstore.errors import ClosedError, InvalidDataError, UsageError
+from orbitstore.node.verify_pipe import (
+    Verdict,
+    Worker,
+    WorkerGone,
+    check_here,
+    decode_verdicts,
+    encode_request,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,7 +87,6 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _START_TIMEOUT = 20.0
 # After this many workers failed to start or died, threads verify from then on.
 _MAX_WORKER_FAILURES = 3
-_STOP_AT_FIRST = 1
 
 
 @dataclass(slots=True)
@@ -99,148 +105,6 @@ class VerifierStatistics:
     """Worker processes started."""
     failed: int
     """Worker processes that failed to start or died (their batches went to threads)."""
-
-
-class _WorkerGone(Exception):
-    """The worker process ended or answered nonsense."""
-
-
-class _Worker:
-    """One verification worker process and its pipes (protocol: node/verify_worker.py).
-
-    Requests are pipelined: a second one is written while the first is being checked,
-    so the worker never waits for the event loop between batches. Answers come back in
-    the order the requests were written, and each caller reads its own in turn."""
-
-    __slots__ = ("_buffer", "_last", "_send_lock", "inflight", "process")
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self._buffer = bytearray()
-        self._send_lock = trio.Lock()
-        self._last = trio.Event()  # set when the previous request's answer was read
-        self._last.set()
-        self.inflight = 0
-
-    async def _read(self, size: int) -> bytes:
-        stdout = self.process.stdout
-        assert stdout is not None
-        while len(self._buffer) < size:
-            data = await stdout.receive_some(max(65536, size - len(self._buffer)))
-            if not data:
-                raise _WorkerGone("the verification worker exited")
-            self._buffer += data
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return out
-
-    async def ready(self) -> None:
-        if await self._read(1) != b"R":
-            raise _WorkerGone("the verification worker did not start")
-
-    async def check(self, request: bytes) -> bytes:
-        stdin = self.process.stdin
-        assert stdin is not None
-        mine = trio.Event()
-        try:
-            async with self._send_lock:  # one whole request at a time, in turn order
-                previous, self._last = self._last, mine
-                await stdin.send_all(request)
-            await previous.wait()
-            size = int.from_bytes(await self._read(4), "big")
-            return await self._read(size)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise _WorkerGone(f"the verification worker's pipe broke: {exc}") from exc
-        finally:
-            mine.set()
-
-    def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-
-
-_SKIPPED = object()  # not checked: after the first bad block, when asked to stop there
-Verdict = InvalidDataError | None | object
-"""Per block: None (valid), its error, or ``_SKIPPED``."""
-
-
-def _errors_by_code() -> dict[str, type[InvalidDataError]]:
-    found: dict[str, type[InvalidDataError]] = {}
-    todo: list[type[InvalidDataError]] = [InvalidDataError]
-    while todo:
-        cls = todo.pop()
-        found.setdefault(cls.code, cls)
-        todo.extend(cls.__subclasses__())
-    return found
-
-
-_ERRORS = _errors_by_code()
-
-
-def _request(part: Sequence[tuple[Cid, bytes]], limits: EntryLimits, stop: bool) -> bytes:
-    chunks = [
-        struct.pack(
-            ">BIIIII",
-            _STOP_AT_FIRST if stop else 0,
-            limits.max_entry_bytes,
-            limits.max_next,
-            limits.max_refs,
-            limits.max_writer_chars,
-            len(part),
-        )
-    ]
-    for cid, block in part:
-        raw = cid._bytes
-        chunks += (bytes((len(raw),)), raw, len(block).to_bytes(4, "big"), block)
-    body = b"".join(chunks)
-    return len(body).to_bytes(4, "big") + body
-
-
-def _verdicts(answer: bytes, count: int) -> list[Verdict]:
-    """The worker's answer, one verdict per block (_WorkerGone if it is malformed)."""
-    out: list[Verdict] = []
-    at = 0
-    try:
-        while at < len(answer):
-            status = answer[at]
-            if status == 1:
-                out.append(None)
-                at += 1
-            elif status == 2:
-                out.append(_SKIPPED)
-                at += 1
-            else:
-                k = answer[at + 1]
-                code = answer[at + 2 : at + 2 + k].decode("ascii")
-                (j,) = struct.unpack_from(">H", answer, at + 2 + k)
-                message = answer[at + 4 + k : at + 4 + k + j].decode("utf-8", "replace")
-                out.append(_ERRORS.get(code, InvalidDataError)(message))
-                at += 4 + k + j
-    except (IndexError, struct.error, UnicodeDecodeError) as exc:
-        raise _WorkerGone(f"the verification worker's answer is malformed: {exc}") from exc
-    if len(out) != count:
-        raise _WorkerGone("the verification worker answered another request")
-    return out
-
-
-def _check_here(
-    part: Sequence[tuple[Cid, bytes]], limits: EntryLimits, stop: bool
-) -> list[Verdict]:
-    """The worker's verdicts, computed in this process (on a thread)."""
-    out: list[Verdict] = []
-    failed = False
-    for cid, block in part:
-        if failed and stop:
-            out.append(_SKIPPED)
-            continue
-        try:
-            Entry.from_block(cid, block, limits=limits)
-        except InvalidDataError as exc:
-            out.append(exc)
-            failed = True
-        else:
-            out.append(None)
-    return out
 
 
 class Pending(Generic[T]):
@@ -293,8 +157,8 @@ class Verifier:
             raise UsageError("a Verifier needs at least one worker")
         self.workers = workers
         self._processes = processes
-        self._live: list[_Worker] = []
-        self._dead: list[_Worker] = []
+        self._live: list[Worker] = []
+        self._dead: list[Worker] = []
         self._starting = 0
         self._start_done = trio.Event()  # set (and replaced) when a start ends
         # Two requests per worker: one being checked, the next one waiting in its pipe.
@@ -366,17 +230,19 @@ class Verifier:
             if worker is not None:
                 worker.inflight += 1
                 try:
-                    return _verdicts(await worker.check(_request(part, limits, stop)), len(part))
-                except _WorkerGone as exc:
+                    return decode_verdicts(
+                        await worker.check(encode_request(part, limits, stop)), len(part)
+                    )
+                except WorkerGone as exc:
                     self._lost(worker, exc)
                 except BaseException:  # cancelled mid-exchange: its pipe is out of step
                     self._lost(worker, None)
                     raise
                 finally:
                     worker.inflight -= 1
-            return await trio.to_thread.run_sync(partial(_check_here, part, limits, stop))
+            return await trio.to_thread.run_sync(partial(check_here, part, limits, stop))
 
-    async def _worker(self) -> _Worker | None:
+    async def _worker(self) -> Worker | None:
         """The least busy worker, or a new one while fewer than ``workers`` run and each
         has a request in hand; None: use a thread."""
         self._dead = [w for w in self._dead if w.process.poll() is None]  # reap
@@ -415,7 +281,7 @@ class Verifier:
             nursery, partial(self.verify, blocks, limits=limits, stop_at_first=stop_at_first)
         )
 
-    async def _start(self) -> _Worker | None:
+    async def _start(self) -> Worker | None:
         try:
             process = await trio.lowlevel.open_process(
                 [sys.executable, "-I", str(WORKER_SCRIPT), _PACKAGE_ROOT],
@@ -427,11 +293,11 @@ class Verifier:
             self._failed += 1
             logger.warning("cannot start a verification worker (%s): threads verify", exc)
             return None
-        worker = _Worker(process)
+        worker = Worker(process)
         try:
             with trio.fail_after(_START_TIMEOUT):
                 await worker.ready()
-        except (_WorkerGone, trio.TooSlowError) as exc:
+        except (WorkerGone, trio.TooSlowError) as exc:
             self._lost(worker, exc)
             return None
         except BaseException:
@@ -440,7 +306,7 @@ class Verifier:
         self._started += 1
         return worker
 
-    def _lost(self, worker: _Worker, error: Exception | None) -> None:
+    def _lost(self, worker: Worker, error: Exception | None) -> None:
         worker.kill()
         if worker in self._live:
             self._live.remove(worker)
