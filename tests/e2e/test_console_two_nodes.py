@@ -30,12 +30,14 @@ def test_two_browsers_on_two_nodes_edit_one_document(
     editor_connected(b)
     a.locator("#notes-text").press_sequentially("alpha from A. ")
     b.locator("#notes-text").press_sequentially("beta from B. ")
-    # Both editors live in different pages: wait on each, then compare them.
+    # Both editors live in different pages: wait on each for both texts in full (with
+    # their last key, the trailing space: a page that has every key but the other's last
+    # one is not done yet), then compare them.
     for page in (a, b):
         page.wait_for_function(
             """() => {
               const v = document.getElementById("notes-text").value;
-              return v.includes("alpha from A") && v.includes("beta from B");
+              return v.includes("alpha from A. ") && v.includes("beta from B. ");
             }"""
         )
     text_a, text_b = a.locator("#notes-text").input_value(), b.locator("#notes-text").input_value()
