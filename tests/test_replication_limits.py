@@ -363,3 +363,15 @@ async def test_a_frame_of_forged_entries_is_verified_until_its_first_bad_one() -
     assert [e.cid for e in entries][:1] == [good.cid]
     _, every = await verify_blocks(blocks, threads=2)
     assert len(every) == 40  # without it, every block is checked
+
+
+def test_a_bucket_a_few_ulps_in_debt_asks_for_a_wait_that_refills_it() -> None:
+    """A debt of a few ulps gave a wait so short that ``now + wait == now``: a session on
+    trio's virtual clock slept it forever (a CI run hung in ``SessionRunner._turn``)."""
+    now = 1e6
+    bucket = TokenBucket(rate=0.2, capacity=0.25, now=now)
+    bucket.charge(bucket.tokens(now), now)
+    bucket.charge(1e-18, now)  # 1e-18 tokens of debt: 5e-18 s at 0.2/s
+    wait = bucket.wait(now)
+    assert wait > 0 and now + wait > now
+    assert bucket.wait(now + wait) == 0.0

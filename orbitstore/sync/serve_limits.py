@@ -47,6 +47,8 @@ from dataclasses import dataclass
 
 from orbitstore.errors import InvalidValueError
 
+_MIN_WAIT = 1e-4  # seconds: the shortest wait a bucket in debt asks for
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServeLimits:
@@ -140,7 +142,10 @@ class TokenBucket:
     def wait(self, now: float) -> float:
         """Seconds from ``now`` until the bucket is out of debt (0 if it is not)."""
         tokens = self.tokens(now)
-        return 0.0 if tokens >= 0 else -tokens / self.rate
+        # At least _MIN_WAIT: a debt of a few ulps would ask for a wait so short that
+        # ``now + wait == now`` in floating point, and a caller that sleeps it (on trio's
+        # virtual clock) would never see the bucket refill.
+        return 0.0 if tokens >= 0 else max(-tokens / self.rate, _MIN_WAIT)
 
 
 class PeerServeBudget:
