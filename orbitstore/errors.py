@@ -381,3 +381,16 @@ class StreamResetError(NetworkError):
     side; protocols must frame their messages and treat an early EOF as a failure too."""
 
     code = "stream_reset"
+
+
+def error_classes() -> dict[str, type[OrbitstoreError]]:
+    """Every error class by its ``code`` (the first found for a code), for rebuilding an
+    error that crossed a process boundary as a code and a message (the CLI's remote
+    errors, the verification worker's answers)."""
+    found: dict[str, type[OrbitstoreError]] = {}
+    todo: list[type[OrbitstoreError]] = [OrbitstoreError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.code, cls)
+        todo.extend(cls.__subclasses__())
+    return found

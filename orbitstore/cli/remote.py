@@ -27,7 +27,7 @@ from orbitstore.cli.attachments import REMOTE_HANDLERS as REMOTE_ATTACHMENTS
 from orbitstore.cli.output import Output, parse_object, parse_value, render, shown_info
 from orbitstore.cli.sync_view import TerminalBars, Waiter, refusals, sync_state
 from orbitstore.core import dagjson
-from orbitstore.errors import OrbitstoreError
+from orbitstore.errors import OrbitstoreError, error_classes
 
 # A local API answers at once; a stuck one should not hang the terminal forever.
 TIMEOUT_S = 60.0
@@ -37,16 +37,6 @@ CHUNK_BYTES = 256 * 1024
 
 class ApiUnreachable(Exception):
     """The API named in api.json does not answer (the caller opens the directory)."""
-
-
-def _error_classes() -> dict[str, type[OrbitstoreError]]:
-    found: dict[str, type[OrbitstoreError]] = {}
-    todo: list[type[OrbitstoreError]] = [OrbitstoreError]
-    while todo:
-        cls = todo.pop()
-        found.setdefault(cls.code, cls)
-        todo.extend(cls.__subclasses__())
-    return found
 
 
 class _Connection(http.client.HTTPConnection):
@@ -169,7 +159,7 @@ def _error(answer: Any, status: int) -> OrbitstoreError:
     if not isinstance(error, dict):
         return errors.NetworkError(f"the node's API answered HTTP {status}")
     code, message = str(error.get("code", "error")), str(error.get("message", ""))
-    cls = _error_classes().get(code)
+    cls = error_classes().get(code)
     if cls is None:
         exc = OrbitstoreError(message)
         exc.code = code  # keep the node's code even if this CLI does not know it

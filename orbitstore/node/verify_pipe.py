@@ -17,7 +17,7 @@ import trio
 from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.limits import EntryLimits
-from orbitstore.errors import InvalidDataError
+from orbitstore.errors import InvalidDataError, error_classes
 
 _STOP_AT_FIRST = 1
 
@@ -85,17 +85,16 @@ Verdict = InvalidDataError | None | object
 """Per block: None (valid), its error, or ``SKIPPED``."""
 
 
-def _errors_by_code() -> dict[str, type[InvalidDataError]]:
-    found: dict[str, type[InvalidDataError]] = {}
-    todo: list[type[InvalidDataError]] = [InvalidDataError]
-    while todo:
-        cls = todo.pop()
-        found.setdefault(cls.code, cls)
-        todo.extend(cls.__subclasses__())
-    return found
+def _error_of(code: str, message: str) -> InvalidDataError:
+    """The worker's refusal of a block as the error from_block raised (same class and
+    message); a code that is not a data error's becomes a plain InvalidDataError."""
+    cls = _ERRORS.get(code)
+    if cls is None or not issubclass(cls, InvalidDataError):
+        return InvalidDataError(message)
+    return cls(message)
 
 
-_ERRORS = _errors_by_code()
+_ERRORS = error_classes()
 
 
 def encode_request(part: Sequence[tuple[Cid, bytes]], limits: EntryLimits, stop: bool) -> bytes:
@@ -135,7 +134,7 @@ def decode_verdicts(answer: bytes, count: int) -> list[Verdict]:
                 code = answer[at + 2 : at + 2 + k].decode("ascii")
                 (j,) = struct.unpack_from(">H", answer, at + 2 + k)
                 message = answer[at + 4 + k : at + 4 + k + j].decode("utf-8", "replace")
-                out.append(_ERRORS.get(code, InvalidDataError)(message))
+                out.append(_error_of(code, message))
                 at += 4 + k + j
     except (IndexError, struct.error, UnicodeDecodeError) as exc:
         raise WorkerGone(f"the verification worker's answer is malformed: {exc}") from exc
