@@ -99,7 +99,6 @@ TARGETS = [
     "view_kv",
     "view_documents",
     "view_feed",
-    "view_feed_cid",
     "view_ydoc",
     "view_counter",
     "view_checkpoints",

@@ -318,6 +318,33 @@ async def test_reads_are_index_seeks_not_scans(tmp_path: Path) -> None:
         assert view.get(items[3].id) == items[3]
         assert list(view.items(gt=items[1], lte=items[8], reverse=True, limit=3)) == items[8:5:-1]
         get_plan, range_plan = recorder.plans
-        assert "USING INDEX view_feed_cid (log=? AND cid=? AND idx=?)" in get_plan
+        assert "SEARCH b USING COVERING INDEX sqlite_autoindex_blocks_1 (cid=?)" in get_plan
+        assert "SEARCH e USING INDEX entries_block (block=? AND log=?)" in get_plan
+        key = "(log=? AND clock=? AND writer=? AND cid=? AND idx=?)"
+        assert f"SEARCH f USING PRIMARY KEY {key}" in get_plan
         assert "USING PRIMARY KEY (log=? AND (clock,writer,cid,idx)>" in range_plan
         assert all("SCAN" not in p and "TEMP B-TREE" not in p for p in recorder.plans)
+
+
+async def test_an_earlier_versions_item_index_is_dropped_and_ids_still_found(
+    tmp_path: Path,
+) -> None:
+    # Earlier versions kept view_feed_cid(log, cid, idx); its random keys made every
+    # commit rewrite most of its pages. A store that has it loses it on open, and every
+    # item, in two feeds of one file, is still found by id (through the log's indexes).
+    async with orbitstore.open_node(tmp_path) as node:
+        one, two = await _feed(node, "one"), await _feed(node, "two")
+        first = await one.add_many(list(range(5)))
+        second = await two.add_many([{"n": i} for i in range(3)])
+        store = node.store
+        assert isinstance(store, SqliteStore)
+        store.connection.execute("CREATE INDEX view_feed_cid ON view_feed(log, cid, idx)")
+    async with orbitstore.open_node(tmp_path) as node:
+        one, two = await _feed(node, "one"), await _feed(node, "two")
+        store = node.store
+        assert isinstance(store, SqliteStore)
+        names = {r[0] for r in store.connection.execute("SELECT name FROM sqlite_master")}
+        assert "view_feed_cid" not in names
+        assert [one.get(item.id) for item in first] == first
+        assert [two.get(item.id) for item in second] == second
+        assert one.get(second[0].id) is None  # the other feed's item is not this one's
