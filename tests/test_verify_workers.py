@@ -7,6 +7,8 @@ pure parts are held to that by Hypothesis; the process pool by real worker proce
 
 from __future__ import annotations
 
+import fcntl
+import os
 import random
 import struct
 from collections.abc import AsyncIterator
@@ -186,6 +188,37 @@ async def test_batches_in_flight_on_one_worker_get_their_own_answers() -> None:
         for i, batch in enumerate(batches):
             assert got[i] == outcome(verify_chunk(batch))
         assert verifier.statistics().started == 1
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+async def test_a_workers_pipe_holds_the_requests_it_has_in_hand() -> None:
+    """While the event loop commits it writes nothing: the requests a worker has in hand
+    must be in its pipe by then, not 64 KiB of them with the rest waiting for the loop."""
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    async with running(1) as verifier:
+        await verifier.verify(mixed_batch(100, 1))
+        (worker,) = verifier._live
+        assert worker.process.stdin is not None
+        size = fcntl.fcntl(worker.process.stdin.fileno(), fcntl.F_GETPIPE_SZ)  # type: ignore[attr-defined]
+        assert size >= min(verify_module._PIPE_BYTES, limit)
+        # Four requests of a default 256 KiB frame's half fit, with room to spare.
+        assert verify_module._PIPE_BYTES >= verify_module._REQUESTS_PER_WORKER * 128 * 1024
+
+
+def test_a_pipe_that_cannot_grow_is_no_error() -> None:
+    """The size is a hint: no ``fileno``, or an fcntl that fails, leaves the pipe be."""
+    read, write = os.pipe()
+    os.close(read)
+    os.close(write)
+
+    class Closed:
+        def fileno(self) -> int:
+            return write
+
+    verify_module._widen_pipe(object())
+    verify_module._widen_pipe(Closed())  # EBADF: suppressed
+    with pytest.raises(OSError):
+        fcntl.fcntl(write, fcntl.F_GETFL)  # the fd really is closed
 
 
 async def test_a_killed_worker_costs_a_thread_not_a_wrong_answer() -> None:

@@ -59,10 +59,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger("orbitstore.replication")
 READ_BYTES = 64 * 1024  # read at most this much at once
 _WRITE_BYTES = 64 * 1024  # coalesce frames into writes of at least this size
-# Verified frames waiting for the applier (at most ~1 MiB of entries at the default
-# frame size). One would be enough for verify and apply to overlap; a few let the applier
-# commit several frames at once when it is the slower side.
-_FRAMES_AHEAD = 4
+# Frames received and not applied yet: being verified, or verified and waiting for the
+# applier (at most ~2 MiB of entries at the default frame size).
+_FRAMES_AHEAD = 8
+# Frames the applier merges into one commit at most: commits are the costliest part of
+# applying, so the applier takes what queued up while the last one ran. Half of
+# _FRAMES_AHEAD: while it commits (the event loop does nothing else meanwhile), the
+# frames after those are on the verification workers, which would sit idle otherwise.
+_MERGE_FRAMES = 4
 
 
 class Service(Protocol):
@@ -346,7 +350,7 @@ class SessionRunner:
                 # transaction: commits are the costliest part of applying (every dirty
                 # index page goes to the WAL each time).
                 entries, size, frames = list(await first.result()), first_size, 1
-                while frames < _FRAMES_AHEAD:  # bounded: the receiver keeps queueing
+                while frames < _MERGE_FRAMES:  # bounded: the receiver keeps queueing
                     try:
                         more, more_size = self._applying.receive_nowait()
                     except trio.WouldBlock:
