@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from orbitstore import NodeConfig, open_node
 from orbitstore.core.cid import Cid
+from orbitstore.core.codec import LinkCache
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.limits import DEFAULT_LIMITS, EntryLimits
@@ -94,6 +95,11 @@ def verdict_text(verdicts: list[object]) -> list[object]:
 LIMITS = EntryLimits(max_entry_bytes=4096, max_next=3, max_refs=2, max_writer_chars=60)
 
 
+# One check for every example, as a worker has one for its whole life: its link cache
+# then holds the CIDs of earlier requests too, good and bad ones alike.
+WORKER_CHECK = verify_worker.entry_check()
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(batches(), st.booleans(), st.sampled_from([DEFAULT_LIMITS, LIMITS]))
 def test_the_worker_decides_what_from_block_decides(
@@ -104,10 +110,21 @@ def test_the_worker_decides_what_from_block_decides(
     nothing checked after the first bad one when asked to stop there."""
     request = encode_request(blocks, limits, stop_at_first)
     assert int.from_bytes(request[:4], "big") == len(request) - 4
-    answer = verify_worker.answer(request[4:], verify_worker.entry_check())
+    answer = verify_worker.answer(request[4:], WORKER_CHECK)
     got = decode_verdicts(answer[4:], len(blocks))
     assert int.from_bytes(answer[:4], "big") == len(answer) - 4
     assert verdict_text(got) == verdict_text(check_here(blocks, limits, stop_at_first))
+
+
+def test_the_workers_link_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verify_worker, "_MAX_LINKS", 5)
+    links = LinkCache()
+    check = verify_worker.entry_check(links)
+    chain = fuzz.signed_chain(WRITER, DB, 40)
+    request = encode_request([(e.cid, e.block) for e in chain], LIMITS, False)[4:]
+    for _ in range(2):  # the second time round, every link was seen and dropped again
+        assert decode_verdicts(verify_worker.answer(request, check)[4:], 40) == [None] * 40
+        assert 0 < len(links) <= 5 + 3  # past the bound: one block's own CID and its links
 
 
 @pytest.mark.parametrize(

@@ -202,6 +202,28 @@ class Entry:
     @classmethod
     def from_block(cls, cid: Cid, block: bytes, *, limits: EntryLimits = DEFAULT_LIMITS) -> Entry:
         """Decode and verify a block received as ``cid``. Raises InvalidDataError subclasses."""
+        return cls._build(cid, block, cls._verified_fields(cid, block, limits, None))
+
+    @classmethod
+    def check_block(
+        cls,
+        cid: Cid,
+        block: bytes,
+        *,
+        limits: EntryLimits = DEFAULT_LIMITS,
+        links: codec.LinkCache | None = None,
+    ) -> None:
+        """Every check of :meth:`from_block`, with the same errors, without building the
+        entry: for a verification worker, whose verdict is all the node needs from it.
+
+        ``links``: a cache shared by the blocks of one batch (see
+        :meth:`from_trusted_block`), so each distinct link is built and checked once."""
+        cls._verified_fields(cid, block, limits, links)
+
+    @classmethod
+    def _verified_fields(
+        cls, cid: Cid, block: bytes, limits: EntryLimits, links: codec.LinkCache | None
+    ) -> dict[str, Any]:
         if len(block) > limits.max_entry_bytes:
             raise EntryTooLargeError(
                 f"entry block is {len(block)} bytes; the limit is {limits.max_entry_bytes}"
@@ -209,8 +231,14 @@ class Entry:
         if bytes(cid) != _PREFIX_DAG_CBOR + hashlib.sha256(block).digest():
             raise HashMismatchError(f"block does not hash to {cid}")
         # The payload may nest MAX_DEPTH levels inside the entry map.
-        fields = codec.decode(block, max_depth=codec.MAX_DEPTH + 1)
-        return cls._verify(cid, block, fields, limits)
+        if links is None:
+            fields = codec.decode(block, max_depth=codec.MAX_DEPTH + 1)
+        else:
+            fields = codec.decode(block, max_depth=codec.MAX_DEPTH + 1, cid_ctor=links.__getitem__)
+        public_key, message = cls._check(cid, block, fields, limits)
+        if not signature_valid(public_key, fields["sig"], message):
+            raise bad_signature(fields["writer"])
+        return fields  # type: ignore[no-any-return]
 
     @classmethod
     def from_trusted_block(
@@ -229,13 +257,6 @@ class Entry:
             return cls._build(cid, block, fields)
         except (DecodeError, KeyError, TypeError) as exc:  # damaged on disk: not the peer's
             raise StorageCorruptedError(f"stored entry {cid} no longer decodes: {exc}") from exc
-
-    @classmethod
-    def _verify(cls, cid: Cid, block: bytes, fields: Any, limits: EntryLimits) -> Entry:
-        public_key, message = cls._check(cid, block, fields, limits)
-        if not signature_valid(public_key, fields["sig"], message):
-            raise bad_signature(fields["writer"])
-        return cls._build(cid, block, fields)
 
     @classmethod
     def _check(

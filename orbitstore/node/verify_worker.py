@@ -14,8 +14,9 @@ node's code; ``-I`` keeps everything else of the caller's environment out. It ne
 re-executes the application's ``__main__`` (the trap of ``multiprocessing``'s spawn and
 forkserver start methods).
 
-Each block gets :meth:`orbitstore.core.entry.Entry.from_block` — hash, structure,
-limits and signature: the one check every node applies, the one a thread would run.
+Each block gets :meth:`orbitstore.core.entry.Entry.check_block` — hash, structure,
+limits and signature: every check of ``Entry.from_block``, the one check every node
+applies, the one a thread would run (without building the entry the node then decodes).
 
 The protocol, on the worker's stdin and stdout (integers big-endian):
 
@@ -37,11 +38,15 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:  # the worker imports orbitstore only once its sys.path is set
+    from orbitstore.core.codec import LinkCache
 
 _STOP_AT_FIRST = 1
 _HEAD = struct.Struct(">BIIIII")  # flags, the four limits, count
 _MAX_MESSAGE = 1000
+_MAX_LINKS = 8192  # the link cache starts again past this many CIDs (its memory bound)
 
 
 def answer(body: bytes, check: Callable[..., object]) -> bytes:
@@ -92,13 +97,17 @@ def serve(read: BinaryIO, write: BinaryIO, check: Callable[..., object]) -> None
         write.flush()
 
 
-def entry_check() -> Callable[..., object]:
-    """``Entry.from_block`` over the wire's parts (imported once, at start-up)."""
-    from orbitstore.core.cid import Cid
+def entry_check(links: LinkCache | None = None) -> Callable[..., object]:
+    """``Entry.check_block`` over the wire's parts (imported once, at start-up): every
+    check of ``Entry.from_block``, with each distinct link built once (a block's parent
+    is most often the block before it, and they all name one database)."""
+    from orbitstore.core.codec import LinkCache
     from orbitstore.core.entry import Entry
     from orbitstore.core.limits import EntryLimits
 
     cache: dict[tuple[int, ...], EntryLimits] = {}
+    if links is None:
+        links = LinkCache()
 
     def check(cid: bytes, block: bytes, limits: tuple[int, ...]) -> None:
         got = cache.get(limits)
@@ -110,7 +119,10 @@ def entry_check() -> Callable[..., object]:
                 max_refs=refs,
                 max_writer_chars=writer_chars,
             )
-        Entry.from_block(Cid(cid), block, limits=got)
+        if len(links) > _MAX_LINKS:
+            links.clear()
+        # links[cid]: Cid(cid) (InvalidCidError for malformed bytes, as without the cache)
+        Entry.check_block(links[cid], block, limits=got, links=links)
 
     return check
 
