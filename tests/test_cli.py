@@ -96,7 +96,11 @@ def test_id_create_ls_and_info(cli: Cli) -> None:
     assert info["writers"] == [me] and info["meta"] == {"indexes": ["age"]}
     assert info["statistics"]["documents"] == 1 and info["statistics"]["indexes"] == ["age"]
     text = cli.ok("info", "people")
-    assert "type: documents" in text and f"  {me}" in text and "  documents: 1" in text
+    assert "type: documents" in text and f"  {me} (write)" in text and "  documents: 1" in text
+    # One list of who may write, with rights: users (the manifest's writers are in it).
+    assert "\nusers:\n" in text and "writers:" not in text
+    text = cli.ok("info", "open")
+    assert f"users:\n  * (write)\n  {me} (write)\n" in text and "writers:" not in text
 
 
 def test_info_of_every_type(cli: Cli) -> None:

@@ -146,10 +146,16 @@ def writer_lines(writers: Iterable[dict[str, Any]]) -> list[str]:
 
 
 def shown_info(info: dict[str, Any], out: Output) -> dict[str, Any]:
-    """``info``'s record as printed: in text, ``users`` as :func:`writer_lines`."""
+    """``info``'s record as printed: in text, ``users`` as :func:`writer_lines` and no
+    ``writers`` (the manifest's static write list: every one of them is a user with the
+    ``write`` right, and a capabilities database has none, which read as "nobody may
+    write"). ``--json`` keeps both."""
     if out.json or "users" not in info:
         return info
-    return {**info, "users": writer_lines(info["users"])}
+    return {
+        **{key: value for key, value in info.items() if key != "writers"},
+        "users": writer_lines(info["users"]),
+    }
 
 
 def utc(ms: int) -> str:
