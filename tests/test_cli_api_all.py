@@ -183,8 +183,10 @@ async def test_an_invite_is_redeemed_through_a_second_running_node(tmp_path: Pat
             assert denied.returncode == 2  # b does not even have it yet
             redeemed = await _cli(tmp_path / "b", "members", "redeem", link, "--timeout", "30")
             assert redeemed.returncode == 0, redeemed.stderr
-            assert redeemed.stdout.decode().startswith(f"redeemed: {b_ready['writer']} may write")
-            wrote = await _cli(tmp_path / "b", "feed", "add", address, '"from b"')
+            assert redeemed.stdout.decode() == (
+                f"redeemed: {b_ready['writer']} may write {address}, named 'room' here\n"
+            )
+            wrote = await _cli(tmp_path / "b", "feed", "add", "room", '"from b"')  # by name
             assert wrote.returncode == 0, wrote.stderr
             waited = await _cli(tmp_path / "a", "sync", "status", "--wait", "--timeout", "30")
             assert waited.returncode == 0, waited.stderr

@@ -18,6 +18,7 @@ from orbitstore.errors import (
     AccessDeniedError,
     BadSignatureError,
     InvalidDataError,
+    InvalidValueError,
     UsageError,
     WriteNotAllowedError,
 )
@@ -265,6 +266,40 @@ async def test_node_redeem_over_the_network(autojump_clock: trio.abc.Clock) -> N
             while db_o.get("hello") != "from alice":
                 await trio.sleep(0.1)
         assert ALICE.id in db_o.members()
+        # Named here as its creator named it: `ls` and every command find it by name.
+        assert n_a.databases() == {"team": db_a.address}
+        assert await n_a.open("team", type="keyvalue") is db_a
+
+
+async def test_redeem_names_the_database_unless_the_name_is_taken(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    net = MemoryNetwork(rng=random.Random(4), latency=(0.001, 0.01))
+    async with open_memory_pair(
+        network=net,
+        names=("owner", "alice"),
+        identities=(OWNER, ALICE),
+        stores=(MemoryStore(), MemoryStore()),
+        config=CONFIG,
+    ) as pair:
+        n_o, n_a = pair.nodes
+        db_o = await owner_kv(n_o)
+        mine = await n_a.open("mine", type="feed")
+        await pair.connect()
+        # A name that names another database here fails before anything is fetched.
+        with pytest.raises(InvalidValueError, match="already names another database"):
+            await n_a.redeem(await db_o.invite(), name="mine")
+        with pytest.raises(InvalidValueError, match="database name"):
+            await n_a.redeem(await db_o.invite(), name="a/b")
+        assert n_a.open_databases() == [mine]
+        # Its creator's name is taken here: it stays unnamed (the address works).
+        other = await n_a.open("team", type="log")
+        db_a = await n_a.redeem(await db_o.invite())
+        assert n_a.databases() == {"mine": mine.address, "team": other.address}
+        # Redeeming again with a name gives it that one.
+        await n_a.redeem(await db_o.invite(), name="their team")
+        assert n_a.databases()["their team"] == db_a.address
+        assert len(n_a.databases()) == 3
 
 
 async def test_check_accepts_a_view_with_retracted_entries(tmp_path: Path) -> None:

@@ -183,10 +183,17 @@ async def test_membership_over_http(api: httpx.AsyncClient, node: Node, tmp_path
                 f"/v1/databases/{room.cid}/members", json={"did": other.id}
             )
             error_of(not_admin, 403, "write_not_allowed")
-            redeemed = await other_api.post("/v1/redeem", json={"link": link})
+            taken = await other.open("elsewhere", type="log")
+            body = {"link": link, "name": "elsewhere"}
+            error_of(await other_api.post("/v1/redeem", json=body), 400, "invalid_value")
+            body = {"link": link, "name": "our room"}
+            redeemed = await other_api.post("/v1/redeem", json=body)
             assert redeemed.status_code == 200, redeemed.text
-            ok = await other_api.post(f"/v1/databases/{room.cid}/items", json={"value": "hi"})
+            assert redeemed.json()["local_name"] == "our room"
+            assert redeemed.json()["address"] == room.address
+            ok = await other_api.post("/v1/databases/our%20room/items", json={"value": "hi"})
             assert ok.status_code == 201, ok.text
+            assert other.databases() == {"elsewhere": taken.address, "our room": room.address}
             error_of(await other_api.post("/v1/redeem", json={"link": "x"}), 400, "invalid_value")
 
 

@@ -71,6 +71,11 @@ def add_parser(sub: Any) -> None:
         metavar="SECONDS",
         help="how long to wait for the invite to replicate from peers (default 30)",
     )
+    redeem.add_argument(
+        "--name",
+        help="the local name to give the database (default: the name its creator gave"
+        " it, unless that names another database here)",
+    )
     redeem.set_defaults(handler="members.redeem")
 
 
@@ -160,12 +165,24 @@ async def cmd_redeem(args: argparse.Namespace, home: Path, out: Output) -> int:
     from orbitstore.node import open_node
 
     async with open_node(home) as node:
-        db = await node.redeem(args.link, timeout=args.timeout)
-        out.emit(
-            f"redeemed: {node.id} may write {db.address}",
-            {"address": db.address, "type": db.type, "writer": node.id},
-        )
+        db = await node.redeem(args.link, timeout=args.timeout, name=args.name)
+        local = min((n for n, a in node.databases().items() if a == db.address), default=None)
+        info = {"address": db.address, "type": db.type, "name": db.name, "local_name": local}
+        _show_redeemed(out, node.id, info)
     return 0
+
+
+def _show_redeemed(out: Output, writer: str, info: dict[str, Any]) -> None:
+    """``info``: the database's ``address``, ``type``, ``name`` and ``local_name``."""
+    address, local = info["address"], info["local_name"]
+    if local is not None:
+        named = f"named {local!r} here"
+    else:
+        named = f"not named here: {info['name']!r} names another database (give one with --name)"
+    out.emit(
+        f"redeemed: {writer} may write {address}, {named}",
+        {"address": address, "type": info["type"], "writer": writer, "local_name": local},
+    )
 
 
 # -- through a running node's API -----------------------------------------------------------
@@ -205,9 +222,7 @@ def api_uninvite(client: Client, args: argparse.Namespace, out: Output) -> None:
 
 
 def api_redeem(client: Client, args: argparse.Namespace, out: Output) -> None:
-    info = client.call("POST", f"/v1/redeem?timeout={args.timeout}", {"link": args.link})
+    body = {"link": args.link, "name": args.name}
+    info = client.call("POST", f"/v1/redeem?timeout={args.timeout}", body)
     writer = client.call("GET", "/v1/node")["writer"]
-    out.emit(
-        f"redeemed: {writer} may write {info['address']}",
-        {"address": info["address"], "type": info["type"], "writer": writer},
-    )
+    _show_redeemed(out, writer, {"local_name": None, **info})

@@ -32,6 +32,17 @@ _NAME_RE: Final = re.compile(r"^[^\x00-\x1f/]{1,200}$")
 MAX_MANIFEST_BYTES: Final = 64 * 1024
 
 
+def check_name(name: object) -> str:
+    """``name`` if it may name a database (in a manifest, or locally), else
+    InvalidValueError: 1-200 characters, no ``/`` (so no address) and no control ones."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidValueError(
+            f"database name must be 1-200 characters without '/' or control characters:"
+            f" {codec.describe(name)}"
+        )
+    return name
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Manifest:
     name: str
@@ -40,11 +51,7 @@ class Manifest:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            raise InvalidValueError(
-                f"database name must be 1-200 characters without '/' or control characters:"
-                f" {codec.describe(self.name)}"
-            )
+        check_name(self.name)
         if not isinstance(self.type, str) or self.type not in DATABASE_TYPES:
             raise InvalidValueError(
                 f"unknown database type ({codec.describe(self.type)});"

@@ -15,7 +15,13 @@ from orbitstore.core import privacy
 from orbitstore.core.access import ANYONE, AccessController, CapabilitiesAccess, StaticAccess
 from orbitstore.core.cid import Cid
 from orbitstore.core.devices import Delegation
-from orbitstore.core.manifest import Manifest, format_address, is_address, parse_address
+from orbitstore.core.manifest import (
+    Manifest,
+    check_name,
+    format_address,
+    is_address,
+    parse_address,
+)
 from orbitstore.errors import (
     InvalidDataError,
     InvalidValueError,
@@ -61,6 +67,33 @@ class Manifests:
                 self._store.blocks.put(db, block)
                 self._store.set_name(name, db)
         return db
+
+    def check_name_free(self, name: str, db: Cid) -> None:
+        """InvalidValueError unless ``name`` is a valid name and names ``db`` or nothing."""
+        holder = self._store.get_name(check_name(name))
+        if holder is not None and holder != db:
+            raise InvalidValueError(
+                f"{name!r:.200} already names another database on this node"
+                f" ({format_address(holder)}); choose another name"
+            )
+
+    async def name_opened(self, db: Cid, name: str | None) -> str | None:
+        """Give ``db``, opened by address, a local name: ``name`` (InvalidValueError if it
+        names another database), or else its manifest's name if that names nothing here
+        yet. A database that has a name keeps it. Its local name, or None."""
+        held = sorted(n for n, cid in self._store.names().items() if cid == db)
+        if name is None:
+            if held:
+                return held[0]
+            name = self.load(db).name
+            if self._store.get_name(name) is not None:
+                return None  # taken by another database: the address still works
+        self.check_name_free(name, db)
+        if name not in held:
+            async with self._writes.locked():
+                with self._store.transaction():
+                    self._store.set_name(name, db)
+        return name
 
     def load(self, db: Cid) -> Manifest:
         """The stored manifest of ``db``; NotFoundError if the store lacks it."""

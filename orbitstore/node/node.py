@@ -231,12 +231,17 @@ class Node:
         self._open[db] = database
         return database
 
-    async def redeem(self, link: str, *, timeout: float = 30.0) -> Database:
+    async def redeem(
+        self, link: str, *, timeout: float = 30.0, name: str | None = None
+    ) -> Database:
         """Open the database of an invite link and redeem the invite for this node.
 
         With a transport, waits (up to ``timeout`` seconds) until the invite's grant
-        has been replicated here. Returns the opened database."""
+        has been replicated here. Returns the opened database, named here ``name`` (or
+        by its manifest's name, if free; see :meth:`Manifests.name_opened`)."""
         address, _ = parse_invite(link)
+        if name is not None:  # a name that cannot be given fails before anything else
+            self._manifests.check_name_free(name, parse_address(address))
         manifest = await self._manifests.find(parse_address(address))
         db = await self.open(address, type=manifest.type)
         if self.replication is not None and db.log.capabilities is not None:
@@ -245,6 +250,7 @@ class Node:
                     while not db.can_redeem(link):
                         await changes.__anext__()  # any change: look again
         await db.redeem(link)
+        await self._manifests.name_opened(db.cid, name)
         return db
 
     def manifest(self, name_or_address: str) -> Manifest:

@@ -99,15 +99,20 @@ async def revoke_invite(request: Request) -> Response:
 
 
 async def redeem(request: Request) -> Response:
-    """``{"link": ...}``: open the invite's database (fetching it from peers) and redeem
-    the invite for this node's identity, waiting up to ``?timeout=`` seconds for the
-    invite's grant to replicate here."""
+    """``{"link": ..., "name": ...}``: open the invite's database (fetching it from
+    peers) and redeem the invite for this node's identity, waiting up to ``?timeout=``
+    seconds for the invite's grant to replicate here; the database is named here
+    ``name`` (optional; default its creator's name if free). Its info, with
+    ``local_name`` (null: not named)."""
     api = context(request)
-    link = field(await json_object(request, api.config.max_body_bytes), "link", str)
+    body = await json_object(request, api.config.max_body_bytes)
+    link = field(body, "link", str)
+    name = field(body, "name", str, default=None)
     timeout = float_param(request.query_params, "timeout", default=DEFAULT_REDEEM_WAIT_S)
-    db = await api.node.redeem(link, timeout=timeout)
+    db = await api.node.redeem(link, timeout=timeout, name=name)
     api.handles.remember(db.address, db)
-    return JSONResponse(database_info(db))
+    local = min((n for n, a in api.node.databases().items() if a == db.address), default=None)
+    return JSONResponse({**database_info(db), "local_name": local})
 
 
 def routes() -> list[BaseRoute]:
