@@ -11,6 +11,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 import trio
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from orbitstore.core.cid import Cid
 from orbitstore.core.entry import Entry
 from orbitstore.core.identity import Identity
 from orbitstore.core.manifest import Manifest
-from orbitstore.node import Database, Node, NodeConfig, open_node
+from orbitstore.node import Database, Node, NodeConfig, inbound, open_node
 from orbitstore.node.config import ReplicationConfig
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.sync.frames import Entries, Hello, encode_frame
@@ -180,6 +181,71 @@ async def test_two_sessions_that_cross_collapse_to_one() -> None:
             assert peer.failures == 0 and peer.last_failure is None, (node, peer)
         (sent,) = [p for d in writer.replication.statistics().databases for p in d.peers]
         assert sent.entries_sent == 4000  # once
+
+
+@pytest.mark.parametrize("rule_4", [True, False])
+async def test_two_sessions_of_a_private_database_that_cross_collapse_to_one(
+    rule_4: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 4 for a private database too: the refusal comes before the reader proof (it
+    tells the peer nothing new: our own session with it already named the database).
+    Before, both sessions proved their readers and streamed the log: 2,000 for 1,000.
+
+    Without Rule 4 (a peer from before it), both sessions run: the replica's second one
+    skips the blocks the first is applying and completes first. It used to call the
+    writer's head undelivered then, and ``wait_synced`` returned with nothing applied
+    (sync/peers.py Rule 1: a head another session brings is not undelivered)."""
+    if not rule_4:
+        monkeypatch.setattr(inbound, "crossing_refused", lambda *_, **__: False)
+    net = MemoryNetwork(rng=random.Random(6), latency=(0.0, 0.001))
+    ids = (Identity(b"\x01" * 32), Identity(b"\x02" * 32))
+    async with open_memory_pair(
+        network=net,
+        names=("writer", "replica"),
+        identities=ids,
+        stores=(MemoryStore(), MemoryStore()),
+        config=CONFIG,
+    ) as pair:
+        writer, replica = pair.nodes
+        assert writer.replication is not None and replica.replication is not None
+        w = await writer.open("team", type="log", write=[i.id for i in ids], private=True)
+        for start in range(0, 1000, 500):
+            await w.append_many(range(start, start + 500))
+        block = writer.store.blocks.get(w.cid)
+        assert block is not None
+        replica.store.blocks.put(w.cid, block)
+        await pair.connect()
+        st = writer.replication.state_of(w.cid)
+        assert st is not None
+        with trio.fail_after(30):  # its connect-time session (answered not_found) ends
+            while any(link.active for link in st.peers.values()):
+                await st.changed.wait()
+        async with writer.replication.subscribe_progress() as progress:
+            r = await replica.open(w.address)
+            writer.replication.request_sync(w, replica.replication.peer_id)
+            with trio.fail_after(30):
+                finished = 0
+                async for event in progress:
+                    assert getattr(event, "kind", None) != "failed", event
+                    finished += getattr(event, "kind", None) == "finished"
+                    if finished == 2:
+                        break
+                await r.wait_synced(timeout=30)
+                await w.wait_synced(timeout=30)
+        print("DEBUG", len(r), [n.replication.statistics() for n in pair.nodes])
+        assert len(r) == 1000  # wait_synced returned: everything is applied
+        crossed = [node.replication.statistics().sessions_crossed for node in pair.nodes]
+        for node in pair.nodes:
+            stats = node.replication.statistics()
+            (peer,) = [p for d in stats.databases for p in d.peers]
+            assert peer.failures == 0 and peer.last_failure is None, (node, peer)
+            assert peer.undelivered == 0, (node, peer)
+        (sent,) = [p for d in writer.replication.statistics().databases for p in d.peers]
+        if rule_4:
+            assert crossed[0] == crossed[1] >= 1
+            assert sent.entries_sent == 1000  # once
+        else:
+            assert crossed == [0, 0] and sent.entries_sent == 2000
 
 
 @given(st.text(min_size=1, max_size=60), st.text(min_size=1, max_size=60))

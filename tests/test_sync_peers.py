@@ -44,6 +44,35 @@ def test_claims_a_completed_session_did_not_deliver_stop_counting() -> None:
     assert record.undelivered == {B}
 
 
+@given(st.sampled_from(["applied", "released"]), st.booleans())
+def test_a_head_another_session_brings_is_not_undelivered(outcome: str, completed: bool) -> None:
+    """A session that skipped the peer's head because another session claimed its block
+    (two sessions streaming one log) is over: the head was delivered, not withheld. It
+    counts until that other session applies it, and after, if that one fails instead."""
+    held: set[Cid] = set()
+    arrivals = Arrivals()
+    record = PeerRecord()
+    record.told(frozenset({A}), held.__contains__)
+    started = record.session_started()
+    assert arrivals.claim([A]) == [True]  # the other session verifies A's block
+    assert arrivals.claim([A]) == [False]  # so this one skips it
+    over = record.session_completed if completed else record.failed_to_deliver
+    over(started, frozenset({A}), held.__contains__, arrivals.pending)
+    assert record.undelivered == set() and record.missing(held.__contains__) == 1
+    if outcome == "applied":
+        arrivals.applied([A])
+        held.add(A)
+        assert record.missing(held.__contains__) == 0
+    else:  # the other session failed: the peer that sent A still has it to give
+        arrivals.release([A])
+        assert not arrivals.pending(A)
+        assert record.missing(held.__contains__) == 1
+    # Without another session bringing it, the same end makes it undelivered (Rule 1).
+    if outcome == "released":
+        over(record.session_started(), frozenset({A}), held.__contains__, arrivals.pending)
+        assert record.undelivered == {A} and record.missing(held.__contains__) == 0
+
+
 @given(st.lists(st.sampled_from(["x", "y", "z"]), max_size=20), st.sampled_from(["x", "y", "z"]))
 def test_one_owner_per_cid(claims: list[str], who: str) -> None:
     inflight = InflightWants()

@@ -139,9 +139,7 @@ async def _dispatch(
         peer = stream.remote_peer
         link = st.peers.get(peer)
         running = link is not None and link.active
-        if not route.private and crossing_refused(
-            service.peer_id, peer, own_session_running=running
-        ):
+        if crossing_refused(service.peer_id, peer, own_session_running=running):
             service._count("crossed")
             with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):
                 await stream.send_all(encode_frame(BUSY))

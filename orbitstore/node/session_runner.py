@@ -190,6 +190,12 @@ class SessionRunner:
             if scope.cancelled_caught:
                 raise ClosedError("the database was closed during the reader proof")
         except OrbitstoreError as exc:
+            if isinstance(exc, ProtocolError) and exc.details.get("peer_code") == BUSY.code:
+                self.crossed = True  # a private database's crossing (sync/inbound.py Rule 4)
+                st.inflight.release(self)
+                with trio.CancelScope(shield=True):
+                    await self._finish()
+                return False
             if isinstance(exc, AccessDeniedError):
                 identity = exc.details.get("identity")
                 if isinstance(identity, str):  # the peer proved an identity we refuse
@@ -233,7 +239,9 @@ class SessionRunner:
         record.sessions += 1
         error = self._errors[0] if self._errors else None
         if error is None:
-            record.session_completed(self._started, self._hello_heads, st.database.log.has)
+            record.session_completed(
+                self._started, self._hello_heads, st.database.log.has, st.inflight.arriving.pending
+            )
             record.last_sync = trio.current_time()
             record.last_failure = None
             self._service._emit(
@@ -265,7 +273,10 @@ class SessionRunner:
             isinstance(error, InvalidDataError) and "peer_code" not in error.details
         )
         if ours:  # the peer's fault: what it claimed and did not send stops counting
-            record.failed_to_deliver(self._started, self._hello_heads, self._st.database.log.has)
+            st = self._st
+            record.failed_to_deliver(
+                self._started, self._hello_heads, st.database.log.has, st.inflight.arriving.pending
+            )
         if ours:  # tell the peer why we drop it (best effort)
             frame = encode_frame(self.session.fail(failure.code, failure.message))
             with trio.move_on_after(1.0), suppress(NetworkError, ClosedError):

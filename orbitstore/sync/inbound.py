@@ -25,12 +25,14 @@ Rule 4 — crossing sessions. Each side may open a session about a database at t
 moment (the writer's connect-time sync and the replica's open, say): both hellos cross
 and, unchecked, both sessions stream the whole log, each one sent twice. One session
 syncs both ways, so exactly one must survive, decided the same way on both sides
-(:func:`crossing_refused`): a node that gets a public database's ``Hello`` while its own
-session with that peer about that database is running refuses it with :data:`BUSY`
-when its peer id is the smaller one, and serves it otherwise. The other node, whose
-session got :data:`BUSY`, ends that session quietly — not a failure — and syncs again
-once the surviving session is over (a cheap exchange when it brought everything).
-Private databases are not decided here: their reader proof comes before any hello.
+(:func:`crossing_refused`): a node that gets a database's ``Hello`` (a private one's
+``Challenge``) while its own session with that peer about that database is running
+refuses it with :data:`BUSY` when its peer id is the smaller one, and serves it
+otherwise. The other node, whose session got :data:`BUSY`, ends that session quietly —
+not a failure — and syncs again once the surviving session is over (a cheap exchange
+when it brought everything). For a private database the refusal comes before the reader
+proof: it tells nothing to anyone but the peer our own session about that database is
+talking to, whose id the transport authenticates.
 
 Everything that decides what an inbound stream is lives in this file.
 """

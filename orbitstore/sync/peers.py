@@ -14,7 +14,10 @@ ended by the peer's fault) and the head is still missing: the peer had every cha
 send it and did not, so it is a head the peer cannot serve (a liar, or a peer that lost
 data). Such a head is *undelivered* and stops counting, for that peer only; another peer
 that sends it clears it. Heads told while the session ran (a newer announcement) still
-count, unless the session's Hello named them: the next session is about them.
+count, unless the session's Hello named them: the next session is about them. A head
+another session is still verifying or applying (:class:`Arrivals`: this session skipped
+its block, the other one claimed it) is not undelivered either: it was delivered, and
+is on its way into the log; if that other session fails, the head still counts.
 
 Rule 2 — an older message never removes a claim. Gossip may replay an older
 announcement after a newer Hello; its heads are added, none are forgotten.
@@ -40,6 +43,10 @@ from dataclasses import dataclass, field
 from orbitstore.core.cid import Cid
 
 Has = Callable[[Cid], bool]
+
+
+def _nothing(cid: Cid) -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,18 +134,23 @@ class PeerRecord:
         self.missing(has)
         return len(self.unheld)
 
-    def session_completed(self, started: int, hello_heads: frozenset[Cid], has: Has) -> None:
+    def session_completed(
+        self, started: int, hello_heads: frozenset[Cid], has: Has, arriving: Has = _nothing
+    ) -> None:
         """A session with the peer completed (Rule 1)."""
         self.heard = True
-        self.failed_to_deliver(started, hello_heads, has)
+        self.failed_to_deliver(started, hello_heads, has, arriving)
 
-    def failed_to_deliver(self, started: int, hello_heads: frozenset[Cid], has: Has) -> None:
+    def failed_to_deliver(
+        self, started: int, hello_heads: frozenset[Cid], has: Has, arriving: Has = _nothing
+    ) -> None:
         """A session that started at ``started`` (:meth:`session_started`), whose Hello
         named ``hello_heads``, is over (completed, or ended by the peer's fault): the
-        claims made before it, and its Hello's, that we still lack are undelivered."""
+        claims made before it, and its Hello's, that we still lack are undelivered,
+        unless another session is bringing them (``arriving``: :meth:`Arrivals.pending`)."""
         self.missing(has)
         for h, n in self.unheld.items():
-            if n <= started or h in hello_heads:
+            if (n <= started or h in hello_heads) and not arriving(h):
                 self.undelivered.add(h)
 
 
@@ -213,6 +225,10 @@ class Arrivals:
     def release(self, cids: Iterable[Cid]) -> None:
         """The caller will not apply these claimed blocks (its session failed)."""
         self._claimed.difference_update(cids)
+
+    def pending(self, cid: Cid) -> bool:
+        """Whether a session claimed ``cid`` and has neither applied nor released it."""
+        return cid in self._claimed
 
 
 def sources_for(sender: str, connected: Iterable[str], has_db: Callable[[str], bool]) -> list[str]:
