@@ -4,6 +4,8 @@ rejections, persistence, and a partitioned network (the backdating attack)."""
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from orbitstore.node.keyvalue import KeyValue
 from orbitstore.storage.memory import MemoryStore
 from orbitstore.testing.entries import entry_after
 from orbitstore.testing.network import MemoryNetwork
-from orbitstore.testing.pairs import open_memory_pair
+from orbitstore.testing.pairs import NodePair, open_memory_pair
 
 OWNER = Identity(b"\x01" * 32)
 ALICE = Identity(b"\x02" * 32)
@@ -246,8 +248,10 @@ async def test_partitioned_revoked_writer_is_excluded_everywhere(
             await db_a.put("doc", "again")
 
 
-async def test_node_redeem_over_the_network(autojump_clock: trio.abc.Clock) -> None:
-    net = MemoryNetwork(rng=random.Random(3), latency=(0.001, 0.01))
+@asynccontextmanager
+async def _owner_and_alice(seed: int) -> AsyncIterator[NodePair]:
+    """The owner's and Alice's nodes on an in-memory network, not connected yet."""
+    net = MemoryNetwork(rng=random.Random(seed), latency=(0.001, 0.01))
     async with open_memory_pair(
         network=net,
         names=("owner", "alice"),
@@ -255,6 +259,11 @@ async def test_node_redeem_over_the_network(autojump_clock: trio.abc.Clock) -> N
         stores=(MemoryStore(), MemoryStore()),
         config=CONFIG,
     ) as pair:
+        yield pair
+
+
+async def test_node_redeem_over_the_network(autojump_clock: trio.abc.Clock) -> None:
+    async with _owner_and_alice(3) as pair:
         n_o, n_a = pair.nodes
         db_o = await owner_kv(n_o)
         link = await db_o.invite()
@@ -274,14 +283,7 @@ async def test_node_redeem_over_the_network(autojump_clock: trio.abc.Clock) -> N
 async def test_redeem_names_the_database_unless_the_name_is_taken(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    net = MemoryNetwork(rng=random.Random(4), latency=(0.001, 0.01))
-    async with open_memory_pair(
-        network=net,
-        names=("owner", "alice"),
-        identities=(OWNER, ALICE),
-        stores=(MemoryStore(), MemoryStore()),
-        config=CONFIG,
-    ) as pair:
+    async with _owner_and_alice(4) as pair:
         n_o, n_a = pair.nodes
         db_o = await owner_kv(n_o)
         mine = await n_a.open("mine", type="feed")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trio
@@ -145,6 +146,20 @@ async def test_no_second_session_with_a_peer_while_its_own_runs() -> None:
         assert peer.entries_sent == 4000  # and nothing was sent twice
 
 
+async def _two_finished_then_synced(progress: Any, *databases: Database) -> None:
+    """Two sessions finish (the surviving one, then the refused side's next one; or
+    both, without Rule 4), none fails; then every one of ``databases`` is synced."""
+    with trio.fail_after(30):
+        finished = 0
+        async for event in progress:
+            assert getattr(event, "kind", None) != "failed", event
+            finished += getattr(event, "kind", None) == "finished"
+            if finished == 2:
+                break
+        for database in databases:
+            await database.wait_synced(timeout=30)
+
+
 async def test_two_sessions_that_cross_collapse_to_one() -> None:
     """Both sides open a session about the database at the same moment (a writer's sync
     and the replica's open): the hellos cross. sync/inbound.py Rule 4: the side with the
@@ -161,15 +176,7 @@ async def test_two_sessions_that_cross_collapse_to_one() -> None:
         async with writer.replication.subscribe_progress() as progress:
             r = await replica.open(f"/orbitstore/{DB}")  # starts the replica's session...
             writer.replication.request_sync(w, replica.replication.peer_id)  # ...and ours
-            with trio.fail_after(30):
-                finished = 0  # the surviving session, then the refused side's next one
-                async for event in progress:
-                    assert getattr(event, "kind", None) != "failed", event
-                    finished += getattr(event, "kind", None) == "finished"
-                    if finished == 2:
-                        break
-                await r.wait_synced(timeout=30)
-                await w.wait_synced(timeout=30)
+            await _two_finished_then_synced(progress, r, w)
         assert len(r) == 4000
         crossed = [node.replication.statistics().sessions_crossed for node in pair.nodes]
         # One side refused, the other was refused (and the refused side's sync after the
@@ -223,16 +230,7 @@ async def test_two_sessions_of_a_private_database_that_cross_collapse_to_one(
         async with writer.replication.subscribe_progress() as progress:
             r = await replica.open(w.address)
             writer.replication.request_sync(w, replica.replication.peer_id)
-            with trio.fail_after(30):
-                finished = 0
-                async for event in progress:
-                    assert getattr(event, "kind", None) != "failed", event
-                    finished += getattr(event, "kind", None) == "finished"
-                    if finished == 2:
-                        break
-                await r.wait_synced(timeout=30)
-                await w.wait_synced(timeout=30)
-        print("DEBUG", len(r), [n.replication.statistics() for n in pair.nodes])
+            await _two_finished_then_synced(progress, r, w)
         assert len(r) == 1000  # wait_synced returned: everything is applied
         crossed = [node.replication.statistics().sessions_crossed for node in pair.nodes]
         for node in pair.nodes:
